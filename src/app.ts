@@ -1,0 +1,68 @@
+/** Wires configuration → keys → storage → domain → transport, and tears it down. */
+import path from "node:path";
+import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
+import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
+import type { Config } from "./config.js";
+import { loadKeyring, type Keyring } from "./crypto/keyring.js";
+import { Grants } from "./domain/grants.js";
+import { Secrets } from "./domain/secrets.js";
+import type { Logger } from "./logger.js";
+import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
+import type { Storage } from "./storage/storage.js";
+import { startGrpcServer } from "./transport/grpc/server.js";
+
+export interface App {
+  readonly port: number;
+  readonly storage: Storage;
+  readonly keyring: Keyring;
+  /** Drains in-flight calls (at most graceMs), then closes the database. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const DB_FILE = "secretd.db";
+
+export function verifierOptions(config: Config, warn: (msg: string) => void): VerifierOptions {
+  const j = config.jwt;
+  const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim };
+  if (j.hs256SecretFile !== "") {
+    if (j.hs256IsDevKey) {
+      const dev = ensureDevHs256Secret(j.hs256SecretFile);
+      if (dev.created) warn(`created a development JWT signing key at ${j.hs256SecretFile}; configure a real key source for production`);
+      opts.hs256Secret = dev.secret;
+    } else {
+      opts.hs256Secret = readHs256Secret(j.hs256SecretFile);
+    }
+  }
+  if (j.jwksFile !== "") opts.jwks = readJwksFile(j.jwksFile);
+  if (j.jwksUrl !== "") opts.jwksUrl = j.jwksUrl;
+  if (j.issuer !== "") opts.issuer = j.issuer;
+  if (j.audience !== "") opts.audience = j.audience;
+  return opts;
+}
+
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const warn = (msg: string): void => logger.warn(msg);
+  const keyring = loadKeyring(config.kekFile, { create: config.kekFileIsDefault, warn });
+  const verifier = createVerifier(verifierOptions(config, warn));
+  const storage = new SqliteStorage(path.join(config.dataDir, DB_FILE));
+  const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
+  const grants = new Grants({ storage, secrets });
+  let server;
+  try {
+    server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection: { storage, keyring } });
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const running = server;
+  logger.info({ listen: `${config.listen.host}:${running.port}`, tls: config.tls !== undefined }, "secretd serving");
+  return {
+    port: running.port,
+    storage,
+    keyring,
+    async close(graceMs = 10_000) {
+      await running.shutdown(graceMs);
+      await storage.close();
+    },
+  };
+}

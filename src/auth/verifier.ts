@@ -1,0 +1,259 @@
+/**
+ * Bearer-JWT verification (SPEC §2): the one place a Principal is made from a token.
+ *
+ * Contract: every rejection is UNAUTHENTICATED with a short generic reason; messages
+ * never hold the token, a claim value or key material (the jose error is the cause).
+ * HS* tokens are verified only with the HS256 secret and every other algorithm only
+ * with the JWKS, so a token cannot pick a public key as its HMAC secret.
+ */
+import { createHash } from "node:crypto";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+} from "jose";
+import { SecretdError } from "../domain/errors.js";
+import type { Principal } from "../domain/principal.js";
+
+export interface VerifierOptions {
+  hs256Secret?: Uint8Array;
+  /** A local JWKS (public keys). */
+  jwks?: { keys: JWK[] };
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  algorithms: readonly string[];
+  tenantClaim: string;
+  /** Verified tokens kept; default 10_000; 0 disables the cache. */
+  cacheSize?: number;
+  /** Default 0. */
+  clockToleranceSec?: number;
+  /** Milliseconds since epoch; for tests. */
+  now?: () => number;
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+const DEFAULT_CACHE_SIZE = 10_000;
+
+/**
+ * Every cache entry is re-verified at least this often (tokens without `exp` included),
+ * so a key removed from the JWKS stops being honoured within this time.
+ */
+export const MAX_CACHE_AGE_MS = 5 * 60_000;
+
+const HMAC_ALG = /^HS\d+$/;
+
+function rejected(reason: string, cause?: unknown): SecretdError {
+  return new SecretdError("UNAUTHENTICATED", `invalid token: ${reason}`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Verified tokens, bounded (the oldest insertion is evicted first) and keyed by a
+ * SHA-256 of the token so the token itself is never held. An entry is never served at
+ * or past its `exp`, before its `nbf`, or more than MAX_CACHE_AGE_MS after insertion.
+ */
+export class VerifiedTokenCache {
+  readonly #entries = new Map<string, { principal: Principal; notBeforeMs: number; notAfterMs: number }>();
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(token: string, nowMs: number): Principal | undefined {
+    if (this.capacity <= 0) return undefined;
+    const key = digest(token);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (nowMs >= entry.notAfterMs) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return nowMs < entry.notBeforeMs ? undefined : entry.principal;
+  }
+
+  /** `nbf` in seconds since epoch, as in the token. */
+  set(token: string, principal: Principal, nbf: number | undefined, nowMs: number): void {
+    if (this.capacity <= 0) return;
+    const notAfterMs = Math.min(nowMs + MAX_CACHE_AGE_MS, principal.exp === undefined ? Infinity : principal.exp * 1000);
+    if (nowMs >= notAfterMs) return;
+    const key = digest(token);
+    this.#entries.delete(key);
+    while (this.#entries.size >= this.capacity) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done === true) break;
+      this.#entries.delete(oldest.value);
+    }
+    this.#entries.set(key, { principal, notBeforeMs: nbf === undefined ? -Infinity : nbf * 1000, notAfterMs });
+  }
+}
+
+function digest(token: string): string {
+  return createHash("sha256").update(token).digest("base64");
+}
+
+/** The JWKS resolver: the local set first, then the URL for a key it does not hold. */
+function keySet(opts: VerifierOptions): JWTVerifyGetKey | undefined {
+  let local: JWTVerifyGetKey | undefined;
+  let remote: JWTVerifyGetKey | undefined;
+  try {
+    if (opts.jwks !== undefined) local = createLocalJWKSet(opts.jwks);
+  } catch (cause) {
+    throw new SecretdError("FAILED_PRECONDITION", "JWKS is malformed: expected {\"keys\": [JWK, ...]}", { cause });
+  }
+  if (opts.jwksUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(opts.jwksUrl);
+    } catch (cause) {
+      throw new SecretdError("FAILED_PRECONDITION", "JWKS URL is not a valid URL", { cause });
+    }
+    remote = createRemoteJWKSet(url);
+  }
+  if (local !== undefined && remote !== undefined) {
+    const [l, r] = [local, remote];
+    return async (header, token) => {
+      try {
+        return await l(header, token);
+      } catch (err) {
+        if (err instanceof errors.JWKSNoMatchingKey) return r(header, token);
+        throw err;
+      }
+    };
+  }
+  return local ?? remote;
+}
+
+/** A JWKS may hold several keys a kid-less token matches: the first that verifies wins. */
+async function verifyWithKeySet(token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, getKey, options)).payload;
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    let last: unknown = err;
+    for await (const key of err) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (e) {
+        // A claim failure after a good signature is final; a bad signature tries the next key.
+        if (!(e instanceof errors.JWSSignatureVerificationFailed)) throw e;
+        last = e;
+      }
+    }
+    throw last;
+  }
+}
+
+const CLAIM_REASONS: Readonly<Record<string, string>> = {
+  nbf: "not yet valid",
+  iss: "wrong issuer",
+  aud: "wrong audience",
+};
+
+function reasonOf(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return "expired";
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    // "invalid" = a registered claim of the wrong type; otherwise missing or mismatched.
+    if (err.reason === "invalid") return "malformed claims";
+    return CLAIM_REASONS[err.claim] ?? "claims rejected";
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return "algorithm not allowed";
+  if (err instanceof errors.JWSSignatureVerificationFailed) return "bad signature";
+  if (err instanceof errors.JWKSNoMatchingKey) return "unknown key";
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return "ambiguous key";
+  if (err instanceof errors.JWKSTimeout) return "key set unavailable";
+  if (err instanceof errors.JWKSInvalid) return "key set unusable";
+  if (err instanceof errors.JOSENotSupported) return "unsupported algorithm or key";
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return "malformed";
+  return "verification failed";
+}
+
+function stringArray(payload: JWTPayload, claim: string): string[] | undefined {
+  const v = payload[claim];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === "string")) {
+    throw rejected(`claim "${claim}" must be an array of strings`);
+  }
+  return v;
+}
+
+function nonEmptyString(payload: JWTPayload, claim: string): string {
+  const v = payload[claim];
+  if (typeof v !== "string" || v === "") throw rejected(`claim "${claim}" must be a non-empty string`);
+  return v;
+}
+
+export function principalFrom(payload: JWTPayload, tenantClaim: string): Principal {
+  const sub = nonEmptyString(payload, "sub");
+  const tenant = nonEmptyString(payload, tenantClaim);
+  const roles = stringArray(payload, "roles") ?? [];
+  const meshes = stringArray(payload, "meshes");
+  // Frozen: a cached Principal is shared by every call presenting the same token.
+  return Object.freeze({
+    sub,
+    tenant,
+    roles: Object.freeze([...roles]),
+    meshes: meshes === undefined || meshes.includes("*") ? undefined : Object.freeze([...meshes]),
+    exp: payload.exp,
+  });
+}
+
+export function createVerifier(opts: VerifierOptions): TokenVerifier {
+  // "none" is dropped whatever its spelling: an unsigned token is never a credential.
+  const allowed = new Set(opts.algorithms.filter((a) => a.toLowerCase() !== "none"));
+  const getKey = keySet(opts);
+  const hmacSecret = opts.hs256Secret;
+  const now = opts.now ?? Date.now;
+  const cache = new VerifiedTokenCache(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
+  const base: JWTVerifyOptions = {
+    clockTolerance: opts.clockToleranceSec ?? 0,
+    ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
+    ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
+  };
+
+  async function verifyUncached(token: string, nowMs: number): Promise<JWTPayload> {
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch (cause) {
+      throw rejected("malformed", cause);
+    }
+    if (typeof alg !== "string" || alg === "") throw rejected("malformed");
+    if (!allowed.has(alg)) throw rejected("algorithm not allowed");
+    // Exactly the header's algorithm, already checked against the allow-list.
+    const options: JWTVerifyOptions = { ...base, algorithms: [alg], currentDate: new Date(nowMs) };
+    try {
+      if (HMAC_ALG.test(alg)) {
+        if (hmacSecret === undefined) throw rejected("algorithm not allowed");
+        return (await jwtVerify(token, hmacSecret, options)).payload;
+      }
+      if (getKey === undefined) throw rejected("algorithm not allowed");
+      return await verifyWithKeySet(token, getKey, options);
+    } catch (err) {
+      if (err instanceof SecretdError) throw err;
+      throw rejected(reasonOf(err), err);
+    }
+  }
+
+  return {
+    async verify(token: string): Promise<Principal> {
+      const nowMs = now();
+      const hit = cache.get(token, nowMs);
+      if (hit !== undefined) return hit;
+      const payload = await verifyUncached(token, nowMs);
+      const principal = principalFrom(payload, opts.tenantClaim);
+      cache.set(token, principal, payload.nbf, nowMs);
+      return principal;
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/** `secretd serve`: runs the server until SIGTERM/SIGINT, then drains and closes. */
+import type { Command } from "commander";
+import { startApp } from "../app.js";
+import type { Config } from "../config.js";
+import { createLogger } from "../logger.js";
+import { configFrom, withConfigOptions } from "./config-options.js";
+import { mintFromConfig } from "./token.js";
+
+const DEV_TENANT = "dev";
+const DEV_SUB = "dev-admin";
+
+/** With the dev key, print a ready token and a grpcurl call, as the quick start promises. */
+async function devBanner(config: Config, port: number): Promise<void> {
+  if (!config.jwt.hs256IsDevKey) return;
+  const token = await mintFromConfig(config, { tenant: DEV_TENANT, sub: DEV_SUB, roles: ["tenant-admin"], ttlSec: 24 * 3600 });
+  const addr = `${config.listen.host}:${port}`;
+  const tls = config.tls ? "-insecure" : "-plaintext";
+  process.stderr.write(
+    [
+      "",
+      `secretd is serving on ${addr} with the DEVELOPMENT signing key ${config.jwt.hs256SecretFile}.`,
+      `A token for tenant "${DEV_TENANT}", sub "${DEV_SUB}", role tenant-admin, valid 24h:`,
+      "",
+      `export TOKEN=${token}`,
+      "",
+      "Try:",
+      `grpcurl ${tls} -H "authorization: Bearer $TOKEN" -d '{"mesh":"default","name":"db-password","stringData":{"password":"s3cr3t"}}' ${addr} secrets.v1.SecretService/CreateSecret`,
+      `grpcurl ${tls} -H "authorization: Bearer $TOKEN" -d '{"mesh":"default","name":"db-password"}' ${addr} secrets.v1.SecretService/GetSecret`,
+      "",
+    ].join("\n") + "\n",
+  );
+}
+
+export function registerServe(program: Command): void {
+  withConfigOptions(program.command("serve").description("run the gRPC server")).action(async (opts: Record<string, unknown>) => {
+    const config = configFrom(opts);
+    const log = createLogger(config.logLevel);
+    const app = await startApp(config, log.logger);
+    await devBanner(config, app.port);
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.logger.info({ signal }, "draining");
+      app
+        .close()
+        .then(() => {
+          log.logger.info("stopped");
+          log.flush();
+          process.exit(0);
+        })
+        .catch((err: unknown) => {
+          log.logger.error({ err }, "shutdown failed");
+          log.flush();
+          process.exit(1);
+        });
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}

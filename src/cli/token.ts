@@ -1,0 +1,58 @@
+/** `secretd token mint`: signs a token with the configured HS256 secret file. */
+import type { Command } from "commander";
+import { ensureDevHs256Secret, readHs256Secret } from "../auth/keys.js";
+import { mintToken, parseDuration } from "../auth/mint.js";
+import type { Config } from "../config.js";
+import { SecretdError } from "../domain/errors.js";
+import { configFrom, withConfigOptions } from "./config-options.js";
+
+function list(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+export function signingSecret(config: Config): Buffer {
+  const file = config.jwt.hs256SecretFile;
+  if (file === "") throw new SecretdError("FAILED_PRECONDITION", "token mint signs with the HS256 secret: set --jwt-hs256-secret-file");
+  return config.jwt.hs256IsDevKey ? ensureDevHs256Secret(file).secret : readHs256Secret(file);
+}
+
+export async function mintFromConfig(
+  config: Config,
+  claims: { tenant: string; sub: string; roles?: string[] | undefined; meshes?: string[] | undefined; ttlSec: number },
+): Promise<string> {
+  return mintToken({
+    secret: signingSecret(config),
+    tenant: claims.tenant,
+    sub: claims.sub,
+    ...(claims.roles ? { roles: claims.roles } : {}),
+    ...(claims.meshes ? { meshes: claims.meshes } : {}),
+    ttlSec: claims.ttlSec,
+    ...(config.jwt.issuer ? { issuer: config.jwt.issuer } : {}),
+    ...(config.jwt.audience ? { audience: config.jwt.audience } : {}),
+    tenantClaim: config.jwt.tenantClaim,
+  });
+}
+
+export function registerToken(program: Command): void {
+  const token = program.command("token").description("token utilities");
+  withConfigOptions(
+    token
+      .command("mint")
+      .description("mint an HS256 token signed with the configured secret file (prints only the token)")
+      .requiredOption("--tenant <tenant>", "tenant claim")
+      .requiredOption("--sub <sub>", "subject (principal id)")
+      .option("--roles <roles>", "comma-separated roles, e.g. tenant-admin,data-developer")
+      .option("--meshes <meshes>", "comma-separated meshes the token may use (default: every mesh)")
+      .option("--ttl <duration>", "lifetime: 90s, 15m, 1h, 7d", "1h"),
+  ).action(async (opts: Record<string, string | undefined>) => {
+    const config = configFrom(opts);
+    const jwt = await mintFromConfig(config, {
+      tenant: opts.tenant ?? "",
+      sub: opts.sub ?? "",
+      roles: list(opts.roles),
+      meshes: list(opts.meshes),
+      ttlSec: parseDuration(opts.ttl ?? "1h"),
+    });
+    process.stdout.write(`${jwt}\n`);
+  });
+}

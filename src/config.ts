@@ -1,0 +1,218 @@
+/**
+ * The one configuration schema. Precedence: flags > environment > YAML file (--config)
+ * > defaults. Read once at start, validated with messages that name the bad setting,
+ * then frozen; nothing below this file reads process.env.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { SecretdError } from "./domain/errors.js";
+
+interface Setting {
+  readonly key: keyof RawSettings;
+  readonly flag: string;
+  readonly env: string;
+  readonly default: string;
+  readonly doc: string;
+}
+
+type RawSettings = {
+  listen: string;
+  dataDir: string;
+  databaseUrl: string;
+  kekFile: string;
+  jwtHs256SecretFile: string;
+  jwtJwksFile: string;
+  jwtJwksUrl: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwtAlgorithms: string;
+  tenantClaim: string;
+  creatorRoles: string;
+  maxVersions: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsClientCa: string;
+  logLevel: string;
+  metricsListen: string;
+};
+
+export const SETTINGS: readonly Setting[] = [
+  { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
+  { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
+  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir" },
+  { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
+  { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
+  { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
+  { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens" },
+  { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
+  { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
+  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
+  { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
+  { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
+  { key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret" },
+  { key: "tlsCert", flag: "tls-cert", env: "SECRETD_TLS_CERT", default: "", doc: "server certificate (PEM); plaintext when empty" },
+  { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
+  { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
+  { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
+  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+];
+
+export interface Config {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly kekFile: string;
+  /** True when kekFile is the default path, which may be created on first start. */
+  readonly kekFileIsDefault: boolean;
+  readonly jwt: {
+    readonly hs256SecretFile: string;
+    /** True when the HS256 secret is the dev key in the data dir, created if missing. */
+    readonly hs256IsDevKey: boolean;
+    readonly jwksFile: string;
+    readonly jwksUrl: string;
+    readonly issuer: string;
+    readonly audience: string;
+    readonly algorithms: readonly string[];
+    readonly tenantClaim: string;
+  };
+  readonly creatorRoles: readonly string[];
+  readonly maxVersions: number;
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
+  readonly logLevel: string;
+  readonly metricsListen: string;
+}
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+const HS_ALGS = ["HS256"];
+const JWKS_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+function bad(setting: string, problem: string): SecretdError {
+  const s = SETTINGS.find((x) => x.key === setting);
+  const name = s ? `--${s.flag} / ${s.env}` : setting;
+  return new SecretdError("INVALID_ARGUMENT", `invalid configuration ${name}: ${problem}`);
+}
+
+function readYaml(file: string): Record<string, string> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: expected a mapping of setting names`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(doc)) {
+    const s = SETTINGS.find((x) => x.flag === k);
+    if (!s) throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: unknown setting "${k}"`);
+    out[s.key] = Array.isArray(v) ? v.join(",") : String(v);
+  }
+  return out;
+}
+
+function parseListen(key: string, v: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function list(v: string): string[] {
+  return v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/**
+ * flags: values given on the command line, by setting key (camelCase), plus `config`.
+ * env: the process environment.
+ */
+export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", string>>, env: NodeJS.ProcessEnv): Config {
+  const configFile = flags.config ?? env.SECRETD_CONFIG ?? "";
+  const fromFile = configFile ? readYaml(configFile) : {};
+  const raw = {} as RawSettings;
+  for (const s of SETTINGS) {
+    raw[s.key] = flags[s.key] ?? env[s.env] ?? fromFile[s.key] ?? s.default;
+  }
+
+  const listen = parseListen("listen", raw.listen);
+  if (raw.dataDir === "") throw bad("dataDir", "must not be empty");
+  const dataDir = path.resolve(raw.dataDir);
+  if (raw.databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(raw.databaseUrl)) {
+    throw bad("databaseUrl", "must be empty (SQLite) or a postgres:// URL");
+  }
+  if (raw.databaseUrl !== "") throw bad("databaseUrl", "the PostgreSQL back-end is not available in this build");
+  if (raw.jwtJwksUrl !== "" && !/^https?:\/\//.test(raw.jwtJwksUrl)) throw bad("jwtJwksUrl", "must be an http(s) URL");
+
+  const hasJwks = raw.jwtJwksFile !== "" || raw.jwtJwksUrl !== "";
+  const hs256IsDevKey = raw.jwtHs256SecretFile === "" && !hasJwks;
+  const hs256SecretFile = hs256IsDevKey ? path.join(dataDir, "jwt-dev.key") : raw.jwtHs256SecretFile;
+
+  const defaultAlgs = [...(hs256SecretFile ? HS_ALGS : []), ...(hasJwks ? JWKS_ALGS : [])];
+  const algorithms = raw.jwtAlgorithms === "" ? defaultAlgs : list(raw.jwtAlgorithms);
+  for (const a of algorithms) {
+    if (![...HS_ALGS, ...JWKS_ALGS].includes(a)) throw bad("jwtAlgorithms", `unsupported algorithm "${a}"`);
+    if (HS_ALGS.includes(a) && !hs256SecretFile) throw bad("jwtAlgorithms", `${a} needs --jwt-hs256-secret-file`);
+    if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file or --jwt-jwks-url`);
+  }
+  if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
+  if (!/^[A-Za-z0-9_.:/-]{1,128}$/.test(raw.tenantClaim)) throw bad("tenantClaim", "must be a claim name");
+
+  const creatorRoles = list(raw.creatorRoles);
+  const maxVersions = Number(raw.maxVersions);
+  if (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 1000) throw bad("maxVersions", "must be an integer from 1 to 1000");
+
+  if ((raw.tlsCert === "") !== (raw.tlsKey === "")) throw bad(raw.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
+  if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
+  if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
+  if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+
+  const config: Config = {
+    listen,
+    dataDir,
+    databaseUrl: raw.databaseUrl,
+    kekFile: raw.kekFile === "" ? path.join(dataDir, "kek.json") : path.resolve(raw.kekFile),
+    kekFileIsDefault: raw.kekFile === "",
+    jwt: {
+      hs256SecretFile,
+      hs256IsDevKey,
+      jwksFile: raw.jwtJwksFile,
+      jwksUrl: raw.jwtJwksUrl,
+      issuer: raw.jwtIssuer,
+      audience: raw.jwtAudience,
+      algorithms,
+      tenantClaim: raw.tenantClaim,
+    },
+    creatorRoles,
+    maxVersions,
+    tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
+    logLevel: raw.logLevel,
+    metricsListen: raw.metricsListen,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** The configuration as `doctor` and start-up logs may show it: paths and names only. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  return {
+    listen: `${c.listen.host}:${c.listen.port}`,
+    dataDir: c.dataDir,
+    database: c.databaseUrl === "" ? "sqlite" : "postgres",
+    kekFile: c.kekFile,
+    jwt: { ...c.jwt },
+    creatorRoles: c.creatorRoles,
+    maxVersions: c.maxVersions,
+    tls: c.tls ? { cert: c.tls.cert, clientCa: c.tls.clientCa || undefined } : "off",
+    logLevel: c.logLevel,
+    metricsListen: c.metricsListen || "off",
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * What a principal may do with one secret. Levels are ordered: each includes the ones
+ * below it (ADMIN ⊃ WRITE ⊃ READ ⊃ PROJECT). The owner and a tenant-admin hold ADMIN on
+ * every key; anyone else holds what their unexpired grants give (to `user:<sub>` or to
+ * `role:<role>` of one of their roles), with the grants' key limits.
+ */
+import { denied, notFound } from "./errors.js";
+import { hasRole, type Principal } from "./principal.js";
+import type { GrantRow, SecretRow } from "../storage/storage.js";
+
+export enum Level {
+  NONE = 0,
+  PROJECT = 1,
+  READ = 2,
+  WRITE = 3,
+  ADMIN = 4,
+}
+
+interface Held {
+  readonly level: Level;
+  /** undefined = every key. */
+  readonly keys: ReadonlySet<string> | undefined;
+}
+
+export interface Access {
+  /** The highest level held. */
+  readonly level: Level;
+  readonly held: readonly Held[];
+}
+
+export const TENANT_ADMIN = "tenant-admin";
+const FULL: Access = { level: Level.ADMIN, held: [{ level: Level.ADMIN, keys: undefined }] };
+const NONE: Access = { level: Level.NONE, held: [] };
+
+/** The grant subjects a principal answers to. */
+export function subjectsOf(p: Principal): string[] {
+  return [`user:${p.sub}`, ...p.roles.map((r) => `role:${r}`)];
+}
+
+export function isLive(g: GrantRow, now: number): boolean {
+  return g.expireTime === undefined || g.expireTime > now;
+}
+
+export function accessTo(p: Principal, s: SecretRow, grants: readonly GrantRow[], now: number): Access {
+  if (s.tenant !== p.tenant) return NONE;
+  if (s.owner === p.sub || hasRole(p, TENANT_ADMIN)) return FULL;
+  const subjects = new Set(subjectsOf(p));
+  const held: Held[] = grants
+    .filter((g) => g.secretUid === s.uid && subjects.has(g.subject) && isLive(g, now))
+    .map((g) => ({ level: g.level as Level, keys: g.keys.length === 0 ? undefined : new Set(g.keys) }));
+  return { level: Math.max(Level.NONE, ...held.map((h) => h.level)), held };
+}
+
+/** Keys usable at `level`: the union over grants reaching it; undefined = every key. */
+export function keysAt(access: Access, level: Level): ReadonlySet<string> | undefined {
+  const union = new Set<string>();
+  for (const h of access.held) {
+    if (h.level < level) continue;
+    if (h.keys === undefined) return undefined;
+    for (const k of h.keys) union.add(k);
+  }
+  return union;
+}
+
+/**
+ * Throws unless `access` reaches `level`. No right at all reads as NOT_FOUND, so a
+ * caller learns nothing of a secret it may not see; some right but not this one is
+ * PERMISSION_DENIED.
+ */
+export function requireLevel(access: Access, level: Level, name: string): void {
+  if (access.level === Level.NONE) throw notFound(`secret "${name}"`);
+  if (access.level < level) throw denied(`permission ${Level[level]} required on secret "${name}"`);
+}
+
+/** Throws PERMISSION_DENIED for the first key not usable at `level`. */
+export function requireKeys(access: Access, level: Level, keys: Iterable<string>, name: string): void {
+  const allowed = keysAt(access, level);
+  if (allowed === undefined) return;
+  for (const k of keys) if (!allowed.has(k)) throw denied(`key "${k}" of secret "${name}" is not granted`);
+}

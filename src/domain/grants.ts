@@ -1,0 +1,103 @@
+/**
+ * Sharing, the DataOS way: the owner (or an ADMIN holder, or a tenant-admin) grants a
+ * subject — `user:<sub>` or `role:<role>` of the same tenant — a permission on one
+ * secret, optionally limited to some keys and to a time. Grants hang off the secret's
+ * uid, so they die with it and never pass to a re-created name; a grant can never
+ * reach another tenant because access is only ever computed for principals of the
+ * secret's own tenant.
+ */
+import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
+import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
+import { keysAt, Level } from "./access.js";
+import { denied, invalid, notFound } from "./errors.js";
+import type { Principal } from "./principal.js";
+import { scopeFor, type Secrets } from "./secrets.js";
+import { validateDataKey, validateName } from "./validation.js";
+
+export interface GrantsDeps {
+  readonly storage: Storage;
+  readonly secrets: Secrets;
+  readonly now?: () => number;
+}
+
+const LEVEL_OF: Partial<Record<Permission, Level>> = {
+  [Permission.PERMISSION_PROJECT]: Level.PROJECT,
+  [Permission.PERMISSION_READ]: Level.READ,
+  [Permission.PERMISSION_WRITE]: Level.WRITE,
+  [Permission.PERMISSION_ADMIN]: Level.ADMIN,
+};
+
+export function permissionOf(level: number): Permission {
+  const hit = Object.entries(LEVEL_OF).find(([, l]) => l === level);
+  return hit ? (Number(hit[0]) as Permission) : Permission.PERMISSION_UNSPECIFIED;
+}
+
+const SUBJECT = /^(user|role):[^\s\p{C}]{1,256}$/u;
+const MAX_GRANT_KEYS = 256;
+
+function validateSubject(subject: string): void {
+  if (!SUBJECT.test(subject)) throw invalid("subject", 'must be "user:<sub>" or "role:<role>"');
+}
+
+export interface GrantView extends GrantRow {
+  readonly mesh: string;
+  readonly name: string;
+}
+
+export class Grants {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: GrantsDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The secret, when the caller may administer it (NOT_FOUND / PERMISSION_DENIED otherwise). */
+  private async administered(p: Principal, mesh: string, name: string): Promise<{ secret: SecretRow; adminKeys: ReadonlySet<string> | undefined; grants: readonly GrantRow[] }> {
+    validateName(name);
+    const scope = scopeFor(p, mesh);
+    const found = await this.deps.storage.readSecret(scope, name, 0);
+    const { secret, access } = this.deps.secrets.authorize(p, found, name, Level.ADMIN);
+    return { secret, adminKeys: keysAt(access, Level.ADMIN), grants: found?.grants ?? [] };
+  }
+
+  async grant(p: Principal, req: GrantAccessRequest): Promise<GrantView> {
+    validateSubject(req.subject);
+    const level = LEVEL_OF[req.permission];
+    if (level === undefined) throw invalid("permission", "must be PERMISSION_READ, PERMISSION_PROJECT, PERMISSION_WRITE or PERMISSION_ADMIN");
+    const keys = [...new Set(req.keys)].sort();
+    if (keys.length > MAX_GRANT_KEYS) throw invalid("keys", `at most ${MAX_GRANT_KEYS} keys`);
+    keys.forEach((k, i) => validateDataKey(k, `keys[${i}]`));
+    const now = this.now();
+    let expireTime: number | undefined;
+    if (req.expireTime !== undefined) {
+      expireTime = req.expireTime.getTime();
+      if (!Number.isFinite(expireTime) || expireTime <= now) throw invalid("expire_time", "must be in the future");
+    }
+
+    const { secret, adminKeys } = await this.administered(p, req.mesh, req.name);
+    // Nobody grants more than they hold: a key-limited ADMIN grants only within its keys.
+    if (adminKeys !== undefined) {
+      if (keys.length === 0) throw denied("you may only grant the keys you hold: list them in keys");
+      for (const k of keys) if (!adminKeys.has(k)) throw denied(`you may not grant key "${k}"`);
+    }
+
+    const row: GrantRow = { secretUid: secret.uid, subject: req.subject, level, keys, expireTime, grantedBy: p.sub, createTime: now };
+    if ((await this.deps.storage.putGrant(row)) === "missing") throw notFound(`secret "${req.name}"`);
+    return { ...row, mesh: secret.mesh, name: secret.name };
+  }
+
+  async revoke(p: Principal, req: RevokeAccessRequest): Promise<void> {
+    validateSubject(req.subject);
+    const level = req.permission === Permission.PERMISSION_UNSPECIFIED ? undefined : LEVEL_OF[req.permission];
+    if (req.permission !== Permission.PERMISSION_UNSPECIFIED && level === undefined) throw invalid("permission", "is not a permission");
+    const { secret } = await this.administered(p, req.mesh, req.name);
+    const removed = await this.deps.storage.deleteGrants(secret.uid, req.subject, level);
+    if (removed === 0) throw notFound(`grant for ${req.subject} on secret "${req.name}"`);
+  }
+
+  /** Every grant of the secret, expired ones included (their expire_time shows it). */
+  async list(p: Principal, req: ListGrantsRequest): Promise<GrantView[]> {
+    const { secret, grants } = await this.administered(p, req.mesh, req.name);
+    return grants.map((g) => ({ ...g, mesh: secret.mesh, name: secret.name }));
+  }
+}

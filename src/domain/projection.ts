@@ -1,0 +1,145 @@
+/**
+ * ProjectSecrets: values of several secrets selected and mapped to env names, file
+ * paths and modes for a runtime, all read from one storage transaction. The revision
+ * is a SHA-256 over a canonical encoding of sources and values, so the same input
+ * always yields the same revision and any change of a value yields another.
+ */
+import { createHash } from "node:crypto";
+import type { Keyring } from "../crypto/keyring.js";
+import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
+import type { Storage } from "../storage/storage.js";
+import { accessTo, keysAt, Level, requireLevel } from "./access.js";
+import { openData } from "./barrier.js";
+import { SecretdError, denied, invalid } from "./errors.js";
+import type { Principal } from "./principal.js";
+import { requireUnexpired, scopeFor } from "./secrets.js";
+import { validateDataKey, validateName } from "./validation.js";
+
+export interface ProjectionResult {
+  readonly values: ProjectedValue[];
+  readonly sources: SecretRef[];
+  readonly revision: string;
+}
+
+export interface ProjectionDeps {
+  readonly storage: Storage;
+  readonly keyring: Keyring;
+  readonly now?: () => number;
+}
+
+const MAX_ITEMS = 256;
+const MAX_MAPPINGS = 4096;
+const MAX_TOTAL_BYTES = 8 * 1024 * 1024;
+const DEFAULT_MODE = 0o400;
+
+export function defaultEnvName(prefix: string, key: string): string {
+  return prefix + key.toUpperCase().replace(/[^A-Z0-9_]/g, "_");
+}
+
+function validateEnv(env: string, field: string): void {
+  if (env === "" || env.includes("=") || env.includes("\0")) throw invalid(field, "must be a non-empty name without '=' or NUL");
+}
+
+function validatePath(path: string, field: string): void {
+  if (path.startsWith("/")) throw invalid(field, "must be relative");
+  const parts = path.split("/");
+  if (parts.some((s) => s === "" || s.startsWith(".."))) {
+    throw invalid(field, "must not contain '..', a segment starting with '..', or empty segments");
+  }
+  if (path.includes("\0") || path.length > 4096) throw invalid(field, "is not a valid path");
+}
+
+function validateRequest(req: ProjectSecretsRequest): void {
+  if (req.items.length === 0) throw invalid("items", "at least one item is required");
+  if (req.items.length > MAX_ITEMS) throw invalid("items", `at most ${MAX_ITEMS} items`);
+  let mappings = 0;
+  req.items.forEach((item, i) => {
+    validateName(item.name, `items[${i}].name`);
+    mappings += item.keys.length;
+    if (mappings > MAX_MAPPINGS) throw invalid("items", `at most ${MAX_MAPPINGS} key mappings in all`);
+    if (item.envPrefix !== "" && !/^[A-Za-z0-9_]*$/.test(item.envPrefix)) {
+      throw invalid(`items[${i}].env_prefix`, "may only hold [A-Za-z0-9_]");
+    }
+    item.keys.forEach((k, j) => {
+      const f = `items[${i}].keys[${j}]`;
+      validateDataKey(k.key, `${f}.key`);
+      if (k.env !== "") validateEnv(k.env, `${f}.env`);
+      if (k.path !== "") validatePath(k.path, `${f}.path`);
+      if (k.mode > 0o777) throw invalid(`${f}.mode`, "must be a file mode no greater than 0777");
+    });
+  });
+}
+
+function lengthPrefixed(h: ReturnType<typeof createHash>, parts: ReadonlyArray<string | Uint8Array | number>): void {
+  for (const part of parts) {
+    const bytes = typeof part === "number" ? Buffer.from(String(part)) : typeof part === "string" ? Buffer.from(part, "utf8") : part;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    h.update(len).update(bytes);
+  }
+}
+
+export function projectionRevision(sources: readonly SecretRef[], values: readonly ProjectedValue[]): string {
+  const h = createHash("sha256");
+  lengthPrefixed(h, ["secretd-projection-v1", sources.length, values.length]);
+  for (const s of sources) lengthPrefixed(h, [s.mesh, s.name, s.version]);
+  for (const v of values) lengthPrefixed(h, [v.secret, v.key, v.env, v.path, v.mode, v.value]);
+  return h.digest("hex");
+}
+
+export async function projectSecrets(deps: ProjectionDeps, p: Principal, req: ProjectSecretsRequest): Promise<ProjectionResult> {
+  const scope = scopeFor(p, req.mesh);
+  validateRequest(req);
+  const now = (deps.now ?? Date.now)();
+  const names = [...new Set(req.items.map((i) => i.name))];
+  const rows = await deps.storage.readSecrets(scope, names);
+  const byName = new Map(names.map((n, i) => [n, rows[i]]));
+
+  const values: ProjectedValue[] = [];
+  const sources: SecretRef[] = [];
+  const sourced = new Set<string>();
+  const envs = new Map<string, string>();
+  const paths = new Map<string, string>();
+  let total = 0;
+
+  for (const [i, item] of req.items.entries()) {
+    const found = byName.get(item.name);
+    const access = found ? accessTo(p, found.secret, found.grants, now) : undefined;
+    if (!found || !found.version || !access || access.level === Level.NONE) {
+      if (item.optional) continue;
+      throw new SecretdError("NOT_FOUND", `secret "${item.name}" not found`);
+    }
+    requireLevel(access, Level.PROJECT, item.name);
+    requireUnexpired(found.secret, now);
+    const data = openData(deps.keyring, found.secret, found.version);
+    const allowed = keysAt(access, Level.PROJECT);
+    const mappings = item.keys.length > 0 ? item.keys : [...data.keys()].sort().map((key) => ({ key, env: "", path: "", mode: 0 }));
+
+    for (const [j, m] of mappings.entries()) {
+      const value = data.get(m.key);
+      if (value === undefined) {
+        if (item.optional) continue;
+        throw new SecretdError("NOT_FOUND", `key "${m.key}" of secret "${item.name}" not found`);
+      }
+      if (allowed !== undefined && !allowed.has(m.key)) {
+        if (item.keys.length === 0) continue; // "all keys" means all keys granted
+        throw denied(`key "${m.key}" of secret "${item.name}" is not granted`);
+      }
+      const field = `items[${i}].keys[${j}]`;
+      const env = m.env || defaultEnvName(item.envPrefix, m.key);
+      const path = m.path || `${item.name}/${m.key}`;
+      if (envs.has(env)) throw invalid(`${field}.env`, `"${env}" is also produced by ${envs.get(env)}`);
+      if (paths.has(path)) throw invalid(`${field}.path`, `"${path}" is also produced by ${paths.get(path)}`);
+      envs.set(env, field);
+      paths.set(path, field);
+      total += value.length;
+      if (total > MAX_TOTAL_BYTES) throw new SecretdError("RESOURCE_EXHAUSTED", `projection exceeds ${MAX_TOTAL_BYTES} bytes`);
+      values.push({ secret: item.name, key: m.key, env, path, mode: m.mode || DEFAULT_MODE, value });
+    }
+    if (!sourced.has(item.name)) {
+      sourced.add(item.name);
+      sources.push({ mesh: scope.mesh, name: item.name, version: found.secret.version });
+    }
+  }
+  return { values, sources, revision: projectionRevision(sources, values) };
+}

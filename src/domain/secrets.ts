@@ -1,0 +1,316 @@
+/**
+ * Secret use cases: create, read, list, delete. Every method takes the verified
+ * principal; the tenant comes only from it. Validation runs before authorization
+ * checks that need storage, and errors use the one vocabulary of errors.ts.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Keyring } from "../crypto/keyring.js";
+import type {
+  CreateSecretRequest,
+  DeleteSecretRequest,
+  GetSecretRequest,
+  ListSecretsRequest,
+  UpdateSecretRequest,
+} from "../gen/secrets/v1/secrets.js";
+import type { Scope, SecretRow, SecretWithVersion, Storage } from "../storage/storage.js";
+import { accessTo, keysAt, Level, requireKeys, requireLevel, subjectsOf, TENANT_ADMIN, type Access } from "./access.js";
+import { openData, sealData } from "./barrier.js";
+import { SecretdError, denied, invalid, notFound } from "./errors.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import { hasRole, mayUseMesh, type Principal } from "./principal.js";
+import { validateTypedData } from "./secret-types.js";
+import {
+  matchesSelector,
+  mergeData,
+  parseLabelSelector,
+  validateAnnotations,
+  validateDescription,
+  validateLabels,
+  validateMesh,
+  validateName,
+  validateType,
+} from "./validation.js";
+
+export interface SecretsDeps {
+  readonly storage: Storage;
+  readonly keyring: Keyring;
+  readonly creatorRoles: readonly string[];
+  readonly maxVersions: number;
+  readonly now?: () => number;
+}
+
+export interface SecretWithData {
+  readonly secret: SecretRow;
+  readonly data: ReadonlyMap<string, Buffer>;
+}
+
+/** Annotations the server writes; callers may not set them. */
+const RESERVED_ANNOTATION_PREFIX = "secretd.io/";
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+/** Rows examined per ListSecrets call when a selector filters most of them out. */
+const MAX_LIST_SCAN = 5000;
+
+export function newEtag(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+/** Checks mesh syntax and the token's `meshes` claim; returns the scope. */
+export function scopeFor(p: Principal, mesh: string): Scope {
+  validateMesh(mesh);
+  if (!mayUseMesh(p, mesh)) throw denied(`mesh "${mesh}" is not allowed by the token`);
+  return { tenant: p.tenant, mesh };
+}
+
+export function isExpired(s: SecretRow, now: number): boolean {
+  return s.expireTime !== undefined && s.expireTime <= now;
+}
+
+export function requireUnexpired(s: SecretRow, now: number): void {
+  if (isExpired(s, now)) throw new SecretdError("FAILED_PRECONDITION", `secret "${s.name}" expired`);
+}
+
+function validateUserAnnotations(annotations: Record<string, string>): void {
+  validateAnnotations(annotations);
+  for (const k of Object.keys(annotations)) {
+    if (k.startsWith(RESERVED_ANNOTATION_PREFIX)) {
+      throw invalid(`annotations["${k}"]`, `the ${RESERVED_ANNOTATION_PREFIX} prefix is reserved for the server`);
+    }
+  }
+}
+
+function expireTimeOf(t: Date | undefined, now: number, field: string): number | undefined {
+  if (t === undefined) return undefined;
+  const ms = t.getTime();
+  if (!Number.isFinite(ms)) throw invalid(field, "is not a valid timestamp");
+  if (ms <= now) throw invalid(field, "must be in the future");
+  return ms;
+}
+
+const MASK_PATHS = ["data", "description", "labels", "annotations", "expire_time"] as const;
+
+interface FieldsSet {
+  data: boolean;
+  description: boolean;
+  labels: boolean;
+  annotations: boolean;
+  expireTime: boolean;
+}
+
+/**
+ * Which fields an update replaces: the mask's paths, or, with an empty mask, each field
+ * set in the request. "data" covers data and string_data together.
+ */
+function updatedFields(req: UpdateSecretRequest): FieldsSet {
+  const paths = req.updateMask ?? [];
+  if (paths.length === 0) {
+    return {
+      data: Object.keys(req.data).length > 0 || Object.keys(req.stringData).length > 0,
+      description: req.description !== "",
+      labels: Object.keys(req.labels).length > 0,
+      annotations: Object.keys(req.annotations).length > 0,
+      expireTime: req.expireTime !== undefined,
+    };
+  }
+  for (const path of paths) {
+    if (!(MASK_PATHS as readonly string[]).includes(path)) throw invalid("update_mask", `unknown path "${path}" (allowed: ${MASK_PATHS.join(", ")})`);
+  }
+  return {
+    data: paths.includes("data"),
+    description: paths.includes("description"),
+    labels: paths.includes("labels"),
+    annotations: paths.includes("annotations"),
+    expireTime: paths.includes("expire_time"),
+  };
+}
+
+function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
+}
+
+/** A key-limited writer may change only its keys: every other key must stay as it was. */
+function requireUnchangedOutside(
+  before: ReadonlyMap<string, Buffer>,
+  after: ReadonlyMap<string, Buffer>,
+  writable: ReadonlySet<string>,
+  name: string,
+): void {
+  for (const k of new Set([...before.keys(), ...after.keys()])) {
+    if (writable.has(k)) continue;
+    const a = before.get(k);
+    const b = after.get(k);
+    if (a === undefined || b === undefined || !a.equals(b)) throw denied(`key "${k}" of secret "${name}" is not granted for writing`);
+  }
+}
+
+export class Secrets {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: SecretsDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async create(p: Principal, req: CreateSecretRequest): Promise<SecretRow> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    const type = validateType(req.type);
+    validateDescription(req.description);
+    validateLabels(req.labels);
+    validateUserAnnotations(req.annotations);
+    const data = mergeData(req.data, req.stringData);
+    const typed = validateTypedData(type, data);
+    const now = this.now();
+    const expireTime = expireTimeOf(req.expireTime, now, "expire_time");
+
+    if (!p.roles.some((r) => this.deps.creatorRoles.includes(r))) {
+      throw denied(`creating secrets needs one of the roles ${this.deps.creatorRoles.join(", ")}`);
+    }
+    if (scope.mesh === "" && !hasRole(p, TENANT_ADMIN)) {
+      throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
+    }
+
+    const uid = randomUUID();
+    const secret: SecretRow = {
+      uid,
+      tenant: scope.tenant,
+      mesh: scope.mesh,
+      name: req.name,
+      type,
+      description: req.description,
+      owner: p.sub,
+      labels: { ...req.labels },
+      annotations: { ...req.annotations, ...typed.annotations },
+      immutable: req.immutable,
+      version: 1,
+      etag: newEtag(),
+      keys: [...data.keys()].sort(),
+      createTime: now,
+      updateTime: now,
+      expireTime,
+    };
+    const version = sealData(this.deps.keyring, secret, 1, data, now);
+    const result = await this.deps.storage.insertSecret(secret, version);
+    if (result === "exists") {
+      throw new SecretdError("ALREADY_EXISTS", `secret "${req.name}" already exists in mesh "${scope.mesh}"`);
+    }
+    return secret;
+  }
+
+  async get(p: Principal, req: GetSecretRequest): Promise<SecretWithData> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    if (!Number.isSafeInteger(req.version) || req.version < 0) throw invalid("version", "must be 0 (latest) or a version number");
+    const requested = new Set(req.keys);
+    if (requested.size !== req.keys.length) throw invalid("keys", "lists a key twice");
+
+    const found = await this.deps.storage.readSecret(scope, req.name, req.version);
+    const { secret, access } = this.authorize(p, found, req.name, Level.READ);
+    requireUnexpired(secret, this.now());
+    const version = found?.version;
+    if (!version) throw notFound(`version ${req.version} of secret "${req.name}"`);
+    requireKeys(access, Level.READ, requested, req.name);
+
+    const all = openData(this.deps.keyring, secret, version);
+    // Without explicit keys, a key-limited grantee gets exactly the keys granted.
+    const allowed = keysAt(access, Level.READ);
+    const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
+    const data = new Map<string, Buffer>();
+    for (const k of wanted) {
+      const v = all.get(k);
+      if (v === undefined) throw notFound(`key "${k}" of secret "${req.name}"`);
+      data.set(k, v);
+    }
+    return { secret: { ...secret, version: version.version, keys: version.keys }, data };
+  }
+
+  async list(p: Principal, req: ListSecretsRequest): Promise<{ secrets: SecretRow[]; nextPageToken: string }> {
+    const scope = scopeFor(p, req.mesh);
+    if (req.type !== "") validateType(req.type);
+    const selector = parseLabelSelector(req.labelSelector);
+    if (req.pageSize < 0) throw invalid("page_size", "must not be negative");
+    const pageSize = Math.min(req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize, MAX_PAGE_SIZE);
+    const query = [scope.mesh, req.type, req.labelSelector];
+    let after = decodePageToken(req.pageToken, query).after;
+
+    const visibleTo = hasRole(p, TENANT_ADMIN) ? undefined : { owner: p.sub, subjects: subjectsOf(p), now: this.now() };
+    const batch = pageSize + 1;
+    const out: SecretRow[] = [];
+    let scanned = 0;
+    let more = true;
+    while (out.length < pageSize && more && scanned < MAX_LIST_SCAN) {
+      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, visibleTo });
+      more = rows.length === batch;
+      for (const row of rows) {
+        if (out.length === pageSize) {
+          more = true;
+          break;
+        }
+        scanned++;
+        after = row.name;
+        if (matchesSelector(selector, row.labels)) out.push(row);
+      }
+    }
+    return { secrets: out, nextPageToken: more ? encodePageToken(after, query) : "" };
+  }
+
+  async update(p: Principal, req: UpdateSecretRequest): Promise<SecretRow> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    if (req.etag === "") throw invalid("etag", "is required: pass the etag of the version you are replacing");
+    const now = this.now();
+    const set = updatedFields(req);
+    if (set.description) validateDescription(req.description);
+    if (set.labels) validateLabels(req.labels);
+    if (set.annotations) validateUserAnnotations(req.annotations);
+    const newData = set.data ? mergeData(req.data, req.stringData) : undefined;
+    const expireTime = set.expireTime ? expireTimeOf(req.expireTime, now, "expire_time") : undefined;
+
+    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const { secret, access } = this.authorize(p, found, req.name, Level.WRITE);
+    if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable`);
+    if (req.etag !== secret.etag) throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
+
+    const current = openData(this.deps.keyring, secret, found.version);
+    const data = newData ?? current;
+    const writable = keysAt(access, Level.WRITE);
+    if (newData && writable !== undefined) requireUnchangedOutside(current, newData, writable, req.name);
+    const typed = validateTypedData(secret.type, data);
+    const userAnnotations = set.annotations ? { ...req.annotations } : withoutReserved(secret.annotations);
+
+    const next: SecretRow = {
+      ...secret,
+      description: set.description ? req.description : secret.description,
+      labels: set.labels ? { ...req.labels } : secret.labels,
+      annotations: { ...userAnnotations, ...typed.annotations },
+      version: secret.version + 1,
+      etag: newEtag(),
+      keys: [...data.keys()].sort(),
+      updateTime: now,
+      expireTime: set.expireTime ? expireTime : secret.expireTime,
+    };
+    const version = sealData(this.deps.keyring, next, next.version, data, now);
+    const result = await this.deps.storage.updateSecret(next, version, req.etag, this.deps.maxVersions);
+    if (result === "conflict") throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (result === "missing") throw notFound(`secret "${req.name}"`);
+    return next;
+  }
+
+  async delete(p: Principal, req: DeleteSecretRequest): Promise<void> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const { secret } = this.authorize(p, found, req.name, Level.ADMIN);
+    const result = await this.deps.storage.deleteSecret(secret.uid, req.etag === "" ? undefined : req.etag);
+    if (result === "conflict") throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (result === "missing") throw notFound(`secret "${req.name}"`);
+  }
+
+  /** NOT_FOUND for a missing secret or one the caller has no right on; else the level check. */
+  authorize(p: Principal, found: SecretWithVersion | undefined, name: string, level: Level): { secret: SecretRow; access: Access } {
+    if (!found) throw notFound(`secret "${name}"`);
+    const access = accessTo(p, found.secret, found.grants, this.now());
+    requireLevel(access, level, name);
+    return { secret: found.secret, access };
+  }
+}

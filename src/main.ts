@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+/** CLI entry: parses argv and hands over; no logic of its own. */
+import { Command } from "commander";
+import { registerServe } from "./cli/serve.js";
+import { registerToken } from "./cli/token.js";
+import { SecretdError } from "./domain/errors.js";
+
+const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
+registerServe(program);
+registerToken(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);
+  process.exit(err instanceof SecretdError && err.code === "INVALID_ARGUMENT" ? 2 : 1);
+});

@@ -1,0 +1,56 @@
+/**
+ * Numbered schema migrations, each applied once in its own transaction and recorded
+ * in schema_migrations. Append only: a migration that has shipped is never edited.
+ */
+export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
+  {
+    id: 1,
+    sql: `
+      CREATE TABLE secrets (
+        uid          TEXT PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        mesh         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        annotations  TEXT NOT NULL,
+        immutable    INTEGER NOT NULL,
+        version      INTEGER NOT NULL,
+        etag         TEXT NOT NULL,
+        keys         TEXT NOT NULL,
+        create_time  INTEGER NOT NULL,
+        update_time  INTEGER NOT NULL,
+        expire_time  INTEGER,
+        UNIQUE (tenant, mesh, name)
+      );
+      CREATE INDEX secrets_owner ON secrets (tenant, mesh, owner, name);
+      CREATE TABLE secret_versions (
+        uid          TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        version      INTEGER NOT NULL,
+        keys         TEXT NOT NULL,
+        dek          BLOB NOT NULL,
+        payload      BLOB NOT NULL,
+        create_time  INTEGER NOT NULL,
+        PRIMARY KEY (uid, version)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    id: 2,
+    sql: `
+      CREATE TABLE grants (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        subject      TEXT NOT NULL,
+        permission   INTEGER NOT NULL,
+        keys         TEXT NOT NULL,
+        expire_time  INTEGER,
+        granted_by   TEXT NOT NULL,
+        create_time  INTEGER NOT NULL,
+        PRIMARY KEY (secret_uid, subject, permission)
+      ) WITHOUT ROWID;
+      CREATE INDEX grants_subject ON grants (subject, secret_uid);
+    `,
+  },
+];

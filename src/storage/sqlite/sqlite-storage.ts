@@ -1,0 +1,317 @@
+/**
+ * The embedded back-end: one SQLite file through better-sqlite3, WAL mode,
+ * synchronous=FULL (set and read back on every open: a reopened WAL database otherwise
+ * comes back NORMAL), foreign keys on, secure_delete on so destroyed ciphertext is
+ * overwritten rather than left in free pages.
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { SecretdError } from "../../domain/errors.js";
+import type { GrantRow, ListQuery, Scope, SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage.js";
+import { MIGRATIONS } from "./migrations.js";
+
+type Db = Database.Database;
+
+interface SecretRecord {
+  uid: string;
+  tenant: string;
+  mesh: string;
+  name: string;
+  type: string;
+  description: string;
+  owner: string;
+  labels: string;
+  annotations: string;
+  immutable: number;
+  version: number;
+  etag: string;
+  keys: string;
+  create_time: number;
+  update_time: number;
+  expire_time: number | null;
+}
+
+interface VersionRecord {
+  uid: string;
+  version: number;
+  keys: string;
+  dek: Buffer;
+  payload: Buffer;
+  create_time: number;
+}
+
+interface GrantRecord {
+  secret_uid: string;
+  subject: string;
+  permission: number;
+  keys: string;
+  expire_time: number | null;
+  granted_by: string;
+  create_time: number;
+}
+
+interface ListParams {
+  tenant: string;
+  mesh: string;
+  after: string;
+  type: string | null;
+  limit: number;
+}
+
+const SECRET_COLUMNS =
+  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time";
+
+function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
+  db.pragma(`${name} = ${value}`);
+  const got = db.pragma(name, { simple: true });
+  if (String(got).toLowerCase() !== String(expect)) {
+    throw new SecretdError("INTERNAL", `sqlite: ${name} is ${String(got)}, expected ${String(expect)}`);
+  }
+}
+
+export function openSqliteDatabase(file: string): Db {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  try {
+    pragma(db, "journal_mode", "WAL", "wal");
+    pragma(db, "synchronous", "FULL", 2);
+    pragma(db, "foreign_keys", "ON", 1);
+    pragma(db, "secure_delete", "ON", 1);
+    db.pragma("busy_timeout = 5000");
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function migrate(db: Db): void {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+  const applied = new Set(db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[]);
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.id)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, Date.now());
+    }).immediate();
+  }
+}
+
+function toSecret(r: SecretRecord): SecretRow {
+  return {
+    uid: r.uid,
+    tenant: r.tenant,
+    mesh: r.mesh,
+    name: r.name,
+    type: r.type,
+    description: r.description,
+    owner: r.owner,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    annotations: JSON.parse(r.annotations) as Record<string, string>,
+    immutable: r.immutable === 1,
+    version: r.version,
+    etag: r.etag,
+    keys: JSON.parse(r.keys) as string[],
+    createTime: r.create_time,
+    updateTime: r.update_time,
+    expireTime: r.expire_time ?? undefined,
+  };
+}
+
+function toVersion(r: VersionRecord): VersionRow {
+  return {
+    uid: r.uid,
+    version: r.version,
+    keys: JSON.parse(r.keys) as string[],
+    dek: r.dek,
+    payload: r.payload,
+    createTime: r.create_time,
+  };
+}
+
+function toGrant(r: GrantRecord): GrantRow {
+  return {
+    secretUid: r.secret_uid,
+    subject: r.subject,
+    level: r.permission,
+    keys: JSON.parse(r.keys) as string[],
+    expireTime: r.expire_time ?? undefined,
+    grantedBy: r.granted_by,
+    createTime: r.create_time,
+  };
+}
+
+export class SqliteStorage implements Storage {
+  private readonly db: Db;
+  private readonly stmt;
+
+  constructor(file: string) {
+    this.db = openSqliteDatabase(file);
+    const db = this.db;
+    this.stmt = {
+      insertSecret: db.prepare(
+        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time)
+         VALUES (@uid, @tenant, @mesh, @name, @type, @description, @owner, @labels, @annotations, @immutable, @version, @etag, @keys, @create_time, @update_time, @expire_time)
+         ON CONFLICT (tenant, mesh, name) DO NOTHING`,
+      ),
+      insertVersion: db.prepare(
+        "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (@uid, @version, @keys, @dek, @payload, @create_time)",
+      ),
+      secretByName: db.prepare<[string, string, string], SecretRecord>(
+        `SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.tenant = ? AND s.mesh = ? AND s.name = ?`,
+      ),
+      version: db.prepare<[string, number], VersionRecord>(
+        "SELECT uid, version, keys, dek, payload, create_time FROM secret_versions WHERE uid = ? AND version = ?",
+      ),
+      list: db.prepare<[ListParams], SecretRecord>(
+        `SELECT ${SECRET_COLUMNS} FROM secrets s
+         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
+         ORDER BY s.name LIMIT @limit`,
+      ),
+      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord>(
+        `SELECT ${SECRET_COLUMNS} FROM secrets s
+         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
+           AND (s.owner = @owner OR EXISTS (
+             SELECT 1 FROM grants g WHERE g.secret_uid = s.uid
+               AND g.subject IN (SELECT value FROM json_each(@subjects))
+               AND (g.expire_time IS NULL OR g.expire_time > @now)))
+         ORDER BY s.name LIMIT @limit`,
+      ),
+      grants: db.prepare<[string], GrantRecord>(
+        "SELECT secret_uid, subject, permission, keys, expire_time, granted_by, create_time FROM grants WHERE secret_uid = ? ORDER BY subject, permission",
+      ),
+      putGrant: db.prepare(
+        `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
+         VALUES (@secret_uid, @subject, @permission, @keys, @expire_time, @granted_by, @create_time)
+         ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
+           keys = excluded.keys, expire_time = excluded.expire_time,
+           granted_by = excluded.granted_by, create_time = excluded.create_time`,
+      ),
+      deleteGrants: db.prepare("DELETE FROM grants WHERE secret_uid = @uid AND subject = @subject AND (@level IS NULL OR permission = @level)"),
+      updateSecret: db.prepare(
+        `UPDATE secrets SET description = @description, labels = @labels, annotations = @annotations,
+           version = @version, etag = @etag, keys = @keys, update_time = @update_time, expire_time = @expire_time
+         WHERE uid = @uid AND etag = @expect_etag`,
+      ),
+      pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
+      deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
+      secretByUid: db.prepare<[string], { etag: string }>("SELECT etag FROM secrets WHERE uid = ?"),
+    };
+  }
+
+  private readOne(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
+    const rec = this.stmt.secretByName.get(scope.tenant, scope.mesh, name);
+    if (!rec) return undefined;
+    const v = this.stmt.version.get(rec.uid, version === 0 ? rec.version : version);
+    return { secret: toSecret(rec), version: v ? toVersion(v) : undefined, grants: this.stmt.grants.all(rec.uid).map(toGrant) };
+  }
+
+  private insertVersion(v: VersionRow): void {
+    this.stmt.insertVersion.run({
+      uid: v.uid,
+      version: v.version,
+      keys: JSON.stringify(v.keys),
+      dek: Buffer.from(v.dek),
+      payload: Buffer.from(v.payload),
+      create_time: v.createTime,
+    });
+  }
+
+  async insertSecret(secret: SecretRow, version: VersionRow): Promise<"ok" | "exists"> {
+    return this.db.transaction((): "ok" | "exists" => {
+      const r = this.stmt.insertSecret.run({
+        uid: secret.uid,
+        tenant: secret.tenant,
+        mesh: secret.mesh,
+        name: secret.name,
+        type: secret.type,
+        description: secret.description,
+        owner: secret.owner,
+        labels: JSON.stringify(secret.labels),
+        annotations: JSON.stringify(secret.annotations),
+        immutable: secret.immutable ? 1 : 0,
+        version: secret.version,
+        etag: secret.etag,
+        keys: JSON.stringify(secret.keys),
+        create_time: secret.createTime,
+        update_time: secret.updateTime,
+        expire_time: secret.expireTime ?? null,
+      });
+      if (r.changes === 0) return "exists";
+      this.insertVersion(version);
+      return "ok";
+    }).immediate();
+  }
+
+  async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
+    // Two statements, one snapshot: a deferred transaction pins the WAL read mark.
+    return this.db.transaction(() => this.readOne(scope, name, version))();
+  }
+
+  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+    return this.db.transaction(() => names.map((n) => this.readOne(scope, n, 0)))();
+  }
+
+  async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
+    const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, limit: q.limit };
+    const v = q.visibleTo;
+    const rows = v
+      ? this.stmt.listVisible.all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })
+      : this.stmt.list.all(params);
+    return rows.map(toSecret);
+  }
+
+  async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
+    return this.db.transaction((): "ok" | "missing" | "conflict" => {
+      const r = this.stmt.updateSecret.run({
+        uid: next.uid,
+        expect_etag: expectEtag,
+        description: next.description,
+        labels: JSON.stringify(next.labels),
+        annotations: JSON.stringify(next.annotations),
+        version: next.version,
+        etag: next.etag,
+        keys: JSON.stringify(next.keys),
+        update_time: next.updateTime,
+        expire_time: next.expireTime ?? null,
+      });
+      if (r.changes === 0) return this.stmt.secretByUid.get(next.uid) ? "conflict" : "missing";
+      this.insertVersion(version);
+      this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
+      return "ok";
+    }).immediate();
+  }
+
+  async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
+    return this.db.transaction((): "ok" | "missing" | "conflict" => {
+      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 1) return "ok";
+      return this.stmt.secretByUid.get(uid) ? "conflict" : "missing";
+    }).immediate();
+  }
+
+  async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
+    return this.db.transaction((): "ok" | "missing" => {
+      if (!this.stmt.secretByUid.get(g.secretUid)) return "missing";
+      this.stmt.putGrant.run({
+        secret_uid: g.secretUid,
+        subject: g.subject,
+        permission: g.level,
+        keys: JSON.stringify(g.keys),
+        expire_time: g.expireTime ?? null,
+        granted_by: g.grantedBy,
+        create_time: g.createTime,
+      });
+      return "ok";
+    }).immediate();
+  }
+
+  async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
+    return this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

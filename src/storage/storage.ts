@@ -1,0 +1,108 @@
+/**
+ * The storage contract every back-end implements and the conformance suite checks.
+ * Back-ends hold opaque sealed bytes: encryption happens above this interface, so a
+ * back-end never sees a value in clear. "Not found" and "conflict" are values, not
+ * exceptions. Times are milliseconds since the epoch.
+ */
+export interface Scope {
+  readonly tenant: string;
+  readonly mesh: string;
+}
+
+export interface SecretRow {
+  readonly uid: string;
+  readonly tenant: string;
+  readonly mesh: string;
+  readonly name: string;
+  readonly type: string;
+  readonly description: string;
+  readonly owner: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly immutable: boolean;
+  /** The current (latest) version. */
+  readonly version: number;
+  readonly etag: string;
+  /** Data key names of the current version. */
+  readonly keys: readonly string[];
+  readonly createTime: number;
+  readonly updateTime: number;
+  readonly expireTime: number | undefined;
+}
+
+export interface VersionRow {
+  readonly uid: string;
+  readonly version: number;
+  readonly keys: readonly string[];
+  /** The data key, wrapped by a KEK (format byte and KEK id inside). */
+  readonly dek: Uint8Array;
+  /** The sealed data map. */
+  readonly payload: Uint8Array;
+  readonly createTime: number;
+}
+
+/** A grant on one secret, bound to its uid: a re-created name never inherits it. */
+export interface GrantRow {
+  readonly secretUid: string;
+  /** "user:<sub>" or "role:<role>". */
+  readonly subject: string;
+  /** An access level (domain/access.ts Level), PROJECT..ADMIN. */
+  readonly level: number;
+  /** Data keys the grant is limited to; empty = every key. */
+  readonly keys: readonly string[];
+  readonly expireTime: number | undefined;
+  readonly grantedBy: string;
+  readonly createTime: number;
+}
+
+export interface SecretWithVersion {
+  readonly secret: SecretRow;
+  /** undefined when the requested version no longer exists. */
+  readonly version: VersionRow | undefined;
+  /** Every grant on the secret, expired ones included. */
+  readonly grants: readonly GrantRow[];
+}
+
+/** Rows a non-admin may see: owned, or reachable through an unexpired grant. */
+export interface Visibility {
+  readonly owner: string;
+  readonly subjects: readonly string[];
+  readonly now: number;
+}
+
+export interface ListQuery {
+  /** Keyset position: only names strictly greater are returned. */
+  readonly afterName: string;
+  readonly limit: number;
+  /** Only secrets of this type, when set. */
+  readonly type?: string | undefined;
+  /** Only secrets this principal owns or holds a grant on, when set. */
+  readonly visibleTo?: Visibility | undefined;
+}
+
+export type WriteResult = "ok" | "exists" | "missing" | "conflict";
+
+export interface Storage {
+  /** Inserts a secret with its first version. "exists" when the scope already has the name. */
+  insertSecret(secret: SecretRow, version: VersionRow): Promise<"ok" | "exists">;
+  /** The secret and the given version of it (0 = current), from one read. */
+  readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined>;
+  /** Current versions of several secrets of one scope, from one read transaction. */
+  readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>>;
+  /** Metadata of one scope in name order, from afterName on. */
+  listSecrets(scope: Scope, query: ListQuery): Promise<SecretRow[]>;
+  /**
+   * Replaces the secret's metadata and adds `version` as its new current version, when
+   * the secret still has `expectEtag`; then destroys versions older than the newest
+   * `maxVersions` (their rows deleted, their bytes overwritten).
+   */
+  updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict">;
+  /** Deletes a secret with every version, when its uid (and etag, if given) still match. */
+  deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict">;
+  /** Inserts or replaces the grant (secret, subject, level). "missing" when the secret is gone. */
+  putGrant(grant: GrantRow): Promise<"ok" | "missing">;
+  /** Removes the subject's grants on the secret (only the given level, when set); returns how many. */
+  deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number>;
+  /** Flushes and closes; further calls fail. */
+  close(): Promise<void>;
+}

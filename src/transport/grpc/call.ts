@@ -1,0 +1,86 @@
+/**
+ * Wraps a plain async handler into a grpc-js unary handler: request id, bearer-token
+ * authentication (the only place a Principal is made), one log line per call, and
+ * error mapping through toStatus. Handlers never build statuses themselves.
+ */
+import { randomUUID } from "node:crypto";
+import { Metadata, status as Status, type handleUnaryCall, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { bearerToken } from "../../auth/bearer.js";
+import type { TokenVerifier } from "../../auth/verifier.js";
+import type { Principal } from "../../domain/principal.js";
+import type { Logger } from "../../logger.js";
+import { toStatus } from "./status.js";
+
+export interface CallContext {
+  readonly principal: Principal;
+  readonly requestId: string;
+}
+
+export interface CallDeps {
+  readonly verifier: TokenVerifier;
+  readonly logger: Logger;
+}
+
+type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestIdOf(md: Metadata): string {
+  const v = md.get("x-request-id")[0];
+  return typeof v === "string" && REQUEST_ID.test(v) ? v : randomUUID();
+}
+
+/** mesh and name of a request, for the log line only; values are never logged. */
+function target(req: unknown): { mesh?: string; name?: string } {
+  const r = (req ?? {}) as { mesh?: unknown; name?: unknown };
+  return {
+    ...(typeof r.mesh === "string" ? { mesh: r.mesh } : {}),
+    ...(typeof r.name === "string" && r.name !== "" ? { name: r.name } : {}),
+  };
+}
+
+export async function authenticate(verifier: TokenVerifier, md: Metadata): Promise<Principal> {
+  return verifier.verify(bearerToken(md.get("authorization")));
+}
+
+export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req, Res>): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback) => {
+    const started = performance.now();
+    const requestId = requestIdOf(call.metadata);
+    let principal: Principal | undefined;
+    const trailer = new Metadata();
+    trailer.set("x-request-id", requestId);
+
+    const finish = (code: Status, err?: unknown): void => {
+      const line = {
+        method,
+        tenant: principal?.tenant,
+        sub: principal?.sub,
+        ...target(call.request),
+        code: Status[code],
+        ms: Math.round((performance.now() - started) * 100) / 100,
+        rid: requestId,
+      };
+      if (code === Status.INTERNAL || code === Status.DATA_LOSS) deps.logger.error({ ...line, err }, "rpc failed");
+      else deps.logger.info(line, "rpc");
+    };
+
+    authenticate(deps.verifier, call.metadata)
+      .then((p) => {
+        principal = p;
+        return fn(call.request, { principal: p, requestId });
+      })
+      .then(
+        (res) => {
+          finish(Status.OK);
+          callback(null, res, trailer);
+        },
+        (err: unknown) => {
+          const s = toStatus(err, requestId);
+          finish(s.code, err);
+          const e: Partial<ServiceError> = { code: s.code, details: s.details, metadata: trailer };
+          callback(e);
+        },
+      );
+  };
+}

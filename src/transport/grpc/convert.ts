@@ -1,0 +1,38 @@
+/** Domain rows to API messages. Values appear only where the RPC returns them. */
+import { permissionOf, type GrantView } from "../../domain/grants.js";
+import type { Grant, Secret } from "../../gen/secrets/v1/secrets.js";
+import type { SecretRow } from "../../storage/storage.js";
+
+export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
+  return {
+    uid: row.uid,
+    mesh: row.mesh,
+    name: row.name,
+    type: row.type,
+    description: row.description,
+    owner: row.owner,
+    data: data ? Object.fromEntries(data) : {},
+    labels: { ...row.labels },
+    annotations: { ...row.annotations },
+    immutable: row.immutable,
+    version: row.version,
+    etag: row.etag,
+    createTime: new Date(row.createTime),
+    updateTime: new Date(row.updateTime),
+    expireTime: row.expireTime === undefined ? undefined : new Date(row.expireTime),
+    keys: [...row.keys],
+  };
+}
+
+export function toGrantMessage(g: GrantView): Grant {
+  return {
+    mesh: g.mesh,
+    name: g.name,
+    subject: g.subject,
+    permission: permissionOf(g.level),
+    keys: [...g.keys],
+    expireTime: g.expireTime === undefined ? undefined : new Date(g.expireTime),
+    grantedBy: g.grantedBy,
+    createTime: new Date(g.createTime),
+  };
+}

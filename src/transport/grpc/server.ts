@@ -1,0 +1,81 @@
+/**
+ * The grpc-js server: SecretService, grpc.health.v1 and reflection, with explicit
+ * limits (grpc-js defaults allow 4 MiB messages, unbounded streams and no idle or age
+ * limits), optional TLS / mTLS, and a draining shutdown.
+ */
+import { readFileSync } from "node:fs";
+import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { Config } from "../../config.js";
+import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
+import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+import { healthFileDescriptor } from "./health-descriptor.js";
+import { addReflection } from "./reflection.js";
+import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
+
+export const SERVER_OPTIONS: ChannelOptions = {
+  // 1 MiB of data plus labels, annotations and framing.
+  "grpc.max_receive_message_length": 2 * 1024 * 1024,
+  "grpc.max_send_message_length": 16 * 1024 * 1024,
+  "grpc.max_concurrent_streams": 256,
+  "grpc.keepalive_time_ms": 60_000,
+  "grpc.keepalive_timeout_ms": 20_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  "grpc.max_connection_idle_ms": 15 * 60_000,
+  "grpc.max_connection_age_ms": 60 * 60_000,
+  "grpc.max_connection_age_grace_ms": 5 * 60_000,
+};
+
+const SECRET_SERVICE = "secrets.v1.SecretService";
+const HEALTH_SERVICE = "grpc.health.v1.Health";
+
+export interface RunningServer {
+  readonly port: number;
+  readonly health: HealthImplementation;
+  /** Stops accepting calls, lets in-flight ones finish (up to graceMs), then stops. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+function credentials(config: Config): ServerCredentials {
+  if (!config.tls) return ServerCredentials.createInsecure();
+  const ca = config.tls.clientCa ? readFileSync(config.tls.clientCa) : null;
+  return ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: readFileSync(config.tls.cert), private_key: readFileSync(config.tls.key) }],
+    ca !== null,
+  );
+}
+
+export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
+  const server = new Server(SERVER_OPTIONS);
+  server.addService(SecretServiceService, secretServiceHandlers(deps));
+  const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
+  health.addToServer(server);
+  addReflection(server, {
+    descriptorSet: Buffer.from(descriptorSetBase64, "base64"),
+    services: [SECRET_SERVICE, HEALTH_SERVICE, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"],
+    extraFiles: [healthFileDescriptor()],
+  });
+
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+
+  return {
+    port,
+    health,
+    shutdown(graceMs: number) {
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(SECRET_SERVICE, "NOT_SERVING");
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}

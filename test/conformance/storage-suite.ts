@@ -1,0 +1,184 @@
+/**
+ * The storage conformance suite: every back-end must pass it unchanged (the idea of
+ * Vault's physical/testing.go). It works on opaque bytes only, as back-ends do.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { GrantRow, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+
+export interface StorageFactory {
+  /** A fresh, empty back-end. */
+  open(): Promise<Storage>;
+  /** Closes and removes what open() made. */
+  destroy(s: Storage): Promise<void>;
+}
+
+let clock = 1_700_000_000_000;
+
+export function secretRow(over: Partial<SecretRow> = {}): SecretRow {
+  clock += 1;
+  return {
+    uid: randomUUID(),
+    tenant: "t1",
+    mesh: "m1",
+    name: "s",
+    type: "Opaque",
+    description: "",
+    owner: "owner",
+    labels: {},
+    annotations: {},
+    immutable: false,
+    version: 1,
+    etag: randomUUID(),
+    keys: ["k"],
+    createTime: clock,
+    updateTime: clock,
+    expireTime: undefined,
+    ...over,
+  };
+}
+
+export function versionRow(s: SecretRow, version = s.version, bytes = `payload-${version}`): VersionRow {
+  return { uid: s.uid, version, keys: s.keys, dek: Buffer.from(`dek-${version}`), payload: Buffer.from(bytes), createTime: s.updateTime };
+}
+
+export function runStorageConformance(name: string, factory: StorageFactory): void {
+  describe(`storage conformance: ${name}`, () => {
+    let st: Storage;
+    beforeEach(async () => {
+      st = await factory.open();
+    });
+    afterEach(async () => {
+      await factory.destroy(st);
+    });
+
+    it("when a secret is inserted, then it reads back with its current version, byte for byte", async () => {
+      const s = secretRow({ labels: { a: "b" }, annotations: { x: "y" }, expireTime: clock + 5000, description: "d", immutable: true });
+      expect(await st.insertSecret(s, versionRow(s))).toBe("ok");
+      const got = await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0);
+      expect(got?.secret).toEqual(s);
+      expect(Buffer.from(got!.version!.payload).toString()).toBe("payload-1");
+      expect(Buffer.from(got!.version!.dek).toString()).toBe("dek-1");
+      expect(got?.grants).toEqual([]);
+    });
+
+    it("when the name exists in the same scope, then insert says exists; other scopes and tenants are independent", async () => {
+      const a = secretRow();
+      await st.insertSecret(a, versionRow(a));
+      const dup = secretRow();
+      expect(await st.insertSecret(dup, versionRow(dup))).toBe("exists");
+      for (const over of [{ mesh: "m2" }, { mesh: "" }, { tenant: "t2" }]) {
+        const other = secretRow(over);
+        expect(await st.insertSecret(other, versionRow(other))).toBe("ok");
+      }
+      expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))?.secret.uid).toBe(a.uid);
+      expect(await st.readSecret({ tenant: "t3", mesh: "m1" }, "s", 0)).toBeUndefined();
+      expect(await st.readSecret({ tenant: "t1", mesh: "m1" }, "nope", 0)).toBeUndefined();
+    });
+
+    it("when listing, then names come in order after the cursor, limited, filtered by type and scoped to tenant and mesh", async () => {
+      for (const n of ["c", "a", "e", "b", "d"]) {
+        const s = secretRow({ name: n, type: n === "b" ? "kubernetes.io/tls" : "Opaque" });
+        await st.insertSecret(s, versionRow(s));
+      }
+      const other = secretRow({ name: "a", tenant: "t2" });
+      await st.insertSecret(other, versionRow(other));
+      const scope = { tenant: "t1", mesh: "m1" };
+      expect((await st.listSecrets(scope, { afterName: "", limit: 10 })).map((s) => s.name)).toEqual(["a", "b", "c", "d", "e"]);
+      expect((await st.listSecrets(scope, { afterName: "b", limit: 2 })).map((s) => s.name)).toEqual(["c", "d"]);
+      expect((await st.listSecrets(scope, { afterName: "", limit: 10, type: "kubernetes.io/tls" })).map((s) => s.name)).toEqual(["b"]);
+      expect(await st.listSecrets({ tenant: "t1", mesh: "m2" }, { afterName: "", limit: 10 })).toEqual([]);
+    });
+
+    it("when listing with visibility, then only owned secrets and those with a live grant to one of the subjects appear", async () => {
+      const mine = secretRow({ name: "mine", owner: "me" });
+      const granted = secretRow({ name: "granted", owner: "x" });
+      const byRole = secretRow({ name: "by-role", owner: "x" });
+      const expired = secretRow({ name: "expired", owner: "x" });
+      const hidden = secretRow({ name: "hidden", owner: "x" });
+      for (const s of [mine, granted, byRole, expired, hidden]) await st.insertSecret(s, versionRow(s));
+      const g = (s: SecretRow, subject: string, expireTime?: number): GrantRow => ({
+        secretUid: s.uid, subject, level: 1, keys: [], expireTime, grantedBy: "x", createTime: clock,
+      });
+      await st.putGrant(g(granted, "user:me"));
+      await st.putGrant(g(byRole, "role:ops"));
+      await st.putGrant(g(expired, "user:me", 1000));
+      await st.putGrant(g(hidden, "user:someone-else"));
+      const rows = await st.listSecrets({ tenant: "t1", mesh: "m1" }, { afterName: "", limit: 10, visibleTo: { owner: "me", subjects: ["user:me", "role:ops"], now: 2000 } });
+      expect(rows.map((r) => r.name)).toEqual(["by-role", "granted", "mine"]);
+    });
+
+    it("when several secrets are read together, then each comes with its current version, and missing ones are undefined", async () => {
+      const a = secretRow({ name: "a" });
+      const b = secretRow({ name: "b" });
+      await st.insertSecret(a, versionRow(a));
+      await st.insertSecret(b, versionRow(b));
+      const got = await st.readSecrets({ tenant: "t1", mesh: "m1" }, ["b", "zz", "a"]);
+      expect(got.map((x) => x?.secret.name)).toEqual(["b", undefined, "a"]);
+      expect(got[0]?.version?.version).toBe(1);
+    });
+
+    it("when updated with the current etag, then a new version is current; a stale etag conflicts; old versions beyond the limit are destroyed", async () => {
+      let s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      for (let v = 2; v <= 5; v++) {
+        const next = { ...s, version: v, etag: randomUUID(), description: `v${v}` };
+        expect(await st.updateSecret(next, versionRow(next), s.etag, 3)).toBe("ok");
+        s = next;
+      }
+      const scope = { tenant: "t1", mesh: "m1" };
+      expect((await st.readSecret(scope, "s", 0))?.secret).toMatchObject({ version: 5, description: "v5", etag: s.etag });
+      expect(Buffer.from((await st.readSecret(scope, "s", 0))!.version!.payload).toString()).toBe("payload-5");
+      for (const v of [3, 4, 5]) expect((await st.readSecret(scope, "s", v))?.version?.version).toBe(v);
+      for (const v of [1, 2]) expect((await st.readSecret(scope, "s", v))?.version).toBeUndefined();
+      const stale = { ...s, version: 6, etag: randomUUID() };
+      expect(await st.updateSecret(stale, versionRow(stale), "not-the-etag", 3)).toBe("conflict");
+      const ghost = secretRow({ name: "ghost" });
+      expect(await st.updateSecret(ghost, versionRow(ghost), ghost.etag, 3)).toBe("missing");
+    });
+
+    it("when deleted, then the secret, its versions and its grants are gone; a stale etag conflicts; a missing uid is missing", async () => {
+      const s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      await st.putGrant({ secretUid: s.uid, subject: "user:u", level: 2, keys: ["k"], expireTime: undefined, grantedBy: "owner", createTime: clock });
+      expect(await st.deleteSecret(s.uid, "stale")).toBe("conflict");
+      expect(await st.deleteSecret(s.uid, s.etag)).toBe("ok");
+      expect(await st.deleteSecret(s.uid, undefined)).toBe("missing");
+      expect(await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 1)).toBeUndefined();
+      const again = secretRow();
+      await st.insertSecret(again, versionRow(again));
+      expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))?.grants).toEqual([]);
+      expect(await st.putGrant({ secretUid: s.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: clock })).toBe("missing");
+    });
+
+    it("when a grant is put twice, then it is replaced; deleting by subject and level removes exactly those", async () => {
+      const s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      const base = { secretUid: s.uid, keys: [] as string[], expireTime: undefined, grantedBy: "owner", createTime: clock };
+      await st.putGrant({ ...base, subject: "user:u", level: 2 });
+      await st.putGrant({ ...base, subject: "user:u", level: 2, keys: ["a", "b"], expireTime: clock + 10 });
+      await st.putGrant({ ...base, subject: "user:u", level: 1 });
+      await st.putGrant({ ...base, subject: "role:r", level: 4 });
+      const grants = (await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!.grants;
+      expect(grants).toHaveLength(3);
+      expect(grants.find((g) => g.subject === "user:u" && g.level === 2)).toMatchObject({ keys: ["a", "b"], expireTime: clock + 10 });
+      expect(await st.deleteGrants(s.uid, "user:u", 2)).toBe(1);
+      expect(await st.deleteGrants(s.uid, "user:u", undefined)).toBe(1);
+      expect(await st.deleteGrants(s.uid, "user:u", undefined)).toBe(0);
+      expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!.grants.map((g) => g.subject)).toEqual(["role:r"]);
+    });
+
+    it("when many writers race on one etag, then exactly one update wins", async () => {
+      const s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      const results = await Promise.all(
+        [...Array(8).keys()].map((i) => {
+          const next = { ...s, version: 2, etag: `e${i}` };
+          return st.updateSecret(next, versionRow(next), s.etag, 10);
+        }),
+      );
+      expect(results.filter((r) => r === "ok")).toHaveLength(1);
+      expect(results.filter((r) => r === "conflict")).toHaveLength(7);
+    });
+  });
+}
