@@ -18,6 +18,7 @@ import { openData, sealData } from "./barrier.js";
 import { SecretdError, denied, invalid, notFound } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
+import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import {
   matchesSelector,
@@ -77,6 +78,12 @@ function validateUserAnnotations(annotations: Record<string, string>): void {
       throw invalid(`annotations["${k}"]`, `the ${RESERVED_ANNOTATION_PREFIX} prefix is reserved for the server`);
     }
   }
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+function validateRequestId(id: string): void {
+  if (!REQUEST_ID.test(id)) throw invalid("request_id", "must be 1-128 printable ASCII characters without spaces");
 }
 
 function expireTimeOf(t: Date | undefined, now: number, field: string): number | undefined {
@@ -188,12 +195,40 @@ export class Secrets {
       updateTime: now,
       expireTime,
     };
+    const fingerprintInput: FingerprintInput = { ...secret, sub: p.sub, data };
+    if (req.requestId !== "") {
+      validateRequestId(req.requestId);
+      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      if (replay) return replay;
+    }
     const version = sealData(this.deps.keyring, secret, 1, data, now);
-    const result = await this.deps.storage.insertSecret(secret, version);
-    if (result === "exists") {
+    const request =
+      req.requestId === "" ? undefined : { requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
+    const result = await this.deps.storage.insertSecret(secret, version, request);
+    if (result === "request-exists") {
+      // A concurrent retry with the same id won the race: answer as it did.
+      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      if (replay) return replay;
+    }
+    if (result !== "ok") {
       throw new SecretdError("ALREADY_EXISTS", `secret "${req.name}" already exists in mesh "${scope.mesh}"`);
     }
     return secret;
+  }
+
+  /**
+   * A retried CreateSecret: the same request_id with the same request returns the
+   * secret it created; with a different request it is refused.
+   */
+  private async replay(scope: Scope, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
+    const prior = await this.deps.storage.findCreateRequest(scope.tenant, requestId);
+    if (!prior) return undefined;
+    if (!sameRequest(this.deps.keyring, prior.fingerprint, input)) {
+      throw invalid("request_id", "was already used for a different CreateSecret request");
+    }
+    const found = await this.deps.storage.readSecret(scope, input.name, 0);
+    if (found?.secret.uid !== prior.secretUid) return undefined;
+    return found.secret;
   }
 
   async get(p: Principal, req: GetSecretRequest): Promise<SecretWithData> {
@@ -229,7 +264,10 @@ export class Secrets {
     const selector = parseLabelSelector(req.labelSelector);
     if (req.pageSize < 0) throw invalid("page_size", "must not be negative");
     const pageSize = Math.min(req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize, MAX_PAGE_SIZE);
-    const query = [scope.mesh, req.type, req.labelSelector];
+    const within = req.expiringWithin;
+    if (within && (within.seconds < 0 || within.nanos < 0)) throw invalid("expiring_within", "must not be negative");
+    const expireBefore = within ? this.now() + within.seconds * 1000 + Math.floor(within.nanos / 1e6) : undefined;
+    const query = [scope.mesh, req.type, req.labelSelector, within ? `${within.seconds}.${within.nanos}` : ""];
     let after = decodePageToken(req.pageToken, query).after;
 
     const visibleTo = hasRole(p, TENANT_ADMIN) ? undefined : { owner: p.sub, subjects: subjectsOf(p), now: this.now() };
@@ -238,7 +276,7 @@ export class Secrets {
     let scanned = 0;
     let more = true;
     while (out.length < pageSize && more && scanned < MAX_LIST_SCAN) {
-      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, visibleTo });
+      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, expireBefore, visibleTo });
       more = rows.length === batch;
       for (const row of rows) {
         if (out.length === pageSize) {

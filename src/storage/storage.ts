@@ -55,6 +55,14 @@ export interface GrantRow {
   readonly createTime: number;
 }
 
+/** Remembers which secret a CreateSecret request_id produced, for idempotent retries. */
+export interface CreateRequestRow {
+  readonly requestId: string;
+  readonly secretUid: string;
+  /** A keyed digest of the request (never the values themselves). */
+  readonly fingerprint: string;
+}
+
 export interface SecretWithVersion {
   readonly secret: SecretRow;
   /** undefined when the requested version no longer exists. */
@@ -76,6 +84,8 @@ export interface ListQuery {
   readonly limit: number;
   /** Only secrets of this type, when set. */
   readonly type?: string | undefined;
+  /** Only secrets with an expire_time at or before this time, when set. */
+  readonly expireBefore?: number | undefined;
   /** Only secrets this principal owns or holds a grant on, when set. */
   readonly visibleTo?: Visibility | undefined;
 }
@@ -83,8 +93,14 @@ export interface ListQuery {
 export type WriteResult = "ok" | "exists" | "missing" | "conflict";
 
 export interface Storage {
-  /** Inserts a secret with its first version. "exists" when the scope already has the name. */
-  insertSecret(secret: SecretRow, version: VersionRow): Promise<"ok" | "exists">;
+  /**
+   * Inserts a secret with its first version, and the idempotency record of its create
+   * request when given, in one transaction. "exists" when the scope already has the
+   * name; "request-exists" when the tenant already used the request id.
+   */
+  insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists">;
+  /** The secret a create request id produced, while that secret exists. */
+  findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined>;
   /** The secret and the given version of it (0 = current), from one read. */
   readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined>;
   /** Current versions of several secrets of one scope, from one read transaction. */

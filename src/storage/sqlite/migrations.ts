@@ -53,4 +53,18 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX grants_subject ON grants (subject, secret_uid);
     `,
   },
+  {
+    id: 3,
+    sql: `
+      CREATE TABLE create_requests (
+        tenant       TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        fingerprint  TEXT NOT NULL,
+        create_time  INTEGER NOT NULL,
+        PRIMARY KEY (tenant, request_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX create_requests_secret ON create_requests (secret_uid);
+    `,
+  },
 ];

@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
-import type { GrantRow, ListQuery, Scope, SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage.js";
+import type { CreateRequestRow, GrantRow, ListQuery, Scope, SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage.js";
 import { MIGRATIONS } from "./migrations.js";
 
 type Db = Database.Database;
@@ -56,6 +56,7 @@ interface ListParams {
   mesh: string;
   after: string;
   type: string | null;
+  expire_before: number | null;
   limit: number;
 }
 
@@ -168,11 +169,13 @@ export class SqliteStorage implements Storage {
       list: db.prepare<[ListParams], SecretRecord>(
         `SELECT ${SECRET_COLUMNS} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
+           AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
          ORDER BY s.name LIMIT @limit`,
       ),
       listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord>(
         `SELECT ${SECRET_COLUMNS} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
+           AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
            AND (s.owner = @owner OR EXISTS (
              SELECT 1 FROM grants g WHERE g.secret_uid = s.uid
                AND g.subject IN (SELECT value FROM json_each(@subjects))
@@ -194,6 +197,13 @@ export class SqliteStorage implements Storage {
         `UPDATE secrets SET description = @description, labels = @labels, annotations = @annotations,
            version = @version, etag = @etag, keys = @keys, update_time = @update_time, expire_time = @expire_time
          WHERE uid = @uid AND etag = @expect_etag`,
+      ),
+      insertRequest: db.prepare(
+        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
+      ),
+      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string }>(
+        "SELECT request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = ? AND request_id = ?",
       ),
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
@@ -219,8 +229,9 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async insertSecret(secret: SecretRow, version: VersionRow): Promise<"ok" | "exists"> {
-    return this.db.transaction((): "ok" | "exists" => {
+  async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
+    return this.db.transaction((): "ok" | "exists" | "request-exists" => {
+      if (request && this.stmt.findRequest.get(secret.tenant, request.requestId)) return "request-exists";
       const r = this.stmt.insertSecret.run({
         uid: secret.uid,
         tenant: secret.tenant,
@@ -241,8 +252,14 @@ export class SqliteStorage implements Storage {
       });
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
+      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime);
       return "ok";
     }).immediate();
+  }
+
+  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = this.stmt.findRequest.get(tenant, requestId);
+    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint } : undefined;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
@@ -255,7 +272,7 @@ export class SqliteStorage implements Storage {
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
-    const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, limit: q.limit };
+    const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
     const v = q.visibleTo;
     const rows = v
       ? this.stmt.listVisible.all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })

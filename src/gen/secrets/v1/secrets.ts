@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.js";
 import { FieldMask } from "../../google/protobuf/field_mask.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
@@ -180,6 +181,11 @@ export interface ListSecretsRequest {
   /** Default 100, max 1000. */
   pageSize: number;
   pageToken: string;
+  /**
+   * Only secrets whose expire_time is set and falls before now + this duration
+   * (already expired ones included), e.g. "720h" for the next 30 days.
+   */
+  expiringWithin: Duration | undefined;
 }
 
 export interface ListSecretsResponse {
@@ -1849,7 +1855,7 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
 };
 
 function createBaseListSecretsRequest(): ListSecretsRequest {
-  return { mesh: "", labelSelector: "", type: "", pageSize: 0, pageToken: "" };
+  return { mesh: "", labelSelector: "", type: "", pageSize: 0, pageToken: "", expiringWithin: undefined };
 }
 
 export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
@@ -1868,6 +1874,9 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(42).string(message.pageToken);
+    }
+    if (message.expiringWithin !== undefined) {
+      Duration.encode(message.expiringWithin, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1925,6 +1934,14 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiringWithin = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1956,6 +1973,11 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      expiringWithin: isSet(object.expiringWithin)
+        ? Duration.fromJSON(object.expiringWithin)
+        : isSet(object.expiring_within)
+        ? Duration.fromJSON(object.expiring_within)
+        : undefined,
     };
   },
 
@@ -1976,6 +1998,9 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.expiringWithin !== undefined) {
+      obj.expiringWithin = Duration.toJSON(message.expiringWithin);
+    }
     return obj;
   },
 
@@ -1989,6 +2014,9 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     message.type = object.type ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.expiringWithin = (object.expiringWithin !== undefined && object.expiringWithin !== null)
+      ? Duration.fromPartial(object.expiringWithin)
+      : undefined;
     return message;
   },
 };

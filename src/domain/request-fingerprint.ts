@@ -1,0 +1,63 @@
+/**
+ * A keyed digest of a CreateSecret request, so a retry with the same request_id can be
+ * recognised as the same request without storing its values: a plain hash of a short
+ * password could be brute-forced from the database, an HMAC under a key derived from a
+ * KEK cannot. The KEK id is kept with the digest, so it stays checkable after rotation.
+ */
+import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import type { Keyring } from "../crypto/keyring.js";
+import { SecretdError } from "./errors.js";
+
+export interface FingerprintInput {
+  readonly sub: string;
+  readonly mesh: string;
+  readonly name: string;
+  readonly type: string;
+  readonly description: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly immutable: boolean;
+  readonly expireTime: number | undefined;
+  readonly data: ReadonlyMap<string, Buffer>;
+}
+
+function macKey(kek: Buffer): Buffer {
+  return Buffer.from(hkdfSync("sha256", kek, Buffer.alloc(0), "secretd/create-request-fingerprint/v1", 32));
+}
+
+function digest(key: Buffer, r: FingerprintInput): string {
+  const h = createHmac("sha256", key);
+  const part = (v: string | Uint8Array): void => {
+    const bytes = typeof v === "string" ? Buffer.from(v, "utf8") : v;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    h.update(len).update(bytes);
+  };
+  const map = (m: Iterable<[string, string | Uint8Array]>): void => {
+    const entries = [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    part(String(entries.length));
+    for (const [k, v] of entries) {
+      part(k);
+      part(v);
+    }
+  };
+  for (const v of [r.sub, r.mesh, r.name, r.type, r.description, String(r.immutable), String(r.expireTime ?? "")]) part(v);
+  map(Object.entries(r.labels));
+  map(Object.entries(r.annotations));
+  map(r.data.entries());
+  return h.digest("hex");
+}
+
+export function requestFingerprint(keyring: Keyring, r: FingerprintInput): string {
+  return `${keyring.active.id}:${digest(macKey(keyring.active.key), r)}`;
+}
+
+/** True when `stored` is the fingerprint of `r` (under whichever KEK made it). */
+export function sameRequest(keyring: Keyring, stored: string, r: FingerprintInput): boolean {
+  const at = stored.lastIndexOf(":");
+  const kek = keyring.get(stored.slice(0, at));
+  if (!kek) throw new SecretdError("FAILED_PRECONDITION", "request_id was recorded under a key-encryption key that is no longer in the keyring");
+  const want = Buffer.from(stored.slice(at + 1), "hex");
+  const got = Buffer.from(digest(macKey(kek.key), r), "hex");
+  return want.length === got.length && timingSafeEqual(want, got);
+}
