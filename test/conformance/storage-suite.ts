@@ -168,6 +168,28 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!.grants.map((g) => g.subject)).toEqual(["role:r"]);
     });
 
+    it("when a create request id is recorded, then it is found for its tenant only, refused twice, and gone with its secret", async () => {
+      const s = secretRow();
+      const req = { requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };
+      expect(await st.insertSecret(s, versionRow(s), req)).toBe("ok");
+      expect(await st.findCreateRequest("t1", "r1")).toEqual(req);
+      expect(await st.findCreateRequest("t2", "r1")).toBeUndefined();
+      const other = secretRow({ name: "other" });
+      expect(await st.insertSecret(other, versionRow(other), { ...req, secretUid: other.uid })).toBe("request-exists");
+      expect(await st.readSecret({ tenant: "t1", mesh: "m1" }, "other", 0)).toBeUndefined();
+      await st.deleteSecret(s.uid, undefined);
+      expect(await st.findCreateRequest("t1", "r1")).toBeUndefined();
+    });
+
+    it("when listing with expireBefore, then only secrets with an expire_time at or before it appear", async () => {
+      for (const [name, expireTime] of [["a", 100], ["b", 200], ["c", undefined]] as const) {
+        const s = secretRow({ name, expireTime });
+        await st.insertSecret(s, versionRow(s));
+      }
+      const rows = await st.listSecrets({ tenant: "t1", mesh: "m1" }, { afterName: "", limit: 10, expireBefore: 150 });
+      expect(rows.map((r) => r.name)).toEqual(["a"]);
+    });
+
     it("when many writers race on one etag, then exactly one update wins", async () => {
       const s = secretRow();
       await st.insertSecret(s, versionRow(s));
