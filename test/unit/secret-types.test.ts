@@ -4,24 +4,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SecretdError } from "../../src/domain/errors.js";
 import { NOT_AFTER_ANNOTATION, opensslTimeToRfc3339, validateTypedData } from "../../src/domain/secret-types.js";
+import { invalidMessage } from "../helpers/errors.js";
 
 function data(entries: Record<string, string | Buffer>): Map<string, Buffer> {
   return new Map(Object.entries(entries).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]));
 }
 
-/** Runs fn, expects INVALID_ARGUMENT, returns the message. */
-function invalidMessage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SecretdError);
-    expect((e as SecretdError).code).toBe("INVALID_ARGUMENT");
-    return (e as SecretdError).message;
-  }
-  throw new Error("expected INVALID_ARGUMENT, but nothing was thrown");
-}
 
 const SECRET = "Hunter2SECRETvalue";
 const BAD_UTF8 = Buffer.from([0x66, 0xff, 0xfe]);

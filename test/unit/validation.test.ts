@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { SecretdError } from "../../src/domain/errors.js";
 import { KNOWN_SECRET_TYPES } from "../../src/domain/secret-types.js";
 import {
   matchesSelector,
@@ -13,20 +12,10 @@ import {
   validateName,
   validateType,
 } from "../../src/domain/validation.js";
+import { invalidMessage } from "../helpers/errors.js";
 
 const MiB = 1024 * 1024;
 
-/** Runs fn, expects INVALID_ARGUMENT, returns the message. */
-function invalidMessage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SecretdError);
-    expect((e as SecretdError).code).toBe("INVALID_ARGUMENT");
-    return (e as SecretdError).message;
-  }
-  throw new Error("expected INVALID_ARGUMENT, but nothing was thrown");
-}
 
 function entries(n: number, value = "v"): Record<string, string> {
   return Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value]));
