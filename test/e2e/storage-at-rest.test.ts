@@ -3,7 +3,7 @@
  * is DATA_LOSS for that secret only, secrets survive a restart, and an unexpected
  * failure is INTERNAL carrying a request id that the log line carries too.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
@@ -30,6 +30,7 @@ describe("storage at rest", () => {
           return bytes.includes(marker) || bytes.includes(Buffer.from(marker).toString("base64")) || bytes.includes(Buffer.from(marker, "utf16le"));
         });
     expect(readdirSync(dataDir)).toContain(`${DB_FILE}-wal`);
+    for (const f of [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`]) expect(statSync(path.join(dataDir, f)).mode & 0o077).toBe(0);
     expect(scan()).toEqual([]);
     await s.app.close(1000);
 

@@ -4,7 +4,7 @@
  * comes back NORMAL), foreign keys on, secure_delete on so destroyed ciphertext is
  * overwritten rather than left in free pages.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
@@ -73,6 +73,9 @@ function pragma(db: Db, name: string, value: string | number, expect: string | n
 
 export function openSqliteDatabase(file: string): Db {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Owner-only: SQLite gives the -wal and -shm files the mode of the database file.
+  closeSync(openSync(file, "a", 0o600));
+  chmodSync(file, 0o600);
   const db = new Database(file);
   try {
     pragma(db, "journal_mode", "WAL", "wal");
