@@ -3,11 +3,17 @@
 import { Command } from "commander";
 import { registerServe } from "./cli/serve.js";
 import { registerToken } from "./cli/token.js";
+import { registerSecretsCommands } from "./cli/secrets-commands.js";
+import { registerGrantsCommands } from "./cli/grants-commands.js";
+import { registerProject } from "./cli/project-command.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
 registerServe(program);
 registerToken(program);
+registerSecretsCommands(program);
+registerGrantsCommands(program);
+registerProject(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);

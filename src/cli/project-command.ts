@@ -1,0 +1,25 @@
+/**
+ * `secretd project --projection FILE.yaml`: one ProjectSecrets call, printed as
+ * shell-quoted NAME=value lines (for `eval`) or as a JSON/YAML document with the
+ * sources and revision. The file format lives in projection-file.ts.
+ */
+import { Option, type Command } from "commander";
+import { renderDoc, projectionEnv, projectionView, type DocFormat } from "./output.js";
+import { runClient, withClientOptions } from "./client.js";
+import { readProjectionFile } from "./projection-file.js";
+
+export function registerProject(program: Command): void {
+  const cmd = program
+    .command("project")
+    .description("project values of several secrets from one snapshot, as env lines or a document")
+    .requiredOption("--projection <file>", "projection file (YAML mirroring ProjectSecretsRequest: mesh, items)")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["env", "json", "yaml"]).default("env"));
+  withClientOptions(cmd).action((_opts: unknown, self: Command) =>
+    runClient(self, async (conn) => {
+      const f = self.opts<{ projection: string; output: DocFormat | "env" }>();
+      const req = readProjectionFile(f.projection, conn.meshGiven ? { mesh: conn.mesh } : {});
+      const projection = await conn.unary(conn.client.projectSecrets, req);
+      process.stdout.write(f.output === "env" ? projectionEnv(projection.values) : renderDoc(projectionView(projection), f.output));
+    }),
+  );
+}
