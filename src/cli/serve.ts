@@ -1,8 +1,6 @@
 /** `secretd serve`: runs the server until SIGTERM/SIGINT, then drains and closes. */
 import type { Command } from "commander";
-import { startApp } from "../app.js";
 import type { Config } from "../config.js";
-import { createLogger } from "../logger.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { mintFromConfig } from "./token.js";
 
@@ -34,6 +32,9 @@ async function devBanner(config: Config, port: number): Promise<void> {
 export function registerServe(program: Command): void {
   withConfigOptions(program.command("serve").description("run the gRPC server")).action(async (opts: Record<string, unknown>) => {
     const config = configFrom(opts);
+    // Loaded here, not at the top, so client verbs don't pay for the server's modules.
+    const { startApp } = await import("../app.js");
+    const { createLogger } = await import("../logger.js");
     const log = createLogger(config.logLevel);
     const app = await startApp(config, log.logger);
     await devBanner(config, app.port);
