@@ -3,7 +3,8 @@ import path from "node:path";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
-import { loadKeyring, type Keyring } from "./crypto/keyring.js";
+import type { Keyring } from "./crypto/keyring.js";
+import { KeyringHolder } from "./crypto/keyring-holder.js";
 import { Grants } from "./domain/grants.js";
 import { Secrets } from "./domain/secrets.js";
 import type { Logger } from "./logger.js";
@@ -14,6 +15,7 @@ import { startGrpcServer } from "./transport/grpc/server.js";
 export interface App {
   readonly port: number;
   readonly storage: Storage;
+  /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
   /** Drains in-flight calls (at most graceMs), then closes the database. */
   close(graceMs?: number): Promise<void>;
@@ -42,15 +44,29 @@ export function verifierOptions(config: Config, warn: (msg: string) => void): Ve
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
-  const keyring = loadKeyring(config.kekFile, { create: config.kekFileIsDefault, warn });
-  const verifier = createVerifier(verifierOptions(config, warn));
-  const storage = new SqliteStorage(path.join(config.dataDir, DB_FILE));
+  // Watched, so a `secretd keys rotate` run against this data dir takes effect here too.
+  const keyring = new KeyringHolder(config.kekFile, {
+    create: config.kekFileIsDefault,
+    watch: true,
+    info: (msg) => logger.info(msg),
+    warn,
+  });
+  let verifier;
+  let storage;
+  try {
+    verifier = createVerifier(verifierOptions(config, warn));
+    storage = new SqliteStorage(path.join(config.dataDir, DB_FILE));
+  } catch (err) {
+    keyring.close();
+    throw err;
+  }
   const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
   const grants = new Grants({ storage, secrets });
   let server;
   try {
     server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection: { storage, keyring } });
   } catch (err) {
+    keyring.close();
     await storage.close();
     throw err;
   }
@@ -59,8 +75,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   return {
     port: running.port,
     storage,
-    keyring,
+    get keyring() {
+      return keyring.current();
+    },
     async close(graceMs = 10_000) {
+      keyring.close();
       await running.shutdown(graceMs);
       await storage.close();
     },

@@ -6,6 +6,7 @@ import { registerToken } from "./cli/token.js";
 import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
+import { registerKeys } from "./cli/keys.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
@@ -14,6 +15,7 @@ registerToken(program);
 registerSecretsCommands(program);
 registerGrantsCommands(program);
 registerProject(program);
+registerKeys(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);

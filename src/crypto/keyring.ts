@@ -29,7 +29,22 @@ export function isKeyId(id: string): boolean {
   return KEY_ID.test(id);
 }
 
-export class Keyring {
+/**
+ * Where the domain gets its keyring. A running server's keyring can change under it
+ * (`secretd keys rotate` in another process), so callers ask for it per operation
+ * instead of holding one Keyring for the process lifetime.
+ */
+export interface KeyringSource {
+  /** The keyring to seal with now: its active KEK wraps new data keys. */
+  current(): Keyring;
+  /**
+   * A keyring that holds `kekId` if one can be had (a file-backed source may re-read its
+   * file, rate-limited); otherwise the current one, which then fails to open the blob.
+   */
+  holding(kekId: string): Keyring;
+}
+
+export class Keyring implements KeyringSource {
   readonly active: Kek;
   readonly keys: readonly Kek[];
   readonly #byId: ReadonlyMap<string, Kek>;
@@ -45,6 +60,15 @@ export class Keyring {
 
   get(id: string): Kek | undefined {
     return this.#byId.get(id);
+  }
+
+  /** A fixed keyring is its own source: it never changes. */
+  current(): Keyring {
+    return this;
+  }
+
+  holding(): Keyring {
+    return this;
   }
 
   /** So a keyring that ends up in a log line shows ids, never key bytes. */

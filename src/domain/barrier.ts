@@ -1,30 +1,47 @@
 /**
  * The encryption barrier between the domain and storage: a version's data map is
  * sealed under a fresh data key, with additional data binding it to its row (tenant,
- * mesh, name, uid, version), so storage only ever holds opaque bytes.
+ * mesh, name, uid, version), so storage only ever holds opaque bytes. The keyring is
+ * asked for per call (KeyringSource), because a KEK rotation may change it while the
+ * server runs.
  */
 import { secretAad } from "../crypto/aad.js";
 import { decodeData, encodeData } from "../crypto/data-codec.js";
-import { openVersion, sealVersion } from "../crypto/envelope.js";
-import type { Keyring } from "../crypto/keyring.js";
+import { kekIdOf, openVersion, sealVersion } from "../crypto/envelope.js";
+import type { Keyring, KeyringSource } from "../crypto/keyring.js";
 import type { SecretRow, VersionRow } from "../storage/storage.js";
 
 type RowIdentity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
 
 export function sealData(
-  keyring: Keyring,
+  keys: KeyringSource,
   row: RowIdentity,
   version: number,
   data: ReadonlyMap<string, Buffer>,
   now: number,
 ): VersionRow {
   const aad = secretAad({ tenant: row.tenant, mesh: row.mesh, name: row.name, uid: row.uid, version });
-  const { dek, payload } = sealVersion(keyring, aad, encodeData(data));
+  const { dek, payload } = sealVersion(keys.current(), aad, encodeData(data));
   return { uid: row.uid, version, keys: [...data.keys()].sort(), dek, payload, createTime: now };
 }
 
 /** Throws DATA_LOSS when the blob does not authenticate for this row. */
-export function openData(keyring: Keyring, row: RowIdentity, v: VersionRow): Map<string, Buffer> {
+export function openData(keys: KeyringSource, row: RowIdentity, v: VersionRow): Map<string, Buffer> {
   const aad = secretAad({ tenant: row.tenant, mesh: row.mesh, name: row.name, uid: row.uid, version: v.version });
-  return decodeData(openVersion(keyring, aad, v.dek, v.payload));
+  return decodeData(openVersion(keyringFor(keys, v.dek), aad, v.dek, v.payload));
+}
+
+/**
+ * The keyring that can unwrap `dek`: the current one, or, when the blob names a KEK it
+ * lacks (rewrapped by `keys rotate` in another process), one the source re-read for it.
+ */
+function keyringFor(keys: KeyringSource, dek: Uint8Array): Keyring {
+  const ring = keys.current();
+  let id: string;
+  try {
+    id = kekIdOf(dek);
+  } catch {
+    return ring; // malformed: openVersion reports it as DATA_LOSS
+  }
+  return ring.get(id) === undefined ? keys.holding(id) : ring;
 }

@@ -5,7 +5,7 @@
  * always yields the same revision and any change of a value yields another.
  */
 import { createHash } from "node:crypto";
-import type { Keyring } from "../crypto/keyring.js";
+import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
 import type { Storage } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireLevel } from "./access.js";
@@ -23,7 +23,8 @@ export interface ProjectionResult {
 
 export interface ProjectionDeps {
   readonly storage: Storage;
-  readonly keyring: Keyring;
+  /** Asked per call: a KEK rotation may change it while the server runs. */
+  readonly keyring: KeyringSource;
   readonly now?: () => number;
 }
 

@@ -5,7 +5,7 @@
  * KEK cannot. The KEK id is kept with the digest, so it stays checkable after rotation.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import type { Keyring } from "../crypto/keyring.js";
+import type { KeyringSource } from "../crypto/keyring.js";
 import { SecretdError } from "./errors.js";
 
 export interface FingerprintInput {
@@ -48,14 +48,17 @@ function digest(key: Buffer, r: FingerprintInput): string {
   return h.digest("hex");
 }
 
-export function requestFingerprint(keyring: Keyring, r: FingerprintInput): string {
-  return `${keyring.active.id}:${digest(macKey(keyring.active.key), r)}`;
+export function requestFingerprint(keys: KeyringSource, r: FingerprintInput): string {
+  const active = keys.current().active;
+  return `${active.id}:${digest(macKey(active.key), r)}`;
 }
 
 /** True when `stored` is the fingerprint of `r` (under whichever KEK made it). */
-export function sameRequest(keyring: Keyring, stored: string, r: FingerprintInput): boolean {
+export function sameRequest(keys: KeyringSource, stored: string, r: FingerprintInput): boolean {
   const at = stored.lastIndexOf(":");
-  const kek = keyring.get(stored.slice(0, at));
+  const id = stored.slice(0, at);
+  // holding(): the KEK may have been added by a rotation in another process.
+  const kek = keys.holding(id).get(id);
   if (!kek) throw new SecretdError("FAILED_PRECONDITION", "request_id was recorded under a key-encryption key that is no longer in the keyring");
   const want = Buffer.from(stored.slice(at + 1), "hex");
   const got = Buffer.from(digest(macKey(kek.key), r), "hex");

@@ -4,7 +4,7 @@
  * checks that need storage, and errors use the one vocabulary of errors.ts.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import type { Keyring } from "../crypto/keyring.js";
+import type { KeyringSource } from "../crypto/keyring.js";
 import type {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -34,7 +34,8 @@ import {
 
 export interface SecretsDeps {
   readonly storage: Storage;
-  readonly keyring: Keyring;
+  /** Asked per call: a KEK rotation may change it while the server runs. */
+  readonly keyring: KeyringSource;
   readonly creatorRoles: readonly string[];
   readonly maxVersions: number;
   readonly now?: () => number;

@@ -92,6 +92,24 @@ export interface ListQuery {
 
 export type WriteResult = "ok" | "exists" | "missing" | "conflict";
 
+/** A version's wrapped data key with what its AAD needs (KEK rotation rewraps it). */
+export interface VersionKeyRow {
+  readonly uid: string;
+  readonly version: number;
+  readonly tenant: string;
+  readonly mesh: string;
+  readonly name: string;
+  readonly dek: Uint8Array;
+}
+
+/** Replace `oldDek` of one version by `newDek`, only if the row still holds `oldDek`. */
+export interface DekReplacement {
+  readonly uid: string;
+  readonly version: number;
+  readonly oldDek: Uint8Array;
+  readonly newDek: Uint8Array;
+}
+
 export interface Storage {
   /**
    * Inserts a secret with its first version, and the idempotency record of its create
@@ -119,6 +137,16 @@ export interface Storage {
   putGrant(grant: GrantRow): Promise<"ok" | "missing">;
   /** Removes the subject's grants on the secret (only the given level, when set); returns how many. */
   deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number>;
+  /**
+   * Wrapped data keys of every version in (uid, version) order, strictly after the given
+   * position ("" and 0 to start), at most `limit`. Each call is its own short read.
+   */
+  listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]>;
+  /**
+   * Applies the replacements in one transaction, each a compare-and-set on the old bytes,
+   * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
+   */
+  replaceDeks(replacements: readonly DekReplacement[]): Promise<number>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

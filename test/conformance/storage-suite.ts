@@ -202,5 +202,54 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(results.filter((r) => r === "ok")).toHaveLength(1);
       expect(results.filter((r) => r === "conflict")).toHaveLength(7);
     });
+
+    it("when version keys are listed in pages, then every version comes once, in (uid, version) order, with its scope, name and dek", async () => {
+      const made: { uid: string; version: number; tenant: string; name: string }[] = [];
+      for (const [i, tenant] of ["t1", "t2", "t1"].entries()) {
+        let s = secretRow({ tenant, name: `s${i}` });
+        await st.insertSecret(s, versionRow(s));
+        made.push({ uid: s.uid, version: 1, tenant, name: s.name });
+        for (let v = 2; v <= 3; v++) {
+          const next = { ...s, version: v, etag: randomUUID() };
+          await st.updateSecret(next, versionRow(next), s.etag, 10);
+          made.push({ uid: s.uid, version: v, tenant, name: s.name });
+          s = next;
+        }
+      }
+      const seen: { uid: string; version: number; tenant: string; name: string; mesh: string; dek: string }[] = [];
+      let after = { uid: "", version: 0 };
+      for (let page = 0; page < 20; page++) {
+        const rows = await st.listVersionKeys(after.uid, after.version, 2);
+        expect(rows.length).toBeLessThanOrEqual(2);
+        for (const r of rows) seen.push({ uid: r.uid, version: r.version, tenant: r.tenant, name: r.name, mesh: r.mesh, dek: Buffer.from(r.dek).toString() });
+        const last = rows.at(-1);
+        if (!last) break;
+        after = { uid: last.uid, version: last.version };
+      }
+      const order = (a: { uid: string; version: number }, b: { uid: string; version: number }): number =>
+        a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : a.version - b.version;
+      expect(seen).toEqual([...made].sort(order).map((m) => ({ ...m, mesh: "m1", dek: `dek-${m.version}` })));
+    });
+
+    it("when deks are replaced, then only rows still holding the old bytes change, and missing rows are skipped", async () => {
+      let s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      const next = { ...s, version: 2, etag: randomUUID() };
+      await st.updateSecret(next, versionRow(next), s.etag, 10);
+      s = next;
+      const applied = await st.replaceDeks([
+        { uid: s.uid, version: 1, oldDek: Buffer.from("dek-1"), newDek: Buffer.from("new-1") },
+        { uid: s.uid, version: 2, oldDek: Buffer.from("not-what-is-stored"), newDek: Buffer.from("new-2") },
+        { uid: s.uid, version: 9, oldDek: Buffer.from("dek-9"), newDek: Buffer.from("new-9") },
+        { uid: randomUUID(), version: 1, oldDek: Buffer.from("dek-1"), newDek: Buffer.from("new-x") },
+      ]);
+      expect(applied).toBe(1);
+      const scope = { tenant: "t1", mesh: "m1" };
+      const v1 = (await st.readSecret(scope, "s", 1))!.version!;
+      expect(Buffer.from(v1.dek).toString()).toBe("new-1");
+      expect(Buffer.from(v1.payload).toString()).toBe("payload-1");
+      expect(Buffer.from((await st.readSecret(scope, "s", 2))!.version!.dek).toString()).toBe("dek-2");
+      expect(await st.replaceDeks([])).toBe(0);
+    });
   });
 }

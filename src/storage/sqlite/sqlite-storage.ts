@@ -8,7 +8,18 @@ import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
-import type { CreateRequestRow, GrantRow, ListQuery, Scope, SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage.js";
+import type {
+  CreateRequestRow,
+  DekReplacement,
+  GrantRow,
+  ListQuery,
+  Scope,
+  SecretRow,
+  SecretWithVersion,
+  Storage,
+  VersionKeyRow,
+  VersionRow,
+} from "../storage.js";
 import { MIGRATIONS } from "./migrations.js";
 
 type Db = Database.Database;
@@ -211,6 +222,12 @@ export class SqliteStorage implements Storage {
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
       secretByUid: db.prepare<[string], { etag: string }>("SELECT etag FROM secrets WHERE uid = ?"),
+      // Row-value keyset on the primary key of secret_versions: no sort, no offset scan.
+      versionKeys: db.prepare<[string, number, number], VersionKeyRow>(
+        `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
+         WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
+      ),
+      replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
     };
   }
 
@@ -329,6 +346,21 @@ export class SqliteStorage implements Storage {
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
     return this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
+  }
+
+  async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
+    return this.stmt.versionKeys.all(afterUid, afterVersion, limit);
+  }
+
+  async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
+    return this.db.transaction((): number => {
+      let applied = 0;
+      for (const r of replacements) {
+        const params = { uid: r.uid, version: r.version, old_dek: Buffer.from(r.oldDek), new_dek: Buffer.from(r.newDek) };
+        applied += this.stmt.replaceDek.run(params).changes;
+      }
+      return applied;
+    }).immediate();
   }
 
   async close(): Promise<void> {

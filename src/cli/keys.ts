@@ -1,0 +1,76 @@
+/**
+ * `secretd keys rotate` and `secretd keys rewrap`: KEK rotation, safe while a server runs
+ * on the same data dir. SQLite in WAL mode lets this second process write in short
+ * transactions between the server's, and the server follows the keyring file
+ * (KeyringHolder), so reads and writes keep succeeding throughout.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import { DB_FILE } from "../app.js";
+import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
+import { rotateKeyring } from "../crypto/keyring.js";
+import { rewrapAll } from "../crypto/rotation.js";
+import { SecretdError, invalid } from "../domain/errors.js";
+import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { configFrom, withConfigOptions } from "./config-options.js";
+
+/** Servers poll the keyring file every KEYRING_POLL_MS; give them a few polls to notice. */
+const SETTLE_MS = 3 * KEYRING_POLL_MS;
+/** Bounds the re-scans when old-KEK blobs keep appearing (a server on another keyring file). */
+const MAX_PASSES = 200;
+
+function batchSize(v: string | undefined): number {
+  const n = Number(v ?? "100");
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw invalid("--batch", "must be an integer from 1 to 10000");
+  return n;
+}
+
+async function rewrapCommand(opts: Record<string, string | undefined>, rotate: boolean): Promise<void> {
+  const config = configFrom(opts);
+  const batch = batchSize(opts.batch);
+  const started = Date.now();
+  if (rotate) {
+    const ring = rotateKeyring(config.kekFile);
+    process.stdout.write(`added KEK ${ring.active.id} to ${config.kekFile}; new data keys are wrapped by it\n`);
+  }
+  const dbFile = path.join(config.dataDir, DB_FILE);
+  if (!existsSync(dbFile)) {
+    process.stdout.write(`no database at ${dbFile}: rewrapped 0 data keys\n`);
+    return;
+  }
+  const warn = (msg: string): void => void process.stderr.write(`secretd: ${msg}\n`);
+  const keys = new KeyringHolder(config.kekFile, { create: false, watch: false, info: () => {}, warn });
+  const storage = new SqliteStorage(dbFile);
+  try {
+    const r = await rewrapAll(storage, keys, { batchSize: batch, settleUntil: started + SETTLE_MS, rescanMs: KEYRING_POLL_MS / 4, maxPasses: MAX_PASSES });
+    process.stdout.write(
+      `rewrapped ${r.rewrapped} data keys to KEK ${r.activeKekId} ` +
+        `(${r.rewrappedLate} of them written by a server during the rotation, found by the final re-scan; ${r.passes} passes)\n`,
+    );
+    if (r.unreadable.length > 0) {
+      for (const u of r.unreadable) {
+        warn(`version ${u.version} of secret "${u.name}" (tenant "${u.tenant}", mesh "${u.mesh}", uid ${u.uid}) could not be unwrapped and was left as it is`);
+      }
+      throw new SecretdError("DATA_LOSS", `${r.unreadable.length} data keys could not be rewrapped; keep the older KEKs in ${config.kekFile}`);
+    }
+  } finally {
+    await storage.close();
+  }
+}
+
+export function registerKeys(program: Command): void {
+  const keys = program.command("keys").description("key-encryption key (KEK) management");
+  withConfigOptions(
+    keys
+      .command("rotate")
+      .description("add a new active KEK to the keyring and rewrap every stored data key with it (safe while a server runs on the data dir)")
+      .option("--batch <n>", "data keys rewrapped per transaction", "100"),
+  ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, true));
+  withConfigOptions(
+    keys
+      .command("rewrap")
+      .description("rewrap data keys still wrapped by an older KEK with the active one (finishes an interrupted rotation)")
+      .option("--batch <n>", "data keys rewrapped per transaction", "100"),
+  ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, false));
+}
