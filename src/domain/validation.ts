@@ -319,8 +319,15 @@ function checkValue(key: string, value: string): string {
  * Parses `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, `k>n`, `k<n`,
  * comma-separated. "" (or only spaces) is the empty selector.
  */
+/** Bounds the work one ListSecrets call can ask for: selector cost is paid per row. */
+export const MAX_SELECTOR_LENGTH = 4096;
+export const MAX_SELECTOR_REQUIREMENTS = 64;
+
 export function parseLabelSelector(s: string): LabelSelector {
-  return new SelectorParser(tokenize(s)).parse();
+  if (s.length > MAX_SELECTOR_LENGTH) throw invalid("label_selector", `at most ${MAX_SELECTOR_LENGTH} characters`);
+  const sel = new SelectorParser(tokenize(s)).parse();
+  if (sel.length > MAX_SELECTOR_REQUIREMENTS) throw invalid("label_selector", `at most ${MAX_SELECTOR_REQUIREMENTS} requirements`);
+  return sel;
 }
 
 /** Kubernetes semantics: `!=` and `notin` also match objects without the key. */

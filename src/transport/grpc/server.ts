@@ -70,7 +70,13 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
       health.setStatus("", "NOT_SERVING");
       health.setStatus(SECRET_SERVICE, "NOT_SERVING");
       return new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        // tryShutdown's callback also waits for TCP connections whose client never sent the
+        // HTTP/2 preface (connects and stays silent); forceShutdown does not close those, so
+        // resolve here too, or one silent connection would hold shutdown forever.
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
