@@ -1,0 +1,76 @@
+// secretd under benchmark, in its own process: the same startApp as `secretd serve`,
+// on 127.0.0.1:0 with the data dir given in DATA_DIR, logging ON at info level through
+// the project's buffered pino logger (createLogger) into LOG_FILE.
+// Started by scripts/bench.mjs with fork(). IPC:
+//   → { ready, port, pid }                       once serving
+//   ← { cmd: "profile-start", intervalUs }        → { profileStarted }
+//   ← { cmd: "profile-stop", file }               → { profileWritten: file }
+//   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
+//   ← { cmd: "stop" } or SIGTERM                  drains, flushes the log, exits 0
+import { closeSync, openSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
+import { startApp } from "../dist/app.js";
+import { loadConfig } from "../dist/config.js";
+import { createLogger } from "../dist/logger.js";
+
+const dataDir = process.env.DATA_DIR;
+const logFile = process.env.LOG_FILE;
+if (!dataDir || !logFile) {
+  console.error("bench-server: DATA_DIR and LOG_FILE are required");
+  process.exit(2);
+}
+
+const logFd = openSync(logFile, "a", 0o600);
+const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info" }, {});
+const log = createLogger(config.logLevel, logFd);
+const app = await startApp(config, log.logger);
+
+let session;
+let stopping = false;
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await app.close(2000);
+  } finally {
+    log.flush();
+    closeSync(logFd);
+    process.exit(code);
+  }
+}
+
+function post(method, params = {}) {
+  return new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+process.on("message", (m) => {
+  (async () => {
+    if (m?.cmd === "profile-start") {
+      session = new Session();
+      session.connect();
+      await post("Profiler.enable");
+      await post("Profiler.setSamplingInterval", { interval: m.intervalUs ?? 200 });
+      await post("Profiler.start");
+      process.send?.({ profileStarted: true });
+    } else if (m?.cmd === "profile-stop") {
+      const { profile } = await post("Profiler.stop");
+      session.disconnect();
+      session = undefined;
+      writeFileSync(m.file, JSON.stringify(profile));
+      process.send?.({ profileWritten: m.file });
+    } else if (m?.cmd === "mem") {
+      const u = process.memoryUsage();
+      process.send?.({ mem: Object.fromEntries(Object.entries(u).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10])) });
+    } else if (m?.cmd === "stop") {
+      await stop(0);
+    }
+  })().catch((err) => {
+    process.send?.({ error: String(err?.stack ?? err) });
+  });
+});
+process.on("SIGTERM", () => void stop(0));
+process.on("SIGINT", () => void stop(0));
+// The orchestrator died or closed the channel: never outlive it.
+process.on("disconnect", () => void stop(0));
+
+process.send?.({ ready: true, port: app.port, pid: process.pid });

@@ -1,0 +1,829 @@
+// `npm run bench [-- --quick] [-- --generator=node] [-- --keep] [-- --profile|--no-profile]`
+//
+// SPEC §9 budgets, measured in one run on this machine (docs/BENCHMARKS.md):
+//   * a fresh secretd (scripts/bench-server.mjs: startApp, temp data dir, pino logging
+//     ON at info level into a file through the project's buffered logger) and a bare
+//     grpc-js server answering a message of the same size as GetSecret's
+//     (scripts/bench-echo.mjs), each in its own process;
+//   * both driven by the same load generator: h2load (one C process, pre-framed gRPC
+//     bodies; installed with apt-get when missing and possible) or, as the fallback,
+//     raw-HTTP/2 Node processes (scripts/bench-loader.mjs). CreateSecret needs a unique
+//     name per call, so it always uses the Node processes;
+//   * at 64 concurrent calls: GetSecret (1 KiB value), ProjectSecrets (10 keys of 5
+//     secrets), ListSecrets (page of 100), durable CreateSecret (while filling the
+//     database); one call at a time: GetSecret and ListSecrets with 1,000 and with
+//     100,000 secrets (5,000 with --quick) spread over 101 tenants (growth ratios);
+//     server RSS when full; CPU profiles of the server (GetSecret, ListSecrets,
+//     CreateSecret) unless --quick (add --profile to get them there too).
+// Every process it starts is killed on exit, failure or signal; loads only hit 127.0.0.1.
+// The last line printed is one JSON object with the results.
+import { execFileSync, fork, spawn } from "node:child_process";
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { readHs256Secret } from "../dist/auth/keys.js";
+import { mintToken } from "../dist/auth/mint.js";
+import {
+  CreateSecretRequest,
+  GetSecretRequest,
+  ListSecretsRequest,
+  ListSecretsResponse,
+  Projection,
+  ProjectSecretsRequest,
+  Secret,
+  SecretServiceClient,
+} from "../dist/gen/secrets/v1/secrets.js";
+import { connect, cpuSeconds, grpcFrame, grpcUnframe, machine, memoryMb, rawUnary, round, summarize, summarizeProfile } from "./bench-lib.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+
+const QUICK = flag("quick");
+const KEEP = flag("keep");
+const PROFILE = QUICK ? flag("profile") : !flag("no-profile");
+// --quick: 5,000 secrets, one short run per scenario (two for the one-at-a-time runs);
+// it has to finish in under 60 s
+// while CreateSecret is still one fsync per call (~450/s here).
+const BIG = Number(option("secrets") ?? (QUICK ? 5_000 : 100_000));
+const SMALL = 1_000;
+const CONCURRENCY = 64;
+const H2_CONNECTIONS = 4; // 64 concurrent calls = 4 connections × 16 streams
+const DURATION_S = Number(option("duration") ?? (QUICK ? 1.5 : 4));
+const WARMUP_S = QUICK ? 0.5 : 1;
+const REPS = Number(option("reps") ?? (QUICK ? 1 : 3));
+const QUIET_WAIT_S = QUICK ? 0.5 : 15;
+const FILL_PROCS = 2;
+const FILL_CONNECTIONS_PER_PROC = 2;
+const NODE_GEN_PROCS = 2;
+const FILLER_TENANTS = 100;
+const VALUE_BYTES = 1024;
+const PROJECT_VALUE_BYTES = 128;
+const LIST_SECRETS = 150;
+const MESH = "default";
+const DEADLINE_MS = QUICK ? 110_000 : 30 * 60_000;
+
+const SVC = "/secrets.v1.SecretService";
+/** Where a call's time goes: inclusive time of these functions in the server profiles. */
+const PROFILE_SPOTS = [
+  { label: "authenticate (bearer + verified-token cache)", fn: "authenticate", url: "/dist/transport/grpc/call.js" },
+  { label: "Secrets.get", fn: "get", url: "/dist/domain/secrets.js" },
+  { label: "Secrets.list", fn: "list", url: "/dist/domain/secrets.js" },
+  { label: "Secrets.create", fn: "create", url: "/dist/domain/secrets.js" },
+  { label: "  storage.readSecret (SQLite, in a transaction)", fn: "readSecret", url: "/dist/storage/sqlite/" },
+  { label: "    db.transaction() wrapper built per call", fn: "transaction", url: "better-sqlite3/lib/methods/transaction.js" },
+  { label: "  storage.listSecrets (SQLite)", fn: "listSecrets", url: "/dist/storage/sqlite/" },
+  { label: "  storage.insertSecret (SQLite, COMMIT + fsync)", fn: "insertSecret", url: "/dist/storage/sqlite/" },
+  { label: "  toSecret (row → object, JSON.parse)", fn: "toSecret", url: "/dist/storage/sqlite/" },
+  { label: "  openData (unwrap DEK + decrypt, AES-GCM)", fn: "openData", url: "/dist/domain/barrier.js" },
+  { label: "  sealData (new DEK + encrypt + wrap)", fn: "sealData", url: "/dist/domain/barrier.js" },
+  { label: "toSecretMessage (domain → proto object)", fn: "toSecretMessage", url: "/dist/transport/grpc/convert.js" },
+  { label: "log line per call (finish → pino)", fn: "finish", url: "/dist/transport/grpc/call.js" },
+  { label: "response: grpc-js sendMetadata (headers)", fn: "sendMetadata", url: "@grpc/grpc-js" },
+  { label: "response: serialize (ts-proto encode)", fn: "serializeMessage", url: "@grpc/grpc-js" },
+  { label: "request: deserialize", fn: "deserializeMessage", url: "@grpc/grpc-js" },
+  { label: "garbage collector", fn: "(garbage collector)" },
+];
+const t0 = Date.now();
+const say = (msg) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
+
+// ---------------------------------------------------------------- process hygiene
+const children = new Set();
+function track(child, what) {
+  children.add(child);
+  child.benchName = what;
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of children) {
+    try {
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+}
+let tmpDir;
+function cleanupFiles() {
+  if (tmpDir && !KEEP) rmSync(tmpDir, { recursive: true, force: true });
+}
+process.on("exit", () => {
+  killAll();
+  cleanupFiles();
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    say(`${sig}: stopping`);
+    process.exit(130);
+  });
+}
+const deadline = setTimeout(() => {
+  say(`deadline of ${DEADLINE_MS / 1000}s passed: aborting`);
+  process.exit(3);
+}, DEADLINE_MS);
+deadline.unref();
+
+function onceMessage(child, pred, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer in ${timeoutMs} ms`)), timeoutMs);
+    const onMsg = (m) => {
+      if (m?.error) {
+        cleanup();
+        reject(new Error(`${what}: ${m.error}`));
+      } else if (pred(m)) {
+        cleanup();
+        resolve(m);
+      }
+    };
+    const onExit = (code) => {
+      cleanup();
+      reject(new Error(`${what}: process exited (${code})`));
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      child.off("message", onMsg);
+      child.off("exit", onExit);
+    }
+    child.on("message", onMsg);
+    child.once("exit", onExit);
+  });
+}
+
+/** Temp dirs of earlier runs that were killed outright (SIGKILL), and so could not clean up. */
+function removeStaleRuns() {
+  for (const d of readdirSync(os.tmpdir())) {
+    if (!d.startsWith("secretd-bench-")) continue;
+    const dir = path.join(os.tmpdir(), d);
+    let pid;
+    try {
+      pid = Number(readFileSync(path.join(dir, "owner.pid"), "utf8"));
+    } catch {
+      continue; // kept with --keep, or not ours
+    }
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if (err.code === "ESRCH") rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- CPU accounting
+function systemBusySeconds() {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (line[0] + line[1] + line[2] + line[5] + line[6] + line[7]) / 100;
+}
+
+/** Samples CPU of the given pids (and the whole system) across fn(); pids may come later via addPid. */
+async function withCpu(pids, fn) {
+  const start = { sys: systemBusySeconds(), t: performance.now(), cpu: new Map(pids.map((p) => [p, cpuSeconds(p)])) };
+  const last = new Map();
+  const tracked = new Map(); // late pids (generators): first and last sample
+  const poll = setInterval(() => {
+    for (const [pid, first] of tracked) {
+      const v = cpuSeconds(pid);
+      if (Number.isFinite(v)) last.set(pid, { first, v });
+    }
+  }, 100);
+  const addPid = (pid) => tracked.set(pid, cpuSeconds(pid));
+  let result;
+  try {
+    result = await fn(addPid);
+  } finally {
+    clearInterval(poll);
+  }
+  const secs = (performance.now() - start.t) / 1000;
+  const pct = (x) => round((100 * x) / secs, 1);
+  const perPid = {};
+  let ours = 0;
+  for (const [pid, before] of start.cpu) {
+    const d = cpuSeconds(pid) - before;
+    perPid[pid] = pct(d);
+    ours += d;
+  }
+  let gen = 0;
+  for (const { first, v } of last.values()) gen += v - first;
+  ours += gen;
+  const sys = systemBusySeconds() - start.sys;
+  return { result, cpu: { perPid, gen_cpu_pct: pct(gen), other_cpu_pct: pct(Math.max(0, sys - ours)) } };
+}
+
+/**
+ * Other engineers' builds and tests share these 2 cores. Before a measured run, wait
+ * (bounded) until the rest of the system has been near idle for half a second.
+ */
+const QUIET_CPU_PCT = 20;
+const DISTURBED_CPU_PCT = 25;
+let waitedTotalS = 0;
+async function waitQuiet(maxS) {
+  const started = performance.now();
+  let other = NaN;
+  while ((performance.now() - started) / 1000 < maxS) {
+    const a = systemBusySeconds();
+    await new Promise((r) => setTimeout(r, 500));
+    other = (100 * (systemBusySeconds() - a)) / 0.5;
+    if (other < QUIET_CPU_PCT) break;
+  }
+  const waited = (performance.now() - started) / 1000 - 0.5;
+  waitedTotalS += Math.max(0, waited);
+  return round(other, 0);
+}
+
+// ---------------------------------------------------------------- generator choice
+function haveH2load() {
+  try {
+    execFileSync("h2load", ["--version"], { stdio: "ignore", timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+function chooseGenerator() {
+  const wanted = option("generator") ?? "h2load";
+  if (wanted === "node") return { kind: "node", why: "--generator=node" };
+  if (haveH2load()) return { kind: "h2load", why: "h2load found" };
+  if (process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
+    say("h2load missing: apt-get install -y nghttp2-client");
+    try {
+      execFileSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client"], { stdio: "ignore", timeout: 240_000 });
+    } catch {
+      // fall through to the check
+    }
+    if (haveH2load()) return { kind: "h2load", why: "installed nghttp2-client" };
+  }
+  return { kind: "node", why: "h2load unavailable and not installable: raw-HTTP/2 Node processes" };
+}
+
+// ---------------------------------------------------------------- processes
+async function startServer(dataDir, logFile) {
+  const child = track(
+    fork(path.join(HERE, "bench-server.mjs"), [], { env: { ...process.env, DATA_DIR: dataDir, LOG_FILE: logFile }, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    "secretd",
+  );
+  const m = await onceMessage(child, (x) => x?.ready, 30_000, "secretd start");
+  return { child, port: m.port, pid: child.pid };
+}
+
+async function startEcho(responseBytes) {
+  const child = track(
+    fork(path.join(HERE, "bench-echo.mjs"), [], { env: { ...process.env, RESPONSE_BYTES: String(responseBytes) }, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    "echo",
+  );
+  const m = await onceMessage(child, (x) => x?.ready, 30_000, "echo start");
+  return { child, port: m.port, pid: child.pid };
+}
+
+async function stopChild(child, how) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  if (how === "ipc" && child.connected) child.send({ cmd: "stop" });
+  else child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------- load: h2load
+function parseH2load(out) {
+  const num = (re) => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : NaN;
+  };
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  return {
+    rps: num(/finished in [\d.]+m?s, ([\d.]+) req\/s/),
+    done: req ? Number(req[3]) : NaN,
+    succeeded: req ? Number(req[4]) : NaN,
+    failed: req ? Number(req[5]) + Number(req[6]) + Number(req[7]) : NaN,
+    status2xx: num(/status codes: (\d+) 2xx/),
+    dataBytes: num(/\((\d+)\) data/),
+  };
+}
+
+function h2load({ port, path: p, token, bodyFile, seconds, connections, streams, logFile }, addPid) {
+  const args = ["-c", String(connections), "-m", String(streams), "-t", "1", "-D", `${Math.round(seconds * 1000)}ms`, "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", bodyFile];
+  if (token) args.push("-H", `authorization: Bearer ${token}`);
+  if (logFile) args.push("--log-file", logFile);
+  args.push(`http://127.0.0.1:${port}${p}`);
+  return new Promise((resolve, reject) => {
+    const child = track(spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] }), "h2load");
+    addPid?.(child.pid);
+    let out = "";
+    child.stdout.on("data", (c) => (out += c));
+    child.stderr.on("data", (c) => (out += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`h2load exited ${code}: ${out.slice(-500)}`));
+      else resolve(parseH2load(out));
+    });
+  });
+}
+
+async function readLatencyLog(file) {
+  // h2load --log-file: start time (µs since epoch) \t HTTP status \t duration (µs)
+  const lat = [];
+  let non200 = 0;
+  const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  for await (const line of rl) {
+    const parts = line.split("\t");
+    if (parts.length < 3) continue;
+    if (parts[1] !== "200") non200++;
+    lat.push(Number(parts[2]) / 1000);
+  }
+  return { lat, non200 };
+}
+
+// ---------------------------------------------------------------- load: Node processes
+async function nodeLoad(jobs, addPid) {
+  const procs = jobs.map((job, i) => {
+    const c = track(fork(path.join(HERE, "bench-loader.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }), `loader-${i}`);
+    addPid?.(c.pid);
+    return c;
+  });
+  const results = procs.map((c) => onceMessage(c, (m) => m?.result, 30 * 60_000, "loader run"));
+  await Promise.all(procs.map((c, i) => {
+    const ready = onceMessage(c, (m) => m?.ready, 30_000, "loader ready");
+    c.send(jobs[i]);
+    return ready;
+  }));
+  const started = performance.now();
+  for (const c of procs) c.send({ go: true });
+  const rs = (await Promise.all(results)).map((m) => m.result);
+  const wallS = (performance.now() - started) / 1000;
+  const lat = [];
+  let ok = 0;
+  let failed = 0;
+  let badSize = 0;
+  const codes = {};
+  for (const r of rs) {
+    ok += r.ok;
+    failed += r.failed;
+    badSize += r.badSize ?? 0;
+    for (const [k, v] of Object.entries(r.codes)) codes[k] = (codes[k] ?? 0) + v;
+    const b = Buffer.from(r.latUs, "base64");
+    const u = new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    for (const x of u) lat.push(x / 1000);
+  }
+  return { ok, failed, badSize, codes, wallS, seconds: rs[0]?.seconds, lat };
+}
+
+// ---------------------------------------------------------------- scenarios
+let generator;
+let runSeq = 0;
+
+/**
+ * One measured run of a fixed-body scenario: `concurrency` calls in flight (64, or 1
+ * for unloaded latency), after a warm-up. `genProcs` splits the load over that many
+ * generator processes (to show that adding generators does not raise throughput).
+ */
+async function measure(name, target, opts) {
+  const otherBefore = await waitQuiet(QUIET_WAIT_S);
+  const r = await measureOnce(name, target, opts);
+  const serverCpu = r.perPid[opts.pids[0]];
+  return {
+    ...r,
+    server_cpu_pct: serverCpu,
+    // Server CPU time per call: robust to other processes taking CPU from the server.
+    server_cpu_us_per_call: round((10_000 * serverCpu) / r.rps, 1),
+    other_cpu_before_pct: otherBefore,
+    disturbed: r.other_cpu_pct > DISTURBED_CPU_PCT,
+  };
+}
+
+async function measureOnce(name, target, { pids, concurrency = CONCURRENCY, genProcs = 1 }) {
+  const n = ++runSeq;
+  if (generator.kind === "h2load") {
+    const base = { port: target.port, path: target.path, token: target.token, bodyFile: target.bodyFile };
+    const connections = concurrency === 1 ? 1 : H2_CONNECTIONS;
+    const streams = concurrency / connections;
+    // Warm-up in its own invocation: h2load's byte counters mix warm-up and main phase.
+    await h2load({ ...base, seconds: WARMUP_S, connections, streams });
+    const logs = Array.from({ length: genProcs }, (_, i) => path.join(tmpDir, `h2load-${n}-${i}.log`));
+    const { result, cpu } = await withCpu(pids, (addPid) =>
+      Promise.all(logs.map((logFile) => h2load({ ...base, seconds: DURATION_S, connections: connections / genProcs, streams, logFile }, addPid))),
+    );
+    const lat = [];
+    let non200 = 0;
+    for (const f of logs) {
+      const r = await readLatencyLog(f);
+      for (const x of r.lat) lat.push(x);
+      non200 += r.non200;
+      rmSync(f, { force: true });
+    }
+    const rps = result.reduce((s, r) => s + r.rps, 0);
+    const done = result.reduce((s, r) => s + r.done, 0);
+    const failed = result.reduce((s, r) => s + r.failed, 0);
+    const dataBytes = result.reduce((s, r) => s + r.dataBytes, 0);
+    // Every OK response carries exactly expectBytes of DATA; an error (trailers-only)
+    // carries none. Responses cut off at the end of the run may add up to one window.
+    const responses = dataBytes / target.expectBytes;
+    const sizeOk = responses >= done - 0.5 && responses <= done + concurrency + 0.5;
+    if (failed > 0 || non200 > 0 || !sizeOk || done === 0) {
+      throw new Error(`${name}: h2load saw failures (failed=${failed}, non-200=${non200}, data/expected=${round(responses, 1)} for ${done} done)`);
+    }
+    return { name, concurrency, rps: round(rps, 0), ...summarize(lat), ...cpu };
+  }
+  // Node generator: several raw-HTTP/2 processes sharing the calls.
+  const procs = concurrency === 1 ? 1 : NODE_GEN_PROCS * genProcs;
+  const job = (i) => ({
+    mode: "fixed",
+    port: target.port,
+    path: target.path,
+    token: target.token,
+    body: target.body.toString("base64"),
+    expectBytes: target.expectBytes,
+    connections: concurrency === 1 ? 1 : 2,
+    concurrency: Math.floor(concurrency / procs) + (i < concurrency % procs ? 1 : 0),
+    warmupMs: WARMUP_S * 1000,
+    durationMs: DURATION_S * 1000,
+  });
+  const { result, cpu } = await withCpu(pids, (addPid) => nodeLoad(Array.from({ length: procs }, (_, i) => job(i)), addPid));
+  if (result.failed > 0 || result.badSize > 0 || result.ok === 0) {
+    throw new Error(`${name}: ${result.failed} failed calls (${JSON.stringify(result.codes)}), ${result.badSize} of a wrong size`);
+  }
+  return { name, concurrency, rps: round(result.ok / result.seconds, 0), ...summarize(result.lat), ...cpu };
+}
+
+/** The fastest run not disturbed by other processes (the fastest of all when every run was). */
+function best(runs) {
+  const calm = runs.filter((r) => !r.disturbed);
+  return (calm.length > 0 ? calm : runs).reduce((a, b) => (b.rps > a.rps ? b : a));
+}
+
+// ---------------------------------------------------------------- real-client helpers
+function clientCall(client, method, req, token) {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve, reject) => {
+    const deadlineAt = new Date(Date.now() + 30_000);
+    client[method](req, md, { deadline: deadlineAt }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+async function pool(items, concurrency, fn) {
+  let i = 0;
+  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (i < items.length) {
+      const item = items[i++];
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+function valueOf(bytes, seed) {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) b[i] = 33 + ((i * 7 + seed) % 90);
+  return b;
+}
+
+/** Fills `count` filler secrets over the tenants, continuing each tenant's numbering. */
+async function fill(tenants, count, pids) {
+  const per = tenants.map((_, i) => Math.floor(count / tenants.length) + (i < count % tenants.length ? 1 : 0));
+  const jobs = Array.from({ length: FILL_PROCS }, (_, p) => ({
+    mode: "create",
+    port: serverPort,
+    connections: FILL_CONNECTIONS_PER_PROC,
+    concurrency: CONCURRENCY / FILL_PROCS,
+    valueBytes: VALUE_BYTES,
+    jobs: [],
+  }));
+  tenants.forEach((t, i) => {
+    if (per[i] === 0) return;
+    jobs[i % FILL_PROCS].jobs.push({ token: t.token, mesh: MESH, prefix: t.prefix, start: t.filled, count: per[i] });
+    t.filled += per[i];
+  });
+  let rssMax = 0;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, memoryMb(serverPid).rss)), 500);
+  try {
+    const { result, cpu } = await withCpu(pids, (addPid) => nodeLoad(jobs.filter((j) => j.jobs.length > 0), addPid));
+    if (result.failed > 0) throw new Error(`fill: ${result.failed} creates failed (${JSON.stringify(result.codes)})`);
+    return { created: result.ok, seconds: round(result.wallS, 2), rps: round(result.ok / result.wallS, 0), ...summarize(result.lat), ...cpu, rss_max_mb: round(rssMax, 1) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+// ---------------------------------------------------------------- log tally
+async function tallyLog(file) {
+  const byCode = {};
+  let lines = 0;
+  const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  for await (const line of rl) {
+    lines++;
+    const m = /"method":"(\w+)".*?"code":"(\w+)"/.exec(line);
+    if (m) byCode[`${m[1]}:${m[2]}`] = (byCode[`${m[1]}:${m[2]}`] ?? 0) + 1;
+  }
+  return { lines, byCode };
+}
+
+// ================================================================= main
+let serverPort;
+let serverPid;
+
+async function main() {
+  const mach = machine();
+  say(`machine: ${mach.nproc} CPUs (${mach.cpu}), node ${mach.node}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  say(`mode: ${QUICK ? "quick" : "full"}; ${BIG} secrets; ${DURATION_S}s per run (+${WARMUP_S}s warm-up), best of ${REPS}; ${CONCURRENCY} concurrent calls`);
+  generator = chooseGenerator();
+  say(`load generator: ${generator.kind} (${generator.why})`);
+
+  removeStaleRuns();
+  tmpDir = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-"));
+  writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
+  const dataDir = path.join(tmpDir, "data");
+  const logFile = path.join(tmpDir, "secretd.log");
+  mkdirSync(dataDir, { mode: 0o700 });
+  const server = await startServer(dataDir, logFile);
+  serverPort = server.port;
+  serverPid = server.pid;
+  say(`secretd pid ${server.pid} on 127.0.0.1:${server.port}, data ${dataDir}, log ${logFile} (info)`);
+
+  // Tokens: the benchmark tenant and 100 filler tenants, all tenant-admin.
+  const secret = readHs256Secret(path.join(dataDir, "jwt-dev.key"));
+  const mint = (tenant) => mintToken({ secret, tenant, sub: `${tenant}-admin`, roles: ["tenant-admin"], ttlSec: 3 * 3600 });
+  const benchToken = await mint("bench");
+  const tenants = [{ name: "bench", token: benchToken, prefix: "zz-fill-", filled: 0 }];
+  for (let i = 0; i < FILLER_TENANTS; i++) {
+    const name = `t-${String(i).padStart(3, "0")}`;
+    tenants.push({ name, token: await mint(name), prefix: "fill-", filled: 0 });
+  }
+
+  // Seed the benchmark tenant with the real grpc-js client (and check its answers).
+  const client = new SecretServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+  const getValue = valueOf(VALUE_BYTES, 1);
+  const seeds = [{ name: "get-1k", data: { value: getValue } }];
+  for (let i = 0; i < 5; i++) seeds.push({ name: `proj-${i}`, data: { user: valueOf(PROJECT_VALUE_BYTES, 10 + i), password: valueOf(PROJECT_VALUE_BYTES, 20 + i) } });
+  for (let i = 0; i < LIST_SECRETS; i++) seeds.push({ name: `list-${String(i).padStart(4, "0")}`, data: { value: valueOf(64, i) }, labels: { app: "web", tier: String(i % 3) } });
+  await pool(seeds, 16, (s) => clientCall(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, ...s }), benchToken));
+  const seeded = seeds.length;
+
+  const getReq = GetSecretRequest.fromPartial({ mesh: MESH, name: "get-1k" });
+  const projReq = ProjectSecretsRequest.fromPartial({ mesh: MESH, items: Array.from({ length: 5 }, (_, i) => ({ name: `proj-${i}`, envPrefix: `S${i}_` })) });
+  const listReq = ListSecretsRequest.fromPartial({ mesh: MESH, pageSize: 100 });
+  {
+    const g = await clientCall(client, "getSecret", getReq, benchToken);
+    if (!Buffer.from(g.data.value ?? []).equals(getValue)) throw new Error("GetSecret (real client) returned the wrong value");
+    const pr = await clientCall(client, "projectSecrets", projReq, benchToken);
+    if (pr.values.length !== 10) throw new Error(`ProjectSecrets (real client) returned ${pr.values.length} values, expected 10`);
+    const l = await clientCall(client, "listSecrets", listReq, benchToken);
+    if (l.secrets.length !== 100 || l.nextPageToken === "") throw new Error(`ListSecrets (real client) returned ${l.secrets.length} secrets`);
+  }
+  client.close();
+  say(`seeded tenant "bench": 1 × 1 KiB secret, 5 × 2 keys × ${PROJECT_VALUE_BYTES} B for ProjectSecrets, ${LIST_SECRETS} small secrets for ListSecrets; real-client answers checked`);
+
+  // Filler to SMALL secrets in all.
+  const pidsServer = [server.pid];
+  const fillSmall = await fill(tenants, SMALL - seeded, pidsServer);
+  say(`filled to ${SMALL} secrets (${fillSmall.created} creates in ${fillSmall.seconds}s)`);
+
+  // Pre-framed bodies, each checked once with a raw HTTP/2 call: grpc-status 0, decodable
+  // answer, and the exact response size h2load must then see for every call.
+  const targets = {};
+  const session = await connect(server.port);
+  async function target(name, method, msgBytes, check) {
+    const body = grpcFrame(msgBytes);
+    const r = await rawUnary(session, `${SVC}/${method}`, benchToken, body);
+    if (r.status !== 0) throw new Error(`${method} pre-check: grpc-status ${r.status} ${r.message}`);
+    const msg = grpcUnframe(r.body);
+    if (!msg) throw new Error(`${method} pre-check: not one gRPC message`);
+    check(msg);
+    const bodyFile = path.join(tmpDir, `${name}.bin`);
+    writeFileSync(bodyFile, body);
+    targets[name] = { port: server.port, path: `${SVC}/${method}`, token: benchToken, body, bodyFile, expectBytes: r.body.length, responseMessageBytes: msg.length };
+  }
+  await target("get", "GetSecret", GetSecretRequest.encode(getReq).finish(), (m) => {
+    if (!Buffer.from(Secret.decode(m).data.value ?? []).equals(getValue)) throw new Error("GetSecret pre-check: wrong value");
+  });
+  await target("project", "ProjectSecrets", ProjectSecretsRequest.encode(projReq).finish(), (m) => {
+    if (Projection.decode(m).values.length !== 10) throw new Error("ProjectSecrets pre-check: not 10 values");
+  });
+  await target("list", "ListSecrets", ListSecretsRequest.encode(listReq).finish(), (m) => {
+    if (ListSecretsResponse.decode(m).secrets.length !== 100) throw new Error("ListSecrets pre-check: not 100 secrets");
+  });
+  session.close();
+
+  // The baseline: same response size as GetSecret, same request body.
+  const echo = await startEcho(targets.get.responseMessageBytes);
+  {
+    const s = await connect(echo.port);
+    const r = await rawUnary(s, "/bench.v1.Echo/Echo", undefined, targets.get.body);
+    s.close();
+    if (r.status !== 0 || r.body.length !== targets.get.expectBytes) throw new Error(`echo pre-check failed: status ${r.status}, ${r.body.length} bytes`);
+    targets.echo = { port: echo.port, path: "/bench.v1.Echo/Echo", token: undefined, body: targets.get.body, bodyFile: targets.get.bodyFile, expectBytes: r.body.length };
+  }
+  say(`echo pid ${echo.pid} on 127.0.0.1:${echo.port}; response sizes (framed): get ${targets.get.expectBytes} B, echo ${targets.echo.expectBytes} B, project ${targets.project.expectBytes} B, list ${targets.list.expectBytes} B`);
+
+  // Scenarios: 64 concurrent calls, plus GetSecret and ListSecrets one call at a time
+  // (unloaded latency, the growth ratios). Repetitions are interleaved so that echo and
+  // secretd runs meet the same conditions.
+  const SCENARIOS = {
+    echo: { target: "echo", pids: [echo.pid] },
+    get: { target: "get", pids: [server.pid] },
+    project: { target: "project", pids: [server.pid] },
+    list: { target: "list", pids: [server.pid] },
+    get_c1: { target: "get", pids: [server.pid], concurrency: 1 },
+    list_c1: { target: "list", pids: [server.pid], concurrency: 1 },
+    echo_2gen: { target: "echo", pids: [echo.pid], genProcs: 2 },
+  };
+  // One-at-a-time runs vary most from run to run (±30 % here): --quick still does two.
+  const repsOf = (name, reps) => (name.endsWith("_c1") ? Math.max(reps, 2) : reps);
+  const stage = async (label, names, reps) => {
+    const runs = Object.fromEntries(names.map((k) => [k, []]));
+    for (let rep = 0; rep < Math.max(...names.map((n) => repsOf(n, reps))); rep++) {
+      for (const name of names) {
+        if (rep >= repsOf(name, reps)) continue;
+        const sc = SCENARIOS[name];
+        const r = await measure(name, targets[sc.target], sc);
+        runs[name].push(r);
+        say(
+          `${label} ${name.padEnd(9)} ${String(r.rps).padStart(6)} calls/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  server CPU ${r.server_cpu_pct}% (${r.server_cpu_us_per_call} µs/call)  generator CPU ${r.gen_cpu_pct}%  other CPU ${r.other_cpu_pct}%${r.disturbed ? "  DISTURBED by other processes" : ""}`,
+        );
+      }
+    }
+    return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { best: best(v), runs: v }]));
+  };
+
+  const small = await stage(`@${SMALL}`, QUICK ? ["get_c1", "list_c1"] : ["echo", "get", "project", "list", "get_c1", "list_c1"], REPS);
+
+  // Fill to BIG: this is the durable CreateSecret measurement (64 concurrent, unique names).
+  say(`creating ${BIG - SMALL} secrets (1 KiB each) over ${tenants.length} tenants with ${FILL_PROCS} Node processes × ${CONCURRENCY / FILL_PROCS} concurrent calls`);
+  const fillBig = await fill(tenants, BIG - SMALL, pidsServer);
+  const memFull = memoryMb(server.pid);
+  server.child.send({ cmd: "mem" });
+  const memBreakdown = (await onceMessage(server.child, (m) => m?.mem, 10_000, "memory usage")).mem;
+  say(
+    `create: ${fillBig.rps}/s (p50 ${fillBig.p50_ms} ms, p99 ${fillBig.p99_ms} ms), ${BIG} secrets after ${fillBig.seconds}s; server CPU ${fillBig.perPid[server.pid]}%, loaders ${fillBig.gen_cpu_pct}%, other ${fillBig.other_cpu_pct}%; RSS ${round(memFull.rss, 1)} MB (peak so far ${round(memFull.hwm, 1)} MB; V8 heap used ${memBreakdown.heapUsed} of ${memBreakdown.heapTotal} MB, external ${memBreakdown.external} MB)`,
+  );
+
+  const big = await stage(`@${BIG}`, ["echo", "get", "project", "list", "get_c1", "list_c1", "echo_2gen"], REPS);
+
+  // The create generator (Node processes) is not the bottleneck either: the same two
+  // processes with 64 calls against the echo server.
+  let nodeGenEcho;
+  if (generator.kind === "h2load" && !QUICK) {
+    const saved = generator;
+    generator = { kind: "node" };
+    try {
+      nodeGenEcho = await measure("echo (node gen)", targets.echo, { pids: [echo.pid] });
+    } finally {
+      generator = saved;
+    }
+    say(`echo driven by ${NODE_GEN_PROCS} Node loader processes: ${nodeGenEcho.rps} calls/s (loaders ${nodeGenEcho.gen_cpu_pct}% CPU), vs CreateSecret ${fillBig.rps}/s`);
+  }
+
+  // Peak RSS of the measured part (the profiler below costs memory of its own).
+  const memMeasured = memoryMb(server.pid);
+
+  // Where the time goes: CPU profiles of the server under GetSecret (and, in the full
+  // run, ListSecrets and CreateSecret) load.
+  const profiles = {};
+  async function profiled(name, run) {
+    const file = path.join(tmpDir, `secretd-${name}.cpuprofile`);
+    server.child.send({ cmd: "profile-start", intervalUs: 250 });
+    await onceMessage(server.child, (m) => m?.profileStarted, 10_000, "profile start");
+    const r = await run();
+    server.child.send({ cmd: "profile-stop", file });
+    await onceMessage(server.child, (m) => m?.profileWritten, 60_000, "profile stop");
+    const summary = summarizeProfile(JSON.parse(readFileSync(file, "utf8")), { top: 30, inclusive: PROFILE_SPOTS });
+    summary.rps_while_profiling = r.rps;
+    summary.file = KEEP ? file : undefined;
+    if (!KEEP) rmSync(file, { force: true });
+    profiles[name] = summary;
+    say(`profile of secretd under ${name} load (${r.rps} calls/s while profiled; % of busy main-thread time)`);
+    for (const e of summary.inclusive.filter((x) => x.pct >= 0.5)) say(`   incl ${String(e.pct).padStart(5)}%  ${e.fn}`);
+    for (const e of summary.top_self.slice(0, 12)) say(`   self ${String(e.pct).padStart(5)}%  ${e.fn}`);
+    for (const e of summary.by_category) say(`   cat  ${String(e.pct).padStart(5)}%  ${e.cat}`);
+  }
+  if (PROFILE) {
+    await profiled("GetSecret", () => measure("get (profiled)", targets.get, { pids: [server.pid] }));
+    await profiled("ListSecrets", () => measure("list (profiled)", targets.list, { pids: [server.pid] }));
+    const extra = [{ name: "bench", token: benchToken, prefix: "zz-prof-", filled: 0 }];
+    await profiled("CreateSecret", () => fill(extra, QUICK ? 1000 : 3000, pidsServer));
+  }
+
+  await stopChild(server.child, "ipc");
+  await stopChild(echo.child, "signal");
+  const log = await tallyLog(logFile);
+  const dbBytes = ["secretd.db", "secretd.db-wal"].reduce((s, f) => s + (existsSync(path.join(dataDir, f)) ? statSync(path.join(dataDir, f)).size : 0), 0);
+  const nonOk = Object.entries(log.byCode).filter(([k]) => !k.endsWith(":OK"));
+  if (nonOk.length > 0) say(`WARNING: non-OK calls in the server log: ${JSON.stringify(Object.fromEntries(nonOk))}`);
+
+  const S = small;
+  const B = big;
+  const v = (st, k, f) => st[k]?.best[f];
+  const out = {
+    mode: QUICK ? "quick" : "full",
+    secrets: BIG,
+    secrets_note: BIG === 100_000 ? undefined : `rss_mb_100k, the *_100k runs and the growth ratios used ${BIG} secrets, not 100,000`,
+    generator: generator.kind,
+    concurrency: CONCURRENCY,
+    echo_rps: v(B, "echo", "rps"),
+    get_rps: v(B, "get", "rps"),
+    get_ratio: round(v(B, "get", "rps") / v(B, "echo", "rps"), 3),
+    get_p50_ms: v(B, "get", "p50_ms"),
+    get_p99_ms: v(B, "get", "p99_ms"),
+    echo_p99_ms: v(B, "echo", "p99_ms"),
+    project_rps: v(B, "project", "rps"),
+    project_ratio: round(v(B, "project", "rps") / v(B, "echo", "rps"), 3),
+    project_p99_ms: v(B, "project", "p99_ms"),
+    list_rps: v(B, "list", "rps"),
+    list_p99_ms: v(B, "list", "p99_ms"),
+    create_rps: fillBig.rps,
+    create_p50_ms: fillBig.p50_ms,
+    create_p99_ms: fillBig.p99_ms,
+    fill_seconds: fillBig.seconds,
+    rss_mb_100k: round(memFull.rss, 1),
+    rss_peak_mb: round(memMeasured.hwm, 1),
+    rss_after_reads_mb: round(memMeasured.rss, 1),
+    heap_used_mb_100k: memBreakdown.heapUsed,
+    heap_total_mb_100k: memBreakdown.heapTotal,
+    external_mb_100k: memBreakdown.external,
+    db_mb: round(dbBytes / 2 ** 20, 1),
+    // Growth: one call at a time (unloaded), p50, with BIG vs 1,000 secrets.
+    list_growth: round(v(B, "list_c1", "p50_ms") / v(S, "list_c1", "p50_ms"), 3),
+    get_growth: round(v(B, "get_c1", "p50_ms") / v(S, "get_c1", "p50_ms"), 3),
+    list_c1_p50_ms_1k: v(S, "list_c1", "p50_ms"),
+    list_c1_p50_ms_100k: v(B, "list_c1", "p50_ms"),
+    get_c1_p50_ms_1k: v(S, "get_c1", "p50_ms"),
+    get_c1_p50_ms_100k: v(B, "get_c1", "p50_ms"),
+    get_c1_p99_ms_100k: v(B, "get_c1", "p99_ms"),
+    // Cross-checks that do not depend on other processes' CPU use: server CPU per call.
+    echo_cpu_us_per_call: v(B, "echo", "server_cpu_us_per_call"),
+    get_cpu_us_per_call: v(B, "get", "server_cpu_us_per_call"),
+    project_cpu_us_per_call: v(B, "project", "server_cpu_us_per_call"),
+    list_cpu_us_per_call: v(B, "list", "server_cpu_us_per_call"),
+    get_ratio_by_cpu: round(v(B, "echo", "server_cpu_us_per_call") / v(B, "get", "server_cpu_us_per_call"), 3),
+    project_ratio_by_cpu: round(v(B, "echo", "server_cpu_us_per_call") / v(B, "project", "server_cpu_us_per_call"), 3),
+    at_1k: QUICK
+      ? undefined
+      : {
+          echo_rps: v(S, "echo", "rps"),
+          get_rps: v(S, "get", "rps"),
+          get_ratio: round(v(S, "get", "rps") / v(S, "echo", "rps"), 3),
+          get_p99_ms: v(S, "get", "p99_ms"),
+          project_rps: v(S, "project", "rps"),
+          list_rps: v(S, "list", "rps"),
+          list_growth_64: round(v(B, "list", "p50_ms") / v(S, "list", "p50_ms"), 3),
+          get_growth_64: round(v(B, "get", "p50_ms") / v(S, "get", "p50_ms"), 3),
+        },
+    // The generator is not the bottleneck: the echo server is CPU-bound, h2load is not,
+    // and twice the generator processes do not serve more calls.
+    echo_server_cpu_pct: v(B, "echo", "server_cpu_pct"),
+    gen_cpu_pct_echo: v(B, "echo", "gen_cpu_pct"),
+    echo_rps_2gen: v(B, "echo_2gen", "rps"),
+    echo_2gen_ratio: round(v(B, "echo_2gen", "rps") / v(B, "echo", "rps"), 3),
+    echo_rps_node_gen: nodeGenEcho?.rps,
+    // How far the create generator (the same two Node processes) could go beyond create_rps.
+    create_generator_headroom: nodeGenEcho ? round(nodeGenEcho.rps / fillBig.rps, 1) : undefined,
+    create_loader_cpu_pct: fillBig.gen_cpu_pct,
+    create_server_cpu_pct: fillBig.perPid[server.pid],
+    other_cpu_pct_max: Math.max(...[S, B].flatMap((st) => Object.values(st).map((x) => x.best.other_cpu_pct))),
+    disturbed_runs_used: [S, B].flatMap((st, i) => Object.entries(st).filter(([, x]) => x.best.disturbed).map(([k]) => `${k}@${i === 0 ? SMALL : BIG}`)),
+    waited_for_quiet_s: round(waitedTotalS, 1),
+    log_lines: log.lines,
+    log_non_ok: nonOk.reduce((s, [, n]) => s + n, 0),
+    profile_get_inclusive: profiles.GetSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
+    profile_get_top_self: profiles.GetSecret?.top_self.slice(0, 10).map((e) => `${e.pct}% ${e.fn}`),
+    profile_get_categories: profiles.GetSecret?.by_category.map((e) => `${e.pct}% ${e.cat}`),
+    profile_list_inclusive: profiles.ListSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
+    profile_create_inclusive: profiles.CreateSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
+    budgets: undefined,
+    seconds: round((Date.now() - t0) / 1000, 1),
+  };
+  out.budgets = {
+    get_ratio_ge_0_6: out.get_ratio >= 0.6,
+    get_p99_le_5ms: out.get_p99_ms <= 5,
+    project_ratio_ge_0_4: out.project_ratio >= 0.4,
+    create_rps_ge_2000: out.create_rps >= 2000,
+    rss_le_200mb: out.rss_mb_100k <= 200,
+    list_growth_le_1_5: out.list_growth <= 1.5,
+    get_growth_le_1_5: out.get_growth <= 1.5,
+    // The echo server's process is CPU-bound while h2load idles, and doubling the
+    // generator processes does not raise throughput beyond run-to-run noise (~15 % here).
+    generator_not_bottleneck: out.echo_server_cpu_pct >= 90 && out.gen_cpu_pct_echo <= 50 && out.echo_2gen_ratio <= 1.15,
+  };
+  if (KEEP) {
+    rmSync(path.join(tmpDir, "owner.pid"), { force: true });
+    writeFileSync(path.join(tmpDir, "bench-details.json"), JSON.stringify({ machine: mach, out, small, big, fillSmall, fillBig, nodeGenEcho, profiles, log }, null, 2));
+    say(`kept ${tmpDir} (details in bench-details.json)`);
+  }
+  clearTimeout(deadline);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    say(`FAILED: ${err?.stack ?? err}`);
+    process.exit(1);
+  },
+);
