@@ -62,6 +62,10 @@ interface GrantRecord {
   create_time: number;
 }
 
+type JoinedVersion =
+  | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number }
+  | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null };
+
 interface ListParams {
   tenant: string;
   mesh: string;
@@ -160,6 +164,8 @@ function toGrant(r: GrantRecord): GrantRow {
 
 export class SqliteStorage implements Storage {
   private readonly db: Db;
+  /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
+  private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
   private readonly stmt;
 
   constructor(file: string) {
@@ -174,8 +180,13 @@ export class SqliteStorage implements Storage {
       insertVersion: db.prepare(
         "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (@uid, @version, @keys, @dek, @payload, @create_time)",
       ),
-      secretByName: db.prepare<[string, string, string], SecretRecord>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.tenant = ? AND s.mesh = ? AND s.name = ?`,
+      // The secret and one version of it in one statement: one consistent snapshot
+      // without an explicit transaction (the GetSecret hot path).
+      secretWithVersion: db.prepare<[{ tenant: string; mesh: string; name: string; version: number }], SecretRecord & JoinedVersion>(
+        `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time
+         FROM secrets s LEFT JOIN secret_versions v
+           ON v.uid = s.uid AND v.version = CASE WHEN @version = 0 THEN s.version ELSE @version END
+         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name = @name`,
       ),
       version: db.prepare<[string, number], VersionRecord>(
         "SELECT uid, version, keys, dek, payload, create_time FROM secret_versions WHERE uid = ? AND version = ?",
@@ -229,13 +240,18 @@ export class SqliteStorage implements Storage {
       ),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
     };
+    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
+  /** Grants hang off the uid, so reading them after the secret is consistent enough. */
   private readOne(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
-    const rec = this.stmt.secretByName.get(scope.tenant, scope.mesh, name);
+    const rec = this.stmt.secretWithVersion.get({ tenant: scope.tenant, mesh: scope.mesh, name, version });
     if (!rec) return undefined;
-    const v = this.stmt.version.get(rec.uid, version === 0 ? rec.version : version);
-    return { secret: toSecret(rec), version: v ? toVersion(v) : undefined, grants: this.stmt.grants.all(rec.uid).map(toGrant) };
+    const v: VersionRow | undefined =
+      rec.v_version === null
+        ? undefined
+        : { uid: rec.uid, version: rec.v_version, keys: JSON.parse(rec.v_keys) as string[], dek: rec.v_dek, payload: rec.v_payload, createTime: rec.v_create_time };
+    return { secret: toSecret(rec), version: v, grants: this.stmt.grants.all(rec.uid).map(toGrant) };
   }
 
   private insertVersion(v: VersionRow): void {
@@ -283,12 +299,11 @@ export class SqliteStorage implements Storage {
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    // Two statements, one snapshot: a deferred transaction pins the WAL read mark.
-    return this.db.transaction(() => this.readOne(scope, name, version))();
+    return this.readOne(scope, name, version);
   }
 
   async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
-    return this.db.transaction(() => names.map((n) => this.readOne(scope, n, 0)))();
+    return this.readMany(scope, names);
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
