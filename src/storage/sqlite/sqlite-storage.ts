@@ -20,6 +20,7 @@ import type {
   VersionKeyRow,
   VersionRow,
 } from "../storage.js";
+import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 
 type Db = Database.Database;
@@ -164,6 +165,8 @@ function toGrant(r: GrantRecord): GrantRow {
 
 export class SqliteStorage implements Storage {
   private readonly db: Db;
+  /** Creates and updates share commits under concurrency (see group-commit.ts). */
+  private readonly writes: GroupCommit;
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
   private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
   private readonly stmt;
@@ -240,6 +243,7 @@ export class SqliteStorage implements Storage {
       ),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
     };
+    this.writes = new GroupCommit(db);
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -266,7 +270,7 @@ export class SqliteStorage implements Storage {
   }
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
-    return this.db.transaction((): "ok" | "exists" | "request-exists" => {
+    return this.writes.submit((): "ok" | "exists" | "request-exists" => {
       if (request && this.stmt.findRequest.get(secret.tenant, request.requestId)) return "request-exists";
       const r = this.stmt.insertSecret.run({
         uid: secret.uid,
@@ -290,7 +294,7 @@ export class SqliteStorage implements Storage {
       this.insertVersion(version);
       if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime);
       return "ok";
-    }).immediate();
+    });
   }
 
   async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
@@ -316,7 +320,7 @@ export class SqliteStorage implements Storage {
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
-    return this.db.transaction((): "ok" | "missing" | "conflict" => {
+    return this.writes.submit((): "ok" | "missing" | "conflict" => {
       const r = this.stmt.updateSecret.run({
         uid: next.uid,
         expect_etag: expectEtag,
@@ -333,7 +337,7 @@ export class SqliteStorage implements Storage {
       this.insertVersion(version);
       this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
       return "ok";
-    }).immediate();
+    });
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
