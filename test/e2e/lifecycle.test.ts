@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DB_FILE } from "../../src/app.js";
 import type { ListSecretsResponse, Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { hasOpenssl } from "../helpers/openssl.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 let s: TestServer;
@@ -168,15 +169,6 @@ describe("idempotent CreateSecret", () => {
 });
 
 describe("typed secrets", () => {
-  const hasOpenssl = ((): boolean => {
-    try {
-      execFileSync("openssl", ["version"]);
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-
   it.runIf(hasOpenssl)("when a TLS secret has a matching key, then it is stored with its notAfter annotation; a foreign key is refused", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "tls-"));
     const gen = (n: string): { crt: string; key: string } => {

@@ -6,16 +6,8 @@ import path from "node:path";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetSecretRequest, SecretServiceClient } from "../../src/gen/secrets/v1/secrets.js";
+import { hasOpenssl } from "../helpers/openssl.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-
-const hasOpenssl = ((): boolean => {
-  try {
-    execFileSync("openssl", ["version"]);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-tls-"));
 const f = (n: string): string => path.join(dir, n);

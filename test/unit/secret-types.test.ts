@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NOT_AFTER_ANNOTATION, opensslTimeToRfc3339, validateTypedData } from "../../src/domain/secret-types.js";
 import { invalidMessage } from "../helpers/errors.js";
+import { hasOpenssl } from "../helpers/openssl.js";
 
 function data(entries: Record<string, string | Buffer>): Map<string, Buffer> {
   return new Map(Object.entries(entries).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]));
@@ -140,7 +141,6 @@ describe("opensslTimeToRfc3339", () => {
   });
 });
 
-const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
 
 // Certificates come from the openssl binary; without it these tests are skipped (not faked).
 describe.runIf(hasOpenssl)("TLS types", () => {
