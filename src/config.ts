@@ -200,19 +200,3 @@ function deepFreeze<T>(o: T): T {
   }
   return o;
 }
-
-/** The configuration as `doctor` and start-up logs may show it: paths and names only. */
-export function describeConfig(c: Config): Record<string, unknown> {
-  return {
-    listen: `${c.listen.host}:${c.listen.port}`,
-    dataDir: c.dataDir,
-    database: c.databaseUrl === "" ? "sqlite" : "postgres",
-    kekFile: c.kekFile,
-    jwt: { ...c.jwt },
-    creatorRoles: c.creatorRoles,
-    maxVersions: c.maxVersions,
-    tls: c.tls ? { cert: c.tls.cert, clientCa: c.tls.clientCa || undefined } : "off",
-    logLevel: c.logLevel,
-    metricsListen: c.metricsListen || "off",
-  };
-}
