@@ -5,6 +5,7 @@
  * always yields the same revision and any change of a value yields another.
  */
 import { createHash } from "node:crypto";
+import { updateLengthPrefixed } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
 import type { Storage } from "../storage/storage.js";
@@ -71,20 +72,12 @@ function validateRequest(req: ProjectSecretsRequest): void {
   });
 }
 
-function lengthPrefixed(h: ReturnType<typeof createHash>, parts: ReadonlyArray<string | Uint8Array | number>): void {
-  for (const part of parts) {
-    const bytes = typeof part === "number" ? Buffer.from(String(part)) : typeof part === "string" ? Buffer.from(part, "utf8") : part;
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    h.update(len).update(bytes);
-  }
-}
 
 export function projectionRevision(sources: readonly SecretRef[], values: readonly ProjectedValue[]): string {
   const h = createHash("sha256");
-  lengthPrefixed(h, ["secretd-projection-v1", sources.length, values.length]);
-  for (const s of sources) lengthPrefixed(h, [s.mesh, s.name, s.version]);
-  for (const v of values) lengthPrefixed(h, [v.secret, v.key, v.env, v.path, v.mode, v.value]);
+  updateLengthPrefixed(h, ["secretd-projection-v1", sources.length, values.length]);
+  for (const s of sources) updateLengthPrefixed(h, [s.mesh, s.name, s.version]);
+  for (const v of values) updateLengthPrefixed(h, [v.secret, v.key, v.env, v.path, v.mode, v.value]);
   return h.digest("hex");
 }
 

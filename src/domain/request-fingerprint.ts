@@ -5,6 +5,7 @@
  * KEK cannot. The KEK id is kept with the digest, so it stays checkable after rotation.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { updateLengthPrefixed } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import { SecretdError } from "./errors.js";
 
@@ -27,12 +28,7 @@ function macKey(kek: Buffer): Buffer {
 
 function digest(key: Buffer, r: FingerprintInput): string {
   const h = createHmac("sha256", key);
-  const part = (v: string | Uint8Array): void => {
-    const bytes = typeof v === "string" ? Buffer.from(v, "utf8") : v;
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    h.update(len).update(bytes);
-  };
+  const part = (v: string | Uint8Array): void => updateLengthPrefixed(h, [v]);
   const map = (m: Iterable<[string, string | Uint8Array]>): void => {
     const entries = [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     part(String(entries.length));
