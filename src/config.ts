@@ -120,7 +120,8 @@ function parseListen(key: string, v: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
-function list(v: string): string[] {
+/** "a, b,,c" → ["a", "b", "c"]: comma-separated settings and flags. */
+export function splitList(v: string): string[] {
   return v.split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
@@ -150,7 +151,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   const hs256SecretFile = hs256IsDevKey ? path.join(dataDir, "jwt-dev.key") : raw.jwtHs256SecretFile;
 
   const defaultAlgs = [...(hs256SecretFile ? HS_ALGS : []), ...(hasJwks ? JWKS_ALGS : [])];
-  const algorithms = raw.jwtAlgorithms === "" ? defaultAlgs : list(raw.jwtAlgorithms);
+  const algorithms = raw.jwtAlgorithms === "" ? defaultAlgs : splitList(raw.jwtAlgorithms);
   for (const a of algorithms) {
     if (![...HS_ALGS, ...JWKS_ALGS].includes(a)) throw bad("jwtAlgorithms", `unsupported algorithm "${a}"`);
     if (HS_ALGS.includes(a) && !hs256SecretFile) throw bad("jwtAlgorithms", `${a} needs --jwt-hs256-secret-file`);
@@ -159,7 +160,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
   if (!/^[A-Za-z0-9_.:/-]{1,128}$/.test(raw.tenantClaim)) throw bad("tenantClaim", "must be a claim name");
 
-  const creatorRoles = list(raw.creatorRoles);
+  const creatorRoles = splitList(raw.creatorRoles);
   const maxVersions = Number(raw.maxVersions);
   if (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 1000) throw bad("maxVersions", "must be an integer from 1 to 1000");
 

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Option, type Command } from "commander";
+import { splitList } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { defaultEnvName } from "../domain/projection.js";
 import {
@@ -234,11 +235,7 @@ function registerList(program: Command): void {
 
 /** "expireTime", "expire-time" → "expire_time": the server speaks FieldMask paths. */
 function maskPaths(mask: string): string[] {
-  return mask
-    .split(",")
-    .map((p) => p.trim())
-    .filter((p) => p !== "")
-    .map((p) => p.replace(/([a-z])([A-Z])/g, "$1_$2").replace(/-/g, "_").toLowerCase());
+  return splitList(mask).map((p) => p.replace(/([a-z])([A-Z])/g, "$1_$2").replace(/-/g, "_").toLowerCase());
 }
 
 function registerUpdate(program: Command): void {

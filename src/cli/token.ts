@@ -2,12 +2,12 @@
 import type { Command } from "commander";
 import { ensureDevHs256Secret, readHs256Secret } from "../auth/keys.js";
 import { mintToken, parseDuration } from "../auth/mint.js";
-import type { Config } from "../config.js";
+import { splitList, type Config } from "../config.js";
 import { SecretdError } from "../domain/errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 
 function list(v: string | undefined): string[] | undefined {
-  return v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  return v === undefined ? undefined : splitList(v);
 }
 
 export function signingSecret(config: Config): Buffer {
