@@ -49,30 +49,47 @@ async function runFixed(job, sessions) {
   const start = performance.now();
   const mainStart = start + job.warmupMs;
   const end = mainStart + job.durationMs;
-  const lat = [];
-  let ok = 0;
-  let failed = 0;
+  const t = tally();
   let badSize = 0;
-  const codes = {};
   async function worker(session) {
     // Bounded: stops at `end` (each call is itself bounded by CALL_TIMEOUT_MS).
     while (performance.now() < end) {
       const r = await call(session, job.path, job.token, body);
       if (r.t1 < mainStart || r.t1 > end) continue;
+      t.record(r);
+      if (r.status === 0 && job.expectBytes && r.bytes !== job.expectBytes) badSize++;
+    }
+  }
+  await runWorkers(job.concurrency, sessions, worker);
+  return { ...t.result(job.durationMs / 1000), badSize };
+}
+
+/** Counts outcomes and OK latencies of calls; `result` packs them for the parent. */
+function tally() {
+  const lat = [];
+  let ok = 0;
+  let failed = 0;
+  const codes = {};
+  return {
+    record(r) {
       if (r.status === 0) {
         ok++;
         lat.push(r.t1 - r.t0);
-        if (job.expectBytes && r.bytes !== job.expectBytes) badSize++;
       } else {
         failed++;
         codes[r.status] = (codes[r.status] ?? 0) + 1;
       }
-    }
-  }
+    },
+    result(seconds) {
+      return { ok, failed, codes, seconds, latUs: Buffer.from(Uint32Array.from(lat, (x) => Math.round(x * 1000)).buffer).toString("base64") };
+    },
+  };
+}
+
+async function runWorkers(concurrency, sessions, worker) {
   const workers = [];
-  for (let i = 0; i < job.concurrency; i++) workers.push(worker(sessions[i % sessions.length]));
+  for (let i = 0; i < concurrency; i++) workers.push(worker(sessions[i % sessions.length]));
   await Promise.all(workers);
-  return { ok, failed, badSize, codes, seconds: job.durationMs / 1000, latUs: Buffer.from(Uint32Array.from(lat, (x) => Math.round(x * 1000)).buffer).toString("base64") };
 }
 
 async function runCreate(job, sessions) {
@@ -81,10 +98,7 @@ async function runCreate(job, sessions) {
   const queue = [];
   for (const j of job.jobs) queue.push({ j, next: j.start, end: j.start + j.count });
   let qi = 0;
-  const lat = [];
-  let ok = 0;
-  let failed = 0;
-  const codes = {};
+  const t = tally();
   const t0 = performance.now();
   function take() {
     // Round-robin over the tenants so they fill together.
@@ -101,20 +115,11 @@ async function runCreate(job, sessions) {
       const msg = CreateSecretRequest.encode(
         CreateSecretRequest.fromPartial({ mesh: item.j.mesh, name, data: { value }, labels: { app: "bench", batch: item.j.prefix.replace(/[^a-z0-9]/g, "") || "x" } }),
       ).finish();
-      const r = await call(session, CREATE_PATH, item.j.token, grpcFrame(msg));
-      if (r.status === 0) {
-        ok++;
-        lat.push(r.t1 - r.t0);
-      } else {
-        failed++;
-        codes[r.status] = (codes[r.status] ?? 0) + 1;
-      }
+      t.record(await call(session, CREATE_PATH, item.j.token, grpcFrame(msg)));
     }
   }
-  const workers = [];
-  for (let i = 0; i < job.concurrency; i++) workers.push(worker(sessions[i % sessions.length]));
-  await Promise.all(workers);
-  return { ok, failed, codes, seconds: (performance.now() - t0) / 1000, latUs: Buffer.from(Uint32Array.from(lat, (x) => Math.round(x * 1000)).buffer).toString("base64") };
+  await runWorkers(job.concurrency, sessions, worker);
+  return t.result((performance.now() - t0) / 1000);
 }
 
 process.on("disconnect", () => process.exit(0));
