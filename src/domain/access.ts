@@ -72,9 +72,8 @@ export function requireLevel(access: Access, level: Level, name: string): void {
   if (access.level < level) throw denied(`permission ${Level[level]} required on secret "${name}"`);
 }
 
-/** Throws PERMISSION_DENIED for the first key not usable at `level`. */
-export function requireKeys(access: Access, level: Level, keys: Iterable<string>, name: string): void {
-  const allowed = keysAt(access, level);
+/** Throws PERMISSION_DENIED for the first key outside `allowed` (from keysAt; undefined = every key). */
+export function requireKeys(allowed: ReadonlySet<string> | undefined, keys: Iterable<string>, name: string): void {
   if (allowed === undefined) return;
   for (const k of keys) if (!allowed.has(k)) throw denied(`key "${k}" of secret "${name}" is not granted`);
 }

@@ -9,9 +9,9 @@ import { updateLengthPrefixed } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
 import type { Storage } from "../storage/storage.js";
-import { accessTo, keysAt, Level, requireLevel } from "./access.js";
+import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
-import { SecretdError, denied, invalid } from "./errors.js";
+import { SecretdError, invalid } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { requireUnexpired, scopeFor } from "./secrets.js";
 import { validateDataKey, validateName } from "./validation.js";
@@ -115,10 +115,8 @@ export async function projectSecrets(deps: ProjectionDeps, p: Principal, req: Pr
         if (item.optional) continue;
         throw new SecretdError("NOT_FOUND", `key "${m.key}" of secret "${item.name}" not found`);
       }
-      if (allowed !== undefined && !allowed.has(m.key)) {
-        if (item.keys.length === 0) continue; // "all keys" means all keys granted
-        throw denied(`key "${m.key}" of secret "${item.name}" is not granted`);
-      }
+      if (item.keys.length === 0 && allowed !== undefined && !allowed.has(m.key)) continue; // "all keys" = all granted
+      requireKeys(allowed, [m.key], item.name);
       const field = `items[${i}].keys[${j}]`;
       const env = m.env || defaultEnvName(item.envPrefix, m.key);
       const path = m.path || `${item.name}/${m.key}`;

@@ -244,11 +244,11 @@ export class Secrets {
     requireUnexpired(secret, this.now());
     const version = found?.version;
     if (!version) throw notFound(`version ${req.version} of secret "${req.name}"`);
-    requireKeys(access, Level.READ, requested, req.name);
+    const allowed = keysAt(access, Level.READ);
+    requireKeys(allowed, requested, req.name);
 
     const all = openData(this.deps.keyring, secret, version);
     // Without explicit keys, a key-limited grantee gets exactly the keys granted.
-    const allowed = keysAt(access, Level.READ);
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
