@@ -44,15 +44,6 @@ interface SecretRecord {
   expire_time: number | null;
 }
 
-interface VersionRecord {
-  uid: string;
-  version: number;
-  keys: string;
-  dek: Buffer;
-  payload: Buffer;
-  create_time: number;
-}
-
 interface GrantRecord {
   secret_uid: string;
   subject: string;
@@ -140,17 +131,6 @@ function toSecret(r: SecretRecord): SecretRow {
   };
 }
 
-function toVersion(r: VersionRecord): VersionRow {
-  return {
-    uid: r.uid,
-    version: r.version,
-    keys: JSON.parse(r.keys) as string[],
-    dek: r.dek,
-    payload: r.payload,
-    createTime: r.create_time,
-  };
-}
-
 function toGrant(r: GrantRecord): GrantRow {
   return {
     secretUid: r.secret_uid,
@@ -190,9 +170,6 @@ export class SqliteStorage implements Storage {
          FROM secrets s LEFT JOIN secret_versions v
            ON v.uid = s.uid AND v.version = CASE WHEN @version = 0 THEN s.version ELSE @version END
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name = @name`,
-      ),
-      version: db.prepare<[string, number], VersionRecord>(
-        "SELECT uid, version, keys, dek, payload, create_time FROM secret_versions WHERE uid = ? AND version = ?",
       ),
       list: db.prepare<[ListParams], SecretRecord>(
         `SELECT ${SECRET_COLUMNS} FROM secrets s
