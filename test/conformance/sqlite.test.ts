@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
@@ -58,6 +59,41 @@ describe("sqlite specifics", () => {
     await st.close();
     const { readFileSync, readdirSync } = await import("node:fs");
     for (const f of readdirSync(dir)) expect(readFileSync(path.join(dir, f)).includes("OLD-CIPHERTEXT-MARKER-1")).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when a database written before migration 4 is opened, then every version survives the move to a rowid table and reads back", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+    for (const m of MIGRATIONS.filter((m) => m.id <= 3)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
+    }
+    const s = secretRow({ version: 2 });
+    old.prepare(
+      `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time)
+       VALUES (?, ?, ?, ?, 'Opaque', '', 'owner', '{}', '{}', 0, 2, ?, '["k"]', 1, 1)`,
+    ).run(s.uid, s.tenant, s.mesh, s.name, s.etag);
+    const insertVersion = old.prepare("INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (?, ?, '[\"k\"]', ?, ?, 1)");
+    insertVersion.run(s.uid, 1, Buffer.from("dek-1"), Buffer.alloc(1200, 1));
+    insertVersion.run(s.uid, 2, Buffer.from("dek-2"), Buffer.alloc(1200, 2));
+    old.close();
+
+    const st = new SqliteStorage(file);
+    for (const [version, byte] of [[1, 1], [2, 2], [0, 2]] as const) {
+      const got = await st.readSecret({ tenant: s.tenant, mesh: s.mesh }, s.name, version);
+      expect(Buffer.from(got!.version!.payload).equals(Buffer.alloc(1200, byte))).toBe(true);
+    }
+    const db = (st as unknown as { db: Database.Database }).db;
+    const ddl = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'secret_versions'").pluck().get() as string;
+    expect(ddl).not.toMatch(/WITHOUT ROWID/i);
+    expect(ddl).toMatch(/REFERENCES secrets \(uid\) ON DELETE CASCADE/);
+    expect(db.pragma("foreign_key_check")).toEqual([]);
+    await st.deleteSecret(s.uid, undefined); // the cascade still reaches the versions
+    expect(db.prepare("SELECT count(*) FROM secret_versions").pluck().get()).toBe(0);
+    await st.close();
     rmSync(dir, { recursive: true, force: true });
   });
 });
