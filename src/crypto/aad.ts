@@ -22,22 +22,26 @@ export function secretAad(row: AadRow): Buffer {
   if (!Number.isSafeInteger(row.version) || row.version < 0) {
     throw new SecretdError("INTERNAL", "secret version must be a non-negative integer");
   }
-  const version = Buffer.alloc(8);
-  version.writeBigUInt64BE(BigInt(row.version));
-  return Buffer.concat([
-    field("label", LABEL),
-    field("tenant", row.tenant),
-    field("mesh", row.mesh),
-    field("name", row.name),
-    field("uid", row.uid),
-    version,
-  ]);
-}
-
-function field(name: string, value: string): Buffer {
-  if (LONE_SURROGATE.test(value)) throw invalid(name, "must be well-formed Unicode");
-  const bytes = Buffer.from(value, "utf8");
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(bytes.length);
-  return Buffer.concat([len, bytes]);
+  const fields: ReadonlyArray<readonly [string, string]> = [
+    ["label", LABEL],
+    ["tenant", row.tenant],
+    ["mesh", row.mesh],
+    ["name", row.name],
+    ["uid", row.uid],
+  ];
+  let size = 8;
+  for (const [name, value] of fields) {
+    if (LONE_SURROGATE.test(value)) throw invalid(name, "must be well-formed Unicode");
+    size += 4 + Buffer.byteLength(value, "utf8");
+  }
+  // One allocation (this runs on every read): each field as uint32 BE length | UTF-8 bytes.
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const [, value] of fields) {
+    const len = out.write(value, at + 4, "utf8");
+    out.writeUInt32BE(len, at);
+    at += 4 + len;
+  }
+  out.writeBigUInt64BE(BigInt(row.version), at);
+  return out;
 }

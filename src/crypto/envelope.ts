@@ -39,16 +39,24 @@ export function sealVersion(keyring: Keyring, aad: Buffer, plaintext: Uint8Array
   }
 }
 
-/** The plaintext; DATA_LOSS when anything does not authenticate for this `aad`. */
+/**
+ * The plaintext; DATA_LOSS when anything does not authenticate for this `aad`. The data
+ * key comes from the keyring's cache when this wrapped key was opened under this `aad`
+ * before; a freshly unwrapped key is cached only once the payload opened with it.
+ */
 export function openVersion(keyring: Keyring, aad: Buffer, dek: Uint8Array, payload: Uint8Array): Buffer {
   return authenticated(() => {
-    const dataKey = unwrap(keyring, aad, dek);
+    const cached = keyring.dataKeys.get(dek, aad);
+    const dataKey = cached ?? unwrap(keyring, aad, dek);
+    let keep = cached !== undefined;
     try {
       if (payload.length < 1 + NONCE_BYTES + TAG_BYTES) throw new Error("payload too short");
       if (payload[0] !== FORMAT) throw new Error(`unknown payload format ${payload[0]}`);
-      return open(dataKey, payload.subarray(0, 1), aad, payload.subarray(1));
+      const plaintext = open(dataKey, payload.subarray(0, 1), aad, payload.subarray(1));
+      keep ||= keyring.dataKeys.add(dek, aad, dataKey);
+      return plaintext;
     } finally {
-      dataKey.fill(0);
+      if (!keep) dataKey.fill(0);
     }
   });
 }

@@ -62,6 +62,7 @@ export class KeyringHolder implements KeyringSource {
       if (next.active.id !== this.#ring.active.id) {
         this.opts.info(`keyring ${this.file} reloaded: new data keys are now wrapped by KEK ${next.active.id}`);
       }
+      this.#ring.dataKeys.clear();
       this.#ring = next;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
@@ -69,9 +70,10 @@ export class KeyringHolder implements KeyringSource {
     }
   }
 
-  /** Stops polling the file. */
+  /** Stops polling the file and wipes the cached data keys. */
   close(): void {
     if (this.opts.watch) fs.unwatchFile(this.file, this.#listener);
+    this.#ring.dataKeys.clear();
   }
 }
 

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SecretdError } from "../domain/errors.js";
+import { DataKeyCache } from "./data-key-cache.js";
 
 export interface Kek {
   readonly id: string;
@@ -48,6 +49,8 @@ export class Keyring implements KeyringSource {
   readonly active: Kek;
   readonly keys: readonly Kek[];
   readonly #byId: ReadonlyMap<string, Kek>;
+  /** Data keys unwrapped by these KEKs; cleared when a holder replaces this keyring. */
+  readonly dataKeys = new DataKeyCache();
 
   /** Throws FAILED_PRECONDITION when the keys are unusable (see keyringProblem). */
   constructor(keys: Kek[], activeId: string) {

@@ -2,9 +2,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { secretAad, type AadRow } from "../../src/crypto/aad.js";
 import { decodeData, encodeData } from "../../src/crypto/data-codec.js";
+import { DataKeyCache } from "../../src/crypto/data-key-cache.js";
 import { kekIdOf, openVersion, rewrapDek, sealVersion } from "../../src/crypto/envelope.js";
 import { Keyring, loadKeyring, rotateKeyring, type Kek } from "../../src/crypto/keyring.js";
 import { SecretdError } from "../../src/domain/errors.js";
@@ -159,10 +160,75 @@ describe("envelope", () => {
   });
 });
 
+describe("data key cache", () => {
+  it("when a version is opened again, then the KEK is not used (the data key comes from the cache) and the plaintext is the same", () => {
+    const ring = new Keyring([K1], K1.id);
+    const { dek, payload } = sealVersion(ring, aad, plaintext);
+    const get = vi.spyOn(ring, "get");
+    expect(openVersion(ring, aad, dek, payload)).toEqual(plaintext);
+    expect(get).toHaveBeenCalledTimes(1);
+    expect(openVersion(ring, aad, dek, payload)).toEqual(plaintext);
+    expect(get).toHaveBeenCalledTimes(1);
+    expect(ring.dataKeys.size).toBe(1);
+  });
+
+  it("when a cached data key meets another row's AAD, a swapped or a tampered payload, then opening still fails with DATA_LOSS", () => {
+    const ring = new Keyring([K1], K1.id);
+    const v3 = sealVersion(ring, aad, plaintext);
+    const aad4 = secretAad({ ...row, version: 4 });
+    const v4 = sealVersion(ring, aad4, plaintext);
+    expect(openVersion(ring, aad, v3.dek, v3.payload)).toEqual(plaintext);
+    expect(openVersion(ring, aad4, v4.dek, v4.payload)).toEqual(plaintext);
+    expect(ring.dataKeys.size).toBe(2);
+    expectDataLoss(() => openVersion(ring, aad4, v3.dek, v3.payload)); // the pair moved to another version
+    expectDataLoss(() => openVersion(ring, secretAad({ ...row, tenant: "evil" }), v3.dek, v3.payload)); // another tenant
+    expectDataLoss(() => openVersion(ring, aad, v3.dek, v4.payload));
+    for (const i of [1, 20, v3.payload.length - 1]) expectDataLoss(() => openVersion(ring, aad, v3.dek, flipped(v3.payload, i)));
+    expect(openVersion(ring, aad, v3.dek, v3.payload)).toEqual(plaintext); // and the cached key still works
+  });
+
+  it("when a wrapped key fails to authenticate, then nothing is cached", () => {
+    const ring = new Keyring([K1], K1.id);
+    const { dek, payload } = sealVersion(ring, aad, plaintext);
+    expectDataLoss(() => openVersion(ring, aad, flipped(dek, dek.length - 1), payload));
+    expectDataLoss(() => openVersion(ring, aad, dek, flipped(payload, 5))); // the key unwraps, the payload does not open
+    expect(ring.dataKeys.size).toBe(0);
+  });
+
+  it("when the cache is full, then the least recently used key is evicted and zeroed; clear zeroes every key; capacity 0 keeps none", () => {
+    const cache = new DataKeyCache(2);
+    const keys = [0, 1, 2].map(() => randomBytes(32));
+    const wrapped = [0, 1, 2].map((i) => Buffer.from(`wrapped-${i}`));
+    expect(cache.add(wrapped[0]!, aad, keys[0]!)).toBe(true);
+    expect(cache.add(wrapped[1]!, aad, keys[1]!)).toBe(true);
+    expect(cache.get(wrapped[0]!, aad)).toBe(keys[0]); // 0 is now the most recently used
+    cache.add(wrapped[2]!, aad, keys[2]!);
+    expect(cache.get(wrapped[1]!, aad)).toBeUndefined();
+    expect(keys[1]!.equals(Buffer.alloc(32))).toBe(true);
+    expect(cache.get(wrapped[0]!, secretAad({ ...row, name: "other" }))).toBeUndefined(); // same wrapped bytes, other AAD
+    cache.clear();
+    expect(cache.size).toBe(0);
+    for (const k of [keys[0]!, keys[2]!]) expect(k.equals(Buffer.alloc(32))).toBe(true);
+    expect(new DataKeyCache(0).add(wrapped[0]!, aad, randomBytes(32))).toBe(false);
+  });
+});
+
 describe("aad", () => {
   it("when a field holds a lone surrogate, then it is refused (it would encode like U+FFFD)", () => {
     expect(() => secretAad({ ...row, name: "a\uFFFD" })).not.toThrow();
     expectCode("INVALID_ARGUMENT", () => secretAad({ ...row, name: "a\uD800" }));
+  });
+
+  it("when a row is encoded, then the bytes are exactly the stored format (blobs sealed earlier must keep opening)", () => {
+    const got = secretAad({ tenant: "acme", mesh: "", name: "dé", uid: "u-1", version: 258 });
+    const expected =
+      "0000000a" + Buffer.from("secretd/v1").toString("hex") +
+      "00000004" + Buffer.from("acme").toString("hex") +
+      "00000000" +
+      "00000003" + "64c3a9" +
+      "00000003" + Buffer.from("u-1").toString("hex") +
+      "0000000000000102";
+    expect(got.toString("hex")).toBe(expected);
   });
 });
 

@@ -55,6 +55,23 @@ describe("keyring holder", () => {
     holder.close();
   });
 
+  it("when the holder re-reads a changed file, then the data keys cached under the old keyring are zeroed and dropped", () => {
+    const file = freshFile();
+    const holder = holderOn(file);
+    const old = holder.current();
+    const v = sealData(holder, row, 1, data, 0);
+    expect(openData(holder, row, v).get("pw")?.toString()).toBe("s3cr3t");
+    expect(old.dataKeys.size).toBe(1);
+    rotateKeyring(file);
+    holder.refresh();
+    expect(holder.current()).not.toBe(old);
+    expect(old.dataKeys.size).toBe(0);
+    expect(openData(holder, row, v).get("pw")?.toString()).toBe("s3cr3t"); // unwrapped again with the new keyring
+    expect(holder.current().dataKeys.size).toBe(1);
+    holder.close();
+    expect(holder.current().dataKeys.size).toBe(0);
+  });
+
   it("when blobs name a KEK that is in no version of the file, then DATA_LOSS, and the unchanged file is not re-read for them", () => {
     const file = freshFile();
     const warnings: string[] = [];
