@@ -4,6 +4,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
+import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
@@ -95,5 +96,68 @@ describe("sqlite specifics", () => {
     expect(db.prepare("SELECT count(*) FROM secret_versions").pluck().get()).toBe(0);
     await st.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when another connection (another process, `keys rotate`) commits after a read, then the next read sees its change, not the cache", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const st = new SqliteStorage(file);
+    const scope = { tenant: "t1", mesh: "m1" };
+    const s = secretRow();
+    await st.insertSecret(s, versionRow(s, 1, "before"));
+    expect(Buffer.from((await st.readSecret(scope, "s", 0))!.version!.payload).toString()).toBe("before");
+    expect((await st.readSecrets(scope, ["s"]))[0]!.secret.description).toBe("");
+
+    const other = new Database(file);
+    other.prepare("UPDATE secret_versions SET payload = ? WHERE uid = ?").run(Buffer.from("after"), s.uid);
+    other.prepare("UPDATE secrets SET description = 'elsewhere' WHERE uid = ?").run(s.uid);
+    other.close();
+    expect(Buffer.from((await st.readSecret(scope, "s", 0))!.version!.payload).toString()).toBe("after");
+    expect((await st.readSecrets(scope, ["s"]))[0]!.secret.description).toBe("elsewhere");
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when a read is served, then what it returns is frozen, so no caller can change what the next caller reads", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const st = new SqliteStorage(path.join(dir, "db.sqlite"));
+    const s = secretRow({ labels: { a: "b" } });
+    await st.insertSecret(s, versionRow(s));
+    await st.putGrant({ secretUid: s.uid, subject: "user:u", level: 2, keys: ["k"], expireTime: undefined, grantedBy: "o", createTime: 1 });
+    const got = (await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!;
+    const writes: Array<() => void> = [
+      () => ((got.secret as { name: string }).name = "x"),
+      () => ((got.secret.labels as Record<string, string>).a = "x"),
+      () => (got.secret.keys as string[]).push("x"),
+      () => ((got.version as { version: number }).version = 9),
+      () => (got.grants[0]!.keys as string[]).push("x"),
+      () => (got.grants as unknown[]).pop(),
+    ];
+    for (const w of writes) expect(w).toThrow(TypeError);
+    expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!.secret.labels).toEqual({ a: "b" });
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when the read cache is over its byte budget, then the least recently read entries go; a version over the entry limit is never held", () => {
+    const cache = new ReadCache({ maxBytes: 3 * (256 + 1000 + 5), maxEntryBytes: 2000 });
+    const scope = { tenant: "t1", mesh: "m1" };
+    const entry = (name: string, payloadBytes: number) => {
+      const s = secretRow({ name });
+      return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [] };
+    };
+    for (const n of ["a", "b", "c"]) cache.put(scope, n, 0, entry(n, 1000));
+    expect(cache.size).toBe(3);
+    cache.get(scope, "a", 0); // a is now the most recently read
+    cache.put(scope, "d", 0, entry("d", 1000));
+    expect(cache.get(scope, "b", 0)).toBeUndefined();
+    expect(["a", "c", "d"].map((n) => cache.get(scope, n, 0)?.secret.name)).toEqual(["a", "c", "d"]);
+    cache.put(scope, "big", 0, entry("big", 5000));
+    expect(cache.get(scope, "big", 0)).toBeUndefined();
+    expect(cache.get({ tenant: "t2", mesh: "m1" }, "a", 0)).toBeUndefined(); // another tenant's key
+    const a = cache.get(scope, "a", 0)!;
+    cache.invalidate(a.secret.uid);
+    expect(cache.get(scope, "a", 0)).toBeUndefined();
+    expect(cache.size).toBe(2);
   });
 });

@@ -168,6 +168,41 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect((await st.readSecret({ tenant: "t1", mesh: "m1" }, "s", 0))!.grants.map((g) => g.subject)).toEqual(["role:r"]);
     });
 
+    it("when a secret was read (so a back-end may have cached it) and then written in any way, then the next read sees the write", async () => {
+      const scope = { tenant: "t1", mesh: "m1" };
+      const read = async (version = 0) => st.readSecret(scope, "s", version);
+      const readBoth = async () => (await st.readSecrets(scope, ["s"]))[0];
+      let s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      for (const v of [0, 1]) await read(v);
+      await readBoth();
+
+      const next = { ...s, version: 2, etag: randomUUID(), description: "changed" };
+      expect(await st.updateSecret(next, versionRow(next), s.etag, 1)).toBe("ok");
+      s = next;
+      expect((await read())!.secret.description).toBe("changed");
+      expect((await readBoth())!.version!.version).toBe(2);
+      expect((await read(1))!.version).toBeUndefined(); // destroyed beyond max versions
+
+      await st.putGrant({ secretUid: s.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: clock });
+      expect((await read())!.grants.map((g) => g.subject)).toEqual(["user:u"]);
+      expect((await readBoth())!.grants).toHaveLength(1);
+      await st.deleteGrants(s.uid, "user:u", undefined);
+      expect((await read())!.grants).toEqual([]);
+
+      expect(await st.replaceDeks([{ uid: s.uid, version: 2, oldDek: Buffer.from("dek-2"), newDek: Buffer.from("new-2") }])).toBe(1);
+      expect(Buffer.from((await read(2))!.version!.dek).toString()).toBe("new-2");
+      expect(Buffer.from((await read())!.version!.dek).toString()).toBe("new-2");
+
+      expect(await st.deleteSecret(s.uid, undefined)).toBe("ok");
+      expect(await read()).toBeUndefined();
+      expect(await readBoth()).toBeUndefined();
+      const again = secretRow();
+      await st.insertSecret(again, versionRow(again, 1, "second life"));
+      expect((await read())!.secret.uid).toBe(again.uid);
+      expect(Buffer.from((await read())!.version!.payload).toString()).toBe("second life");
+    });
+
     it("when a create request id is recorded, then it is found for its tenant only, refused twice, and gone with its secret", async () => {
       const s = secretRow();
       const req = { requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };

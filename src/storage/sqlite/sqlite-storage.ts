@@ -22,6 +22,7 @@ import type {
 } from "../storage.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
+import { ReadCache } from "./read-cache.js";
 
 type Db = Database.Database;
 
@@ -150,6 +151,11 @@ export class SqliteStorage implements Storage {
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
   private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
   private readonly stmt;
+  /** Hot secrets without a SQLite lookup; see read-cache.ts for how it stays coherent. */
+  private readonly cache = new ReadCache();
+  /** Moves when another connection commits: then the cache is dropped. */
+  private readonly dataVersion: Database.Statement<[], number>;
+  private seenDataVersion: number;
 
   constructor(file: string) {
     this.db = openSqliteDatabase(file);
@@ -221,18 +227,33 @@ export class SqliteStorage implements Storage {
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
     };
     this.writes = new GroupCommit(db);
-    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
+    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => {
+      this.dropCacheIfChangedElsewhere();
+      return names.map((n) => this.readOne(scope, n, 0));
+    });
+    this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.seenDataVersion = this.dataVersion.get()!;
+  }
+
+  private dropCacheIfChangedElsewhere(): void {
+    const v = this.dataVersion.get()!;
+    if (v !== this.seenDataVersion) {
+      this.seenDataVersion = v;
+      this.cache.clear();
+    }
   }
 
   /** Grants hang off the uid, so reading them after the secret is consistent enough. */
   private readOne(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
+    const cached = this.cache.get(scope, name, version);
+    if (cached !== undefined) return cached;
     const rec = this.stmt.secretWithVersion.get({ tenant: scope.tenant, mesh: scope.mesh, name, version });
     if (!rec) return undefined;
     const v: VersionRow | undefined =
       rec.v_version === null
         ? undefined
         : { uid: rec.uid, version: rec.v_version, keys: JSON.parse(rec.v_keys) as string[], dek: rec.v_dek, payload: rec.v_payload, createTime: rec.v_create_time };
-    return { secret: toSecret(rec), version: v, grants: this.stmt.grants.all(rec.uid).map(toGrant) };
+    return this.cache.put(scope, name, version, { secret: toSecret(rec), version: v, grants: this.stmt.grants.all(rec.uid).map(toGrant) });
   }
 
   private insertVersion(v: VersionRow): void {
@@ -280,6 +301,7 @@ export class SqliteStorage implements Storage {
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
+    this.dropCacheIfChangedElsewhere();
     return this.readOne(scope, name, version);
   }
 
@@ -311,6 +333,7 @@ export class SqliteStorage implements Storage {
         expire_time: next.expireTime ?? null,
       });
       if (r.changes === 0) return this.stmt.secretByUid.get(next.uid) ? "conflict" : "missing";
+      this.cache.invalidate(next.uid);
       this.insertVersion(version);
       this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
       return "ok";
@@ -319,7 +342,10 @@ export class SqliteStorage implements Storage {
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
     return this.db.transaction((): "ok" | "missing" | "conflict" => {
-      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 1) return "ok";
+      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 1) {
+        this.cache.invalidate(uid);
+        return "ok";
+      }
       return this.stmt.secretByUid.get(uid) ? "conflict" : "missing";
     }).immediate();
   }
@@ -327,6 +353,7 @@ export class SqliteStorage implements Storage {
   async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
     return this.db.transaction((): "ok" | "missing" => {
       if (!this.stmt.secretByUid.get(g.secretUid)) return "missing";
+      this.cache.invalidate(g.secretUid);
       this.stmt.putGrant.run({
         secret_uid: g.secretUid,
         subject: g.subject,
@@ -341,6 +368,7 @@ export class SqliteStorage implements Storage {
   }
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
+    this.cache.invalidate(secretUid);
     return this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
   }
 
@@ -352,6 +380,7 @@ export class SqliteStorage implements Storage {
     return this.db.transaction((): number => {
       let applied = 0;
       for (const r of replacements) {
+        this.cache.invalidate(r.uid);
         const params = { uid: r.uid, version: r.version, old_dek: Buffer.from(r.oldDek), new_dek: Buffer.from(r.newDek) };
         applied += this.stmt.replaceDek.run(params).changes;
       }
@@ -360,6 +389,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    this.cache.clear();
     if (this.db.open) this.db.close();
   }
 }

@@ -30,20 +30,15 @@ function requestIdOf(md: Metadata): string {
   return typeof v === "string" && REQUEST_ID.test(v) ? v : randomUUID();
 }
 
-/** mesh and name of a request, for the log line only; values are never logged. */
-function target(req: unknown): { mesh?: string; name?: string } {
-  const r = (req ?? {}) as { mesh?: unknown; name?: unknown };
-  return {
-    ...(typeof r.mesh === "string" ? { mesh: r.mesh } : {}),
-    ...(typeof r.name === "string" && r.name !== "" ? { name: r.name } : {}),
-  };
-}
-
 export async function authenticate(verifier: TokenVerifier, md: Metadata): Promise<Principal> {
   return verifier.verify(bearerToken(md.get("authorization")));
 }
 
 export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req, Res>): handleUnaryCall<Req, Res> {
+  // The per-call line is built here from identifiers only (never a value, token or key),
+  // so it skips pino's redaction, which cost ~6 us a line. Error lines carry `err` and
+  // keep going through the redacting logger.
+  const accessLog = deps.logger.child({}, { redact: [] });
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now();
     const requestId = requestIdOf(call.metadata);
@@ -52,17 +47,20 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
     trailer.set("x-request-id", requestId);
 
     const finish = (code: Status, err?: unknown): void => {
+      // mesh and name of the request are logged, never its values; pino leaves out undefined fields.
+      const req = call.request as { mesh?: unknown; name?: unknown } | null;
       const line = {
         method,
         tenant: principal?.tenant,
         sub: principal?.sub,
-        ...target(call.request),
+        mesh: typeof req?.mesh === "string" ? req.mesh : undefined,
+        name: typeof req?.name === "string" && req.name !== "" ? req.name : undefined,
         code: Status[code],
         ms: Math.round((performance.now() - started) * 100) / 100,
         rid: requestId,
       };
       if (code === Status.INTERNAL || code === Status.DATA_LOSS) deps.logger.error({ ...line, err }, "rpc failed");
-      else deps.logger.info(line, "rpc");
+      else accessLog.info(line, "rpc");
     };
 
     authenticate(deps.verifier, call.metadata)

@@ -1,0 +1,112 @@
+/**
+ * A bounded cache of what readSecret returns (metadata, grants, and the version's
+ * ciphertext and wrapped data key: never a plaintext value), so a hot secret is not
+ * looked up in SQLite on every read.
+ *
+ * Coherence: SqliteStorage drops a secret's entries inside every write that touches
+ * it (in the same synchronous step as the write, so no read can see the cache and the
+ * database disagree), and drops everything when another connection committed (PRAGMA
+ * data_version moved: another secretd process, `secretd keys rotate`). Entries are
+ * deep-frozen, because every caller shares them. Bounded by the bytes of ciphertext it
+ * holds; a version larger than `maxEntryBytes` is never cached.
+ */
+import type { GrantRow, Scope, SecretWithVersion } from "../storage.js";
+
+export interface ReadCacheLimits {
+  /** Ciphertext bytes held in all. */
+  readonly maxBytes: number;
+  /** Versions larger than this are read from SQLite every time. */
+  readonly maxEntryBytes: number;
+}
+
+export const READ_CACHE_LIMITS: ReadCacheLimits = { maxBytes: 16 * 1024 * 1024, maxEntryBytes: 64 * 1024 };
+
+interface Entry {
+  readonly value: SecretWithVersion;
+  readonly bytes: number;
+}
+
+export class ReadCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #keysByUid = new Map<string, Set<string>>();
+  #bytes = 0;
+
+  constructor(private readonly limits: ReadCacheLimits = READ_CACHE_LIMITS) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
+    const key = keyOf(scope, name, version);
+    const e = this.#entries.get(key);
+    if (e === undefined) return undefined;
+    this.#entries.delete(key); // re-insert: Map order is the recency order
+    this.#entries.set(key, e);
+    return e.value;
+  }
+
+  /** Caches `value` (deep-frozen in place) and returns it. */
+  put(scope: Scope, name: string, version: number, value: SecretWithVersion): SecretWithVersion {
+    const bytes = 256 + (value.version ? value.version.payload.length + value.version.dek.length : 0);
+    if (bytes > this.limits.maxEntryBytes) return value;
+    const key = keyOf(scope, name, version);
+    this.#remove(key);
+    freeze(value);
+    this.#entries.set(key, { value, bytes });
+    this.#bytes += bytes;
+    const uid = value.secret.uid;
+    let keys = this.#keysByUid.get(uid);
+    if (keys === undefined) this.#keysByUid.set(uid, (keys = new Set()));
+    keys.add(key);
+    while (this.#bytes > this.limits.maxBytes) this.#remove(this.#entries.keys().next().value as string);
+    return value;
+  }
+
+  /** Drops every entry of the secret with this uid. */
+  invalidate(uid: string): void {
+    const keys = this.#keysByUid.get(uid);
+    if (keys === undefined) return;
+    for (const key of [...keys]) this.#remove(key);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#keysByUid.clear();
+    this.#bytes = 0;
+  }
+
+  #remove(key: string): void {
+    const e = this.#entries.get(key);
+    if (e === undefined) return;
+    this.#entries.delete(key);
+    this.#bytes -= e.bytes;
+    const uid = e.value.secret.uid;
+    const keys = this.#keysByUid.get(uid);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#keysByUid.delete(uid);
+  }
+}
+
+function keyOf(scope: Scope, name: string, version: number): string {
+  // Mesh and name cannot hold NUL (validated before any read) and the version is a
+  // number, so the key parses from the right: unambiguous even for a tenant holding NUL.
+  return `${scope.tenant}\0${scope.mesh}\0${name}\0${version}`;
+}
+
+function freeze(v: SecretWithVersion): void {
+  Object.freeze(v.secret.labels);
+  Object.freeze(v.secret.annotations);
+  Object.freeze(v.secret.keys);
+  Object.freeze(v.secret);
+  if (v.version) {
+    Object.freeze(v.version.keys);
+    Object.freeze(v.version);
+  }
+  for (const g of v.grants as GrantRow[]) {
+    Object.freeze(g.keys);
+    Object.freeze(g);
+  }
+  Object.freeze(v.grants);
+  Object.freeze(v);
+}
