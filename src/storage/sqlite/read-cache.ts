@@ -6,7 +6,8 @@
  * Coherence: SqliteStorage drops a secret's entries inside every write that touches
  * it (in the same synchronous step as the write, so no read can see the cache and the
  * database disagree), and drops everything when another connection committed (PRAGMA
- * data_version moved: another secretd process, `secretd keys rotate`). Entries are
+ * data_version moved: `secretd keys rotate`, a tool on the file), checked once per
+ * event-loop turn. Entries are
  * deep-frozen, because every caller shares them. Bounded by the bytes of ciphertext it
  * holds; a version larger than `maxEntryBytes` is never cached.
  */
