@@ -1,14 +1,26 @@
 /**
- * Feeds parts to a hash or MAC, each as a 4-byte big-endian length then its bytes, so no
- * byte can move from one field to the next without changing the digest. Numbers are
- * fed as their decimal text.
+ * The bytes fed to a hash or MAC: each part as a 4-byte big-endian length then its
+ * bytes, so no byte can move from one field to the next without changing the digest.
+ * Numbers are written as their decimal text, strings as UTF-8. Built into one buffer and
+ * fed with one update (per-part updates cost ~1 us each on the projection path).
  */
-export function updateLengthPrefixed(h: { update(data: Uint8Array): unknown }, parts: Iterable<string | Uint8Array | number>): void {
-  for (const part of parts) {
-    const bytes = typeof part === "number" ? Buffer.from(String(part)) : typeof part === "string" ? Buffer.from(part, "utf8") : part;
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    h.update(len);
-    h.update(bytes);
+export type Part = string | Uint8Array | number;
+
+export function lengthPrefixed(parts: readonly Part[]): Buffer {
+  let size = 0;
+  for (const p of parts) size += 4 + (typeof p === "string" ? Buffer.byteLength(p, "utf8") : typeof p === "number" ? String(p).length : p.length);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of parts) {
+    let len: number;
+    if (typeof p === "string") len = out.write(p, at + 4, "utf8");
+    else if (typeof p === "number") len = out.write(String(p), at + 4, "latin1");
+    else {
+      out.set(p, at + 4);
+      len = p.length;
+    }
+    out.writeUInt32BE(len, at);
+    at += 4 + len;
   }
+  return out;
 }

@@ -5,7 +5,7 @@
  * always yields the same revision and any change of a value yields another.
  */
 import { createHash } from "node:crypto";
-import { updateLengthPrefixed } from "../crypto/length-prefixed.js";
+import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
 import type { Storage } from "../storage/storage.js";
@@ -74,11 +74,10 @@ function validateRequest(req: ProjectSecretsRequest): void {
 
 
 export function projectionRevision(sources: readonly SecretRef[], values: readonly ProjectedValue[]): string {
-  const h = createHash("sha256");
-  updateLengthPrefixed(h, ["secretd-projection-v1", sources.length, values.length]);
-  for (const s of sources) updateLengthPrefixed(h, [s.mesh, s.name, s.version]);
-  for (const v of values) updateLengthPrefixed(h, [v.secret, v.key, v.env, v.path, v.mode, v.value]);
-  return h.digest("hex");
+  const parts: Part[] = ["secretd-projection-v1", sources.length, values.length];
+  for (const s of sources) parts.push(s.mesh, s.name, s.version);
+  for (const v of values) parts.push(v.secret, v.key, v.env, v.path, v.mode, v.value);
+  return createHash("sha256").update(lengthPrefixed(parts)).digest("hex");
 }
 
 export async function projectSecrets(deps: ProjectionDeps, p: Principal, req: ProjectSecretsRequest): Promise<ProjectionResult> {

@@ -5,7 +5,7 @@
  * KEK cannot. The KEK id is kept with the digest, so it stays checkable after rotation.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import { updateLengthPrefixed } from "../crypto/length-prefixed.js";
+import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import { SecretdError } from "./errors.js";
 
@@ -27,21 +27,16 @@ function macKey(kek: Buffer): Buffer {
 }
 
 function digest(key: Buffer, r: FingerprintInput): string {
-  const h = createHmac("sha256", key);
-  const part = (v: string | Uint8Array): void => updateLengthPrefixed(h, [v]);
+  const parts: Part[] = [r.sub, r.mesh, r.name, r.type, r.description, String(r.immutable), String(r.expireTime ?? "")];
   const map = (m: Iterable<[string, string | Uint8Array]>): void => {
     const entries = [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    part(String(entries.length));
-    for (const [k, v] of entries) {
-      part(k);
-      part(v);
-    }
+    parts.push(String(entries.length));
+    for (const [k, v] of entries) parts.push(k, v);
   };
-  for (const v of [r.sub, r.mesh, r.name, r.type, r.description, String(r.immutable), String(r.expireTime ?? "")]) part(v);
   map(Object.entries(r.labels));
   map(Object.entries(r.annotations));
   map(r.data.entries());
-  return h.digest("hex");
+  return createHmac("sha256", key).update(lengthPrefixed(parts)).digest("hex");
 }
 
 export function requestFingerprint(keys: KeyringSource, r: FingerprintInput): string {

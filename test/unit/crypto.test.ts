@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { secretAad, type AadRow } from "../../src/crypto/aad.js";
 import { decodeData, encodeData } from "../../src/crypto/data-codec.js";
 import { DataKeyCache } from "../../src/crypto/data-key-cache.js";
+import { lengthPrefixed } from "../../src/crypto/length-prefixed.js";
 import { kekIdOf, openVersion, rewrapDek, sealVersion } from "../../src/crypto/envelope.js";
 import { Keyring, loadKeyring, rotateKeyring, type Kek } from "../../src/crypto/keyring.js";
 import { SecretdError } from "../../src/domain/errors.js";
@@ -229,6 +230,22 @@ describe("aad", () => {
       "00000003" + Buffer.from("u-1").toString("hex") +
       "0000000000000102";
     expect(got.toString("hex")).toBe(expected);
+  });
+});
+
+describe("length-prefixed digest input", () => {
+  it("when parts are encoded, then each is a uint32 BE length then its UTF-8, decimal or raw bytes (stored fingerprints depend on it)", () => {
+    const parts = ["dé", "", 42, Buffer.from([0, 255]), "a\uD800"];
+    const expected = Buffer.concat(
+      parts.flatMap((p) => {
+        const bytes = typeof p === "number" ? Buffer.from(String(p)) : typeof p === "string" ? Buffer.from(p, "utf8") : p;
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(bytes.length);
+        return [len, bytes];
+      }),
+    );
+    expect(lengthPrefixed(parts).toString("hex")).toBe(expected.toString("hex"));
+    expect(lengthPrefixed([]).length).toBe(0);
   });
 });
 

@@ -232,10 +232,7 @@ export class SqliteStorage implements Storage {
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
     };
     this.writes = new GroupCommit(db);
-    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => {
-      this.dropCacheIfChangedElsewhere();
-      return names.map((n) => this.readOne(scope, n, 0));
-    });
+    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
     this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.seenDataVersion = this.dataVersion.get()!;
   }
@@ -319,6 +316,10 @@ export class SqliteStorage implements Storage {
   }
 
   async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+    this.dropCacheIfChangedElsewhere();
+    // All cached: the cache is one consistent state already (writes invalidate in step), no transaction needed.
+    const cached = names.map((n) => this.cache.get(scope, n, 0));
+    if (cached.every((c) => c !== undefined)) return cached;
     return this.readMany(scope, names);
   }
 
