@@ -10,9 +10,10 @@
  * failure to open is DATA_LOSS with one fixed message (the detail goes to `cause`), so
  * callers cannot tell a wrong key from a tampered byte.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { SecretdError } from "../domain/errors.js";
 import { isKeyId, type Kek, type Keyring } from "./keyring.js";
+import { randomBytes } from "./random.js";
 
 const FORMAT = 0x01;
 const KEY_BYTES = 32;

@@ -3,8 +3,8 @@
  * principal; the tenant comes only from it. Validation runs before authorization
  * checks that need storage, and errors use the one vocabulary of errors.ts.
  */
-import { randomBytes, randomUUID } from "node:crypto";
 import type { KeyringSource } from "../crypto/keyring.js";
+import { randomBytes } from "../crypto/random.js";
 import type {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -20,6 +20,7 @@ import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
+import { newUid } from "./uid.js";
 import {
   matchesSelector,
   mergeData,
@@ -177,7 +178,7 @@ export class Secrets {
       throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
     }
 
-    const uid = randomUUID();
+    const uid = newUid();
     const secret: SecretRow = {
       uid,
       tenant: scope.tenant,

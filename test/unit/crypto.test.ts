@@ -420,3 +420,23 @@ describe("data codec", () => {
     expect(back.get("user")).toEqual(data.user);
   });
 });
+
+describe("random pool", () => {
+  it("when bytes are drawn across pool refills, then no draw repeats another and draws are not all zero", async () => {
+    const { randomBytes: draw } = await import("../../src/crypto/random.js");
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const b = draw(12); // 3000 × 12 bytes crosses the 4 KiB pool several times
+      expect(b.length).toBe(12);
+      seen.add(b.toString("hex"));
+    }
+    expect(seen.size).toBe(3000);
+    const big = draw(5000);
+    expect(big.length).toBe(5000);
+    expect(big.equals(Buffer.alloc(5000))).toBe(false);
+    const a = draw(32);
+    const b = draw(32);
+    a.fill(0); // a caller wiping its key must not touch the next draw
+    expect(b.equals(Buffer.alloc(32))).toBe(false);
+  });
+});
