@@ -91,6 +91,10 @@ export function openSqliteDatabase(file: string): Db {
     pragma(db, "foreign_keys", "ON", 1);
     pragma(db, "secure_delete", "ON", 1);
     db.pragma("busy_timeout = 5000");
+    // 4 MiB of page cache instead of the 16 MiB default: hot secrets are served from the
+    // read cache, inserts touch few pages (time-ordered uids), and the rest is in the OS
+    // page cache anyway; the 12 MiB saved count against the RSS budget.
+    db.pragma("cache_size = -4096");
     migrate(db);
     return db;
   } catch (err) {
