@@ -88,4 +88,10 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       ALTER TABLE secret_versions_rowid RENAME TO secret_versions;
     `,
   },
+  {
+    // No query uses it (listing with visibility filters the name-ordered scan by owner),
+    // and every create paid for keeping it.
+    id: 5,
+    sql: "DROP INDEX secrets_owner;",
+  },
 ];
