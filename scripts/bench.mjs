@@ -74,10 +74,12 @@ const PROFILE_SPOTS = [
   { label: "Secrets.get", fn: "get", url: "/dist/domain/secrets.js" },
   { label: "Secrets.list", fn: "list", url: "/dist/domain/secrets.js" },
   { label: "Secrets.create", fn: "create", url: "/dist/domain/secrets.js" },
-  { label: "  storage.readSecret (SQLite, in a transaction)", fn: "readSecret", url: "/dist/storage/sqlite/" },
-  { label: "    db.transaction() wrapper built per call", fn: "transaction", url: "better-sqlite3/lib/methods/transaction.js" },
+  { label: "projectSecrets", fn: "projectSecrets", url: "/dist/domain/projection.js" },
+  { label: "  storage.readSecret (read cache, else one SQLite JOIN)", fn: "readSecret", url: "/dist/storage/sqlite/" },
+  { label: "  storage.readSecrets (read cache, else one read transaction)", fn: "readSecrets", url: "/dist/storage/sqlite/" },
   { label: "  storage.listSecrets (SQLite)", fn: "listSecrets", url: "/dist/storage/sqlite/" },
-  { label: "  storage.insertSecret (SQLite, COMMIT + fsync)", fn: "insertSecret", url: "/dist/storage/sqlite/" },
+  { label: "storage: group commit (batch transaction, COMMIT + fsync)", fn: "#flush", url: "/dist/storage/sqlite/group-commit.js" },
+  { label: "  projectionRevision (SHA-256 over the values)", fn: "projectionRevision", url: "/dist/domain/projection.js" },
   { label: "  toSecret (row → object, JSON.parse)", fn: "toSecret", url: "/dist/storage/sqlite/" },
   { label: "  openData (unwrap DEK + decrypt, AES-GCM)", fn: "openData", url: "/dist/domain/barrier.js" },
   { label: "  sealData (new DEK + encrypt + wrap)", fn: "sealData", url: "/dist/domain/barrier.js" },
@@ -683,8 +685,8 @@ async function main() {
   // Peak RSS of the measured part (the profiler below costs memory of its own).
   const memMeasured = memoryMb(server.pid);
 
-  // Where the time goes: CPU profiles of the server under GetSecret (and, in the full
-  // run, ListSecrets and CreateSecret) load.
+  // Where the time goes: CPU profiles of the server under GetSecret, ProjectSecrets,
+  // ListSecrets and CreateSecret load.
   const profiles = {};
   async function profiled(name, run) {
     const file = path.join(tmpDir, `secretd-${name}.cpuprofile`);
@@ -705,6 +707,7 @@ async function main() {
   }
   if (PROFILE) {
     await profiled("GetSecret", () => measure("get (profiled)", targets.get, { pids: [server.pid] }));
+    await profiled("ProjectSecrets", () => measure("project (profiled)", targets.project, { pids: [server.pid] }));
     await profiled("ListSecrets", () => measure("list (profiled)", targets.list, { pids: [server.pid] }));
     const extra = [{ name: "bench", token: benchToken, prefix: "zz-prof-", filled: 0 }];
     await profiled("CreateSecret", () => fill(extra, QUICK ? 1000 : 3000, pidsServer));
@@ -794,6 +797,7 @@ async function main() {
     profile_get_inclusive: profiles.GetSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_get_top_self: profiles.GetSecret?.top_self.slice(0, 10).map((e) => `${e.pct}% ${e.fn}`),
     profile_get_categories: profiles.GetSecret?.by_category.map((e) => `${e.pct}% ${e.cat}`),
+    profile_project_inclusive: profiles.ProjectSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_list_inclusive: profiles.ListSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_create_inclusive: profiles.CreateSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     budgets: undefined,
