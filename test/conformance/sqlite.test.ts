@@ -140,25 +140,28 @@ describe("sqlite specifics", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("when the read cache is over its byte budget, then the least recently read entries go; a version over the entry limit is never held", () => {
-    const cache = new ReadCache({ maxBytes: 3 * (256 + 1000 + 5), maxEntryBytes: 2000 });
+  it("when the read cache is over its byte budget, then the least recently read entries go; an entry over the entry limit, ciphertext or metadata, is never held", () => {
+    const cache = new ReadCache({ maxBytes: 35_000, maxEntryBytes: 20_000 });
     const scope = { tenant: "t1", mesh: "m1" };
-    const entry = (name: string, payloadBytes: number) => {
-      const s = secretRow({ name });
+    const entry = (name: string, payloadBytes: number, annotations: Record<string, string> = {}) => {
+      const s = secretRow({ name, annotations });
       return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [] };
     };
-    for (const n of ["a", "b", "c"]) cache.put(scope, n, 0, entry(n, 1000));
+    for (const n of ["a", "b", "c"]) cache.put(scope, n, 0, entry(n, 10_000)); // ~10.8 KB each
     expect(cache.size).toBe(3);
     cache.get(scope, "a", 0); // a is now the most recently read
-    cache.put(scope, "d", 0, entry("d", 1000));
+    cache.put(scope, "d", 0, entry("d", 10_000));
     expect(cache.get(scope, "b", 0)).toBeUndefined();
     expect(["a", "c", "d"].map((n) => cache.get(scope, n, 0)?.secret.name)).toEqual(["a", "c", "d"]);
-    cache.put(scope, "big", 0, entry("big", 5000));
+    cache.put(scope, "big", 0, entry("big", 50_000));
     expect(cache.get(scope, "big", 0)).toBeUndefined();
+    cache.put(scope, "annotated", 0, entry("annotated", 10, { note: "x".repeat(15_000) })); // 30 KB of UTF-16
+    expect(cache.get(scope, "annotated", 0)).toBeUndefined();
     expect(cache.get({ tenant: "t2", mesh: "m1" }, "a", 0)).toBeUndefined(); // another tenant's key
     const a = cache.get(scope, "a", 0)!;
     cache.invalidate(a.secret.uid);
     expect(cache.get(scope, "a", 0)).toBeUndefined();
     expect(cache.size).toBe(2);
   });
+
 });

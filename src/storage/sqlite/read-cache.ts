@@ -8,15 +8,16 @@
  * database disagree), and drops everything when another connection committed (PRAGMA
  * data_version moved: `secretd keys rotate`, a tool on the file), checked once per
  * event-loop turn. Entries are
- * deep-frozen, because every caller shares them. Bounded by the bytes of ciphertext it
- * holds; a version larger than `maxEntryBytes` is never cached.
+ * deep-frozen, because every caller shares them. Bounded by the bytes it holds (the
+ * ciphertext and every string of the metadata and grants, counted at two bytes a
+ * character); an entry larger than `maxEntryBytes` is never cached.
  */
 import type { GrantRow, Scope, SecretWithVersion } from "../storage.js";
 
 export interface ReadCacheLimits {
-  /** Ciphertext bytes held in all. */
+  /** Bytes held in all (see approximateBytes). */
   readonly maxBytes: number;
-  /** Versions larger than this are read from SQLite every time. */
+  /** Entries larger than this are read from SQLite every time. */
   readonly maxEntryBytes: number;
 }
 
@@ -49,7 +50,7 @@ export class ReadCache {
 
   /** Caches `value` (deep-frozen in place) and returns it. */
   put(scope: Scope, name: string, version: number, value: SecretWithVersion): SecretWithVersion {
-    const bytes = 256 + (value.version ? value.version.payload.length + value.version.dek.length : 0);
+    const bytes = approximateBytes(value);
     if (bytes > this.limits.maxEntryBytes) return value;
     const key = keyOf(scope, name, version);
     this.#remove(key);
@@ -93,6 +94,21 @@ function keyOf(scope: Scope, name: string, version: number): string {
   // Mesh and name cannot hold NUL (validated before any read) and the version is a
   // number, so the key parses from the right: unambiguous even for a tenant holding NUL.
   return `${scope.tenant}\0${scope.mesh}\0${name}\0${version}`;
+}
+
+/** An upper bound of what an entry keeps alive: buffers, plus strings at 2 bytes a character. */
+function approximateBytes(v: SecretWithVersion): number {
+  const s = v.secret;
+  let chars = s.uid.length + s.tenant.length + s.mesh.length + s.name.length + s.type.length + s.description.length + s.owner.length + s.etag.length;
+  for (const m of [s.labels, s.annotations]) for (const [k, val] of Object.entries(m)) chars += k.length + val.length;
+  for (const k of s.keys) chars += k.length;
+  for (const k of v.version?.keys ?? []) chars += k.length;
+  for (const g of v.grants) {
+    chars += g.subject.length + g.grantedBy.length;
+    for (const k of g.keys) chars += k.length;
+  }
+  const buffers = v.version ? v.version.payload.length + v.version.dek.length : 0;
+  return 512 + 64 * (v.grants.length + s.keys.length) + buffers + 2 * chars;
 }
 
 function freeze(v: SecretWithVersion): void {
