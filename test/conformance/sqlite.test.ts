@@ -42,6 +42,7 @@ describe("sqlite specifics", () => {
     expect(db.pragma("synchronous", { simple: true })).toBe(2);
     expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(db.pragma("secure_delete", { simple: true })).toBe(1);
+    expect(db.pragma("cache_size", { simple: true })).toBe(-4096);
     await st.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -92,6 +93,7 @@ describe("sqlite specifics", () => {
     expect(ddl).not.toMatch(/WITHOUT ROWID/i);
     expect(ddl).toMatch(/REFERENCES secrets \(uid\) ON DELETE CASCADE/);
     expect(db.pragma("foreign_key_check")).toEqual([]);
+    expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'secrets_owner'").all()).toEqual([]); // migration 5
     await st.deleteSecret(s.uid, undefined); // the cascade still reaches the versions
     expect(db.prepare("SELECT count(*) FROM secret_versions").pluck().get()).toBe(0);
     await st.close();
