@@ -12,7 +12,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { SecretdError } from "../domain/errors.js";
-import { isKeyId, type Kek, type Keyring } from "./keyring.js";
+import { isKeyId, type Kek, type Keyring, type KeyringSource } from "./keyring.js";
 import { randomBytes } from "./random.js";
 
 const FORMAT = 0x01;
@@ -42,19 +42,21 @@ export function sealVersion(keyring: Keyring, aad: Buffer, plaintext: Uint8Array
 
 /**
  * The plaintext; DATA_LOSS when anything does not authenticate for this `aad`. The data
- * key comes from the keyring's cache when this wrapped key was opened under this `aad`
- * before; a freshly unwrapped key is cached only once the payload opened with it.
+ * key comes from the current keyring's cache when this wrapped key was opened under this
+ * `aad` before; otherwise it is unwrapped with the KEK the blob names (see unwrap), and
+ * cached only once the payload opened with it.
  */
-export function openVersion(keyring: Keyring, aad: Buffer, dek: Uint8Array, payload: Uint8Array): Buffer {
+export function openVersion(keys: KeyringSource, aad: Buffer, dek: Uint8Array, payload: Uint8Array): Buffer {
   return authenticated(() => {
-    const cached = keyring.dataKeys.get(dek, aad);
-    const dataKey = cached ?? unwrap(keyring, aad, dek);
+    const cached = keys.current().dataKeys.get(dek, aad);
+    const dataKey = cached ?? unwrap(keys, aad, dek);
     let keep = cached !== undefined;
     try {
       if (payload.length < 1 + NONCE_BYTES + TAG_BYTES) throw new Error("payload too short");
       if (payload[0] !== FORMAT) throw new Error(`unknown payload format ${payload[0]}`);
       const plaintext = open(dataKey, payload.subarray(0, 1), aad, payload.subarray(1));
-      keep ||= keyring.dataKeys.add(dek, aad, dataKey);
+      // After an unwrap that made the source re-read its file, current() is the keyring that holds the KEK.
+      keep ||= keys.current().dataKeys.add(dek, aad, dataKey);
       return plaintext;
     } finally {
       if (!keep) dataKey.fill(0);
@@ -85,10 +87,14 @@ function wrap(kek: Kek, aad: Buffer, dataKey: Buffer): Buffer {
   return Buffer.concat([header, seal(kek.key, header, aad, dataKey)]);
 }
 
-/** The plain data key; the caller wipes it. */
-function unwrap(keyring: Keyring, aad: Buffer, dek: Uint8Array): Buffer {
+/**
+ * The plain data key; the caller wipes it. The KEK is the one the blob names, from a
+ * keyring that holds it if the source can get one (a file-backed source re-reads its
+ * file for a KEK added by `keys rotate` in another process).
+ */
+function unwrap(keys: KeyringSource, aad: Buffer, dek: Uint8Array): Buffer {
   const { kekId, header, sealed } = parseWrapped(dek);
-  const kek = keyring.get(kekId);
+  const kek = keys.holding(kekId).get(kekId);
   if (kek === undefined) throw new Error(`unknown KEK id ${kekId}`);
   const dataKey = open(kek.key, header, aad, sealed);
   if (dataKey.length !== KEY_BYTES) throw new Error("data key has the wrong length");

@@ -109,11 +109,9 @@ export async function rewrapAll(storage: RewrapStorage, keys: KeyringSource, opt
 function rewrapRow(keys: KeyringSource, row: VersionKeyRow): Buffer | "unreadable" | undefined {
   try {
     const id = kekIdOf(row.dek);
-    let ring = keys.current();
-    if (id === ring.active.id) return undefined;
-    if (ring.get(id) === undefined) ring = keys.holding(id);
+    if (id === keys.current().active.id) return undefined;
     const aad = secretAad({ tenant: row.tenant, mesh: row.mesh, name: row.name, uid: row.uid, version: row.version });
-    return rewrapDek(ring, aad, row.dek);
+    return rewrapDek(keys.holding(id), aad, row.dek);
   } catch (err) {
     // Tampered, or its KEK is missing from the file: reported and left as it is.
     if (err instanceof SecretdError && (err.code === "DATA_LOSS" || err.code === "INVALID_ARGUMENT")) return "unreadable";

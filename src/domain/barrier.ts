@@ -7,8 +7,8 @@
  */
 import { secretAad } from "../crypto/aad.js";
 import { decodeData, encodeData } from "../crypto/data-codec.js";
-import { kekIdOf, openVersion, sealVersion } from "../crypto/envelope.js";
-import type { Keyring, KeyringSource } from "../crypto/keyring.js";
+import { openVersion, sealVersion } from "../crypto/envelope.js";
+import type { KeyringSource } from "../crypto/keyring.js";
 import type { SecretRow, VersionRow } from "../storage/storage.js";
 
 type RowIdentity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
@@ -28,20 +28,5 @@ export function sealData(
 /** Throws DATA_LOSS when the blob does not authenticate for this row. */
 export function openData(keys: KeyringSource, row: RowIdentity, v: VersionRow): Map<string, Buffer> {
   const aad = secretAad({ tenant: row.tenant, mesh: row.mesh, name: row.name, uid: row.uid, version: v.version });
-  return decodeData(openVersion(keyringFor(keys, v.dek), aad, v.dek, v.payload));
-}
-
-/**
- * The keyring that can unwrap `dek`: the current one, or, when the blob names a KEK it
- * lacks (rewrapped by `keys rotate` in another process), one the source re-read for it.
- */
-function keyringFor(keys: KeyringSource, dek: Uint8Array): Keyring {
-  const ring = keys.current();
-  let id: string;
-  try {
-    id = kekIdOf(dek);
-  } catch {
-    return ring; // malformed: openVersion reports it as DATA_LOSS
-  }
-  return ring.get(id) === undefined ? keys.holding(id) : ring;
+  return decodeData(openVersion(keys, aad, v.dek, v.payload));
 }
