@@ -152,6 +152,11 @@ function requireUnchangedOutside(
   }
 }
 
+/** An update or delete named an etag that is not (any longer) the current version's. */
+function staleEtag(name: string): SecretdError {
+  return new SecretdError("ABORTED", `etag does not match the current version of secret "${name}"`);
+}
+
 export class Secrets {
   private readonly now: () => number;
 
@@ -308,7 +313,7 @@ export class Secrets {
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret, access } = this.authorize(p, found, req.name, Level.WRITE);
     if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable`);
-    if (req.etag !== secret.etag) throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
 
     const current = openData(this.deps.keyring, secret, found.version);
@@ -331,7 +336,7 @@ export class Secrets {
     };
     const version = sealData(this.deps.keyring, next, next.version, data, now);
     const result = await this.deps.storage.updateSecret(next, version, req.etag, this.deps.maxVersions);
-    if (result === "conflict") throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (result === "conflict") throw staleEtag(req.name);
     if (result === "missing") throw notFound(`secret "${req.name}"`);
     return next;
   }
@@ -342,7 +347,7 @@ export class Secrets {
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret } = this.authorize(p, found, req.name, Level.ADMIN);
     const result = await this.deps.storage.deleteSecret(secret.uid, req.etag === "" ? undefined : req.etag);
-    if (result === "conflict") throw new SecretdError("ABORTED", `etag does not match the current version of secret "${req.name}"`);
+    if (result === "conflict") throw staleEtag(req.name);
     if (result === "missing") throw notFound(`secret "${req.name}"`);
   }
 
