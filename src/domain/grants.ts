@@ -11,7 +11,7 @@ import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { keysAt, Level } from "./access.js";
 import { denied, invalid, notFound } from "./errors.js";
 import type { Principal } from "./principal.js";
-import { scopeFor, type Secrets } from "./secrets.js";
+import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
 import { validateDataKey, validateName } from "./validation.js";
 
 export interface GrantsDeps {
@@ -68,11 +68,7 @@ export class Grants {
     if (keys.length > MAX_GRANT_KEYS) throw invalid("keys", `at most ${MAX_GRANT_KEYS} keys`);
     keys.forEach((k, i) => validateDataKey(k, `keys[${i}]`));
     const now = this.now();
-    let expireTime: number | undefined;
-    if (req.expireTime !== undefined) {
-      expireTime = req.expireTime.getTime();
-      if (!Number.isFinite(expireTime) || expireTime <= now) throw invalid("expire_time", "must be in the future");
-    }
+    const expireTime = expireTimeOf(req.expireTime, now, "expire_time");
 
     const { secret, adminKeys } = await this.administered(p, req.mesh, req.name);
     // Nobody grants more than they hold: a key-limited ADMIN grants only within its keys.

@@ -88,7 +88,8 @@ function validateRequestId(id: string): void {
   if (!REQUEST_ID.test(id)) throw invalid("request_id", "must be 1-128 printable ASCII characters without spaces");
 }
 
-function expireTimeOf(t: Date | undefined, now: number, field: string): number | undefined {
+/** An optional expire_time as epoch ms: INVALID_ARGUMENT unless a real time in the future. */
+export function expireTimeOf(t: Date | undefined, now: number, field: string): number | undefined {
   if (t === undefined) return undefined;
   const ms = t.getTime();
   if (!Number.isFinite(ms)) throw invalid(field, "is not a valid timestamp");
