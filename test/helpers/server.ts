@@ -18,6 +18,8 @@ import {
   DeleteSecretRequest,
   GetSecretRequest,
   GrantAccessRequest,
+  ListAuditEventsRequest,
+  ListConsumersRequest,
   ListGrantsRequest,
   ListSecretsRequest,
   ProjectSecretsRequest,
@@ -37,6 +39,8 @@ const REQUESTS = {
   grantAccess: GrantAccessRequest,
   revokeAccess: RevokeAccessRequest,
   listGrants: ListGrantsRequest,
+  listConsumers: ListConsumersRequest,
+  listAuditEvents: ListAuditEventsRequest,
 } as const;
 export type Method = keyof typeof REQUESTS;
 

@@ -52,5 +52,11 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     listGrants: unary(deps, "ListGrants", async (req, { principal }) => ({
       grants: (await grants.list(principal, req)).map(toGrantMessage),
     })),
+    listConsumers: unary(deps, "ListConsumers", async () => {
+      throw new SecretdError("UNIMPLEMENTED", "ListConsumers is not implemented yet");
+    }),
+    listAuditEvents: unary(deps, "ListAuditEvents", async () => {
+      throw new SecretdError("UNIMPLEMENTED", "ListAuditEvents is not implemented yet");
+    }),
   };
 }

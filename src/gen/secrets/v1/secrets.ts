@@ -238,6 +238,8 @@ export interface DeleteSecretRequest {
   name: string;
   /** Optional: when set, the delete only happens if it matches the current etag. */
   etag: string;
+  /** Delete even while live consumers (open watches) use the secret. */
+  force: boolean;
 }
 
 export interface DeleteSecretResponse {
@@ -246,6 +248,8 @@ export interface DeleteSecretResponse {
 export interface ProjectSecretsRequest {
   mesh: string;
   items: ProjectionItem[];
+  /** WatchProjection: the first message is skipped when the projection's revision equals it. */
+  knownRevision: string;
 }
 
 export interface ProjectionItem {
@@ -328,6 +332,61 @@ export interface ListGrantsRequest {
 
 export interface ListGrantsResponse {
   grants: Grant[];
+}
+
+/** A live consumer of a secret: one open WatchProjection that reads it. */
+export interface Consumer {
+  sub: string;
+  roles: string[];
+  /** The revision of the projection the consumer holds. */
+  revision: string;
+  since: Date | undefined;
+  lastSeen:
+    | Date
+    | undefined;
+  /** The server process (replica or worker) holding the watch. */
+  replica: string;
+}
+
+export interface ListConsumersRequest {
+  mesh: string;
+  name: string;
+}
+
+export interface ListConsumersResponse {
+  consumers: Consumer[];
+}
+
+/** One RPC that touched a secret or a grant. Never a value or a token. */
+export interface AuditEvent {
+  time: Date | undefined;
+  requestId: string;
+  method: string;
+  sub: string;
+  mesh: string;
+  name: string;
+  version: number;
+  keys: string[];
+  /** The outcome as a gRPC code name, e.g. "OK", "PERMISSION_DENIED". */
+  code: string;
+  /** The client address. */
+  peer: string;
+}
+
+export interface ListAuditEventsRequest {
+  /** Filters; empty or unset means any. */
+  mesh: string;
+  name: string;
+  sub: string;
+  since: Date | undefined;
+  until: Date | undefined;
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListAuditEventsResponse {
+  events: AuditEvent[];
+  nextPageToken: string;
 }
 
 function createBaseSecret(): Secret {
@@ -2816,7 +2875,7 @@ export const UpdateSecretRequest_AnnotationsEntry: MessageFns<UpdateSecretReques
 };
 
 function createBaseDeleteSecretRequest(): DeleteSecretRequest {
-  return { mesh: "", name: "", etag: "" };
+  return { mesh: "", name: "", etag: "", force: false };
 }
 
 export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
@@ -2829,6 +2888,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     }
     if (message.etag !== "") {
       writer.uint32(26).string(message.etag);
+    }
+    if (message.force !== false) {
+      writer.uint32(32).bool(message.force);
     }
     return writer;
   },
@@ -2870,6 +2932,14 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
             message.etag = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2887,6 +2957,7 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
       mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -2901,6 +2972,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     if (message.etag !== "") {
       obj.etag = message.etag;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -2912,6 +2986,7 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     message.mesh = object.mesh ?? "";
     message.name = object.name ?? "";
     message.etag = object.etag ?? "";
+    message.force = object.force ?? false;
     return message;
   },
 };
@@ -2969,7 +3044,7 @@ export const DeleteSecretResponse: MessageFns<DeleteSecretResponse> = {
 };
 
 function createBaseProjectSecretsRequest(): ProjectSecretsRequest {
-  return { mesh: "", items: [] };
+  return { mesh: "", items: [], knownRevision: "" };
 }
 
 export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
@@ -2979,6 +3054,9 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
     }
     for (const v of message.items) {
       ProjectionItem.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.knownRevision !== "") {
+      writer.uint32(26).string(message.knownRevision);
     }
     return writer;
   },
@@ -3012,6 +3090,14 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
             message.items.push(ProjectionItem.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.knownRevision = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3028,6 +3114,11 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
     return {
       mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
       items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => ProjectionItem.fromJSON(e)) : [],
+      knownRevision: isSet(object.knownRevision)
+        ? globalThis.String(object.knownRevision)
+        : isSet(object.known_revision)
+        ? globalThis.String(object.known_revision)
+        : "",
     };
   },
 
@@ -3039,6 +3130,9 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
     if (message.items?.length) {
       obj.items = message.items.map((e) => ProjectionItem.toJSON(e));
     }
+    if (message.knownRevision !== "") {
+      obj.knownRevision = message.knownRevision;
+    }
     return obj;
   },
 
@@ -3049,6 +3143,7 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
     const message = createBaseProjectSecretsRequest();
     message.mesh = object.mesh ?? "";
     message.items = object.items?.map((e) => ProjectionItem.fromPartial(e)) || [];
+    message.knownRevision = object.knownRevision ?? "";
     return message;
   },
 };
@@ -4318,6 +4413,805 @@ export const ListGrantsResponse: MessageFns<ListGrantsResponse> = {
   },
 };
 
+function createBaseConsumer(): Consumer {
+  return { sub: "", roles: [], revision: "", since: undefined, lastSeen: undefined, replica: "" };
+}
+
+export const Consumer: MessageFns<Consumer> = {
+  encode(message: Consumer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sub !== "") {
+      writer.uint32(10).string(message.sub);
+    }
+    for (const v of message.roles) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.revision !== "") {
+      writer.uint32(26).string(message.revision);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(34).fork()).join();
+    }
+    if (message.lastSeen !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastSeen), writer.uint32(42).fork()).join();
+    }
+    if (message.replica !== "") {
+      writer.uint32(50).string(message.replica);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Consumer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsumer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.roles.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.revision = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastSeen = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Consumer {
+    return {
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
+      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      lastSeen: isSet(object.lastSeen)
+        ? fromJsonTimestamp(object.lastSeen)
+        : isSet(object.last_seen)
+        ? fromJsonTimestamp(object.last_seen)
+        : undefined,
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+    };
+  },
+
+  toJSON(message: Consumer): unknown {
+    const obj: any = {};
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles;
+    }
+    if (message.revision !== "") {
+      obj.revision = message.revision;
+    }
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    if (message.lastSeen !== undefined) {
+      obj.lastSeen = message.lastSeen.toISOString();
+    }
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Consumer>): Consumer {
+    return Consumer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Consumer>): Consumer {
+    const message = createBaseConsumer();
+    message.sub = object.sub ?? "";
+    message.roles = object.roles?.map((e) => e) || [];
+    message.revision = object.revision ?? "";
+    message.since = object.since ?? undefined;
+    message.lastSeen = object.lastSeen ?? undefined;
+    message.replica = object.replica ?? "";
+    return message;
+  },
+};
+
+function createBaseListConsumersRequest(): ListConsumersRequest {
+  return { mesh: "", name: "" };
+}
+
+export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
+  encode(message: ListConsumersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mesh !== "") {
+      writer.uint32(10).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConsumersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConsumersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConsumersRequest {
+    return {
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: ListConsumersRequest): unknown {
+    const obj: any = {};
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListConsumersRequest>): ListConsumersRequest {
+    return ListConsumersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListConsumersRequest>): ListConsumersRequest {
+    const message = createBaseListConsumersRequest();
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseListConsumersResponse(): ListConsumersResponse {
+  return { consumers: [] };
+}
+
+export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
+  encode(message: ListConsumersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.consumers) {
+      Consumer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConsumersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConsumersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumers.push(Consumer.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConsumersResponse {
+    return {
+      consumers: globalThis.Array.isArray(object?.consumers)
+        ? object.consumers.map((e: any) => Consumer.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListConsumersResponse): unknown {
+    const obj: any = {};
+    if (message.consumers?.length) {
+      obj.consumers = message.consumers.map((e) => Consumer.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListConsumersResponse>): ListConsumersResponse {
+    return ListConsumersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListConsumersResponse>): ListConsumersResponse {
+    const message = createBaseListConsumersResponse();
+    message.consumers = object.consumers?.map((e) => Consumer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAuditEvent(): AuditEvent {
+  return {
+    time: undefined,
+    requestId: "",
+    method: "",
+    sub: "",
+    mesh: "",
+    name: "",
+    version: 0,
+    keys: [],
+    code: "",
+    peer: "",
+  };
+}
+
+export const AuditEvent: MessageFns<AuditEvent> = {
+  encode(message: AuditEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(10).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.method !== "") {
+      writer.uint32(26).string(message.method);
+    }
+    if (message.sub !== "") {
+      writer.uint32(34).string(message.sub);
+    }
+    if (message.mesh !== "") {
+      writer.uint32(42).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(50).string(message.name);
+    }
+    if (message.version !== 0) {
+      writer.uint32(56).int64(message.version);
+    }
+    for (const v of message.keys) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.code !== "") {
+      writer.uint32(74).string(message.code);
+    }
+    if (message.peer !== "") {
+      writer.uint32(82).string(message.peer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.keys.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditEvent {
+    return {
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+    };
+  },
+
+  toJSON(message: AuditEvent): unknown {
+    const obj: any = {};
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.peer !== "") {
+      obj.peer = message.peer;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AuditEvent>): AuditEvent {
+    return AuditEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuditEvent>): AuditEvent {
+    const message = createBaseAuditEvent();
+    message.time = object.time ?? undefined;
+    message.requestId = object.requestId ?? "";
+    message.method = object.method ?? "";
+    message.sub = object.sub ?? "";
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? 0;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.code = object.code ?? "";
+    message.peer = object.peer ?? "";
+    return message;
+  },
+};
+
+function createBaseListAuditEventsRequest(): ListAuditEventsRequest {
+  return { mesh: "", name: "", sub: "", since: undefined, until: undefined, pageSize: 0, pageToken: "" };
+}
+
+export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
+  encode(message: ListAuditEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mesh !== "") {
+      writer.uint32(10).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.sub !== "") {
+      writer.uint32(26).string(message.sub);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(34).fork()).join();
+    }
+    if (message.until !== undefined) {
+      Timestamp.encode(toTimestamp(message.until), writer.uint32(42).fork()).join();
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(48).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(58).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.until = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditEventsRequest {
+    return {
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      until: isSet(object.until) ? fromJsonTimestamp(object.until) : undefined,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAuditEventsRequest): unknown {
+    const obj: any = {};
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    if (message.until !== undefined) {
+      obj.until = message.until.toISOString();
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListAuditEventsRequest>): ListAuditEventsRequest {
+    return ListAuditEventsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListAuditEventsRequest>): ListAuditEventsRequest {
+    const message = createBaseListAuditEventsRequest();
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    message.sub = object.sub ?? "";
+    message.since = object.since ?? undefined;
+    message.until = object.until ?? undefined;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListAuditEventsResponse(): ListAuditEventsResponse {
+  return { events: [], nextPageToken: "" };
+}
+
+export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
+  encode(message: ListAuditEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      AuditEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(AuditEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditEventsResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAuditEventsResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => AuditEvent.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListAuditEventsResponse>): ListAuditEventsResponse {
+    return ListAuditEventsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListAuditEventsResponse>): ListAuditEventsResponse {
+    const message = createBaseListAuditEventsResponse();
+    message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 /**
  * SecretService stores, shares and projects secrets. The tenant of every call comes
  * from the verified bearer token, never from a request field.
@@ -4428,6 +5322,29 @@ export const SecretServiceService = {
     responseSerialize: (value: ListGrantsResponse): Buffer => Buffer.from(ListGrantsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListGrantsResponse => ListGrantsResponse.decode(value),
   },
+  /** Lists the live watches (consumers) of one secret: owner, ADMIN or tenant-admin. */
+  listConsumers: {
+    path: "/secrets.v1.SecretService/ListConsumers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListConsumersRequest): Buffer => Buffer.from(ListConsumersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListConsumersRequest => ListConsumersRequest.decode(value),
+    responseSerialize: (value: ListConsumersResponse): Buffer =>
+      Buffer.from(ListConsumersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListConsumersResponse => ListConsumersResponse.decode(value),
+  },
+  /** Lists audit events of the caller's tenant: tenant-admin only, paged. */
+  listAuditEvents: {
+    path: "/secrets.v1.SecretService/ListAuditEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAuditEventsRequest): Buffer =>
+      Buffer.from(ListAuditEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAuditEventsRequest => ListAuditEventsRequest.decode(value),
+    responseSerialize: (value: ListAuditEventsResponse): Buffer =>
+      Buffer.from(ListAuditEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
+  },
 } as const;
 
 export interface SecretServiceServer extends UntypedServiceImplementation {
@@ -4451,6 +5368,10 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
   revokeAccess: handleUnaryCall<RevokeAccessRequest, RevokeAccessResponse>;
   /** Lists the grants of a secret. */
   listGrants: handleUnaryCall<ListGrantsRequest, ListGrantsResponse>;
+  /** Lists the live watches (consumers) of one secret: owner, ADMIN or tenant-admin. */
+  listConsumers: handleUnaryCall<ListConsumersRequest, ListConsumersResponse>;
+  /** Lists audit events of the caller's tenant: tenant-admin only, paged. */
+  listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
 }
 
 export interface SecretServiceClient extends Client {
@@ -4604,6 +5525,38 @@ export interface SecretServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListGrantsResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the live watches (consumers) of one secret: owner, ADMIN or tenant-admin. */
+  listConsumers(
+    request: ListConsumersRequest,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listConsumers(
+    request: ListConsumersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listConsumers(
+    request: ListConsumersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists audit events of the caller's tenant: tenant-admin only, paged. */
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
   ): ClientUnaryCall;
 }
 
