@@ -22,7 +22,12 @@ export class GroupCommit {
   readonly #savepoint: (fn: () => unknown) => unknown;
   readonly #batch: (items: readonly Pending[]) => Outcome[];
 
-  constructor(db: Database.Database, private readonly maxBatch = 256) {
+  constructor(
+    db: Database.Database,
+    private readonly maxBatch = 256,
+    /** Told how long each batch transaction took, COMMIT included (a metric). */
+    private readonly onCommit: (seconds: number) => void = () => {},
+  ) {
     // Called inside the batch transaction, a better-sqlite3 transaction function is a SAVEPOINT.
     this.#savepoint = db.transaction((fn: () => unknown) => fn());
     this.#batch = db.transaction((items: readonly Pending[]) =>
@@ -51,12 +56,14 @@ export class GroupCommit {
     if (this.#queue.length > 0) setImmediate(() => this.#flush());
     else this.#scheduled = false;
     let outcomes: Outcome[];
+    const started = performance.now();
     try {
       outcomes = this.#batch(batch);
     } catch (error) {
       for (const item of batch) item.reject(error); // the COMMIT itself failed: nothing landed
       return;
     }
+    this.onCommit((performance.now() - started) / 1000);
     batch.forEach((item, i) => {
       const o = outcomes[i]!;
       if (o.ok) item.resolve(o.value);

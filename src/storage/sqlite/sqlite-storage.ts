@@ -9,6 +9,8 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
 import type {
+  AuditQuery,
+  AuditRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -17,6 +19,7 @@ import type {
   SecretRow,
   SecretWithVersion,
   Storage,
+  StoredAuditRow,
   VersionKeyRow,
   VersionRow,
 } from "../storage.js";
@@ -66,6 +69,39 @@ interface ListParams {
   type: string | null;
   expire_before: number | null;
   limit: number;
+}
+
+interface AuditRecord {
+  id: number;
+  tenant: string;
+  time: number;
+  request_id: string;
+  method: string;
+  sub: string;
+  mesh: string;
+  name: string;
+  version: number;
+  keys: string;
+  code: string;
+  peer: string;
+}
+
+interface AuditParams {
+  tenant: string;
+  lo: number;
+  hi: number;
+  after_time: number;
+  after_id: number;
+  mesh: string | null;
+  name: string | null;
+  sub: string | null;
+  meshes: string | null;
+  limit: number;
+}
+
+export interface SqliteStorageOptions {
+  /** Told how long each write transaction took, COMMIT included (a metric). */
+  readonly onCommit?: (seconds: number) => void;
 }
 
 const SECRET_COLUMNS =
@@ -136,6 +172,23 @@ function toSecret(r: SecretRecord): SecretRow {
   };
 }
 
+function toAudit(r: AuditRecord): StoredAuditRow {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    time: r.time,
+    requestId: r.request_id,
+    method: r.method,
+    sub: r.sub,
+    mesh: r.mesh,
+    name: r.name,
+    version: r.version,
+    keys: JSON.parse(r.keys) as string[],
+    code: r.code,
+    peer: r.peer,
+  };
+}
+
 function toGrant(r: GrantRecord): GrantRow {
   return {
     secretUid: r.secret_uid,
@@ -166,7 +219,10 @@ export class SqliteStorage implements Storage {
     this.dataVersionFresh = false;
   };
 
-  constructor(file: string) {
+  private readonly onCommit: (seconds: number) => void;
+
+  constructor(file: string, opts: SqliteStorageOptions = {}) {
+    this.onCommit = opts.onCommit ?? (() => {});
     this.db = openSqliteDatabase(file);
     const db = this.db;
     this.stmt = {
@@ -234,8 +290,23 @@ export class SqliteStorage implements Storage {
          WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
       ),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
+      insertAudit: db.prepare(
+        `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
+         VALUES (@tenant, @time, @request_id, @method, @sub, @mesh, @name, @version, @keys, @code, @peer)`,
+      ),
+      // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
+      // serves the range and the order; the other filters are checked along the scan.
+      listAudit: db.prepare<[AuditParams], AuditRecord>(
+        `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
+         WHERE tenant = @tenant AND time >= @lo AND time < @hi
+           AND (time > @after_time OR (time = @after_time AND id > @after_id))
+           AND (@mesh IS NULL OR mesh = @mesh) AND (@name IS NULL OR name = @name) AND (@sub IS NULL OR sub = @sub)
+           AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
+         ORDER BY time, id LIMIT @limit`,
+      ),
+      pruneAudit: db.prepare("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)"),
     };
-    this.writes = new GroupCommit(db);
+    this.writes = new GroupCommit(db, undefined, this.onCommit);
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
     this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.seenDataVersion = this.dataVersion.get()!;
@@ -358,18 +429,26 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  /** Runs one immediate write transaction and reports how long it took. */
+  private timed<T>(fn: () => T): T {
+    const started = performance.now();
+    const out = this.db.transaction(fn).immediate();
+    this.onCommit((performance.now() - started) / 1000);
+    return out;
+  }
+
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
-    return this.db.transaction((): "ok" | "missing" | "conflict" => {
+    return this.timed((): "ok" | "missing" | "conflict" => {
       if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 1) {
         this.cache.invalidate(uid);
         return "ok";
       }
       return this.stmt.secretByUid.get(uid) ? "conflict" : "missing";
-    }).immediate();
+    });
   }
 
   async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
-    return this.db.transaction((): "ok" | "missing" => {
+    return this.timed((): "ok" | "missing" => {
       if (!this.stmt.secretByUid.get(g.secretUid)) return "missing";
       this.cache.invalidate(g.secretUid);
       this.stmt.putGrant.run({
@@ -382,7 +461,7 @@ export class SqliteStorage implements Storage {
         create_time: g.createTime,
       });
       return "ok";
-    }).immediate();
+    });
   }
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
@@ -395,7 +474,7 @@ export class SqliteStorage implements Storage {
   }
 
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
-    return this.db.transaction((): number => {
+    return this.timed((): number => {
       let applied = 0;
       for (const r of replacements) {
         this.cache.invalidate(r.uid);
@@ -403,7 +482,49 @@ export class SqliteStorage implements Storage {
         applied += this.stmt.replaceDek.run(params).changes;
       }
       return applied;
-    }).immediate();
+    });
+  }
+
+  async appendAudit(events: readonly AuditRow[]): Promise<void> {
+    if (events.length === 0) return;
+    // Through the group commit: a batch that arrives with secret writes shares their COMMIT.
+    await this.writes.submit(() => {
+      for (const e of events) {
+        this.stmt.insertAudit.run({
+          tenant: e.tenant,
+          time: e.time,
+          request_id: e.requestId,
+          method: e.method,
+          sub: e.sub,
+          mesh: e.mesh,
+          name: e.name,
+          version: e.version,
+          keys: JSON.stringify(e.keys),
+          code: e.code,
+          peer: e.peer,
+        });
+      }
+    });
+  }
+
+  async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
+    const params: AuditParams = {
+      tenant,
+      lo: Math.max(q.since ?? 0, q.after?.time ?? 0),
+      hi: q.until ?? Number.MAX_SAFE_INTEGER,
+      after_time: q.after?.time ?? -1,
+      after_id: q.after?.id ?? -1,
+      mesh: q.mesh ?? null,
+      name: q.name ?? null,
+      sub: q.sub ?? null,
+      meshes: q.meshes === undefined ? null : JSON.stringify(q.meshes),
+      limit: q.limit,
+    };
+    return this.stmt.listAudit.all(params).map(toAudit);
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    return this.writes.submit(() => this.stmt.pruneAudit.run(before, limit).changes);
   }
 
   async close(): Promise<void> {
