@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseDuration } from "./auth/mint.js";
 import { SecretdError } from "./domain/errors.js";
 
 interface Setting {
@@ -14,6 +15,8 @@ interface Setting {
   readonly env: string;
   readonly default: string;
   readonly doc: string;
+  /** A switch: the bare flag means "true". */
+  readonly boolean?: true;
 }
 
 type RawSettings = {
@@ -35,6 +38,9 @@ type RawSettings = {
   tlsClientCa: string;
   logLevel: string;
   metricsListen: string;
+  metricsTenantLabels: string;
+  auditRetention: string;
+  auditFile: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -55,7 +61,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
-  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address host:port, serving /metrics (off when empty)" },
+  { key: "metricsTenantLabels", flag: "metrics-tenant-labels", env: "SECRETD_METRICS_TENANT_LABELS", default: "false", doc: "also count calls per tenant (tenant names become label values)", boolean: true },
+  { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
+  { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
 ];
 
 export interface Config {
@@ -80,7 +89,16 @@ export interface Config {
   readonly maxVersions: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
-  readonly metricsListen: string;
+  /** Where /metrics is served; undefined = off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+  /** Whether metrics may carry tenant names as label values. */
+  readonly metricsTenantLabels: boolean;
+  readonly audit: {
+    /** Events older than this are pruned. */
+    readonly retentionMs: number;
+    /** JSON-lines copy of each event; "" = off. */
+    readonly file: string;
+  };
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -118,6 +136,13 @@ function parseListen(key: string, v: string): { host: string; port: number } {
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function parseBoolean(key: string, v: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(t)) return true;
+  if (["false", "0", "no", "off", ""].includes(t)) return false;
+  throw bad(key, `"${v.slice(0, 32)}" is not true or false`);
 }
 
 /** "a, b,,c" → ["a", "b", "c"]: comma-separated settings and flags. */
@@ -167,7 +192,14 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if ((raw.tlsCert === "") !== (raw.tlsKey === "")) throw bad(raw.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
   if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
-  if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+  const metricsListen = raw.metricsListen === "" ? undefined : parseListen("metricsListen", raw.metricsListen);
+  const metricsTenantLabels = parseBoolean("metricsTenantLabels", raw.metricsTenantLabels);
+  let auditRetentionSec: number;
+  try {
+    auditRetentionSec = parseDuration(raw.auditRetention);
+  } catch {
+    throw bad("auditRetention", `"${raw.auditRetention.slice(0, 32)}" is not a duration like 90d, 12h or 15m`);
+  }
 
   const config: Config = {
     listen,
@@ -189,7 +221,9 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     maxVersions,
     tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
     logLevel: raw.logLevel,
-    metricsListen: raw.metricsListen,
+    metricsListen,
+    metricsTenantLabels,
+    audit: { retentionMs: auditRetentionSec * 1000, file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile) },
   };
   return deepFreeze(config);
 }

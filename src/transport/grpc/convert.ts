@@ -1,7 +1,7 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them. */
 import { permissionOf, type GrantView } from "../../domain/grants.js";
-import type { Grant, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { SecretRow } from "../../storage/storage.js";
+import type { AuditEvent, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
+import type { AuditRow, SecretRow } from "../../storage/storage.js";
 
 export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
   return {
@@ -34,5 +34,20 @@ export function toGrantMessage(g: GrantView): Grant {
     expireTime: g.expireTime === undefined ? undefined : new Date(g.expireTime),
     grantedBy: g.grantedBy,
     createTime: new Date(g.createTime),
+  };
+}
+
+export function toAuditEventMessage(e: AuditRow): AuditEvent {
+  return {
+    time: new Date(e.time),
+    requestId: e.requestId,
+    method: e.method,
+    sub: e.sub,
+    mesh: e.mesh,
+    name: e.name,
+    version: e.version,
+    keys: [...e.keys],
+    code: e.code,
+    peer: e.peer,
   };
 }
