@@ -290,9 +290,10 @@ export class SqliteStorage implements Storage {
          WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
       ),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
-      insertAudit: db.prepare(
+      // Positional parameters: no object per row on the flush path.
+      insertAudit: db.prepare<[string, number, string, string, string, string, string, number, string, string, string]>(
         `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
-         VALUES (@tenant, @time, @request_id, @method, @sub, @mesh, @name, @version, @keys, @code, @peer)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
       // serves the range and the order; the other filters are checked along the scan.
@@ -489,20 +490,9 @@ export class SqliteStorage implements Storage {
     if (events.length === 0) return;
     // Through the group commit: a batch that arrives with secret writes shares their COMMIT.
     await this.writes.submit(() => {
+      const insert = this.stmt.insertAudit;
       for (const e of events) {
-        this.stmt.insertAudit.run({
-          tenant: e.tenant,
-          time: e.time,
-          request_id: e.requestId,
-          method: e.method,
-          sub: e.sub,
-          mesh: e.mesh,
-          name: e.name,
-          version: e.version,
-          keys: JSON.stringify(e.keys),
-          code: e.code,
-          peer: e.peer,
-        });
+        insert.run(e.tenant, e.time, e.requestId, e.method, e.sub, e.mesh, e.name, e.version, e.keys.length === 0 ? "[]" : JSON.stringify(e.keys), e.code, e.peer);
       }
     });
   }
