@@ -13,7 +13,10 @@ const SERVICE = "secrets.v1.SecretService";
 const CALL_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const COMMIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-/** The open-watch gauge the watch hub feeds (inc on open, dec on close). */
+/**
+ * The open-watch gauge: fed by inc/dec (or set), or read at each scrape from
+ * MetricsOptions.openWatches (e.g. the watch hub's openWatches count) when given.
+ */
 export interface WatchGauge {
   inc(): void;
   dec(): void;
@@ -26,6 +29,8 @@ export interface MetricsOptions {
   readonly auditQueueDepth: () => number;
   readonly auditDropped: () => number;
   readonly activeKekId: () => string;
+  /** Read at each scrape, when the watch hub can count its streams itself. */
+  readonly openWatches?: (() => number) | undefined;
 }
 
 type MethodLabels = "grpc_type" | "grpc_service" | "grpc_method";
@@ -71,7 +76,19 @@ export class Metrics implements CallObserver {
           registers,
         })
       : undefined;
-    this.watches = new Gauge({ name: "secretd_watches_open", help: "Open WatchProjection streams.", registers });
+    const openWatches = opts.openWatches;
+    this.watches = new Gauge({
+      name: "secretd_watches_open",
+      help: "Open WatchProjection streams.",
+      registers,
+      ...(openWatches
+        ? {
+            collect(this: Gauge) {
+              this.set(openWatches());
+            },
+          }
+        : {}),
+    });
     new Gauge({
       name: "secretd_audit_queue_depth",
       help: "Audit events recorded and not yet written to storage.",
