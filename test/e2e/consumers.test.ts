@@ -87,6 +87,46 @@ describe("consumers", () => {
   });
 });
 
+/** Runs the real `secretd` binary against the test server (asynchronously: the server lives in this process). */
+function secretd(args: string[], token: string): Promise<{ status: number | null; out: string; err: string }> {
+  const env = { ...process.env, SECRETD_SERVER: s.address, SECRETD_TOKEN: token };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.resolve("dist/main.js"), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, out, err }));
+  });
+}
+
+describe("secretd consumers / delete --force", () => {
+  it("when a secret is watched, then `consumers NAME` lists the watcher, `delete` exits 1 naming the consumers, and `delete --force` deletes it", async () => {
+    const name = fresh("cli");
+    await s.call("createSecret", { mesh: MESH, name, stringData: { v: "1" } }, owner);
+    const w = openWatch(s.client, { mesh: MESH, items: [{ name }] }, owner);
+    const first = await w.next();
+    const table = await secretd(["consumers", name, "--mesh", MESH], owner);
+    expect(table.status).toBe(0);
+    expect(table.out).toMatch(/^SUB\s+ROLES\s+REVISION/);
+    expect(table.out).toContain("olivia");
+    const json = await secretd(["consumers", name, "--mesh", MESH, "-o", "json"], owner);
+    const doc = JSON.parse(json.out) as { consumers: Array<{ sub: string; revision: string }> };
+    expect(doc.consumers).toEqual([expect.objectContaining({ sub: "olivia", revision: first.revision })]);
+    const refused = await secretd(["delete", name, "--mesh", MESH], owner);
+    expect(refused.status).toBe(1);
+    expect(refused.err).toContain("FAILED_PRECONDITION");
+    expect(refused.err).toContain("in use by 1 live consumers");
+    const forced = await secretd(["delete", name, "--mesh", MESH, "--force"], owner);
+    expect(forced.status).toBe(0);
+    expect((await w.ended()).code).toBe(status.NOT_FOUND);
+    const gone = await secretd(["consumers", name, "--mesh", MESH], owner);
+    expect(gone.status).toBe(1);
+    expect(gone.err).toContain("NOT_FOUND");
+  }, 60_000);
+});
+
 interface Child {
   child: ChildProcessWithoutNullStreams;
   client: SecretServiceClient;
