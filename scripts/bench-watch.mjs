@@ -27,9 +27,11 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
 const KEEP = argv.includes("--keep");
+/** --bare: the idle phase against scripts/bench-watch-echo.mjs (grpc-js alone), the floor secretd builds on. */
+const BARE = argv.includes("--bare");
 const TENANTS = 10;
 const SECRETS_PER_TENANT = 10;
-const IDLE_PER_SECRET = QUICK ? 10 : 100; // 10,000 idle watches (1,000 with --quick)
+const IDLE_PER_SECRET = Number(argv.find((x) => x.startsWith("--idle-per-secret="))?.split("=")[1] ?? (QUICK ? 10 : 100)); // 10,000 idle watches (1,000 with --quick)
 const FANOUT = QUICK ? 200 : 1_000;
 const UPDATES = QUICK ? 5 : 20;
 const CROSS_WATCHERS = 100;
@@ -91,9 +93,15 @@ function nextMessage(child, pred, timeoutMs, what) {
 }
 
 async function startServer(name) {
-  const child = forkTracked("bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) });
+  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) });
   const m = await nextMessage(child, (x) => x?.ready, 30_000, `${name} start`);
   return { child, port: m.port, pid: m.pid };
+}
+
+async function serverMem(server) {
+  const m = nextMessage(server.child, (x) => x?.mem !== undefined, 10_000, "server memory");
+  server.child.send({ cmd: "mem" });
+  return (await m).mem;
 }
 
 async function startClients(n) {
@@ -156,15 +164,15 @@ async function stampedUpdates(client, token, name, gapMs) {
 async function main() {
   say(`machine: ${JSON.stringify(machine())}; load average ${os.loadavg().map((x) => round(x)).join(" ")}`);
   const a = await startServer("secretd-a");
-  const key = readHs256Secret(path.join(tmp, "data", "jwt-dev.key"));
+  const key = BARE ? Buffer.alloc(32, 1) : readHs256Secret(path.join(tmp, "data", "jwt-dev.key"));
   const tokens = await Promise.all([...Array(TENANTS).keys()].map((t) => mintToken({ secret: key, tenant: `t${t}`, sub: "bench", roles: ["tenant-admin"], ttlSec: 3600 })));
   const client = new SecretServiceClient(`127.0.0.1:${a.port}`, credentials.createInsecure());
-  for (let t = 0; t < TENANTS; t++) {
+  for (let t = 0; t < TENANTS && !BARE; t++) {
     for (let i = 0; i < SECRETS_PER_TENANT; i++) {
       await unary(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name: `idle-${i}`, stringData: { v: "v".repeat(VALUE_BYTES) } }), tokens[t]);
     }
   }
-  for (const name of ["hot", "cross"]) {
+  for (const name of BARE ? [] : ["hot", "cross"]) {
     await unary(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name, stringData: { v: stamped() } }), tokens[0]);
   }
   const results = { machine: machine(), loadavg_start: os.loadavg().map((x) => round(x)) };
@@ -173,6 +181,7 @@ async function main() {
   const idleTotal = TENANTS * SECRETS_PER_TENANT * IDLE_PER_SECRET;
   await sleep(2000);
   const before = memoryMb(a.pid);
+  const memBefore = await serverMem(a);
   let procs = await startClients(CLIENT_PROCS);
   const jobs = [];
   for (let t = 0; t < TENANTS; t++) for (let i = 0; i < SECRETS_PER_TENANT; i++) jobs.push({ port: a.port, token: tokens[t], req: { mesh: MESH, items: [{ name: `idle-${i}` }] }, count: IDLE_PER_SECRET });
@@ -189,6 +198,7 @@ async function main() {
   const openS = (now() - t0) / 1000;
   await sleep(3000);
   const after = memoryMb(a.pid);
+  const memAfter = await serverMem(a);
   results.idle = {
     watches: opened,
     open_seconds: round(openS),
@@ -196,10 +206,18 @@ async function main() {
     rss_after_mb: round(after.rss, 1),
     extra_rss_mb: round(after.rss - before.rss, 1),
     extra_kb_per_watch: round(((after.rss - before.rss) * 1024) / opened, 2),
+    heap_used_mb: [memBefore.heapUsed, memAfter.heapUsed],
+    heap_total_mb: [memBefore.heapTotal, memAfter.heapTotal],
+    external_mb: [memBefore.external, memAfter.external],
+    array_buffers_mb: [memBefore.arrayBuffers, memAfter.arrayBuffers],
   };
   say(`idle: ${opened} watches opened in ${round(openS)} s; server RSS ${round(before.rss, 1)} → ${round(after.rss, 1)} MiB (+${round(after.rss - before.rss, 1)})`);
   if (opened !== idleTotal) throw new Error(`opened ${opened} of ${idleTotal}`);
   await closeClients(procs);
+  if (argv.includes("--idle-only") || BARE) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
   await sleep(2000);
 
   // 2. one update → FANOUT watchers
