@@ -1,4 +1,5 @@
-// `node scripts/bench-watch.mjs [--quick] [--keep]` (after `npm run build`; `npm run bench` runs it)
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare] [--idle-per-secret=N]`
+// (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
 //
 // SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
 // logging ON at info into a file) in its own process, loaded by forked client processes
