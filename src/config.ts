@@ -4,6 +4,7 @@
  * then frozen; nothing below this file reads process.env.
  */
 import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SecretdError } from "./domain/errors.js";
@@ -36,6 +37,7 @@ type RawSettings = {
   logLevel: string;
   metricsListen: string;
   maxWatchesPerTenant: string;
+  workers: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -57,6 +59,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
 
@@ -84,6 +87,8 @@ export interface Config {
   readonly logLevel: string;
   readonly metricsListen: string;
   readonly maxWatchesPerTenant: number;
+  /** Server processes (1 = this process serves; more: a primary forks that many workers). */
+  readonly workers: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -171,6 +176,8 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
   if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+  const workers = raw.workers === "auto" ? os.availableParallelism() : Number(raw.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad("workers", `"${raw.workers}" must be auto or an integer from 1 to 64`);
   const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
   if (!Number.isInteger(maxWatchesPerTenant) || maxWatchesPerTenant < 0 || maxWatchesPerTenant > 10_000_000) {
     throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
@@ -198,6 +205,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     logLevel: raw.logLevel,
     metricsListen: raw.metricsListen,
     maxWatchesPerTenant,
+    workers,
   };
   return deepFreeze(config);
 }
