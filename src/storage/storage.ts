@@ -147,6 +147,8 @@ export interface Storage {
    * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
    */
   replaceDeks(replacements: readonly DekReplacement[]): Promise<number>;
+  /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
+  ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }
