@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../domain/errors.js";
-import { Permission, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
+import { Permission, type Consumer, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
 
@@ -90,6 +90,24 @@ export function grantView(g: Grant, now = Date.now()): Record<string, unknown> {
     grantedBy: g.grantedBy,
     createTime: formatTime(g.createTime),
   });
+}
+
+export function consumerView(c: Consumer): Record<string, unknown> {
+  return compact({
+    sub: c.sub,
+    roles: c.roles,
+    revision: c.revision !== "" ? c.revision : undefined,
+    since: formatTime(c.since),
+    lastSeen: formatTime(c.lastSeen),
+    replica: c.replica,
+  });
+}
+
+export function consumersTable(consumers: readonly Consumer[]): string {
+  return renderTable(
+    ["SUB", "ROLES", "REVISION", "SINCE", "LAST_SEEN", "REPLICA"],
+    consumers.map((c) => [c.sub, c.roles.join(",") || "-", c.revision.slice(0, 12) || "-", formatTime(c.since) ?? "", formatTime(c.lastSeen) ?? "", c.replica]),
+  );
 }
 
 export function projectionView(p: Projection): Record<string, unknown> {

@@ -275,11 +275,12 @@ function registerDelete(program: Command): void {
     .command("delete")
     .description("delete a secret with every version and grant (final)")
     .argument("<name>", "secret name")
-    .option("--etag <etag>", "delete only if this is still the current version");
+    .option("--etag <etag>", "delete only if this is still the current version")
+    .option("--force", "delete even while watched (live consumers; see `secretd consumers NAME`)");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
-      const f = self.opts<{ etag?: string }>();
-      await conn.unary(conn.client.deleteSecret, DeleteSecretRequest.fromPartial({ mesh: conn.mesh, name, etag: f.etag ?? "" }));
+      const f = self.opts<{ etag?: string; force?: boolean }>();
+      await conn.unary(conn.client.deleteSecret, DeleteSecretRequest.fromPartial({ mesh: conn.mesh, name, etag: f.etag ?? "", force: f.force === true }));
       process.stdout.write(`secret "${name}" deleted\n`);
     }),
   );

@@ -9,14 +9,22 @@ import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
 
 let cluster: PostgresCluster;
+const urls = new Map<Storage, string>();
 beforeAll(async () => {
   cluster = await startPostgres();
 }, 60_000);
 afterAll(() => cluster?.stop());
 
 runStorageConformance("postgres", {
-  async open() {
-    return PostgresStorage.open(await cluster.createDatabase());
+  async open(options) {
+    const url = await cluster.createDatabase();
+    const feed = options?.feedRetain === undefined ? {} : { feed: { retain: options.feedRetain, pruneEvery: 2 } };
+    const st = await PostgresStorage.open(url, feed);
+    urls.set(st, url);
+    return st;
+  },
+  async openPeer(st) {
+    return PostgresStorage.open(urls.get(st)!);
   },
   async destroy(st: Storage) {
     await st.close();

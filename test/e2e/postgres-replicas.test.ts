@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
+import { openWatch } from "../helpers/watch.js";
 
 let cluster: PostgresCluster;
 let url: string;
@@ -75,6 +76,48 @@ describe("replicas on one PostgreSQL database", () => {
     );
     expect(results.filter((c) => c === status.OK)).toHaveLength(1);
     expect(results.filter((c) => c === status.ALREADY_EXISTS)).toHaveLength(39);
+  });
+
+  it("when a watch is open on one replica, then an update through the other reaches it, and a delete through the other is refused until forced", async () => {
+    await a.call("createSecret", { mesh: "default", name: "watched", stringData: { k: "w1" } }, admin);
+    const w = openWatch(b.client, { mesh: "default", items: [{ name: "watched" }] }, admin);
+    try {
+      const first = await w.next();
+      expect(Buffer.from(first.values[0]!.value).toString()).toBe("w1");
+      const cur = await a.call<Secret>("getSecret", { mesh: "default", name: "watched" }, admin);
+      const sent = Date.now();
+      await a.call("updateSecret", { mesh: "default", name: "watched", etag: cur.etag, stringData: { k: "w2" } }, admin);
+      const second = await w.next(5000);
+      expect(Buffer.from(second.values[0]!.value).toString()).toBe("w2");
+      expect(Date.now() - sent).toBeLessThan(5000);
+      // The lease is in the shared database: the other replica sees the consumer.
+      const consumers = await a.call<{ consumers: unknown[] }>("listConsumers", { mesh: "default", name: "watched" }, admin);
+      expect(consumers.consumers).toHaveLength(1);
+      expect(await codeOf(a.call("deleteSecret", { mesh: "default", name: "watched" }, admin))).toBe(status.FAILED_PRECONDITION);
+      await a.call("deleteSecret", { mesh: "default", name: "watched", force: true }, admin);
+      expect((await w.ended()).code).toBe(status.NOT_FOUND);
+    } finally {
+      w.cancel();
+    }
+  });
+
+  it("when the listening connection of a replica is killed (a missed NOTIFY), then its watches still get the change by catch-up", async () => {
+    await a.call("createSecret", { mesh: "default", name: "caught-up", stringData: { k: "c1" } }, admin);
+    const w = openWatch(b.client, { mesh: "default", items: [{ name: "caught-up" }] }, admin);
+    try {
+      await w.next();
+      const pg = await import("pg");
+      const c = new pg.default.Client({ connectionString: url });
+      await c.connect();
+      await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'secretd-listen'");
+      const cur = await a.call<Secret>("getSecret", { mesh: "default", name: "caught-up" }, admin);
+      await a.call("updateSecret", { mesh: "default", name: "caught-up", etag: cur.etag, stringData: { k: "c2" } }, admin);
+      await c.end();
+      const next = await w.next(10_000);
+      expect(Buffer.from(next.values[0]!.value).toString()).toBe("c2");
+    } finally {
+      w.cancel();
+    }
   });
 
   it("when the database is dumped, then no value appears in clear", async () => {

@@ -58,4 +58,43 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX create_requests_secret ON create_requests (secret_uid);
     `,
   },
+  {
+    // The change feed (storage/change-feed.ts): feed_head is one row whose UPDATE every
+    // writing transaction takes just before COMMIT, so revisions are handed out in commit
+    // order, without gaps, and a reader asking for "after N" never misses one that
+    // commits later with a smaller number. Consumer leases as on SQLite.
+    id: 2,
+    sql: `
+      CREATE TABLE feed_head (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        revision     BIGINT NOT NULL,
+        compacted    BIGINT NOT NULL
+      );
+      INSERT INTO feed_head (id, revision, compacted) VALUES (1, 0, 0);
+      CREATE TABLE changes (
+        revision     BIGINT PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        tenant       TEXT NOT NULL,
+        mesh         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        uid          TEXT NOT NULL,
+        time         BIGINT NOT NULL
+      );
+      CREATE TABLE consumer_leases (
+        watch_id     TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        roles        TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        since        BIGINT NOT NULL,
+        last_seen    BIGINT NOT NULL,
+        expire_time  BIGINT NOT NULL,
+        replica      TEXT NOT NULL,
+        PRIMARY KEY (watch_id, secret_uid)
+      );
+      CREATE INDEX consumer_leases_secret ON consumer_leases (secret_uid, expire_time);
+      CREATE INDEX consumer_leases_replica ON consumer_leases (replica);
+    `,
+  },
 ];

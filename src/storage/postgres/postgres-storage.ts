@@ -11,6 +11,7 @@ import type {
   CreateRequestRow,
   DekReplacement,
   GrantRow,
+  LeaseRow,
   ListQuery,
   Scope,
   SecretRow,
@@ -20,6 +21,7 @@ import type {
   VersionRow,
 } from "../storage.js";
 import { PG_MIGRATIONS } from "./migrations.js";
+import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
 export interface PostgresOptions {
   /** Connections in the pool (default 10). */
@@ -27,7 +29,9 @@ export interface PostgresOptions {
   /** Server-side statement_timeout in ms (default 5000; 0 = none). */
   readonly statementTimeoutMs?: number;
   /** Called with a connection-level failure (for the log); never with a value. */
-  readonly onError?: (err: Error) => void;
+  readonly onError?: (err: unknown) => void;
+  /** Change feed tuning (tests shrink the retained window). */
+  readonly feed?: Partial<Omit<PostgresFeedOptions, "onError">>;
 }
 
 /** Any advisory-lock key will do as long as every replica uses the same one. */
@@ -132,10 +136,47 @@ function toGrant(r: GrantRecord): GrantRow {
 
 type Queryable = Pick<pg.PoolClient, "query">;
 
+interface LeaseRecord {
+  watch_id: string;
+  secret_uid: string;
+  tenant: string;
+  sub: string;
+  roles: string;
+  revision: string;
+  since: string;
+  last_seen: string;
+  expire_time: string;
+  replica: string;
+}
+
+function toLease(r: LeaseRecord): LeaseRow {
+  return {
+    watchId: r.watch_id,
+    secretUid: r.secret_uid,
+    tenant: r.tenant,
+    sub: r.sub,
+    roles: JSON.parse(r.roles) as string[],
+    revision: r.revision,
+    since: num(r.since),
+    lastSeen: num(r.last_seen),
+    expireTime: num(r.expire_time),
+    replica: r.replica,
+  };
+}
+
+type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
+
+function change(kind: ChangeInput["kind"], s: Identity): ChangeInput {
+  return { kind, tenant: s.tenant, mesh: s.mesh, name: s.name, uid: s.uid };
+}
+
 export class PostgresStorage implements Storage {
   private closed = false;
 
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly changes: PostgresChangeFeed,
+  ) {}
 
   /** Connects, applies pending migrations under an advisory lock, and returns the store. */
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStorage> {
@@ -151,11 +192,12 @@ export class PostgresStorage implements Storage {
     pool.on("error", (err) => opts.onError?.(err));
     try {
       await migrate(pool);
+      const feedOptions = { ...POSTGRES_FEED_DEFAULTS, ...opts.feed, ...(opts.onError ? { onError: opts.onError } : {}) };
+      return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions));
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw wrap(err);
     }
-    return new PostgresStorage(pool);
   }
 
   private async q<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], on: Queryable = this.pool): Promise<pg.QueryResult<R>> {
@@ -200,6 +242,27 @@ export class PostgresStorage implements Storage {
     }
   }
 
+  /**
+   * A writing transaction: fn returns its answer and the changes it made; they get their
+   * revisions just before COMMIT, and subscribers hear of them before the answer returns.
+   */
+  private async write<T>(fn: (c: pg.PoolClient) => Promise<{ value: T; changes: readonly ChangeInput[] }>): Promise<T> {
+    let recorded = false;
+    const value = await this.tx(async (c) => {
+      const out = await fn(c);
+      await this.changes.record(c, out.changes);
+      recorded = out.changes.length > 0;
+      return out.value;
+    });
+    if (recorded) await this.changes.pump();
+    return value;
+  }
+
+  private async uidIdentity(c: Queryable, uid: string): Promise<Identity | undefined> {
+    const r = await this.q<Identity>("SELECT tenant, mesh, name, uid FROM secrets WHERE uid = $1", [uid], c);
+    return r.rows[0];
+  }
+
   private async insertVersion(c: Queryable, v: VersionRow): Promise<void> {
     await this.q(
       "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -209,10 +272,12 @@ export class PostgresStorage implements Storage {
   }
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
-    return this.tx(async (c) => {
+    type R = "ok" | "exists" | "request-exists";
+    return this.write<R>(async (c) => {
+      const none = (value: R) => ({ value, changes: [] });
       if (request) {
         const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND request_id = $2", [secret.tenant, request.requestId], c);
-        if (seen.rowCount) return "request-exists";
+        if (seen.rowCount) return none("request-exists");
       }
       const r = await this.q(
         `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time)
@@ -238,7 +303,7 @@ export class PostgresStorage implements Storage {
         ],
         c,
       );
-      if (r.rowCount === 0) return "exists";
+      if (r.rowCount === 0) return none("exists");
       await this.insertVersion(c, version);
       if (request) {
         // Two racing retries with one id: the unique key lets one in; the other rolls back.
@@ -250,7 +315,7 @@ export class PostgresStorage implements Storage {
         );
         if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
       }
-      return "ok";
+      return { value: "ok" as const, changes: [change("secret-created", secret)] };
     });
   }
 
@@ -322,7 +387,7 @@ export class PostgresStorage implements Storage {
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
-    return this.tx(async (c) => {
+    return this.write(async (c) => {
       const r = await this.q(
         `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10
          WHERE uid = $1 AND etag = $2`,
@@ -342,38 +407,51 @@ export class PostgresStorage implements Storage {
       );
       if (r.rowCount === 0) {
         const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
-        return e.rowCount ? "conflict" : "missing";
+        return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
       }
       await this.insertVersion(c, version);
       await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
-      return "ok";
+      return { value: "ok" as const, changes: [change("secret-updated", next)] };
     });
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
-    return this.tx(async (c) => {
-      const r = await this.q("DELETE FROM secrets WHERE uid = $1 AND ($2::text IS NULL OR etag = $2)", [uid, etag ?? null], c);
-      if (r.rowCount === 1) return "ok";
+    return this.write(async (c) => {
+      const r = await this.q<Identity>("DELETE FROM secrets WHERE uid = $1 AND ($2::text IS NULL OR etag = $2) RETURNING tenant, mesh, name, uid", [uid, etag ?? null], c);
+      const gone = r.rows[0];
+      if (gone) return { value: "ok" as const, changes: [change("secret-deleted", gone)] };
       const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [uid], c);
-      return e.rowCount ? "conflict" : "missing";
+      return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
     });
   }
 
   async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
-    // INSERT … SELECT from the secret row: a secret deleted meanwhile inserts nothing.
-    const r = await this.q(
-      `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
-       SELECT uid, $2, $3, $4, $5, $6, $7 FROM secrets WHERE uid = $1
-       ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
-         keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time`,
-      [g.secretUid, g.subject, g.level, JSON.stringify(g.keys), g.expireTime ?? null, g.grantedBy, g.createTime],
-    );
-    return r.rowCount === 1 ? "ok" : "missing";
+    return this.write(async (c) => {
+      // INSERT … SELECT from the secret row: a secret deleted meanwhile inserts nothing.
+      const r = await this.q<Identity>(
+        `WITH s AS (SELECT uid, tenant, mesh, name FROM secrets WHERE uid = $1),
+         ins AS (
+           INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
+           SELECT uid, $2, $3, $4, $5, $6, $7 FROM s
+           ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
+             keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time
+           RETURNING secret_uid)
+         SELECT s.tenant, s.mesh, s.name, s.uid FROM s JOIN ins ON ins.secret_uid = s.uid`,
+        [g.secretUid, g.subject, g.level, JSON.stringify(g.keys), g.expireTime ?? null, g.grantedBy, g.createTime],
+        c,
+      );
+      const s = r.rows[0];
+      return s ? { value: "ok" as const, changes: [change("grant-put", s)] } : { value: "missing" as const, changes: [] };
+    });
   }
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
-    const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null]);
-    return r.rowCount ?? 0;
+    return this.write(async (c) => {
+      const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
+      const removed = r.rowCount ?? 0;
+      const s = removed > 0 ? await this.uidIdentity(c, secretUid) : undefined;
+      return { value: removed, changes: s ? [change("grant-revoked", s)] : [] };
+    });
   }
 
   async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
@@ -386,14 +464,78 @@ export class PostgresStorage implements Storage {
   }
 
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
-    return this.tx(async (c) => {
+    if (replacements.length === 0) return 0;
+    return this.write(async (c) => {
       let applied = 0;
+      const rekeyed = new Set<string>();
       for (const r of replacements) {
         const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [r.uid, r.version, Buffer.from(r.oldDek), Buffer.from(r.newDek)], c);
-        applied += res.rowCount ?? 0;
+        const n = res.rowCount ?? 0;
+        applied += n;
+        if (n > 0) rekeyed.add(r.uid);
       }
-      return applied;
+      const changes: ChangeInput[] = [];
+      for (const uid of rekeyed) {
+        const s = await this.uidIdentity(c, uid);
+        if (s) changes.push(change("secret-rekeyed", s));
+      }
+      return { value: applied, changes };
     });
+  }
+
+  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
+    if (leases.length === 0) return;
+    // A lease on a secret that no longer exists is skipped (INSERT … SELECT from secrets).
+    await this.q(
+      `INSERT INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
+       SELECT l.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+         AS l (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
+       WHERE EXISTS (SELECT 1 FROM secrets s WHERE s.uid = l.secret_uid)
+       ON CONFLICT (watch_id, secret_uid) DO UPDATE SET tenant = excluded.tenant, sub = excluded.sub, roles = excluded.roles,
+         revision = excluded.revision, since = excluded.since, last_seen = excluded.last_seen, expire_time = excluded.expire_time, replica = excluded.replica`,
+      [
+        leases.map((l) => l.watchId),
+        leases.map((l) => l.secretUid),
+        leases.map((l) => l.tenant),
+        leases.map((l) => l.sub),
+        leases.map((l) => JSON.stringify(l.roles)),
+        leases.map((l) => l.revision),
+        leases.map((l) => l.since),
+        leases.map((l) => l.lastSeen),
+        leases.map((l) => l.expireTime),
+        leases.map((l) => l.replica),
+      ],
+    );
+  }
+
+  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
+    if (secretUids === undefined) await this.q("DELETE FROM consumer_leases WHERE watch_id = $1", [watchId]);
+    else await this.q("DELETE FROM consumer_leases WHERE watch_id = $1 AND secret_uid = ANY($2::text[])", [watchId, [...secretUids]]);
+  }
+
+  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+    return this.tx(async (c) => {
+      await this.q("DELETE FROM consumer_leases WHERE expire_time <= $1", [now], c);
+      if (revisions.size > 0) {
+        await this.q(
+          `UPDATE consumer_leases l SET revision = r.revision FROM unnest($1::text[], $2::text[]) AS r (watch_id, revision)
+           WHERE l.watch_id = r.watch_id AND l.replica = $3`,
+          [[...revisions.keys()], [...revisions.values()], replica],
+          c,
+        );
+      }
+      const r = await this.q("UPDATE consumer_leases SET last_seen = $2, expire_time = $3 WHERE replica = $1", [replica, now, expireTime], c);
+      return r.rowCount ?? 0;
+    });
+  }
+
+  async deleteReplicaLeases(replica: string): Promise<void> {
+    await this.q("DELETE FROM consumer_leases WHERE replica = $1", [replica]);
+  }
+
+  async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
+    const r = await this.q<LeaseRecord>("SELECT * FROM consumer_leases WHERE secret_uid = $1 AND expire_time > $2 ORDER BY since, watch_id", [secretUid, now]);
+    return r.rows.map(toLease);
   }
 
   /** True when a trivial query answers (health checks). */
@@ -409,6 +551,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.changes.close();
     await this.pool.end();
   }
 }
