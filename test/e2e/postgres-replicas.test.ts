@@ -123,8 +123,7 @@ describe("replicas on one PostgreSQL database", () => {
   it("when the database is dumped, then no value appears in clear", async () => {
     const marker = "PG-DUMP-MARKER-VALUE-7f3a";
     await a.call("createSecret", { mesh: "default", name: "dumped", stringData: { token: marker } }, admin);
-    const bin = spawnSync("bash", ["-c", "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1"], { encoding: "utf8" }).stdout.trim();
-    const dump = spawnSync(`${bin}/pg_dump`, ["--data-only", url], { encoding: "latin1", maxBuffer: 256 * 1024 * 1024 });
+    const dump = spawnSync(`${cluster.bin}/pg_dump`, ["--data-only", url], { encoding: "latin1", maxBuffer: 256 * 1024 * 1024 });
     expect(dump.status, dump.stderr).toBe(0);
     expect(dump.stdout).toContain("dumped");
     expect(dump.stdout).not.toContain(marker);

@@ -4,8 +4,8 @@
  * `changes` row per change and NOTIFYs the channel; the row lock on feed_head makes
  * revisions follow commit order without gaps. Subscribers hear of changes from pump(),
  * which reads "changes after the last revision seen":
- * - own commits: the writer awaits pump() after COMMIT, so subscribers hear of a write
- *   before its caller is answered;
+ * - own commits: the writer awaits committed() after COMMIT, so subscribers hear of a
+ *   write before its caller is answered (from memory when nothing came in between);
  * - other replicas' commits: LISTEN on a dedicated connection wakes pump();
  * - a missed notification (the listening connection dropped, a replica slept): a catch-up
  *   pump on reconnect and every `pollMs`, by revision, so nothing is lost, only late.
@@ -87,34 +87,48 @@ export class PostgresChangeFeed implements ChangeFeed {
    * Inside the caller's writing transaction, just before its COMMIT: takes revisions for
    * the changes (holding feed_head's row lock until COMMIT), records them, notifies.
    */
-  async record(c: Queryable, changes: readonly ChangeInput[]): Promise<void> {
-    if (changes.length === 0) return;
-    const r = await c.query<{ revision: string; compacted: string }>(
-      "UPDATE feed_head SET revision = revision + $1 WHERE id = 1 RETURNING revision, compacted",
-      [changes.length],
-    );
-    const last = Number(r.rows[0]!.revision);
-    const first = last - changes.length + 1;
-    const now = Date.now();
-    await c.query(
-      `INSERT INTO changes (revision, kind, tenant, mesh, name, uid, time)
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`,
+  async record(c: Queryable, changes: readonly ChangeInput[]): Promise<Change[]> {
+    if (changes.length === 0) return [];
+    // One round trip: next revisions (row lock on feed_head until COMMIT), change rows, NOTIFY.
+    const r = await c.query<{ revision: string }>(
+      `WITH h AS (UPDATE feed_head SET revision = revision + $1 WHERE id = 1 RETURNING revision),
+       ins AS (
+         INSERT INTO changes (revision, kind, tenant, mesh, name, uid, time)
+         SELECT h.revision - $1 + u.ord, u.kind, u.tenant, u.mesh, u.name, u.uid, $7
+         FROM h, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u (kind, tenant, mesh, name, uid, ord)),
+       n AS (SELECT pg_notify($8, h.revision::text) FROM h)
+       SELECT h.revision FROM h, n`,
       [
-        changes.map((_, i) => first + i),
+        changes.length,
         changes.map((x) => x.kind),
         changes.map((x) => x.tenant),
         changes.map((x) => x.mesh),
         changes.map((x) => x.name),
         changes.map((x) => x.uid),
-        changes.map(() => now),
+        Date.now(),
+        CHANNEL,
       ],
     );
+    const last = Number(r.rows[0]!.revision);
+    const first = last - changes.length + 1;
     const { pruneEvery, retain } = this.options;
     if (Math.floor(last / pruneEvery) > Math.floor((first - 1) / pruneEvery) && last > retain) {
       await c.query("DELETE FROM changes WHERE revision <= $1", [last - retain]);
       await c.query("UPDATE feed_head SET compacted = GREATEST(compacted, $1) WHERE id = 1", [last - retain]);
     }
-    await c.query("SELECT pg_notify($1, $2)", [CHANNEL, String(last)]);
+    return changes.map((x, i) => ({ ...x, revision: first + i }));
+  }
+
+  /**
+   * After the COMMIT of changes record() numbered: when they follow straight on what
+   * subscribers have heard (revisions have no gaps), they are published from memory;
+   * otherwise another replica committed in between, and pump() reads the table.
+   */
+  async committed(changes: readonly Change[]): Promise<void> {
+    const first = changes[0];
+    if (first === undefined) return;
+    if (first.revision === this.#fanout.revision + 1) this.#fanout.publish(changes);
+    else if (first.revision > this.#fanout.revision) await this.pump();
   }
 
   /** Publishes every committed change not yet published. One read at a time; a call during one runs another after it. */

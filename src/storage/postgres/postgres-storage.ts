@@ -7,6 +7,7 @@
  */
 import pg from "pg";
 import { SecretdError } from "../../domain/errors.js";
+import type { Change } from "../change-feed.js";
 import type {
   CreateRequestRow,
   DekReplacement,
@@ -64,20 +65,20 @@ interface VersionRecord {
   v_create_time: string | null;
 }
 
+/** A grant row as json_build_object gives it (bigints as JSON numbers). */
 interface GrantRecord {
   secret_uid: string;
   subject: string;
   permission: number;
   keys: string;
-  expire_time: string | null;
+  expire_time: number | null;
   granted_by: string;
-  create_time: string;
+  create_time: number;
 }
 
 const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time";
 
-const GRANT_COLUMNS = "secret_uid, subject, permission, keys, expire_time, granted_by, create_time";
 
 /** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
 function isUnavailable(err: unknown): boolean {
@@ -247,14 +248,13 @@ export class PostgresStorage implements Storage {
    * revisions just before COMMIT, and subscribers hear of them before the answer returns.
    */
   private async write<T>(fn: (c: pg.PoolClient) => Promise<{ value: T; changes: readonly ChangeInput[] }>): Promise<T> {
-    let recorded = false;
+    let recorded: readonly Change[] = [];
     const value = await this.tx(async (c) => {
       const out = await fn(c);
-      await this.changes.record(c, out.changes);
-      recorded = out.changes.length > 0;
+      recorded = await this.changes.record(c, out.changes);
       return out.value;
     });
-    if (recorded) await this.changes.pump();
+    await this.changes.committed(recorded);
     return value;
   }
 
@@ -328,43 +328,47 @@ export class PostgresStorage implements Storage {
     return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint } : undefined;
   }
 
-  private async readOne(c: Queryable, scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    const r = await this.q<SecretRecord & VersionRecord>(
-      `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time
+  /**
+   * Secrets of one scope with one version each (0 = current) and their grants, in ONE
+   * statement: one snapshot without a transaction, one round trip (GetSecret's hot path).
+   */
+  private async readMany(scope: Scope, names: readonly string[], version: number): Promise<Map<string, SecretWithVersion>> {
+    const r = await this.q<SecretRecord & VersionRecord & { grants: GrantRecord[] }>(
+      `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time,
+         (SELECT COALESCE(json_agg(json_build_object('secret_uid', g.secret_uid, 'subject', g.subject, 'permission', g.permission,
+                   'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
+                 ORDER BY g.subject, g.permission), '[]'::json)
+            FROM grants g WHERE g.secret_uid = s.uid) AS grants
        FROM secrets s LEFT JOIN secret_versions v
          ON v.uid = s.uid AND v.version = CASE WHEN $4::bigint = 0 THEN s.version ELSE $4::bigint END
-       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name = $3`,
-      [scope.tenant, scope.mesh, name, version],
-      c,
+       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name = ANY($3::text[])`,
+      [scope.tenant, scope.mesh, [...names], version],
     );
-    const rec = r.rows[0];
-    if (!rec) return undefined;
-    const v: VersionRow | undefined =
-      rec.v_version === null
-        ? undefined
-        : {
-            uid: rec.uid,
-            version: num(rec.v_version),
-            keys: JSON.parse(rec.v_keys!) as string[],
-            dek: rec.v_dek!,
-            payload: rec.v_payload!,
-            createTime: num(rec.v_create_time!),
-          };
-    const g = await this.q<GrantRecord>(`SELECT ${GRANT_COLUMNS} FROM grants WHERE secret_uid = $1 ORDER BY subject, permission`, [rec.uid], c);
-    return { secret: toSecret(rec), version: v, grants: g.rows.map(toGrant) };
+    const out = new Map<string, SecretWithVersion>();
+    for (const rec of r.rows) {
+      const v: VersionRow | undefined =
+        rec.v_version === null
+          ? undefined
+          : {
+              uid: rec.uid,
+              version: num(rec.v_version),
+              keys: JSON.parse(rec.v_keys!) as string[],
+              dek: rec.v_dek!,
+              payload: rec.v_payload!,
+              createTime: num(rec.v_create_time!),
+            };
+      out.set(rec.name, { secret: toSecret(rec), version: v, grants: rec.grants.map(toGrant) });
+    }
+    return out;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    // Two statements (secret+version, then grants) must see one state: one snapshot.
-    return this.tx((c) => this.readOne(c, scope, name, version), "REPEATABLE READ READ ONLY");
+    return (await this.readMany(scope, [name], version)).get(name);
   }
 
   async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
-    return this.tx(async (c) => {
-      const out: Array<SecretWithVersion | undefined> = [];
-      for (const n of names) out.push(await this.readOne(c, scope, n, 0));
-      return out;
-    }, "REPEATABLE READ READ ONLY");
+    const found = await this.readMany(scope, names, 0);
+    return names.map((n) => found.get(n));
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
