@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --generator=node] [-- --keep] [-- --profile|--no-profile]`
+// `npm run bench [-- --quick] [-- --postgres] [-- --generator=node] [-- --keep] [-- --profile|--no-profile]`
 //
 // SPEC §9 budgets, measured in one run on this machine (docs/BENCHMARKS.md):
 //   * a fresh secretd (scripts/bench-server.mjs: startApp, temp data dir, pino logging
@@ -15,6 +15,8 @@
 //     100,000 secrets (5,000 with --quick) spread over 101 tenants (growth ratios);
 //     server RSS when full; CPU profiles of the server (GetSecret, ListSecrets,
 //     CreateSecret) unless --quick (add --profile to get them there too).
+// --postgres: the same scenarios with secretd on PostgreSQL (a throw-away cluster from
+// Debian's postgresql, fsync on, scripts/postgres-cluster.mjs) instead of SQLite.
 // Every process it starts is killed on exit, failure or signal; loads only hit 127.0.0.1.
 // The last line printed is one JSON object with the results.
 import { execFileSync, fork, spawn } from "node:child_process";
@@ -37,6 +39,7 @@ import {
   SecretServiceClient,
 } from "../dist/gen/secrets/v1/secrets.js";
 import { etcdPut, etcdRange, haveEtcd, startEtcd, startWorkersServer } from "./bench-box.mjs";
+import { startPostgres } from "./postgres-cluster.mjs";
 import { connect, cpuSeconds, grpcFrame, grpcUnframe, machine, memoryMb, rawUnary, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -45,6 +48,7 @@ const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 
 const QUICK = flag("quick");
+const POSTGRES = flag("postgres");
 const KEEP = flag("keep");
 const PROFILE = QUICK ? flag("profile") : !flag("no-profile");
 // --quick: 5,000 secrets, one short run per scenario (two for the one-at-a-time runs);
@@ -113,7 +117,9 @@ function killAll() {
   children.clear();
 }
 let tmpDir;
+let pgCluster;
 function cleanupFiles() {
+  pgCluster?.stop();
   if (tmpDir && !KEEP) rmSync(tmpDir, { recursive: true, force: true });
 }
 process.on("exit", () => {
@@ -265,9 +271,10 @@ function chooseGenerator() {
 }
 
 // ---------------------------------------------------------------- processes
-async function startServer(dataDir, logFile) {
+async function startServer(dataDir, logFile, databaseUrl) {
+  const env = { ...process.env, DATA_DIR: dataDir, LOG_FILE: logFile, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
   const child = track(
-    fork(path.join(HERE, "bench-server.mjs"), [], { env: { ...process.env, DATA_DIR: dataDir, LOG_FILE: logFile }, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(path.join(HERE, "bench-server.mjs"), [], { env, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
     "secretd",
   );
   const m = await onceMessage(child, (x) => x?.ready, 30_000, "secretd start");
@@ -638,6 +645,17 @@ async function boxStage(getValue) {
   return out;
 }
 
+async function databaseSize(url) {
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query("SELECT pg_database_size(current_database()) AS n")).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
 // ================================================================= main
 let serverPort;
 let serverPid;
@@ -655,7 +673,13 @@ async function main() {
   const dataDir = path.join(tmpDir, "data");
   const logFile = path.join(tmpDir, "secretd.log");
   mkdirSync(dataDir, { mode: 0o700 });
-  const server = await startServer(dataDir, logFile);
+  let databaseUrl;
+  if (POSTGRES) {
+    pgCluster = await startPostgres({ fsync: true });
+    databaseUrl = await pgCluster.createDatabase();
+    say(`PostgreSQL: throw-away cluster on 127.0.0.1:${pgCluster.port} (fsync on)`);
+  }
+  const server = await startServer(dataDir, logFile, databaseUrl);
   serverPort = server.port;
   serverPid = server.pid;
   say(`secretd pid ${server.pid} on 127.0.0.1:${server.port}, data ${dataDir}, log ${logFile} (info)`);
@@ -832,7 +856,9 @@ async function main() {
   await stopChild(echo.child, "signal");
   const box = await boxStage(getValue);
   const log = await tallyLog(logFile);
-  const dbBytes = ["secretd.db", "secretd.db-wal"].reduce((s, f) => s + (existsSync(path.join(dataDir, f)) ? statSync(path.join(dataDir, f)).size : 0), 0);
+  const dbBytes = POSTGRES
+    ? await databaseSize(databaseUrl)
+    : ["secretd.db", "secretd.db-wal"].reduce((s, f) => s + (existsSync(path.join(dataDir, f)) ? statSync(path.join(dataDir, f)).size : 0), 0);
   const nonOk = Object.entries(log.byCode).filter(([k]) => !k.endsWith(":OK"));
   if (nonOk.length > 0) say(`WARNING: non-OK calls in the server log: ${JSON.stringify(Object.fromEntries(nonOk))}`);
 
@@ -841,6 +867,7 @@ async function main() {
   const v = (st, k, f) => st[k]?.best[f];
   const out = {
     mode: QUICK ? "quick" : "full",
+    backend: POSTGRES ? "postgres" : "sqlite",
     secrets: BIG,
     secrets_note: BIG === 100_000 ? undefined : `rss_mb_100k, the *_100k runs and the growth ratios used ${BIG} secrets, not 100,000`,
     generator: generator.kind,

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseDuration } from "./auth/mint.js";
 import { SecretdError } from "./domain/errors.js";
 
 interface Setting {
@@ -21,6 +22,8 @@ type RawSettings = {
   listen: string;
   dataDir: string;
   databaseUrl: string;
+  databasePoolSize: string;
+  databaseStatementTimeout: string;
   kekFile: string;
   jwtHs256SecretFile: string;
   jwtJwksFile: string;
@@ -43,7 +46,9 @@ type RawSettings = {
 export const SETTINGS: readonly Setting[] = [
   { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
   { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
-  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir" },
+  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL" },
+  { key: "databasePoolSize", flag: "database-pool-size", env: "SECRETD_DATABASE_POOL_SIZE", default: "10", doc: "PostgreSQL: connections per server process" },
+  { key: "databaseStatementTimeout", flag: "database-statement-timeout", env: "SECRETD_DATABASE_STATEMENT_TIMEOUT", default: "5s", doc: "PostgreSQL: statement_timeout (0 = none)" },
   { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
   { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
   { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
@@ -67,6 +72,7 @@ export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   readonly dataDir: string;
   readonly databaseUrl: string;
+  readonly database: { readonly poolSize: number; readonly statementTimeoutMs: number };
   readonly kekFile: string;
   /** True when kekFile is the default path, which may be created on first start. */
   readonly kekFileIsDefault: boolean;
@@ -151,7 +157,16 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (raw.databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(raw.databaseUrl)) {
     throw bad("databaseUrl", "must be empty (SQLite) or a postgres:// URL");
   }
-  if (raw.databaseUrl !== "") throw bad("databaseUrl", "the PostgreSQL back-end is not available in this build");
+  const poolSize = Number(raw.databasePoolSize);
+  if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) throw bad("databasePoolSize", "must be an integer from 1 to 1000");
+  let statementTimeoutMs = 0;
+  if (raw.databaseStatementTimeout !== "0") {
+    try {
+      statementTimeoutMs = parseDuration(raw.databaseStatementTimeout) * 1000;
+    } catch {
+      throw bad("databaseStatementTimeout", `"${raw.databaseStatementTimeout.slice(0, 32)}" is not a duration like 5s or 1m (0 = none)`);
+    }
+  }
   if (raw.jwtJwksUrl !== "" && !/^https?:\/\//.test(raw.jwtJwksUrl)) throw bad("jwtJwksUrl", "must be an http(s) URL");
 
   const hasJwks = raw.jwtJwksFile !== "" || raw.jwtJwksUrl !== "";
@@ -187,6 +202,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     listen,
     dataDir,
     databaseUrl: raw.databaseUrl,
+    database: { poolSize, statementTimeoutMs },
     kekFile: raw.kekFile === "" ? path.join(dataDir, "kek.json") : path.resolve(raw.kekFile),
     kekFileIsDefault: raw.kekFile === "",
     jwt: {
