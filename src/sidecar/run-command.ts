@@ -20,6 +20,8 @@ import { projectionSummary } from "./projected-files.js";
 import { maxBackoffMs, tokenSourceOf } from "./sidecar-command.js";
 import { exitCodeOf, FORWARDED_SIGNALS, Supervisor } from "./supervisor.js";
 import { WatchLoop } from "./watch-loop.js";
+import { WATCH_CHANNEL_OPTIONS } from "./channel-options.js";
+import { exitTwoOnUsageError } from "./usage-exit.js";
 
 interface RunFlags extends ClientFlags {
   projection: string;
@@ -45,7 +47,7 @@ export function registerRun(program: Command): void {
     .option("--restart-on-change", "watch the projection and restart the command with the new values on each change")
     .option("--grace-period <duration>", "how long a restart waits after SIGTERM before SIGKILL", "10s")
     .option("--max-backoff <duration>", "longest wait between reconnects (at most 30s)", "30s");
-  withClientOptions(cmd).action(async (argv: string[], _opts: unknown, self: Command) => {
+  exitTwoOnUsageError(withClientOptions(cmd)).action(async (argv: string[], _opts: unknown, self: Command) => {
     const f = self.opts<RunFlags>();
     const log = createLogger("info", 2, { sync: true });
     let token = "";
@@ -60,7 +62,7 @@ export function registerRun(program: Command): void {
       }
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
       const request = readProjectionFile(f.projection, f.mesh !== undefined ? { mesh: f.mesh } : {});
-      const opened = connect(self);
+      const opened = connect(self, WATCH_CHANNEL_OPTIONS);
       token = opened.token;
       const { conn } = opened;
       const child = new Supervisor(command, args, graceMs, (code) => process.stderr.write(`secretd: cannot start ${command.slice(0, 128)}: ${code}\n`));

@@ -23,6 +23,8 @@ import { ChangeNotifier, type ChangeAction } from "./change-notifier.js";
 import { projectedFiles, projectionSummary } from "./projected-files.js";
 import { staticToken, tokenFile, type TokenSource } from "./token-source.js";
 import { WatchLoop } from "./watch-loop.js";
+import { WATCH_CHANNEL_OPTIONS } from "./channel-options.js";
+import { exitTwoOnUsageError } from "./usage-exit.js";
 
 interface SidecarFlags extends ClientFlags {
   dir: string;
@@ -78,7 +80,7 @@ export function registerSidecar(program: Command): void {
     .option("--signal <name>", "signal for --signal-pid", "SIGHUP")
     .option("--max-backoff <duration>", "longest wait between reconnects (at most 30s)", "30s")
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]).default("info"));
-  withClientOptions(cmd).action(async (_opts: unknown, self: Command) => {
+  exitTwoOnUsageError(withClientOptions(cmd)).action(async (_opts: unknown, self: Command) => {
     const f = self.opts<SidecarFlags>();
     const log = createLogger(f.logLevel, 2, { sync: true });
     let token = "";
@@ -89,7 +91,7 @@ export function registerSidecar(program: Command): void {
       const writer = new AtomicWriter(f.dir);
       writer.checkDir();
       writer.currentSet(); // a planted ..data is refused before anything is fetched
-      const opened = connect(self);
+      const opened = connect(self, WATCH_CHANNEL_OPTIONS);
       token = opened.token;
       const { conn } = opened;
       const notifier = new ChangeNotifier(action, f.dir, log.logger);
