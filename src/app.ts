@@ -5,19 +5,24 @@ import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring } from "./crypto/keyring.js";
 import { KeyringHolder } from "./crypto/keyring-holder.js";
+import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { Secrets } from "./domain/secrets.js";
 import type { Logger } from "./logger.js";
 import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 import type { Storage } from "./storage/storage.js";
 import { startGrpcServer } from "./transport/grpc/server.js";
+import { ConsumerLeases, defaultReplicaName, LEASE_DEFAULTS } from "./watch/consumer-leases.js";
+import { WatchHub } from "./watch/watch-hub.js";
 
 export interface App {
   readonly port: number;
   readonly storage: Storage;
+  /** Open WatchProjection streams of this process (its openWatches count feeds metrics). */
+  readonly watches: WatchHub;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
-  /** Drains in-flight calls (at most graceMs), then closes the database. */
+  /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), then closes the database. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -62,11 +67,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
   const grants = new Grants({ storage, secrets });
+  const consumers = new Consumers({ storage, secrets });
+  const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
+  const leases = new ConsumerLeases(storage, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
+  const projection = { storage, keyring };
+  const watches = new WatchHub({ projection, feed: storage.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
   let server;
   try {
-    server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection: { storage, keyring } });
+    server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection, watches, consumers });
   } catch (err) {
     keyring.close();
+    await watches.shutdown();
     await storage.close();
     throw err;
   }
@@ -75,11 +86,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   return {
     port: running.port,
     storage,
+    watches,
     get keyring() {
       return keyring.current();
     },
     async close(graceMs = 10_000) {
       keyring.close();
+      // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
+      await watches.shutdown();
       await running.shutdown(graceMs);
       await storage.close();
     },

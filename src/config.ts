@@ -35,6 +35,7 @@ type RawSettings = {
   tlsClientCa: string;
   logLevel: string;
   metricsListen: string;
+  maxWatchesPerTenant: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -56,6 +57,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
 
 export interface Config {
@@ -81,6 +83,7 @@ export interface Config {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
   readonly metricsListen: string;
+  readonly maxWatchesPerTenant: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -168,6 +171,10 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
   if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+  const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
+  if (!Number.isInteger(maxWatchesPerTenant) || maxWatchesPerTenant < 0 || maxWatchesPerTenant > 10_000_000) {
+    throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
+  }
 
   const config: Config = {
     listen,
@@ -190,6 +197,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
     logLevel: raw.logLevel,
     metricsListen: raw.metricsListen,
+    maxWatchesPerTenant,
   };
   return deepFreeze(config);
 }

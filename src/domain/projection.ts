@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
-import type { Storage } from "../storage/storage.js";
+import type { SecretWithVersion, Storage } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
 import { SecretdError, invalid } from "./errors.js";
@@ -81,12 +81,35 @@ export function projectionRevision(sources: readonly SecretRef[], values: readon
 }
 
 export async function projectSecrets(deps: ProjectionDeps, p: Principal, req: ProjectSecretsRequest): Promise<ProjectionResult> {
+  return (await readProjection(deps, p, req)).projection;
+}
+
+/** A projection with the rows it was made from (WatchProjection needs their uids and expiry times). */
+export interface ProjectionRead {
+  readonly projection: ProjectionResult;
+  /** The rows of every item's secret, by name (undefined: missing). */
+  readonly rows: ReadonlyMap<string, SecretWithVersion | undefined>;
+  readonly now: number;
+}
+
+export async function readProjection(deps: ProjectionDeps, p: Principal, req: ProjectSecretsRequest): Promise<ProjectionRead> {
   const scope = scopeFor(p, req.mesh);
   validateRequest(req);
   const now = (deps.now ?? Date.now)();
   const names = [...new Set(req.items.map((i) => i.name))];
   const rows = await deps.storage.readSecrets(scope, names);
   const byName = new Map(names.map((n, i) => [n, rows[i]]));
+  return { projection: project(deps, p, req, scope.mesh, byName, now), rows: byName, now };
+}
+
+function project(
+  deps: ProjectionDeps,
+  p: Principal,
+  req: ProjectSecretsRequest,
+  mesh: string,
+  byName: ReadonlyMap<string, SecretWithVersion | undefined>,
+  now: number,
+): ProjectionResult {
 
   const values: ProjectedValue[] = [];
   const sources: SecretRef[] = [];
@@ -129,7 +152,7 @@ export async function projectSecrets(deps: ProjectionDeps, p: Principal, req: Pr
     }
     if (!sourced.has(item.name)) {
       sourced.add(item.name);
-      sources.push({ mesh: scope.mesh, name: item.name, version: found.secret.version });
+      sources.push({ mesh, name: item.name, version: found.secret.version });
     }
   }
   return { values, sources, revision: projectionRevision(sources, values) };

@@ -347,6 +347,13 @@ export class Secrets {
     const scope = scopeFor(p, req.mesh);
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret } = this.authorize(p, found, req.name, Level.ADMIN);
+    if (!req.force) {
+      // DataOS: "before deleting a Secret, ensure that no other Resources are using it", made a guarantee.
+      const live = (await this.deps.storage.listLeases(secret.uid, this.now())).length;
+      if (live > 0) {
+        throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is in use by ${live} live consumers (see ListConsumers; delete with force to delete anyway)`);
+      }
+    }
     const result = await this.deps.storage.deleteSecret(secret.uid, req.etag === "" ? undefined : req.etag);
     if (result === "conflict") throw staleEtag(req.name);
     if (result === "missing") throw notFound(`secret "${req.name}"`);
