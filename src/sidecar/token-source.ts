@@ -14,7 +14,7 @@ const POLL_MS = 1000;
 export interface TokenSource {
   /** The token to use now; throws a SecretdError (naming the file, never the content). */
   read(): string;
-  /** Calls `onChange` when the token changes; returns a function that stops watching. */
+  /** Calls `onChange` when the token may have changed; returns a function that stops watching. */
   watch(onChange: () => void): () => void;
 }
 
@@ -30,7 +30,6 @@ export function staticToken(token: string): TokenSource {
 }
 
 export function tokenFile(file: string): TokenSource {
-  let last: string | undefined;
   const read = (): string => {
     let text: string;
     try {
@@ -38,20 +37,13 @@ export function tokenFile(file: string): TokenSource {
     } catch (err) {
       throw new SecretdError("INVALID_ARGUMENT", `--token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
     }
-    last = checked(text.trim(), `--token-file ${file}`);
-    return last;
+    return checked(text.trim(), `--token-file ${file}`);
   };
   return {
     read,
     watch(onChange) {
-      const listener = (): void => {
-        const before = last;
-        try {
-          if (read() !== before) onChange();
-        } catch {
-          // Mid-rotation (missing or empty for a moment): the next poll or connect sees it.
-        }
-      };
+      // Any change of the file's stat: the caller compares the content with the token it uses.
+      const listener = (): void => onChange();
       watchFile(file, { interval: POLL_MS, persistent: false }, listener);
       return () => unwatchFile(file, listener);
     },

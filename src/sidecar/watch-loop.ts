@@ -45,6 +45,8 @@ export class WatchLoop {
   private pending: Projection | undefined;
   private busy = false;
   private unwatchToken: () => void = () => undefined;
+  /** The token of the current (or last) stream, to tell a rotated file from a touched one. */
+  private tokenInUse: string | undefined;
 
   constructor(private readonly deps: WatchLoopDeps) {
     this.knownRevision = deps.knownRevision ?? "";
@@ -52,6 +54,13 @@ export class WatchLoop {
 
   start(): void {
     this.unwatchToken = this.deps.token.watch(() => {
+      let now: string;
+      try {
+        now = this.deps.token.read();
+      } catch {
+        return; // mid-rotation (missing or empty for a moment): the next poll or connect sees it
+      }
+      if (now === this.tokenInUse) return;
       this.deps.log.info("token file changed: reconnecting with the new token");
       this.deps.backoff.reset();
       this.reconnectNow();
@@ -103,6 +112,7 @@ export class WatchLoop {
       this.retryLater();
       return;
     }
+    this.tokenInUse = token;
     const md = new Metadata();
     md.set("authorization", `Bearer ${token}`);
     const req = ProjectSecretsRequest.fromPartial({ ...this.deps.request, knownRevision: this.knownRevision });

@@ -403,9 +403,25 @@ describe("secretd sidecar (watching)", () => {
       const fresh = await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
       secrets.add(fresh);
       writeFileSync(s.tokenFile, `${fresh}\n`);
-      await waitFor("the token re-read", () => p.logs().some((l) => l.msg === "token file changed: reconnecting with the new token"));
       await update(s.name, { a: "t-a-2", b: "t-b-2" });
       await waitFor("the update with the new token", () => read(s, `${s.name}/a`) === "t-a-2");
+    },
+    SLOW,
+  );
+
+  it(
+    "when the token file is rotated while the watch is healthy, then the sidecar reconnects at once with the new token",
+    async () => {
+      const s = setup(twoKeys);
+      await create(s.name, { a: "rot-a", b: "rot-b" });
+      const p = sidecar(s);
+      await waitFor("the first set", () => read(s, `${s.name}/a`) === "rot-a");
+      // The new token's subject has no right on the secret: its values must go, which only a re-read token can cause.
+      const stranger = await server.token({ tenant: "acme", sub: "stranger", roles: [] });
+      secrets.add(stranger);
+      writeFileSync(s.tokenFile, `${stranger}\n`);
+      await waitFor("the token re-read", () => p.logs().some((l) => l.msg === "token file changed: reconnecting with the new token"));
+      await waitFor("the values to go", () => read(s, `${s.name}/a`) === undefined);
     },
     SLOW,
   );
