@@ -151,7 +151,7 @@ describe("secretd run", () => {
     async () => {
       const s = await secretWith({ v: "one" });
       const log = path.join(work, `${s.name}.log`);
-      const script = `const fs = require("fs"); fs.appendFileSync(${JSON.stringify(log)}, process.env.APP_V + "\\n"); process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)`;
+      const script = `const fs = require("fs"); fs.writeFileSync(${JSON.stringify(log + ".pid")}, String(process.pid)); fs.appendFileSync(${JSON.stringify(log)}, process.env.APP_V + "\\n"); process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)`;
       const p = startCli(["run", "--projection", s.projection, "--restart-on-change", "--grace-period", "1s", "--", ...node(script)], env());
       running.push(p);
       const lines = (): string[] => {
@@ -165,6 +165,10 @@ describe("secretd run", () => {
       await update(s.name, { v: "two" });
       await waitFor("the restart", () => lines().length === 2);
       expect(lines()).toEqual(["one", "two"]);
+      // CMD ignores SIGTERM, so run's SIGTERM would never end it: kill it, then run ends with it.
+      await waitFor("the new pid", () => readFileSync(`${log}.pid`, "utf8") !== "");
+      process.kill(Number(readFileSync(`${log}.pid`, "utf8")), "SIGKILL");
+      expect(await p.exited).toBe(128 + 9);
     },
     SLOW,
   );
