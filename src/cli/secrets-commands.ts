@@ -268,7 +268,7 @@ function registerUpdate(program: Command): void {
     .description("write a new version, compare-and-set on --etag; data flags replace all values, other fields are replaced when given")
     .argument("<name>", "secret name")
     .option("--etag <etag>", "etag of the version you are replacing (from get, list or create)")
-    .option("--force", "without --etag, update whatever version is current")
+    .option("--force", "instead of --etag: update whatever version is current (an expired one too)")
     .option("--mask <paths>", "fields to replace: data,labels,annotations,description,expire_time (default: the fields given)");
   withDataOptions(withClientOptions(cmd)).addOption(outputOption(["yaml", "json"], "yaml"));
   cmd.action((name: string, _opts: unknown, self: Command) =>
