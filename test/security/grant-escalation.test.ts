@@ -194,6 +194,7 @@ describe("a key-limited grant allows only its keys' values (#16.7)", () => {
     expect(right.code).toBe(status.PERMISSION_DENIED);
     expect(right).toEqual(wrong);
     expect(right.details).not.toContain("4711");
+    expect(s.logs.join("\n")).not.toContain("4711");
     expect(await valuesOf("pin")).toEqual({ a: "alpha", pin: "4711" });
   });
 
