@@ -14,7 +14,7 @@
 // Every process it starts is killed on exit; loads only hit 127.0.0.1. The last line
 // printed is one JSON object with the results.
 import { fork } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +22,7 @@ import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
 import { CreateSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
-import { machine, memoryMb, round, summarize } from "./bench-lib.mjs";
+import { machine, memoryMb, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -30,6 +30,16 @@ const QUICK = argv.includes("--quick");
 const KEEP = argv.includes("--keep");
 /** --bare: the idle phase against scripts/bench-watch-echo.mjs (grpc-js alone), the floor secretd builds on. */
 const BARE = argv.includes("--bare");
+/** --profile: a CPU profile of the server during the fan-out updates, summarised in the JSON. */
+const PROFILE = argv.includes("--profile");
+const FANOUT_SPOTS = [
+  { label: "WatchHub evaluate (one watcher re-projected and sent)", fn: "#evaluate", url: "/dist/watch/watch-hub.js" },
+  { label: "  readProjection", fn: "readProjection", url: "/dist/domain/projection.js" },
+  { label: "    openData (decrypt)", fn: "openData", url: "/dist/domain/barrier.js" },
+  { label: "    projectionRevision (SHA-256)", fn: "projectionRevision", url: "/dist/domain/projection.js" },
+  { label: "  sink send (grpc-js write + serialise)", fn: "send", url: "/dist/transport/grpc/watch-projection.js" },
+  { label: "UpdateSecret", fn: "update", url: "/dist/domain/secrets.js" },
+];
 const TENANTS = 10;
 const SECRETS_PER_TENANT = 10;
 const IDLE_PER_SECRET = Number(argv.find((x) => x.startsWith("--idle-per-secret="))?.split("=")[1] ?? (QUICK ? 10 : 100)); // 10,000 idle watches (1,000 with --quick)
@@ -226,7 +236,19 @@ async function main() {
   const per = FANOUT / CLIENT_PROCS;
   await Promise.all(procs.map((c) => openOn(c, { port: a.port, token: tokens[0], req: { mesh: MESH, items: [{ name: "hot" }] }, count: per })));
   await sleep(1000);
+  if (PROFILE) {
+    const started = nextMessage(a.child, (x) => x?.profileStarted, 10_000, "profile start");
+    a.child.send({ cmd: "profile-start", intervalUs: 250 });
+    await started;
+  }
   await stampedUpdates(client, tokens[0], "hot", 300);
+  if (PROFILE) {
+    const file = path.join(tmp, "fanout.cpuprofile");
+    const written = nextMessage(a.child, (x) => x?.profileWritten, 30_000, "profile stop");
+    a.child.send({ cmd: "profile-stop", file });
+    await written;
+    results.fanout_profile = summarizeProfile(JSON.parse(readFileSync(file, "utf8")), { top: 15, inclusive: FANOUT_SPOTS });
+  }
   await sleep(2000);
   const fan = await report(procs);
   results.fanout = { watchers: FANOUT, updates: UPDATES, expected: FANOUT * UPDATES, ...summarize(fan.latencies), errors: fan.errors };

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
-import type { SecretWithVersion, Storage } from "../storage/storage.js";
+import type { SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
 import { SecretdError, invalid } from "./errors.js";
@@ -27,6 +27,8 @@ export interface ProjectionDeps {
   /** Asked per call: a KEK rotation may change it while the server runs. */
   readonly keyring: KeyringSource;
   readonly now?: () => number;
+  /** Opens a version's values (default: openData); WatchProjection shares one opening among the watchers of a fan-out. */
+  readonly open?: (row: SecretRow, version: VersionRow) => Map<string, Buffer>;
 }
 
 const MAX_ITEMS = 256;
@@ -127,7 +129,7 @@ function project(
     }
     requireLevel(access, Level.PROJECT, item.name);
     requireUnexpired(found.secret, now);
-    const data = openData(deps.keyring, found.secret, found.version);
+    const data = deps.open ? deps.open(found.secret, found.version) : openData(deps.keyring, found.secret, found.version);
     const allowed = keysAt(access, Level.PROJECT);
     const mappings = item.keys.length > 0 ? item.keys : [...data.keys()].sort().map((key) => ({ key, env: "", path: "", mode: 0 }));
 

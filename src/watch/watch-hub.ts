@@ -6,11 +6,13 @@
  * run out are met by a timer per watch; the token's exp ends the watch. Each watch holds
  * consumer leases on the secrets it reads (consumer-leases.ts).
  */
+import { openData } from "../domain/barrier.js";
 import { SecretdError } from "../domain/errors.js";
 import type { Principal } from "../domain/principal.js";
 import { readProjection, type ProjectionDeps } from "../domain/projection.js";
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { ChangeFeed, FeedEvent, FeedSubscription } from "../storage/change-feed.js";
+import type { SecretRow, VersionRow } from "../storage/storage.js";
 import { accessDeadline } from "./access-deadline.js";
 import type { ConsumerLeases } from "./consumer-leases.js";
 import { Watch, type WatchSink } from "./watch.js";
@@ -46,10 +48,19 @@ export class WatchHub {
   readonly #subscription: FeedSubscription;
   readonly #now: () => number;
   readonly #chunk: number;
+  readonly #projection: ProjectionDeps;
+  /**
+   * Values opened during this event-loop turn, by uid and version: the 1,000 watchers of
+   * one secret decrypt it once per turn, not 1,000 times. Dropped at the end of the turn,
+   * so plaintext lives no longer than the evaluations that use it.
+   */
+  readonly #opened = new Map<string, Map<string, Buffer>>();
+  #openedClearScheduled = false;
 
   constructor(private readonly options: WatchHubOptions) {
     this.#now = options.now ?? Date.now;
     this.#chunk = options.chunk ?? 256;
+    this.#projection = { ...options.projection, open: (row, version) => this.#open(row, version) };
     this.#subscription = options.feed.subscribe((ev) => this.#onFeed(ev));
   }
 
@@ -105,6 +116,22 @@ export class WatchHub {
     // no change of a secret or grant: every such write through secretd has its change row.
   }
 
+  #open(row: SecretRow, version: VersionRow): Map<string, Buffer> {
+    const key = `${row.uid}\0${version.version}`;
+    const hit = this.#opened.get(key);
+    if (hit !== undefined) return hit;
+    const data = openData(this.options.projection.keyring, row, version);
+    this.#opened.set(key, data);
+    if (!this.#openedClearScheduled) {
+      this.#openedClearScheduled = true;
+      setImmediate(() => {
+        this.#opened.clear();
+        this.#openedClearScheduled = false;
+      });
+    }
+    return data;
+  }
+
   #kick(w: Watch): void {
     if (w.ended) return;
     w.dirty = true;
@@ -131,7 +158,7 @@ export class WatchHub {
     w.running = true;
     w.dirty = false;
     try {
-      const read = await readProjection(this.options.projection, w.principal, w.request);
+      const read = await readProjection(this.#projection, w.principal, w.request);
       if (w.ended) return;
       const uids = new Set<string>();
       for (const s of read.projection.sources) {
