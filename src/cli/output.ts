@@ -170,11 +170,16 @@ export function shellQuote(s: string): string {
  */
 export function envLine(name: string, value: Uint8Array, what: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new SecretdError("FAILED_PRECONDITION", `${what}: "${name.slice(0, 64)}" is not a shell variable name`);
+  return `${name}=${shellQuote(envValue(value, what, " (use --output json or raw)"))}\n`;
+}
+
+/** A value as environment text: UTF-8 without NUL, else FAILED_PRECONDITION naming `what`. */
+export function envValue(value: Uint8Array, what: string, hint = ""): string {
   const shown = showValue(value);
   if (typeof shown !== "string" || shown.includes("\0")) {
-    throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable (use --output json or raw)`);
+    throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable${hint}`);
   }
-  return `${name}=${shellQuote(shown)}\n`;
+  return shown;
 }
 
 export function projectionEnv(values: readonly ProjectedValue[]): string {

@@ -184,6 +184,8 @@ export interface Storage {
   deleteReplicaLeases(replica: string): Promise<void>;
   /** Live (unexpired at `now`) leases on a secret, oldest first. */
   listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
+  /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
+  ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

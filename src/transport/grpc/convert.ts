@@ -34,6 +34,7 @@ export function toGrantMessage(g: GrantView): Grant {
     expireTime: g.expireTime === undefined ? undefined : new Date(g.expireTime),
     grantedBy: g.grantedBy,
     createTime: new Date(g.createTime),
+    replaced: g.replaced === undefined ? undefined : toGrantMessage({ ...g.replaced, mesh: g.mesh, name: g.name }),
   };
 }
 

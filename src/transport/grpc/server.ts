@@ -33,6 +33,8 @@ const HEALTH_SERVICE = "grpc.health.v1.Health";
 export interface RunningServer {
   readonly port: number;
   readonly health: HealthImplementation;
+  /** Health of the whole server and of SecretService (false: NOT_SERVING). */
+  setServing(ok: boolean): void;
   /** Stops accepting calls, lets in-flight ones finish (up to graceMs), then stops. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -63,12 +65,16 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
   });
 
+  const setServing = (ok: boolean): void => {
+    health.setStatus("", ok ? "SERVING" : "NOT_SERVING");
+    health.setStatus(SECRET_SERVICE, ok ? "SERVING" : "NOT_SERVING");
+  };
   return {
     port,
     health,
+    setServing,
     shutdown(graceMs: number) {
-      health.setStatus("", "NOT_SERVING");
-      health.setStatus(SECRET_SERVICE, "NOT_SERVING");
+      setServing(false);
       return new Promise<void>((resolve) => {
         // tryShutdown's callback also waits for TCP connections whose client never sent the
         // HTTP/2 preface (connects and stays silent); forceShutdown does not close those, so
