@@ -31,7 +31,7 @@ export const DB_FILE = "secretd.db";
 
 export function verifierOptions(config: Config, warn: (msg: string) => void): VerifierOptions {
   const j = config.jwt;
-  const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim };
+  const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim, maxTtlSec: j.maxTtlSec };
   if (j.hs256SecretFile !== "") {
     if (j.hs256IsDevKey) {
       const dev = ensureDevHs256Secret(j.hs256SecretFile);

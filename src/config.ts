@@ -31,6 +31,7 @@ type RawSettings = {
   jwtIssuer: string;
   jwtAudience: string;
   jwtAlgorithms: string;
+  jwtMaxTtl: string;
   tenantClaim: string;
   creatorRoles: string;
   maxVersions: string;
@@ -56,6 +57,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
   { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
   { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
+  { key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)" },
   { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
   { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
   { key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret" },
@@ -85,6 +87,8 @@ export interface Config {
     readonly issuer: string;
     readonly audience: string;
     readonly algorithms: readonly string[];
+    /** Longest accepted exp - iat, in seconds. */
+    readonly maxTtlSec: number;
     readonly tenantClaim: string;
   };
   readonly creatorRoles: readonly string[];
@@ -181,6 +185,12 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file or --jwt-jwks-url`);
   }
   if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
+  let maxTtlSec: number;
+  try {
+    maxTtlSec = parseDuration(raw.jwtMaxTtl);
+  } catch {
+    throw bad("jwtMaxTtl", `"${raw.jwtMaxTtl.slice(0, 32)}" is not a duration such as 15m, 1h or 7d`);
+  }
   if (!/^[A-Za-z0-9_.:/-]{1,128}$/.test(raw.tenantClaim)) throw bad("tenantClaim", "must be a claim name");
 
   const creatorRoles = splitList(raw.creatorRoles);
@@ -213,6 +223,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
       issuer: raw.jwtIssuer,
       audience: raw.jwtAudience,
       algorithms,
+      maxTtlSec,
       tenantClaim: raw.tenantClaim,
     },
     creatorRoles,

@@ -11,7 +11,7 @@ const DEV_SUB = "dev-admin";
 /** With the dev key, print a ready token and a grpcurl call, as the quick start promises. */
 async function devBanner(config: Config, port: number): Promise<void> {
   if (!config.jwt.hs256IsDevKey) return;
-  const token = await mintFromConfig(config, { tenant: DEV_TENANT, sub: DEV_SUB, roles: ["tenant-admin"], ttlSec: 24 * 3600 });
+  const token = await mintFromConfig(config, { tenant: DEV_TENANT, sub: DEV_SUB, roles: ["tenant-admin"], ttlSec: Math.min(24 * 3600, config.jwt.maxTtlSec) });
   const addr = `${config.listen.host}:${port}`;
   const tls = config.tls ? "-insecure" : "-plaintext";
   process.stderr.write(

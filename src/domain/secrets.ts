@@ -189,6 +189,14 @@ export class Secrets {
   async create(p: Principal, req: CreateSecretRequest): Promise<SecretRow> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
+    // Authorized before any costly validation (PEM parsing, key import): a caller who
+    // may not create pays for nothing but these checks.
+    if (!p.roles.some((r) => this.deps.creatorRoles.includes(r))) {
+      throw denied(`creating secrets needs one of the roles ${this.deps.creatorRoles.join(", ")}`);
+    }
+    if (scope.mesh === "" && !hasRole(p, TENANT_ADMIN)) {
+      throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
+    }
     const type = validateType(req.type);
     validateDescription(req.description);
     validateLabels(req.labels);
@@ -197,13 +205,6 @@ export class Secrets {
     const typed = validateTypedData(type, data);
     const now = this.now();
     const expireTime = expireTimeOf(req.expireTime, now, "expire_time");
-
-    if (!p.roles.some((r) => this.deps.creatorRoles.includes(r))) {
-      throw denied(`creating secrets needs one of the roles ${this.deps.creatorRoles.join(", ")}`);
-    }
-    if (scope.mesh === "" && !hasRole(p, TENANT_ADMIN)) {
-      throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
-    }
 
     const uid = newUid();
     const secret: SecretRow = {

@@ -9,6 +9,7 @@ import { bearerToken } from "../../auth/bearer.js";
 import type { TokenVerifier } from "../../auth/verifier.js";
 import type { Principal } from "../../domain/principal.js";
 import type { Logger } from "../../logger.js";
+import { decodedRequest } from "./decoded-request.js";
 import { toStatus } from "./status.js";
 
 export interface CallContext {
@@ -84,7 +85,7 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
     authenticate(deps.verifier, call.metadata)
       .then((p) => {
         rec.principal = p;
-        return fn(call.request, { principal: p, requestId });
+        return fn(decodedRequest(call.request), { principal: p, requestId });
       })
       .then(
         (res) => {

@@ -9,6 +9,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../../config.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+import { checkedService } from "./decoded-request.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
@@ -51,7 +52,7 @@ function credentials(config: Config): ServerCredentials {
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  server.addService(SecretServiceService, secretServiceHandlers(deps));
+  server.addService(checkedService(SecretServiceService), secretServiceHandlers(deps));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
