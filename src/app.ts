@@ -6,27 +6,31 @@ import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring } from "./crypto/keyring.js";
 import { KeyringHolder } from "./crypto/keyring-holder.js";
+import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { Secrets } from "./domain/secrets.js";
 import type { Logger } from "./logger.js";
-import { Metrics, type WatchGauge } from "./metrics/metrics.js";
+import { Metrics } from "./metrics/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
+import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 import type { Storage } from "./storage/storage.js";
-import { startGrpcServer } from "./transport/grpc/server.js";
+import { startGrpcServer, type RunningServer } from "./transport/grpc/server.js";
+import { ConsumerLeases, defaultReplicaName, LEASE_DEFAULTS } from "./watch/consumer-leases.js";
+import { WatchHub } from "./watch/watch-hub.js";
 
 export interface App {
   readonly port: number;
   readonly storage: Storage;
+  /** Open WatchProjection streams of this process (its openWatches count feeds metrics). */
+  readonly watches: WatchHub;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
   /** The audit queue: events of calls not yet flushed wait here (flush() writes them now). */
   readonly audit: AuditTrail;
   /** Where /metrics is served, when --metrics-listen is set. */
   readonly metricsPort: number | undefined;
-  /** The open-watch gauge for the watch hub (a no-op without --metrics-listen). */
-  readonly watchGauge: WatchGauge;
-  /** Drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
+  /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -34,7 +38,7 @@ export const DB_FILE = "secretd.db";
 
 export function verifierOptions(config: Config, warn: (msg: string) => void): VerifierOptions {
   const j = config.jwt;
-  const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim };
+  const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim, maxTtlSec: j.maxTtlSec };
   if (j.hs256SecretFile !== "") {
     if (j.hs256IsDevKey) {
       const dev = ensureDevHs256Secret(j.hs256SecretFile);
@@ -51,6 +55,46 @@ export function verifierOptions(config: Config, warn: (msg: string) => void): Ve
   return opts;
 }
 
+const DB_CHECK_MS = 2000;
+
+/**
+ * A database that can be lost (PostgreSQL) is pinged: while it does not answer, health
+ * says NOT_SERVING (a load balancer then sends calls to another replica) and one log
+ * line says so; when it answers again, SERVING, without a restart.
+ */
+function watchDatabase(storage: Storage, server: RunningServer, logger: Logger): () => void {
+  const ping = storage.ping?.bind(storage);
+  if (ping === undefined) return () => undefined;
+  let up = true;
+  let stopped = false;
+  const timer = setInterval(() => {
+    void ping().then((ok) => {
+      if (stopped || ok === up) return;
+      up = ok;
+      server.setServing(ok);
+      if (ok) logger.info("database reachable again: serving");
+      else logger.error("database unreachable: health NOT_SERVING, calls answer UNAVAILABLE until it is back");
+    });
+  }, DB_CHECK_MS);
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+/** SQLite in the data dir, or PostgreSQL when --database-url is set; `onCommit` is told each write transaction's duration. */
+async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: number) => void) | undefined): Promise<Storage> {
+  const timing = onCommit === undefined ? {} : { onCommit };
+  if (config.databaseUrl === "") return new SqliteStorage(path.join(config.dataDir, DB_FILE), timing);
+  return PostgresStorage.open(config.databaseUrl, {
+    poolSize: config.database.poolSize,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    onError: (err) => logger.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, "database connection lost"),
+    ...timing,
+  });
+}
+
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
   // Watched, so a `secretd keys rotate` run against this data dir takes effect here too.
@@ -63,7 +107,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   let verifier;
   let storage;
   let metrics: Metrics | undefined;
+  // Read by the metrics at scrape time; both exist before the first scrape can happen.
   let trail: AuditTrail | undefined;
+  let watches: WatchHub | undefined;
   try {
     verifier = createVerifier(verifierOptions(config, warn));
     if (config.metricsListen) {
@@ -72,60 +118,64 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         auditQueueDepth: () => trail?.depth ?? 0,
         auditDropped: () => trail?.dropped ?? 0,
         activeKekId: () => keyring.current().active.id,
+        openWatches: () => watches?.openWatches ?? 0,
       });
     }
     const m = metrics;
-    storage = new SqliteStorage(path.join(config.dataDir, DB_FILE), m ? { onCommit: (s) => m.storageCommitted(s) } : {});
+    storage = await openStorage(config, logger, m ? (s) => m.storageCommitted(s) : undefined);
   } catch (err) {
     keyring.close();
     throw err;
   }
   const st = storage;
-  const cleanup = async (): Promise<void> => {
-    keyring.close();
-    await trail?.close();
-    await st.close();
-  };
-  let server;
+  const m = metrics;
+  const audit = new AuditTrail({
+    storage: st,
+    logger,
+    retentionMs: config.audit.retentionMs,
+    file: config.audit.file,
+    ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
+  });
+  trail = audit;
+  const secrets = new Secrets({ storage: st, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
+  const grants = new Grants({ storage: st, secrets });
+  const consumers = new Consumers({ storage: st, secrets });
+  const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
+  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
+  const projection = { storage: st, keyring };
+  const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
+  watches = hub;
+  let server: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
-    const m = metrics;
-    trail = new AuditTrail({
-      storage: st,
-      logger,
-      retentionMs: config.audit.retentionMs,
-      file: config.audit.file,
-      ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
-    });
-    const secrets = new Secrets({ storage: st, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
-    const grants = new Grants({ storage: st, secrets });
     server = await startGrpcServer(config, {
       verifier,
       logger,
       secrets,
       grants,
-      projection: { storage: st, keyring },
-      audit: trail,
-      observer: metrics,
+      projection,
+      watches: hub,
+      consumers,
+      audit,
+      observer: m,
       auditStorage: st,
     });
     if (m && config.metricsListen) {
-      try {
-        metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
-          logger.error({ err }, "metrics collection failed"),
-        );
-      } catch (err) {
-        await server.shutdown(0);
-        throw err;
-      }
+      metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
+        logger.error({ err }, "metrics collection failed"),
+      );
     }
   } catch (err) {
-    await cleanup();
+    keyring.close();
+    await hub.shutdown();
+    await server?.shutdown(0);
+    await audit.close();
+    await st.close();
     throw err;
   }
   const running = server;
-  const audit = trail;
   const metricsAt = metricsServer;
+  const stopWatching = watchDatabase(st, running, logger);
   logger.info(
     {
       listen: `${config.listen.host}:${running.port}`,
@@ -137,14 +187,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   return {
     port: running.port,
     storage: st,
+    watches: hub,
     audit,
     metricsPort: metricsAt?.port,
-    watchGauge: metrics?.watches ?? { inc() {}, dec() {}, set() {} },
     get keyring() {
       return keyring.current();
     },
     async close(graceMs = 10_000) {
+      stopWatching();
       keyring.close();
+      // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
+      await hub.shutdown();
       await running.shutdown(graceMs);
       await metricsAt?.close();
       // After the drain: every call that finished has recorded its event.

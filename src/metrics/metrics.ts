@@ -9,19 +9,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { CallObserver } from "../transport/grpc/call.js";
 
 const SERVICE = "secrets.v1.SecretService";
+/** grpc_type of a method: the server-streaming ones by name, unary otherwise. */
+const SERVER_STREAMS: ReadonlySet<string> = new Set(["WatchProjection"]);
+
+function grpcType(method: string): string {
+  return SERVER_STREAMS.has(method) ? "server_stream" : "unary";
+}
 /** Unary calls take tens of µs to a few ms; the buckets reach a stalled-disk second. */
 const CALL_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const COMMIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-
-/**
- * The open-watch gauge: fed by inc/dec (or set), or read at each scrape from
- * MetricsOptions.openWatches (e.g. the watch hub's openWatches count) when given.
- */
-export interface WatchGauge {
-  inc(): void;
-  dec(): void;
-  set(n: number): void;
-}
 
 export interface MetricsOptions {
   readonly tenantLabels: boolean;
@@ -29,15 +25,14 @@ export interface MetricsOptions {
   readonly auditQueueDepth: () => number;
   readonly auditDropped: () => number;
   readonly activeKekId: () => string;
-  /** Read at each scrape, when the watch hub can count its streams itself. */
-  readonly openWatches?: (() => number) | undefined;
+  /** Read at each scrape: the watch hub's count of open streams. */
+  readonly openWatches: () => number;
 }
 
 type MethodLabels = "grpc_type" | "grpc_service" | "grpc_method";
 
 export class Metrics implements CallObserver {
   readonly registry = new Registry();
-  readonly watches: WatchGauge;
   readonly #started: Counter<MethodLabels>;
   readonly #handled: Counter<MethodLabels | "grpc_code">;
   readonly #seconds: Histogram<MethodLabels>;
@@ -76,18 +71,13 @@ export class Metrics implements CallObserver {
           registers,
         })
       : undefined;
-    const openWatches = opts.openWatches;
-    this.watches = new Gauge({
+    new Gauge({
       name: "secretd_watches_open",
       help: "Open WatchProjection streams.",
       registers,
-      ...(openWatches
-        ? {
-            collect(this: Gauge) {
-              this.set(openWatches());
-            },
-          }
-        : {}),
+      collect() {
+        this.set(opts.openWatches());
+      },
     });
     new Gauge({
       name: "secretd_audit_queue_depth",
@@ -131,11 +121,11 @@ export class Metrics implements CallObserver {
   }
 
   started(method: string): void {
-    this.#started.inc({ grpc_type: "unary", grpc_service: SERVICE, grpc_method: method });
+    this.#started.inc({ grpc_type: grpcType(method), grpc_service: SERVICE, grpc_method: method });
   }
 
   handled(method: string, code: string, seconds: number, tenant: string | undefined): void {
-    const labels = { grpc_type: "unary", grpc_service: SERVICE, grpc_method: method };
+    const labels = { grpc_type: grpcType(method), grpc_service: SERVICE, grpc_method: method };
     this.#handled.inc({ ...labels, grpc_code: code });
     this.#seconds.observe(labels, seconds);
     if (this.#tenantHandled && tenant !== undefined) this.#tenantHandled.inc({ tenant, grpc_method: method, grpc_code: code });

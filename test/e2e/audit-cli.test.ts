@@ -10,7 +10,7 @@ import path from "node:path";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { CreateSecretRequest, GetSecretRequest, SecretServiceClient } from "../../src/gen/secrets/v1/secrets.js";
+import { CreateSecretRequest, GetSecretRequest, SecretServiceClient, type ListAuditEventsResponse } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const MAIN = path.resolve("dist/main.js");
@@ -36,10 +36,16 @@ function run(args: string[], env: Record<string, string>): Promise<Run> {
 }
 
 /** `secretd serve` as a child; resolves once its banner shows the address and the dev token. */
-async function serve(dataDir: string, extra: string[]): Promise<{ child: ChildProcess; address: string; token: string; stderr: () => string }> {
-  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", ...extra], {
-    stdio: ["ignore", "ignore", "pipe"],
+async function serve(
+  dataDir: string,
+  extra: string[],
+  logLevel = "warn",
+): Promise<{ child: ChildProcess; address: string; token: string; stderr: () => string; stdout: () => string }> {
+  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", logLevel, ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  let stdout = "";
+  child.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
   let stderr = "";
   const banner = await new Promise<{ address: string; token: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 30_000);
@@ -54,7 +60,7 @@ async function serve(dataDir: string, extra: string[]): Promise<{ child: ChildPr
       }
     });
   });
-  return { child, ...banner, stderr: () => stderr };
+  return { child, ...banner, stderr: () => stderr, stdout: () => stdout };
 }
 
 function unary<Req, Res>(client: SecretServiceClient, method: "createSecret" | "getSecret", req: Req, token: string, rid: string): Promise<Res> {
@@ -138,5 +144,50 @@ describe("audit through the binaries", () => {
     const bad = await run(["audit", "--since", "yesterday"], { SECRETD_SERVER: server.address, SECRETD_TOKEN: devToken });
     expect(bad.status).toBe(2);
     expect(bad.err).toMatch(/--since/);
+  });
+
+  it("when `secretd serve --workers 2` gets SIGTERM right after calls served by both workers, then every event is stored once and in the audit file once", { timeout: SLOW }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-audit-workers-"));
+    const file = path.join(dir, "audit.jsonl");
+    const clients: SecretServiceClient[] = [];
+    try {
+      const srv = await serve(dir, ["--workers", "2", "--audit-file", file], "info");
+      // The banner comes from the first worker; the primary says when the second serves too.
+      for (let i = 0; i < 600 && !srv.stdout().includes('"msg":"secretd serving with workers"'); i++) await new Promise((r) => setTimeout(r, 50));
+      // One connection per client (a private subchannel pool): the primary deals connections to workers.
+      const client = (): SecretServiceClient => {
+        const c = new SecretServiceClient(srv.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+        clients.push(c);
+        return c;
+      };
+      const rids: string[] = [];
+      await unary<CreateSecretRequest, unknown>(client(), "createSecret", CreateSecretRequest.fromPartial({ mesh: "default", name: "shared", stringData: { password: VALUE } }), srv.token, "rid-w-create");
+      rids.push("rid-w-create");
+      for (let i = 0; i < 8; i++) {
+        await unary<GetSecretRequest, unknown>(client(), "getSecret", GetSecretRequest.fromPartial({ mesh: "default", name: "shared" }), srv.token, `rid-w-get-${i}`);
+        rids.push(`rid-w-get-${i}`);
+      }
+      for (const c of clients) c.close();
+      const exited = new Promise<number | null>((resolve) => srv.child.once("exit", (code) => resolve(code)));
+      srv.child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      const access = srv.stdout().split("\n").filter((l) => l.includes('"rid":"rid-w-')).map((l) => JSON.parse(l) as { worker: number });
+      expect(new Set(access.map((l) => l.worker)).size).toBe(2); // both workers served (and each flushed its own queue)
+      const lines = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.map((l) => l.requestId).sort()).toEqual([...rids].sort());
+      const again = await startTestServer({ dataDir: dir });
+      try {
+        const admin = await again.token({ tenant: "dev", sub: "dev-admin", roles: ["tenant-admin"] });
+        const page = await again.call<ListAuditEventsResponse>("listAuditEvents", { name: "shared", pageSize: 100 }, admin);
+        expect(page.events.map((e) => e.requestId).sort()).toEqual([...rids].sort());
+      } finally {
+        await again.stop();
+      }
+      expect(readFileSync(file, "utf8")).not.toContain(VALUE);
+      expect(srv.stdout() + srv.stderr()).not.toContain(VALUE);
+    } finally {
+      for (const c of clients) c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Permission, type AuditEvent, type ListAuditEventsResponse, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { Permission, ProjectSecretsRequest, type AuditEvent, type ListAuditEventsResponse, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "payments";
@@ -92,6 +92,33 @@ describe("audit events", () => {
     const methods = new Set(events.map((e) => e.method));
     for (const m of ["CreateSecret", "GrantAccess", "UpdateSecret", "GetSecret", "ProjectSecrets"]) expect(methods).toContain(m);
     expect(events.find((e) => e.method === "UpdateSecret")).toMatchObject({ version: 2, keys: ["password", "user"], code: "OK" });
+  });
+
+  it("when a WatchProjection stream is opened, then it is audited once (on its first message), and a denied one once with its code", async () => {
+    const watch = (token: string, rid: string) => {
+      const md = withRequestId(rid);
+      md.set("authorization", `Bearer ${token}`);
+      return server.client.watchProjection(ProjectSecretsRequest.fromPartial({ mesh: MESH, items: [{ name: "db-password", keys: [{ key: "password" }] }] }), md);
+    };
+    const ok = watch(reader, "rid-watch-ok");
+    await new Promise<void>((resolve, reject) => {
+      ok.once("data", () => resolve());
+      ok.once("error", reject);
+    });
+    await server.app.audit.flush();
+    const open = (await allEvents(admin, { name: "db-password" })).filter((e) => e.requestId === "rid-watch-ok");
+    expect(open).toHaveLength(1);
+    expect(open[0]).toMatchObject({ method: "WatchProjection", sub: "rita", version: 2, keys: ["password"], code: "OK" });
+    ok.on("error", () => undefined);
+    ok.cancel();
+    const denied = watch(stranger, "rid-watch-denied");
+    const code = await new Promise<number>((resolve) => denied.once("error", (e: { code: number }) => resolve(e.code)));
+    expect(code).toBe(status.NOT_FOUND);
+    await new Promise((r) => setTimeout(r, 100)); // the cancelled stream's end reaches the server
+    await server.app.audit.flush();
+    const events = await allEvents(admin, { name: "db-password" });
+    expect(events.filter((e) => e.requestId === "rid-watch-ok")).toHaveLength(1);
+    expect(events.filter((e) => e.requestId === "rid-watch-denied").map((e) => [e.method, e.sub, e.code])).toEqual([["WatchProjection", "sam", "NOT_FOUND"]]);
   });
 
   it("when another tenant's admin lists, then it sees none of this tenant's events, and this tenant none of its", async () => {

@@ -7,6 +7,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
+import { openWatch } from "../helpers/watch.js";
 
 const VALUE = "metrics-value-Hy6tQ1";
 const TENANT = "tenant-secretive-name";
@@ -72,11 +73,21 @@ describe("metrics", () => {
     expect(sample(text, "secretd_storage_commit_seconds_count", {})).toBeGreaterThanOrEqual(2);
     expect(sample(text, "secretd_kek_active_info", { kek_id: server.app.keyring.active.id })).toBe(1);
     expect(sample(text, "secretd_watches_open", {})).toBe(0);
-    server.app.watchGauge.inc();
-    expect(sample((await scrape(server.app.metricsPort!)).text, "secretd_watches_open", {})).toBe(1);
-    server.app.watchGauge.dec();
     expect(sample(text, "process_resident_memory_bytes", {})).toBeGreaterThan(0);
     expect(sample(text, "nodejs_eventloop_lag_seconds", {})).toBeDefined();
+  });
+
+  it("when a WatchProjection stream is open, then the watch gauge counts it and the stream is a server_stream call until it ends", async () => {
+    const stream = { grpc_type: "server_stream", grpc_service: "secrets.v1.SecretService", grpc_method: "WatchProjection" };
+    const w = openWatch(server.client, { mesh: "m", items: [{ name: SECRET }] }, tokens[0]!);
+    await w.next();
+    const open = (await scrape(server.app.metricsPort!)).text;
+    expect(sample(open, "secretd_watches_open", {})).toBe(1);
+    expect(sample(open, "grpc_server_started_total", stream)).toBe(1);
+    expect(sample(open, "grpc_server_handled_total", { ...stream, grpc_code: "CANCELLED" })).toBeUndefined();
+    w.cancel();
+    await expect.poll(async () => sample((await scrape(server.app.metricsPort!)).text, "grpc_server_handled_total", { ...stream, grpc_code: "CANCELLED" })).toBe(1);
+    expect(sample((await scrape(server.app.metricsPort!)).text, "secretd_watches_open", {})).toBe(0);
   });
 
   it("when scraped, then no tenant name, secret name, value or token is in the text", async () => {

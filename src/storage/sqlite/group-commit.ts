@@ -4,7 +4,9 @@
  * the batch pays one COMMIT (one fsync with synchronous=FULL) instead of one each.
  * Every promise settles only after that COMMIT returned, so nothing is acknowledged
  * before it is on disk. While a commit blocks the event loop, new calls queue up and
- * form the next batch: the busier the server, the larger the batches.
+ * form the next batch: the busier the server, the larger the batches. `afterCommit` runs
+ * right after each COMMIT, before any promise settles (the change feed publishes there),
+ * and is told how long the transaction took.
  */
 import type Database from "better-sqlite3";
 
@@ -24,9 +26,9 @@ export class GroupCommit {
 
   constructor(
     db: Database.Database,
+    /** Told how long the batch transaction took, COMMIT included (the commit-latency metric reads it). */
+    private readonly afterCommit: (seconds: number) => void = () => {},
     private readonly maxBatch = 256,
-    /** Told how long each batch transaction took, COMMIT included (a metric). */
-    private readonly onCommit: (seconds: number) => void = () => {},
   ) {
     // Called inside the batch transaction, a better-sqlite3 transaction function is a SAVEPOINT.
     this.#savepoint = db.transaction((fn: () => unknown) => fn());
@@ -63,7 +65,7 @@ export class GroupCommit {
       for (const item of batch) item.reject(error); // the COMMIT itself failed: nothing landed
       return;
     }
-    this.onCommit((performance.now() - started) / 1000);
+    this.afterCommit((performance.now() - started) / 1000);
     batch.forEach((item, i) => {
       const o = outcomes[i]!;
       if (o.ok) item.resolve(o.value);

@@ -1,12 +1,12 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import type { handleServerStreamingCall } from "@grpc/grpc-js";
 import { listAuditEvents } from "../../audit/audit-events.js";
-import { SecretdError } from "../../domain/errors.js";
+import type { Consumers } from "../../domain/consumers.js";
 import { projectSecrets, type ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
-import type { ProjectSecretsRequest, Projection, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
+import type { SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
 import type { Storage } from "../../storage/storage.js";
+import type { WatchHub } from "../../watch/watch-hub.js";
 import {
   auditCreate,
   auditDelete,
@@ -19,26 +19,18 @@ import {
   auditRevoke,
   auditUpdate,
 } from "./audit-targets.js";
-import { authenticate, unary, type CallDeps } from "./call.js";
-import { toAuditEventMessage, toGrantMessage, toSecretMessage } from "./convert.js";
-import { toStatus } from "./status.js";
+import { unary, type CallDeps } from "./call.js";
+import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { watchProjectionHandler } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
   readonly secrets: Secrets;
   readonly grants: Grants;
   readonly projection: ProjectionDeps;
+  readonly watches: WatchHub;
+  readonly consumers: Consumers;
   /** Where ListAuditEvents reads the trail. */
   readonly auditStorage: Pick<Storage, "listAudit">;
-}
-
-function watchUnimplemented(deps: CallDeps): handleServerStreamingCall<ProjectSecretsRequest, Projection> {
-  return (call) => {
-    authenticate(deps.verifier, call.metadata)
-      .then(() => {
-        throw new SecretdError("UNIMPLEMENTED", "WatchProjection is not implemented yet");
-      })
-      .catch((err: unknown) => call.emit("error", toStatus(err, "")));
-  };
 }
 
 export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceServer {
@@ -74,7 +66,8 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     ),
     projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => projectSecrets(deps.projection, principal, req), auditProject),
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
-    watchProjection: watchUnimplemented(deps),
+    // Audited like ProjectSecrets, once per stream (watch-projection.ts).
+    watchProjection: watchProjectionHandler(deps, deps.watches),
     grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req)), auditGrant),
     revokeAccess: unary(
       deps,
@@ -94,9 +87,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     listConsumers: unary(
       deps,
       "ListConsumers",
-      async () => {
-        throw new SecretdError("UNIMPLEMENTED", "ListConsumers is not implemented yet");
-      },
+      async (req, { principal }) => ({ consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage) }),
       auditListConsumers,
     ),
     // Reading the trail is not itself a secret or grant access, so it records no event.
