@@ -48,8 +48,14 @@ export interface CallDeps {
 const MAX_AUDIT_FIELD = 256;
 const MAX_AUDIT_KEYS = 256;
 
-function clip(s: string): string {
+/** A request field as the audit keeps it: a bounded string ("" where the request had none or garbage). */
+function clip(s: unknown): string {
+  if (typeof s !== "string") return "";
   return s.length > MAX_AUDIT_FIELD ? s.slice(0, MAX_AUDIT_FIELD) : s;
+}
+
+function clipKeys(keys: unknown): string[] {
+  return Array.isArray(keys) ? keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [];
 }
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
@@ -116,9 +122,12 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
   const principal = rec.principal;
   if (rec.audited || audit === undefined || rec.auditOf === undefined || principal === undefined) return;
   rec.audited = true;
+  // The request is the caller's and, when the call failed its wire check, may not even
+  // have the declared field types: every field is checked again here.
   let targets: readonly AuditTarget[];
   try {
     targets = rec.auditOf(res);
+    if (!Array.isArray(targets)) throw new TypeError("targets");
   } catch {
     targets = [{ mesh: "", name: "", version: 0, keys: [] }]; // a request too malformed to read
   }
@@ -134,7 +143,7 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
       mesh: clip(t.mesh),
       name: clip(t.name),
       version: Number.isSafeInteger(t.version) ? t.version : 0,
-      keys: t.keys.slice(0, MAX_AUDIT_KEYS).map(clip),
+      keys: clipKeys(t.keys),
       code: codeName,
       peer: rec.peer,
     });
