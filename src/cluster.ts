@@ -12,6 +12,7 @@
  *   when it keeps dying right after start).
  * - SIGTERM/SIGINT to the primary: every worker drains (its own SIGTERM path), then the
  *   primary exits. A worker whose primary is gone drains and exits too.
+ * - `--metrics-listen`: the primary alone serves /metrics, the sum of every worker's series.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "./config.js";
@@ -123,7 +124,17 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
   try {
     const first = await fork(true);
     await Promise.all(Array.from({ length: config.workers - 1 }, () => fork(false)));
-    logger.info({ listen: `${config.listen.host}:${first.port}`, workers: config.workers }, "secretd serving with workers");
+    let metricsAt = {};
+    if (config.metricsListen) {
+      // Only the primary listens; each scrape asks every worker for its series and sums them.
+      const { clusterMetricsSource } = await import("./metrics/metrics.js");
+      const { startMetricsServer } = await import("./metrics/metrics-server.js");
+      const served = await startMetricsServer(clusterMetricsSource(), config.metricsListen.host, config.metricsListen.port, (err) =>
+        logger.error({ err }, "metrics collection failed"),
+      );
+      metricsAt = { metrics: `${config.metricsListen.host}:${served.port}` };
+    }
+    logger.info({ listen: `${config.listen.host}:${first.port}`, workers: config.workers, ...metricsAt }, "secretd serving with workers");
   } catch (err) {
     const code = (err as { exitCode?: number }).exitCode ?? 1;
     stopping = true;
