@@ -6,6 +6,7 @@
 //   ← { cmd: "profile-start", intervalUs }        → { profileStarted }
 //   ← { cmd: "profile-stop", file }               → { profileWritten: file }
 //   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
+//   ← { cmd: "audit" }                            → { audit: { written, depth, dropped } } after a flush (the trail is on, as SPEC §9 measures)
 //   ← { cmd: "stop" } or SIGTERM                  drains, flushes the log, exits 0
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
@@ -62,6 +63,9 @@ process.on("message", (m) => {
     } else if (m?.cmd === "mem") {
       const u = process.memoryUsage();
       process.send?.({ mem: Object.fromEntries(Object.entries(u).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10])) });
+    } else if (m?.cmd === "audit") {
+      await app.audit.flush();
+      process.send?.({ audit: { written: app.audit.written, depth: app.audit.depth, dropped: app.audit.dropped } });
     } else if (m?.cmd === "stop") {
       await stop(0);
     }

@@ -852,6 +852,11 @@ async function main() {
     await profiled("CreateSecret", () => fill(extra, QUICK ? 1000 : 3000, pidsServer));
   }
 
+  // SPEC §9 budgets are measured with the audit trail on: every call above recorded an event.
+  server.child.send({ cmd: "audit" });
+  const audit = (await onceMessage(server.child, (m) => m?.audit, 30_000, "audit counts")).audit;
+  say(`audit trail: ${audit.written} events written during the run, ${audit.depth} queued, ${audit.dropped} dropped`);
+  if (audit.written === 0) throw new Error("the audit trail wrote no events: the budgets must be measured with it on");
   await stopChild(server.child, "ipc");
   await stopChild(echo.child, "signal");
   const box = await boxStage(getValue);
@@ -955,6 +960,8 @@ async function main() {
     profile_project_inclusive: profiles.ProjectSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_list_inclusive: profiles.ListSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_create_inclusive: profiles.CreateSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
+    audit_events_written: audit.written,
+    audit_events_dropped: audit.dropped,
     budgets: undefined,
     seconds: round((Date.now() - t0) / 1000, 1),
   };
