@@ -7,6 +7,7 @@ import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
+import { registerApply } from "./cli/apply-command.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
@@ -16,6 +17,7 @@ registerSecretsCommands(program);
 registerGrantsCommands(program);
 registerProject(program);
 registerKeys(program);
+registerApply(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);

@@ -22,7 +22,7 @@ describe("loadConfig", () => {
   it("when a flag, an env var and the YAML file set the same thing, then the flag wins, then env, then the file", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
     const file = path.join(dir, "c.yaml");
-    writeFileSync(file, "listen: 127.0.0.1:1111\nlog-level: debug\ntenant-claim: org\n");
+    writeFileSync(file, "listen: 127.0.0.1:1111\nlogLevel: debug\ntenantClaim: org\n");
     const c = loadConfig({ config: file, listen: "127.0.0.1:3333" }, { SECRETD_LISTEN: "127.0.0.1:2222", SECRETD_LOG_LEVEL: "warn" });
     expect(c.listen.port).toBe(3333);
     expect(c.logLevel).toBe("warn");
