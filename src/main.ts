@@ -8,6 +8,8 @@ import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerApply } from "./cli/apply-command.js";
+import { registerBackupCommands } from "./cli/backup-commands.js";
+import { registerDoctor } from "./cli/doctor.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
@@ -18,6 +20,8 @@ registerGrantsCommands(program);
 registerProject(program);
 registerKeys(program);
 registerApply(program);
+registerBackupCommands(program);
+registerDoctor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);
