@@ -23,14 +23,15 @@ type Verdict = "ok" | "warn" | "FAIL";
 
 interface Report {
   failed: number;
-  say(verdict: Verdict, text: string): void;
+  /** `counted: false` for a summary of problems already reported one by one. */
+  say(verdict: Verdict, text: string, counted?: boolean): void;
 }
 
 function report(): Report {
   return {
     failed: 0,
-    say(verdict, text) {
-      if (verdict === "FAIL") this.failed++;
+    say(verdict, text, counted = true) {
+      if (verdict === "FAIL" && counted) this.failed++;
       process.stdout.write(`${verdict.padEnd(5)} ${text}\n`);
     },
   };
@@ -100,7 +101,7 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
   bar.done();
   for (const f of failures) r.say("FAIL", `does not open: ${f}`);
   const kekIds = keyring.keys.map((k) => k.id).join(", ");
-  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${rows.length} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`);
+  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${rows.length} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
 }
 
 /** Settings whose empty default means a path derived from the data dir. */

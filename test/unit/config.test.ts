@@ -2,7 +2,7 @@ import path from "node:path";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { effectiveSettings, loadConfig, maskUrl } from "../../src/config.js";
 
 describe("loadConfig", () => {
   it("when nothing is set, then the SPEC §7 defaults apply and the dev HS256 key lives in the data dir", () => {
@@ -58,5 +58,44 @@ describe("loadConfig", () => {
     const file = path.join(dir, "c.yaml");
     writeFileSync(file, "lisen: 127.0.0.1:1\n");
     expect(() => loadConfig({ config: file }, {})).toThrow('unknown setting "lisen"');
+  });
+
+  it("when the YAML file uses a flag name instead of the camelCase key, then it is refused with the key to use", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "data-dir: /tmp/x\n");
+    expect(() => loadConfig({ config: file }, {})).toThrow('unknown setting "data-dir" (keys are camelCase: dataDir)');
+  });
+
+  it("when a YAML value is a mapping, then it is refused naming the setting; a list becomes a comma-separated value", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "creatorRoles: [ops, dev]\n");
+    expect(loadConfig({ config: file }, {}).creatorRoles).toEqual(["ops", "dev"]);
+    writeFileSync(file, "listen:\n  host: x\n");
+    expect(() => loadConfig({ config: file }, {})).toThrow("invalid configuration listen in --config");
+  });
+
+  it("when the YAML file does not parse, then the error gives the position but not the line's text", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, 'jwtJwksUrl: "https://u:S3cret-pw@x\n  : [\n');
+    let msg = "";
+    try {
+      loadConfig({ config: file }, {});
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/not valid YAML at line \d+, column \d+$/);
+    expect(msg).not.toContain("S3cret-pw");
+  });
+
+  it("when settings are echoed, then each carries its source and URL passwords and queries are masked", () => {
+    const eff = effectiveSettings({ listen: "127.0.0.1:1" }, { SECRETD_JWT_JWKS_URL: "https://a:pw@h/j?t=1" });
+    expect(eff.find((s) => s.key === "listen")).toMatchObject({ value: "127.0.0.1:1", source: "flag" });
+    expect(eff.find((s) => s.key === "jwtJwksUrl")).toMatchObject({ value: "https://a:***@h/j?***", source: "env" });
+    expect(eff.find((s) => s.key === "logLevel")).toMatchObject({ value: "info", source: "default" });
+    expect(maskUrl("postgres://u:p@db/x")).toBe("postgres://u:***@db/x");
+    expect(maskUrl("not a url")).toBe("***");
   });
 });
