@@ -105,6 +105,11 @@ describe("secretd apply: each format applied twice", () => {
     expect(meshed).toMatchObject({ mesh: "default", type: "Opaque", keys: ["value"] });
     expect(text(meshed, "value")).toBe("test\n");
     expect(await names(t, "")).toEqual(["sample-global-secret"]);
+    // The same two as `kumactl get secrets -o yaml` lists them: unchanged.
+    const listed = "items:\n- type: Secret\n  mesh: default\n  name: sample-secret\n  creationTime: \"2026-01-01T00:00:00Z\"\n  data: dGVzdAo=\n- type: GlobalSecret\n  name: sample-global-secret\n  data: dGVzdAo=\nnext: null\ntotal: 2\n";
+    const again = await apply(t, ["-f", "-"], listed);
+    expect(again.err).toBe("");
+    expect(again.out).toBe("secret/sample-secret unchanged\nsecret/sample-global-secret unchanged\n");
   }, SLOW);
 
   it("when Kuma's Kubernetes form is applied twice, then kuma.io/mesh picks the mesh and system.kuma.io/global-secret the global scope, both Opaque", async () => {

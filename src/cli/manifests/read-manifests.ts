@@ -22,7 +22,7 @@ import {
 } from "../../domain/validation.js";
 import { isDataos, parseDataos } from "./dataos.js";
 import { isKubernetes, parseKubernetes } from "./kubernetes.js";
-import { isKuma, parseKuma } from "./kuma.js";
+import { isKuma, isKumaList, parseKuma, parseKumaList } from "./kuma.js";
 import { inDocument, isRecord, where, type DesiredSecret, type ManifestSource } from "./manifest.js";
 import { isNanocl, parseNanocl } from "./nanocl.js";
 
@@ -82,6 +82,7 @@ function parseDocument(doc: unknown, source: ManifestSource, baseDir: string): D
   if (isKubernetes(doc)) return parseKubernetes(doc, source);
   if (isNanocl(doc)) return parseNanocl(doc, source);
   if (isKuma(doc)) return parseKuma(doc, source);
+  if (isKumaList(doc)) return parseKumaList(doc, source);
   if (isDataos(doc)) return parseDataos(doc, source, baseDir);
   throw new SecretdError(
     "INVALID_ARGUMENT",
