@@ -95,14 +95,17 @@ export function parseInput(input: Input): DesiredSecret[] {
   const out: DesiredSecret[] = [];
   const docs = parseAllDocuments(input.text);
   const list = Array.isArray(docs) ? docs : [];
+  // Syntax first, for the whole input: a broken document is reported before any other.
   list.forEach((doc, i) => {
-    const source: ManifestSource = { file: input.name, document: i + 1 };
     const error = doc.errors[0];
     if (error !== undefined) {
       // The parser's message quotes the offending line, which may hold a value: only its position.
       const pos = error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : "";
-      throw new SecretdError("INVALID_ARGUMENT", `${where(source)}: not valid YAML or JSON${pos}`);
+      throw new SecretdError("INVALID_ARGUMENT", `${where({ file: input.name, document: i + 1 })}: not valid YAML or JSON${pos}`);
     }
+  });
+  list.forEach((doc, i) => {
+    const source: ManifestSource = { file: input.name, document: i + 1 };
     let js: unknown;
     try {
       js = doc.toJS({ maxAliasCount: 100 });
