@@ -4,6 +4,7 @@
  * then frozen; nothing below this file reads process.env.
  */
 import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { YAMLError, parse as parseYaml } from "yaml";
 import { SecretdError } from "./domain/errors.js";
@@ -37,6 +38,7 @@ type RawSettings = {
   tlsClientCa: string;
   logLevel: string;
   metricsListen: string;
+  workers: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -58,6 +60,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port: a number, or auto (one per CPU)" },
 ];
 
 export interface Config {
@@ -83,6 +86,8 @@ export interface Config {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
   readonly metricsListen: string;
+  /** Server processes sharing the listen port. */
+  readonly workers: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -139,6 +144,13 @@ function parseListen(key: string, v: string): { host: string; port: number } {
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function parseWorkers(v: string): number {
+  const n = v === "auto" ? os.availableParallelism() : /^\d{1,4}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= 1024)) throw bad("workers", `"${v.slice(0, 32)}" must be auto or a whole number from 1 to 1024`);
+  if (n > 1) throw bad("workers", "more than one worker process is not available in this build");
+  return n;
 }
 
 /** "a, b,,c" → ["a", "b", "c"]: comma-separated settings and flags. */
@@ -238,6 +250,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
   if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
 
+  const workers = parseWorkers(raw.workers);
+
   const config: Config = {
     listen,
     dataDir,
@@ -259,6 +273,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
     logLevel: raw.logLevel,
     metricsListen: raw.metricsListen,
+    workers,
   };
   return deepFreeze(config);
 }

@@ -46,6 +46,8 @@ describe("loadConfig", () => {
     ["algorithm none", { jwtAlgorithms: "none" }, {}, "--jwt-algorithms"],
     ["RS256 with no JWKS", { jwtAlgorithms: "RS256" }, {}, "--jwt-algorithms"],
     ["a non-postgres database URL", { databaseUrl: "mysql://x" }, {}, "--database-url"],
+    ["workers that are not a number", {}, { SECRETD_WORKERS: "many" }, "SECRETD_WORKERS"],
+    ["zero workers", { workers: "0" }, {}, "--workers"],
   ];
   for (const [what, flags, env, named] of bad) {
     it(`when given ${what}, then start-up fails naming ${named}`, () => {
