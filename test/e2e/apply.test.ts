@@ -3,14 +3,14 @@
  * formats' own documentation examples (test/fixtures/manifests). Every format is applied
  * twice: the second run must say `unchanged` and make no new version.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ListSecretsResponse, Secret } from "../../src/gen/secrets/v1/secrets.js";
-import { runCli, type CliRun } from "../helpers/cli.js";
+import { MAIN, runCli, type CliRun } from "../helpers/cli.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -288,5 +288,28 @@ describe("secretd apply: updates, dry runs and refusals", () => {
       expect(r.out + r.err).not.toContain(v);
       expect(server.logs.join("\n")).not.toContain(v);
     }
+  }, SLOW);
+
+  const hasScript = spawnSync("script", ["--version"]).status === 0;
+  it.runIf(hasScript)("when many objects are applied on a terminal, then a counter runs on stderr; piped, there is none", async () => {
+    const t = await tenantToken("many");
+    const docs = Array.from({ length: 25 }, (_, i) => `type: Secret\nname: s-${String(i).padStart(2, "0")}\nmesh: m\ndata: dGVzdAo=\n`).join("---\n");
+    const file = path.join(dir, "many.yaml");
+    writeFileSync(file, docs);
+    // util-linux script(1) gives the child a pseudo-terminal; it runs async so the in-process server answers.
+    const { spawn } = await import("node:child_process");
+    const cmd = `${process.execPath} ${MAIN} apply -f ${file}`;
+    const tty = await new Promise<string>((resolve, reject) => {
+      const child = spawn("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, SECRETD_SERVER: server.address, SECRETD_TOKEN: t }, stdio: ["ignore", "pipe", "pipe"] });
+      const out: Buffer[] = [];
+      child.stdout.on("data", (b: Buffer) => out.push(b));
+      child.on("error", reject);
+      child.on("close", () => resolve(Buffer.concat(out).toString("utf8")));
+    });
+    expect(tty).toContain("applying 25/25");
+    expect(tty).toContain("secret/s-24 created");
+    const piped = await apply(t, ["-f", file]);
+    expect(piped.err).toBe("");
+    expect(piped.out.split("\n").filter((l) => l.endsWith(" unchanged"))).toHaveLength(25);
   }, SLOW);
 });
