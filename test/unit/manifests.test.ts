@@ -46,6 +46,7 @@ describe("manifest parsing", () => {
     const a = { name: "a.yaml", text: "type: Secret\nname: s\ndata: dGVzdAo=\n", baseDir: "/" };
     const b = { name: "b.yaml", text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n", baseDir: "/" };
     expect(invalidMessage(() => loadManifests([a, b], ""))).toBe('b.yaml: document 1: secret "s" is also declared by a.yaml: document 1');
+    expect(invalidMessage(() => loadManifests([a], "Bad_Mesh"))).toMatch(/^--mesh: must be empty or a DNS-1123 label/);
     expect(loadManifests([a, { ...b, text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels:\n    kuma.io/mesh: other\n" }], "")).toHaveLength(2);
   });
 });

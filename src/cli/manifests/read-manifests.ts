@@ -145,6 +145,7 @@ export function checkDesired(d: DesiredSecret): DesiredSecret {
 
 /** Every object of every input, checked, with no (mesh, name) given twice. */
 export function loadManifests(inputs: readonly Input[], meshFlag: string): DesiredSecret[] {
+  validateMesh(meshFlag, "--mesh");
   const all = inputs.flatMap(parseInput).map(checkDesired);
   const seen = new Map<string, DesiredSecret>();
   for (const d of all) {
