@@ -114,28 +114,35 @@ function outcomeView(o: Outcome, dryRun: boolean): Record<string, unknown> {
   };
 }
 
+/** Fewer objects than this finish before a counter would be read. */
+const PROGRESS_MIN_OBJECTS = 20;
+
 async function apply(conn: Connection, desired: readonly DesiredSecret[], f: ApplyFlags): Promise<void> {
   const dryRun = f.dryRun === true;
   const text = f.output === "text";
-  const bar = progress("reading", desired.length);
+  const total = desired.length;
+  const counted = total >= PROGRESS_MIN_OBJECTS;
+  // On one terminal for both streams, a line starts by erasing the counter drawn on stderr.
+  const lead = counted && process.stdout.isTTY === true && process.stderr.isTTY === true ? "\r\x1b[K" : "";
+  const reading = progress("reading");
   const plans: Plan[] = [];
   try {
     for (const d of desired) {
       const mesh = d.mesh ?? conn.mesh;
       plans.push(planChange(d, mesh, await readExisting(conn, mesh, d)));
-      bar.tick(plans.length);
+      if (counted) reading.update(`${plans.length} of ${total}`);
     }
   } finally {
-    bar.done();
+    reading.done();
   }
-  const writing = progress(dryRun ? "checking" : "applying", plans.length);
+  const writing = progress(dryRun ? "checking" : "applying");
   const outcomes: Outcome[] = [];
   try {
     for (const p of plans) {
       const secret = p.action === "unchanged" || dryRun ? p.existing : await write(conn, p);
       outcomes.push({ plan: p, secret });
-      if (text) writing.line(`secret/${p.desired.name} ${p.action}${dryRun ? " (dry run)" : ""}\n`);
-      writing.tick(outcomes.length);
+      if (text) process.stdout.write(`${lead}secret/${p.desired.name} ${p.action}${dryRun ? " (dry run)" : ""}\n`);
+      if (counted) writing.update(`${outcomes.length} of ${total}`);
     }
   } finally {
     writing.done();

@@ -81,7 +81,7 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
     return;
   }
   const rows = [...sealedVersions(dbFile)];
-  const bar = progress("opening", rows.length);
+  const bar = progress("opening stored versions");
   let opened = 0;
   const failures: string[] = [];
   rows.forEach((row, i) => {
@@ -96,7 +96,7 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
     } catch (err) {
       failures.push(`tenant "${row.tenant}" mesh "${row.mesh}" secret "${row.name}" version ${row.version} (uid ${row.uid}): ${errorText(err)}`);
     }
-    bar.tick(i + 1);
+    bar.update(`${i + 1} of ${rows.length}`);
   });
   bar.done();
   for (const f of failures) r.say("FAIL", `does not open: ${f}`);

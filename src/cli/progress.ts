@@ -1,39 +1,37 @@
 /**
- * A one-line "what N of M" counter on stderr, shown only when stderr is a terminal and
- * the work is long enough to want one; redrawn in place and erased before any other
- * output line, so piped or logged output never holds it.
+ * Progress of long CLI work (keys rotate, doctor, apply of many objects), on stderr and
+ * only when stderr is a terminal: redirected output and CI logs stay exactly as before.
+ * One line, rewritten in place at most every 100 ms, and erased by done().
  */
 export interface Progress {
-  /** Sets the counter to `done` of the total. */
-  tick(done: number): void;
-  /** Writes a line to stdout without tearing the counter. */
-  line(text: string): void;
-  done(): void;
+  /** The current state, e.g. "1200 of 5000 data keys"; cheap to call per item. */
+  update(text: string): void;
+  /** Erases the progress line; `summary` (if given) is printed in its place. */
+  done(summary?: string): void;
 }
 
-const CLEAR = "\r\x1b[K";
-/** Fewer objects than this finish before a counter would be read. */
-export const PROGRESS_MIN_ITEMS = 20;
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(s: string): unknown;
+}
 
-export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
-  const shown = stream.isTTY === true && total >= PROGRESS_MIN_ITEMS;
-  let last = "";
-  const draw = (): void => {
-    if (shown && last !== "") stream.write(`${CLEAR}${last}`);
-  };
+const EVERY_MS = 100;
+
+export function progress(label: string, stream: ProgressStream = process.stderr, now: () => number = Date.now): Progress {
+  if (stream.isTTY !== true) return { update: () => {}, done: (summary) => void (summary === undefined || stream.write(`${summary}\n`)) };
+  let last = Number.NEGATIVE_INFINITY;
+  let shown = false;
   return {
-    tick(done) {
-      last = `${label} ${done}/${total}`;
-      draw();
+    update(text) {
+      const t = now();
+      if (t - last < EVERY_MS) return;
+      last = t;
+      shown = true;
+      stream.write(`\r\x1b[K${label}: ${text}`);
     },
-    line(text) {
-      if (shown && last !== "") stream.write(CLEAR);
-      process.stdout.write(text);
-      draw();
-    },
-    done() {
-      if (shown && last !== "") stream.write(CLEAR);
-      last = "";
+    done(summary) {
+      if (shown) stream.write("\r\x1b[K");
+      if (summary !== undefined) stream.write(`${summary}\n`);
     },
   };
 }
