@@ -54,7 +54,7 @@ async function authenticatedStorage(backend: Storage, keyring: KeyringSource, lo
   );
   try {
     const backfilled = await backfillRowMacs(storage, keyring);
-    if (typeof backfilled === "number") {
+    if (typeof backfilled === "number" && backfilled > 0) {
       logger.warn({ rows: backfilled }, "gave every row of a database made before row MACs its MAC (once, on upgrade; a second time would mean the file was tampered with)");
     } else if (backfilled === "refused") {
       logger.error("the database asks for a row-MAC backfill but already holds MACs: refused (tampering?); rows without a MAC answer DATA_LOSS");
