@@ -89,6 +89,7 @@ export class AuthenticatedStorage implements Storage {
     return rows.filter((row) => {
       try {
         checkSecret(this.keys, row);
+        if (row.latestVersion > row.version) throw rollback(row, row.latestVersion);
         if (v === undefined || row.owner === v.owner) return true;
         // Visible through a grant: decided again, on grants whose set MAC checks.
         if (row.grants === undefined) return false;
@@ -174,11 +175,7 @@ export class AuthenticatedStorage implements Storage {
     const s = found.secret;
     checkSecret(this.keys, s);
     checkGrants(this.keys, s.uid, found.grants, s.grantsMac);
-    if (found.latestVersion > s.version) {
-      throw new SecretdError("DATA_LOSS", "stored secret data failed to authenticate", {
-        cause: new Error(`secret row ${s.uid} points at version ${s.version} while version ${found.latestVersion} is stored (rollback)`),
-      });
-    }
+    if (found.latestVersion > s.version) throw rollback(s, found.latestVersion);
     const v = found.version;
     if (v !== undefined) {
       if (v.uid !== s.uid) throw new SecretdError("DATA_LOSS", "stored secret data failed to authenticate", { cause: new Error("version row of another uid") });
@@ -186,6 +183,12 @@ export class AuthenticatedStorage implements Storage {
     }
     if (Object.isFrozen(found)) this.#checked.add(found);
   }
+}
+
+function rollback(s: SecretRow, latest: number): SecretdError {
+  return new SecretdError("DATA_LOSS", "stored secret data failed to authenticate", {
+    cause: new Error(`secret row ${s.uid} points at version ${s.version} while version ${latest} is stored (rollback)`),
+  });
 }
 
 function grantsBusy(): SecretdError {

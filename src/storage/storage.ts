@@ -89,7 +89,11 @@ export interface SecretWithVersion {
 }
 
 /** A listed secret; with its grants when the query had `visibleTo` and the caller is not the owner. */
-export type ListedSecret = SecretRow & { readonly grants?: readonly GrantRow[] | undefined };
+export type ListedSecret = SecretRow & {
+  readonly grants?: readonly GrantRow[] | undefined;
+  /** As SecretWithVersion.latestVersion. */
+  readonly latestVersion: number;
+};
 
 /** A secret's grants as stored, with the MAC over the set. */
 export interface GrantSet {

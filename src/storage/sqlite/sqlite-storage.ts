@@ -62,7 +62,14 @@ interface GrantRecord {
   create_time: number;
 }
 
-type JoinedVersion = { latest_version: number | null } & (
+interface LatestVersion {
+  latest_version: number | null;
+}
+
+/** The newest stored version of the row's uid (an index seek on the primary key). */
+const LATEST_VERSION = "(SELECT l.version FROM secret_versions l WHERE l.uid = s.uid ORDER BY l.version DESC LIMIT 1) AS latest_version";
+
+type JoinedVersion = LatestVersion & (
   | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number; v_mac: Buffer | null }
   | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null; v_mac: null }
 );
@@ -215,19 +222,19 @@ export class SqliteStorage implements Storage {
       // without an explicit transaction (the GetSecret hot path).
       secretWithVersion: db.prepare<[{ tenant: string; mesh: string; name: string; version: number }], SecretRecord & JoinedVersion>(
         `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time, v.mac AS v_mac,
-           (SELECT l.version FROM secret_versions l WHERE l.uid = s.uid ORDER BY l.version DESC LIMIT 1) AS latest_version
+           ${LATEST_VERSION}
          FROM secrets s LEFT JOIN secret_versions v
            ON v.uid = s.uid AND v.version = CASE WHEN @version = 0 THEN s.version ELSE @version END
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name = @name`,
       ),
-      list: db.prepare<[ListParams], SecretRecord>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets s
+      list: db.prepare<[ListParams], SecretRecord & LatestVersion>(
+        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
            AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
          ORDER BY s.name LIMIT @limit`,
       ),
-      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets s
+      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord & LatestVersion>(
+        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
            AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
            AND (s.owner = @owner OR EXISTS (
@@ -392,11 +399,12 @@ export class SqliteStorage implements Storage {
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
     const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
     const v = q.visibleTo;
-    if (!v) return this.stmt.list.all(params).map(toSecret);
+    const listed = (r: SecretRecord & LatestVersion): ListedSecret => ({ ...toSecret(r), latestVersion: r.latest_version ?? 0 });
+    if (!v) return this.stmt.list.all(params).map(listed);
     const read = this.db.transaction(() =>
       this.stmt.listVisible
         .all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })
-        .map((r): ListedSecret => (r.owner === v.owner ? toSecret(r) : { ...toSecret(r), grants: this.stmt.grants.all(r.uid).map(toGrant) })),
+        .map((r): ListedSecret => (r.owner === v.owner ? listed(r) : { ...listed(r), grants: this.stmt.grants.all(r.uid).map(toGrant) })),
     );
     return read();
   }
