@@ -1,6 +1,6 @@
 /**
- * What each row MAC covers (the bytes fed to crypto/row-mac.ts), one injective encoding
- * per kind of row, each with its own label, every field length-prefixed:
+ * What each row MAC covers (the text fed to crypto/row-mac.ts), one injective encoding
+ * per kind of row, each with its own label, every field length-framed (framed-text.ts):
  *
  * - a secret row: every column, bound to its uid. So owner, type, immutable, expire_time,
  *   labels, annotations, description, keys, and the current-version pointer with its etag
@@ -15,7 +15,7 @@
  * - a create_requests row: its primary key (tenant, request id), secret uid, fingerprint.
  */
 import type { KeyringSource } from "../crypto/keyring.js";
-import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
+import { framedText, type TextPart as Part } from "../crypto/framed-text.js";
 import { rowMac, verifyRowMac } from "../crypto/row-mac.js";
 import type { CreateRequestRow, GrantRow, SecretRow, VersionRow } from "../storage/storage.js";
 
@@ -26,43 +26,45 @@ function pushList(parts: Part[], list: readonly string[]): void {
   parts.push(list.length, ...list);
 }
 
+/** In key order, so a back-end that reorders a JSON object's keys (PostgreSQL's jsonb) does not break it. */
 function pushMap(parts: Part[], m: Readonly<Record<string, string>>): void {
-  const entries = Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  parts.push(entries.length);
-  for (const [k, v] of entries) parts.push(k, v);
+  const keys = Object.keys(m);
+  if (keys.length > 1) keys.sort();
+  parts.push(keys.length);
+  for (const k of keys) parts.push(k, m[k]!);
 }
 
 /** An absent time is "" (a number never encodes as the empty string). */
 const time = (t: number | undefined): Part => t ?? "";
 
-export function secretMacInput(s: SecretFields): Buffer {
+export function secretMacInput(s: SecretFields): string {
   const parts: Part[] = ["secretd/secret-row/v1", s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.immutable ? 1 : 0];
   parts.push(s.version, s.etag, s.createTime, s.updateTime, time(s.expireTime));
   pushList(parts, s.keys);
   pushMap(parts, s.labels);
   pushMap(parts, s.annotations);
-  return lengthPrefixed(parts);
+  return framedText(parts);
 }
 
 /** Grants in primary-key order (subject, level), as SqliteStorage returns them. */
-export function grantsMacInput(secretUid: string, grants: readonly GrantRow[]): Buffer {
+export function grantsMacInput(secretUid: string, grants: readonly GrantRow[]): string {
   const sorted = [...grants].sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : a.level - b.level));
   const parts: Part[] = ["secretd/grants/v1", secretUid, sorted.length];
   for (const g of sorted) {
     parts.push(g.secretUid, g.subject, g.level, time(g.expireTime), g.grantedBy, g.createTime);
     pushList(parts, g.keys);
   }
-  return lengthPrefixed(parts);
+  return framedText(parts);
 }
 
-export function versionMacInput(v: VersionFields): Buffer {
+export function versionMacInput(v: VersionFields): string {
   const parts: Part[] = ["secretd/version-row/v1", v.uid, v.version, v.createTime];
   pushList(parts, v.keys);
-  return lengthPrefixed(parts);
+  return framedText(parts);
 }
 
-export function requestMacInput(tenant: string, r: Omit<CreateRequestRow, "mac">): Buffer {
-  return lengthPrefixed(["secretd/create-request/v1", tenant, r.requestId, r.secretUid, r.fingerprint]);
+export function requestMacInput(tenant: string, r: Omit<CreateRequestRow, "mac">): string {
+  return framedText(["secretd/create-request/v1", tenant, r.requestId, r.secretUid, r.fingerprint]);
 }
 
 /** MACs under the active KEK, and checks under the KEK each MAC names (DATA_LOSS on failure). */
