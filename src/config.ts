@@ -4,8 +4,10 @@
  * then frozen; nothing below this file reads process.env.
  */
 import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseDuration } from "./auth/mint.js";
 import { SecretdError } from "./domain/errors.js";
 
 interface Setting {
@@ -20,6 +22,8 @@ type RawSettings = {
   listen: string;
   dataDir: string;
   databaseUrl: string;
+  databasePoolSize: string;
+  databaseStatementTimeout: string;
   kekFile: string;
   jwtHs256SecretFile: string;
   jwtJwksFile: string;
@@ -27,6 +31,7 @@ type RawSettings = {
   jwtIssuer: string;
   jwtAudience: string;
   jwtAlgorithms: string;
+  jwtMaxTtl: string;
   tenantClaim: string;
   creatorRoles: string;
   maxVersions: string;
@@ -35,12 +40,16 @@ type RawSettings = {
   tlsClientCa: string;
   logLevel: string;
   metricsListen: string;
+  maxWatchesPerTenant: string;
+  workers: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
   { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
   { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
-  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir" },
+  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL" },
+  { key: "databasePoolSize", flag: "database-pool-size", env: "SECRETD_DATABASE_POOL_SIZE", default: "10", doc: "PostgreSQL: connections per server process" },
+  { key: "databaseStatementTimeout", flag: "database-statement-timeout", env: "SECRETD_DATABASE_STATEMENT_TIMEOUT", default: "5s", doc: "PostgreSQL: statement_timeout (0 = none)" },
   { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
   { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
   { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
@@ -48,6 +57,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
   { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
   { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
+  { key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)" },
   { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
   { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
   { key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret" },
@@ -56,12 +66,15 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
+  { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
 
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   readonly dataDir: string;
   readonly databaseUrl: string;
+  readonly database: { readonly poolSize: number; readonly statementTimeoutMs: number };
   readonly kekFile: string;
   /** True when kekFile is the default path, which may be created on first start. */
   readonly kekFileIsDefault: boolean;
@@ -74,6 +87,8 @@ export interface Config {
     readonly issuer: string;
     readonly audience: string;
     readonly algorithms: readonly string[];
+    /** Longest accepted exp - iat, in seconds. */
+    readonly maxTtlSec: number;
     readonly tenantClaim: string;
   };
   readonly creatorRoles: readonly string[];
@@ -81,6 +96,9 @@ export interface Config {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
   readonly metricsListen: string;
+  readonly maxWatchesPerTenant: number;
+  /** Server processes (1 = this process serves; more: a primary forks that many workers). */
+  readonly workers: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -143,7 +161,16 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (raw.databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(raw.databaseUrl)) {
     throw bad("databaseUrl", "must be empty (SQLite) or a postgres:// URL");
   }
-  if (raw.databaseUrl !== "") throw bad("databaseUrl", "the PostgreSQL back-end is not available in this build");
+  const poolSize = Number(raw.databasePoolSize);
+  if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) throw bad("databasePoolSize", "must be an integer from 1 to 1000");
+  let statementTimeoutMs = 0;
+  if (raw.databaseStatementTimeout !== "0") {
+    try {
+      statementTimeoutMs = parseDuration(raw.databaseStatementTimeout) * 1000;
+    } catch {
+      throw bad("databaseStatementTimeout", `"${raw.databaseStatementTimeout.slice(0, 32)}" is not a duration like 5s or 1m (0 = none)`);
+    }
+  }
   if (raw.jwtJwksUrl !== "" && !/^https?:\/\//.test(raw.jwtJwksUrl)) throw bad("jwtJwksUrl", "must be an http(s) URL");
 
   const hasJwks = raw.jwtJwksFile !== "" || raw.jwtJwksUrl !== "";
@@ -158,6 +185,12 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file or --jwt-jwks-url`);
   }
   if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
+  let maxTtlSec: number;
+  try {
+    maxTtlSec = parseDuration(raw.jwtMaxTtl);
+  } catch {
+    throw bad("jwtMaxTtl", `"${raw.jwtMaxTtl.slice(0, 32)}" is not a duration such as 15m, 1h or 7d`);
+  }
   if (!/^[A-Za-z0-9_.:/-]{1,128}$/.test(raw.tenantClaim)) throw bad("tenantClaim", "must be a claim name");
 
   const creatorRoles = splitList(raw.creatorRoles);
@@ -168,11 +201,18 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
   if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
   if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+  const workers = raw.workers === "auto" ? os.availableParallelism() : Number(raw.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad("workers", `"${raw.workers}" must be auto or an integer from 1 to 64`);
+  const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
+  if (!Number.isInteger(maxWatchesPerTenant) || maxWatchesPerTenant < 0 || maxWatchesPerTenant > 10_000_000) {
+    throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
+  }
 
   const config: Config = {
     listen,
     dataDir,
     databaseUrl: raw.databaseUrl,
+    database: { poolSize, statementTimeoutMs },
     kekFile: raw.kekFile === "" ? path.join(dataDir, "kek.json") : path.resolve(raw.kekFile),
     kekFileIsDefault: raw.kekFile === "",
     jwt: {
@@ -183,6 +223,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
       issuer: raw.jwtIssuer,
       audience: raw.jwtAudience,
       algorithms,
+      maxTtlSec,
       tenantClaim: raw.tenantClaim,
     },
     creatorRoles,
@@ -190,6 +231,8 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
     logLevel: raw.logLevel,
     metricsListen: raw.metricsListen,
+    maxWatchesPerTenant,
+    workers,
   };
   return deepFreeze(config);
 }

@@ -7,6 +7,9 @@ import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
+import { registerConsumers } from "./cli/consumers-command.js";
+import { registerSidecar } from "./sidecar/sidecar-command.js";
+import { registerRun } from "./sidecar/run-command.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
@@ -16,6 +19,9 @@ registerSecretsCommands(program);
 registerGrantsCommands(program);
 registerProject(program);
 registerKeys(program);
+registerConsumers(program);
+registerSidecar(program);
+registerRun(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);

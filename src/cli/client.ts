@@ -4,7 +4,7 @@
  * goes into call metadata and nowhere else — never into a message, not even an error.
  */
 import { readFileSync } from "node:fs";
-import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { parseDuration } from "../auth/mint.js";
 import { SecretdError, invalid } from "../domain/errors.js";
@@ -103,14 +103,17 @@ function timeoutMs(value: string): number {
   }
 }
 
-/** Opens a channel from the command's flags. Throws INVALID_ARGUMENT for bad flags. */
-export function connect(cmd: Command): { conn: Connection; token: string } {
+/**
+ * Opens a channel from the command's flags. Throws INVALID_ARGUMENT for bad flags.
+ * `channelOptions` are grpc-js channel settings (e.g. a larger receive limit for projections).
+ */
+export function connect(cmd: Command, channelOptions: ChannelOptions = {}): { conn: Connection; token: string } {
   const flags = cmd.opts<ClientFlags>();
   const token = resolveToken(cmd, flags);
   const server = flags.server ?? DEFAULT_SERVER;
   if (server === "") throw invalid("--server", "must not be empty");
   const timeout = timeoutMs(flags.timeout ?? DEFAULT_TIMEOUT);
-  const client = new SecretServiceClient(server, channelCredentials(flags.tlsCa));
+  const client = new SecretServiceClient(server, channelCredentials(flags.tlsCa), channelOptions);
   const conn: Connection = {
     client,
     mesh: flags.mesh ?? "",

@@ -7,18 +7,24 @@ import { Option, type Command } from "commander";
 import { renderDoc, projectionEnv, projectionView, type DocFormat } from "./output.js";
 import { runClient, withClientOptions } from "./client.js";
 import { readProjectionFile } from "./projection-file.js";
+import { projectionLayoutTable, projectionLayoutView } from "./projection-layout.js";
 
 export function registerProject(program: Command): void {
   const cmd = program
     .command("project")
     .description("project values of several secrets from one snapshot, as env lines or a document")
     .requiredOption("--projection <file>", "projection file (YAML mirroring ProjectSecretsRequest: mesh, items)")
-    .addOption(new Option("-o, --output <format>", "output format").choices(["env", "json", "yaml"]).default("env"));
+    .option("--dry-run", "print the layout (secret, key, env, path, mode, size, versions, revision) without any value")
+    .addOption(new Option("-o, --output <format>", "output format (with --dry-run, env prints a table)").choices(["env", "json", "yaml"]).default("env"));
   withClientOptions(cmd).action((_opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
-      const f = self.opts<{ projection: string; output: DocFormat | "env" }>();
+      const f = self.opts<{ projection: string; output: DocFormat | "env"; dryRun?: boolean }>();
       const req = readProjectionFile(f.projection, conn.meshGiven ? { mesh: conn.mesh } : {});
       const projection = await conn.unary(conn.client.projectSecrets, req);
+      if (f.dryRun) {
+        process.stdout.write(f.output === "env" ? projectionLayoutTable(projection) : renderDoc(projectionLayoutView(projection), f.output));
+        return;
+      }
       process.stdout.write(f.output === "env" ? projectionEnv(projection.values) : renderDoc(projectionView(projection), f.output));
     }),
   );

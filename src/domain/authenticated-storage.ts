@@ -18,12 +18,14 @@
  * is not checked again (see #checked).
  */
 import type { KeyringSource } from "../crypto/keyring.js";
+import type { ChangeFeed } from "../storage/change-feed.js";
 import type {
   CreateRequestRow,
   DekReplacement,
   GrantRow,
   GrantSet,
   GrantsMacGuard,
+  LeaseRow,
   ListedSecret,
   ListQuery,
   MacReplacement,
@@ -36,7 +38,7 @@ import type {
   VersionRow,
 } from "../storage/storage.js";
 import { isLive } from "./access.js";
-import { SecretdError } from "./errors.js";
+import { grantsChanged, SecretdError } from "./errors.js";
 import { checkGrants, checkRequest, checkSecret, checkVersion, signGrants, signRequest, signSecret, signVersion } from "./row-macs.js";
 
 /** Grant writes retry their compare-and-set on the grants MAC this often before ABORTED. */
@@ -52,11 +54,22 @@ export class AuthenticatedStorage implements Storage {
    */
   readonly #checked = new WeakSet<SecretWithVersion>();
 
+  /** Present when the back-end can lose its database (PostgreSQL). */
+  readonly ping?: () => Promise<boolean>;
+
   constructor(
     private readonly inner: Storage,
     private readonly keys: KeyringSource,
     private readonly onTampered: TamperReport = () => {},
-  ) {}
+  ) {
+    const ping = inner.ping?.bind(inner);
+    if (ping !== undefined) this.ping = ping;
+  }
+
+  /** The back-end's feed: every MAC write goes through the same transactions as the rows it covers. */
+  get changes(): ChangeFeed {
+    return this.inner.changes;
+  }
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     const s: SecretRow = { ...secret, mac: signSecret(this.keys, secret), grantsMac: signGrants(this.keys, secret.uid, []) };
@@ -124,7 +137,7 @@ export class AuthenticatedStorage implements Storage {
       const r = await this.inner.putGrant(grant, guard);
       if (r !== "conflict") return r;
     }
-    throw grantsBusy();
+    throw grantsChanged();
   }
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number | "conflict"> {
@@ -136,7 +149,7 @@ export class AuthenticatedStorage implements Storage {
       const r = await this.inner.deleteGrants(secretUid, subject, level, { expect: set.grantsMac, next: signGrants(this.keys, secretUid, kept) });
       if (r !== "conflict") return r;
     }
-    throw grantsBusy();
+    throw grantsChanged();
   }
 
   /** The grant set, checked against its MAC (DATA_LOSS when it does not match). */
@@ -166,6 +179,30 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.backfillMacs(compute);
   }
 
+  /**
+   * Consumer leases are not MAC'd: they grant nothing (ListConsumers reports them to
+   * admins), and a forged or removed lease only misreports who is watching.
+   */
+  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
+    return this.inner.putLeases(leases);
+  }
+
+  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
+    return this.inner.deleteLeases(watchId, secretUids);
+  }
+
+  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+    return this.inner.renewLeases(replica, now, expireTime, revisions);
+  }
+
+  async deleteReplicaLeases(replica: string): Promise<void> {
+    return this.inner.deleteReplicaLeases(replica);
+  }
+
+  async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
+    return this.inner.listLeases(secretUid, now);
+  }
+
   async close(): Promise<void> {
     return this.inner.close();
   }
@@ -189,8 +226,4 @@ function rollback(s: SecretRow, latest: number): SecretdError {
   return new SecretdError("DATA_LOSS", "stored secret data failed to authenticate", {
     cause: new Error(`secret row ${s.uid} points at version ${s.version} while version ${latest} is stored (rollback)`),
   });
-}
-
-function grantsBusy(): SecretdError {
-  return new SecretdError("ABORTED", "the grants of this secret changed concurrently; retry");
 }

@@ -15,6 +15,7 @@ describe("loadConfig", () => {
     expect(c.jwt.algorithms).toEqual(["HS256"]);
     expect(c.jwt.tenantClaim).toBe("tenant");
     expect(c.maxVersions).toBe(10);
+    expect(c.jwt.maxTtlSec).toBe(24 * 3600);
     expect(c.tls).toBeUndefined();
     expect(Object.isFrozen(c) && Object.isFrozen(c.jwt)).toBe(true);
   });
@@ -58,5 +59,11 @@ describe("loadConfig", () => {
     const file = path.join(dir, "c.yaml");
     writeFileSync(file, "lisen: 127.0.0.1:1\n");
     expect(() => loadConfig({ config: file }, {})).toThrow('unknown setting "lisen"');
+  });
+
+  it("when --jwt-max-ttl is set, then it is parsed as a duration; a bad one names the setting", () => {
+    expect(loadConfig({ jwtMaxTtl: "15m" }, {}).jwt.maxTtlSec).toBe(900);
+    expect(loadConfig({}, { SECRETD_JWT_MAX_TTL: "2h" }).jwt.maxTtlSec).toBe(7200);
+    expect(() => loadConfig({ jwtMaxTtl: "forever" }, {})).toThrow(/--jwt-max-ttl \/ SECRETD_JWT_MAX_TTL/);
   });
 });

@@ -1,0 +1,748 @@
+/**
+ * The scale-out back-end: PostgreSQL through a `pg` pool, so several stateless secretd
+ * replicas serve one data set. Same contract as SQLite (the conformance suite runs
+ * against both): uniqueness per scope by a unique index (INSERT … ON CONFLICT, never
+ * check-then-insert), compare-and-set on etag in the UPDATE's WHERE, multi-row reads in
+ * one REPEATABLE READ snapshot. A database that cannot be reached answers UNAVAILABLE.
+ */
+import pg from "pg";
+import { SecretdError } from "../../domain/errors.js";
+import type { Change } from "../change-feed.js";
+import type {
+  CreateRequestRow,
+  DekReplacement,
+  GrantRow,
+  GrantSet,
+  GrantsMacGuard,
+  LeaseRow,
+  ListedSecret,
+  ListQuery,
+  MacReplacement,
+  MacRows,
+  Scope,
+  SecretRow,
+  SecretWithVersion,
+  Storage,
+  VersionKeyRow,
+  VersionRow,
+} from "../storage.js";
+import { PG_MIGRATIONS } from "./migrations.js";
+import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
+
+export interface PostgresOptions {
+  /** Connections in the pool (default 10). */
+  readonly poolSize?: number;
+  /** Server-side statement_timeout in ms (default 5000; 0 = none). */
+  readonly statementTimeoutMs?: number;
+  /** Called with a connection-level failure (for the log); never with a value. */
+  readonly onError?: (err: unknown) => void;
+  /** Change feed tuning (tests shrink the retained window). */
+  readonly feed?: Partial<Omit<PostgresFeedOptions, "onError">>;
+}
+
+/** Any advisory-lock key will do as long as every replica uses the same one. */
+const MIGRATION_LOCK = 0x5ec7e7d;
+
+interface SecretRecord {
+  uid: string;
+  tenant: string;
+  mesh: string;
+  name: string;
+  type: string;
+  description: string;
+  owner: string;
+  labels: string;
+  annotations: string;
+  immutable: boolean;
+  version: string;
+  etag: string;
+  keys: string;
+  create_time: string;
+  update_time: string;
+  expire_time: string | null;
+  mac: Buffer | null;
+  grants_mac: Buffer | null;
+}
+
+interface VersionRecord {
+  v_version: string | null;
+  v_keys: string | null;
+  v_dek: Buffer | null;
+  v_payload: Buffer | null;
+  v_create_time: string | null;
+  v_mac: Buffer | null;
+}
+
+/** The newest stored version of the row's uid (0 when none): a current pointer below it is a rollback. */
+interface LatestVersion {
+  latest_version: string;
+}
+
+/** A grant row as json_build_object gives it (bigints as JSON numbers). */
+interface GrantRecord {
+  secret_uid: string;
+  subject: string;
+  permission: number;
+  keys: string;
+  expire_time: number | null;
+  granted_by: string;
+  create_time: number;
+}
+
+const SECRET_COLUMNS =
+  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
+
+/** A backwards index scan on the primary key (uid, version). */
+const LATEST_VERSION = "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version";
+
+/** Every grant of the row's secret as one JSON array (bigints as JSON numbers). */
+const GRANTS_JSON = `(SELECT COALESCE(json_agg(json_build_object('secret_uid', g.secret_uid, 'subject', g.subject, 'permission', g.permission,
+           'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
+         ORDER BY g.subject, g.permission), '[]'::json)
+    FROM grants g WHERE g.secret_uid = s.uid)`;
+
+const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
+
+function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
+  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
+  return Buffer.compare(a, b) === 0;
+}
+
+
+/** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
+function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === "string" ? e.code : "";
+  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
+  // 08: connection exception; 57P01-03: admin shutdown, crash shutdown, cannot connect now; 53300: too many connections.
+  if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
+  const msg = typeof e.message === "string" ? e.message : "";
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
+}
+
+function wrap(err: unknown): SecretdError {
+  if (err instanceof SecretdError) return err;
+  if (isUnavailable(err)) return new SecretdError("UNAVAILABLE", "the database is unreachable", { cause: err });
+  if ((err as { code?: unknown }).code === "57014") return new SecretdError("UNAVAILABLE", "the database did not answer in time", { cause: err });
+  return new SecretdError("INTERNAL", "database error", { cause: err });
+}
+
+function num(v: string | number): number {
+  return typeof v === "number" ? v : Number(v);
+}
+
+function toSecret(r: SecretRecord): SecretRow {
+  return {
+    uid: r.uid,
+    tenant: r.tenant,
+    mesh: r.mesh,
+    name: r.name,
+    type: r.type,
+    description: r.description,
+    owner: r.owner,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    annotations: JSON.parse(r.annotations) as Record<string, string>,
+    immutable: r.immutable,
+    version: num(r.version),
+    etag: r.etag,
+    keys: JSON.parse(r.keys) as string[],
+    createTime: num(r.create_time),
+    updateTime: num(r.update_time),
+    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
+    mac: r.mac ?? undefined,
+    grantsMac: r.grants_mac ?? undefined,
+  };
+}
+
+function toGrant(r: GrantRecord): GrantRow {
+  return {
+    secretUid: r.secret_uid,
+    subject: r.subject,
+    level: r.permission,
+    keys: JSON.parse(r.keys) as string[],
+    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
+    grantedBy: r.granted_by,
+    createTime: num(r.create_time),
+  };
+}
+
+type Queryable = Pick<pg.PoolClient, "query">;
+
+interface LeaseRecord {
+  watch_id: string;
+  secret_uid: string;
+  tenant: string;
+  sub: string;
+  roles: string;
+  revision: string;
+  since: string;
+  last_seen: string;
+  expire_time: string;
+  replica: string;
+}
+
+function toLease(r: LeaseRecord): LeaseRow {
+  return {
+    watchId: r.watch_id,
+    secretUid: r.secret_uid,
+    tenant: r.tenant,
+    sub: r.sub,
+    roles: JSON.parse(r.roles) as string[],
+    revision: r.revision,
+    since: num(r.since),
+    lastSeen: num(r.last_seen),
+    expireTime: num(r.expire_time),
+    replica: r.replica,
+  };
+}
+
+type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
+
+function change(kind: ChangeInput["kind"], s: Identity): ChangeInput {
+  return { kind, tenant: s.tenant, mesh: s.mesh, name: s.name, uid: s.uid };
+}
+
+export class PostgresStorage implements Storage {
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly changes: PostgresChangeFeed,
+  ) {}
+
+  /** Connects, applies pending migrations under an advisory lock, and returns the store. */
+  static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStorage> {
+    const timeout = opts.statementTimeoutMs ?? 5000;
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      ...(timeout > 0 ? { statement_timeout: timeout } : {}),
+      application_name: "secretd",
+    });
+    // An idle client whose connection drops emits here; without a listener it would crash the process.
+    pool.on("error", (err) => opts.onError?.(err));
+    try {
+      await migrate(pool);
+      const feedOptions = { ...POSTGRES_FEED_DEFAULTS, ...opts.feed, ...(opts.onError ? { onError: opts.onError } : {}) };
+      return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions));
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw wrap(err);
+    }
+  }
+
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], on: Queryable = this.pool): Promise<pg.QueryResult<R>> {
+    if (this.closed) throw new SecretdError("UNAVAILABLE", "storage is closed");
+    try {
+      return await on.query<R>(text, values);
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+
+  /** Runs fn in one transaction on one pooled connection; rolls back on any throw. */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, isolation = "READ COMMITTED"): Promise<T> {
+    if (this.closed) throw new SecretdError("UNAVAILABLE", "storage is closed");
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (err) {
+      throw wrap(err);
+    }
+    let broken = false;
+    // A checked-out client's connection error is emitted on the client, not the pool:
+    // without a listener it would be an uncaught exception.
+    const onError = (): void => {
+      broken = true;
+    };
+    c.on("error", onError);
+    try {
+      await c.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+      const out = await fn(c);
+      await c.query("COMMIT");
+      return out;
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {
+        broken = true;
+      });
+      if (err instanceof Rollback) return err.value as T;
+      throw wrap(err);
+    } finally {
+      c.off("error", onError);
+      c.release(broken);
+    }
+  }
+
+  /**
+   * A writing transaction: fn returns its answer and the changes it made; they get their
+   * revisions just before COMMIT, and subscribers hear of them before the answer returns.
+   */
+  private async write<T>(fn: (c: pg.PoolClient) => Promise<{ value: T; changes: readonly ChangeInput[] }>): Promise<T> {
+    let recorded: readonly Change[] = [];
+    const value = await this.tx(async (c) => {
+      const out = await fn(c);
+      recorded = await this.changes.record(c, out.changes);
+      return out.value;
+    });
+    await this.changes.committed(recorded);
+    return value;
+  }
+
+  private async uidIdentity(c: Queryable, uid: string): Promise<Identity | undefined> {
+    const r = await this.q<Identity>("SELECT tenant, mesh, name, uid FROM secrets WHERE uid = $1", [uid], c);
+    return r.rows[0];
+  }
+
+  private async insertVersion(c: Queryable, v: VersionRow): Promise<void> {
+    await this.q(
+      "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      [v.uid, v.version, JSON.stringify(v.keys), Buffer.from(v.dek), Buffer.from(v.payload), v.createTime, blob(v.mac)],
+      c,
+    );
+  }
+
+  async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
+    type R = "ok" | "exists" | "request-exists";
+    return this.write<R>(async (c) => {
+      const none = (value: R) => ({ value, changes: [] });
+      if (request) {
+        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND request_id = $2", [secret.tenant, request.requestId], c);
+        if (seen.rowCount) return none("request-exists");
+      }
+      const r = await this.q(
+        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         ON CONFLICT (tenant, mesh, name) DO NOTHING`,
+        [
+          secret.uid,
+          secret.tenant,
+          secret.mesh,
+          secret.name,
+          secret.type,
+          secret.description,
+          secret.owner,
+          JSON.stringify(secret.labels),
+          JSON.stringify(secret.annotations),
+          secret.immutable,
+          secret.version,
+          secret.etag,
+          JSON.stringify(secret.keys),
+          secret.createTime,
+          secret.updateTime,
+          secret.expireTime ?? null,
+          blob(secret.mac),
+          blob(secret.grantsMac),
+        ],
+        c,
+      );
+      if (r.rowCount === 0) return none("exists");
+      await this.insertVersion(c, version);
+      if (request) {
+        // Two racing retries with one id: the unique key lets one in; the other rolls back.
+        const ins = await this.q(
+          `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (tenant, request_id) DO NOTHING`,
+          [secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac)],
+          c,
+        );
+        if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
+      }
+      return { value: "ok" as const, changes: [change("secret-created", secret)] };
+    });
+  }
+
+  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = await this.q<{ request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = $1 AND request_id = $2",
+      [tenant, requestId],
+    );
+    const row = r.rows[0];
+    return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint, mac: row.mac ?? undefined } : undefined;
+  }
+
+  /**
+   * Secrets of one scope with one version each (0 = current) and their grants, in ONE
+   * statement: one snapshot without a transaction, one round trip (GetSecret's hot path).
+   */
+  private async readMany(scope: Scope, names: readonly string[], version: number): Promise<Map<string, SecretWithVersion>> {
+    const r = await this.q<SecretRecord & VersionRecord & LatestVersion & { grants: GrantRecord[] }>(
+      `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time,
+         v.mac AS v_mac, ${LATEST_VERSION}, ${GRANTS_JSON} AS grants
+       FROM secrets s LEFT JOIN secret_versions v
+         ON v.uid = s.uid AND v.version = CASE WHEN $4::bigint = 0 THEN s.version ELSE $4::bigint END
+       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name = ANY($3::text[])`,
+      [scope.tenant, scope.mesh, [...names], version],
+    );
+    const out = new Map<string, SecretWithVersion>();
+    for (const rec of r.rows) {
+      const v: VersionRow | undefined =
+        rec.v_version === null
+          ? undefined
+          : {
+              uid: rec.uid,
+              version: num(rec.v_version),
+              keys: JSON.parse(rec.v_keys!) as string[],
+              dek: rec.v_dek!,
+              payload: rec.v_payload!,
+              createTime: num(rec.v_create_time!),
+              mac: rec.v_mac ?? undefined,
+            };
+      out.set(rec.name, { secret: toSecret(rec), version: v, grants: rec.grants.map(toGrant), latestVersion: num(rec.latest_version) });
+    }
+    return out;
+  }
+
+  async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
+    return (await this.readMany(scope, [name], version)).get(name);
+  }
+
+  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+    const found = await this.readMany(scope, names, 0);
+    return names.map((n) => found.get(n));
+  }
+
+  async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
+    const params: unknown[] = [scope.tenant, scope.mesh, q.afterName, q.type ?? null, q.expireBefore ?? null, q.limit];
+    let visible = "";
+    // A non-owner sees a row through a grant: its grants come along (one snapshot), so
+    // the row-MAC check can decide visibility again on the authenticated set.
+    let grants = "";
+    if (q.visibleTo) {
+      grants = `, CASE WHEN s.owner = $7 THEN NULL ELSE ${GRANTS_JSON} END AS grants`;
+      params.push(q.visibleTo.owner, [...q.visibleTo.subjects], q.visibleTo.now);
+      visible = `AND (s.owner = $7 OR EXISTS (
+          SELECT 1 FROM grants g WHERE g.secret_uid = s.uid AND g.subject = ANY($8::text[])
+            AND (g.expire_time IS NULL OR g.expire_time > $9)))`;
+    }
+    const r = await this.q<SecretRecord & LatestVersion & { grants?: GrantRecord[] | null }>(
+      `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION}${grants} FROM secrets s
+       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name > $3 AND ($4::text IS NULL OR s.type = $4)
+         AND ($5::bigint IS NULL OR s.expire_time <= $5) ${visible}
+       ORDER BY s.name LIMIT $6`,
+      params,
+    );
+    return r.rows.map((rec): ListedSecret => {
+      const listed = { ...toSecret(rec), latestVersion: num(rec.latest_version) };
+      return rec.grants === undefined || rec.grants === null ? listed : { ...listed, grants: rec.grants.map(toGrant) };
+    });
+  }
+
+  async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
+    return this.write(async (c) => {
+      const r = await this.q(
+        `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10, mac = $11
+         WHERE uid = $1 AND etag = $2`,
+        [
+          next.uid,
+          expectEtag,
+          next.description,
+          JSON.stringify(next.labels),
+          JSON.stringify(next.annotations),
+          next.version,
+          next.etag,
+          JSON.stringify(next.keys),
+          next.updateTime,
+          next.expireTime ?? null,
+          blob(next.mac),
+        ],
+        c,
+      );
+      if (r.rowCount === 0) {
+        const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
+        return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+      }
+      await this.insertVersion(c, version);
+      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
+      return { value: "ok" as const, changes: [change("secret-updated", next)] };
+    });
+  }
+
+  async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
+    return this.write(async (c) => {
+      const r = await this.q<Identity>("DELETE FROM secrets WHERE uid = $1 AND ($2::text IS NULL OR etag = $2) RETURNING tenant, mesh, name, uid", [uid, etag ?? null], c);
+      const gone = r.rows[0];
+      if (gone) return { value: "ok" as const, changes: [change("secret-deleted", gone)] };
+      const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [uid], c);
+      return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+    });
+  }
+
+  /**
+   * The secret row, locked for this transaction: grant writes on one secret serialize on
+   * it, so a guard's compare-and-set on grants_mac sees the last committed set.
+   */
+  private async lockGrants(c: Queryable, uid: string): Promise<(Identity & { grants_mac: Buffer | null }) | undefined> {
+    const r = await this.q<Identity & { grants_mac: Buffer | null }>("SELECT tenant, mesh, name, uid, grants_mac FROM secrets WHERE uid = $1 FOR UPDATE", [uid], c);
+    return r.rows[0];
+  }
+
+  async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
+    return this.write(async (c) => {
+      const s = await this.lockGrants(c, g.secretUid);
+      if (!s) return { value: "missing" as const, changes: [] };
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return { value: "conflict" as const, changes: [] };
+      await this.q(
+        `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
+           keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time`,
+        [g.secretUid, g.subject, g.level, JSON.stringify(g.keys), g.expireTime ?? null, g.grantedBy, g.createTime],
+        c,
+      );
+      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [g.secretUid, Buffer.from(guard.next)], c);
+      return { value: "ok" as const, changes: [change("grant-put", s)] };
+    });
+  }
+
+  async deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict"> {
+    return this.write(async (c) => {
+      const none = (value: number | "conflict") => ({ value, changes: [] });
+      const s = await this.lockGrants(c, secretUid);
+      if (!s) return none(0);
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return none("conflict");
+      const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
+      const removed = r.rowCount ?? 0;
+      if (removed === 0) return none(0);
+      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [secretUid, Buffer.from(guard.next)], c);
+      return { value: removed, changes: [change("grant-revoked", s)] };
+    });
+  }
+
+  async readGrants(secretUid: string): Promise<GrantSet | undefined> {
+    const r = await this.q<{ grants_mac: Buffer | null; grants: GrantRecord[] }>(`SELECT s.grants_mac, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid = $1`, [secretUid]);
+    const row = r.rows[0];
+    return row ? { grants: row.grants.map(toGrant), grantsMac: row.grants_mac ?? undefined } : undefined;
+  }
+
+  /** Secrets after `afterUid` with every MAC-covered row, read in the caller's snapshot. */
+  private async macRowsAfter(c: Queryable, afterUid: string, limit: number | null): Promise<MacRows[]> {
+    const secrets = await this.q<SecretRecord & { grants: GrantRecord[] }>(
+      `SELECT ${SECRET_COLUMNS}, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid > $1 ORDER BY s.uid LIMIT $2`,
+      [afterUid, limit],
+      c,
+    );
+    const uids = secrets.rows.map((r) => r.uid);
+    if (uids.length === 0) return [];
+    const versions = await this.q<{ uid: string; version: string; keys: string; create_time: string; mac: Buffer | null }>(
+      "SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ANY($1::text[]) ORDER BY uid, version",
+      [uids],
+      c,
+    );
+    const requests = await this.q<{ tenant: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ANY($1::text[]) ORDER BY tenant, request_id",
+      [uids],
+      c,
+    );
+    const byUid = new Map<string, { versions: MacRows["versions"][number][]; requests: MacRows["requests"][number][] }>();
+    for (const uid of uids) byUid.set(uid, { versions: [], requests: [] });
+    for (const v of versions.rows) {
+      byUid.get(v.uid)?.versions.push({ uid: v.uid, version: num(v.version), keys: JSON.parse(v.keys) as string[], createTime: num(v.create_time), mac: v.mac ?? undefined });
+    }
+    for (const q of requests.rows) {
+      byUid.get(q.secret_uid)?.requests.push({ tenant: q.tenant, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined });
+    }
+    return secrets.rows.map((r) => ({ secret: toSecret(r), grants: r.grants.map(toGrant), ...byUid.get(r.uid)! }));
+  }
+
+  async listMacRows(afterUid: string, limit: number): Promise<MacRows[]> {
+    return this.tx((c) => this.macRowsAfter(c, afterUid, limit), "REPEATABLE READ");
+  }
+
+  /**
+   * Inside the caller's write transaction, each a compare-and-set on the old bytes; each
+   * secret whose secret, grant-set or version MAC changed gets one "secret-rekeyed" change.
+   */
+  private async applyMacs(c: Queryable, replacements: readonly MacReplacement[]): Promise<{ value: number; changes: ChangeInput[] }> {
+    let applied = 0;
+    const touched = new Set<string>();
+    for (const r of replacements) {
+      const old = blob(r.old);
+      const next = Buffer.from(r.next);
+      let res;
+      if (r.kind === "request") {
+        res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old], c);
+      } else if (r.kind === "version") {
+        res = await this.q("UPDATE secret_versions SET mac = $3 WHERE uid = $1 AND version = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.uid, r.version, next, old], c);
+      } else {
+        const column = r.kind === "grants" ? "grants_mac" : "mac";
+        res = await this.q(`UPDATE secrets SET ${column} = $2 WHERE uid = $1 AND ${column} IS NOT DISTINCT FROM $3::bytea`, [r.uid, next, old], c);
+      }
+      const n = res.rowCount ?? 0;
+      applied += n;
+      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+    }
+    const changes: ChangeInput[] = [];
+    for (const uid of touched) {
+      const s = await this.uidIdentity(c, uid);
+      if (s) changes.push(change("secret-rekeyed", s));
+    }
+    return { value: applied, changes };
+  }
+
+  async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
+    if (replacements.length === 0) return 0;
+    return this.write((c) => this.applyMacs(c, replacements));
+  }
+
+  async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
+    type R = number | "none" | "refused";
+    return this.write(async (c): Promise<{ value: R; changes: ChangeInput[] }> => {
+      // Replicas starting together queue on the mark's row; the first clears it, the others find none.
+      const mark = await this.q("SELECT id FROM mac_backfill FOR UPDATE", [], c);
+      if (mark.rowCount === 0) return { value: "none", changes: [] };
+      // Writers of any other process (an older secretd still running) wait until this commits.
+      await this.q("LOCK TABLE secrets, grants, secret_versions, create_requests IN SHARE ROW EXCLUSIVE MODE", [], c);
+      // The mark is plain SQL anyone with the database could re-create: it is honoured
+      // only while no row is authenticated yet (as migration 3 leaves a database).
+      const any = await this.q<{ any: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL) AS any`,
+        [],
+        c,
+      );
+      if (any.rows[0]!.any) return { value: "refused", changes: [] };
+      const replacements = compute(await this.macRowsAfter(c, "", null));
+      const out = await this.applyMacs(c, replacements);
+      if (out.value !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      await this.q("DELETE FROM mac_backfill", [], c);
+      return out;
+    });
+  }
+
+  async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
+    const r = await this.q<{ uid: string; version: string; tenant: string; mesh: string; name: string; dek: Buffer }>(
+      `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
+       WHERE (v.uid, v.version) > ($1, $2) ORDER BY v.uid, v.version LIMIT $3`,
+      [afterUid, afterVersion, limit],
+    );
+    return r.rows.map((x) => ({ uid: x.uid, version: num(x.version), tenant: x.tenant, mesh: x.mesh, name: x.name, dek: x.dek }));
+  }
+
+  async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
+    if (replacements.length === 0) return 0;
+    return this.write(async (c) => {
+      let applied = 0;
+      const rekeyed = new Set<string>();
+      for (const r of replacements) {
+        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [r.uid, r.version, Buffer.from(r.oldDek), Buffer.from(r.newDek)], c);
+        const n = res.rowCount ?? 0;
+        applied += n;
+        if (n > 0) rekeyed.add(r.uid);
+      }
+      const changes: ChangeInput[] = [];
+      for (const uid of rekeyed) {
+        const s = await this.uidIdentity(c, uid);
+        if (s) changes.push(change("secret-rekeyed", s));
+      }
+      return { value: applied, changes };
+    });
+  }
+
+  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
+    if (leases.length === 0) return;
+    // A lease on a secret that no longer exists is skipped (INSERT … SELECT from secrets).
+    await this.q(
+      `INSERT INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
+       SELECT l.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+         AS l (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
+       WHERE EXISTS (SELECT 1 FROM secrets s WHERE s.uid = l.secret_uid)
+       ON CONFLICT (watch_id, secret_uid) DO UPDATE SET tenant = excluded.tenant, sub = excluded.sub, roles = excluded.roles,
+         revision = excluded.revision, since = excluded.since, last_seen = excluded.last_seen, expire_time = excluded.expire_time, replica = excluded.replica`,
+      [
+        leases.map((l) => l.watchId),
+        leases.map((l) => l.secretUid),
+        leases.map((l) => l.tenant),
+        leases.map((l) => l.sub),
+        leases.map((l) => JSON.stringify(l.roles)),
+        leases.map((l) => l.revision),
+        leases.map((l) => l.since),
+        leases.map((l) => l.lastSeen),
+        leases.map((l) => l.expireTime),
+        leases.map((l) => l.replica),
+      ],
+    );
+  }
+
+  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
+    if (secretUids === undefined) await this.q("DELETE FROM consumer_leases WHERE watch_id = $1", [watchId]);
+    else await this.q("DELETE FROM consumer_leases WHERE watch_id = $1 AND secret_uid = ANY($2::text[])", [watchId, [...secretUids]]);
+  }
+
+  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+    return this.tx(async (c) => {
+      await this.q("DELETE FROM consumer_leases WHERE expire_time <= $1", [now], c);
+      if (revisions.size > 0) {
+        await this.q(
+          `UPDATE consumer_leases l SET revision = r.revision FROM unnest($1::text[], $2::text[]) AS r (watch_id, revision)
+           WHERE l.watch_id = r.watch_id AND l.replica = $3`,
+          [[...revisions.keys()], [...revisions.values()], replica],
+          c,
+        );
+      }
+      const r = await this.q("UPDATE consumer_leases SET last_seen = $2, expire_time = $3 WHERE replica = $1", [replica, now, expireTime], c);
+      return r.rowCount ?? 0;
+    });
+  }
+
+  async deleteReplicaLeases(replica: string): Promise<void> {
+    await this.q("DELETE FROM consumer_leases WHERE replica = $1", [replica]);
+  }
+
+  async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
+    const r = await this.q<LeaseRecord>("SELECT * FROM consumer_leases WHERE secret_uid = $1 AND expire_time > $2 ORDER BY since, watch_id", [secretUid, now]);
+    return r.rows.map(toLease);
+  }
+
+  /** True when a trivial query answers (health checks). */
+  async ping(): Promise<boolean> {
+    try {
+      await this.q("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.changes.close();
+    await this.pool.end();
+  }
+}
+
+/** Thrown inside tx() to roll the transaction back and answer `value` instead. */
+class Rollback<T> {
+  constructor(readonly value: T) {}
+}
+
+async function migrate(pool: pg.Pool): Promise<void> {
+  const c = await pool.connect();
+  c.on("error", () => undefined);
+  try {
+    // Session-level lock: replicas starting together wait here, then find the work done.
+    await c.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    try {
+      await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time BIGINT NOT NULL)");
+      const done = new Set((await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id));
+      for (const m of PG_MIGRATIONS) {
+        if (done.has(m.id)) continue;
+        await c.query("BEGIN");
+        try {
+          await c.query(m.sql);
+          await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, Date.now()]);
+          await c.query("COMMIT");
+        } catch (err) {
+          await c.query("ROLLBACK");
+          throw err;
+        }
+      }
+    } finally {
+      await c.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
+    }
+  } finally {
+    c.release();
+  }
+}
