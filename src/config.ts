@@ -40,14 +40,14 @@ type RawSettings = {
 export const SETTINGS: readonly Setting[] = [
   { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
   { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
-  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir" },
+  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir (PostgreSQL URLs are refused: not available in this build)" },
   { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
   { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
   { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
   { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens" },
   { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
   { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
-  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
+  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA with a JWKS)" },
   { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
   { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
   { key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret" },
@@ -55,7 +55,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
-  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty; refused: not available in this build)" },
 ];
 
 export interface Config {
