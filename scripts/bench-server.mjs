@@ -1,5 +1,5 @@
 // secretd under benchmark, in its own process: the same startApp as `secretd serve`,
-// on 127.0.0.1:0 with the data dir given in DATA_DIR, logging ON at info level through
+// on 127.0.0.1:0 with the data dir given in DATA_DIR (and PostgreSQL at DATABASE_URL when set), logging ON at info level through
 // the project's buffered pino logger (createLogger) into LOG_FILE.
 // Started by scripts/bench.mjs with fork(). IPC:
 //   → { ready, port, pid }                       once serving
@@ -21,7 +21,8 @@ if (!dataDir || !logFile) {
 }
 
 const logFd = openSync(logFile, "a", 0o600);
-const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info" }, {});
+const databaseUrl = process.env.DATABASE_URL ?? "";
+const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", databaseUrl }, {});
 const log = createLogger(config.logLevel, logFd);
 const app = await startApp(config, log.logger);
 

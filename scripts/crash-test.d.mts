@@ -8,6 +8,8 @@ export interface CrashTestOptions {
   minRunMs?: number;
   /** Latest kill after the load starts, ms (default 1500). */
   maxRunMs?: number;
+  /** `serve --workers N` (default 1); the whole process tree is killed each round. */
+  serverWorkers?: number;
   /** Kept when given; else a temp dir, removed at the end. */
   dataDir?: string;
   log?: (line: string) => void;

@@ -42,6 +42,7 @@ const CREATE_SHARE = 0.3;
  * @param {number} [opts.workers]  concurrent writers, each with its own secrets (default 8)
  * @param {number} [opts.minRunMs] earliest kill after the load starts (default 100)
  * @param {number} [opts.maxRunMs] latest kill after the load starts (default 1500)
+ * @param {number} [opts.serverWorkers] `serve --workers N` (default 1); the whole process tree is killed
  * @param {string} [opts.dataDir]  kept when given; else a temp dir, removed at the end
  * @param {(line: string) => void} [opts.log]
  */
@@ -50,6 +51,7 @@ export async function runCrashTest(opts = {}) {
   const workers = opts.workers ?? 8;
   const minRunMs = opts.minRunMs ?? 100;
   const maxRunMs = opts.maxRunMs ?? 1500;
+  const serverWorkers = opts.serverWorkers ?? 1;
   const log = opts.log ?? (() => {});
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-crash-"));
   const result = {
@@ -70,7 +72,7 @@ export async function runCrashTest(opts = {}) {
   };
   /** name → { name, worker, acked, etag, values: Map<version, value> } */
   const model = new Map();
-  let server = await startServer(dataDir);
+  let server = await startServer(dataDir, serverWorkers);
   try {
     for (let round = 1; round <= rounds; round++) {
       const load = startLoad({ server, model, round, workers, result, problem });
@@ -87,7 +89,7 @@ export async function runCrashTest(opts = {}) {
         result.halfPresent += db.halfWritten;
         problem(`round ${round}: ${db.halfWritten} rows without their counterpart (secret without current version, or the reverse)`);
       }
-      server = await startServer(dataDir);
+      server = await startServer(dataDir, serverWorkers);
       await verify(server, model, result, problem, round);
       result.rounds = round;
       result.secrets = model.size;
@@ -103,10 +105,10 @@ export async function runCrashTest(opts = {}) {
   return result;
 }
 
-async function startServer(dataDir) {
-  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+async function startServer(dataDir, serverWorkers) {
+  const args = [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--workers", String(serverWorkers)];
+  // Its own process group: a kill takes the primary and every worker at once, as a power loss would.
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let stderr = "";
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const banner = await new Promise((resolve, reject) => {
@@ -131,22 +133,29 @@ async function startServer(dataDir) {
     child.once("exit", onExit);
   });
   child.stderr.resume(); // keep draining, so a chatty server never blocks on a full pipe
-  const client = new SecretServiceClient(banner.address, credentials.createInsecure());
+  // With workers, several connections (private subchannel pools), so writes go through every worker.
+  const clients = [...Array(serverWorkers > 1 ? serverWorkers * 2 : 1)].map(
+    () => new SecretServiceClient(banner.address, credentials.createInsecure(), serverWorkers > 1 ? { "grpc.use_local_subchannel_pool": 1 } : {}),
+  );
+  let next = 0;
   const call = (method, req) =>
     new Promise((resolve) => {
       const md = new Metadata();
       md.set("authorization", `Bearer ${banner.token}`);
+      const client = clients[next++ % clients.length];
       client[method](req, md, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) => resolve(err ? { err } : { res }));
     });
+  const closeClients = () => clients.forEach((c) => c.close());
   return {
     call,
     async kill() {
-      child.kill("SIGKILL");
+      process.kill(-child.pid, "SIGKILL");
       await exited;
-      client.close();
+      await waitGroupGone(child.pid);
+      closeClients();
     },
     async stop() {
-      client.close();
+      closeClients();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         await exited;
@@ -286,6 +295,18 @@ async function verify(server, model, result, problem, round) {
   await Promise.all([...Array(VERIFY_CONCURRENCY)].map(lane));
 }
 
+/** Until no process of the group is left (workers die with their primary's group kill). */
+async function waitGroupGone(pgid) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await sleep(10);
+  }
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -295,26 +316,29 @@ async function main() {
     options: {
       rounds: { type: "string", default: "10" },
       workers: { type: "string", default: "8" },
+      "server-workers": { type: "string", default: "1" },
       "data-dir": { type: "string" },
     },
   });
   const rounds = Number(values.rounds);
   const workers = Number(values.workers);
+  const serverWorkers = Number(values["server-workers"]);
   if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(workers) || workers < 1) {
-    process.stderr.write("usage: crash-test.mjs [--rounds N] [--workers N] [--data-dir DIR]\n");
+    process.stderr.write("usage: crash-test.mjs [--rounds N] [--workers N] [--server-workers N] [--data-dir DIR]\n");
     process.exit(2);
   }
   const started = Date.now();
   const r = await runCrashTest({
     rounds,
     workers,
+    serverWorkers: Number.isInteger(serverWorkers) && serverWorkers > 0 ? serverWorkers : 1,
     ...(values["data-dir"] ? { dataDir: values["data-dir"] } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   process.stdout.write(
     [
-      `crash test: ${r.rounds} rounds of SIGKILL under load (${workers} writers), ${seconds} s`,
+      `crash test: ${r.rounds} rounds of SIGKILL under load (${workers} writers, ${serverWorkers} server process(es)), ${seconds} s`,
       `  writes acknowledged: ${r.acknowledged.total} (${r.acknowledged.creates} creates, ${r.acknowledged.updates} updates)`,
       `  in flight at the kill: ${r.unacknowledged.present} fully present, ${r.unacknowledged.absent} absent`,
       `  lost: ${r.lost}   half-present: ${r.halfPresent}   integrity_check: ${r.integrity}   errors before a kill: ${r.errorsBeforeKill}`,

@@ -28,8 +28,12 @@ export const REDACT_PATHS = [
   "secret",
 ];
 
-export function createLogger(level: string, fd = 1): LoggerHandle {
-  const dest = pino.destination({ dest: fd, minLength: 8192, sync: false });
+/**
+ * `sync: true` writes each line as it is logged: for processes that log rarely and must
+ * not lose a line on exit (sidecar, run), not for the server's hot path.
+ */
+export function createLogger(level: string, fd = 1, opts: { sync?: boolean } = {}): LoggerHandle {
+  const dest = opts.sync ? pino.destination({ dest: fd, sync: true }) : pino.destination({ dest: fd, minLength: 8192, sync: false });
   const logger = pino(
     {
       level,

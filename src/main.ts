@@ -9,6 +9,12 @@ import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
 import { exitCodeOf, formatCommanderError, printError } from "./cli/cli-errors.js";
 import { installStdio } from "./cli/stdio.js";
+import { registerConsumers } from "./cli/consumers-command.js";
+import { registerSidecar } from "./sidecar/sidecar-command.js";
+import { registerRun } from "./sidecar/run-command.js";
+import { registerApply } from "./cli/apply-command.js";
+import { registerBackupCommands } from "./cli/backup-commands.js";
+import { registerDoctor } from "./cli/doctor.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.
@@ -23,6 +29,12 @@ registerSecretsCommands(program);
 registerGrantsCommands(program);
 registerProject(program);
 registerKeys(program);
+registerConsumers(program);
+registerSidecar(program);
+registerRun(program);
+registerApply(program);
+registerBackupCommands(program);
+registerDoctor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // commander has already printed its own usage errors (and help) in the one format.

@@ -20,6 +20,7 @@ import {
 } from "jose";
 import { SecretdError } from "../domain/errors.js";
 import type { Principal } from "../domain/principal.js";
+import { isCleanIdentifier } from "../domain/text.js";
 
 export interface VerifierOptions {
   hs256Secret?: Uint8Array;
@@ -34,6 +35,8 @@ export interface VerifierOptions {
   cacheSize?: number;
   /** Default 0. */
   clockToleranceSec?: number;
+  /** Longest accepted lifetime, exp - iat (exp - now without iat); default 24 h. */
+  maxTtlSec?: number;
   /** Milliseconds since epoch; for tests. */
   now?: () => number;
 }
@@ -43,6 +46,9 @@ export interface TokenVerifier {
 }
 
 const DEFAULT_CACHE_SIZE = 10_000;
+export const DEFAULT_MAX_TTL_SEC = 24 * 3600;
+/** How far in the future an `iat` may be: clocks of issuer and server drift a little. */
+export const IAT_SKEW_SEC = 60;
 
 /**
  * Every cache entry is re-verified at least this often (tokens without `exp` included),
@@ -185,13 +191,36 @@ function stringArray(payload: JWTPayload, claim: string): string[] | undefined {
   if (!Array.isArray(v) || !v.every((x): x is string => typeof x === "string")) {
     throw rejected(`claim "${claim}" must be an array of strings`);
   }
+  if (!v.every(isCleanIdentifier)) throw rejected(`claim "${claim}" holds a string that is not well-formed Unicode or has control characters`);
   return v;
 }
 
 function nonEmptyString(payload: JWTPayload, claim: string): string {
   const v = payload[claim];
   if (typeof v !== "string" || v === "") throw rejected(`claim "${claim}" must be a non-empty string`);
+  if (!isCleanIdentifier(v)) throw rejected(`claim "${claim}" must be well-formed Unicode without control characters`);
   return v;
+}
+
+/**
+ * A compact JWS has exactly one spelling: each segment canonical base64url (no padding,
+ * unused low bits of the last character zero), so one token is never several cache keys.
+ */
+function requireCanonical(token: string): void {
+  const segments = token.split(".");
+  if (segments.length !== 3) throw rejected("malformed");
+  for (const seg of segments) {
+    if (Buffer.from(seg, "base64url").toString("base64url") !== seg) throw rejected("malformed: non-canonical base64url");
+  }
+}
+
+/** `exp` required; exp - iat (or exp - now) at most maxTtlSec; no `iat` in the future. */
+function requireBoundedLifetime(payload: JWTPayload, nowMs: number, maxTtlSec: number): void {
+  const nowSec = nowMs / 1000;
+  const { exp, iat } = payload;
+  if (typeof exp !== "number") throw rejected("exp is required");
+  if (iat !== undefined && iat > nowSec + IAT_SKEW_SEC) throw rejected("issued in the future (iat)");
+  if (exp - (iat ?? nowSec) > maxTtlSec) throw rejected(`lifetime exceeds the ${maxTtlSec} s allowed (exp - iat)`);
 }
 
 export function principalFrom(payload: JWTPayload, tenantClaim: string): Principal {
@@ -199,6 +228,8 @@ export function principalFrom(payload: JWTPayload, tenantClaim: string): Princip
   const tenant = nonEmptyString(payload, tenantClaim);
   const roles = stringArray(payload, "roles") ?? [];
   const meshes = stringArray(payload, "meshes");
+  // ["x", "*"] would silently mean every mesh: a token says one or the other.
+  if (meshes !== undefined && meshes.includes("*") && meshes.length > 1) throw rejected('claim "meshes" must be ["*"] or a list of meshes, not both');
   // Frozen: a cached Principal is shared by every call presenting the same token.
   return Object.freeze({
     sub,
@@ -216,6 +247,7 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
   const hmacSecret = opts.hs256Secret;
   const now = opts.now ?? Date.now;
   const cache = new VerifiedTokenCache(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
+  const maxTtlSec = opts.maxTtlSec ?? DEFAULT_MAX_TTL_SEC;
   const base: JWTVerifyOptions = {
     clockTolerance: opts.clockToleranceSec ?? 0,
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
@@ -223,6 +255,7 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
   };
 
   async function verifyUncached(token: string, nowMs: number): Promise<JWTPayload> {
+    requireCanonical(token);
     let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -252,6 +285,7 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
       const hit = cache.get(token, nowMs);
       if (hit !== undefined) return hit;
       const payload = await verifyUncached(token, nowMs);
+      requireBoundedLifetime(payload, nowMs, maxTtlSec);
       const principal = principalFrom(payload, opts.tenantClaim);
       cache.set(token, principal, payload.nbf, nowMs);
       return principal;

@@ -13,7 +13,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { parseDuration } from "../auth/mint.js";
 import { SecretdError, invalid } from "../domain/errors.js";
@@ -84,8 +84,8 @@ export function repeatable(flags: string, description: string): Option {
 }
 
 /** `-o, --output <format>` with its choices: every read verb takes json and yaml. */
-export function outputOption(choices: readonly string[], fallback: string): Option {
-  return new Option("-o, --output <format>", "output format").choices(choices).default(fallback);
+export function outputOption(choices: readonly string[], fallback: string, description = "output format"): Option {
+  return new Option("-o, --output <format>", description).choices(choices).default(fallback);
 }
 
 /** Adds the connection flags every client verb takes. */
@@ -194,10 +194,13 @@ export function clientSettings(cmd: Command): ClientSettings {
   };
 }
 
-/** Opens a channel from the command's flags. Throws INVALID_ARGUMENT for bad flags. */
-export function connect(cmd: Command): { conn: Connection; token: string } {
+/**
+ * Opens a channel from the command's flags. Throws INVALID_ARGUMENT for bad flags.
+ * `channelOptions` are grpc-js channel settings (e.g. a larger receive limit for projections).
+ */
+export function connect(cmd: Command, channelOptions: ChannelOptions = {}): { conn: Connection; token: string } {
   const settings = clientSettings(cmd);
-  const client = new SecretServiceClient(settings.address.target, settings.credentials);
+  const client = new SecretServiceClient(settings.address.target, settings.credentials, channelOptions);
   const conn: Connection = {
     client,
     settings,
@@ -232,6 +235,16 @@ export async function explainCallError(err: unknown, dialled: Dialled, timeout?:
 }
 
 /**
+ * Prints a client verb's failure the one way (a connection failure as one sentence, see
+ * explainCallError; `token` scrubbed) and returns the exit code it calls for. `conn` is
+ * undefined when the flags failed before a channel was opened.
+ */
+export async function printCallError(err: unknown, cmd: Command, conn: Connection | undefined, token: string): Promise<number> {
+  const shown = conn === undefined ? err : await explainCallError(err, conn.settings.dialled, cmd.opts<ClientFlags>().timeout);
+  return printError(shown, [token]);
+}
+
+/**
  * Runs a client verb: connects from the command's flags, runs `body`, prints any error
  * the one way and sets the exit code, and always closes the channel so the process ends.
  */
@@ -242,8 +255,7 @@ export async function runClient(cmd: Command, body: (conn: Connection) => Promis
     ({ conn, token } = connect(cmd));
     await body(conn);
   } catch (err) {
-    const shown = conn === undefined ? err : await explainCallError(err, conn.settings.dialled, cmd.opts<ClientFlags>().timeout);
-    process.exitCode = printError(shown, [token]);
+    process.exitCode = await printCallError(err, cmd, conn, token);
   } finally {
     conn?.close();
   }

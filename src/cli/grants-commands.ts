@@ -11,7 +11,7 @@ import { grantsTable, grantView, parsePermission, permissionName, renderDoc, typ
 function registerGrant(program: Command): void {
   const cmd = program
     .command("grant")
-    .description("grant a subject a permission on a secret; prints the grant")
+    .description("grant a subject a permission on a secret (replacing its grant of that permission, if any); prints the grant")
     .argument("<name>", "secret name")
     .requiredOption("--subject <subject>", "user:<sub> or role:<role>")
     .requiredOption("--permission <permission>", "read, project, write or admin")
@@ -29,7 +29,15 @@ function registerGrant(program: Command): void {
         keys: f.key ?? [],
         expireTime: expireTimeFrom(f),
       });
-      process.stdout.write(renderDoc(grantView(await conn.unary(conn.client.grantAccess, req)), f.output));
+      const grant = await conn.unary(conn.client.grantAccess, req);
+      const { replaced } = grant;
+      // A subject holds one grant per permission: say so when this one took an old one's place.
+      if (replaced) {
+        const keys = replaced.keys.length === 0 ? "every key" : `keys ${replaced.keys.join(",")}`;
+        const until = replaced.expireTime ? `until ${replaced.expireTime.toISOString()}` : "no expiry";
+        process.stderr.write(`replaced the ${permissionName(replaced.permission)} grant of ${replaced.subject} (${keys}, ${until})\n`);
+      }
+      process.stdout.write(renderDoc({ ...grantView(grant), ...(replaced ? { replaced: grantView(replaced) } : {}) }, f.output));
     }),
   );
 }

@@ -5,5 +5,5 @@
 import type { Command } from "commander";
 
 export function withExample(cmd: Command, ...lines: string[]): Command {
-  return cmd.addHelpText("after", `\nExample:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`);
+  return cmd.addHelpText("after", `\n${lines.length === 1 ? "Example" : "Examples"}:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`);
 }

@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../domain/errors.js";
-import { Permission, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
+import { Permission, type Consumer, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
 
@@ -92,6 +92,24 @@ export function grantView(g: Grant, now = Date.now()): Record<string, unknown> {
   });
 }
 
+export function consumerView(c: Consumer): Record<string, unknown> {
+  return compact({
+    sub: c.sub,
+    roles: c.roles,
+    revision: c.revision !== "" ? c.revision : undefined,
+    since: formatTime(c.since),
+    lastSeen: formatTime(c.lastSeen),
+    replica: c.replica,
+  });
+}
+
+export function consumersTable(consumers: readonly Consumer[]): string {
+  return renderTable(
+    ["SUB", "ROLES", "REVISION", "SINCE", "LAST_SEEN", "REPLICA"],
+    consumers.map((c) => [c.sub, c.roles.join(",") || "-", c.revision.slice(0, 12) || "-", formatTime(c.since) ?? "", formatTime(c.lastSeen) ?? "", c.replica]),
+  );
+}
+
 export function projectionView(p: Projection): Record<string, unknown> {
   return {
     revision: p.revision,
@@ -152,11 +170,16 @@ export function shellQuote(s: string): string {
  */
 export function envLine(name: string, value: Uint8Array, what: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new SecretdError("FAILED_PRECONDITION", `${what}: "${name.slice(0, 64)}" is not a shell variable name`);
+  return `${name}=${shellQuote(envValue(value, what, " (use --output json or raw)"))}\n`;
+}
+
+/** A value as environment text: UTF-8 without NUL, else FAILED_PRECONDITION naming `what`. */
+export function envValue(value: Uint8Array, what: string, hint = ""): string {
   const shown = showValue(value);
   if (typeof shown !== "string" || shown.includes("\0")) {
-    throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable (use --output json or raw)`);
+    throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable${hint}`);
   }
-  return `${name}=${shellQuote(shown)}\n`;
+  return shown;
 }
 
 export function projectionEnv(values: readonly ProjectedValue[]): string {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { splitList } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
@@ -18,7 +19,7 @@ import {
   type ListSecretsResponse,
   type Secret,
 } from "../gen/secrets/v1/secrets.js";
-import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions } from "./client.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
 import { withExample } from "./help.js";
 import { envLine, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 
@@ -242,13 +243,36 @@ function maskPaths(mask: string): string[] {
   return splitList(mask).map((p) => p.replace(/([a-z])([A-Z])/g, "$1_$2").replace(/-/g, "_").toLowerCase());
 }
 
+/**
+ * The current etag, for update --force. An expired secret is no longer served by
+ * GetSecret, but reviving it is what an update is for: its etag is then found among
+ * the expired secrets that ListSecrets (expiring_within 0) returns.
+ */
+async function currentEtag(conn: Connection, name: string): Promise<string> {
+  try {
+    return (await conn.unary(conn.client.getSecret, GetSecretRequest.fromPartial({ mesh: conn.mesh, name }))).etag;
+  } catch (err) {
+    if ((err as Partial<ServiceError>).code !== status.FAILED_PRECONDITION) throw err;
+    let pageToken = "";
+    for (let pages = 0; pages < MAX_PAGES; pages++) {
+      const req = ListSecretsRequest.fromPartial({ mesh: conn.mesh, expiringWithin: { seconds: 0, nanos: 0 }, pageSize: 1000, pageToken });
+      const page = await conn.unary(conn.client.listSecrets, req);
+      const hit = page.secrets.find((s) => s.name === name);
+      if (hit) return hit.etag;
+      if (page.nextPageToken === "" || page.nextPageToken === pageToken) break;
+      pageToken = page.nextPageToken;
+    }
+    throw err;
+  }
+}
+
 function registerUpdate(program: Command): void {
   const cmd = program
     .command("update")
     .description("write a new version, compare-and-set on --etag; data flags replace all values, other fields are replaced when given")
     .argument("<name>", "secret name")
     .option("--etag <etag>", "etag of the version you are replacing (from get, list or create)")
-    .option("--force", "without --etag, update whatever version is current")
+    .option("--force", "instead of --etag: update whatever version is current (an expired one too)")
     .option("--mask <paths>", "fields to replace: data,labels,annotations,description,expire_time (default: the fields given)");
   withDataOptions(withClientOptions(cmd)).addOption(outputOption(["yaml", "json"], "yaml"));
   withExample(cmd, "secretd update db --mesh default --etag \"$(secretd get db --mesh default -o json | jq -r .etag)\" --from-literal user=app2");
@@ -258,6 +282,7 @@ function registerUpdate(program: Command): void {
       if (f.etag === undefined && f.force !== true) {
         throw invalid("--etag", "is required: pass the etag you read (get, list, create), or --force to update the current version");
       }
+      if (f.etag !== undefined && f.force === true) throw invalid("--force", "cannot be combined with --etag: --etag updates only that version, --force whatever is current");
       // Built before any call, so a bad flag fails without touching the server.
       const fields = {
         mesh: conn.mesh,
@@ -269,8 +294,11 @@ function registerUpdate(program: Command): void {
         expireTime: expireTimeFrom(f),
         updateMask: f.mask === undefined ? [] : maskPaths(f.mask),
       };
-      const etag = f.etag ?? (await conn.unary(conn.client.getSecret, GetSecretRequest.fromPartial({ mesh: conn.mesh, name }))).etag;
-      print(await conn.unary(conn.client.updateSecret, UpdateSecretRequest.fromPartial({ ...fields, etag })), f.output);
+      const etag = f.etag ?? (await currentEtag(conn, name));
+      const updated = await conn.unary(conn.client.updateSecret, UpdateSecretRequest.fromPartial({ ...fields, etag }));
+      // The server keeps the version when the update changes nothing.
+      if (updated.etag === etag) process.stderr.write(`secret "${name}" unchanged: version ${updated.version} kept\n`);
+      print(updated, f.output);
     }),
   );
 }
@@ -280,12 +308,13 @@ function registerDelete(program: Command): void {
     .command("delete")
     .description("delete a secret with every version and grant (final)")
     .argument("<name>", "secret name")
-    .option("--etag <etag>", "delete only if this is still the current version");
-  withExample(cmd, "secretd delete db --mesh default");
+    .option("--etag <etag>", "delete only if this is still the current version")
+    .option("--force", "delete even while watched (live consumers; see `secretd consumers NAME`)");
+  withExample(cmd, "secretd delete db --mesh default", "secretd delete db --mesh default --force   # even while a sidecar watches it");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
-      const f = self.opts<{ etag?: string }>();
-      await conn.unary(conn.client.deleteSecret, DeleteSecretRequest.fromPartial({ mesh: conn.mesh, name, etag: f.etag ?? "" }));
+      const f = self.opts<{ etag?: string; force?: boolean }>();
+      await conn.unary(conn.client.deleteSecret, DeleteSecretRequest.fromPartial({ mesh: conn.mesh, name, etag: f.etag ?? "", force: f.force === true }));
       process.stdout.write(`secret "${name}" deleted\n`);
     }),
   );

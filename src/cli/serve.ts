@@ -1,4 +1,5 @@
 /** `secretd serve`: runs the server until SIGTERM/SIGINT, then drains and closes. */
+import cluster from "node:cluster";
 import type { Command } from "commander";
 import type { Config } from "../config.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
@@ -11,7 +12,7 @@ const DEV_SUB = "dev-admin";
 /** With the dev key, print a ready token and a grpcurl call, as the quick start promises. */
 async function devBanner(config: Config, port: number): Promise<void> {
   if (!config.jwt.hs256IsDevKey) return;
-  const token = await mintFromConfig(config, { tenant: DEV_TENANT, sub: DEV_SUB, roles: ["tenant-admin"], ttlSec: 24 * 3600 });
+  const token = await mintFromConfig(config, { tenant: DEV_TENANT, sub: DEV_SUB, roles: ["tenant-admin"], ttlSec: Math.min(24 * 3600, config.jwt.maxTtlSec) });
   const addr = `${config.listen.host}:${port}`;
   const tls = config.tls ? "-insecure" : "-plaintext";
   process.stderr.write(
@@ -38,28 +39,35 @@ export function registerServe(program: Command): void {
     // Loaded here, not at the top, so client verbs don't pay for the server's modules.
     const { startApp } = await import("../app.js");
     const { createLogger } = await import("../logger.js");
+    const { FIRST_WORKER_ENV, reportReady, runPrimary } = await import("../cluster.js");
     const log = createLogger(config.logLevel);
-    const app = await startApp(config, log.logger);
-    await devBanner(config, app.port);
+    if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, log);
+    const logger = cluster.isWorker ? log.logger.child({ worker: cluster.worker?.id, pid: process.pid }) : log.logger;
+    const app = await startApp(config, logger);
+    // With workers, the first one prints the banner (the others would repeat it).
+    if (cluster.isPrimary || process.env[FIRST_WORKER_ENV] === "1") await devBanner(config, app.port);
+    reportReady(app.port);
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.logger.info({ signal }, "draining");
+      logger.info({ signal }, "draining");
       app
         .close()
         .then(() => {
-          log.logger.info("stopped");
+          logger.info("stopped");
           log.flush();
           process.exit(0);
         })
         .catch((err: unknown) => {
-          log.logger.error({ err }, "shutdown failed");
+          logger.error({ err }, "shutdown failed");
           log.flush();
           process.exit(1);
         });
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // A worker whose primary is gone must not serve on alone.
+    if (cluster.isWorker) process.on("disconnect", () => stop("primary gone"));
   });
 }

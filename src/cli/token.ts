@@ -29,6 +29,9 @@ export async function mintFromConfig(
   config: Config,
   claims: { tenant: string; sub: string; roles?: string[] | undefined; meshes?: string[] | undefined; ttlSec: number },
 ): Promise<string> {
+  if (claims.ttlSec > config.jwt.maxTtlSec) {
+    throw new SecretdError("INVALID_ARGUMENT", `--ttl: ${claims.ttlSec} s is longer than the server accepts (--jwt-max-ttl, ${config.jwt.maxTtlSec} s)`);
+  }
   return mintToken({
     secret: signingSecret(config),
     tenant: claims.tenant,

@@ -20,6 +20,8 @@ interface Held {
   readonly level: Level;
   /** undefined = every key. */
   readonly keys: ReadonlySet<string> | undefined;
+  /** When the grant behind it ends (epoch ms); undefined = never. */
+  readonly expireTime: number | undefined;
 }
 
 export interface Access {
@@ -29,7 +31,7 @@ export interface Access {
 }
 
 export const TENANT_ADMIN = "tenant-admin";
-const FULL: Access = { level: Level.ADMIN, held: [{ level: Level.ADMIN, keys: undefined }] };
+const FULL: Access = { level: Level.ADMIN, held: [{ level: Level.ADMIN, keys: undefined, expireTime: undefined }] };
 const NONE: Access = { level: Level.NONE, held: [] };
 
 /** The grant subjects a principal answers to. */
@@ -47,7 +49,7 @@ export function accessTo(p: Principal, s: SecretRow, grants: readonly GrantRow[]
   const subjects = new Set(subjectsOf(p));
   const held: Held[] = grants
     .filter((g) => g.secretUid === s.uid && subjects.has(g.subject) && isLive(g, now))
-    .map((g) => ({ level: g.level as Level, keys: g.keys.length === 0 ? undefined : new Set(g.keys) }));
+    .map((g) => ({ level: g.level as Level, keys: g.keys.length === 0 ? undefined : new Set(g.keys), expireTime: g.expireTime }));
   return { level: Math.max(Level.NONE, ...held.map((h) => h.level)), held };
 }
 
@@ -76,4 +78,42 @@ export function requireLevel(access: Access, level: Level, name: string): void {
 export function requireKeys(allowed: ReadonlySet<string> | undefined, keys: Iterable<string>, name: string): void {
   if (allowed === undefined) return;
   for (const k of keys) if (!allowed.has(k)) throw denied(`key "${k}" of secret "${name}" is not granted`);
+}
+
+/** True when `access` reaches `level` on every key, present and future (no key limit). */
+export function holdsWhole(access: Access, level: Level): boolean {
+  return keysAt(access, level) === undefined;
+}
+
+/**
+ * How long the caller's ADMIN authority over `keys` (empty = every key) lasts: the
+ * latest end among the ADMIN grants covering each key, and the earliest of those over
+ * the keys (epoch ms; undefined = it never ends). A grant the caller makes may not
+ * outlive this. PERMISSION_DENIED for a key no ADMIN grant covers.
+ */
+export function adminUntil(access: Access, keys: readonly string[]): number | undefined {
+  const wanted: Array<string | undefined> = keys.length === 0 ? [undefined] : [...keys];
+  let until = Infinity;
+  for (const key of wanted) {
+    let best = -Infinity;
+    for (const h of access.held) {
+      if (h.level < Level.ADMIN) continue;
+      if (h.keys !== undefined && (key === undefined || !h.keys.has(key))) continue;
+      best = Math.max(best, h.expireTime ?? Infinity);
+    }
+    if (best === -Infinity) {
+      throw denied(key === undefined ? "you may only grant the keys you hold: list them in keys" : `you may not grant key "${key}"`);
+    }
+    until = Math.min(until, best);
+  }
+  return until === Infinity ? undefined : until;
+}
+
+/**
+ * Whether a grant lies within a key-limited holder's keys (`allowed` from keysAt;
+ * undefined = every key): a grant on every key, or on any key outside, does not.
+ */
+export function grantWithin(allowed: ReadonlySet<string> | undefined, grantKeys: readonly string[]): boolean {
+  if (allowed === undefined) return true;
+  return grantKeys.length > 0 && grantKeys.every((k) => allowed.has(k));
 }

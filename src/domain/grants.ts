@@ -8,7 +8,7 @@
  */
 import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
-import { keysAt, Level } from "./access.js";
+import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
 import { denied, invalid, notFound } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
@@ -42,6 +42,17 @@ function validateSubject(subject: string): void {
 export interface GrantView extends GrantRow {
   readonly mesh: string;
   readonly name: string;
+  /** GrantAccess only: the grant of the same subject and permission this one replaced. */
+  readonly replaced?: GrantRow;
+}
+
+interface Administered {
+  readonly secret: SecretRow;
+  readonly access: Access;
+  /** Keys the caller administers; undefined = every key. */
+  readonly adminKeys: ReadonlySet<string> | undefined;
+  /** Every grant of the secret, expired ones included. */
+  readonly grants: readonly GrantRow[];
 }
 
 export class Grants {
@@ -52,12 +63,12 @@ export class Grants {
   }
 
   /** The secret, when the caller may administer it (NOT_FOUND / PERMISSION_DENIED otherwise). */
-  private async administered(p: Principal, mesh: string, name: string): Promise<{ secret: SecretRow; adminKeys: ReadonlySet<string> | undefined; grants: readonly GrantRow[] }> {
+  private async administered(p: Principal, mesh: string, name: string): Promise<Administered> {
     validateName(name);
     const scope = scopeFor(p, mesh);
     const found = await this.deps.storage.readSecret(scope, name, 0);
     const { secret, access } = this.deps.secrets.authorize(p, found, name, Level.ADMIN);
-    return { secret, adminKeys: keysAt(access, Level.ADMIN), grants: found?.grants ?? [] };
+    return { secret, access, adminKeys: keysAt(access, Level.ADMIN), grants: found?.grants ?? [] };
   }
 
   async grant(p: Principal, req: GrantAccessRequest): Promise<GrantView> {
@@ -68,32 +79,59 @@ export class Grants {
     if (keys.length > MAX_GRANT_KEYS) throw invalid("keys", `at most ${MAX_GRANT_KEYS} keys`);
     keys.forEach((k, i) => validateDataKey(k, `keys[${i}]`));
     const now = this.now();
-    const expireTime = expireTimeOf(req.expireTime, now, "expire_time");
+    const requested = expireTimeOf(req.expireTime, now, "expire_time");
 
-    const { secret, adminKeys } = await this.administered(p, req.mesh, req.name);
-    // Nobody grants more than they hold: a key-limited ADMIN grants only within its keys.
-    if (adminKeys !== undefined) {
-      if (keys.length === 0) throw denied("you may only grant the keys you hold: list them in keys");
-      for (const k of keys) if (!adminKeys.has(k)) throw denied(`you may not grant key "${k}"`);
+    const { secret, access, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
+    // A grant on a key the secret lacks would give nothing while looking like access.
+    const present = new Set(secret.keys);
+    const unknown = keys.filter((k) => !present.has(k));
+    if (unknown.length > 0) throw invalid("keys", `secret "${req.name}" has no key ${unknown.map((k) => `"${k}"`).join(", ")}`);
+
+    // Nobody grants more than they hold: within the keys of their ADMIN grants, and
+    // never past the end of those grants (the owner and a tenant-admin hold no end).
+    const until = adminUntil(access, keys);
+    if (requested !== undefined && until !== undefined && requested > until) {
+      throw denied(`your ADMIN grant on secret "${req.name}" ends at ${new Date(until).toISOString()}: a grant you make may not end later`);
+    }
+    const expireTime = requested ?? until;
+    const replaced = grants.find((g) => g.subject === req.subject && g.level === level);
+    // Replacing a grant that reaches beyond a key-limited granter's keys would revoke keys it does not hold.
+    if (replaced && !grantWithin(adminKeys, replaced.keys)) {
+      throw denied(`${req.subject} already holds a ${Level[level]} grant on keys you do not hold; only a holder of those keys may replace it`);
     }
 
     const row: GrantRow = { secretUid: secret.uid, subject: req.subject, level, keys, expireTime, grantedBy: p.sub, createTime: now };
     if ((await this.deps.storage.putGrant(row)) === "missing") throw notFound(`secret "${req.name}"`);
-    return { ...row, mesh: secret.mesh, name: secret.name };
+    return { ...row, mesh: secret.mesh, name: secret.name, ...(replaced ? { replaced } : {}) };
   }
 
+  /**
+   * Removes the subject's grants (of one permission, when given). A key-limited ADMIN
+   * removes only grants within its keys; the others stay, as if absent (ListGrants does
+   * not show them to it either).
+   */
   async revoke(p: Principal, req: RevokeAccessRequest): Promise<void> {
     validateSubject(req.subject);
     const level = req.permission === Permission.PERMISSION_UNSPECIFIED ? undefined : LEVEL_OF[req.permission];
     if (req.permission !== Permission.PERMISSION_UNSPECIFIED && level === undefined) throw invalid("permission", "is not a permission");
-    const { secret } = await this.administered(p, req.mesh, req.name);
-    const removed = await this.deps.storage.deleteGrants(secret.uid, req.subject, level);
+    const { secret, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
+    let removed: number;
+    if (adminKeys === undefined) {
+      removed = await this.deps.storage.deleteGrants(secret.uid, req.subject, level);
+    } else {
+      removed = 0;
+      const mine = grants.filter((g) => g.subject === req.subject && (level === undefined || g.level === level) && grantWithin(adminKeys, g.keys));
+      for (const g of mine) removed += await this.deps.storage.deleteGrants(secret.uid, g.subject, g.level);
+    }
     if (removed === 0) throw notFound(`grant for ${req.subject} on secret "${req.name}"`);
   }
 
-  /** Every grant of the secret, expired ones included (their expire_time shows it). */
+  /**
+   * Every grant of the secret, expired ones included (their expire_time shows it); to a
+   * key-limited ADMIN only the grants within its keys.
+   */
   async list(p: Principal, req: ListGrantsRequest): Promise<GrantView[]> {
-    const { secret, grants } = await this.administered(p, req.mesh, req.name);
-    return grants.map((g) => ({ ...g, mesh: secret.mesh, name: secret.name }));
+    const { secret, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
+    return grants.filter((g) => grantWithin(adminKeys, g.keys)).map((g) => ({ ...g, mesh: secret.mesh, name: secret.name }));
   }
 }

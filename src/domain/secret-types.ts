@@ -7,6 +7,8 @@
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { TextDecoder } from "node:util";
 import { invalid } from "./errors.js";
+import { firstPemBlock, firstPemLabel, type PemBlock } from "./pem.js";
+import { MAX_KEY_PEM_BYTES, TLS_KEY_RULE, tlsKeyVerdict } from "./tls-key.js";
 
 export const NOT_AFTER_ANNOTATION = "secretd.io/not-after";
 
@@ -77,24 +79,48 @@ const envEntries: Rule = (data) => {
   return {};
 };
 
-const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/;
+/** A certificate this large is not a TLS certificate; nothing bigger reaches the parser. */
+const MAX_CERT_DER_BYTES = 64 * 1024;
+const KEY_LABELS = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"] as const;
 
 /** The first certificate of a PEM bundle (leaf first, as TLS servers expect). */
 function parseCertificate(buf: Buffer, key: string): X509Certificate {
-  const block = PEM_CERT_RE.exec(buf.toString("latin1"))?.[0];
+  const block = firstPemBlock(buf.toString("latin1"), "CERTIFICATE");
   if (block === undefined) throw invalid(field(key), "must hold a PEM certificate (-----BEGIN CERTIFICATE-----)");
+  if (block.der.length > MAX_CERT_DER_BYTES) throw invalid(field(key), `holds a certificate larger than ${MAX_CERT_DER_BYTES} bytes`);
   try {
-    return new X509Certificate(block);
+    return new X509Certificate(block.der);
   } catch {
     throw invalid(field(key), "holds a PEM certificate that does not parse");
   }
 }
 
+/**
+ * The key type and size are checked on the DER before OpenSSL sees the key, since
+ * importing some keys (DSA with a huge modulus) computes with them synchronously.
+ */
 function parsePrivateKey(buf: Buffer, key: string): KeyObject {
+  const unparsable = () => invalid(field(key), "must hold an unencrypted PEM private key that parses");
+  if (buf.length > MAX_KEY_PEM_BYTES) throw invalid(field(key), `${TLS_KEY_RULE}, at most ${MAX_KEY_PEM_BYTES} bytes of PEM`);
+  const text = buf.toString("latin1");
+  let block: PemBlock | undefined;
+  for (const label of KEY_LABELS) {
+    const b = firstPemBlock(text, label);
+    if (b !== undefined && (block === undefined || text.indexOf(b.text) < text.indexOf(block.text))) block = b;
+  }
+  if (block === undefined) {
+    const label = firstPemLabel(text);
+    // Another kind of key (DSA, DH, ...) is named as unsupported; anything else is unparsable.
+    if (label !== undefined && label.endsWith("PRIVATE KEY") && label !== "ENCRYPTED PRIVATE KEY") throw invalid(field(key), TLS_KEY_RULE);
+    throw unparsable();
+  }
+  const verdict = tlsKeyVerdict(block.label, block.der);
+  if (verdict === "unsupported") throw invalid(field(key), TLS_KEY_RULE);
+  if (verdict === "malformed") throw unparsable();
   try {
-    return createPrivateKey({ key: buf, format: "pem" });
+    return createPrivateKey({ key: block.der, format: "der", type: block.label === "PRIVATE KEY" ? "pkcs8" : block.label === "RSA PRIVATE KEY" ? "pkcs1" : "sec1" });
   } catch {
-    throw invalid(field(key), "must hold an unencrypted PEM private key that parses");
+    throw unparsable();
   }
 }
 

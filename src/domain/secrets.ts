@@ -3,6 +3,7 @@
  * principal; the tenant comes only from it. Validation runs before authorization
  * checks that need storage, and errors use the one vocabulary of errors.ts.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KeyringSource } from "../crypto/keyring.js";
 import { randomBytes } from "../crypto/random.js";
 import type {
@@ -13,7 +14,7 @@ import type {
   UpdateSecretRequest,
 } from "../gen/secrets/v1/secrets.js";
 import type { Scope, SecretRow, SecretWithVersion, Storage } from "../storage/storage.js";
-import { accessTo, keysAt, Level, requireKeys, requireLevel, subjectsOf, TENANT_ADMIN, type Access } from "./access.js";
+import { accessTo, holdsWhole, keysAt, Level, requireKeys, requireLevel, subjectsOf, TENANT_ADMIN, type Access } from "./access.js";
 import { openData, sealData } from "./barrier.js";
 import { SecretdError, denied, invalid, notFound } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -138,19 +139,39 @@ function withoutReserved(annotations: Readonly<Record<string, string>>): Record<
   return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
 }
 
-/** A key-limited writer may change only its keys: every other key must stay as it was. */
-function requireUnchangedOutside(
-  before: ReadonlyMap<string, Buffer>,
-  after: ReadonlyMap<string, Buffer>,
-  writable: ReadonlySet<string>,
-  name: string,
-): void {
-  for (const k of new Set([...before.keys(), ...after.keys()])) {
-    if (writable.has(k)) continue;
-    const a = before.get(k);
-    const b = after.get(k);
-    if (a === undefined || b === undefined || !a.equals(b)) throw denied(`key "${k}" of secret "${name}" is not granted for writing`);
+/**
+ * What a key-limited writer may do (SPEC §3): send values of its keys only, which are
+ * merged over the current version; every other key is kept as it is and never compared,
+ * so the outcome of an update says nothing about values it cannot read. Secret-wide
+ * fields are not its to change.
+ */
+function requireKeyLimitedWrite(set: FieldsSet, sent: ReadonlyMap<string, Buffer> | undefined, writable: ReadonlySet<string>, name: string): void {
+  const wide = (["description", "labels", "annotations", "expireTime"] as const).find((f) => set[f]);
+  if (wide !== undefined) {
+    const field = wide === "expireTime" ? "expire_time" : wide;
+    throw denied(`changing ${field} of secret "${name}" needs WRITE on every key; your grant is limited to some keys`);
   }
+  for (const k of sent?.keys() ?? []) if (!writable.has(k)) throw denied(`key "${k}" of secret "${name}" is not granted for writing`);
+}
+
+function sameData(a: ReadonlyMap<string, Buffer>, b: ReadonlyMap<string, Buffer>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (w === undefined || !v.equals(w)) return false;
+  }
+  return true;
+}
+
+/** True when an update would store exactly what the secret already holds. */
+function unchanged(before: SecretRow, after: SecretRow, beforeData: ReadonlyMap<string, Buffer>, afterData: ReadonlyMap<string, Buffer>): boolean {
+  return (
+    before.description === after.description &&
+    before.expireTime === after.expireTime &&
+    isDeepStrictEqual(before.labels, after.labels) &&
+    isDeepStrictEqual(before.annotations, after.annotations) &&
+    sameData(beforeData, afterData)
+  );
 }
 
 /** An update or delete named an etag that is not (any longer) the current version's. */
@@ -168,6 +189,14 @@ export class Secrets {
   async create(p: Principal, req: CreateSecretRequest): Promise<SecretRow> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
+    // Authorized before any costly validation (PEM parsing, key import): a caller who
+    // may not create pays for nothing but these checks.
+    if (!p.roles.some((r) => this.deps.creatorRoles.includes(r))) {
+      throw denied(`creating secrets needs one of the roles ${this.deps.creatorRoles.join(", ")}`);
+    }
+    if (scope.mesh === "" && !hasRole(p, TENANT_ADMIN)) {
+      throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
+    }
     const type = validateType(req.type);
     validateDescription(req.description);
     validateLabels(req.labels);
@@ -176,13 +205,6 @@ export class Secrets {
     const typed = validateTypedData(type, data);
     const now = this.now();
     const expireTime = expireTimeOf(req.expireTime, now, "expire_time");
-
-    if (!p.roles.some((r) => this.deps.creatorRoles.includes(r))) {
-      throw denied(`creating secrets needs one of the roles ${this.deps.creatorRoles.join(", ")}`);
-    }
-    if (scope.mesh === "" && !hasRole(p, TENANT_ADMIN)) {
-      throw denied(`only ${TENANT_ADMIN} may write global (mesh "") secrets`);
-    }
 
     const uid = newUid();
     const secret: SecretRow = {
@@ -318,9 +340,9 @@ export class Secrets {
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
 
     const current = openData(this.deps.keyring, secret, found.version);
-    const data = newData ?? current;
     const writable = keysAt(access, Level.WRITE);
-    if (newData && writable !== undefined) requireUnchangedOutside(current, newData, writable, req.name);
+    if (writable !== undefined) requireKeyLimitedWrite(set, newData, writable, req.name);
+    const data = newData === undefined ? current : writable === undefined ? newData : new Map([...current, ...newData]);
     const typed = validateTypedData(secret.type, data);
     const userAnnotations = set.annotations ? { ...req.annotations } : withoutReserved(secret.annotations);
 
@@ -335,6 +357,8 @@ export class Secrets {
       updateTime: now,
       expireTime: set.expireTime ? expireTime : secret.expireTime,
     };
+    // Nothing to change: no new version, so no real old version is pushed out of max_versions.
+    if (unchanged(secret, next, current, data)) return secret;
     const version = sealData(this.deps.keyring, next, next.version, data, now);
     const result = await this.deps.storage.updateSecret(next, version, req.etag, this.deps.maxVersions);
     if (result === "conflict") throw staleEtag(req.name);
@@ -346,7 +370,15 @@ export class Secrets {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
-    const { secret } = this.authorize(p, found, req.name, Level.ADMIN);
+    const { secret, access } = this.authorize(p, found, req.name, Level.ADMIN);
+    if (!holdsWhole(access, Level.ADMIN)) throw denied(`deleting secret "${req.name}" needs ADMIN on every key; your grant is limited to some keys`);
+    if (!req.force) {
+      // DataOS: "before deleting a Secret, ensure that no other Resources are using it", made a guarantee.
+      const live = (await this.deps.storage.listLeases(secret.uid, this.now())).length;
+      if (live > 0) {
+        throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is in use by ${live} live consumers (see ListConsumers; delete with force to delete anyway)`);
+      }
+    }
     const result = await this.deps.storage.deleteSecret(secret.uid, req.etag === "" ? undefined : req.etag);
     if (result === "conflict") throw staleEtag(req.name);
     if (result === "missing") throw notFound(`secret "${req.name}"`);

@@ -4,6 +4,8 @@
  * back-end never sees a value in clear. "Not found" and "conflict" are values, not
  * exceptions. Times are milliseconds since the epoch.
  */
+import type { ChangeFeed } from "./change-feed.js";
+
 export interface Scope {
   readonly tenant: string;
   readonly mesh: string;
@@ -110,7 +112,28 @@ export interface DekReplacement {
   readonly newDek: Uint8Array;
 }
 
+/**
+ * A live consumer: one open WatchProjection reading one secret, held by one server
+ * process (`replica`) that renews it; past `expireTime` it is dead and no longer counts.
+ */
+export interface LeaseRow {
+  /** The watch's id, unique across replicas. */
+  readonly watchId: string;
+  readonly secretUid: string;
+  readonly tenant: string;
+  readonly sub: string;
+  readonly roles: readonly string[];
+  /** The projection revision the watch last sent ("" before the first message). */
+  readonly revision: string;
+  readonly since: number;
+  readonly lastSeen: number;
+  readonly expireTime: number;
+  readonly replica: string;
+}
+
 export interface Storage {
+  /** Every committed write, in revision order, for this and every other process on the data (change-feed.ts). */
+  readonly changes: ChangeFeed;
   /**
    * Inserts a secret with its first version, and the idempotency record of its create
    * request when given, in one transaction. "exists" when the scope already has the
@@ -147,6 +170,22 @@ export interface Storage {
    * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
    */
   replaceDeks(replacements: readonly DekReplacement[]): Promise<number>;
+  /** Inserts or replaces leases; a lease on a secret that no longer exists is skipped. */
+  putLeases(leases: readonly LeaseRow[]): Promise<void>;
+  /** Removes a watch's leases (only those on the given secrets, when set). */
+  deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void>;
+  /**
+   * One replica's heartbeat: every lease it holds now runs to `expireTime` (with the
+   * revision of `revisions` for the watches listed), and lapsed leases of any replica are
+   * removed. Returns how many leases the replica holds.
+   */
+  renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number>;
+  /** Removes every lease of a replica (its orderly shutdown). */
+  deleteReplicaLeases(replica: string): Promise<void>;
+  /** Live (unexpired at `now`) leases on a secret, oldest first. */
+  listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
+  /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
+  ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

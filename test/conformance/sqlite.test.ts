@@ -7,16 +7,20 @@ import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
-import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
+import { eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
 
 const dirs = new Map<Storage, string>();
 
 runStorageConformance("sqlite", {
-  async open() {
+  async open(options) {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-conf-"));
-    const st = new SqliteStorage(path.join(dir, "db.sqlite"));
+    const feed = options?.feedRetain === undefined ? {} : { retain: options.feedRetain, pruneEvery: 2 };
+    const st = new SqliteStorage(path.join(dir, "db.sqlite"), { feed });
     dirs.set(st, dir);
     return st;
+  },
+  async openPeer(st) {
+    return new SqliteStorage(path.join(dirs.get(st)!, "db.sqlite"));
   },
   async destroy(st) {
     await st.close();
@@ -166,4 +170,40 @@ describe("sqlite specifics", () => {
     expect(cache.size).toBe(2);
   });
 
+  it("when another connection commits without a change row (a tool on the file), then subscribers are told to resync", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const st = new SqliteStorage(file);
+    const s = secretRow();
+    await st.insertSecret(s, versionRow(s));
+    const r = recorder();
+    const sub = st.changes.subscribe(r.listener);
+    const other = new Database(file);
+    other.prepare("UPDATE secrets SET description = 'by hand' WHERE uid = ?").run(s.uid);
+    other.close();
+    await eventually(() => r.events.length > 0);
+    expect(r.events[0]).toEqual({ type: "resync", revision: st.changes.revision(), reason: "unattributed" });
+    sub.close();
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when a subscriber throws, then the write still resolves and the other subscribers still hear it", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const errors: unknown[] = [];
+    const st = new SqliteStorage(path.join(dir, "db.sqlite"), { feed: { onError: (e) => errors.push(e) } });
+    const bad = st.changes.subscribe(() => {
+      throw new Error("subscriber bug");
+    });
+    const r = recorder();
+    const good = st.changes.subscribe(r.listener);
+    const s = secretRow();
+    expect(await st.insertSecret(s, versionRow(s))).toBe("ok");
+    expect(r.changes().map((c) => c.uid)).toEqual([s.uid]);
+    expect(errors).toHaveLength(1);
+    bad.close();
+    good.close();
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 });

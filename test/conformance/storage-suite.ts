@@ -4,13 +4,56 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { GrantRow, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+import type { Change, FeedEvent } from "../../src/storage/change-feed.js";
+import type { GrantRow, LeaseRow, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+
+export interface OpenOptions {
+  /** Change rows the back-end keeps for resuming subscribers (its compaction window). */
+  readonly feedRetain?: number;
+}
 
 export interface StorageFactory {
   /** A fresh, empty back-end. */
-  open(): Promise<Storage>;
-  /** Closes and removes what open() made. */
+  open(options?: OpenOptions): Promise<Storage>;
+  /** A second handle on the same data, as another process or replica holds it. */
+  openPeer(s: Storage): Promise<Storage>;
+  /** Closes and removes what open() made (peers are closed by the test). */
   destroy(s: Storage): Promise<void>;
+}
+
+/** Collects what a feed subscriber receives. */
+export function recorder(): { events: FeedEvent[]; changes: () => Change[]; listener: (e: FeedEvent) => void } {
+  const events: FeedEvent[] = [];
+  return {
+    events,
+    changes: () => events.flatMap((e) => (e.type === "changes" ? e.changes : [])),
+    listener: (e) => events.push(e),
+  };
+}
+
+/** Waits for a condition that another process's commit makes true (no timing is asserted). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function lease(s: SecretRow, over: Partial<LeaseRow> = {}): LeaseRow {
+  return {
+    watchId: randomUUID(),
+    secretUid: s.uid,
+    tenant: s.tenant,
+    sub: "watcher",
+    roles: ["app"],
+    revision: "",
+    since: 1000,
+    lastSeen: 1000,
+    expireTime: 31_000,
+    replica: "r1",
+    ...over,
+  };
 }
 
 let clock = 1_700_000_000_000;
@@ -285,6 +328,208 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(Buffer.from(v1.payload).toString()).toBe("payload-1");
       expect(Buffer.from((await st.readSecret(scope, "s", 2))!.version!.dek).toString()).toBe("dek-2");
       expect(await st.replaceDeks([])).toBe(0);
+    });
+
+    describe("change feed", () => {
+      const scope = { tenant: "t1", mesh: "m1" };
+
+      it("when each kind of write commits, then subscribers hear exactly one change for it, with a strictly increasing revision, before the write resolves", async () => {
+        const r = recorder();
+        const sub = st.changes.subscribe(r.listener);
+        const start = st.changes.revision();
+        expect(sub.revision).toBe(start);
+        let s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        expect(r.changes().map((c) => c.kind)).toEqual(["secret-created"]);
+        const next = { ...s, version: 2, etag: randomUUID() };
+        await st.updateSecret(next, versionRow(next), s.etag, 10);
+        s = next;
+        await st.putGrant({ secretUid: s.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: clock });
+        await st.deleteGrants(s.uid, "user:u", undefined);
+        await st.replaceDeks([{ uid: s.uid, version: 2, oldDek: Buffer.from("dek-2"), newDek: Buffer.from("new-2") }]);
+        await st.deleteSecret(s.uid, undefined);
+        const got = r.changes();
+        expect(got.map((c) => c.kind)).toEqual(["secret-created", "secret-updated", "grant-put", "grant-revoked", "secret-rekeyed", "secret-deleted"]);
+        for (const c of got) expect(c).toMatchObject({ tenant: "t1", mesh: "m1", name: "s", uid: s.uid });
+        got.forEach((c, i) => expect(c.revision).toBeGreaterThan(i === 0 ? start : got[i - 1]!.revision));
+        expect(st.changes.revision()).toBe(got.at(-1)!.revision);
+        sub.close();
+      });
+
+      it("when a write does not happen (exists, conflict, missing, nothing revoked), then no change is published", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        const r = recorder();
+        const sub = st.changes.subscribe(r.listener);
+        const before = st.changes.revision();
+        const dup = secretRow();
+        expect(await st.insertSecret(dup, versionRow(dup))).toBe("exists");
+        const stale = { ...s, version: 2, etag: randomUUID() };
+        expect(await st.updateSecret(stale, versionRow(stale), "stale", 10)).toBe("conflict");
+        expect(await st.deleteSecret(s.uid, "stale")).toBe("conflict");
+        expect(await st.deleteSecret(randomUUID(), undefined)).toBe("missing");
+        expect(await st.deleteGrants(s.uid, "user:nobody", undefined)).toBe(0);
+        expect(await st.replaceDeks([{ uid: s.uid, version: 1, oldDek: Buffer.from("other"), newDek: Buffer.from("x") }])).toBe(0);
+        expect(r.events).toEqual([]);
+        expect(st.changes.revision()).toBe(before);
+        sub.close();
+      });
+
+      it("when many writes commit together, then each is published once, in revision order, and a closed subscription hears nothing more", async () => {
+        const r = recorder();
+        const sub = st.changes.subscribe(r.listener);
+        const rows = [...Array(20).keys()].map((i) => secretRow({ name: `n${i}` }));
+        await Promise.all(rows.map((s) => st.insertSecret(s, versionRow(s))));
+        const got = r.changes();
+        expect(got.map((c) => c.uid).sort()).toEqual(rows.map((s) => s.uid).sort());
+        for (let i = 1; i < got.length; i++) expect(got[i]!.revision).toBeGreaterThan(got[i - 1]!.revision);
+        sub.close();
+        const late = secretRow({ name: "late" });
+        await st.insertSecret(late, versionRow(late));
+        expect(r.changes()).toHaveLength(20);
+      });
+
+      it("when a subscriber resumes from a revision, then it first gets every change after it, then live ones", async () => {
+        const a = secretRow({ name: "a" });
+        await st.insertSecret(a, versionRow(a));
+        const mark = st.changes.revision();
+        const b = secretRow({ name: "b" });
+        const c = secretRow({ name: "c" });
+        await st.insertSecret(b, versionRow(b));
+        await st.insertSecret(c, versionRow(c));
+        const r = recorder();
+        const sub = st.changes.subscribe(r.listener, mark);
+        expect(r.changes().map((x) => x.name)).toEqual(["b", "c"]);
+        expect(sub.revision).toBe(st.changes.revision());
+        await st.deleteSecret(a.uid, undefined);
+        expect(r.changes().map((x) => `${x.kind}:${x.name}`)).toEqual(["secret-created:b", "secret-created:c", "secret-deleted:a"]);
+        sub.close();
+        const now = recorder();
+        st.changes.subscribe(now.listener, st.changes.revision()).close();
+        expect(now.events).toEqual([]);
+      });
+
+      it("when the store is reopened, then revisions go on from where they were, never reused", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        await st.deleteSecret(s.uid, undefined);
+        const last = st.changes.revision();
+        const peer = await factory.openPeer(st);
+        try {
+          expect(peer.changes.revision()).toBe(last);
+          const t = secretRow();
+          const r = recorder();
+          const sub = peer.changes.subscribe(r.listener);
+          await peer.insertSecret(t, versionRow(t));
+          expect(r.changes()[0]!.revision).toBeGreaterThan(last);
+          sub.close();
+        } finally {
+          await peer.close();
+        }
+      });
+
+      it("when another process or replica commits, then this one's subscribers hear it, and reads here see it", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s, 1, "before"));
+        expect(Buffer.from((await st.readSecret(scope, "s", 0))!.version!.payload).toString()).toBe("before"); // now cached
+        const r = recorder();
+        const sub = st.changes.subscribe(r.listener);
+        const peer = await factory.openPeer(st);
+        try {
+          const next = { ...s, version: 2, etag: randomUUID() };
+          expect(await peer.updateSecret(next, versionRow(next, 2, "after"), s.etag, 10)).toBe("ok");
+          await eventually(() => r.changes().length === 1);
+          expect(r.changes()[0]).toMatchObject({ kind: "secret-updated", uid: s.uid, name: "s" });
+          expect(r.changes()[0]!.revision).toBe(peer.changes.revision());
+          await new Promise((resolve) => setImmediate(resolve));
+          expect(Buffer.from((await st.readSecret(scope, "s", 0))!.version!.payload).toString()).toBe("after");
+          const g = { secretUid: s.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: clock };
+          await peer.putGrant(g);
+          await eventually(() => r.changes().length === 2);
+          expect(r.changes()[1]!.kind).toBe("grant-put");
+        } finally {
+          sub.close();
+          await peer.close();
+        }
+      });
+    });
+
+    describe("change feed window", () => {
+      let small: Storage;
+      beforeEach(async () => {
+        small = await factory.open({ feedRetain: 5 });
+      });
+      afterEach(async () => {
+        await factory.destroy(small);
+      });
+
+      it("when a subscriber resumes from before the retained window, then it is told to resync instead of getting a gap", async () => {
+        const first = secretRow({ name: "first" });
+        await small.insertSecret(first, versionRow(first));
+        const old = small.changes.revision();
+        for (let i = 0; i < 40; i++) {
+          const s = secretRow({ name: `w${i}` });
+          await small.insertSecret(s, versionRow(s));
+        }
+        const r = recorder();
+        const sub = small.changes.subscribe(r.listener, old - 1);
+        expect(r.events).toEqual([{ type: "resync", revision: small.changes.revision(), reason: "compacted" }]);
+        sub.close();
+        // A subscriber within the window still gets exact changes.
+        const recent = small.changes.revision() - 2;
+        const r2 = recorder();
+        small.changes.subscribe(r2.listener, recent).close();
+        expect(r2.changes().map((c) => c.revision)).toEqual([recent + 1, recent + 2]);
+      });
+    });
+
+    describe("consumer leases", () => {
+      it("when leases are put, then the live ones of a secret are listed oldest first; lapsed, deleted and other secrets' are not", async () => {
+        const s = secretRow();
+        const other = secretRow({ name: "other" });
+        await st.insertSecret(s, versionRow(s));
+        await st.insertSecret(other, versionRow(other));
+        const a = lease(s, { since: 1000, revision: "r-a" });
+        const b = lease(s, { since: 2000, sub: "b", roles: [] });
+        const lapsed = lease(s, { since: 1500, expireTime: 5000 });
+        await st.putLeases([a, b, lapsed, lease(other)]);
+        expect(await st.listLeases(s.uid, 10_000)).toEqual([a, b]);
+        expect((await st.listLeases(s.uid, 4000)).map((l) => l.watchId)).toEqual([a.watchId, lapsed.watchId, b.watchId]);
+        await st.deleteLeases(a.watchId);
+        expect((await st.listLeases(s.uid, 10_000)).map((l) => l.watchId)).toEqual([b.watchId]);
+        await st.deleteLeases(b.watchId, [other.uid]);
+        expect((await st.listLeases(s.uid, 10_000)).map((l) => l.watchId)).toEqual([b.watchId]);
+        await st.deleteLeases(b.watchId, [s.uid]);
+        expect(await st.listLeases(s.uid, 10_000)).toEqual([]);
+      });
+
+      it("when a replica renews, then its leases live on with the new revisions, lapsed leases of any replica are removed, and others' are untouched", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        const mine = lease(s, { replica: "r1", expireTime: 31_000 });
+        const theirs = lease(s, { replica: "r2", expireTime: 31_000 });
+        const dead = lease(s, { replica: "r3", expireTime: 20_000 });
+        await st.putLeases([mine, theirs, dead]);
+        expect(await st.renewLeases("r1", 25_000, 55_000, new Map([[mine.watchId, "rev-2"]]))).toBe(1);
+        const live = await st.listLeases(s.uid, 40_000);
+        expect(live).toEqual([{ ...mine, lastSeen: 25_000, expireTime: 55_000, revision: "rev-2" }]);
+        expect((await st.listLeases(s.uid, 25_000)).map((l) => l.replica).sort()).toEqual(["r1", "r2"]); // r3's row is gone, not just lapsed
+        await st.deleteReplicaLeases("r1");
+        expect((await st.listLeases(s.uid, 25_000)).map((l) => l.replica)).toEqual(["r2"]);
+      });
+
+      it("when the secret is deleted, then its leases go with it; a lease on a missing secret is not recorded", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        const l = lease(s);
+        await st.putLeases([l, lease(secretRow({ name: "ghost" }))]);
+        expect(await st.listLeases(s.uid, 2000)).toHaveLength(1);
+        await st.deleteSecret(s.uid, undefined);
+        expect(await st.listLeases(s.uid, 2000)).toEqual([]);
+        const again = secretRow();
+        await st.insertSecret(again, versionRow(again));
+        expect(await st.listLeases(again.uid, 2000)).toEqual([]);
+      });
     });
   });
 }

@@ -112,4 +112,16 @@ describe("secretd token mint", () => {
     expect(claims.exp! - claims.iat!).toBe(900);
     expect(existsSync(path.join(dataDir, "jwt-dev.key"))).toBe(true);
   });
+
+  it("when --ttl is longer than --jwt-max-ttl (default 24h), then it exits 2 naming the bound; at the bound it mints", () => {
+    const dataDir = tmp();
+    const mint = (...extra: string[]) =>
+      spawnSync(process.execPath, [MAIN, "token", "mint", "--data-dir", dataDir, "--tenant", "acme", "--sub", "svc", ...extra], { encoding: "utf8" });
+    const over = mint("--ttl", "25h");
+    expect(over.status).toBe(2);
+    expect(over.stderr).toContain("--jwt-max-ttl");
+    expect(over.stdout).toBe("");
+    expect(mint("--ttl", "24h").status).toBe(0);
+    expect(mint("--ttl", "2h", "--jwt-max-ttl", "1h").status).toBe(2);
+  });
 });

@@ -180,16 +180,17 @@ describe("grants", () => {
     }
   });
 
-  it("when a WRITE grantee limited to one key updates, then only that key may change", async () => {
+  it("when a WRITE grantee limited to one key updates, then it sends only that key, merged into the current version; any other key is refused", async () => {
     await sharedSecret("partial-write");
     await s.call("grantAccess", { mesh: MESH, name: "partial-write", subject: "user:wes", permission: Permission.PERMISSION_WRITE, keys: ["a"] }, tokens.owner);
     const wes = await s.token({ tenant: "acme", sub: "wes", roles: [] });
-    let etag = (await s.call<Secret>("getSecret", { mesh: MESH, name: "partial-write" }, tokens.owner)).etag;
+    const etag = (await s.call<Secret>("getSecret", { mesh: MESH, name: "partial-write" }, tokens.owner)).etag;
     expect(await codeOf(s.call("updateSecret", { mesh: MESH, name: "partial-write", etag, stringData: { a: "A", b: "B" } }, wes))).toBe(PD);
-    const updated = await s.call<Secret>("updateSecret", { mesh: MESH, name: "partial-write", etag, stringData: { a: "A", b: "beta" } }, wes);
-    etag = updated.etag;
+    expect(await codeOf(s.call("updateSecret", { mesh: MESH, name: "partial-write", etag, stringData: { a: "A", b: "beta" } }, wes))).toBe(PD);
+    const updated = await s.call<Secret>("updateSecret", { mesh: MESH, name: "partial-write", etag, stringData: { a: "A" } }, wes);
     const got = await s.call<Secret>("getSecret", { mesh: MESH, name: "partial-write" }, tokens.owner);
     expect(Buffer.from(got.data.a!).toString()).toBe("A");
-    expect(got.etag).toBe(etag);
+    expect(Buffer.from(got.data.b!).toString()).toBe("beta");
+    expect(got.etag).toBe(updated.etag);
   });
 });

@@ -1,7 +1,11 @@
 /**
  * Starts the real server (the same startApp as `secretd serve`) on 127.0.0.1:0 with a
  * fresh data dir, and gives tests a generated client, a token minter and the log lines.
+ * With SECRETD_E2E_WORKERS=N (N > 1) in the environment, the server is instead the real
+ * `secretd serve --workers N` process tree (dist/, built by the global setup); `app` then
+ * only has `port` and `close` (suites that reach into the app run in-process only).
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -65,18 +69,73 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(flags: Record<string, string> = {}): Promise<TestServer> {
-  const dataDir = flags.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-e2e-"));
-  const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", ...flags }, {});
-  const logs: string[] = [];
-  const sink = new Writable({
+/** Worker processes for every test server of this run (0 or 1: in-process). */
+export const E2E_WORKERS = Number(process.env.SECRETD_E2E_WORKERS ?? "0");
+
+function lineSink(logs: string[]): Writable {
+  return new Writable({
     write(chunk: Buffer, _enc, cb) {
       logs.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""));
       cb();
     },
   });
-  const logger = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, sink);
-  const app = await startApp(config, logger);
+}
+
+/** `secretd serve --workers N` as a child process; resolves once every worker serves. */
+async function startWorkers(config: Config, flags: Record<string, string>, logs: string[]): Promise<App> {
+  const args = [path.resolve("dist/main.js"), "serve", "--workers", String(E2E_WORKERS), "--listen", "127.0.0.1:0", "--log-level", config.logLevel];
+  for (const [k, v] of Object.entries({ dataDir: config.dataDir, ...flags })) args.push(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v);
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.pipe(lineSink(logs));
+  let stderr = "";
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const ready = logs.map((l) => /"listen":"[^"]*:(\d+)".*"secretd serving with workers"/.exec(l)).find((m) => m);
+      if (ready) {
+        clearInterval(timer);
+        resolve(Number(ready[1]));
+      } else if (child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(`secretd --workers exited ${child.exitCode}: ${stderr}`));
+      }
+    }, 20);
+  });
+  const unavailable = (what: string) => () => {
+    throw new Error(`app.${what} is not available with SECRETD_E2E_WORKERS`);
+  };
+  return {
+    port,
+    get storage(): never {
+      return unavailable("storage")();
+    },
+    get keyring(): never {
+      return unavailable("keyring")();
+    },
+    get watches(): never {
+      return unavailable("watches")();
+    },
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  } as App;
+}
+
+export async function startTestServer(flags: Record<string, string> = {}): Promise<TestServer> {
+  const dataDir = flags.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-e2e-"));
+  const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", ...flags }, {});
+  const logs: string[] = [];
+  let app: App;
+  if (E2E_WORKERS > 1) {
+    const { dataDir: _dir, ...rest } = flags;
+    app = await startWorkers(config, rest, logs);
+  } else {
+    const logger = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, lineSink(logs));
+    app = await startApp(config, logger);
+  }
   const address = `127.0.0.1:${app.port}`;
   const client = new SecretServiceClient(address, credentials.createInsecure());
   const secret = readHs256Secret(config.jwt.hs256SecretFile);

@@ -60,6 +60,18 @@ const ecPem = await exportSPKI(ec.publicKey);
 const rsaDer = createPublicKey(rsaPem).export({ type: "spki", format: "der" });
 const ecDer = createPublicKey(ecPem).export({ type: "spki", format: "der" });
 
+/** The same signature bytes, spelled with another last base64url character (unused low bits set). */
+function nonCanonical(token: string): string {
+  const [h, p, sig] = token.split(".") as [string, string, string];
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const unusedBits = (6 - ((Buffer.from(sig, "base64url").length * 8) % 6)) % 6;
+  const last = alphabet.indexOf(sig.at(-1)!);
+  const sibling = alphabet[last ^ ((1 << unusedBits) - 1)]!;
+  const spelled = `${sig.slice(0, -1)}${sibling}`;
+  if (spelled === sig || !Buffer.from(spelled, "base64url").equals(Buffer.from(sig, "base64url"))) throw new Error("no non-canonical spelling");
+  return `${h}.${p}.${spelled}`;
+}
+
 // ---- tokens the server must accept ----
 const GOOD = {
   hs256: await signed(claims(), HS_SECRET, { alg: "HS256" }),
@@ -67,6 +79,11 @@ const GOOD = {
   es256: await signed(claims(), ec.privateKey, { alg: "ES256", kid: "ec-1" }),
   eddsa: await signed(claims(), ed.privateKey, { alg: "EdDSA", kid: "ed-1" }),
   lowercase: await signed(claims({ sub: "lower" }), HS_SECRET, { alg: "HS256" }),
+  /** Exactly the 24 h bound, an iat within the clock-skew allowance, and no iat at all. */
+  atBound: await signed(claims({ iat: now, exp: now + 24 * 3600 }), HS_SECRET, { alg: "HS256" }),
+  skewedIat: await signed(claims({ iat: now + 30, exp: now + 600 }), HS_SECRET, { alg: "HS256" }),
+  noIat: await signed(claims({ iat: undefined, exp: now + 600 }), HS_SECRET, { alg: "HS256" }),
+  unicode: await signed(claims({ sub: "zoë-😀" }), HS_SECRET, { alg: "HS256" }),
 };
 
 const bearer = (token: string, scheme = "Bearer"): Metadata => {
@@ -154,6 +171,33 @@ const ATTACKS: Attack[] = [
   attack("the token is 32 KiB of garbage", hugeGarbage),
   attack("the token is not a JWT", "not-a-jwt"),
   attack("the token has four parts", `${GOOD.hs256}.${GOOD.hs256.split(".")[2]}`),
+  // #16 item 8: identities that are not one spelling (lone surrogates collide as U+FFFD on disk)
+  attack("sub holds a lone low surrogate", await signed(claims({ sub: "bob\udfff" }), HS_SECRET, { alg: "HS256" })),
+  attack("sub holds a lone high surrogate", await signed(claims({ sub: "bob\ud800x" }), rsa.privateKey, { alg: "RS256", kid: "rsa-1" })),
+  attack("the tenant claim holds a lone surrogate", await signed(claims({ tenant: "acme\udc00" }), HS_SECRET, { alg: "HS256" })),
+  attack("sub holds a control character", await signed(claims({ sub: "alice\u0000" }), HS_SECRET, { alg: "HS256" })),
+  attack("the tenant claim holds a newline", await signed(claims({ tenant: "acme\nglobex" }), HS_SECRET, { alg: "HS256" })),
+  attack("a role holds a lone surrogate", await signed(claims({ roles: ["tenant-admin\udfff"] }), HS_SECRET, { alg: "HS256" })),
+  attack("a mesh holds a C1 control character", await signed(claims({ meshes: ["attack\u0085"] }), HS_SECRET, { alg: "HS256" })),
+  // #16 item 12: "*" mixed with names would silently mean every mesh
+  attack("meshes mixes a name with \"*\"", await signed(claims({ meshes: ["dev", "*"] }), HS_SECRET, { alg: "HS256" })),
+  // #16 item 9: one token, several spellings
+  attack("the HS256 signature's last character is a non-canonical sibling", nonCanonical(GOOD.hs256)),
+  attack("the EdDSA signature's last character is a non-canonical sibling", nonCanonical(GOOD.eddsa)),
+  attack("the signature carries base64 padding", `${GOOD.hs256}=`),
+  attack("the payload segment is padded", (() => {
+    const [h, p, sig] = GOOD.hs256.split(".");
+    return `${h}.${p}${"=".repeat((4 - (p!.length % 4)) % 4 || 4)}.${sig}`;
+  })()),
+  // #16 item 10: lifetimes
+  attack("exp is missing", await signed(claims({ exp: undefined }), HS_SECRET, { alg: "HS256" })),
+  attack("exp is missing from an RS256 token", await signed(claims({ exp: undefined }), rsa.privateKey, { alg: "RS256", kid: "rsa-1" })),
+  attack("exp is in the year 2999", await signed(claims({ exp: Math.floor(Date.UTC(2999, 0, 1) / 1000) }), HS_SECRET, { alg: "HS256" })),
+  attack("exp is 1e300", await signed(claims({ exp: 1e300 }), HS_SECRET, { alg: "HS256" })),
+  attack("exp - iat is one second over 24 h", await signed(claims({ iat: now, exp: now + 24 * 3600 + 1 }), HS_SECRET, { alg: "HS256" })),
+  attack("there is no iat and exp is more than 24 h away", await signed(claims({ iat: undefined, exp: now + 25 * 3600 }), HS_SECRET, { alg: "HS256" })),
+  attack("iat is an hour in the future", await signed(claims({ iat: now + 3600, exp: now + 7200 }), HS_SECRET, { alg: "HS256" })),
+  attack("iat is in the past far enough that exp - iat is over 24 h", await signed(claims({ iat: now - 30 * 3600, exp: now + 600 }), HS_SECRET, { alg: "HS256" })),
   attack("the header is not JSON", `${b64u("{alg:HS256")}.${GOOD.hs256.split(".")[1]}.${GOOD.hs256.split(".")[2]}`),
 ];
 
@@ -217,6 +261,10 @@ describe("valid tokens", () => {
     ["RS256", GOOD.rs256],
     ["ES256", GOOD.es256],
     ["EdDSA", GOOD.eddsa],
+    ["24 h lifetime (the bound)", GOOD.atBound],
+    ["iat 30 s ahead (within the skew allowance)", GOOD.skewedIat],
+    ["iat-less", GOOD.noIat],
+    ["well-formed non-ASCII sub", GOOD.unicode],
   ])("when a %s token is valid, then the call succeeds", async (_alg, token) => {
     const got = await getSecret(bearer(token));
     expect(Buffer.from(got.data.pw!).toString()).toBe("attack-suite-value");

@@ -41,6 +41,7 @@ describe("projection file parsing", () => {
         { name: "db", keys: [{ key: "password", env: "DB_PASSWORD", path: "db/pw", mode: 0o440 }], optional: true, envPrefix: "DB_" },
         { name: "api", keys: [], optional: false, envPrefix: "APP_" },
       ],
+      knownRevision: "",
     });
   });
 

@@ -4,7 +4,8 @@
  * the batch pays one COMMIT (one fsync with synchronous=FULL) instead of one each.
  * Every promise settles only after that COMMIT returned, so nothing is acknowledged
  * before it is on disk. While a commit blocks the event loop, new calls queue up and
- * form the next batch: the busier the server, the larger the batches.
+ * form the next batch: the busier the server, the larger the batches. `afterCommit` runs
+ * right after each COMMIT, before any promise settles (the change feed publishes there).
  */
 import type Database from "better-sqlite3";
 
@@ -22,7 +23,11 @@ export class GroupCommit {
   readonly #savepoint: (fn: () => unknown) => unknown;
   readonly #batch: (items: readonly Pending[]) => Outcome[];
 
-  constructor(db: Database.Database, private readonly maxBatch = 256) {
+  constructor(
+    db: Database.Database,
+    private readonly afterCommit: () => void = () => {},
+    private readonly maxBatch = 256,
+  ) {
     // Called inside the batch transaction, a better-sqlite3 transaction function is a SAVEPOINT.
     this.#savepoint = db.transaction((fn: () => unknown) => fn());
     this.#batch = db.transaction((items: readonly Pending[]) =>
@@ -57,6 +62,7 @@ export class GroupCommit {
       for (const item of batch) item.reject(error); // the COMMIT itself failed: nothing landed
       return;
     }
+    this.afterCommit();
     batch.forEach((item, i) => {
       const o = outcomes[i]!;
       if (o.ok) item.resolve(o.value);

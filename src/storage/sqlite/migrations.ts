@@ -94,4 +94,49 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     id: 5,
     sql: "DROP INDEX secrets_owner;",
   },
+  {
+    // The change feed (sqlite-change-feed.ts): one row per committed change, the
+    // AUTOINCREMENT revision store-wide and strictly increasing (never reused, even after
+    // compaction deletes old rows); change_compaction says how far rows were deleted.
+    id: 8,
+    sql: `
+      CREATE TABLE changes (
+        revision     INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,
+        tenant       TEXT NOT NULL,
+        mesh         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        uid          TEXT NOT NULL,
+        time         INTEGER NOT NULL
+      );
+      CREATE TABLE change_compaction (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        revision     INTEGER NOT NULL
+      );
+      INSERT INTO change_compaction (id, revision) VALUES (1, 0);
+    `,
+  },
+  {
+    // Consumer leases: one row per (open WatchProjection, source secret), renewed by the
+    // server holding the watch; a row past expire_time is a dead consumer. They go with
+    // their secret (a forced delete).
+    id: 9,
+    sql: `
+      CREATE TABLE consumer_leases (
+        watch_id     TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        roles        TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        since        INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        expire_time  INTEGER NOT NULL,
+        replica      TEXT NOT NULL,
+        PRIMARY KEY (watch_id, secret_uid)
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_leases_secret ON consumer_leases (secret_uid, expire_time);
+      CREATE INDEX consumer_leases_replica ON consumer_leases (replica);
+    `,
+  },
 ];

@@ -8,10 +8,12 @@ import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
+import type { FeedEvent } from "../change-feed.js";
 import type {
   CreateRequestRow,
   DekReplacement,
   GrantRow,
+  LeaseRow,
   ListQuery,
   Scope,
   SecretRow,
@@ -23,6 +25,7 @@ import type {
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "./read-cache.js";
+import { SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
 
 type Db = Database.Database;
 
@@ -58,6 +61,19 @@ interface GrantRecord {
 type JoinedVersion =
   | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number }
   | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null };
+
+interface LeaseRecord {
+  watch_id: string;
+  secret_uid: string;
+  tenant: string;
+  sub: string;
+  roles: string;
+  revision: string;
+  since: number;
+  last_seen: number;
+  expire_time: number;
+  replica: string;
+}
 
 interface ListParams {
   tenant: string;
@@ -148,8 +164,30 @@ function toGrant(r: GrantRecord): GrantRow {
   };
 }
 
+function toLease(r: LeaseRecord): LeaseRow {
+  return {
+    watchId: r.watch_id,
+    secretUid: r.secret_uid,
+    tenant: r.tenant,
+    sub: r.sub,
+    roles: JSON.parse(r.roles) as string[],
+    revision: r.revision,
+    since: r.since,
+    lastSeen: r.last_seen,
+    expireTime: r.expire_time,
+    replica: r.replica,
+  };
+}
+
+export interface SqliteStorageOptions {
+  readonly feed?: Partial<SqliteFeedOptions>;
+}
+
+type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
+
 export class SqliteStorage implements Storage {
   private readonly db: Db;
+  readonly changes: SqliteChangeFeed;
   /** Creates and updates share commits under concurrency (see group-commit.ts). */
   private readonly writes: GroupCommit;
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
@@ -157,18 +195,21 @@ export class SqliteStorage implements Storage {
   private readonly stmt;
   /** Hot secrets without a SQLite lookup; see read-cache.ts for how it stays coherent. */
   private readonly cache = new ReadCache();
-  /** Moves when another connection commits: then the cache is dropped. */
-  private readonly dataVersion: Database.Statement<[], number>;
-  private seenDataVersion: number;
-  /** data_version is read once per event-loop turn, not per read (it cost ~10 us a call under load). */
-  private dataVersionFresh = false;
-  private readonly expireDataVersion = (): void => {
-    this.dataVersionFresh = false;
+  /** Other processes' commits are looked for once per event-loop turn of reads (a data_version read cost ~10 us a call under load). */
+  private feedFresh = false;
+  private readonly expireFeedCheck = (): void => {
+    this.feedFresh = false;
   };
 
-  constructor(file: string) {
+  constructor(file: string, options: SqliteStorageOptions = {}) {
     this.db = openSqliteDatabase(file);
     const db = this.db;
+    this.changes = new SqliteChangeFeed(db, { ...SQLITE_FEED_DEFAULTS, ...options.feed });
+    // The read cache is one more subscriber of the feed: the only way it learns of writes.
+    this.changes.subscribe((ev: FeedEvent) => {
+      if (ev.type === "changes") for (const c of ev.changes) this.cache.invalidate(c.uid);
+      else this.cache.clear();
+    });
     this.stmt = {
       insertSecret: db.prepare(
         `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time)
@@ -227,34 +268,62 @@ export class SqliteStorage implements Storage {
       ),
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
-      secretByUid: db.prepare<[string], { etag: string }>("SELECT etag FROM secrets WHERE uid = ?"),
+      secretByUid: db.prepare<[string], Identity & { etag: string }>("SELECT uid, tenant, mesh, name, etag FROM secrets WHERE uid = ?"),
       // Row-value keyset on the primary key of secret_versions: no sort, no offset scan.
       versionKeys: db.prepare<[string, number, number], VersionKeyRow>(
         `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
          WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
       ),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
+      putLease: db.prepare(
+        `INSERT OR REPLACE INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
+         SELECT @watch_id, @secret_uid, @tenant, @sub, @roles, @revision, @since, @last_seen, @expire_time, @replica
+         WHERE EXISTS (SELECT 1 FROM secrets WHERE uid = @secret_uid)`,
+      ),
+      deleteWatchLeases: db.prepare("DELETE FROM consumer_leases WHERE watch_id = ?"),
+      deleteLease: db.prepare("DELETE FROM consumer_leases WHERE watch_id = ? AND secret_uid = ?"),
+      renewLeases: db.prepare("UPDATE consumer_leases SET last_seen = @now, expire_time = @expire_time WHERE replica = @replica"),
+      leaseRevision: db.prepare("UPDATE consumer_leases SET revision = ? WHERE watch_id = ? AND replica = ?"),
+      pruneLeases: db.prepare("DELETE FROM consumer_leases WHERE expire_time <= ?"),
+      deleteReplicaLeases: db.prepare("DELETE FROM consumer_leases WHERE replica = ?"),
+      listLeases: db.prepare<[string, number], LeaseRecord>(
+        "SELECT * FROM consumer_leases WHERE secret_uid = ? AND expire_time > ? ORDER BY since, watch_id",
+      ),
     };
-    this.writes = new GroupCommit(db);
+    this.writes = new GroupCommit(db, () => this.publish());
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
-    this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
-    this.seenDataVersion = this.dataVersion.get()!;
+  }
+
+  /** Right after a COMMIT of this connection: its changes go out before its caller is answered. */
+  private publish(): void {
+    try {
+      this.changes.pump();
+    } catch {
+      // Not lost: the next pump (next commit, or the poll timer) reads every row after the feed's revision.
+    }
+  }
+
+  /** One immediate write transaction, then its changes published. */
+  private commit<T>(fn: () => T): T {
+    const result = this.db.transaction(fn).immediate();
+    this.publish();
+    return result;
+  }
+
+  private record(kind: ChangeInput["kind"], s: Identity): void {
+    this.changes.record({ kind, tenant: s.tenant, mesh: s.mesh, name: s.name, uid: s.uid });
   }
 
   /**
-   * Reads in one event-loop turn share one check: a commit by another process that lands
-   * during the turn is seen from the next turn on, as if those reads had come a moment
-   * earlier. Writes of this process never wait for it (they invalidate directly).
+   * Reads in one event-loop turn share one look at other processes' commits: one that
+   * lands during the turn is seen from the next turn on, as if those reads had come a
+   * moment earlier. Own writes never wait for it (they publish as they commit).
    */
-  private dropCacheIfChangedElsewhere(): void {
-    if (this.dataVersionFresh) return;
-    this.dataVersionFresh = true;
-    setImmediate(this.expireDataVersion);
-    const v = this.dataVersion.get()!;
-    if (v !== this.seenDataVersion) {
-      this.seenDataVersion = v;
-      this.cache.clear();
-    }
+  private catchUpWithOtherProcesses(): void {
+    if (this.feedFresh) return;
+    this.feedFresh = true;
+    setImmediate(this.expireFeedCheck);
+    this.changes.poll();
   }
 
   /** Grants hang off the uid, so reading them after the secret is consistent enough. */
@@ -305,6 +374,7 @@ export class SqliteStorage implements Storage {
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
       if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime);
+      this.record("secret-created", secret);
       return "ok";
     });
   }
@@ -315,12 +385,12 @@ export class SqliteStorage implements Storage {
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    this.dropCacheIfChangedElsewhere();
+    this.catchUpWithOtherProcesses();
     return this.readOne(scope, name, version);
   }
 
   async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
-    this.dropCacheIfChangedElsewhere();
+    this.catchUpWithOtherProcesses();
     // All cached: the cache is one consistent state already (writes invalidate in step), no transaction needed.
     const cached = names.map((n) => this.cache.get(scope, n, 0));
     if (cached.every((c) => c !== undefined)) return cached;
@@ -351,27 +421,27 @@ export class SqliteStorage implements Storage {
         expire_time: next.expireTime ?? null,
       });
       if (r.changes === 0) return this.stmt.secretByUid.get(next.uid) ? "conflict" : "missing";
-      this.cache.invalidate(next.uid);
       this.insertVersion(version);
       this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
+      this.record("secret-updated", next);
       return "ok";
     });
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
-    return this.db.transaction((): "ok" | "missing" | "conflict" => {
-      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 1) {
-        this.cache.invalidate(uid);
-        return "ok";
-      }
-      return this.stmt.secretByUid.get(uid) ? "conflict" : "missing";
-    }).immediate();
+    return this.commit((): "ok" | "missing" | "conflict" => {
+      const s = this.stmt.secretByUid.get(uid);
+      if (!s) return "missing";
+      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 0) return "conflict";
+      this.record("secret-deleted", s);
+      return "ok";
+    });
   }
 
   async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
-    return this.db.transaction((): "ok" | "missing" => {
-      if (!this.stmt.secretByUid.get(g.secretUid)) return "missing";
-      this.cache.invalidate(g.secretUid);
+    return this.commit((): "ok" | "missing" => {
+      const s = this.stmt.secretByUid.get(g.secretUid);
+      if (!s) return "missing";
       this.stmt.putGrant.run({
         secret_uid: g.secretUid,
         subject: g.subject,
@@ -381,13 +451,18 @@ export class SqliteStorage implements Storage {
         granted_by: g.grantedBy,
         create_time: g.createTime,
       });
+      this.record("grant-put", s);
       return "ok";
-    }).immediate();
+    });
   }
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
-    this.cache.invalidate(secretUid);
-    return this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
+    return this.commit((): number => {
+      const removed = this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
+      const s = removed > 0 ? this.stmt.secretByUid.get(secretUid) : undefined;
+      if (s) this.record("grant-revoked", s);
+      return removed;
+    });
   }
 
   async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
@@ -395,18 +470,69 @@ export class SqliteStorage implements Storage {
   }
 
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
-    return this.db.transaction((): number => {
+    if (replacements.length === 0) return 0;
+    return this.commit((): number => {
       let applied = 0;
+      const rekeyed = new Set<string>();
       for (const r of replacements) {
-        this.cache.invalidate(r.uid);
         const params = { uid: r.uid, version: r.version, old_dek: Buffer.from(r.oldDek), new_dek: Buffer.from(r.newDek) };
-        applied += this.stmt.replaceDek.run(params).changes;
+        const n = this.stmt.replaceDek.run(params).changes;
+        applied += n;
+        if (n > 0) rekeyed.add(r.uid);
+      }
+      for (const uid of rekeyed) {
+        const s = this.stmt.secretByUid.get(uid);
+        if (s) this.record("secret-rekeyed", s);
       }
       return applied;
-    }).immediate();
+    });
+  }
+
+  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
+    if (leases.length === 0) return;
+    await this.writes.submit(() => {
+      for (const l of leases) {
+        this.stmt.putLease.run({
+          watch_id: l.watchId,
+          secret_uid: l.secretUid,
+          tenant: l.tenant,
+          sub: l.sub,
+          roles: JSON.stringify(l.roles),
+          revision: l.revision,
+          since: l.since,
+          last_seen: l.lastSeen,
+          expire_time: l.expireTime,
+          replica: l.replica,
+        });
+      }
+    });
+  }
+
+  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
+    await this.writes.submit(() => {
+      if (secretUids === undefined) this.stmt.deleteWatchLeases.run(watchId);
+      else for (const uid of secretUids) this.stmt.deleteLease.run(watchId, uid);
+    });
+  }
+
+  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+    return this.writes.submit((): number => {
+      this.stmt.pruneLeases.run(now);
+      for (const [watchId, revision] of revisions) this.stmt.leaseRevision.run(revision, watchId, replica);
+      return this.stmt.renewLeases.run({ replica, now, expire_time: expireTime }).changes;
+    });
+  }
+
+  async deleteReplicaLeases(replica: string): Promise<void> {
+    await this.writes.submit(() => this.stmt.deleteReplicaLeases.run(replica));
+  }
+
+  async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
+    return this.stmt.listLeases.all(secretUid, now).map(toLease);
   }
 
   async close(): Promise<void> {
+    this.changes.close();
     this.cache.clear();
     if (this.db.open) this.db.close();
   }

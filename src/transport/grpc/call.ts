@@ -9,6 +9,7 @@ import { bearerToken } from "../../auth/bearer.js";
 import type { TokenVerifier } from "../../auth/verifier.js";
 import type { Principal } from "../../domain/principal.js";
 import type { Logger } from "../../logger.js";
+import { decodedRequest } from "./decoded-request.js";
 import { toStatus } from "./status.js";
 
 export interface CallContext {
@@ -34,39 +35,57 @@ export async function authenticate(verifier: TokenVerifier, md: Metadata): Promi
   return verifier.verify(bearerToken(md.get("authorization")));
 }
 
-export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req, Res>): handleUnaryCall<Req, Res> {
-  // The per-call line is built here from identifiers only (never a value, token or key),
-  // so it skips pino's redaction, which cost ~6 us a line. Error lines carry `err` and
-  // keep going through the redacting logger.
+/** What the one log line of a call (unary or stream) is made of. */
+export interface CallRecord {
+  readonly method: string;
+  readonly requestId: string;
+  readonly started: number;
+  principal: Principal | undefined;
+  readonly request: unknown;
+}
+
+/**
+ * Writes the one line of a finished call. It is built from identifiers only (never a
+ * value, token or key), so it skips pino's redaction, which cost ~6 us a line. Error lines
+ * carry `err` and keep going through the redacting logger.
+ */
+export function callLogger(deps: CallDeps): (rec: CallRecord, code: Status, err?: unknown) => void {
   const accessLog = deps.logger.child({}, { redact: [] });
+  return (rec, code, err) => {
+    // mesh and name of the request are logged, never its values; pino leaves out undefined fields.
+    const req = rec.request as { mesh?: unknown; name?: unknown } | null;
+    const line = {
+      method: rec.method,
+      tenant: rec.principal?.tenant,
+      sub: rec.principal?.sub,
+      mesh: typeof req?.mesh === "string" ? req.mesh : undefined,
+      name: typeof req?.name === "string" && req.name !== "" ? req.name : undefined,
+      code: Status[code],
+      ms: Math.round((performance.now() - rec.started) * 100) / 100,
+      rid: rec.requestId,
+    };
+    if (code === Status.INTERNAL || code === Status.DATA_LOSS) deps.logger.error({ ...line, err }, "rpc failed");
+    else accessLog.info(line, "rpc");
+  };
+}
+
+export function newCallRecord(method: string, md: Metadata, request: unknown): CallRecord {
+  return { method, requestId: requestIdOf(md), started: performance.now(), principal: undefined, request };
+}
+
+export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req, Res>): handleUnaryCall<Req, Res> {
+  const log = callLogger(deps);
   return (call: ServerUnaryCall<Req, Res>, callback) => {
-    const started = performance.now();
-    const requestId = requestIdOf(call.metadata);
-    let principal: Principal | undefined;
+    const rec = newCallRecord(method, call.metadata, call.request);
+    const requestId = rec.requestId;
     const trailer = new Metadata();
     trailer.set("x-request-id", requestId);
-
-    const finish = (code: Status, err?: unknown): void => {
-      // mesh and name of the request are logged, never its values; pino leaves out undefined fields.
-      const req = call.request as { mesh?: unknown; name?: unknown } | null;
-      const line = {
-        method,
-        tenant: principal?.tenant,
-        sub: principal?.sub,
-        mesh: typeof req?.mesh === "string" ? req.mesh : undefined,
-        name: typeof req?.name === "string" && req.name !== "" ? req.name : undefined,
-        code: Status[code],
-        ms: Math.round((performance.now() - started) * 100) / 100,
-        rid: requestId,
-      };
-      if (code === Status.INTERNAL || code === Status.DATA_LOSS) deps.logger.error({ ...line, err }, "rpc failed");
-      else accessLog.info(line, "rpc");
-    };
+    const finish = (code: Status, err?: unknown): void => log(rec, code, err);
 
     authenticate(deps.verifier, call.metadata)
       .then((p) => {
-        principal = p;
-        return fn(call.request, { principal: p, requestId });
+        rec.principal = p;
+        return fn(decodedRequest(call.request), { principal: p, requestId });
       })
       .then(
         (res) => {

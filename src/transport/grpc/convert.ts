@@ -1,7 +1,7 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them. */
 import { permissionOf, type GrantView } from "../../domain/grants.js";
-import type { Grant, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { SecretRow } from "../../storage/storage.js";
+import type { Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
+import type { LeaseRow, SecretRow } from "../../storage/storage.js";
 
 export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
   return {
@@ -34,5 +34,17 @@ export function toGrantMessage(g: GrantView): Grant {
     expireTime: g.expireTime === undefined ? undefined : new Date(g.expireTime),
     grantedBy: g.grantedBy,
     createTime: new Date(g.createTime),
+    replaced: g.replaced === undefined ? undefined : toGrantMessage({ ...g.replaced, mesh: g.mesh, name: g.name }),
+  };
+}
+
+export function toConsumerMessage(l: LeaseRow): Consumer {
+  return {
+    sub: l.sub,
+    roles: [...l.roles],
+    revision: l.revision,
+    since: new Date(l.since),
+    lastSeen: new Date(l.lastSeen),
+    replica: l.replica,
   };
 }

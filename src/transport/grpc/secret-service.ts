@@ -1,28 +1,21 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import type { handleServerStreamingCall } from "@grpc/grpc-js";
+import type { Consumers } from "../../domain/consumers.js";
 import { SecretdError } from "../../domain/errors.js";
 import { projectSecrets, type ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
-import type { ProjectSecretsRequest, Projection, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
-import { authenticate, unary, type CallDeps } from "./call.js";
-import { toGrantMessage, toSecretMessage } from "./convert.js";
-import { toStatus } from "./status.js";
+import type { SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
+import type { WatchHub } from "../../watch/watch-hub.js";
+import { unary, type CallDeps } from "./call.js";
+import { toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { watchProjectionHandler } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
   readonly secrets: Secrets;
   readonly grants: Grants;
   readonly projection: ProjectionDeps;
-}
-
-function watchUnimplemented(deps: CallDeps): handleServerStreamingCall<ProjectSecretsRequest, Projection> {
-  return (call) => {
-    authenticate(deps.verifier, call.metadata)
-      .then(() => {
-        throw new SecretdError("UNIMPLEMENTED", "WatchProjection is not implemented yet");
-      })
-      .catch((err: unknown) => call.emit("error", toStatus(err, "")));
-  };
+  readonly watches: WatchHub;
+  readonly consumers: Consumers;
 }
 
 export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceServer {
@@ -43,7 +36,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     }),
     projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => projectSecrets(deps.projection, principal, req)),
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req))),
-    watchProjection: watchUnimplemented(deps),
+    watchProjection: watchProjectionHandler(deps, deps.watches),
     grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req))),
     revokeAccess: unary(deps, "RevokeAccess", async (req, { principal }) => {
       await grants.revoke(principal, req);
@@ -52,9 +45,9 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     listGrants: unary(deps, "ListGrants", async (req, { principal }) => ({
       grants: (await grants.list(principal, req)).map(toGrantMessage),
     })),
-    listConsumers: unary(deps, "ListConsumers", async () => {
-      throw new SecretdError("UNIMPLEMENTED", "ListConsumers is not implemented yet");
-    }),
+    listConsumers: unary(deps, "ListConsumers", async (req, { principal }) => ({
+      consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage),
+    })),
     listAuditEvents: unary(deps, "ListAuditEvents", async () => {
       throw new SecretdError("UNIMPLEMENTED", "ListAuditEvents is not implemented yet");
     }),

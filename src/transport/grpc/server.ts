@@ -9,6 +9,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../../config.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+import { checkedService } from "./decoded-request.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
@@ -33,6 +34,8 @@ const HEALTH_SERVICE = "grpc.health.v1.Health";
 export interface RunningServer {
   readonly port: number;
   readonly health: HealthImplementation;
+  /** Health of the whole server and of SecretService (false: NOT_SERVING). */
+  setServing(ok: boolean): void;
   /** Stops accepting calls, lets in-flight ones finish (up to graceMs), then stops. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -49,7 +52,7 @@ function credentials(config: Config): ServerCredentials {
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  server.addService(SecretServiceService, secretServiceHandlers(deps));
+  server.addService(checkedService(SecretServiceService), secretServiceHandlers(deps));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
@@ -63,12 +66,16 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
   });
 
+  const setServing = (ok: boolean): void => {
+    health.setStatus("", ok ? "SERVING" : "NOT_SERVING");
+    health.setStatus(SECRET_SERVICE, ok ? "SERVING" : "NOT_SERVING");
+  };
   return {
     port,
     health,
+    setServing,
     shutdown(graceMs: number) {
-      health.setStatus("", "NOT_SERVING");
-      health.setStatus(SECRET_SERVICE, "NOT_SERVING");
+      setServing(false);
       return new Promise<void>((resolve) => {
         // tryShutdown's callback also waits for TCP connections whose client never sent the
         // HTTP/2 preface (connects and stays silent); forceShutdown does not close those, so

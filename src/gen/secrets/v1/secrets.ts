@@ -303,7 +303,15 @@ export interface Grant {
   keys: string[];
   expireTime: Date | undefined;
   grantedBy: string;
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * Set only in a GrantAccess reply: the grant of the same subject and permission that
+   * this one replaced (its keys and expire_time may have been broader). Unset when the
+   * grant is new. A subject holds at most one grant per permission.
+   */
+  replaced: Grant | undefined;
 }
 
 export interface GrantAccessRequest {
@@ -3747,6 +3755,7 @@ function createBaseGrant(): Grant {
     expireTime: undefined,
     grantedBy: "",
     createTime: undefined,
+    replaced: undefined,
   };
 }
 
@@ -3775,6 +3784,9 @@ export const Grant: MessageFns<Grant> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(66).fork()).join();
+    }
+    if (message.replaced !== undefined) {
+      Grant.encode(message.replaced, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -3856,6 +3868,14 @@ export const Grant: MessageFns<Grant> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replaced = Grant.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3890,6 +3910,7 @@ export const Grant: MessageFns<Grant> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      replaced: isSet(object.replaced) ? Grant.fromJSON(object.replaced) : undefined,
     };
   },
 
@@ -3919,6 +3940,9 @@ export const Grant: MessageFns<Grant> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.replaced !== undefined) {
+      obj.replaced = Grant.toJSON(message.replaced);
+    }
     return obj;
   },
 
@@ -3935,6 +3959,9 @@ export const Grant: MessageFns<Grant> = {
     message.expireTime = object.expireTime ?? undefined;
     message.grantedBy = object.grantedBy ?? "";
     message.createTime = object.createTime ?? undefined;
+    message.replaced = (object.replaced !== undefined && object.replaced !== null)
+      ? Grant.fromPartial(object.replaced)
+      : undefined;
     return message;
   },
 };

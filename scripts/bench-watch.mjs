@@ -1,0 +1,287 @@
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare] [--idle-per-secret=N]`
+// (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
+//
+// SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
+// logging ON at info into a file) in its own process, loaded by forked client processes
+// (scripts/bench-watch-client.mjs), each stream on one of many separate HTTP/2 connections:
+//   1. idle: RSS of the server before and after opening 10,000 WatchProjection streams
+//      (10 tenants × 10 secrets × 100 watchers), every stream past its first message;
+//   2. fan-out: 1,000 watchers of one secret; UPDATES updates, each value stamped with the
+//      time just before its UpdateSecret call; latency = stamp → message at a watcher
+//      (20,000 samples: p50, p99, max);
+//   3. across processes: a second server process on the same SQLite file; 100 watchers
+//      on it, updates through the first (the change feed's data_version path).
+// Every process it starts is killed on exit; loads only hit 127.0.0.1. The last line
+// printed is one JSON object with the results.
+import { fork } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { readHs256Secret } from "../dist/auth/keys.js";
+import { mintToken } from "../dist/auth/mint.js";
+import { CreateSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
+import { machine, memoryMb, round, summarize, summarizeProfile } from "./bench-lib.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const QUICK = argv.includes("--quick");
+const KEEP = argv.includes("--keep");
+/** --bare: the idle phase against scripts/bench-watch-echo.mjs (grpc-js alone), the floor secretd builds on. */
+const BARE = argv.includes("--bare");
+/** --profile: a CPU profile of the server during the fan-out updates, summarised in the JSON. */
+const PROFILE = argv.includes("--profile");
+const FANOUT_SPOTS = [
+  { label: "WatchHub evaluate (one watcher re-projected and sent)", fn: "#evaluate", url: "/dist/watch/watch-hub.js" },
+  { label: "  readProjection", fn: "readProjection", url: "/dist/domain/projection.js" },
+  { label: "    openData (decrypt)", fn: "openData", url: "/dist/domain/barrier.js" },
+  { label: "    projectionRevision (SHA-256)", fn: "projectionRevision", url: "/dist/domain/projection.js" },
+  { label: "  sink send (grpc-js write + serialise)", fn: "send", url: "/dist/transport/grpc/watch-projection.js" },
+  { label: "UpdateSecret", fn: "update", url: "/dist/domain/secrets.js" },
+];
+const TENANTS = 10;
+const SECRETS_PER_TENANT = 10;
+const IDLE_PER_SECRET = Number(argv.find((x) => x.startsWith("--idle-per-secret="))?.split("=")[1] ?? (QUICK ? 10 : 100)); // 10,000 idle watches (1,000 with --quick)
+const FANOUT = QUICK ? 200 : 1_000;
+const UPDATES = QUICK ? 5 : 20;
+const CROSS_WATCHERS = 100;
+const CLIENT_PROCS = 4;
+const PER_CHANNEL = 200; // the server allows 256 concurrent streams per connection
+const MESH = "default";
+const VALUE_BYTES = 1024;
+
+const say = (msg) => process.stderr.write(`[bench-watch] ${msg}\n`);
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const children = new Set();
+const tmp = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-watch-"));
+process.on("exit", () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  if (!KEEP) rmSync(tmp, { recursive: true, force: true });
+});
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
+setTimeout(() => {
+  say("deadline passed: aborting");
+  process.exit(3);
+}, 15 * 60_000).unref();
+
+function forkTracked(script, env) {
+  const child = fork(path.join(HERE, script), [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+function nextMessage(child, pred, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const finish = () => {
+      clearTimeout(timer);
+      child.off("message", on);
+      child.off("exit", onExit);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`${what}: no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (m) => {
+      if (m?.error) {
+        finish();
+        reject(new Error(`${what}: ${m.error}`));
+      }
+      if (!pred(m)) return;
+      finish();
+      resolve(m);
+    };
+    const onExit = (code) => {
+      finish();
+      reject(new Error(`${what}: process exited (${code})`));
+    };
+    child.on("message", on);
+    child.on("exit", onExit);
+  });
+}
+
+async function startServer(name) {
+  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) });
+  const m = await nextMessage(child, (x) => x?.ready, 30_000, `${name} start`);
+  return { child, port: m.port, pid: m.pid };
+}
+
+async function serverMem(server) {
+  const m = nextMessage(server.child, (x) => x?.mem !== undefined, 10_000, "server memory");
+  server.child.send({ cmd: "mem" });
+  return (await m).mem;
+}
+
+async function startClients(n) {
+  const procs = [];
+  for (let i = 0; i < n; i++) {
+    const child = forkTracked("bench-watch-client.mjs", {});
+    await nextMessage(child, (x) => x?.ready, 10_000, "client start");
+    procs.push(child);
+  }
+  return procs;
+}
+
+async function openOn(child, job) {
+  const reply = nextMessage(child, (x) => x?.opened !== undefined, 120_000, "open watches");
+  child.send({ cmd: "open", perChannel: PER_CHANNEL, ...job });
+  const m = await reply;
+  if (m.errors > 0) throw new Error(`${m.errors} watches failed to open`);
+  return m.opened;
+}
+
+async function report(procs) {
+  const all = await Promise.all(
+    procs.map((c) => {
+      const r = nextMessage(c, (x) => x?.latencies !== undefined, 30_000, "report");
+      c.send({ cmd: "report" });
+      return r;
+    }),
+  );
+  return { latencies: all.flatMap((r) => r.latencies), errors: all.reduce((a, r) => a + r.errors, 0) };
+}
+
+async function closeClients(procs) {
+  await Promise.all(
+    procs.map((c) => {
+      const exited = new Promise((r) => c.once("exit", r));
+      c.send({ cmd: "close" });
+      return exited;
+    }),
+  );
+}
+
+function unary(client, method, req, token) {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve, reject) => client[method](req, md, (e, r) => (e ? reject(e) : resolve(r))));
+}
+
+const stamped = () => `t=${now()};`.padEnd(VALUE_BYTES, "x");
+
+/** UPDATES stamped updates of one secret, `gapMs` apart (so each is its own change, not a coalesced burst). */
+async function stampedUpdates(client, token, name, gapMs) {
+  let etag = (await unary(client, "getSecret", { mesh: MESH, name, version: 0, keys: [] }, token)).etag;
+  for (let i = 0; i < UPDATES; i++) {
+    const req = UpdateSecretRequest.fromPartial({ mesh: MESH, name, etag, stringData: { v: stamped() }, updateMask: ["data"] });
+    etag = (await unary(client, "updateSecret", req, token)).etag;
+    await sleep(gapMs);
+  }
+}
+
+async function main() {
+  say(`machine: ${JSON.stringify(machine())}; load average ${os.loadavg().map((x) => round(x)).join(" ")}`);
+  const a = await startServer("secretd-a");
+  const key = BARE ? Buffer.alloc(32, 1) : readHs256Secret(path.join(tmp, "data", "jwt-dev.key"));
+  const tokens = await Promise.all([...Array(TENANTS).keys()].map((t) => mintToken({ secret: key, tenant: `t${t}`, sub: "bench", roles: ["tenant-admin"], ttlSec: 3600 })));
+  const client = new SecretServiceClient(`127.0.0.1:${a.port}`, credentials.createInsecure());
+  for (let t = 0; t < TENANTS && !BARE; t++) {
+    for (let i = 0; i < SECRETS_PER_TENANT; i++) {
+      await unary(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name: `idle-${i}`, stringData: { v: "v".repeat(VALUE_BYTES) } }), tokens[t]);
+    }
+  }
+  for (const name of BARE ? [] : ["hot", "cross"]) {
+    await unary(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name, stringData: { v: stamped() } }), tokens[0]);
+  }
+  const results = { machine: machine(), loadavg_start: os.loadavg().map((x) => round(x)) };
+
+  // 1. idle watches
+  const idleTotal = TENANTS * SECRETS_PER_TENANT * IDLE_PER_SECRET;
+  await sleep(2000);
+  const before = memoryMb(a.pid);
+  const memBefore = await serverMem(a);
+  let procs = await startClients(CLIENT_PROCS);
+  const jobs = [];
+  for (let t = 0; t < TENANTS; t++) for (let i = 0; i < SECRETS_PER_TENANT; i++) jobs.push({ port: a.port, token: tokens[t], req: { mesh: MESH, items: [{ name: `idle-${i}` }] }, count: IDLE_PER_SECRET });
+  const t0 = now();
+  let opened = 0;
+  await Promise.all(
+    procs.map(async (c, p) => {
+      for (let j = p; j < jobs.length; j += procs.length) {
+        const n = await openOn(c, jobs[j]);
+        opened += n;
+      }
+    }),
+  );
+  const openS = (now() - t0) / 1000;
+  await sleep(3000);
+  const after = memoryMb(a.pid);
+  const memAfter = await serverMem(a);
+  results.idle = {
+    watches: opened,
+    open_seconds: round(openS),
+    rss_before_mb: round(before.rss, 1),
+    rss_after_mb: round(after.rss, 1),
+    extra_rss_mb: round(after.rss - before.rss, 1),
+    extra_kb_per_watch: round(((after.rss - before.rss) * 1024) / opened, 2),
+    heap_used_mb: [memBefore.heapUsed, memAfter.heapUsed],
+    heap_total_mb: [memBefore.heapTotal, memAfter.heapTotal],
+    external_mb: [memBefore.external, memAfter.external],
+    array_buffers_mb: [memBefore.arrayBuffers, memAfter.arrayBuffers],
+  };
+  say(`idle: ${opened} watches opened in ${round(openS)} s; server RSS ${round(before.rss, 1)} → ${round(after.rss, 1)} MiB (+${round(after.rss - before.rss, 1)})`);
+  if (opened !== idleTotal) throw new Error(`opened ${opened} of ${idleTotal}`);
+  await closeClients(procs);
+  if (argv.includes("--idle-only") || BARE) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
+  await sleep(2000);
+
+  // 2. one update → FANOUT watchers
+  procs = await startClients(CLIENT_PROCS);
+  const per = FANOUT / CLIENT_PROCS;
+  await Promise.all(procs.map((c) => openOn(c, { port: a.port, token: tokens[0], req: { mesh: MESH, items: [{ name: "hot" }] }, count: per })));
+  await sleep(1000);
+  if (PROFILE) {
+    const started = nextMessage(a.child, (x) => x?.profileStarted, 10_000, "profile start");
+    a.child.send({ cmd: "profile-start", intervalUs: 250 });
+    await started;
+  }
+  await stampedUpdates(client, tokens[0], "hot", 300);
+  if (PROFILE) {
+    const file = path.join(tmp, "fanout.cpuprofile");
+    const written = nextMessage(a.child, (x) => x?.profileWritten, 30_000, "profile stop");
+    a.child.send({ cmd: "profile-stop", file });
+    await written;
+    results.fanout_profile = summarizeProfile(JSON.parse(readFileSync(file, "utf8")), { top: 15, inclusive: FANOUT_SPOTS });
+  }
+  await sleep(2000);
+  const fan = await report(procs);
+  results.fanout = { watchers: FANOUT, updates: UPDATES, expected: FANOUT * UPDATES, ...summarize(fan.latencies), errors: fan.errors };
+  say(`fan-out: ${fan.latencies.length}/${FANOUT * UPDATES} deliveries; p50 ${results.fanout.p50_ms} ms, p99 ${results.fanout.p99_ms} ms, max ${results.fanout.max_ms} ms`);
+  await closeClients(procs);
+
+  // 3. a write through one process reaches a watcher on another
+  const b = await startServer("secretd-b");
+  procs = await startClients(1);
+  await openOn(procs[0], { port: b.port, token: tokens[0], req: { mesh: MESH, items: [{ name: "cross" }] }, count: CROSS_WATCHERS });
+  await sleep(500);
+  await stampedUpdates(client, tokens[0], "cross", 200);
+  await sleep(1500);
+  const cross = await report(procs);
+  results.cross_process = { watchers: CROSS_WATCHERS, updates: UPDATES, expected: CROSS_WATCHERS * UPDATES, ...summarize(cross.latencies), errors: cross.errors };
+  say(`cross-process: ${cross.latencies.length}/${CROSS_WATCHERS * UPDATES} deliveries; p50 ${results.cross_process.p50_ms} ms, p99 ${results.cross_process.p99_ms} ms, max ${results.cross_process.max_ms} ms`);
+  await closeClients(procs);
+
+  client.close();
+  for (const s of [a, b]) s.child.send({ cmd: "stop" });
+  results.loadavg_end = os.loadavg().map((x) => round(x));
+  results.budgets = {
+    idle_extra_rss_le_100mb: results.idle.extra_rss_mb <= 100 * (idleTotal / 10_000),
+    fanout_p99_le_500ms: results.fanout.p99_ms <= 500 && results.fanout.n === results.fanout.expected,
+    cross_process_max_le_1s: results.cross_process.max_ms <= 1000 && results.cross_process.n === results.cross_process.expected,
+  };
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    say(`failed: ${err?.stack ?? err}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,17 @@
+/** Types of scripts/postgres-cluster.mjs (the script is plain ESM, shared with the benchmark). */
+export interface PostgresCluster {
+  /** A superuser URL for the cluster's `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  /** The PostgreSQL bin directory (pg_dump, psql, …). */
+  readonly bin: string;
+  /** Creates an empty database and returns its URL. */
+  createDatabase(): Promise<string>;
+  /** Stops the server at once (as a crash would); start() brings it back on the same port. */
+  kill(): void;
+  start(): void;
+  /** Stops the server and removes its directory. */
+  stop(): void;
+}
+
+export function startPostgres(options?: { fsync?: boolean }): Promise<PostgresCluster>;

@@ -1,0 +1,85 @@
+// A throw-away PostgreSQL cluster, for the tests (test/helpers/postgres.ts) and the
+// benchmark (`npm run bench -- --postgres`): initdb in a temporary directory, a loopback
+// port, the socket in that directory; stopped and removed by stop(). Run as the
+// unprivileged `postgres` user when started as root (initdb refuses root). PostgreSQL
+// missing is an error naming the package that installs it, never a silent skip.
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+
+function binDir() {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(path.join(root, v, "bin", "initdb"))) : [];
+  const v = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (v === undefined) throw new Error("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql");
+  return path.join(root, v, "bin");
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** @param {{ fsync?: boolean }} [options] fsync off by default: a test cluster lives for one file. */
+export async function startPostgres(options = {}) {
+  const bin = binDir();
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd, args) => {
+    const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", path.join(bin, cmd), ...args]] : [path.join(bin, cmd), args];
+    const r = spawnSync(file, argv, { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr || r.stdout}`);
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-pg-"));
+  if (asRoot) {
+    const id = (flag) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+    chownSync(dir, id("-u"), id("-g"));
+  }
+  const data = path.join(dir, "data");
+  const port = await freePort();
+  run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]);
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${options.fsync ? "on" : "off"} -c max_connections=200`;
+  const start = () => run("pg_ctl", ["-D", data, "-o", opts, "-w", "-s", "-l", path.join(dir, "log"), "start"]);
+  start();
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let stopped = false;
+  return {
+    url,
+    port,
+    bin,
+    async createDatabase() {
+      const name = `t_${randomBytes(6).toString("hex")}`;
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await c.end();
+      }
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    kill() {
+      run("pg_ctl", ["-D", data, "-m", "immediate", "-s", "stop"]);
+    },
+    start,
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        run("pg_ctl", ["-D", data, "-m", "immediate", "-s", "stop"]);
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * Numbered PostgreSQL schema migrations, each applied once in its own transaction and
+ * recorded in schema_migrations, under an advisory lock so replicas starting together
+ * apply each exactly once. Append only: a migration that has shipped is never edited.
+ * Names sort with COLLATE "C" (byte order), as SQLite's keyset paging does.
+ */
+export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
+  {
+    id: 1,
+    sql: `
+      CREATE TABLE secrets (
+        uid          TEXT PRIMARY KEY,
+        tenant       TEXT COLLATE "C" NOT NULL,
+        mesh         TEXT COLLATE "C" NOT NULL,
+        name         TEXT COLLATE "C" NOT NULL,
+        type         TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        annotations  TEXT NOT NULL,
+        immutable    BOOLEAN NOT NULL,
+        version      BIGINT NOT NULL,
+        etag         TEXT NOT NULL,
+        keys         TEXT NOT NULL,
+        create_time  BIGINT NOT NULL,
+        update_time  BIGINT NOT NULL,
+        expire_time  BIGINT,
+        UNIQUE (tenant, mesh, name)
+      );
+      CREATE TABLE secret_versions (
+        uid          TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        version      BIGINT NOT NULL,
+        keys         TEXT NOT NULL,
+        dek          BYTEA NOT NULL,
+        payload      BYTEA NOT NULL,
+        create_time  BIGINT NOT NULL,
+        PRIMARY KEY (uid, version)
+      );
+      CREATE TABLE grants (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        subject      TEXT COLLATE "C" NOT NULL,
+        permission   INTEGER NOT NULL,
+        keys         TEXT NOT NULL,
+        expire_time  BIGINT,
+        granted_by   TEXT NOT NULL,
+        create_time  BIGINT NOT NULL,
+        PRIMARY KEY (secret_uid, subject, permission)
+      );
+      CREATE INDEX grants_subject ON grants (subject, secret_uid);
+      CREATE TABLE create_requests (
+        tenant       TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        fingerprint  TEXT NOT NULL,
+        create_time  BIGINT NOT NULL,
+        PRIMARY KEY (tenant, request_id)
+      );
+      CREATE INDEX create_requests_secret ON create_requests (secret_uid);
+    `,
+  },
+  {
+    // The change feed (storage/change-feed.ts): feed_head is one row whose UPDATE every
+    // writing transaction takes just before COMMIT, so revisions are handed out in commit
+    // order, without gaps, and a reader asking for "after N" never misses one that
+    // commits later with a smaller number. Consumer leases as on SQLite.
+    id: 2,
+    sql: `
+      CREATE TABLE feed_head (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        revision     BIGINT NOT NULL,
+        compacted    BIGINT NOT NULL
+      );
+      INSERT INTO feed_head (id, revision, compacted) VALUES (1, 0, 0);
+      CREATE TABLE changes (
+        revision     BIGINT PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        tenant       TEXT NOT NULL,
+        mesh         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        uid          TEXT NOT NULL,
+        time         BIGINT NOT NULL
+      );
+      CREATE TABLE consumer_leases (
+        watch_id     TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        roles        TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        since        BIGINT NOT NULL,
+        last_seen    BIGINT NOT NULL,
+        expire_time  BIGINT NOT NULL,
+        replica      TEXT NOT NULL,
+        PRIMARY KEY (watch_id, secret_uid)
+      );
+      CREATE INDEX consumer_leases_secret ON consumer_leases (secret_uid, expire_time);
+      CREATE INDEX consumer_leases_replica ON consumer_leases (replica);
+    `,
+  },
+];

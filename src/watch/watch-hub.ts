@@ -1,0 +1,245 @@
+/**
+ * The watch hub: every open WatchProjection of this process, indexed by the secrets its
+ * items name, fed by the storage change feed (never by polling the data). A change marks
+ * the watches of its secret dirty; dirty watches are re-projected in chunks per event-loop
+ * turn, and one whose projection revision moved gets one message. Grants and secrets that
+ * run out are met by a timer per watch; the token's exp ends the watch. Each watch holds
+ * consumer leases on the secrets it reads (consumer-leases.ts).
+ */
+import { openData } from "../domain/barrier.js";
+import { SecretdError } from "../domain/errors.js";
+import type { Principal } from "../domain/principal.js";
+import { readProjection, type ProjectionDeps } from "../domain/projection.js";
+import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
+import type { ChangeFeed, FeedEvent, FeedSubscription } from "../storage/change-feed.js";
+import type { SecretRow, VersionRow } from "../storage/storage.js";
+import { accessDeadline } from "./access-deadline.js";
+import type { ConsumerLeases } from "./consumer-leases.js";
+import { Watch, type WatchSink } from "./watch.js";
+
+export interface WatchHubOptions {
+  readonly projection: ProjectionDeps;
+  readonly feed: ChangeFeed;
+  readonly leases: ConsumerLeases;
+  readonly maxWatchesPerTenant: number;
+  /** Watches re-projected per event-loop turn, so a burst never blocks the loop for long. */
+  readonly chunk?: number;
+  readonly now?: () => number;
+  /** Failures that have no stream to go to (a lease write); logged by the caller. */
+  readonly onError?: (err: unknown) => void;
+}
+
+export interface WatchHandle {
+  readonly id: string;
+  /** The client went away: forget the watch and its leases. */
+  close(): void;
+}
+
+/** setTimeout's limit (~24.8 days): a longer wait is re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class WatchHub {
+  readonly #watches = new Set<Watch>();
+  readonly #byKey = new Map<string, Set<Watch>>();
+  readonly #perTenant = new Map<string, number>();
+  readonly #queue: Watch[] = [];
+  #drainScheduled = false;
+  #closed = false;
+  readonly #subscription: FeedSubscription;
+  readonly #now: () => number;
+  readonly #chunk: number;
+  readonly #projection: ProjectionDeps;
+  /**
+   * Values opened during this event-loop turn, by uid and version: the 1,000 watchers of
+   * one secret decrypt it once per turn, not 1,000 times. Dropped at the end of the turn,
+   * so plaintext lives no longer than the evaluations that use it.
+   */
+  readonly #opened = new Map<string, Map<string, Buffer>>();
+  #openedClearScheduled = false;
+
+  constructor(private readonly options: WatchHubOptions) {
+    this.#now = options.now ?? Date.now;
+    this.#chunk = options.chunk ?? 256;
+    this.#projection = { ...options.projection, open: (row, version) => this.#open(row, version) };
+    this.#subscription = options.feed.subscribe((ev) => this.#onFeed(ev));
+  }
+
+  /** Open watches in this process (for metrics). */
+  get openWatches(): number {
+    return this.#watches.size;
+  }
+
+  /**
+   * Opens a watch: its first message (or error) follows through the sink. Throws
+   * UNAVAILABLE while shutting down and RESOURCE_EXHAUSTED past the tenant's limit.
+   */
+  open(p: Principal, request: ProjectSecretsRequest, sink: WatchSink): WatchHandle {
+    if (this.#closed) throw new SecretdError("UNAVAILABLE", "the server is shutting down; reconnect to another instance or retry");
+    const held = this.#perTenant.get(p.tenant) ?? 0;
+    if (held >= this.options.maxWatchesPerTenant) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant already has ${held} open watches on this server (limit ${this.options.maxWatchesPerTenant})`);
+    }
+    const w = new Watch(p, request, sink, this.#now());
+    this.#watches.add(w);
+    this.#perTenant.set(p.tenant, held + 1);
+    for (const key of w.keys) {
+      let set = this.#byKey.get(key);
+      if (set === undefined) this.#byKey.set(key, (set = new Set()));
+      set.add(w);
+    }
+    this.#armTokenTimer(w);
+    this.#kick(w);
+    return { id: w.id, close: () => this.#forget(w) };
+  }
+
+  /** Ends every watch with UNAVAILABLE (clients retry elsewhere), refuses new ones, releases the leases. */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#subscription.close();
+    const ending = new SecretdError("UNAVAILABLE", "the server is shutting down; reconnect to another instance or retry");
+    for (const w of [...this.#watches]) this.#end(w, ending);
+    await this.options.leases.close();
+  }
+
+  #onFeed(ev: FeedEvent): void {
+    if (ev.type === "changes") {
+      for (const c of ev.changes) {
+        const set = this.#byKey.get(`${c.tenant}\0${c.mesh}\0${c.name}`);
+        if (set !== undefined) for (const w of set) this.#kick(w);
+      }
+    } else if (ev.reason === "compacted") {
+      // Changes were lost to us: every watch re-reads (those whose bytes are equal send nothing).
+      for (const w of this.#watches) this.#kick(w);
+    }
+    // "unattributed" commits (a lease renewal of another replica, a tool on the file) carry
+    // no change of a secret or grant: every such write through secretd has its change row.
+  }
+
+  #open(row: SecretRow, version: VersionRow): Map<string, Buffer> {
+    const key = `${row.uid}\0${version.version}`;
+    const hit = this.#opened.get(key);
+    if (hit !== undefined) return hit;
+    const data = openData(this.options.projection.keyring, row, version);
+    this.#opened.set(key, data);
+    if (!this.#openedClearScheduled) {
+      this.#openedClearScheduled = true;
+      setImmediate(() => {
+        this.#opened.clear();
+        this.#openedClearScheduled = false;
+      });
+    }
+    return data;
+  }
+
+  #kick(w: Watch): void {
+    if (w.ended) return;
+    w.dirty = true;
+    if (w.running || w.inFlight || w.queued) return;
+    w.queued = true;
+    this.#queue.push(w);
+    if (!this.#drainScheduled) {
+      this.#drainScheduled = true;
+      setImmediate(() => this.#drain());
+    }
+  }
+
+  #drain(): void {
+    const batch = this.#queue.splice(0, this.#chunk);
+    if (this.#queue.length > 0) setImmediate(() => this.#drain());
+    else this.#drainScheduled = false;
+    for (const w of batch) {
+      w.queued = false;
+      if (!w.ended) void this.#evaluate(w);
+    }
+  }
+
+  async #evaluate(w: Watch): Promise<void> {
+    w.running = true;
+    w.dirty = false;
+    try {
+      const read = await readProjection(this.#projection, w.principal, w.request);
+      if (w.ended) return;
+      const uids = new Set<string>();
+      for (const s of read.projection.sources) {
+        const uid = read.rows.get(s.name)?.secret.uid;
+        if (uid !== undefined) uids.add(uid);
+      }
+      await this.#syncLeases(w, uids, read.projection.revision);
+      if (w.ended) return;
+      this.#armDeadline(w, accessDeadline(w.principal, read.rows.values(), read.now));
+      if (read.projection.revision !== w.revision) {
+        w.revision = read.projection.revision;
+        this.options.leases.noteRevision(w.id, w.revision);
+        w.inFlight = true;
+        w.sink.send(read.projection, () => {
+          w.inFlight = false;
+          if (w.dirty) {
+            w.dirty = false;
+            this.#kick(w);
+          }
+        });
+      }
+    } catch (err) {
+      this.#end(w, err);
+    } finally {
+      w.running = false;
+      if (w.dirty && !w.inFlight && !w.ended) {
+        w.dirty = false;
+        this.#kick(w);
+      }
+    }
+  }
+
+  /** Leases follow the sources: added before a message that reads a new secret goes out. */
+  async #syncLeases(w: Watch, uids: ReadonlySet<string>, revision: string): Promise<void> {
+    const added = [...uids].filter((u) => !w.uids.has(u));
+    const removed = [...w.uids].filter((u) => !uids.has(u));
+    if (added.length === 0 && removed.length === 0) return;
+    w.uids = uids;
+    const leases = this.options.leases;
+    if (removed.length > 0) leases.drop(w.id, removed).catch((err: unknown) => this.options.onError?.(err));
+    if (added.length > 0) await leases.hold(w.id, w.principal, added, revision, w.since);
+  }
+
+  #armDeadline(w: Watch, at: number | undefined): void {
+    clearTimeout(w.deadlineTimer);
+    w.deadlineTimer = undefined;
+    if (at === undefined) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.#now()) + 1);
+    w.deadlineTimer = setTimeout(() => this.#kick(w), delay);
+  }
+
+  #armTokenTimer(w: Watch): void {
+    const exp = w.principal.exp;
+    if (exp === undefined) return;
+    const left = exp * 1000 - this.#now();
+    if (left <= 0) {
+      this.#end(w, new SecretdError("UNAUTHENTICATED", "the token expired; reconnect with a fresh token"));
+      return;
+    }
+    w.tokenTimer = setTimeout(() => this.#armTokenTimer(w), Math.min(MAX_TIMER_MS, left));
+  }
+
+  #end(w: Watch, err: unknown): void {
+    if (w.ended) return;
+    this.#forget(w);
+    w.sink.end(err);
+  }
+
+  #forget(w: Watch): void {
+    if (w.ended) return;
+    w.ended = true;
+    w.clearTimers();
+    this.#watches.delete(w);
+    const held = (this.#perTenant.get(w.principal.tenant) ?? 1) - 1;
+    if (held === 0) this.#perTenant.delete(w.principal.tenant);
+    else this.#perTenant.set(w.principal.tenant, held);
+    for (const key of w.keys) {
+      const set = this.#byKey.get(key);
+      set?.delete(w);
+      if (set?.size === 0) this.#byKey.delete(key);
+    }
+    if (w.uids.size > 0 && !this.#closed) this.options.leases.drop(w.id).catch((err: unknown) => this.options.onError?.(err));
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * One open WatchProjection: who asked, for what, what the client holds, and where its
+ * next message stands. Coalescing lives in these flags: a change only marks the watch
+ * dirty; one evaluation reads the latest state; while a message is still with the
+ * transport, further changes just keep it dirty, so a slow reader costs one pending
+ * evaluation, never a queue of messages.
+ */
+import { randomUUID } from "node:crypto";
+import type { SecretdError } from "../domain/errors.js";
+import type { Principal } from "../domain/principal.js";
+import type { ProjectSecretsRequest, Projection } from "../gen/secrets/v1/secrets.js";
+
+/** The transport side of a watch (grpc-js in src/transport; anything in tests). */
+export interface WatchSink {
+  /** Hands one message over; `flushed` runs once the transport has taken it. */
+  send(message: Projection, flushed: () => void): void;
+  /** Ends the stream with this error. Called at most once. */
+  end(err: SecretdError | unknown): void;
+}
+
+export function watchKey(tenant: string, mesh: string, name: string): string {
+  return `${tenant}\0${mesh}\0${name}`;
+}
+
+export class Watch {
+  readonly id = randomUUID();
+  readonly since: number;
+  /** Index keys: one per distinct item name (missing optional ones included: they may appear). */
+  readonly keys: readonly string[];
+  /** The revision the client holds: known_revision until the first message. */
+  revision: string;
+  /** Secrets this watch holds leases on. */
+  uids: ReadonlySet<string> = new Set();
+  dirty = false;
+  queued = false;
+  running = false;
+  /** A message is with the transport and not yet taken. */
+  inFlight = false;
+  ended = false;
+  deadlineTimer: NodeJS.Timeout | undefined;
+  tokenTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly principal: Principal,
+    readonly request: ProjectSecretsRequest,
+    readonly sink: WatchSink,
+    now: number,
+  ) {
+    this.since = now;
+    this.revision = request.knownRevision;
+    this.keys = [...new Set(request.items.map((i) => watchKey(principal.tenant, request.mesh, i.name)))];
+  }
+
+  clearTimers(): void {
+    clearTimeout(this.deadlineTimer);
+    clearTimeout(this.tokenTimer);
+    this.deadlineTimer = undefined;
+    this.tokenTimer = undefined;
+  }
+}
