@@ -98,6 +98,20 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
     `,
   },
   {
+    // Row MACs (domain/row-macs.ts), opaque bytes to this back-end, as SQLite's migration
+    // 7: rows that predate it get their MACs once, from the mark, in one transaction that
+    // locks out every writer (PostgresStorage.backfillMacs); after that a missing MAC is
+    // DATA_LOSS.
+    id: 3,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN mac BYTEA, ADD COLUMN grants_mac BYTEA;
+      ALTER TABLE secret_versions ADD COLUMN mac BYTEA;
+      ALTER TABLE create_requests ADD COLUMN mac BYTEA;
+      CREATE TABLE mac_backfill (id INTEGER PRIMARY KEY CHECK (id = 1));
+      INSERT INTO mac_backfill (id) VALUES (1);
+    `,
+  },
+  {
     // The audit trail (SPEC §6), as on SQLite: appended in batches by each replica's audit
     // queue, listed per tenant in (time, id) keyset order, pruned by time. The identity id
     // orders events of equal time (increasing in each replica's append order).
