@@ -129,9 +129,13 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
       // Only the primary listens; each scrape asks every worker for its series and sums them.
       const { clusterMetricsSource } = await import("./metrics/metrics.js");
       const { startMetricsServer } = await import("./metrics/metrics-server.js");
+      const address = `${config.metricsListen.host}:${config.metricsListen.port}`;
       const served = await startMetricsServer(clusterMetricsSource(), config.metricsListen.host, config.metricsListen.port, (err) =>
         logger.error({ err }, "metrics collection failed"),
-      );
+      ).catch((err: unknown) => {
+        logger.error({ err, metricsListen: address }, "the metrics endpoint could not listen: stopping");
+        throw Object.assign(new Error(`--metrics-listen ${address}: ${err instanceof Error ? err.message : String(err)}`), { exitCode: 1 });
+      });
       metricsAt = { metrics: `${config.metricsListen.host}:${served.port}` };
     }
     logger.info({ listen: `${config.listen.host}:${first.port}`, workers: config.workers, ...metricsAt }, "secretd serving with workers");
