@@ -228,16 +228,16 @@ export class Secrets {
     const fingerprintInput: FingerprintInput = { ...secret, sub: p.sub, data };
     if (req.requestId !== "") {
       validateRequestId(req.requestId);
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     const version = sealData(this.deps.keyring, secret, 1, data, now);
     const request =
-      req.requestId === "" ? undefined : { requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
+      req.requestId === "" ? undefined : { sub: p.sub, requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
     const result = await this.deps.storage.insertSecret(secret, version, request);
     if (result === "request-exists") {
       // A concurrent retry with the same id won the race: answer as it did.
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     if (result !== "ok") {
@@ -250,8 +250,8 @@ export class Secrets {
    * A retried CreateSecret: the same request_id with the same request returns the
    * secret it created; with a different request it is refused.
    */
-  private async replay(scope: Scope, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
-    const prior = await this.deps.storage.findCreateRequest(scope.tenant, requestId);
+  private async replay(scope: Scope, sub: string, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
+    const prior = await this.deps.storage.findCreateRequest(scope.tenant, sub, requestId);
     if (!prior) return undefined;
     if (!sameRequest(this.deps.keyring, prior.fingerprint, input)) {
       throw invalid("request_id", "was already used for a different CreateSecret request");

@@ -246,17 +246,31 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(Buffer.from((await read())!.version!.payload).toString()).toBe("second life");
     });
 
-    it("when a create request id is recorded, then it is found for its tenant only, refused twice, and gone with its secret", async () => {
+    it("when a create request id is recorded, then it is found for its tenant and caller only, refused twice, and gone with its secret", async () => {
       const s = secretRow();
-      const req = { requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };
+      const req = { sub: "owner", requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };
       expect(await st.insertSecret(s, versionRow(s), req)).toBe("ok");
-      expect(await st.findCreateRequest("t1", "r1")).toEqual(req);
-      expect(await st.findCreateRequest("t2", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "owner", "r1")).toEqual(req);
+      expect(await st.findCreateRequest("t2", "owner", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "someone-else", "r1")).toBeUndefined();
       const other = secretRow({ name: "other" });
       expect(await st.insertSecret(other, versionRow(other), { ...req, secretUid: other.uid })).toBe("request-exists");
       expect(await st.readSecret({ tenant: "t1", mesh: "m1" }, "other", 0)).toBeUndefined();
       await st.deleteSecret(s.uid, undefined);
-      expect(await st.findCreateRequest("t1", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "owner", "r1")).toBeUndefined();
+    });
+
+    it("when two callers of one tenant use the same request id, then each gets their own record (#16 item 11)", async () => {
+      const a = secretRow({ mesh: "prod", owner: "alice" });
+      const b = secretRow({ mesh: "dev", owner: "bob" });
+      const reqA = { sub: "alice", requestId: "ci-build-7", secretUid: a.uid, fingerprint: "k1:aaa" };
+      const reqB = { sub: "bob", requestId: "ci-build-7", secretUid: b.uid, fingerprint: "k1:bbb" };
+      expect(await st.insertSecret(b, versionRow(b), reqB)).toBe("ok");
+      expect(await st.insertSecret(a, versionRow(a), reqA)).toBe("ok");
+      expect(await st.findCreateRequest("t1", "alice", "ci-build-7")).toEqual(reqA);
+      expect(await st.findCreateRequest("t1", "bob", "ci-build-7")).toEqual(reqB);
+      const again = secretRow({ mesh: "prod", owner: "alice", name: "again" });
+      expect(await st.insertSecret(again, versionRow(again), { ...reqA, secretUid: again.uid })).toBe("request-exists");
     });
 
     it("when listing with expireBefore, then only secrets with an expire_time at or before it appear", async () => {

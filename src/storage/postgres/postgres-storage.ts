@@ -276,7 +276,7 @@ export class PostgresStorage implements Storage {
     return this.write<R>(async (c) => {
       const none = (value: R) => ({ value, changes: [] });
       if (request) {
-        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND request_id = $2", [secret.tenant, request.requestId], c);
+        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId], c);
         if (seen.rowCount) return none("request-exists");
       }
       const r = await this.q(
@@ -308,9 +308,9 @@ export class PostgresStorage implements Storage {
       if (request) {
         // Two racing retries with one id: the unique key lets one in; the other rolls back.
         const ins = await this.q(
-          `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (tenant, request_id) DO NOTHING`,
-          [secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime],
+          `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
+          [secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime],
           c,
         );
         if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
@@ -319,13 +319,13 @@ export class PostgresStorage implements Storage {
     });
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = await this.q<{ request_id: string; secret_uid: string; fingerprint: string }>(
-      "SELECT request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = $1 AND request_id = $2",
-      [tenant, requestId],
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = await this.q<{ sub: string; request_id: string; secret_uid: string; fingerprint: string }>(
+      "SELECT sub, request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3",
+      [tenant, sub, requestId],
     );
     const row = r.rows[0];
-    return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint } : undefined;
+    return row ? { sub: row.sub, requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint } : undefined;
   }
 
   /**

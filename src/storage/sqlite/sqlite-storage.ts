@@ -260,11 +260,11 @@ export class SqliteStorage implements Storage {
          WHERE uid = @uid AND etag = @expect_etag`,
       ),
       insertRequest: db.prepare(
-        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
+        `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
       ),
-      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string }>(
-        "SELECT request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = ? AND request_id = ?",
+      findRequest: db.prepare<[string, string, string], { sub: string; request_id: string; secret_uid: string; fingerprint: string }>(
+        "SELECT sub, request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = ? AND sub = ? AND request_id = ?",
       ),
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
@@ -352,7 +352,7 @@ export class SqliteStorage implements Storage {
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     return this.writes.submit((): "ok" | "exists" | "request-exists" => {
-      if (request && this.stmt.findRequest.get(secret.tenant, request.requestId)) return "request-exists";
+      if (request && this.stmt.findRequest.get(secret.tenant, request.sub, request.requestId)) return "request-exists";
       const r = this.stmt.insertSecret.run({
         uid: secret.uid,
         tenant: secret.tenant,
@@ -373,15 +373,15 @@ export class SqliteStorage implements Storage {
       });
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
-      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime);
+      if (request) this.stmt.insertRequest.run(secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime);
       this.record("secret-created", secret);
       return "ok";
     });
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = this.stmt.findRequest.get(tenant, requestId);
-    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint } : undefined;
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = this.stmt.findRequest.get(tenant, sub, requestId);
+    return r ? { sub: r.sub, requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint } : undefined;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
