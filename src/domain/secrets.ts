@@ -19,6 +19,7 @@ import { openData, sealData } from "./barrier.js";
 import { SecretdError, denied, invalid, notFound } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
+import { PAGE_BYTES, secretEntryBytes } from "./page-budget.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
@@ -304,18 +305,32 @@ export class Secrets {
     const batch = pageSize + 1;
     const out: SecretRow[] = [];
     let scanned = 0;
+    let bytes = 0;
+    let full = false;
     let more = true;
-    while (out.length < pageSize && more && scanned < MAX_LIST_SCAN) {
+    while (!full && more && scanned < MAX_LIST_SCAN) {
       const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, expireBefore, visibleTo });
       more = rows.length === batch;
-      for (const row of rows) {
-        if (out.length === pageSize) {
-          more = true;
-          break;
+      for (const [i, row] of rows.entries()) {
+        if (matchesSelector(selector, row.labels)) {
+          // A page ends at page_size entries or PAGE_BYTES encoded, whichever comes first
+          // (#16 item 4); a row that does not fit starts the next page.
+          const size = secretEntryBytes(row);
+          if (out.length > 0 && bytes + size > PAGE_BYTES) {
+            full = true;
+            more = true;
+            break;
+          }
+          bytes += size;
+          out.push(row);
         }
         scanned++;
         after = row.name;
-        if (matchesSelector(selector, row.labels)) out.push(row);
+        if (out.length === pageSize) {
+          full = true;
+          more ||= i < rows.length - 1;
+          break;
+        }
       }
     }
     return { secrets: out, nextPageToken: more ? encodePageToken(after, query) : "" };
