@@ -20,6 +20,8 @@ export interface CallContext {
 export interface CallDeps {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
+  /** Refuses answers on connections (or a server) holding too much unread output (connection-guard.ts). */
+  readonly guard?: { refusal(peer: string): string | undefined };
 }
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
@@ -89,6 +91,14 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
       })
       .then(
         (res) => {
+          // Checked when the answer is ready: a client that reads nothing must not make
+          // the server hold ever more of them (#16 item 5).
+          const refused = deps.guard?.refusal(call.getPeer());
+          if (refused !== undefined) {
+            finish(Status.RESOURCE_EXHAUSTED);
+            callback({ code: Status.RESOURCE_EXHAUSTED, details: refused, metadata: trailer });
+            return;
+          }
           finish(Status.OK);
           callback(null, res, trailer);
         },
