@@ -9,7 +9,7 @@
 import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
-import { denied, invalid, notFound, SecretdError } from "./errors.js";
+import { denied, grantsChanged, invalid, notFound, SecretdError } from "./errors.js";
 import { grantEntryBytes, PAGE_BYTES } from "./page-budget.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
@@ -40,6 +40,12 @@ const MAX_GRANT_KEYS = 256;
  * grants, and ListGrants (which has no paging) must always fit in one answer (#16 item 4).
  */
 export const MAX_GRANTS_PER_SECRET = 1000;
+
+/** Rows removed; "conflict" (a grant-set compare-and-set lost) is not retried here. */
+function counted(removed: number | "conflict"): number {
+  if (removed === "conflict") throw grantsChanged();
+  return removed;
+}
 
 function validateSubject(subject: string): void {
   if (!SUBJECT.test(subject)) throw invalid("subject", 'must be "user:<sub>" or "role:<role>"');
@@ -115,7 +121,9 @@ export class Grants {
     if (bytes > PAGE_BYTES) {
       throw new SecretdError("RESOURCE_EXHAUSTED", `the grants of secret "${req.name}" would take ${bytes} bytes (at most ${PAGE_BYTES}): revoke some first`);
     }
-    if ((await this.deps.storage.putGrant(row)) === "missing") throw notFound(`secret "${req.name}"`);
+    const put = await this.deps.storage.putGrant(row);
+    if (put === "missing") throw notFound(`secret "${req.name}"`);
+    if (put === "conflict") throw grantsChanged();
     return { ...row, mesh: secret.mesh, name: secret.name, ...(replaced ? { replaced } : {}) };
   }
 
@@ -131,11 +139,11 @@ export class Grants {
     const { secret, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
     let removed: number;
     if (adminKeys === undefined) {
-      removed = await this.deps.storage.deleteGrants(secret.uid, req.subject, level);
+      removed = counted(await this.deps.storage.deleteGrants(secret.uid, req.subject, level));
     } else {
       removed = 0;
       const mine = grants.filter((g) => g.subject === req.subject && (level === undefined || g.level === level) && grantWithin(adminKeys, g.keys));
-      for (const g of mine) removed += await this.deps.storage.deleteGrants(secret.uid, g.subject, g.level);
+      for (const g of mine) removed += counted(await this.deps.storage.deleteGrants(secret.uid, g.subject, g.level));
     }
     if (removed === 0) throw notFound(`grant for ${req.subject} on secret "${req.name}"`);
   }

@@ -104,12 +104,12 @@ describe("sqlite specifics", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("when a database written before migration 6 is opened, then its create request ids belong to their secrets' owners", async () => {
+  it("when a database written before migration 6 (but with 7's row MACs) is opened, then its create request ids belong to their secrets' owners, MACs kept", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
     const file = path.join(dir, "db.sqlite");
     const old = new Database(file);
     old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
-    for (const m of MIGRATIONS.filter((m) => m.id <= 5)) {
+    for (const m of MIGRATIONS.filter((m) => m.id <= 5 || m.id === 7)) {
       old.exec(m.sql);
       old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
     }
@@ -119,11 +119,11 @@ describe("sqlite specifics", () => {
        VALUES (?, ?, ?, ?, 'Opaque', '', 'alice', '{}', '{}', 0, 1, ?, '["k"]', 1, 1)`,
     ).run(s.uid, s.tenant, s.mesh, s.name, s.etag);
     old.prepare("INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (?, 1, '[\"k\"]', ?, ?, 1)").run(s.uid, Buffer.from("d"), Buffer.from("p"));
-    old.prepare("INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time) VALUES (?, 'old-id', ?, 'k1:f', 1)").run(s.tenant, s.uid);
+    old.prepare("INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac) VALUES (?, 'old-id', ?, 'k1:f', 1, x'ab')").run(s.tenant, s.uid);
     old.close();
 
     const st = new SqliteStorage(file);
-    expect(await st.findCreateRequest(s.tenant, "alice", "old-id")).toEqual({ sub: "alice", requestId: "old-id", secretUid: s.uid, fingerprint: "k1:f" });
+    expect(await st.findCreateRequest(s.tenant, "alice", "old-id")).toEqual({ sub: "alice", requestId: "old-id", secretUid: s.uid, fingerprint: "k1:f", mac: Buffer.from([0xab]) });
     expect(await st.findCreateRequest(s.tenant, "bob", "old-id")).toBeUndefined();
     const db = (st as unknown as { db: Database.Database }).db;
     expect(db.pragma("foreign_key_check")).toEqual([]);
@@ -180,7 +180,7 @@ describe("sqlite specifics", () => {
     const scope = { tenant: "t1", mesh: "m1" };
     const entry = (name: string, payloadBytes: number, annotations: Record<string, string> = {}) => {
       const s = secretRow({ name, annotations });
-      return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [] };
+      return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [], latestVersion: 1 };
     };
     for (const n of ["a", "b", "c"]) cache.put(scope, n, 0, entry(n, 10_000)); // ~10.8 KB each
     expect(cache.size).toBe(3);

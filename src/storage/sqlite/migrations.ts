@@ -95,9 +95,25 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     sql: "DROP INDEX secrets_owner;",
   },
   {
+    // Row MACs (domain/row-macs.ts), opaque bytes to this back-end. Rows that predate this
+    // migration have none: the mark asks the next start to give every row one, once, in
+    // one transaction (SqliteStorage.backfillMacs); from then on a missing MAC is DATA_LOSS.
+    id: 7,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN mac BLOB;
+      ALTER TABLE secrets ADD COLUMN grants_mac BLOB;
+      ALTER TABLE secret_versions ADD COLUMN mac BLOB;
+      ALTER TABLE create_requests ADD COLUMN mac BLOB;
+      CREATE TABLE mac_backfill (id INTEGER PRIMARY KEY CHECK (id = 1));
+      INSERT INTO mac_backfill (id) VALUES (1);
+    `,
+  },
+  {
     // A create request id is the caller's own (#16 item 11): keyed by (tenant, sub,
     // request_id), so a caller can neither learn of nor pre-claim another's ids. A row
-    // recorded before belongs to its secret's owner, who made the request.
+    // recorded before belongs to its secret's owner, who made the request. Listed after
+    // 7 (the runner goes in list order), so the table it rebuilds always has 7's mac
+    // column, whichever of the two a database already has.
     id: 6,
     sql: `
       CREATE TABLE create_requests_by_caller (
@@ -107,10 +123,11 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
         secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
         fingerprint  TEXT NOT NULL,
         create_time  INTEGER NOT NULL,
+        mac          BLOB,
         PRIMARY KEY (tenant, sub, request_id)
       ) WITHOUT ROWID;
-      INSERT INTO create_requests_by_caller (tenant, sub, request_id, secret_uid, fingerprint, create_time)
-        SELECT r.tenant, s.owner, r.request_id, r.secret_uid, r.fingerprint, r.create_time
+      INSERT INTO create_requests_by_caller (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
+        SELECT r.tenant, s.owner, r.request_id, r.secret_uid, r.fingerprint, r.create_time, r.mac
         FROM create_requests r JOIN secrets s ON s.uid = r.secret_uid;
       DROP TABLE create_requests;
       ALTER TABLE create_requests_by_caller RENAME TO create_requests;
