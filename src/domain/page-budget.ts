@@ -5,7 +5,7 @@
  * protobuf encoding (UTF-8 bytes plus the widest tag and length prefix of each field),
  * cheap enough to take per row.
  */
-import type { GrantRow, SecretRow } from "../storage/storage.js";
+import type { GrantRow, LeaseRow, SecretRow } from "../storage/storage.js";
 
 export const PAGE_BYTES = 4 * 1024 * 1024;
 
@@ -41,4 +41,9 @@ export function secretEntryBytes(row: SecretRow): number {
 /** An upper bound of one Grant inside its response (with room for the mesh and name it carries). */
 export function grantEntryBytes(g: GrantRow, mesh: string, name: string): number {
   return FIELD + FIXED + str(mesh) + str(name) + str(g.subject) + str(g.grantedBy) + list(g.keys);
+}
+
+/** An upper bound of one Consumer inside its response. */
+export function consumerEntryBytes(l: LeaseRow): number {
+  return FIELD + FIXED + str(l.sub) + list(l.roles) + str(l.revision) + str(l.replica);
 }

@@ -24,12 +24,12 @@ export function decodePageToken(token: string, query: readonly string[]): Positi
   try {
     parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
   } catch {
-    throw invalid("page_token", "is not a token returned by ListSecrets");
+    throw invalid("page_token", "is not a next_page_token this list returned");
   }
   const t = parsed as { v?: unknown; a?: unknown; q?: unknown } | null;
   if (!t || t.v !== 1 || typeof t.a !== "string" || typeof t.q !== "string") {
-    throw invalid("page_token", "is not a token returned by ListSecrets");
+    throw invalid("page_token", "is not a next_page_token this list returned");
   }
-  if (t.q !== digest(query)) throw invalid("page_token", "belongs to a different query (mesh, filter or selector)");
+  if (t.q !== digest(query)) throw invalid("page_token", "belongs to a different query (mesh, name, filter or selector)");
   return { after: t.a };
 }

@@ -9,9 +9,10 @@
 import { randomBytes } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Grant, ListGrantsResponse, ListSecretsResponse } from "../../src/gen/secrets/v1/secrets.js";
+import type { Grant, ListConsumersResponse, ListGrantsResponse, ListSecretsResponse } from "../../src/gen/secrets/v1/secrets.js";
 import { Permission } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
+import { openWatch, type WatchStream } from "../helpers/watch.js";
 
 const M = "big-meta";
 const SECRETS = 70;
@@ -108,5 +109,43 @@ describe("ListGrants bounded", () => {
     await s.call("revokeAccess", { mesh: M, name: "shared", subject: "user:u1", permission: Permission.PERMISSION_READ }, developer);
     await s.call("grantAccess", { mesh: M, name: "shared", subject: "user:late", permission: Permission.PERMISSION_READ, keys }, developer);
     expect(await codeOf(s.call("grantAccess", { mesh: M, name: "shared", subject: "user:later", permission: Permission.PERMISSION_READ, keys }, developer))).toBe(status.RESOURCE_EXHAUSTED);
+  });
+});
+
+describe("ListConsumers paged", () => {
+  it("when a secret has more consumers than a page holds, then pages (by page_size, and at most 4 MiB) reach every consumer exactly once, oldest first", async () => {
+    // A consumer carries its token's sub and roles: up to ~8 KiB each, and a secret may
+    // have as many as watches are allowed, so one answer could pass the send limit.
+    await s.call("createSecret", { mesh: M, name: "watched", stringData: { k: "v" } }, developer);
+    await s.call("grantAccess", { mesh: M, name: "watched", subject: "role:app", permission: Permission.PERMISSION_PROJECT }, developer);
+    const watches: WatchStream[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const t = await s.token({ tenant: "acme", sub: `app-${i}`, roles: ["app", "r".repeat(2000)] });
+        const w = openWatch(s.client, { mesh: M, items: [{ name: "watched" }] }, t);
+        await w.next();
+        watches.push(w);
+      }
+      const subs: string[] = [];
+      let pageToken = "";
+      let pages = 0;
+      do {
+        const page = await s.call<ListConsumersResponse>("listConsumers", { mesh: M, name: "watched", pageSize: 2, pageToken }, developer);
+        expect(page.consumers.length).toBeLessThanOrEqual(2);
+        subs.push(...page.consumers.map((c) => c.sub));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken !== "" && pages < 10);
+      expect(pages).toBe(3);
+      expect(subs.sort()).toEqual(["app-0", "app-1", "app-2", "app-3", "app-4"]);
+      const all = await s.call<ListConsumersResponse>("listConsumers", { mesh: M, name: "watched" }, developer);
+      expect(all.consumers).toHaveLength(5);
+      expect(all.nextPageToken).toBe("");
+      // A token of another list is refused.
+      const other = await s.call<ListConsumersResponse>("listConsumers", { mesh: M, name: "watched", pageSize: 1 }, developer);
+      expect(await codeOf(s.call("listSecrets", { mesh: M, pageToken: other.nextPageToken }, admin))).toBe(status.INVALID_ARGUMENT);
+    } finally {
+      for (const w of watches) w.cancel();
+    }
   });
 });

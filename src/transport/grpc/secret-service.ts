@@ -45,9 +45,10 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     listGrants: unary(deps, "ListGrants", async (req, { principal }) => ({
       grants: (await grants.list(principal, req)).map(toGrantMessage),
     })),
-    listConsumers: unary(deps, "ListConsumers", async (req, { principal }) => ({
-      consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage),
-    })),
+    listConsumers: unary(deps, "ListConsumers", async (req, { principal }) => {
+      const page = await deps.consumers.list(principal, req);
+      return { consumers: page.consumers.map(toConsumerMessage), nextPageToken: page.nextPageToken };
+    }),
     listAuditEvents: unary(deps, "ListAuditEvents", async () => {
       throw new SecretdError("UNIMPLEMENTED", "ListAuditEvents is not implemented yet");
     }),
