@@ -51,7 +51,7 @@ export class Consumers {
     if (req.pageSize < 0) throw invalid("page_size", "must not be negative");
     const pageSize = Math.min(req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize, MAX_PAGE_SIZE);
     const query = ["consumers", scope.mesh, req.name];
-    const after = decodePageToken(req.pageToken, query).after;
+    const after = decodePageToken(req.pageToken, query, "ListConsumers").after;
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
     const all = (await this.deps.storage.listLeases(secret.uid, this.now())).sort(byAge);
