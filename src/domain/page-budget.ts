@@ -5,7 +5,7 @@
  * protobuf encoding (UTF-8 bytes plus the widest tag and length prefix of each field),
  * cheap enough to take per row.
  */
-import type { GrantRow, LeaseRow, SecretRow } from "../storage/storage.js";
+import type { AuditRow, GrantRow, LeaseRow, SecretRow } from "../storage/storage.js";
 
 export const PAGE_BYTES = 4 * 1024 * 1024;
 
@@ -46,4 +46,9 @@ export function grantEntryBytes(g: GrantRow, mesh: string, name: string): number
 /** An upper bound of one Consumer inside its response. */
 export function consumerEntryBytes(l: LeaseRow): number {
   return FIELD + FIXED + str(l.sub) + list(l.roles) + str(l.revision) + str(l.replica);
+}
+
+/** An upper bound of one AuditEvent inside its response. */
+export function auditEntryBytes(e: AuditRow): number {
+  return FIELD + FIXED + str(e.requestId) + str(e.method) + str(e.sub) + str(e.mesh) + str(e.name) + list(e.keys) + str(e.code) + str(e.peer);
 }

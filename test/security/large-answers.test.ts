@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Grant, ListConsumersResponse, ListGrantsResponse, ListSecretsResponse } from "../../src/gen/secrets/v1/secrets.js";
+import type { Grant, ListAuditEventsResponse, ListConsumersResponse, ListGrantsResponse, ListSecretsResponse } from "../../src/gen/secrets/v1/secrets.js";
 import { Permission } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch, type WatchStream } from "../helpers/watch.js";
@@ -147,5 +147,36 @@ describe("ListConsumers paged", () => {
     } finally {
       for (const w of watches) w.cancel();
     }
+  });
+});
+
+describe("ListAuditEvents pages bounded by encoded bytes", () => {
+  it("when 260 reads of 256 long keys each are audited (~16.6 MiB of events), then page_size 1000 still answers, in pages that reach every event once", async () => {
+    const keys = [...Array(256).keys()].map((i) => `${String(i).padStart(3, "0")}-${"a".repeat(246)}`);
+    await s.call("createSecret", { mesh: M, name: "audited", data: Object.fromEntries(keys.map((k) => [k, Buffer.from("x")])) }, developer);
+    const READS = 260;
+    for (let i = 0; i < READS; i++) await s.call("getSecret", { mesh: M, name: "audited", keys }, developer);
+    const list = async (): Promise<{ ids: string[]; pages: number }> => {
+      const ids: string[] = [];
+      let pageToken = "";
+      let pages = 0;
+      do {
+        const page = await s.call<ListAuditEventsResponse>("listAuditEvents", { mesh: M, name: "audited", sub: "dev", pageSize: 1000, pageToken }, admin);
+        ids.push(...page.events.filter((e) => e.method === "GetSecret").map((e) => e.requestId));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken !== "" && pages < 50);
+      return { ids, pages };
+    };
+    // Events are flushed within about a second.
+    let got = { ids: [] as string[], pages: 0 };
+    for (let tries = 0; tries < 50 && got.ids.length < READS; tries++) {
+      await new Promise((r) => setTimeout(r, 200));
+      got = await list();
+    }
+    const { ids, pages } = got;
+    expect(pages).toBeGreaterThanOrEqual(4); // ~16.6 MiB in pages of at most 4 MiB
+    expect(ids).toHaveLength(READS);
+    expect(new Set(ids).size).toBe(READS);
   });
 });
