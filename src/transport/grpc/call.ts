@@ -39,6 +39,8 @@ export interface CallObserver {
 export interface CallDeps {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
+  /** Refuses answers on connections (or a server) holding too much unread output (connection-guard.ts). */
+  readonly guard?: { refusal(peer: string): string | undefined };
   /** Where audit events go; none recorded when absent. */
   readonly audit?: AuditSink | undefined;
   readonly observer?: CallObserver | undefined;
@@ -189,6 +191,14 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
       })
       .then(
         (res) => {
+          // Checked when the answer is ready: a client that reads nothing must not make
+          // the server hold ever more of them (#16 item 5).
+          const refused = deps.guard?.refusal(call.getPeer());
+          if (refused !== undefined) {
+            log(rec, Status.RESOURCE_EXHAUSTED);
+            callback({ code: Status.RESOURCE_EXHAUSTED, details: refused, metadata: trailer });
+            return;
+          }
           log(rec, Status.OK, undefined, res);
           callback(null, res, trailer);
         },
