@@ -3,23 +3,27 @@
  * echoes the effective configuration (URL credentials masked; no setting holds a key
  * itself, only paths to key files), checks that key files are owner-only, runs SQLite's
  * integrity_check and opens every stored version with the keyring, naming each one that
- * fails. Read-only, so it is safe next to a running server. Exit 1 when anything failed.
+ * fails. With a PostgreSQL --database-url it checks the connection, the schema and that
+ * every secret's current version is stored, then opens every version the same way (page
+ * integrity is PostgreSQL's own: data checksums, amcheck). Read-only, so it is safe next
+ * to running servers. Exit 1 when anything failed.
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
-import { effectiveSettings, type Config } from "../config.js";
+import { effectiveSettings, maskUrl, type Config } from "../config.js";
 import { secretAad } from "../crypto/aad.js";
 import { decodeData } from "../crypto/data-codec.js";
 import { openVersion } from "../crypto/envelope.js";
 import { loadKeyring } from "../crypto/keyring.js";
 import { SecretdError } from "../domain/errors.js";
-import { integrityProblems, sealedVersions } from "../storage/sqlite/sqlite-maintenance.js";
+import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
+import { integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { progress } from "./progress.js";
 
-type Verdict = "ok" | "warn" | "FAIL";
+type Verdict = "ok" | "note" | "warn" | "FAIL";
 
 interface Report {
   failed: number;
@@ -57,6 +61,8 @@ function checkFiles(r: Report, config: Config): void {
   if (existsSync(config.dataDir)) {
     const m = statSync(config.dataDir).mode;
     r.say((m & 0o077) === 0 ? "ok" : "warn", `data dir ${config.dataDir}: mode ${mode(m)}${(m & 0o077) === 0 ? "" : " (0700 recommended)"}`);
+  } else if (config.databaseUrl !== "") {
+    r.say("note", `data dir ${config.dataDir}: does not exist (with PostgreSQL it only holds default key files)`);
   } else {
     r.say("FAIL", `data dir ${config.dataDir}: does not exist`);
   }
@@ -64,7 +70,7 @@ function checkFiles(r: Report, config: Config): void {
   if (config.jwt.hs256SecretFile !== "") checkKeyFile(r, "HS256 secret file", config.jwt.hs256SecretFile, !config.jwt.hs256IsDevKey);
   if (config.tls !== undefined) checkKeyFile(r, "TLS key", config.tls.key, true);
   const db = path.join(config.dataDir, DB_FILE);
-  if (existsSync(db)) checkKeyFile(r, "database", db, true);
+  if (config.databaseUrl === "" && existsSync(db)) checkKeyFile(r, "database", db, true);
 }
 
 function errorText(err: unknown): string {
@@ -72,7 +78,7 @@ function errorText(err: unknown): string {
 }
 
 /** Opens every version with the keyring; a version that fails is named, never shown. */
-function checkBlobs(r: Report, config: Config, dbFile: string): void {
+async function checkBlobs(r: Report, config: Config, rows: AsyncIterable<SealedVersionRow> | Iterable<SealedVersionRow>, total: number): Promise<void> {
   let keyring;
   try {
     keyring = loadKeyring(config.kekFile, { create: false, warn: () => {} });
@@ -80,11 +86,12 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
     r.say("FAIL", `keyring: ${errorText(err)}; no stored value can be checked`);
     return;
   }
-  const rows = [...sealedVersions(dbFile)];
   const bar = progress("opening stored versions");
+  let seen = 0;
   let opened = 0;
   const failures: string[] = [];
-  rows.forEach((row, i) => {
+  for await (const row of rows) {
+    seen++;
     try {
       const plaintext = openVersion(keyring, secretAad(row), row.dek, row.payload);
       try {
@@ -96,12 +103,50 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
     } catch (err) {
       failures.push(`tenant "${row.tenant}" mesh "${row.mesh}" secret "${row.name}" version ${row.version} (uid ${row.uid}): ${errorText(err)}`);
     }
-    bar.update(`${i + 1} of ${rows.length}`);
-  });
+    bar.update(`${seen} of ${Math.max(seen, total)}`);
+  }
   bar.done();
   for (const f of failures) r.say("FAIL", `does not open: ${f}`);
   const kekIds = keyring.keys.map((k) => k.id).join(", ");
-  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${rows.length} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
+  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${seen} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
+}
+
+function checkSqlite(r: Report, config: Config): Promise<void> {
+  const dbFile = path.join(config.dataDir, DB_FILE);
+  if (!existsSync(dbFile)) {
+    r.say("warn", `database ${dbFile}: does not exist yet (created on the first start)`);
+    return Promise.resolve();
+  }
+  const problems = integrityProblems(dbFile);
+  if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
+  for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
+  const rows = [...sealedVersions(dbFile)];
+  return checkBlobs(r, config, rows, rows.length);
+}
+
+async function checkPostgres(r: Report, config: Config): Promise<void> {
+  const shown = maskUrl(config.databaseUrl);
+  let snap;
+  try {
+    snap = await openPostgresSnapshot(config.databaseUrl, config.database.statementTimeoutMs);
+  } catch (err) {
+    r.say("FAIL", `database ${shown}: ${errorText(err)}`);
+    return;
+  }
+  try {
+    if (snap.schema === 0) {
+      r.say("warn", `database ${shown}: PostgreSQL ${snap.serverVersion}, no secretd schema yet (created by the first server start)`);
+      return;
+    }
+    const newer = snap.schema > snap.schemaKnown ? `; newer than this build's ${snap.schemaKnown}: use the servers' build` : "";
+    r.say(newer === "" ? "ok" : "warn", `database ${shown}: PostgreSQL ${snap.serverVersion}, schema ${snap.schema}${newer}, ${snap.secrets} secrets, ${snap.versions} versions`);
+    r.say("note", "integrity_check is SQLite's: PostgreSQL checks its own pages (initdb --data-checksums; the amcheck extension verifies indexes)");
+    for (const m of snap.missingCurrent) r.say("FAIL", `current version missing: tenant "${m.tenant}" mesh "${m.mesh}" secret "${m.name}" version ${m.version}`);
+    if (snap.missingCurrent.length === 0) r.say("ok", "every secret's current version is stored");
+    await checkBlobs(r, config, snap.versionsIn(), snap.versions);
+  } finally {
+    await snap.close();
+  }
 }
 
 /** Settings whose empty default means a path derived from the data dir. */
@@ -113,7 +158,7 @@ function derived(key: string, config: Config | undefined): string | undefined {
   return undefined;
 }
 
-function doctor(opts: Record<string, string | undefined>): void {
+async function doctor(opts: Record<string, string | undefined>): Promise<void> {
   const r = report();
   const flags = Object.fromEntries(Object.entries(opts).filter((e): e is [string, string] => typeof e[1] === "string"));
   let config: Config | undefined;
@@ -135,15 +180,7 @@ function doctor(opts: Record<string, string | undefined>): void {
   }
   r.say("ok", "configuration is valid");
   checkFiles(r, config);
-  const dbFile = path.join(config.dataDir, DB_FILE);
-  if (!existsSync(dbFile)) {
-    r.say("warn", `database ${dbFile}: does not exist yet (created on the first start)`);
-  } else {
-    const problems = integrityProblems(dbFile);
-    if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
-    for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
-    checkBlobs(r, config, dbFile);
-  }
+  await (config.databaseUrl === "" ? checkSqlite(r, config) : checkPostgres(r, config));
   process.stdout.write(r.failed === 0 ? "no problems found\n" : `${r.failed} problem${r.failed === 1 ? "" : "s"} found\n`);
   if (r.failed > 0) process.exitCode = 1;
 }
@@ -153,10 +190,10 @@ export function registerDoctor(program: Command): void {
     program
       .command("doctor")
       .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens")
-      .addHelpText("after", "\nExample:\n  secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json"),
-  ).action((opts: Record<string, string | undefined>) => {
+      .addHelpText("after", "\nExamples:\n  secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json\n  secretd doctor --database-url postgres://secretd@db.internal/secretd --kek-file /etc/secretd/kek.json"),
+  ).action(async (opts: Record<string, string | undefined>) => {
     try {
-      doctor(opts);
+      await doctor(opts);
     } catch (err) {
       process.stderr.write(`secretd: ${errorText(err)}\n`);
       process.exitCode = 1;
