@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { DB_FILE } from "../app.js";
 import { effectiveSettings, maskUrl, type Config } from "../config.js";
 import { secretAad } from "../crypto/aad.js";
@@ -21,22 +21,27 @@ import { SecretdError } from "../domain/errors.js";
 import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
 import { integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { renderDoc } from "./output.js";
 import { progress } from "./progress.js";
 
 type Verdict = "ok" | "note" | "warn" | "FAIL";
 
 interface Report {
   failed: number;
+  readonly checks: Array<{ verdict: Verdict; text: string }>;
   /** `counted: false` for a summary of problems already reported one by one. */
   say(verdict: Verdict, text: string, counted?: boolean): void;
 }
 
-function report(): Report {
+/** live: print each check as it is made (text output); otherwise only collect them. */
+function report(live: boolean): Report {
   return {
     failed: 0,
+    checks: [],
     say(verdict, text, counted = true) {
       if (verdict === "FAIL" && counted) this.failed++;
-      process.stdout.write(`${verdict.padEnd(5)} ${text}\n`);
+      this.checks.push({ verdict, text });
+      if (live) process.stdout.write(`${verdict.padEnd(5)} ${text}\n`);
     },
   };
 }
@@ -159,7 +164,8 @@ function derived(key: string, config: Config | undefined): string | undefined {
 }
 
 async function doctor(opts: Record<string, string | undefined>): Promise<void> {
-  const r = report();
+  const format = opts.output === "json" || opts.output === "yaml" ? opts.output : "text";
+  const r = report(format === "text");
   const flags = Object.fromEntries(Object.entries(opts).filter((e): e is [string, string] => typeof e[1] === "string"));
   let config: Config | undefined;
   let configError: unknown;
@@ -168,20 +174,26 @@ async function doctor(opts: Record<string, string | undefined>): Promise<void> {
   } catch (err) {
     configError = err;
   }
-  process.stdout.write("configuration (flag > env > file > default):\n");
-  for (const s of effectiveSettings(flags, process.env)) {
+  const settings = effectiveSettings(flags, process.env).map((s) => {
     const shown = s.value === "" && s.source === "default" ? (derived(s.key, config) ?? "") : s.value;
-    process.stdout.write(`  ${s.key.padEnd(20)} ${shown === "" ? '""' : shown}  (${s.source}${s.source === "env" ? ` ${s.env}` : ""})\n`);
+    return { key: s.key, value: shown, source: s.source, ...(s.source === "env" ? { env: s.env } : {}) };
+  });
+  if (format === "text") {
+    process.stdout.write("configuration (flag > env > file > default):\n");
+    for (const s of settings) process.stdout.write(`  ${s.key.padEnd(20)} ${s.value === "" ? '""' : s.value}  (${s.source}${s.env ? ` ${s.env}` : ""})\n`);
   }
   if (config === undefined) {
     r.say("FAIL", `configuration: ${errorText(configError)}`);
-    process.exitCode = 1;
-    return;
+  } else {
+    r.say("ok", "configuration is valid");
+    checkFiles(r, config);
+    await (config.databaseUrl === "" ? checkSqlite(r, config) : checkPostgres(r, config));
   }
-  r.say("ok", "configuration is valid");
-  checkFiles(r, config);
-  await (config.databaseUrl === "" ? checkSqlite(r, config) : checkPostgres(r, config));
-  process.stdout.write(r.failed === 0 ? "no problems found\n" : `${r.failed} problem${r.failed === 1 ? "" : "s"} found\n`);
+  if (format === "text") {
+    process.stdout.write(r.failed === 0 ? "no problems found\n" : `${r.failed} problem${r.failed === 1 ? "" : "s"} found\n`);
+  } else {
+    process.stdout.write(renderDoc({ configuration: settings, checks: r.checks, problems: r.failed }, format));
+  }
   if (r.failed > 0) process.exitCode = 1;
 }
 
@@ -190,6 +202,7 @@ export function registerDoctor(program: Command): void {
     program
       .command("doctor")
       .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens")
+      .addOption(new Option("-o, --output <format>", "text: one line per check; json or yaml: one document (configuration, checks, problems)").choices(["text", "json", "yaml"]).default("text"))
       .addHelpText("after", "\nExamples:\n  secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json\n  secretd doctor --database-url postgres://secretd@db.internal/secretd --kek-file /etc/secretd/kek.json"),
   ).action(async (opts: Record<string, string | undefined>) => {
     try {

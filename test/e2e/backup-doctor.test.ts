@@ -303,6 +303,33 @@ describe("doctor", () => {
     expect(r.out + r.err).not.toContain("Tok-123");
   }, SLOW);
 
+  it("when -o json or -o yaml is given, then doctor prints one document of the configuration, the checks and the problem count", async () => {
+    const dataDir = path.join(root, "doctor-doc");
+    const server = await startTestServer({ dataDir });
+    const token = await server.token({ tenant: "acme", sub: "ops", roles: ["tenant-admin"] });
+    await server.call("createSecret", { name: "one", stringData: { v: "doc-value-one" } }, token);
+    await server.stop();
+    type Doc = { configuration: Array<{ key: string; value: string; source: string; env?: string }>; checks: Array<{ verdict: string; text: string }>; problems: number };
+    const j = await runCli(["doctor", "--data-dir", dataDir, "-o", "json", "--jwt-jwks-url", "https://u:Pw-Doc-7@idp/jwks"]);
+    const doc = JSON.parse(j.out) as Doc;
+    expect(doc.problems).toBe(0);
+    expect(doc.checks).toContainEqual({ verdict: "ok", text: "configuration is valid" });
+    expect(doc.checks.some((c) => c.verdict === "ok" && c.text.startsWith("opened 1 of 1 stored versions"))).toBe(true);
+    expect(doc.configuration).toContainEqual({ key: "jwtJwksUrl", value: "https://u:***@idp/jwks", source: "flag" });
+    expect(doc.configuration).toContainEqual({ key: "dataDir", value: dataDir, source: "flag" });
+    expect(j.status).toBe(0);
+    chmodSync(path.join(dataDir, "kek.json"), 0o640);
+    const y = await runCli(["doctor", "-o", "yaml"], { env: { SECRETD_DATA_DIR: dataDir } });
+    const { parse } = await import("yaml");
+    const ydoc = parse(y.out) as Doc;
+    expect(ydoc.problems).toBe(1);
+    expect(ydoc.checks.find((c) => c.verdict === "FAIL")?.text).toMatch(/^KEK file .*: mode 0640/);
+    expect(ydoc.configuration).toContainEqual({ key: "dataDir", value: dataDir, source: "env", env: "SECRETD_DATA_DIR" });
+    expect(y.status).toBe(1);
+    expect(j.out + j.err + y.out + y.err).not.toContain("Pw-Doc-7");
+    expect(j.out + y.out).not.toContain("doc-value-one");
+  }, SLOW);
+
   it("when the YAML file has a bad value or an unknown key, then doctor (like serve) names the setting", async () => {
     const { writeFileSync } = await import("node:fs");
     const cfg = path.join(root, "bad.yaml");
