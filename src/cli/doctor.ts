@@ -3,7 +3,8 @@
  * echoes the effective configuration (URL credentials masked; no setting holds a key
  * itself, only paths to key files), checks that key files are owner-only, runs SQLite's
  * integrity_check and opens every stored version with the keyring, naming each one that
- * fails. With a PostgreSQL --database-url it checks the connection, the schema and that
+ * fails, then checks every secret's row MACs (metadata, grants, versions, create requests)
+ * as the server does on a read. With a PostgreSQL --database-url it checks the connection, the schema and that
  * every secret's current version is stored, then opens every version the same way (page
  * integrity is PostgreSQL's own: data checksums, amcheck). Read-only, so it is safe next
  * to running servers. Exit 1 when anything failed.
@@ -18,8 +19,13 @@ import { decodeData } from "../crypto/data-codec.js";
 import { openVersion } from "../crypto/envelope.js";
 import { loadKeyring } from "../crypto/keyring.js";
 import { SecretdError } from "../domain/errors.js";
+import type { Keyring } from "../crypto/keyring.js";
 import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
-import { integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
+import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
+import { MIGRATIONS } from "../storage/sqlite/migrations.js";
+import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
+import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { renderDoc } from "./output.js";
 import { progress } from "./progress.js";
@@ -82,15 +88,17 @@ function errorText(err: unknown): string {
   return err instanceof SecretdError ? `${err.code}: ${err.message}` : "unexpected error";
 }
 
-/** Opens every version with the keyring; a version that fails is named, never shown. */
-async function checkBlobs(r: Report, config: Config, rows: AsyncIterable<SealedVersionRow> | Iterable<SealedVersionRow>, total: number): Promise<void> {
-  let keyring;
+function keyringOf(r: Report, config: Config): Keyring | undefined {
   try {
-    keyring = loadKeyring(config.kekFile, { create: false, warn: () => {} });
+    return loadKeyring(config.kekFile, { create: false, warn: () => {} });
   } catch (err) {
     r.say("FAIL", `keyring: ${errorText(err)}; no stored value can be checked`);
-    return;
+    return undefined;
   }
+}
+
+/** Opens every version with the keyring; a version that fails is named, never shown. */
+async function checkBlobs(r: Report, keyring: Keyring, rows: AsyncIterable<SealedVersionRow> | Iterable<SealedVersionRow>, total: number): Promise<void> {
   const bar = progress("opening stored versions");
   let seen = 0;
   let opened = 0;
@@ -116,17 +124,36 @@ async function checkBlobs(r: Report, config: Config, rows: AsyncIterable<SealedV
   r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${seen} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
 }
 
-function checkSqlite(r: Report, config: Config): Promise<void> {
+async function checkSqlite(r: Report, config: Config): Promise<void> {
   const dbFile = path.join(config.dataDir, DB_FILE);
   if (!existsSync(dbFile)) {
     r.say("warn", `database ${dbFile}: does not exist yet (created on the first start)`);
-    return Promise.resolve();
+    return;
   }
   const problems = integrityProblems(dbFile);
   if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
   for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
+  const keyring = keyringOf(r, config);
+  if (keyring === undefined) return;
   const rows = [...sealedVersions(dbFile)];
-  return checkBlobs(r, config, rows, rows.length);
+  await checkBlobs(r, keyring, rows, rows.length);
+  const schema = databaseCounts(dbFile).schema;
+  const known = Math.max(...MIGRATIONS.map((m) => m.id));
+  if (schema !== known) {
+    r.say("warn", `database ${dbFile}: schema ${schema}, this build's is ${known}: row MACs not checked (a server of this build migrates it at start)`);
+    return;
+  }
+  const storage = new SqliteStorage(dbFile);
+  try {
+    reportMacs(r, await checkRowMacs(storage, keyring));
+  } finally {
+    await storage.close();
+  }
+}
+
+function reportMacs(r: Report, res: RowMacResult): void {
+  for (const f of res.failures) r.say("FAIL", `row MAC does not check: ${f}`);
+  r.say(res.failures.length === 0 ? "ok" : "FAIL", `row MACs of ${res.examined - res.failures.length} of ${res.examined} secrets check (metadata, grants, versions, create requests)`, false);
 }
 
 async function checkPostgres(r: Report, config: Config): Promise<void> {
@@ -148,7 +175,16 @@ async function checkPostgres(r: Report, config: Config): Promise<void> {
     r.say("note", "integrity_check is SQLite's: PostgreSQL checks its own pages (initdb --data-checksums; the amcheck extension verifies indexes)");
     for (const m of snap.missingCurrent) r.say("FAIL", `current version missing: tenant "${m.tenant}" mesh "${m.mesh}" secret "${m.name}" version ${m.version}`);
     if (snap.missingCurrent.length === 0) r.say("ok", "every secret's current version is stored");
-    await checkBlobs(r, config, snap.versionsIn(), snap.versions);
+    const keyring = keyringOf(r, config);
+    if (keyring === undefined) return;
+    await checkBlobs(r, keyring, snap.versionsIn(), snap.versions);
+    if (newer !== "") return;
+    const storage = await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs });
+    try {
+      reportMacs(r, await checkRowMacs(storage, keyring));
+    } finally {
+      await storage.close();
+    }
   } finally {
     await snap.close();
   }

@@ -261,13 +261,14 @@ describe("restore with --workers", () => {
 });
 
 describe("doctor", () => {
-  it("when a stored blob is tampered with and the KEK file is 0644, then doctor names both and exits 1", async () => {
+  it("when a stored blob is tampered with, an owner swapped in SQL and the KEK file is 0644, then doctor names all three and exits 1", async () => {
     const dataDir = path.join(root, "doctor");
     const server = await startTestServer({ dataDir });
     const token = await server.token({ tenant: "acme", sub: "ops", roles: ["tenant-admin"] });
     for (const n of ["alpha", "bravo", "charlie"]) await server.call("createSecret", { mesh: "m", name: n, stringData: { v: `doctor-value-${n}` } }, token);
     const healthy = await secretd(["doctor", "--data-dir", dataDir]); // next to the running server
     expect(healthy.out).toContain("opened 3 of 3 stored versions");
+    expect(healthy.out).toMatch(/^ok +row MACs of 3 of 3 secrets check/m);
     expect(healthy.status).toBe(0);
     await server.stop();
 
@@ -276,6 +277,9 @@ describe("doctor", () => {
     const payload = db.prepare("SELECT payload FROM secret_versions WHERE uid = ?").pluck().get(uid) as Buffer;
     payload[payload.length - 1]! ^= 0x01;
     db.prepare("UPDATE secret_versions SET payload = ? WHERE uid = ?").run(payload, uid);
+    // The blob still opens, but the row's MAC no longer checks.
+    db.prepare("UPDATE secrets SET owner = 'mallory' WHERE name = 'charlie'").run();
+    const charlie = db.prepare("SELECT uid FROM secrets WHERE name = 'charlie'").pluck().get() as string;
     db.close();
     chmodSync(path.join(dataDir, "kek.json"), 0o644);
 
@@ -285,7 +289,9 @@ describe("doctor", () => {
     expect(r.out).toMatch(new RegExp(`^FAIL +does not open: tenant "acme" mesh "m" secret "bravo" version 1 \\(uid ${uid}\\): DATA_LOSS`, "m"));
     expect(r.out).toContain("opened 2 of 3 stored versions");
     expect(r.out).toContain("integrity_check ok");
-    expect(r.out).toContain("2 problems found");
+    expect(r.out).toMatch(new RegExp(`^FAIL +row MAC does not check: tenant "acme" mesh "m" secret "charlie" \\(uid ${charlie}\\): DATA_LOSS`, "m"));
+    expect(r.out).toMatch(/^FAIL +row MACs of 2 of 3 secrets check/m);
+    expect(r.out).toContain("3 problems found");
     expect(r.out + r.err).not.toContain("doctor-value-");
   }, SLOW);
 

@@ -51,23 +51,26 @@ describe("doctor with PostgreSQL", () => {
     expect(r.out).toMatch(/^ok +every secret's current version is stored$/m);
     expect(r.out).toMatch(/^ok +KEK file .*kek\.json: mode 0600$/m);
     expect(r.out).toContain("opened 4 of 4 stored versions");
+    expect(r.out).toMatch(/^ok +row MACs of 3 of 3 secrets check/m);
     expect(r.out).toContain("no problems found");
     expect(r.status).toBe(0);
   }, SLOW);
 
-  it("when a blob is tampered with and a current version is gone, then doctor names both, shows no value, and exits 1", async () => {
+  it("when a blob is tampered with, a current version is gone and an owner swapped, then doctor names all three, shows no value, and exits 1", async () => {
     const bravo = (await sql("SELECT uid FROM secrets WHERE name = 'bravo'")).rows[0].uid as string;
     const payload = (await sql("SELECT payload FROM secret_versions WHERE uid = $1", [bravo])).rows[0].payload as Buffer;
     payload[payload.length - 1]! ^= 0x01;
     await sql("UPDATE secret_versions SET payload = $1 WHERE uid = $2", [payload, bravo]);
     await sql("DELETE FROM secret_versions WHERE uid = (SELECT uid FROM secrets WHERE name = 'charlie')");
+    await sql("UPDATE secrets SET owner = 'mallory' WHERE name = 'alpha'");
 
     const r = await runCli(["doctor", "--database-url", url, "--data-dir", server.dataDir]);
     expect(r.status).toBe(1);
     expect(r.out).toMatch(new RegExp(`^FAIL +does not open: tenant "acme" mesh "m" secret "bravo" version 1 \\(uid ${bravo}\\): DATA_LOSS`, "m"));
     expect(r.out).toMatch(/^FAIL +current version missing: tenant "acme" mesh "m" secret "charlie" version 1$/m);
     expect(r.out).toContain("opened 2 of 3 stored versions");
-    expect(r.out).toContain("2 problems found");
+    expect(r.out).toMatch(/^FAIL +row MAC does not check: tenant "acme" mesh "m" secret "alpha" .*DATA_LOSS/m);
+    expect(r.out).toContain("3 problems found");
     expect(r.out + r.err).not.toContain("pg-doctor-value-");
   }, SLOW);
 
