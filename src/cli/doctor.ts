@@ -27,6 +27,8 @@ import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRo
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { printError } from "./cli-errors.js";
+import { withExample } from "./help.js";
 import { renderDoc } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -234,17 +236,20 @@ async function doctor(opts: Record<string, string | undefined>): Promise<void> {
 }
 
 export function registerDoctor(program: Command): void {
-  withConfigOptions(
-    program
-      .command("doctor")
-      .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens")
-      .addOption(new Option("-o, --output <format>", "text: one line per check; json or yaml: one document (configuration, checks, problems)").choices(["text", "json", "yaml"]).default("text"))
-      .addHelpText("after", "\nExamples:\n  secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json\n  secretd doctor --database-url postgres://secretd@db.internal/secretd --kek-file /etc/secretd/kek.json"),
-  ).action(async (opts: Record<string, string | undefined>) => {
+  const cmd = program
+    .command("doctor")
+    .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens, row MACs")
+    .addOption(new Option("-o, --output <format>", "text: one line per check; json or yaml: one document (configuration, checks, problems)").choices(["text", "json", "yaml"]).default("text"));
+  withExample(
+    cmd,
+    "secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json",
+    "secretd doctor --database-url postgres://secretd@db.internal/secretd --kek-file /etc/secretd/kek.json -o json",
+  );
+  withConfigOptions(cmd).action(async (opts: Record<string, string | undefined>) => {
     try {
       await doctor(opts);
     } catch (err) {
-      process.stderr.write(`secretd: ${errorText(err)}\n`);
+      printError(err);
       process.exitCode = 1;
     }
   });
