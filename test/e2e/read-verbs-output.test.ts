@@ -1,5 +1,5 @@
 /**
- * SPEC §7: "every read verb takes -o json|yaml". Each read verb of the real binary, run
+ * SPEC §7: "every read verb takes -o json|yaml" (get, list, list-grants, consumers, audit, project, apply). Each read verb of the real binary, run
  * against the real server with -o json and -o yaml, prints one document that parses and
  * holds what the verb read (and the two formats hold the same thing).
  */
@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import type { ListAuditEventsResponse } from "../../src/gen/secrets/v1/secrets.js";
 import { runCli } from "../helpers/cli.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -22,6 +23,14 @@ beforeAll(async () => {
   token = await server.token({ tenant: "acme", sub: "olivia", roles: ["tenant-admin"] });
   await server.call("createSecret", { mesh: "default", name: "db", stringData: { password: "read-verb-pw" }, labels: { app: "db" } }, token);
   await server.call("grantAccess", { mesh: "default", name: "db", subject: "user:bob", permission: 1 }, token);
+  // The audit trail is flushed within a second: wait for the two writes above, so `audit`
+  // (first below, before any other call on db) sees the same events in both runs.
+  for (let i = 0; ; i++) {
+    const r = await server.call<ListAuditEventsResponse>("listAuditEvents", { name: "db" }, token);
+    if (r.events.length >= 2) break;
+    if (i > 100) throw new Error("audit events not flushed");
+    await new Promise((res) => setTimeout(res, 50));
+  }
   writeFileSync(path.join(dir, "p.yaml"), "mesh: default\nitems:\n  - name: db\n");
   writeFileSync(path.join(dir, "k8s.yaml"), "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    app: db\nstringData:\n  password: read-verb-pw\n");
 }, SLOW);
@@ -33,6 +42,7 @@ afterAll(async () => {
 
 /** verb args → what the parsed document must hold. */
 const VERBS: Array<[string, string[], (doc: unknown) => void]> = [
+  ["audit", ["audit", "--secret", "db"], (d) => expect(JSON.stringify(d)).toMatch(/"method":"CreateSecret".*"method":"GrantAccess"/)],
   ["get", ["get", "db", "--mesh", "default"], (d) => expect(d).toMatchObject({ name: "db", mesh: "default", data: { password: "read-verb-pw" } })],
   ["list", ["list", "--mesh", "default"], (d) => expect(JSON.stringify(d)).toContain('"name":"db"')],
   ["list-grants", ["list-grants", "db", "--mesh", "default"], (d) => expect(JSON.stringify(d)).toContain('"subject":"user:bob"')],
