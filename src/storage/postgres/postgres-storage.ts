@@ -125,7 +125,8 @@ function isUnavailable(err: unknown): boolean {
   return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
 }
 
-function wrap(err: unknown): SecretdError {
+/** A pg error as the one vocabulary: UNAVAILABLE when the database is not there, INTERNAL otherwise (cause kept, never sent). */
+export function wrap(err: unknown): SecretdError {
   if (err instanceof SecretdError) return err;
   if (isUnavailable(err)) return new SecretdError("UNAVAILABLE", "the database is unreachable", { cause: err });
   if ((err as { code?: unknown }).code === "57014") return new SecretdError("UNAVAILABLE", "the database did not answer in time", { cause: err });
