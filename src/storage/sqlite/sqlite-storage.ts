@@ -87,6 +87,9 @@ interface ListParams {
 const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time";
 
+/** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
+const BUSY_TIMEOUT_MS = 5000;
+
 function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
   db.pragma(`${name} = ${value}`);
   const got = db.pragma(name, { simple: true });
@@ -106,7 +109,7 @@ export function openSqliteDatabase(file: string): Db {
     pragma(db, "synchronous", "FULL", 2);
     pragma(db, "foreign_keys", "ON", 1);
     pragma(db, "secure_delete", "ON", 1);
-    db.pragma("busy_timeout = 5000");
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // 4 MiB of page cache instead of the 16 MiB default: hot secrets are served from the
     // read cache, inserts touch few pages (time-ordered uids), and the rest is in the OS
     // page cache anyway; the 12 MiB saved count against the RSS budget.
@@ -290,7 +293,7 @@ export class SqliteStorage implements Storage {
         "SELECT * FROM consumer_leases WHERE secret_uid = ? AND expire_time > ? ORDER BY since, watch_id",
       ),
     };
-    this.writes = new GroupCommit(db, () => this.publish());
+    this.writes = new GroupCommit(db, () => this.publish(), { busyTimeoutMs: BUSY_TIMEOUT_MS });
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -303,11 +306,12 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** One immediate write transaction, then its changes published. */
-  private commit<T>(fn: () => T): T {
-    const result = this.db.transaction(fn).immediate();
-    this.publish();
-    return result;
+  /**
+   * Every write goes through the group commit: one transaction per event-loop turn, and
+   * the write lock taken without sleeping the event loop when another worker holds it.
+   */
+  private commit<T>(fn: () => T): Promise<T> {
+    return this.writes.submit(fn);
   }
 
   private record(kind: ChangeInput["kind"], s: Identity): void {
