@@ -4,7 +4,7 @@
 //   * `secretd serve --workers N` (the real binary) on a fresh data dir.
 // Each returns what bench.mjs needs to drive it with the same h2load settings.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./free-port.mjs";
@@ -49,7 +49,8 @@ export async function startEtcd(dir, track) {
         "--listen-client-urls", url(client), "--advertise-client-urls", url(client),
         "--listen-peer-urls", url(peer), "--initial-advertise-peer-urls", url(peer), "--initial-cluster", `bench=${url(peer)}`,
       ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      // etcd (and its gRPC library) log to stderr even at --log-level error: into a file, not over the bench's output.
+      { stdio: ["ignore", "ignore", openSync(path.join(dir, "..", "etcd.log"), "a")] },
     ),
     "etcd",
   );
