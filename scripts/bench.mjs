@@ -620,9 +620,9 @@ const BOX_REPS = Math.max(REPS, QUICK ? 2 : 3);
  * (every CPU) answering GetSecret of a 1 KiB value, same h2load settings, their runs
  * interleaved; durable creates through the workers; RSS of each worker.
  */
-async function boxStage(getValue) {
+async function boxStage(getValue, onePeer) {
   const out = {};
-  const peers = [];
+  const peers = [onePeer];
   let etcd;
   if (haveEtcd()) {
     etcd = await startEtcd(path.join(tmpDir, "etcd"), track);
@@ -669,6 +669,7 @@ async function boxStage(getValue) {
   if (etcd) await stopChild(etcd.child, "signal");
   out.etcd = runs.etcd?.best;
   out.getAuto = runs.get_auto.best;
+  out.getOne = runs.get_one.best;
   out.runs = runs;
   out.openAuto = await measureOpenLoop("get_auto (open loop)", t, Math.round(out.getAuto.rps / 2), pids);
   say(`box get_auto open loop at ${out.openAuto.offered_rps}/s offered: p50 ${out.openAuto.p50_ms} ms, p99 ${out.openAuto.p99_ms} ms (run-queue wait ${out.openAuto.runq_wait_pct}%)`);
@@ -902,9 +903,11 @@ async function main() {
     await profiled("CreateSecret", () => fill(extra, QUICK ? 1000 : 3000, pidsServer));
   }
 
-  await stopChild(server.child, "ipc");
   await stopChild(echo.child, "signal");
-  const box = await boxStage(getValue);
+  // The one-process server stays up for the box stage: its GetSecret runs alternate with
+  // etcd's and --workers auto's, so "auto vs one process" is measured under one condition.
+  const box = await boxStage(getValue, { name: "get_one", target: targets.get, pids: [server.pid] });
+  await stopChild(server.child, "ipc");
   const log = await tallyLog(logFile);
   const dbBytes = POSTGRES
     ? await databaseSize(databaseUrl)
@@ -962,12 +965,16 @@ async function main() {
     etcd_rps: box.etcd?.rps,
     get_auto_rps: box.getAuto.rps,
     get_vs_etcd: box.etcd ? round(box.getAuto.rps / box.etcd.rps, 3) : undefined,
+    // --workers auto against one process (the one of the per-core runs), runs alternated.
+    get_one_rps_box: box.getOne.rps,
+    get_auto_vs_one: round(box.getAuto.rps / box.getOne.rps, 3),
     get_auto_p99_open_ms: box.openAuto.p99_ms,
     create_rps_auto: box.createAuto.rps,
     create_p99_ms_auto: box.createAuto.p99_ms,
     // The whole box by CPU per call (every process of each peer): robust to other sessions' load.
     etcd_cpu_us_per_call: box.etcd?.server_cpu_us_per_call,
     get_auto_cpu_us_per_call: box.getAuto.server_cpu_us_per_call,
+    get_one_cpu_us_per_call_box: box.getOne.server_cpu_us_per_call,
     get_vs_etcd_by_cpu: box.etcd ? round(box.etcd.server_cpu_us_per_call / box.getAuto.server_cpu_us_per_call, 3) : undefined,
     // How long the servers' main threads (event loops) waited for a CPU (% of the run): above
     // ~25 %, other sessions had the CPUs. (Not given for etcd: its first thread is idle in Go.)
@@ -975,6 +982,7 @@ async function main() {
       get: v(B, "get", "runq_wait_pct"),
       get_open: openLoop.runq_wait_pct,
       create: fillBig.runq_wait_pct,
+      get_one_box: box.getOne.runq_wait_pct,
       get_auto: box.getAuto.runq_wait_pct,
       get_auto_open: box.openAuto.runq_wait_pct,
       create_auto: box.createAuto.runq_wait_pct,
