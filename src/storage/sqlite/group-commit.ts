@@ -5,7 +5,8 @@
  * Every promise settles only after that COMMIT returned, so nothing is acknowledged
  * before it is on disk. While a commit blocks the event loop, new calls queue up and
  * form the next batch: the busier the server, the larger the batches. `afterCommit` runs
- * right after each COMMIT, before any promise settles (the change feed publishes there).
+ * right after each COMMIT, before any promise settles (the change feed publishes there),
+ * and is told how long the transaction took (BEGIN to COMMIT, not the wait for the lock).
  *
  * Several processes on one file (`--workers N`): SQLite has one write lock. Taking it
  * with the connection's busy_timeout would make SQLite's busy handler *sleep* the whole
@@ -58,7 +59,8 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Database.Database,
-    private readonly afterCommit: () => void = () => {},
+    /** Told how long the batch transaction took, COMMIT included (the commit-latency metric reads it). */
+    private readonly afterCommit: (seconds: number) => void = () => {},
     options: Partial<GroupCommitOptions> = {},
   ) {
     this.#options = { ...GROUP_COMMIT_DEFAULTS, ...options };
@@ -126,6 +128,7 @@ export class GroupCommit {
     this.#waitingSince = 0;
     const batch = this.#queue.splice(0, this.#options.maxBatch);
     let outcomes: Outcome[];
+    const started = performance.now();
     try {
       outcomes = batch.map((item): Outcome => {
         try {
@@ -143,7 +146,7 @@ export class GroupCommit {
       return;
     }
     this.#next();
-    this.afterCommit();
+    this.afterCommit((performance.now() - started) / 1000);
     batch.forEach((item, i) => {
       const o = outcomes[i]!;
       if (o.ok) item.resolve(o.value);
