@@ -48,7 +48,9 @@ export interface CallDeps {
 const MAX_AUDIT_FIELD = 256;
 const MAX_AUDIT_KEYS = 256;
 
-function clip(s: string): string {
+/** A request that failed to decode may hold anything where a string belongs: such a field is recorded as "". */
+function clip(s: unknown): string {
+  if (typeof s !== "string") return "";
   return s.length > MAX_AUDIT_FIELD ? s.slice(0, MAX_AUDIT_FIELD) : s;
 }
 
@@ -134,7 +136,7 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
       mesh: clip(t.mesh),
       name: clip(t.name),
       version: Number.isSafeInteger(t.version) ? t.version : 0,
-      keys: t.keys.slice(0, MAX_AUDIT_KEYS).map(clip),
+      keys: Array.isArray(t.keys) ? t.keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [],
       code: codeName,
       peer: rec.peer,
     });
