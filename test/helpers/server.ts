@@ -17,6 +17,7 @@ import { readHs256Secret } from "../../src/auth/keys.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { REDACT_PATHS } from "../../src/logger.js";
+import { parseServingLine } from "../../scripts/serving-line.mjs";
 import {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -91,10 +92,10 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
   child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setInterval(() => {
-      const ready = logs.map((l) => /"listen":"[^"]*:(\d+)".*"secretd serving with workers"/.exec(l)).find((m) => m);
-      if (ready) {
+      const ready = logs.map(parseServingLine).find((s) => s?.kind === "primary" && s.port !== undefined);
+      if (ready?.port !== undefined) {
         clearInterval(timer);
-        resolve(Number(ready[1]));
+        resolve(ready.port);
       } else if (child.exitCode !== null) {
         clearInterval(timer);
         reject(new Error(`secretd --workers exited ${child.exitCode}: ${stderr}`));

@@ -150,6 +150,9 @@ interface AuditParams {
 const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
+/** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
+const BUSY_TIMEOUT_MS = 5000;
+
 function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
   db.pragma(`${name} = ${value}`);
   const got = db.pragma(name, { simple: true });
@@ -169,7 +172,7 @@ export function openSqliteDatabase(file: string): Db {
     pragma(db, "synchronous", "FULL", 2);
     pragma(db, "foreign_keys", "ON", 1);
     pragma(db, "secure_delete", "ON", 1);
-    db.pragma("busy_timeout = 5000");
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // 4 MiB of page cache instead of the 16 MiB default: hot secrets are served from the
     // read cache, inserts touch few pages (time-ordered uids), and the rest is in the OS
     // page cache anyway; the 12 MiB saved count against the RSS budget.
@@ -417,10 +420,14 @@ export class SqliteStorage implements Storage {
       ),
       pruneAudit: db.prepare("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)"),
     };
-    this.writes = new GroupCommit(db, (seconds) => {
-      this.publish();
-      this.onCommit(seconds);
-    });
+    this.writes = new GroupCommit(
+      db,
+      (seconds) => {
+        this.publish();
+        this.onCommit(seconds);
+      },
+      { busyTimeoutMs: BUSY_TIMEOUT_MS },
+    );
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -433,13 +440,13 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** One immediate write transaction (its duration told to onCommit), then its changes published. */
-  private commit<T>(fn: () => T): T {
-    const started = performance.now();
-    const result = this.db.transaction(fn).immediate();
-    this.onCommit((performance.now() - started) / 1000);
-    this.publish();
-    return result;
+  /**
+   * Every write goes through the group commit: one transaction per event-loop turn (its
+   * duration told to onCommit), the write lock taken without sleeping the event loop when
+   * another worker holds it, then its changes published.
+   */
+  private commit<T>(fn: () => T): Promise<T> {
+    return this.writes.submit(fn);
   }
 
   private record(kind: ChangeInput["kind"], s: Identity): void {
