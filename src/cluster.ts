@@ -13,10 +13,16 @@
  * - SIGTERM/SIGINT to the primary: every worker drains (its own SIGTERM path), then the
  *   primary exits. A worker whose primary is gone drains and exits too.
  * - `--metrics-listen`: the primary alone serves /metrics, the sum of every worker's series.
+ * - On SQLite the primary holds the database open (read-only, never writing) from the
+ *   first worker's start to its own exit, so `secretd restore` sees a live server even
+ *   while every worker is down and being restarted.
  */
 import cluster, { type Worker } from "node:cluster";
+import path from "node:path";
+import { DB_FILE } from "./app.js";
 import type { Config } from "./config.js";
 import type { LoggerHandle } from "./logger.js";
+import { holdDatabase } from "./storage/sqlite/sqlite-maintenance.js";
 
 /** Sent by a worker to the primary once it serves. */
 export interface WorkerReady {
@@ -91,7 +97,7 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
           respawn();
         },
       );
-    }, restartDelay).unref();
+    }, restartDelay); // not unref'd: with every worker dead, this timer is what keeps the primary alive
   };
 
   const stop = (signal: string): void => {
@@ -123,6 +129,8 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
 
   try {
     const first = await fork(true);
+    // The first worker has created and migrated the file; released only when the process exits.
+    if (config.databaseUrl === "") holdDatabase(path.join(config.dataDir, DB_FILE));
     await Promise.all(Array.from({ length: config.workers - 1 }, () => fork(false)));
     let metricsAt = {};
     if (config.metricsListen) {

@@ -39,6 +39,8 @@ export interface CallObserver {
 export interface CallDeps {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
+  /** Refuses answers on connections (or a server) holding too much unread output (connection-guard.ts). */
+  readonly guard?: { refusal(peer: string): string | undefined };
   /** Where audit events go; none recorded when absent. */
   readonly audit?: AuditSink | undefined;
   readonly observer?: CallObserver | undefined;
@@ -48,15 +50,12 @@ export interface CallDeps {
 const MAX_AUDIT_FIELD = 256;
 const MAX_AUDIT_KEYS = 256;
 
-/** A request field as the audit keeps it: a bounded string ("" where the request had none or garbage). */
+/** A request that failed to decode may hold anything where a string belongs: such a field is recorded as "". */
 function clip(s: unknown): string {
   if (typeof s !== "string") return "";
   return s.length > MAX_AUDIT_FIELD ? s.slice(0, MAX_AUDIT_FIELD) : s;
 }
 
-function clipKeys(keys: unknown): string[] {
-  return Array.isArray(keys) ? keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [];
-}
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
 
@@ -143,7 +142,7 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
       mesh: clip(t.mesh),
       name: clip(t.name),
       version: Number.isSafeInteger(t.version) ? t.version : 0,
-      keys: clipKeys(t.keys),
+      keys: Array.isArray(t.keys) ? t.keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [],
       code: codeName,
       peer: rec.peer,
     });
@@ -196,6 +195,14 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
       })
       .then(
         (res) => {
+          // Checked when the answer is ready: a client that reads nothing must not make
+          // the server hold ever more of them (#16 item 5).
+          const refused = deps.guard?.refusal(call.getPeer());
+          if (refused !== undefined) {
+            log(rec, Status.RESOURCE_EXHAUSTED);
+            callback({ code: Status.RESOURCE_EXHAUSTED, details: refused, metadata: trailer });
+            return;
+          }
           log(rec, Status.OK, undefined, res);
           callback(null, res, trailer);
         },
