@@ -5,6 +5,7 @@ import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring } from "./crypto/keyring.js";
 import { KeyringHolder } from "./crypto/keyring-holder.js";
+import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { Secrets } from "./domain/secrets.js";
@@ -23,6 +24,8 @@ export interface App {
   readonly watches: WatchHub;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
+  /** Decrypted payloads kept for hot reads (--value-cache-mb), emptied on the change feed. */
+  readonly plaintexts: PlaintextCache;
   /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), then closes the database. */
   close(graceMs?: number): Promise<void>;
 }
@@ -104,17 +107,26 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     keyring.close();
     throw err;
   }
-  const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
+  const plaintexts = new PlaintextCache(config.valueCacheBytes);
+  // A write on any worker or replica reaches this feed: its secret's plaintext leaves memory
+  // (entries are exact-bytes memos, so this is hygiene, not what keeps reads correct).
+  const dropPlaintexts = storage.changes.subscribe((ev) => {
+    if (ev.type === "changes") for (const c of ev.changes) plaintexts.invalidate(c.uid);
+    else if (ev.reason === "compacted") plaintexts.clear();
+  });
+  const secrets = new Secrets({ storage, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
   const grants = new Grants({ storage, secrets });
   const consumers = new Consumers({ storage, secrets });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
   const leases = new ConsumerLeases(storage, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
-  const projection = { storage, keyring };
+  const projection = { storage, keyring, plaintexts };
   const watches = new WatchHub({ projection, feed: storage.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
   let server;
   try {
     server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection, watches, consumers });
   } catch (err) {
+    dropPlaintexts.close();
+    plaintexts.clear();
     keyring.close();
     await watches.shutdown();
     await storage.close();
@@ -130,12 +142,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     get keyring() {
       return keyring.current();
     },
+    plaintexts,
     async close(graceMs = 10_000) {
       stopWatching();
       keyring.close();
       // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
       await watches.shutdown();
       await running.shutdown(graceMs);
+      dropPlaintexts.close();
+      plaintexts.clear();
       await storage.close();
     },
   };

@@ -42,6 +42,7 @@ type RawSettings = {
   metricsListen: string;
   maxWatchesPerTenant: string;
   workers: string;
+  valueCacheMb: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -67,6 +68,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
+  { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB of decrypted values kept in memory per server process for hot reads (0 = off; see SECURITY.md)" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
 
@@ -99,6 +101,8 @@ export interface Config {
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
   readonly workers: number;
+  /** Bytes of decrypted payloads kept across calls (PlaintextCache); 0 = off. */
+  readonly valueCacheBytes: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -208,6 +212,9 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
   }
 
+  const valueCacheMb = Number(raw.valueCacheMb);
+  if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
+
   const config: Config = {
     listen,
     dataDir,
@@ -233,6 +240,7 @@ export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", s
     metricsListen: raw.metricsListen,
     maxWatchesPerTenant,
     workers,
+    valueCacheBytes: valueCacheMb * 1024 * 1024,
   };
   return deepFreeze(config);
 }

@@ -115,6 +115,9 @@ async function startWorkers(config: Config, flags: Record<string, string>, logs:
     get watches(): never {
       return unavailable("watches")();
     },
+    get plaintexts(): never {
+      return unavailable("plaintexts")();
+    },
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
