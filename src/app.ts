@@ -3,11 +3,13 @@ import path from "node:path";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
-import type { Keyring } from "./crypto/keyring.js";
+import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import { KeyringHolder } from "./crypto/keyring-holder.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
+import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
+import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
 import type { Logger } from "./logger.js";
 import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
@@ -49,6 +51,28 @@ export function verifierOptions(config: Config, warn: (msg: string) => void): Ve
   if (j.issuer !== "") opts.issuer = j.issuer;
   if (j.audience !== "") opts.audience = j.audience;
   return opts;
+}
+
+/**
+ * The back-end behind the row-MAC check (AuthenticatedStorage); a database made before
+ * row MACs gets them here, once.
+ */
+async function authenticatedStorage(backend: Storage, keyring: KeyringSource, logger: Logger): Promise<Storage> {
+  const storage = new AuthenticatedStorage(backend, keyring, (row, err) =>
+    logger.error({ uid: row.uid, tenant: row.tenant, mesh: row.mesh, name: row.name, err }, "a stored secret row failed to authenticate; left out of the listing"),
+  );
+  try {
+    const backfilled = await backfillRowMacs(storage, keyring);
+    if (typeof backfilled === "number" && backfilled > 0) {
+      logger.warn({ rows: backfilled }, "gave every row of a database made before row MACs its MAC (once, on upgrade; a second time would mean the file was tampered with)");
+    } else if (backfilled === "refused") {
+      logger.error("the database asks for a row-MAC backfill but already holds MACs: refused (tampering?); rows without a MAC answer DATA_LOSS");
+    }
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  return storage;
 }
 
 const DB_CHECK_MS = 2000;
@@ -99,10 +123,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     warn,
   });
   let verifier;
-  let storage;
+  let storage: Storage;
   try {
     verifier = createVerifier(verifierOptions(config, warn));
-    storage = await openStorage(config, logger);
+    storage = await authenticatedStorage(await openStorage(config, logger), keyring, logger);
   } catch (err) {
     keyring.close();
     throw err;

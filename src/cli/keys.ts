@@ -12,6 +12,7 @@ import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
 import { rotateKeyring } from "../crypto/keyring.js";
 import { rewrapAll } from "../crypto/rotation.js";
 import { SecretdError, invalid } from "../domain/errors.js";
+import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 
@@ -19,6 +20,8 @@ import { configFrom, withConfigOptions } from "./config-options.js";
 const SETTLE_MS = 3 * KEYRING_POLL_MS;
 /** Bounds the re-scans when old-KEK blobs keep appearing (a server on another keyring file). */
 const MAX_PASSES = 200;
+/** Row-MAC passes after the first, while one still finds MACs to re-key. */
+const MAX_MAC_PASSES = 5;
 
 function batchSize(v: string | undefined): number {
   const n = Number(v ?? "100");
@@ -48,11 +51,28 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
       `rewrapped ${r.rewrapped} data keys to KEK ${r.activeKekId} ` +
         `(${r.rewrappedLate} of them written by a server during the rotation, found by the final re-scan; ${r.passes} passes)\n`,
     );
-    if (r.unreadable.length > 0) {
-      for (const u of r.unreadable) {
-        warn(`version ${u.version} of secret "${u.name}" (tenant "${u.tenant}", mesh "${u.mesh}", uid ${u.uid}) could not be unwrapped and was left as it is`);
-      }
-      throw new SecretdError("DATA_LOSS", `${r.unreadable.length} data keys could not be rewrapped; keep the older KEKs in ${config.kekFile}`);
+    // Row MACs next: by now the servers seal with the new KEK (the rewrap above waited for
+    // them), so a pass or two finds every MAC made under an older one.
+    await backfillRowMacs(storage, keys);
+    let rekeyed = 0;
+    let m = await rekeyRowMacs(storage, keys, batch);
+    rekeyed += m.rekeyed;
+    for (let pass = 1; pass < MAX_MAC_PASSES && (m.rekeyed > 0 || m.missed > 0); pass++) {
+      m = await rekeyRowMacs(storage, keys, batch);
+      rekeyed += m.rekeyed;
+    }
+    process.stdout.write(`re-keyed ${rekeyed} row MACs to KEK ${keys.current().active.id}\n`);
+    for (const u of r.unreadable) {
+      warn(`version ${u.version} of secret "${u.name}" (tenant "${u.tenant}", mesh "${u.mesh}", uid ${u.uid}) could not be unwrapped and was left as it is`);
+    }
+    for (const u of m.unauthenticated) {
+      warn(`secret "${u.name}" (tenant "${u.tenant}", mesh "${u.mesh}", uid ${u.uid}) has a row whose MAC does not check; its MACs were left as they are`);
+    }
+    if (r.unreadable.length > 0 || m.unauthenticated.length > 0) {
+      throw new SecretdError(
+        "DATA_LOSS",
+        `${r.unreadable.length} data keys could not be rewrapped and ${m.unauthenticated.length} secrets' row MACs could not be re-keyed; keep the older KEKs in ${config.kekFile}`,
+      );
     }
   } finally {
     await storage.close();
@@ -64,13 +84,13 @@ export function registerKeys(program: Command): void {
   withConfigOptions(
     keys
       .command("rotate")
-      .description("add a new active KEK to the keyring and rewrap every stored data key with it (safe while a server runs on the data dir)")
+      .description("add a new active KEK to the keyring, rewrap every stored data key and re-key every row MAC with it (safe while a server runs on the data dir)")
       .option("--batch <n>", "data keys rewrapped per transaction", "100"),
   ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, true));
   withConfigOptions(
     keys
       .command("rewrap")
-      .description("rewrap data keys still wrapped by an older KEK with the active one (finishes an interrupted rotation)")
+      .description("rewrap data keys and re-key row MACs still under an older KEK with the active one (finishes an interrupted rotation)")
       .option("--batch <n>", "data keys rewrapped per transaction", "100"),
   ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, false));
 }

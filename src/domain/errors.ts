@@ -44,3 +44,8 @@ export function denied(why: string): SecretdError {
 export function unauthenticated(why: string): SecretdError {
   return new SecretdError("UNAUTHENTICATED", why);
 }
+
+/** A grant write lost its compare-and-set on the secret's grant set too often (concurrent grant writes). */
+export function grantsChanged(): SecretdError {
+  return new SecretdError("ABORTED", "the grants of this secret changed concurrently; retry");
+}

@@ -9,7 +9,7 @@
 import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
-import { denied, invalid, notFound } from "./errors.js";
+import { denied, grantsChanged, invalid, notFound } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
 import { validateDataKey, validateName } from "./validation.js";
@@ -34,6 +34,12 @@ export function permissionOf(level: number): Permission {
 
 const SUBJECT = /^(user|role):[^\s\p{C}]{1,256}$/u;
 const MAX_GRANT_KEYS = 256;
+
+/** Rows removed; "conflict" (a grant-set compare-and-set lost) is not retried here. */
+function counted(removed: number | "conflict"): number {
+  if (removed === "conflict") throw grantsChanged();
+  return removed;
+}
 
 function validateSubject(subject: string): void {
   if (!SUBJECT.test(subject)) throw invalid("subject", 'must be "user:<sub>" or "role:<role>"');
@@ -101,7 +107,9 @@ export class Grants {
     }
 
     const row: GrantRow = { secretUid: secret.uid, subject: req.subject, level, keys, expireTime, grantedBy: p.sub, createTime: now };
-    if ((await this.deps.storage.putGrant(row)) === "missing") throw notFound(`secret "${req.name}"`);
+    const put = await this.deps.storage.putGrant(row);
+    if (put === "missing") throw notFound(`secret "${req.name}"`);
+    if (put === "conflict") throw grantsChanged();
     return { ...row, mesh: secret.mesh, name: secret.name, ...(replaced ? { replaced } : {}) };
   }
 
@@ -117,11 +125,11 @@ export class Grants {
     const { secret, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
     let removed: number;
     if (adminKeys === undefined) {
-      removed = await this.deps.storage.deleteGrants(secret.uid, req.subject, level);
+      removed = counted(await this.deps.storage.deleteGrants(secret.uid, req.subject, level));
     } else {
       removed = 0;
       const mine = grants.filter((g) => g.subject === req.subject && (level === undefined || g.level === level) && grantWithin(adminKeys, g.keys));
-      for (const g of mine) removed += await this.deps.storage.deleteGrants(secret.uid, g.subject, g.level);
+      for (const g of mine) removed += counted(await this.deps.storage.deleteGrants(secret.uid, g.subject, g.level));
     }
     if (removed === 0) throw notFound(`grant for ${req.subject} on secret "${req.name}"`);
   }

@@ -4,9 +4,10 @@
  * password could be brute-forced from the database, an HMAC under a key derived from a
  * KEK cannot. The KEK id is kept with the digest, so it stays checkable after rotation.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual, type KeyObject } from "node:crypto";
+import { kekDerivedKey } from "../crypto/kek-derived-key.js";
 import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
-import type { KeyringSource } from "../crypto/keyring.js";
+import type { Kek, KeyringSource } from "../crypto/keyring.js";
 import { SecretdError } from "./errors.js";
 
 export interface FingerprintInput {
@@ -22,11 +23,11 @@ export interface FingerprintInput {
   readonly data: ReadonlyMap<string, Buffer>;
 }
 
-function macKey(kek: Buffer): Buffer {
-  return Buffer.from(hkdfSync("sha256", kek, Buffer.alloc(0), "secretd/create-request-fingerprint/v1", 32));
+function macKey(kek: Kek): KeyObject {
+  return kekDerivedKey(kek, "secretd/create-request-fingerprint/v1");
 }
 
-function digest(key: Buffer, r: FingerprintInput): string {
+function digest(key: KeyObject, r: FingerprintInput): string {
   const parts: Part[] = [r.sub, r.mesh, r.name, r.type, r.description, String(r.immutable), String(r.expireTime ?? "")];
   const map = (m: Iterable<[string, string | Uint8Array]>): void => {
     const entries = [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -41,7 +42,7 @@ function digest(key: Buffer, r: FingerprintInput): string {
 
 export function requestFingerprint(keys: KeyringSource, r: FingerprintInput): string {
   const active = keys.current().active;
-  return `${active.id}:${digest(macKey(active.key), r)}`;
+  return `${active.id}:${digest(macKey(active), r)}`;
 }
 
 /** True when `stored` is the fingerprint of `r` (under whichever KEK made it). */
@@ -52,6 +53,6 @@ export function sameRequest(keys: KeyringSource, stored: string, r: FingerprintI
   const kek = keys.holding(id).get(id);
   if (!kek) throw new SecretdError("FAILED_PRECONDITION", "request_id was recorded under a key-encryption key that is no longer in the keyring");
   const want = Buffer.from(stored.slice(at + 1), "hex");
-  const got = Buffer.from(digest(macKey(kek.key), r), "hex");
+  const got = Buffer.from(digest(macKey(kek), r), "hex");
   return want.length === got.length && timingSafeEqual(want, got);
 }

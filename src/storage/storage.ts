@@ -3,6 +3,10 @@
  * Back-ends hold opaque sealed bytes: encryption happens above this interface, so a
  * back-end never sees a value in clear. "Not found" and "conflict" are values, not
  * exceptions. Times are milliseconds since the epoch.
+ *
+ * Row MACs (`mac`, `grantsMac`) are opaque bytes too: AuthenticatedStorage
+ * (domain/authenticated-storage.ts) computes them on write and checks them on read; a
+ * back-end stores and returns them as they are, and never interprets them.
  */
 import type { ChangeFeed } from "./change-feed.js";
 
@@ -30,6 +34,13 @@ export interface SecretRow {
   readonly createTime: number;
   readonly updateTime: number;
   readonly expireTime: number | undefined;
+  /** MAC over the fields above (domain/row-macs.ts); undefined on a row written before migration 7. */
+  readonly mac?: Uint8Array | undefined;
+  /**
+   * MAC over the whole set of the secret's grant rows. Written by insertSecret, and by
+   * putGrant/deleteGrants through their guard; updateSecret leaves it as it is.
+   */
+  readonly grantsMac?: Uint8Array | undefined;
 }
 
 export interface VersionRow {
@@ -41,6 +52,8 @@ export interface VersionRow {
   /** The sealed data map. */
   readonly payload: Uint8Array;
   readonly createTime: number;
+  /** MAC over uid, version, keys and createTime (the payload is bound by its AEAD). */
+  readonly mac?: Uint8Array | undefined;
 }
 
 /** A grant on one secret, bound to its uid: a re-created name never inherits it. */
@@ -63,6 +76,8 @@ export interface CreateRequestRow {
   readonly secretUid: string;
   /** A keyed digest of the request (never the values themselves). */
   readonly fingerprint: string;
+  /** MAC over tenant, request id, secret uid and fingerprint. */
+  readonly mac?: Uint8Array | undefined;
 }
 
 export interface SecretWithVersion {
@@ -71,7 +86,46 @@ export interface SecretWithVersion {
   readonly version: VersionRow | undefined;
   /** Every grant on the secret, expired ones included. */
   readonly grants: readonly GrantRow[];
+  /** The highest version number stored for the uid (0 when none): a current pointer below it is a rollback. */
+  readonly latestVersion: number;
 }
+
+/** A listed secret; with its grants when the query had `visibleTo` and the caller is not the owner. */
+export type ListedSecret = SecretRow & {
+  readonly grants?: readonly GrantRow[] | undefined;
+  /** As SecretWithVersion.latestVersion. */
+  readonly latestVersion: number;
+};
+
+/** A secret's grants as stored, with the MAC over the set. */
+export interface GrantSet {
+  readonly grants: readonly GrantRow[];
+  readonly grantsMac: Uint8Array | undefined;
+}
+
+/**
+ * A compare-and-set of the grants MAC: a grant write applies only while the stored MAC
+ * still equals `expect` (byte for byte; undefined = none stored), and stores `next`.
+ */
+export interface GrantsMacGuard {
+  readonly expect: Uint8Array | undefined;
+  readonly next: Uint8Array;
+}
+
+/** Everything a row MAC covers, per secret, for re-keying MACs after a KEK rotation. */
+export interface MacRows {
+  readonly secret: SecretRow;
+  readonly grants: readonly GrantRow[];
+  /** Version rows without their payload and data key (which their AEAD binds). */
+  readonly versions: readonly Omit<VersionRow, "dek" | "payload">[];
+  readonly requests: readonly (CreateRequestRow & { readonly tenant: string })[];
+}
+
+/** Replace a stored MAC by `next`, only if the row still holds `old` (undefined = none). */
+export type MacReplacement =
+  | { readonly kind: "secret" | "grants"; readonly uid: string; readonly old: Uint8Array | undefined; readonly next: Uint8Array }
+  | { readonly kind: "version"; readonly uid: string; readonly version: number; readonly old: Uint8Array | undefined; readonly next: Uint8Array }
+  | { readonly kind: "request"; readonly tenant: string; readonly requestId: string; readonly old: Uint8Array | undefined; readonly next: Uint8Array };
 
 /** Rows a non-admin may see: owned, or reachable through an unexpired grant. */
 export interface Visibility {
@@ -147,7 +201,7 @@ export interface Storage {
   /** Current versions of several secrets of one scope, from one read transaction. */
   readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>>;
   /** Metadata of one scope in name order, from afterName on. */
-  listSecrets(scope: Scope, query: ListQuery): Promise<SecretRow[]>;
+  listSecrets(scope: Scope, query: ListQuery): Promise<ListedSecret[]>;
   /**
    * Replaces the secret's metadata and adds `version` as its new current version, when
    * the secret still has `expectEtag`; then destroys versions older than the newest
@@ -156,10 +210,29 @@ export interface Storage {
   updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict">;
   /** Deletes a secret with every version, when its uid (and etag, if given) still match. */
   deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict">;
-  /** Inserts or replaces the grant (secret, subject, level). "missing" when the secret is gone. */
-  putGrant(grant: GrantRow): Promise<"ok" | "missing">;
-  /** Removes the subject's grants on the secret (only the given level, when set); returns how many. */
-  deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number>;
+  /**
+   * Inserts or replaces the grant (secret, subject, level). "missing" when the secret is
+   * gone; "conflict" when a guard is given and the stored grants MAC is not its `expect`.
+   */
+  putGrant(grant: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict">;
+  /**
+   * Removes the subject's grants on the secret (only the given level, when set); returns
+   * how many, or "conflict" as putGrant.
+   */
+  deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict">;
+  /** A secret's grants with their MAC, undefined when the secret is gone. */
+  readGrants(secretUid: string): Promise<GrantSet | undefined>;
+  /** Secrets in uid order strictly after `afterUid` ("" to start), at most `limit`, with every MAC-covered row. */
+  listMacRows(afterUid: string, limit: number): Promise<MacRows[]>;
+  /** Applies the replacements in one transaction, each a compare-and-set; returns how many applied. */
+  replaceMacs(replacements: readonly MacReplacement[]): Promise<number>;
+  /**
+   * Once, right after the migration that added row MACs (7): in one transaction, and only
+   * when that migration left its "backfill pending" mark and no row holds a MAC yet,
+   * hands every row to `compute` and stores the MACs it returns, then clears the mark.
+   * Returns how many rows got a MAC ("none" when there was nothing to do).
+   */
+  backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused">;
   /**
    * Wrapped data keys of every version in (uid, version) order, strictly after the given
    * position ("" and 0 to start), at most `limit`. Each call is its own short read.

@@ -151,7 +151,7 @@ describe("sqlite specifics", () => {
     const scope = { tenant: "t1", mesh: "m1" };
     const entry = (name: string, payloadBytes: number, annotations: Record<string, string> = {}) => {
       const s = secretRow({ name, annotations });
-      return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [] };
+      return { secret: s, version: { ...versionRow(s), payload: Buffer.alloc(payloadBytes) }, grants: [], latestVersion: 1 };
     };
     for (const n of ["a", "b", "c"]) cache.put(scope, n, 0, entry(n, 10_000)); // ~10.8 KB each
     expect(cache.size).toBe(3);

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change, FeedEvent } from "../../src/storage/change-feed.js";
-import type { GrantRow, LeaseRow, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+import type { GrantRow, LeaseRow, MacRows, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
 
 export interface OpenOptions {
   /** Change rows the back-end keeps for resuming subscribers (its compaction window). */
@@ -328,6 +328,105 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(Buffer.from(v1.payload).toString()).toBe("payload-1");
       expect(Buffer.from((await st.readSecret(scope, "s", 2))!.version!.dek).toString()).toBe("dek-2");
       expect(await st.replaceDeks([])).toBe(0);
+    });
+
+    it("when rows carry MAC bytes, then they read back unchanged, and an update leaves the grants MAC alone", async () => {
+      const mac = (t: string): Buffer => Buffer.from(`mac-${t}`);
+      const s = secretRow({ mac: mac("s1"), grantsMac: mac("g0") });
+      await st.insertSecret(s, { ...versionRow(s), mac: mac("v1") }, { requestId: "r", secretUid: s.uid, fingerprint: "f", mac: mac("r") });
+      const scope = { tenant: "t1", mesh: "m1" };
+      let got = (await st.readSecret(scope, "s", 0))!;
+      expect(Buffer.from(got.secret.mac!).toString()).toBe("mac-s1");
+      expect(Buffer.from(got.secret.grantsMac!).toString()).toBe("mac-g0");
+      expect(Buffer.from(got.version!.mac!).toString()).toBe("mac-v1");
+      expect(got.latestVersion).toBe(1);
+      expect(Buffer.from((await st.findCreateRequest("t1", "r"))!.mac!).toString()).toBe("mac-r");
+      const next = { ...s, version: 2, etag: randomUUID(), mac: mac("s2"), grantsMac: mac("ignored") };
+      expect(await st.updateSecret(next, { ...versionRow(next), mac: mac("v2") }, s.etag, 10)).toBe("ok");
+      got = (await st.readSecret(scope, "s", 0))!;
+      expect(Buffer.from(got.secret.mac!).toString()).toBe("mac-s2");
+      expect(Buffer.from(got.secret.grantsMac!).toString()).toBe("mac-g0");
+      expect(got.latestVersion).toBe(2);
+      // The pointer set back by hand: latestVersion still names the newest stored version.
+      expect((await st.readSecret(scope, "s", 1))!.latestVersion).toBe(2);
+      expect((await st.listSecrets(scope, { afterName: "", limit: 10 }))[0]!.latestVersion).toBe(2);
+    });
+
+    it("when a grant write carries a guard, then it applies only while the grants MAC is the expected one, and sets the next", async () => {
+      const s = secretRow({ grantsMac: Buffer.from("g0") });
+      await st.insertSecret(s, versionRow(s));
+      const g: GrantRow = { secretUid: s.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: clock };
+      expect(await st.putGrant(g, { expect: Buffer.from("stale"), next: Buffer.from("g1") })).toBe("conflict");
+      expect((await st.readGrants(s.uid))!.grants).toEqual([]);
+      expect(await st.putGrant(g, { expect: Buffer.from("g0"), next: Buffer.from("g1") })).toBe("ok");
+      let set = (await st.readGrants(s.uid))!;
+      expect(set.grants.map((x) => x.subject)).toEqual(["user:u"]);
+      expect(Buffer.from(set.grantsMac!).toString()).toBe("g1");
+      expect(await st.deleteGrants(s.uid, "user:u", undefined, { expect: Buffer.from("g0"), next: Buffer.from("g2") })).toBe("conflict");
+      expect(await st.deleteGrants(s.uid, "user:u", undefined, { expect: Buffer.from("g1"), next: Buffer.from("g2") })).toBe(1);
+      set = (await st.readGrants(s.uid))!;
+      expect(set.grants).toEqual([]);
+      expect(Buffer.from(set.grantsMac!).toString()).toBe("g2");
+      expect(await st.readGrants(randomUUID())).toBeUndefined();
+    });
+
+    it("when MACs are listed and replaced, then every row comes with its MACs, and only rows still holding the old bytes change", async () => {
+      const a = secretRow({ name: "a", mac: Buffer.from("sa") });
+      const b = secretRow({ name: "b" });
+      await st.insertSecret(a, { ...versionRow(a), mac: Buffer.from("va") }, { requestId: "ra", secretUid: a.uid, fingerprint: "f" });
+      await st.insertSecret(b, versionRow(b));
+      await st.putGrant({ secretUid: b.uid, subject: "role:r", level: 1, keys: ["k"], expireTime: 5, grantedBy: "o", createTime: 1 });
+      const all = [...(await st.listMacRows("", 1)), ...(await st.listMacRows([a.uid, b.uid].sort()[0]!, 10))];
+      expect(all.map((r) => r.secret.uid)).toEqual([a.uid, b.uid].sort());
+      const ra = all.find((r) => r.secret.uid === a.uid)!;
+      const rb = all.find((r) => r.secret.uid === b.uid)!;
+      expect(ra.versions.map((v) => [v.version, Buffer.from(v.mac!).toString()])).toEqual([[1, "va"]]);
+      expect(ra.requests.map((q) => [q.tenant, q.requestId, q.mac])).toEqual([["t1", "ra", undefined]]);
+      expect(rb.grants.map((g) => g.subject)).toEqual(["role:r"]);
+      const applied = await st.replaceMacs([
+        { kind: "secret", uid: a.uid, old: Buffer.from("sa"), next: Buffer.from("sa2") },
+        { kind: "secret", uid: b.uid, old: Buffer.from("wrong"), next: Buffer.from("sb2") },
+        { kind: "grants", uid: b.uid, old: undefined, next: Buffer.from("gb") },
+        { kind: "version", uid: a.uid, version: 1, old: Buffer.from("va"), next: Buffer.from("va2") },
+        { kind: "request", tenant: "t1", requestId: "ra", old: undefined, next: Buffer.from("qa") },
+      ]);
+      expect(applied).toBe(4);
+      const again = await st.listMacRows("", 10);
+      const a2 = again.find((r) => r.secret.uid === a.uid)!;
+      const b2 = again.find((r) => r.secret.uid === b.uid)!;
+      expect(Buffer.from(a2.secret.mac!).toString()).toBe("sa2");
+      expect(b2.secret.mac).toBeUndefined();
+      expect(Buffer.from(b2.secret.grantsMac!).toString()).toBe("gb");
+      expect(Buffer.from(a2.versions[0]!.mac!).toString()).toBe("va2");
+      expect(Buffer.from(a2.requests[0]!.mac!).toString()).toBe("qa");
+    });
+
+    it("when a store made before row MACs is backfilled, then compute sees every row once, its MACs are stored, the feed hears of it, and a second backfill finds nothing to do", async () => {
+      const a = secretRow({ name: "a" });
+      await st.insertSecret(a, versionRow(a), { requestId: "ra", secretUid: a.uid, fingerprint: "f" });
+      await st.putGrant({ secretUid: a.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: 1 });
+      const heard: string[] = [];
+      const sub = st.changes.subscribe((ev) => {
+        if (ev.type === "changes") for (const c of ev.changes) heard.push(`${c.kind}:${c.uid}`);
+      });
+      let seen: readonly MacRows[] = [];
+      const applied = await st.backfillMacs((rows) => {
+        seen = rows;
+        return [
+          { kind: "secret", uid: a.uid, old: undefined, next: Buffer.from("sa") },
+          { kind: "grants", uid: a.uid, old: undefined, next: Buffer.from("ga") },
+          { kind: "version", uid: a.uid, version: 1, old: undefined, next: Buffer.from("va") },
+          { kind: "request", tenant: "t1", requestId: "ra", old: undefined, next: Buffer.from("qa") },
+        ];
+      });
+      sub.close();
+      expect(applied).toBe(4);
+      expect(seen.map((r) => [r.secret.uid, r.grants.length, r.versions.length, r.requests.length])).toEqual([[a.uid, 1, 1, 1]]);
+      expect(heard).toEqual([`secret-rekeyed:${a.uid}`]);
+      const got = (await st.readSecret({ tenant: "t1", mesh: "m1" }, "a", 0))!;
+      expect([got.secret.mac, got.secret.grantsMac, got.version!.mac].map((m) => Buffer.from(m!).toString())).toEqual(["sa", "ga", "va"]);
+      expect(Buffer.from((await st.findCreateRequest("t1", "ra"))!.mac!).toString()).toBe("qa");
+      expect(await st.backfillMacs(() => { throw new Error("must not be called"); })).toBe("none");
     });
 
     describe("change feed", () => {

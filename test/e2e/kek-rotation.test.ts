@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DB_FILE } from "../../src/app.js";
 import { kekIdOf } from "../../src/crypto/envelope.js";
+import { macKekId } from "../../src/crypto/row-mac.js";
 import type { Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -135,6 +136,14 @@ describe("KEK rotation during load", () => {
       db.close();
       expect(rows.length).toBeGreaterThanOrEqual(SEEDS * SEED_VERSIONS);
       expect(rows.filter((r) => kekIdOf(r.dek) !== newKek).map((r) => `${r.name}@${r.version}`)).toEqual([]);
+      // Every row MAC is re-keyed too (secret rows, grant sets, version rows).
+      expect(Number(/re-keyed (\d+) row MACs to KEK (\S+)/.exec(cli.stdout)?.[1])).toBeGreaterThanOrEqual(SEEDS * (2 + SEED_VERSIONS));
+      const macDb = new Database(path.join(s.dataDir, DB_FILE), { readonly: true });
+      const macs = macDb
+        .prepare("SELECT 'secret ' || name AS row, mac FROM secrets UNION ALL SELECT 'grants ' || name, grants_mac FROM secrets UNION ALL SELECT 'version ' || uid || '@' || version, mac FROM secret_versions")
+        .all() as { row: string; mac: Buffer | null }[];
+      macDb.close();
+      expect(macs.filter((m) => m.mac === null || macKekId(m.mac) !== newKek).map((m) => m.row)).toEqual([]);
 
       for (const r of rows) {
         const k = known.get(r.name)!;

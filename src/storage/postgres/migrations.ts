@@ -97,4 +97,18 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX consumer_leases_replica ON consumer_leases (replica);
     `,
   },
+  {
+    // Row MACs (domain/row-macs.ts), opaque bytes to this back-end, as SQLite's migration
+    // 7: rows that predate it get their MACs once, from the mark, in one transaction that
+    // locks out every writer (PostgresStorage.backfillMacs); after that a missing MAC is
+    // DATA_LOSS.
+    id: 3,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN mac BYTEA, ADD COLUMN grants_mac BYTEA;
+      ALTER TABLE secret_versions ADD COLUMN mac BYTEA;
+      ALTER TABLE create_requests ADD COLUMN mac BYTEA;
+      CREATE TABLE mac_backfill (id INTEGER PRIMARY KEY CHECK (id = 1));
+      INSERT INTO mac_backfill (id) VALUES (1);
+    `,
+  },
 ];

@@ -12,8 +12,13 @@ import type {
   CreateRequestRow,
   DekReplacement,
   GrantRow,
+  GrantSet,
+  GrantsMacGuard,
   LeaseRow,
+  ListedSecret,
   ListQuery,
+  MacReplacement,
+  MacRows,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -55,6 +60,8 @@ interface SecretRecord {
   create_time: string;
   update_time: string;
   expire_time: string | null;
+  mac: Buffer | null;
+  grants_mac: Buffer | null;
 }
 
 interface VersionRecord {
@@ -63,6 +70,12 @@ interface VersionRecord {
   v_dek: Buffer | null;
   v_payload: Buffer | null;
   v_create_time: string | null;
+  v_mac: Buffer | null;
+}
+
+/** The newest stored version of the row's uid (0 when none): a current pointer below it is a rollback. */
+interface LatestVersion {
+  latest_version: string;
 }
 
 /** A grant row as json_build_object gives it (bigints as JSON numbers). */
@@ -77,7 +90,23 @@ interface GrantRecord {
 }
 
 const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time";
+  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
+
+/** A backwards index scan on the primary key (uid, version). */
+const LATEST_VERSION = "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version";
+
+/** Every grant of the row's secret as one JSON array (bigints as JSON numbers). */
+const GRANTS_JSON = `(SELECT COALESCE(json_agg(json_build_object('secret_uid', g.secret_uid, 'subject', g.subject, 'permission', g.permission,
+           'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
+         ORDER BY g.subject, g.permission), '[]'::json)
+    FROM grants g WHERE g.secret_uid = s.uid)`;
+
+const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
+
+function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
+  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
+  return Buffer.compare(a, b) === 0;
+}
 
 
 /** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
@@ -120,6 +149,8 @@ function toSecret(r: SecretRecord): SecretRow {
     createTime: num(r.create_time),
     updateTime: num(r.update_time),
     expireTime: r.expire_time === null ? undefined : num(r.expire_time),
+    mac: r.mac ?? undefined,
+    grantsMac: r.grants_mac ?? undefined,
   };
 }
 
@@ -265,8 +296,8 @@ export class PostgresStorage implements Storage {
 
   private async insertVersion(c: Queryable, v: VersionRow): Promise<void> {
     await this.q(
-      "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
-      [v.uid, v.version, JSON.stringify(v.keys), Buffer.from(v.dek), Buffer.from(v.payload), v.createTime],
+      "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      [v.uid, v.version, JSON.stringify(v.keys), Buffer.from(v.dek), Buffer.from(v.payload), v.createTime, blob(v.mac)],
       c,
     );
   }
@@ -280,8 +311,8 @@ export class PostgresStorage implements Storage {
         if (seen.rowCount) return none("request-exists");
       }
       const r = await this.q(
-        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (tenant, mesh, name) DO NOTHING`,
         [
           secret.uid,
@@ -300,6 +331,8 @@ export class PostgresStorage implements Storage {
           secret.createTime,
           secret.updateTime,
           secret.expireTime ?? null,
+          blob(secret.mac),
+          blob(secret.grantsMac),
         ],
         c,
       );
@@ -308,9 +341,9 @@ export class PostgresStorage implements Storage {
       if (request) {
         // Two racing retries with one id: the unique key lets one in; the other rolls back.
         const ins = await this.q(
-          `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time) VALUES ($1, $2, $3, $4, $5)
+          `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (tenant, request_id) DO NOTHING`,
-          [secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime],
+          [secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac)],
           c,
         );
         if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
@@ -320,12 +353,12 @@ export class PostgresStorage implements Storage {
   }
 
   async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = await this.q<{ request_id: string; secret_uid: string; fingerprint: string }>(
-      "SELECT request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = $1 AND request_id = $2",
+    const r = await this.q<{ request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = $1 AND request_id = $2",
       [tenant, requestId],
     );
     const row = r.rows[0];
-    return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint } : undefined;
+    return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint, mac: row.mac ?? undefined } : undefined;
   }
 
   /**
@@ -333,12 +366,9 @@ export class PostgresStorage implements Storage {
    * statement: one snapshot without a transaction, one round trip (GetSecret's hot path).
    */
   private async readMany(scope: Scope, names: readonly string[], version: number): Promise<Map<string, SecretWithVersion>> {
-    const r = await this.q<SecretRecord & VersionRecord & { grants: GrantRecord[] }>(
+    const r = await this.q<SecretRecord & VersionRecord & LatestVersion & { grants: GrantRecord[] }>(
       `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time,
-         (SELECT COALESCE(json_agg(json_build_object('secret_uid', g.secret_uid, 'subject', g.subject, 'permission', g.permission,
-                   'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
-                 ORDER BY g.subject, g.permission), '[]'::json)
-            FROM grants g WHERE g.secret_uid = s.uid) AS grants
+         v.mac AS v_mac, ${LATEST_VERSION}, ${GRANTS_JSON} AS grants
        FROM secrets s LEFT JOIN secret_versions v
          ON v.uid = s.uid AND v.version = CASE WHEN $4::bigint = 0 THEN s.version ELSE $4::bigint END
        WHERE s.tenant = $1 AND s.mesh = $2 AND s.name = ANY($3::text[])`,
@@ -356,8 +386,9 @@ export class PostgresStorage implements Storage {
               dek: rec.v_dek!,
               payload: rec.v_payload!,
               createTime: num(rec.v_create_time!),
+              mac: rec.v_mac ?? undefined,
             };
-      out.set(rec.name, { secret: toSecret(rec), version: v, grants: rec.grants.map(toGrant) });
+      out.set(rec.name, { secret: toSecret(rec), version: v, grants: rec.grants.map(toGrant), latestVersion: num(rec.latest_version) });
     }
     return out;
   }
@@ -371,29 +402,36 @@ export class PostgresStorage implements Storage {
     return names.map((n) => found.get(n));
   }
 
-  async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
+  async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
     const params: unknown[] = [scope.tenant, scope.mesh, q.afterName, q.type ?? null, q.expireBefore ?? null, q.limit];
     let visible = "";
+    // A non-owner sees a row through a grant: its grants come along (one snapshot), so
+    // the row-MAC check can decide visibility again on the authenticated set.
+    let grants = "";
     if (q.visibleTo) {
+      grants = `, CASE WHEN s.owner = $7 THEN NULL ELSE ${GRANTS_JSON} END AS grants`;
       params.push(q.visibleTo.owner, [...q.visibleTo.subjects], q.visibleTo.now);
       visible = `AND (s.owner = $7 OR EXISTS (
           SELECT 1 FROM grants g WHERE g.secret_uid = s.uid AND g.subject = ANY($8::text[])
             AND (g.expire_time IS NULL OR g.expire_time > $9)))`;
     }
-    const r = await this.q<SecretRecord>(
-      `SELECT ${SECRET_COLUMNS} FROM secrets s
+    const r = await this.q<SecretRecord & LatestVersion & { grants?: GrantRecord[] | null }>(
+      `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION}${grants} FROM secrets s
        WHERE s.tenant = $1 AND s.mesh = $2 AND s.name > $3 AND ($4::text IS NULL OR s.type = $4)
          AND ($5::bigint IS NULL OR s.expire_time <= $5) ${visible}
        ORDER BY s.name LIMIT $6`,
       params,
     );
-    return r.rows.map(toSecret);
+    return r.rows.map((rec): ListedSecret => {
+      const listed = { ...toSecret(rec), latestVersion: num(rec.latest_version) };
+      return rec.grants === undefined || rec.grants === null ? listed : { ...listed, grants: rec.grants.map(toGrant) };
+    });
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
       const r = await this.q(
-        `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10
+        `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10, mac = $11
          WHERE uid = $1 AND etag = $2`,
         [
           next.uid,
@@ -406,6 +444,7 @@ export class PostgresStorage implements Storage {
           JSON.stringify(next.keys),
           next.updateTime,
           next.expireTime ?? null,
+          blob(next.mac),
         ],
         c,
       );
@@ -429,32 +468,146 @@ export class PostgresStorage implements Storage {
     });
   }
 
-  async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
+  /**
+   * The secret row, locked for this transaction: grant writes on one secret serialize on
+   * it, so a guard's compare-and-set on grants_mac sees the last committed set.
+   */
+  private async lockGrants(c: Queryable, uid: string): Promise<(Identity & { grants_mac: Buffer | null }) | undefined> {
+    const r = await this.q<Identity & { grants_mac: Buffer | null }>("SELECT tenant, mesh, name, uid, grants_mac FROM secrets WHERE uid = $1 FOR UPDATE", [uid], c);
+    return r.rows[0];
+  }
+
+  async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
-      // INSERT … SELECT from the secret row: a secret deleted meanwhile inserts nothing.
-      const r = await this.q<Identity>(
-        `WITH s AS (SELECT uid, tenant, mesh, name FROM secrets WHERE uid = $1),
-         ins AS (
-           INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
-           SELECT uid, $2, $3, $4, $5, $6, $7 FROM s
-           ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
-             keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time
-           RETURNING secret_uid)
-         SELECT s.tenant, s.mesh, s.name, s.uid FROM s JOIN ins ON ins.secret_uid = s.uid`,
+      const s = await this.lockGrants(c, g.secretUid);
+      if (!s) return { value: "missing" as const, changes: [] };
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return { value: "conflict" as const, changes: [] };
+      await this.q(
+        `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
+           keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time`,
         [g.secretUid, g.subject, g.level, JSON.stringify(g.keys), g.expireTime ?? null, g.grantedBy, g.createTime],
         c,
       );
-      const s = r.rows[0];
-      return s ? { value: "ok" as const, changes: [change("grant-put", s)] } : { value: "missing" as const, changes: [] };
+      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [g.secretUid, Buffer.from(guard.next)], c);
+      return { value: "ok" as const, changes: [change("grant-put", s)] };
     });
   }
 
-  async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
+  async deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict"> {
     return this.write(async (c) => {
+      const none = (value: number | "conflict") => ({ value, changes: [] });
+      const s = await this.lockGrants(c, secretUid);
+      if (!s) return none(0);
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return none("conflict");
       const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
       const removed = r.rowCount ?? 0;
-      const s = removed > 0 ? await this.uidIdentity(c, secretUid) : undefined;
-      return { value: removed, changes: s ? [change("grant-revoked", s)] : [] };
+      if (removed === 0) return none(0);
+      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [secretUid, Buffer.from(guard.next)], c);
+      return { value: removed, changes: [change("grant-revoked", s)] };
+    });
+  }
+
+  async readGrants(secretUid: string): Promise<GrantSet | undefined> {
+    const r = await this.q<{ grants_mac: Buffer | null; grants: GrantRecord[] }>(`SELECT s.grants_mac, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid = $1`, [secretUid]);
+    const row = r.rows[0];
+    return row ? { grants: row.grants.map(toGrant), grantsMac: row.grants_mac ?? undefined } : undefined;
+  }
+
+  /** Secrets after `afterUid` with every MAC-covered row, read in the caller's snapshot. */
+  private async macRowsAfter(c: Queryable, afterUid: string, limit: number | null): Promise<MacRows[]> {
+    const secrets = await this.q<SecretRecord & { grants: GrantRecord[] }>(
+      `SELECT ${SECRET_COLUMNS}, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid > $1 ORDER BY s.uid LIMIT $2`,
+      [afterUid, limit],
+      c,
+    );
+    const uids = secrets.rows.map((r) => r.uid);
+    if (uids.length === 0) return [];
+    const versions = await this.q<{ uid: string; version: string; keys: string; create_time: string; mac: Buffer | null }>(
+      "SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ANY($1::text[]) ORDER BY uid, version",
+      [uids],
+      c,
+    );
+    const requests = await this.q<{ tenant: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ANY($1::text[]) ORDER BY tenant, request_id",
+      [uids],
+      c,
+    );
+    const byUid = new Map<string, { versions: MacRows["versions"][number][]; requests: MacRows["requests"][number][] }>();
+    for (const uid of uids) byUid.set(uid, { versions: [], requests: [] });
+    for (const v of versions.rows) {
+      byUid.get(v.uid)?.versions.push({ uid: v.uid, version: num(v.version), keys: JSON.parse(v.keys) as string[], createTime: num(v.create_time), mac: v.mac ?? undefined });
+    }
+    for (const q of requests.rows) {
+      byUid.get(q.secret_uid)?.requests.push({ tenant: q.tenant, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined });
+    }
+    return secrets.rows.map((r) => ({ secret: toSecret(r), grants: r.grants.map(toGrant), ...byUid.get(r.uid)! }));
+  }
+
+  async listMacRows(afterUid: string, limit: number): Promise<MacRows[]> {
+    return this.tx((c) => this.macRowsAfter(c, afterUid, limit), "REPEATABLE READ");
+  }
+
+  /**
+   * Inside the caller's write transaction, each a compare-and-set on the old bytes; each
+   * secret whose secret, grant-set or version MAC changed gets one "secret-rekeyed" change.
+   */
+  private async applyMacs(c: Queryable, replacements: readonly MacReplacement[]): Promise<{ value: number; changes: ChangeInput[] }> {
+    let applied = 0;
+    const touched = new Set<string>();
+    for (const r of replacements) {
+      const old = blob(r.old);
+      const next = Buffer.from(r.next);
+      let res;
+      if (r.kind === "request") {
+        res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old], c);
+      } else if (r.kind === "version") {
+        res = await this.q("UPDATE secret_versions SET mac = $3 WHERE uid = $1 AND version = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.uid, r.version, next, old], c);
+      } else {
+        const column = r.kind === "grants" ? "grants_mac" : "mac";
+        res = await this.q(`UPDATE secrets SET ${column} = $2 WHERE uid = $1 AND ${column} IS NOT DISTINCT FROM $3::bytea`, [r.uid, next, old], c);
+      }
+      const n = res.rowCount ?? 0;
+      applied += n;
+      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+    }
+    const changes: ChangeInput[] = [];
+    for (const uid of touched) {
+      const s = await this.uidIdentity(c, uid);
+      if (s) changes.push(change("secret-rekeyed", s));
+    }
+    return { value: applied, changes };
+  }
+
+  async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
+    if (replacements.length === 0) return 0;
+    return this.write((c) => this.applyMacs(c, replacements));
+  }
+
+  async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
+    type R = number | "none" | "refused";
+    return this.write(async (c): Promise<{ value: R; changes: ChangeInput[] }> => {
+      // Replicas starting together queue on the mark's row; the first clears it, the others find none.
+      const mark = await this.q("SELECT id FROM mac_backfill FOR UPDATE", [], c);
+      if (mark.rowCount === 0) return { value: "none", changes: [] };
+      // Writers of any other process (an older secretd still running) wait until this commits.
+      await this.q("LOCK TABLE secrets, grants, secret_versions, create_requests IN SHARE ROW EXCLUSIVE MODE", [], c);
+      // The mark is plain SQL anyone with the database could re-create: it is honoured
+      // only while no row is authenticated yet (as migration 3 leaves a database).
+      const any = await this.q<{ any: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL) AS any`,
+        [],
+        c,
+      );
+      if (any.rows[0]!.any) return { value: "refused", changes: [] };
+      const replacements = compute(await this.macRowsAfter(c, "", null));
+      const out = await this.applyMacs(c, replacements);
+      if (out.value !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      await this.q("DELETE FROM mac_backfill", [], c);
+      return out;
     });
   }
 

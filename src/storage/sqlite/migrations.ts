@@ -95,6 +95,20 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     sql: "DROP INDEX secrets_owner;",
   },
   {
+    // Row MACs (domain/row-macs.ts), opaque bytes to this back-end. Rows that predate this
+    // migration have none: the mark asks the next start to give every row one, once, in
+    // one transaction (SqliteStorage.backfillMacs); from then on a missing MAC is DATA_LOSS.
+    id: 7,
+    sql: `
+      ALTER TABLE secrets ADD COLUMN mac BLOB;
+      ALTER TABLE secrets ADD COLUMN grants_mac BLOB;
+      ALTER TABLE secret_versions ADD COLUMN mac BLOB;
+      ALTER TABLE create_requests ADD COLUMN mac BLOB;
+      CREATE TABLE mac_backfill (id INTEGER PRIMARY KEY CHECK (id = 1));
+      INSERT INTO mac_backfill (id) VALUES (1);
+    `,
+  },
+  {
     // The change feed (sqlite-change-feed.ts): one row per committed change, the
     // AUTOINCREMENT revision store-wide and strictly increasing (never reused, even after
     // compaction deletes old rows); change_compaction says how far rows were deleted.

@@ -13,8 +13,13 @@ import type {
   CreateRequestRow,
   DekReplacement,
   GrantRow,
+  GrantSet,
+  GrantsMacGuard,
   LeaseRow,
+  ListedSecret,
   ListQuery,
+  MacReplacement,
+  MacRows,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -46,6 +51,8 @@ interface SecretRecord {
   create_time: number;
   update_time: number;
   expire_time: number | null;
+  mac: Buffer | null;
+  grants_mac: Buffer | null;
 }
 
 interface GrantRecord {
@@ -58,9 +65,33 @@ interface GrantRecord {
   create_time: number;
 }
 
-type JoinedVersion =
-  | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number }
-  | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null };
+interface LatestVersion {
+  latest_version: number | null;
+}
+
+/** The newest stored version of the row's uid (an index seek on the primary key). */
+const LATEST_VERSION = "(SELECT l.version FROM secret_versions l WHERE l.uid = s.uid ORDER BY l.version DESC LIMIT 1) AS latest_version";
+
+type JoinedVersion = LatestVersion & (
+  | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number; v_mac: Buffer | null }
+  | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null; v_mac: null }
+);
+
+interface VersionMetaRecord {
+  uid: string;
+  version: number;
+  keys: string;
+  create_time: number;
+  mac: Buffer | null;
+}
+
+interface RequestRecord {
+  tenant: string;
+  request_id: string;
+  secret_uid: string;
+  fingerprint: string;
+  mac: Buffer | null;
+}
 
 interface LeaseRecord {
   watch_id: string;
@@ -85,7 +116,7 @@ interface ListParams {
 }
 
 const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time";
+  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
 function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
   db.pragma(`${name} = ${value}`);
@@ -149,8 +180,17 @@ function toSecret(r: SecretRecord): SecretRow {
     createTime: r.create_time,
     updateTime: r.update_time,
     expireTime: r.expire_time ?? undefined,
+    mac: r.mac ?? undefined,
+    grantsMac: r.grants_mac ?? undefined,
   };
 }
+
+function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
+  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
+  return Buffer.compare(a, b) === 0;
+}
+
+const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
 
 function toGrant(r: GrantRecord): GrantRow {
   return {
@@ -212,29 +252,30 @@ export class SqliteStorage implements Storage {
     });
     this.stmt = {
       insertSecret: db.prepare(
-        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time)
-         VALUES (@uid, @tenant, @mesh, @name, @type, @description, @owner, @labels, @annotations, @immutable, @version, @etag, @keys, @create_time, @update_time, @expire_time)
+        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
+         VALUES (@uid, @tenant, @mesh, @name, @type, @description, @owner, @labels, @annotations, @immutable, @version, @etag, @keys, @create_time, @update_time, @expire_time, @mac, @grants_mac)
          ON CONFLICT (tenant, mesh, name) DO NOTHING`,
       ),
       insertVersion: db.prepare(
-        "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (@uid, @version, @keys, @dek, @payload, @create_time)",
+        "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac) VALUES (@uid, @version, @keys, @dek, @payload, @create_time, @mac)",
       ),
       // The secret and one version of it in one statement: one consistent snapshot
       // without an explicit transaction (the GetSecret hot path).
       secretWithVersion: db.prepare<[{ tenant: string; mesh: string; name: string; version: number }], SecretRecord & JoinedVersion>(
-        `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time
+        `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time, v.mac AS v_mac,
+           ${LATEST_VERSION}
          FROM secrets s LEFT JOIN secret_versions v
            ON v.uid = s.uid AND v.version = CASE WHEN @version = 0 THEN s.version ELSE @version END
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name = @name`,
       ),
-      list: db.prepare<[ListParams], SecretRecord>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets s
+      list: db.prepare<[ListParams], SecretRecord & LatestVersion>(
+        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
            AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
          ORDER BY s.name LIMIT @limit`,
       ),
-      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets s
+      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord & LatestVersion>(
+        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
          WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
            AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
            AND (s.owner = @owner OR EXISTS (
@@ -256,16 +297,32 @@ export class SqliteStorage implements Storage {
       deleteGrants: db.prepare("DELETE FROM grants WHERE secret_uid = @uid AND subject = @subject AND (@level IS NULL OR permission = @level)"),
       updateSecret: db.prepare(
         `UPDATE secrets SET description = @description, labels = @labels, annotations = @annotations,
-           version = @version, etag = @etag, keys = @keys, update_time = @update_time, expire_time = @expire_time
+           version = @version, etag = @etag, keys = @keys, update_time = @update_time, expire_time = @expire_time, mac = @mac
          WHERE uid = @uid AND etag = @expect_etag`,
       ),
       insertRequest: db.prepare(
-        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
+        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
       ),
-      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string }>(
-        "SELECT request_id, secret_uid, fingerprint FROM create_requests WHERE tenant = ? AND request_id = ?",
+      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+        "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND request_id = ?",
       ),
+      grantsMacOf: db.prepare<[string], Identity & { grants_mac: Buffer | null }>("SELECT uid, tenant, mesh, name, grants_mac FROM secrets WHERE uid = ?"),
+      setGrantsMac: db.prepare("UPDATE secrets SET grants_mac = ? WHERE uid = ?"),
+      secretsByUid: db.prepare<[string, number], SecretRecord>(`SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.uid > ? ORDER BY s.uid LIMIT ?`),
+      versionMetas: db.prepare<[string], VersionMetaRecord>("SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ? ORDER BY version"),
+      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, request_id"),
+      replaceSecretMac: db.prepare("UPDATE secrets SET mac = @next WHERE uid = @uid AND mac IS @old"),
+      replaceGrantsMac: db.prepare("UPDATE secrets SET grants_mac = @next WHERE uid = @uid AND grants_mac IS @old"),
+      replaceVersionMac: db.prepare("UPDATE secret_versions SET mac = @next WHERE uid = @uid AND version = @version AND mac IS @old"),
+      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND request_id = @request_id AND mac IS @old"),
+      backfillPending: db.prepare<[], number>("SELECT count(*) FROM mac_backfill").pluck(),
+      anyMac: db.prepare<[], number>(
+        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL)`,
+      ).pluck(),
+      clearBackfill: db.prepare("DELETE FROM mac_backfill"),
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
       secretByUid: db.prepare<[string], Identity & { etag: string }>("SELECT uid, tenant, mesh, name, etag FROM secrets WHERE uid = ?"),
@@ -335,8 +392,17 @@ export class SqliteStorage implements Storage {
     const v: VersionRow | undefined =
       rec.v_version === null
         ? undefined
-        : { uid: rec.uid, version: rec.v_version, keys: JSON.parse(rec.v_keys) as string[], dek: rec.v_dek, payload: rec.v_payload, createTime: rec.v_create_time };
-    return this.cache.put(scope, name, version, { secret: toSecret(rec), version: v, grants: this.stmt.grants.all(rec.uid).map(toGrant) });
+        : {
+            uid: rec.uid,
+            version: rec.v_version,
+            keys: JSON.parse(rec.v_keys) as string[],
+            dek: rec.v_dek,
+            payload: rec.v_payload,
+            createTime: rec.v_create_time,
+            mac: rec.v_mac ?? undefined,
+          };
+    const grants = this.stmt.grants.all(rec.uid).map(toGrant);
+    return this.cache.put(scope, name, version, { secret: toSecret(rec), version: v, grants, latestVersion: rec.latest_version ?? 0 });
   }
 
   private insertVersion(v: VersionRow): void {
@@ -347,6 +413,7 @@ export class SqliteStorage implements Storage {
       dek: Buffer.from(v.dek),
       payload: Buffer.from(v.payload),
       create_time: v.createTime,
+      mac: blob(v.mac),
     });
   }
 
@@ -370,10 +437,12 @@ export class SqliteStorage implements Storage {
         create_time: secret.createTime,
         update_time: secret.updateTime,
         expire_time: secret.expireTime ?? null,
+        mac: blob(secret.mac),
+        grants_mac: blob(secret.grantsMac),
       });
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
-      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime);
+      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
       this.record("secret-created", secret);
       return "ok";
     });
@@ -381,7 +450,7 @@ export class SqliteStorage implements Storage {
 
   async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
     const r = this.stmt.findRequest.get(tenant, requestId);
-    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint } : undefined;
+    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
@@ -397,13 +466,17 @@ export class SqliteStorage implements Storage {
     return this.readMany(scope, names);
   }
 
-  async listSecrets(scope: Scope, q: ListQuery): Promise<SecretRow[]> {
+  async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
     const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
     const v = q.visibleTo;
-    const rows = v
-      ? this.stmt.listVisible.all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })
-      : this.stmt.list.all(params);
-    return rows.map(toSecret);
+    const listed = (r: SecretRecord & LatestVersion): ListedSecret => ({ ...toSecret(r), latestVersion: r.latest_version ?? 0 });
+    if (!v) return this.stmt.list.all(params).map(listed);
+    const read = this.db.transaction(() =>
+      this.stmt.listVisible
+        .all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })
+        .map((r): ListedSecret => (r.owner === v.owner ? listed(r) : { ...listed(r), grants: this.stmt.grants.all(r.uid).map(toGrant) })),
+    );
+    return read();
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
@@ -419,6 +492,7 @@ export class SqliteStorage implements Storage {
         keys: JSON.stringify(next.keys),
         update_time: next.updateTime,
         expire_time: next.expireTime ?? null,
+        mac: blob(next.mac),
       });
       if (r.changes === 0) return this.stmt.secretByUid.get(next.uid) ? "conflict" : "missing";
       this.insertVersion(version);
@@ -438,10 +512,12 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async putGrant(g: GrantRow): Promise<"ok" | "missing"> {
-    return this.commit((): "ok" | "missing" => {
-      const s = this.stmt.secretByUid.get(g.secretUid);
+  async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
+    return this.commit((): "ok" | "missing" | "conflict" => {
+      const s = this.stmt.grantsMacOf.get(g.secretUid);
       if (!s) return "missing";
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return "conflict";
+      if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), g.secretUid);
       this.stmt.putGrant.run({
         secret_uid: g.secretUid,
         subject: g.subject,
@@ -456,12 +532,95 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async deleteGrants(secretUid: string, subject: string, level: number | undefined): Promise<number> {
-    return this.commit((): number => {
+  async deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict"> {
+    return this.commit((): number | "conflict" => {
+      const s = this.stmt.grantsMacOf.get(secretUid);
+      if (!s) return 0;
+      if (guard && !sameBytes(s.grants_mac, guard.expect)) return "conflict";
       const removed = this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
-      const s = removed > 0 ? this.stmt.secretByUid.get(secretUid) : undefined;
-      if (s) this.record("grant-revoked", s);
+      if (removed === 0) return 0;
+      if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), secretUid);
+      this.record("grant-revoked", s);
       return removed;
+    });
+  }
+
+  async readGrants(secretUid: string): Promise<GrantSet | undefined> {
+    return this.db.transaction((): GrantSet | undefined => {
+      const current = this.stmt.grantsMacOf.get(secretUid);
+      if (!current) return undefined;
+      return { grants: this.stmt.grants.all(secretUid).map(toGrant), grantsMac: current.grants_mac ?? undefined };
+    })();
+  }
+
+  private macRowsAfter(afterUid: string, limit: number): MacRows[] {
+    return this.stmt.secretsByUid.all(afterUid, limit).map((r) => ({
+      secret: toSecret(r),
+      grants: this.stmt.grants.all(r.uid).map(toGrant),
+      versions: this.stmt.versionMetas.all(r.uid).map((v) => ({
+        uid: v.uid,
+        version: v.version,
+        keys: JSON.parse(v.keys) as string[],
+        createTime: v.create_time,
+        mac: v.mac ?? undefined,
+      })),
+      requests: this.stmt.requestsOf.all(r.uid).map((q) => ({
+        tenant: q.tenant,
+        requestId: q.request_id,
+        secretUid: q.secret_uid,
+        fingerprint: q.fingerprint,
+        mac: q.mac ?? undefined,
+      })),
+    }));
+  }
+
+  async listMacRows(afterUid: string, limit: number): Promise<MacRows[]> {
+    return this.db.transaction(() => this.macRowsAfter(afterUid, limit))();
+  }
+
+  /**
+   * Inside the caller's write transaction. Each secret whose secret, grant-set or version
+   * MAC changed gets one "secret-rekeyed" change, so every process's read cache (and any
+   * watch) re-reads it; request MACs are not cached.
+   */
+  private applyMacs(replacements: readonly MacReplacement[]): number {
+    let applied = 0;
+    const touched = new Set<string>();
+    for (const r of replacements) {
+      const old = blob(r.old);
+      const next = Buffer.from(r.next);
+      let n: number;
+      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, request_id: r.requestId, old, next }).changes;
+      else if (r.kind === "version") n = this.stmt.replaceVersionMac.run({ uid: r.uid, version: r.version, old, next }).changes;
+      else if (r.kind === "grants") n = this.stmt.replaceGrantsMac.run({ uid: r.uid, old, next }).changes;
+      else n = this.stmt.replaceSecretMac.run({ uid: r.uid, old, next }).changes;
+      applied += n;
+      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+    }
+    for (const uid of touched) {
+      const s = this.stmt.secretByUid.get(uid);
+      if (s) this.record("secret-rekeyed", s);
+    }
+    return applied;
+  }
+
+  async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
+    if (replacements.length === 0) return 0;
+    return this.commit((): number => this.applyMacs(replacements));
+  }
+
+  async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
+    return this.commit((): number | "none" | "refused" => {
+      if (this.stmt.backfillPending.get() === 0) return "none";
+      // The mark is plain SQL anyone with the file could re-create: it is honoured only
+      // while no row is authenticated yet (as migration 7 leaves a database).
+      if (this.stmt.anyMac.get() !== 0) return "refused";
+      const rows = this.macRowsAfter("", Number.MAX_SAFE_INTEGER);
+      const replacements = compute(rows);
+      const applied = this.applyMacs(replacements);
+      if (applied !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      this.stmt.clearBackfill.run();
+      return applied;
     });
   }
 
