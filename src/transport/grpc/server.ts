@@ -10,6 +10,7 @@ import type { Config } from "../../config.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
 import { checkedService } from "./decoded-request.js";
+import { withFastResponses } from "./response-encoding.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
@@ -52,7 +53,7 @@ function credentials(config: Config): ServerCredentials {
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  server.addService(checkedService(SecretServiceService), secretServiceHandlers(deps));
+  server.addService(withFastResponses(checkedService(SecretServiceService)), secretServiceHandlers(deps));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
