@@ -118,6 +118,12 @@ async function startWorkers(config: Config, flags: Record<string, string>, logs:
     get plaintexts(): never {
       return unavailable("plaintexts")();
     },
+    get audit(): never {
+      return unavailable("audit")();
+    },
+    get metricsPort(): never {
+      return unavailable("metricsPort")();
+    },
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
