@@ -280,7 +280,8 @@ export class Secrets {
     requireKeys(allowed, requested, req.name);
 
     const all = openData(this.deps.keyring, secret, version, this.deps.plaintexts);
-    // Without explicit keys, a key-limited grantee gets exactly the keys granted.
+    // Without explicit keys, everything (the opened map is the caller's own copy); a key-limited grantee gets exactly the keys granted.
+    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all };
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
