@@ -52,6 +52,7 @@ type RawSettings = {
   maxConnections: string;
   maxConnectionsPerPeer: string;
   writeStallTimeout: string;
+  valueCacheMb: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -80,6 +81,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
   { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
+  { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB of decrypted values kept in memory per server process for hot reads (0 = off; see SECURITY.md)" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
   { key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)" },
   { key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)" },
@@ -126,6 +128,8 @@ export interface Config {
   readonly workers: number;
   /** Per server process (transport/grpc/connection-guard.ts); 0 = no cap. */
   readonly connections: { readonly max: number; readonly maxPerPeer: number; readonly writeStallMs: number };
+  /** Bytes of decrypted payloads kept across calls (PlaintextCache); 0 = off. */
+  readonly valueCacheBytes: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -329,6 +333,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  const valueCacheMb = Number(raw.valueCacheMb);
+  if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
+
   const config: Config = {
     listen,
     dataDir,
@@ -357,6 +364,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     maxWatchesPerTenant,
     workers,
     connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
+    valueCacheBytes: valueCacheMb * 1024 * 1024,
   };
   return deepFreeze(config);
 }

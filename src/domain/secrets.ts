@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KeyringSource } from "../crypto/keyring.js";
+import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import { randomBytes } from "../crypto/random.js";
 import type {
   CreateSecretRequest,
@@ -39,6 +40,8 @@ export interface SecretsDeps {
   readonly storage: Storage;
   /** Asked per call: a KEK rotation may change it while the server runs. */
   readonly keyring: KeyringSource;
+  /** Opened payloads kept across calls (see PlaintextCache); none when absent. */
+  readonly plaintexts?: PlaintextCache;
   readonly creatorRoles: readonly string[];
   readonly maxVersions: number;
   readonly now?: () => number;
@@ -277,8 +280,9 @@ export class Secrets {
     const allowed = keysAt(access, Level.READ);
     requireKeys(allowed, requested, req.name);
 
-    const all = openData(this.deps.keyring, secret, version);
-    // Without explicit keys, a key-limited grantee gets exactly the keys granted.
+    const all = openData(this.deps.keyring, secret, version, this.deps.plaintexts);
+    // Without explicit keys, everything (the opened map is the caller's own copy); a key-limited grantee gets exactly the keys granted.
+    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all };
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
@@ -354,7 +358,7 @@ export class Secrets {
     if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
 
-    const current = openData(this.deps.keyring, secret, found.version);
+    const current = openData(this.deps.keyring, secret, found.version, this.deps.plaintexts);
     const writable = keysAt(access, Level.WRITE);
     if (writable !== undefined) requireKeyLimitedWrite(set, newData, writable, req.name);
     const data = newData === undefined ? current : writable === undefined ? newData : new Map([...current, ...newData]);

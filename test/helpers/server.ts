@@ -116,6 +116,9 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
     get watches(): never {
       return unavailable("watches")();
     },
+    get plaintexts(): never {
+      return unavailable("plaintexts")();
+    },
     get audit(): never {
       return unavailable("audit")();
     },

@@ -11,6 +11,7 @@ import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
 import { ConnectionGuard, DEFAULT_PENDING_PER_CONNECTION, DEFAULT_PENDING_TOTAL } from "./connection-guard.js";
 import { checkedService } from "./decoded-request.js";
+import { withFastResponses } from "./response-encoding.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
@@ -60,7 +61,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     maxPendingTotal: DEFAULT_PENDING_TOTAL,
     stallMs: config.connections.writeStallMs,
   });
-  server.addService(checkedService(SecretServiceService), secretServiceHandlers({ ...deps, guard }));
+  server.addService(withFastResponses(checkedService(SecretServiceService)), secretServiceHandlers({ ...deps, guard }));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
