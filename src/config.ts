@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { YAMLError, parse as parseYaml } from "yaml";
 import { parseDuration } from "./auth/mint.js";
 import { SecretdError } from "./domain/errors.js";
 
@@ -16,6 +16,8 @@ interface Setting {
   readonly env: string;
   readonly default: string;
   readonly doc: string;
+  /** A URL that may carry credentials (user:password@, query): masked when echoed. */
+  readonly url?: true;
 }
 
 type RawSettings = {
@@ -47,13 +49,13 @@ type RawSettings = {
 export const SETTINGS: readonly Setting[] = [
   { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
   { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
-  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL" },
+  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL", url: true },
   { key: "databasePoolSize", flag: "database-pool-size", env: "SECRETD_DATABASE_POOL_SIZE", default: "10", doc: "PostgreSQL: connections per server process" },
   { key: "databaseStatementTimeout", flag: "database-statement-timeout", env: "SECRETD_DATABASE_STATEMENT_TIMEOUT", default: "5s", doc: "PostgreSQL: statement_timeout (0 = none)" },
   { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
   { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
   { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
-  { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens" },
+  { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens", url: true },
   { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
   { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
   { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
@@ -111,22 +113,41 @@ function bad(setting: string, problem: string): SecretdError {
   return new SecretdError("INVALID_ARGUMENT", `invalid configuration ${name}: ${problem}`);
 }
 
-function readYaml(file: string): Record<string, string> {
+function scalarSetting(file: string, key: string, v: unknown): string {
+  if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === "string" || typeof x === "number")) return v.join(",");
+  throw new SecretdError("INVALID_ARGUMENT", `invalid configuration ${key} in --config ${file}: must be a string, a number, a boolean or a list of strings`);
+}
+
+/** The settings a YAML file sets, by key. Keys are the camelCase setting names (SPEC §7). */
+function readYaml(file: string): Partial<Record<keyof RawSettings, string>> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(file, "utf8"));
+    doc = parseYaml(text);
   } catch (err) {
-    throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: ${(err as Error).message}`);
+    // The parser's message quotes the offending line, which may hold a secret: give only its position.
+    const pos = err instanceof YAMLError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : "";
+    throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: not valid YAML${pos}`);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) {
     throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: expected a mapping of setting names`);
   }
-  const out: Record<string, string> = {};
+  const out: Partial<Record<keyof RawSettings, string>> = {};
   for (const [k, v] of Object.entries(doc)) {
-    const s = SETTINGS.find((x) => x.flag === k);
-    if (!s) throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: unknown setting "${k}"`);
-    out[s.key] = Array.isArray(v) ? v.join(",") : String(v);
+    const s = SETTINGS.find((x) => x.key === k);
+    if (!s) {
+      const kebab = SETTINGS.find((x) => x.flag === k);
+      const hint = kebab ? ` (keys are camelCase: ${kebab.key})` : "";
+      throw new SecretdError("INVALID_ARGUMENT", `invalid configuration --config ${file}: unknown setting "${k.slice(0, 64)}"${hint}`);
+    }
+    out[s.key] = scalarSetting(file, s.key, v);
   }
   return out;
 }
@@ -147,13 +168,61 @@ export function splitList(v: string): string[] {
  * flags: values given on the command line, by setting key (camelCase), plus `config`.
  * env: the process environment.
  */
-export function loadConfig(flags: Partial<Record<keyof RawSettings | "config", string>>, env: NodeJS.ProcessEnv): Config {
+export type ConfigFlags = Partial<Record<keyof RawSettings | "config", string>>;
+
+export type SettingSource = "flag" | "env" | "file" | "default";
+
+/** One setting as it ended up, and where its value came from. */
+export interface EffectiveSetting {
+  readonly key: string;
+  readonly flag: string;
+  readonly env: string;
+  readonly value: string;
+  readonly source: SettingSource;
+}
+
+function resolveSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv): { raw: RawSettings; effective: EffectiveSetting[] } {
   const configFile = flags.config ?? env.SECRETD_CONFIG ?? "";
   const fromFile = configFile ? readYaml(configFile) : {};
   const raw = {} as RawSettings;
+  const effective: EffectiveSetting[] = [];
   for (const s of SETTINGS) {
-    raw[s.key] = flags[s.key] ?? env[s.env] ?? fromFile[s.key] ?? s.default;
+    const [value, source]: [string, SettingSource] =
+      flags[s.key] !== undefined ? [flags[s.key]!, "flag"]
+      : env[s.env] !== undefined ? [env[s.env]!, "env"]
+      : fromFile[s.key] !== undefined ? [fromFile[s.key]!, "file"]
+      : [s.default, "default"];
+    raw[s.key] = value;
+    effective.push({ key: s.key, flag: s.flag, env: s.env, value: s.url ? maskUrl(value) : value, source });
   }
+  if (configFile !== "") effective.unshift({ key: "config", flag: "config", env: "SECRETD_CONFIG", value: configFile, source: flags.config !== undefined ? "flag" : "env" });
+  return { raw, effective };
+}
+
+/** A URL with its password and query replaced by "***", so it can be shown. */
+export function maskUrl(value: string): string {
+  if (value === "") return value;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return "***";
+  }
+  if (u.password !== "") u.password = "***";
+  if (u.search !== "") u.search = "?***";
+  return u.toString();
+}
+
+/**
+ * Every setting with its effective value and source, URL credentials masked: what
+ * `secretd doctor` echoes. Validates nothing beyond the YAML file itself.
+ */
+export function effectiveSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv): EffectiveSetting[] {
+  return resolveSettings(flags, env).effective;
+}
+
+export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
+  const { raw } = resolveSettings(flags, env);
 
   const listen = parseListen("listen", raw.listen);
   if (raw.dataDir === "") throw bad("dataDir", "must not be empty");

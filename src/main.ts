@@ -10,6 +10,9 @@ import { registerKeys } from "./cli/keys.js";
 import { registerConsumers } from "./cli/consumers-command.js";
 import { registerSidecar } from "./sidecar/sidecar-command.js";
 import { registerRun } from "./sidecar/run-command.js";
+import { registerApply } from "./cli/apply-command.js";
+import { registerBackupCommands } from "./cli/backup-commands.js";
+import { registerDoctor } from "./cli/doctor.js";
 import { SecretdError } from "./domain/errors.js";
 
 const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
@@ -22,6 +25,9 @@ registerKeys(program);
 registerConsumers(program);
 registerSidecar(program);
 registerRun(program);
+registerApply(program);
+registerBackupCommands(program);
+registerDoctor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);

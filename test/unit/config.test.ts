@@ -2,7 +2,7 @@ import path from "node:path";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { effectiveSettings, loadConfig, maskUrl } from "../../src/config.js";
 
 describe("loadConfig", () => {
   it("when nothing is set, then the SPEC §7 defaults apply and the dev HS256 key lives in the data dir", () => {
@@ -23,7 +23,7 @@ describe("loadConfig", () => {
   it("when a flag, an env var and the YAML file set the same thing, then the flag wins, then env, then the file", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
     const file = path.join(dir, "c.yaml");
-    writeFileSync(file, "listen: 127.0.0.1:1111\nlog-level: debug\ntenant-claim: org\n");
+    writeFileSync(file, "listen: 127.0.0.1:1111\nlogLevel: debug\ntenantClaim: org\n");
     const c = loadConfig({ config: file, listen: "127.0.0.1:3333" }, { SECRETD_LISTEN: "127.0.0.1:2222", SECRETD_LOG_LEVEL: "warn" });
     expect(c.listen.port).toBe(3333);
     expect(c.logLevel).toBe("warn");
@@ -47,6 +47,8 @@ describe("loadConfig", () => {
     ["algorithm none", { jwtAlgorithms: "none" }, {}, "--jwt-algorithms"],
     ["RS256 with no JWKS", { jwtAlgorithms: "RS256" }, {}, "--jwt-algorithms"],
     ["a non-postgres database URL", { databaseUrl: "mysql://x" }, {}, "--database-url"],
+    ["workers that are not a number", {}, { SECRETD_WORKERS: "many" }, "SECRETD_WORKERS"],
+    ["zero workers", { workers: "0" }, {}, "--workers"],
   ];
   for (const [what, flags, env, named] of bad) {
     it(`when given ${what}, then start-up fails naming ${named}`, () => {
@@ -59,6 +61,45 @@ describe("loadConfig", () => {
     const file = path.join(dir, "c.yaml");
     writeFileSync(file, "lisen: 127.0.0.1:1\n");
     expect(() => loadConfig({ config: file }, {})).toThrow('unknown setting "lisen"');
+  });
+
+  it("when the YAML file uses a flag name instead of the camelCase key, then it is refused with the key to use", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "data-dir: /tmp/x\n");
+    expect(() => loadConfig({ config: file }, {})).toThrow('unknown setting "data-dir" (keys are camelCase: dataDir)');
+  });
+
+  it("when a YAML value is a mapping, then it is refused naming the setting; a list becomes a comma-separated value", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "creatorRoles: [ops, dev]\n");
+    expect(loadConfig({ config: file }, {}).creatorRoles).toEqual(["ops", "dev"]);
+    writeFileSync(file, "listen:\n  host: x\n");
+    expect(() => loadConfig({ config: file }, {})).toThrow("invalid configuration listen in --config");
+  });
+
+  it("when the YAML file does not parse, then the error gives the position but not the line's text", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, 'jwtJwksUrl: "https://u:S3cret-pw@x\n  : [\n');
+    let msg = "";
+    try {
+      loadConfig({ config: file }, {});
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/not valid YAML at line \d+, column \d+$/);
+    expect(msg).not.toContain("S3cret-pw");
+  });
+
+  it("when settings are echoed, then each carries its source and URL passwords and queries are masked", () => {
+    const eff = effectiveSettings({ listen: "127.0.0.1:1" }, { SECRETD_JWT_JWKS_URL: "https://a:pw@h/j?t=1" });
+    expect(eff.find((s) => s.key === "listen")).toMatchObject({ value: "127.0.0.1:1", source: "flag" });
+    expect(eff.find((s) => s.key === "jwtJwksUrl")).toMatchObject({ value: "https://a:***@h/j?***", source: "env" });
+    expect(eff.find((s) => s.key === "logLevel")).toMatchObject({ value: "info", source: "default" });
+    expect(maskUrl("postgres://u:p@db/x")).toBe("postgres://u:***@db/x");
+    expect(maskUrl("not a url")).toBe("***");
   });
 
   it("when --jwt-max-ttl is set, then it is parsed as a duration; a bad one names the setting", () => {

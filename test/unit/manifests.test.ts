@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { checkDesired, loadManifests, parseInput } from "../../src/cli/manifests/read-manifests.js";
+import { planChange } from "../../src/cli/manifests/plan.js";
+import { Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { invalidMessage } from "../helpers/errors.js";
+
+const VALUE = "Sup3r-Secret-Value";
+
+function parse(text: string) {
+  return parseInput({ name: "m.yaml", text, baseDir: "/" }).map(checkDesired);
+}
+
+describe("manifest parsing", () => {
+  it("when kubectl's last-applied-configuration annotation is present, then it is dropped (it holds the values in clear)", () => {
+    const [d] = parse(
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{"stringData":{"p":"${VALUE}"}}'\n    team: x\nimmutable: "true"\nstringData:\n  p: ${VALUE}\n`,
+    );
+    expect(d?.annotations).toEqual({ team: "x" });
+    expect(d?.immutable).toBe(true);
+  });
+
+  it("when a document does not parse, then the error gives its position, not the text of the line", () => {
+    const msg = invalidMessage(() => parse(`apiVersion: v1\nkind: Secret\n---\nstringData: {p: "${VALUE}"\n  x: [\n`));
+    expect(msg).toMatch(/^m\.yaml: document 2: not valid YAML or JSON at line \d+, column \d+$/);
+    expect(msg).not.toContain(VALUE);
+  });
+
+  it("when a Kuma GlobalSecret names a mesh, or a global-secret type carries kuma.io/mesh, then it is refused", () => {
+    expect(invalidMessage(() => parse("type: GlobalSecret\nname: g\nmesh: default\ndata: dGVzdAo=\n"))).toBe("m.yaml: document 1: mesh: a GlobalSecret belongs to no mesh");
+    expect(
+      invalidMessage(() => parse("apiVersion: v1\nkind: Secret\nmetadata:\n  name: g\n  labels:\n    kuma.io/mesh: m\ntype: system.kuma.io/global-secret\n")),
+    ).toBe('m.yaml: document 1: metadata.labels["kuma.io/mesh"]: a system.kuma.io/global-secret belongs to no mesh');
+  });
+
+  it("when a List item is bad, then the error names the item's field", () => {
+    const msg = invalidMessage(() => parse('{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"ok"}},{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":7}}]}'));
+    expect(msg).toBe('m.yaml: document 1: items[1].data["k"]: must be a base64 string');
+  });
+
+  it("when a Nanocl Env entry is given twice or a Tls secret lacks its key, then the entry is named", () => {
+    expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: Env\n  Data:\n  - A=1\n  - A=2\n"))).toBe('m.yaml: document 1: Secrets[0].Data[1]: "A" is given twice');
+    expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: t\n  Kind: Tls\n  Data:\n    Certificate: x\n"))).toBe('m.yaml: document 1: Secrets[0].Data["CertificateKey"]: is required');
+  });
+
+  it("when two inputs declare the same secret in the same scope, then the second is refused naming the first", () => {
+    const a = { name: "a.yaml", text: "type: Secret\nname: s\ndata: dGVzdAo=\n", baseDir: "/" };
+    const b = { name: "b.yaml", text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n", baseDir: "/" };
+    expect(invalidMessage(() => loadManifests([a, b], ""))).toBe('b.yaml: document 1: secret "s" is also declared by a.yaml: document 1');
+    expect(invalidMessage(() => loadManifests([a], "Bad_Mesh"))).toMatch(/^--mesh: must be empty or a DNS-1123 label/);
+    expect(loadManifests([a, { ...b, text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels:\n    kuma.io/mesh: other\n" }], "")).toHaveLength(2);
+  });
+});
+
+describe("planChange", () => {
+  const [desired] = parse("apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  labels:\n    app: web\nstringData:\n  p: one\n");
+  const existing = Secret.fromPartial({ name: "a", type: "Opaque", labels: { app: "web" }, annotations: { "secretd.io/not-after": "2030-01-01T00:00:00Z" }, data: { p: Buffer.from("one") }, etag: "e1" });
+
+  it("when the server holds the same values and metadata (its own secretd.io/ annotations aside), then unchanged", () => {
+    expect(planChange(desired!, "", existing).action).toBe("unchanged");
+  });
+
+  it("when a value, a label or the key set differs, then configured with exactly the changed fields", () => {
+    expect(planChange(desired!, "", { ...existing, data: { p: Buffer.from("two") } }).changed).toEqual(["data"]);
+    expect(planChange(desired!, "", { ...existing, data: { p: Buffer.from("one"), q: Buffer.from("") } }).changed).toEqual(["data"]);
+    expect(planChange(desired!, "", { ...existing, labels: {}, description: "d" }).changed).toEqual(["description", "labels"]);
+  });
+
+  it("when the type or immutability would change, or an immutable secret differs, then FAILED_PRECONDITION before any write", () => {
+    expect(() => planChange(desired!, "", { ...existing, type: "kubernetes.io/basic-auth" })).toThrow("type cannot change from kubernetes.io/basic-auth to Opaque");
+    expect(() => planChange(desired!, "", { ...existing, immutable: true })).toThrow("immutable cannot change from true to false");
+    expect(() => planChange({ ...desired!, immutable: true }, "", { ...existing, immutable: true, data: {} })).toThrow("is immutable and its data differ");
+    expect(planChange({ ...desired!, immutable: true }, "", { ...existing, immutable: true }).action).toBe("unchanged");
+  });
+});
