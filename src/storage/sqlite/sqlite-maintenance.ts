@@ -1,12 +1,14 @@
 /**
  * Operations on a secretd SQLite file from outside the server: is a server using it,
- * an online backup, SQLite's integrity check, and a read-only walk over every sealed
- * version (for `secretd doctor`). None of them sees a value in clear or a key.
+ * an online backup, SQLite's integrity check, and read-only walks over every sealed
+ * version and every row a row MAC covers (for `secretd doctor`). None of them sees a value in clear or a key.
  */
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
+import type { MacRows } from "../storage.js";
+import { SECRET_COLUMNS, toGrant, toSecret, type GrantRecord, type SecretRecord } from "./sqlite-storage.js";
 
 /** Pages copied per backup step: all of them, so the copy is one read transaction (one snapshot). */
 const ALL_PAGES = 0x7fffffff;
@@ -140,6 +142,50 @@ export function* sealedVersions(file: string): Generator<SealedVersionRow, void,
       )
       .iterate() as IterableIterator<SealedVersionRow>;
     yield* rows;
+    db.exec("COMMIT");
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Where a file stands with row MACs: "absent" before migration 7 (no MAC columns),
+ * "pending" while its backfill mark is there (the next server start gives every row its
+ * MAC), "present" after.
+ */
+export type RowMacState = "absent" | "pending" | "present";
+
+export function rowMacState(file: string): RowMacState {
+  const db = openReadOnly(file);
+  try {
+    if (db.prepare("SELECT count(*) FROM pragma_table_info('secrets') WHERE name = 'mac'").pluck().get() === 0) return "absent";
+    return (db.prepare("SELECT count(*) FROM mac_backfill").pluck().get() as number) > 0 ? "pending" : "present";
+  } finally {
+    db.close();
+  }
+}
+
+/** Every secret in uid order with every MAC-covered row, one read transaction (a file that has MAC columns). */
+export function* macRowsOf(file: string): Generator<MacRows, void, undefined> {
+  const db = openReadOnly(file);
+  try {
+    db.exec("BEGIN");
+    const grants = db.prepare<[string], GrantRecord>("SELECT * FROM grants WHERE secret_uid = ? ORDER BY subject, permission");
+    const versions = db.prepare<[string], { uid: string; version: number; keys: string; create_time: number; mac: Buffer | null }>(
+      "SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ? ORDER BY version",
+    );
+    const requests = db.prepare<[string], { tenant: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, request_id",
+    );
+    const secrets = db.prepare<[], SecretRecord>(`SELECT ${SECRET_COLUMNS} FROM secrets s ORDER BY s.uid`).all();
+    for (const r of secrets) {
+      yield {
+        secret: toSecret(r),
+        grants: grants.all(r.uid).map(toGrant),
+        versions: versions.all(r.uid).map((v) => ({ uid: v.uid, version: v.version, keys: JSON.parse(v.keys) as string[], createTime: v.create_time, mac: v.mac ?? undefined })),
+        requests: requests.all(r.uid).map((q) => ({ tenant: q.tenant, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined })),
+      };
+    }
     db.exec("COMMIT");
   } finally {
     db.close();

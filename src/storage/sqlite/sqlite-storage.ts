@@ -34,7 +34,8 @@ import { SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFe
 
 type Db = Database.Database;
 
-interface SecretRecord {
+/** A secrets row as SQLite returns it (also read by sqlite-maintenance.ts). */
+export interface SecretRecord {
   uid: string;
   tenant: string;
   mesh: string;
@@ -55,7 +56,7 @@ interface SecretRecord {
   grants_mac: Buffer | null;
 }
 
-interface GrantRecord {
+export interface GrantRecord {
   secret_uid: string;
   subject: string;
   permission: number;
@@ -115,7 +116,7 @@ interface ListParams {
   limit: number;
 }
 
-const SECRET_COLUMNS =
+export const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
 function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
@@ -162,7 +163,7 @@ function migrate(db: Db): void {
   }
 }
 
-function toSecret(r: SecretRecord): SecretRow {
+export function toSecret(r: SecretRecord): SecretRow {
   return {
     uid: r.uid,
     tenant: r.tenant,
@@ -192,7 +193,7 @@ function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined):
 
 const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
 
-function toGrant(r: GrantRecord): GrantRow {
+export function toGrant(r: GrantRecord): GrantRow {
   return {
     secretUid: r.secret_uid,
     subject: r.subject,
