@@ -58,7 +58,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens", url: true },
   { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
   { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
-  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,ES256,ES384,EdDSA with a JWKS)" },
+  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA with a JWKS)" },
   { key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)" },
   { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
   { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
@@ -67,7 +67,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
-  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty)" },
+  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty; refused: not available in this build)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];

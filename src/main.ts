@@ -1,21 +1,28 @@
 #!/usr/bin/env node
 /** CLI entry: parses argv and hands over; no logic of its own. */
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { registerServe } from "./cli/serve.js";
 import { registerToken } from "./cli/token.js";
 import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
+import { exitCodeOf, formatCommanderError, printError } from "./cli/cli-errors.js";
+import { installStdio } from "./cli/stdio.js";
 import { registerConsumers } from "./cli/consumers-command.js";
 import { registerSidecar } from "./sidecar/sidecar-command.js";
 import { registerRun } from "./sidecar/run-command.js";
 import { registerApply } from "./cli/apply-command.js";
 import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
-import { SecretdError } from "./domain/errors.js";
 
-const program = new Command("secretd").description("multi-tenant secret service over gRPC").showHelpAfterError();
+installStdio();
+// Set before any command is added: commander copies these settings into every subcommand.
+const program = new Command("secretd")
+  .description("multi-tenant secret service over gRPC")
+  .configureOutput({ outputError: (message, write) => write(formatCommanderError(message)) })
+  .showHelpAfterError("(add --help for usage)")
+  .exitOverride();
 registerServe(program);
 registerToken(program);
 registerSecretsCommands(program);
@@ -30,6 +37,8 @@ registerBackupCommands(program);
 registerDoctor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`secretd: ${err instanceof SecretdError ? err.message : String(err)}\n`);
-  process.exit(err instanceof SecretdError && err.code === "INVALID_ARGUMENT" ? 2 : 1);
+  // commander has already printed its own usage errors (and help) in the one format.
+  process.exitCode = err instanceof CommanderError ? exitCodeOf(err) : printError(err);
+  // Leave time to flush stdio; a handle left open by a failed start must not hang the exit.
+  setTimeout(() => process.exit(), 1000).unref();
 });

@@ -10,7 +10,9 @@ import { readFileSync } from "node:fs";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { CreateSecretRequest, GetSecretRequest, UpdateSecretRequest, type Secret } from "../gen/secrets/v1/secrets.js";
-import { printError, repeatable, runClient, withClientOptions, type Connection } from "./client.js";
+import { repeatable, runClient, withClientOptions, type Connection } from "./client.js";
+import { printError } from "./cli-errors.js";
+import { withExample } from "./help.js";
 import { loadManifests, readInputs } from "./manifests/read-manifests.js";
 import { where, type DesiredSecret } from "./manifests/manifest.js";
 import { desiredData, planChange, type Plan } from "./manifests/plan.js";
@@ -24,14 +26,14 @@ interface ApplyFlags {
   output: "text" | DocFormat;
 }
 
-const EXAMPLES = `
-Examples:
-  kubectl get secret db-creds -o yaml | secretd apply -f -
-  kubectl get secrets -n kuma-system --field-selector type=system.kuma.io/secret -o yaml | secretd apply -f -
-  kumactl get secrets --mesh default -o yaml | secretd apply -f -
-  secretd apply -f Statefile.yml          # Nanocl Statefile: its Secrets: section
-  secretd apply -f secrets/ --dry-run     # every .yaml/.yml/.json file of the directory
-  secretd apply -f dataos-secret.yaml -o json`;
+const EXAMPLES = [
+  "kubectl get secret db-creds -o yaml | secretd apply -f -",
+  "kubectl get secrets -n kuma-system --field-selector type=system.kuma.io/secret -o yaml | secretd apply -f -",
+  "kumactl get secrets --mesh default -o yaml | secretd apply -f -",
+  "secretd apply -f Statefile.yml          # Nanocl Statefile: its Secrets: section",
+  "secretd apply -f secrets/ --dry-run     # every .yaml/.yml/.json file of the directory",
+  "secretd apply -f dataos-secret.yaml -o json",
+];
 
 function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && typeof (err as Partial<ServiceError>).details === "string";
@@ -165,7 +167,7 @@ export function registerApply(program: Command): void {
     .addOption(repeatable("-f, --filename <file|dir|->", "a manifest file, a directory of them, or - for stdin (repeatable)"))
     .option("--dry-run", "say what would be created, configured or unchanged; write nothing")
     .addOption(new Option("-o, --output <format>", "text: one line per object; json or yaml: a document").choices(["text", "json", "yaml"]).default("text"));
-  withClientOptions(cmd).addHelpText("after", EXAMPLES);
+  withExample(withClientOptions(cmd), ...EXAMPLES);
   cmd.action(async (_opts: unknown, self: Command) => {
     const f = self.opts<ApplyFlags>();
     let desired: DesiredSecret[];

@@ -12,8 +12,9 @@ import { DB_FILE } from "../app.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
-import { printError } from "./client.js";
+import { printError } from "./cli-errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { withExample } from "./help.js";
 
 function describeCounts(c: DatabaseCounts): string {
   return `${c.secrets} secrets, ${c.versions} versions, ${c.grants} grants (schema ${c.schema})`;
@@ -99,20 +100,18 @@ function run(fn: (file: string, opts: Record<string, string | boolean | undefine
 }
 
 export function registerBackupCommands(program: Command): void {
-  withConfigOptions(
-    program
-      .command("backup")
-      .description("consistent online copy of the database (safe while a server runs); values stay sealed, the KEK is not in it")
-      .argument("<file>", "where to write the copy (mode 0600)")
-      .option("--force", "replace FILE if it exists")
-      .addHelpText("after", "\nExample:\n  secretd backup --data-dir /var/lib/secretd /backups/secretd-$(date +%F).db"),
-  ).action(run(backup));
-  withConfigOptions(
-    program
-      .command("restore")
-      .description("replace the data dir's database with a backup (the server must be stopped)")
-      .argument("<file>", "a file written by secretd backup")
-      .option("--force", "replace a database that already holds secrets")
-      .addHelpText("after", "\nExample:\n  secretd restore --data-dir /var/lib/secretd /backups/secretd-2026-12-03.db && secretd doctor --data-dir /var/lib/secretd"),
-  ).action(run(restore));
+  const backupCmd = program
+    .command("backup")
+    .description("consistent online copy of the database (safe while a server runs); values stay sealed, the KEK is not in it")
+    .argument("<file>", "where to write the copy (mode 0600)")
+    .option("--force", "replace FILE if it exists");
+  withExample(backupCmd, "secretd backup --data-dir /var/lib/secretd /backups/secretd-$(date +%F).db");
+  withConfigOptions(backupCmd).action(run(backup));
+  const restoreCmd = program
+    .command("restore")
+    .description("replace the data dir's database with a backup (the server must be stopped)")
+    .argument("<file>", "a file written by secretd backup")
+    .option("--force", "replace a database that already holds secrets");
+  withExample(restoreCmd, "secretd restore --data-dir /var/lib/secretd /backups/secretd-2026-12-03.db && secretd doctor --data-dir /var/lib/secretd");
+  withConfigOptions(restoreCmd).action(run(restore));
 }

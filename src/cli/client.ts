@@ -1,16 +1,28 @@
 /**
- * What every client verb shares: the connection flags, the bearer token, a promisified
- * unary call with a deadline, and the one error printer. The token is a credential: it
- * goes into call metadata and nowhere else — never into a message, not even an error.
+ * What every client verb shares (sidecar, run, apply, audit, … build on it too): the
+ * connection flags, the bearer token, a promisified unary call with a deadline, and the
+ * one error printer. The token is a credential: it goes into call metadata and nowhere
+ * else — never into a message, not even an error.
+ *
+ *   --server host[:port]   SECRETD_SERVER, default 127.0.0.1:50051 (port 50051 when omitted)
+ *   --token / --token-file SECRETD_TOKEN
+ *   --mesh                 SECRETD_MESH, default "" (the tenant-wide global scope)
+ *   --ca / --cert / --cert-key   TLS (plaintext without them); --tls: TLS with the system CAs
+ *   --timeout              deadline of each unary call
  */
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { parseDuration } from "../auth/mint.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { SecretServiceClient } from "../gen/secrets/v1/secrets.js";
+import { isServiceError, printError } from "./cli-errors.js";
+import { describeConnectionFailure, type Dialled } from "./connection-failure.js";
+import { DEFAULT_PORT, parseServerAddress, type ServerAddress } from "./server-address.js";
 
-export const DEFAULT_SERVER = "127.0.0.1:50051";
+export const DEFAULT_SERVER = `127.0.0.1:${DEFAULT_PORT}`;
 const DEFAULT_TIMEOUT = "10s";
 
 /** The flags withClientOptions adds, as commander hands them over. */
@@ -19,6 +31,10 @@ export interface ClientFlags {
   token?: string;
   tokenFile?: string;
   mesh?: string;
+  ca?: string;
+  cert?: string;
+  certKey?: string;
+  tls?: boolean;
   tlsCa?: string;
   timeout?: string;
 }
@@ -31,8 +47,24 @@ export type UnaryMethod<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => ClientUnaryCall;
 
+/** Everything needed to open a channel, parsed and checked from the flags before any dialling. */
+export interface ClientSettings {
+  readonly address: ServerAddress;
+  readonly credentials: ChannelCredentials;
+  readonly dialled: Dialled;
+  readonly token: string;
+  /** The scope of the call: --mesh / SECRETD_MESH, "" (the tenant-wide global scope) when not given. */
+  readonly mesh: string;
+  /** Whether a mesh was given (flag or SECRETD_MESH): a file's own mesh may otherwise win. */
+  readonly meshGiven: boolean;
+  readonly timeoutMs: number;
+  /** Call metadata carrying the bearer token. */
+  metadata(): Metadata;
+}
+
 export interface Connection {
   readonly client: SecretServiceClient;
+  readonly settings: ClientSettings;
   /** The scope of the call: --mesh, "" (the tenant-wide global scope) when not given. */
   readonly mesh: string;
   /** Whether --mesh was given on the command line (a file's own mesh may otherwise win). */
@@ -51,19 +83,36 @@ export function repeatable(flags: string, description: string): Option {
   return new Option(flags, description).argParser(collect);
 }
 
+/** `-o, --output <format>` with its choices: every read verb takes json and yaml. */
+export function outputOption(choices: readonly string[], fallback: string, description = "output format"): Option {
+  return new Option("-o, --output <format>", description).choices(choices).default(fallback);
+}
+
 /** Adds the connection flags every client verb takes. */
 export function withClientOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--server <host:port>", "server address").env("SECRETD_SERVER").default(DEFAULT_SERVER))
+    .addOption(new Option("--server <host[:port]>", `server address (port ${DEFAULT_PORT} when omitted)`).env("SECRETD_SERVER").default(DEFAULT_SERVER))
     .addOption(new Option("--token <jwt>", "bearer token (prefer --token-file or SECRETD_TOKEN: flags show in ps)").env("SECRETD_TOKEN"))
     .option("--token-file <file>", "file holding the bearer token (trailing newline ignored)")
-    .option("--mesh <mesh>", 'mesh of the secret (default "", the tenant-wide global scope)')
-    .option("--tls-ca <file>", "use TLS, trusting this CA bundle (PEM); plaintext when not given")
+    .addOption(new Option("--mesh <mesh>", 'mesh of the secret (default "", the tenant-wide global scope)').env("SECRETD_MESH"))
+    .option("--ca <file>", "use TLS, trusting this CA bundle (PEM); plaintext when no TLS flag is given")
+    .addOption(new Option("--tls-ca <file>").hideHelp())
+    .option("--cert <file>", "client certificate (PEM) for mutual TLS; needs --cert-key")
+    .option("--cert-key <file>", "private key (PEM) of --cert")
+    .option("--tls", "use TLS, trusting the system's CAs (implied by --ca or --cert)")
     .option("--timeout <duration>", "deadline of each call: 90s, 5m, …", DEFAULT_TIMEOUT);
 }
 
 /** A token must be a single header-safe word; grpc-js would echo a bad value in its error. */
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
+function readInput(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new SecretdError("INVALID_ARGUMENT", `${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
 
 /** The token from exactly one source: --token or --token-file, else SECRETD_TOKEN. */
 function resolveToken(cmd: Command, flags: ClientFlags): string {
@@ -71,11 +120,8 @@ function resolveToken(cmd: Command, flags: ClientFlags): string {
   if (fromCli && flags.tokenFile !== undefined) throw invalid("--token", "give either --token or --token-file, not both");
   let token: string;
   if (flags.tokenFile !== undefined) {
-    try {
-      token = readFileSync(flags.tokenFile, "utf8").trim();
-    } catch (err) {
-      throw new SecretdError("INVALID_ARGUMENT", `--token-file: cannot read ${flags.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-    }
+    token = readInput(flags.tokenFile, "--token-file").toString("utf8").trim();
+    if (token === "") throw invalid("--token-file", `${flags.tokenFile} is empty`);
   } else if (flags.token !== undefined) {
     token = flags.token.trim();
   } else {
@@ -86,12 +132,34 @@ function resolveToken(cmd: Command, flags: ClientFlags): string {
   return token;
 }
 
-function channelCredentials(tlsCa: string | undefined): ChannelCredentials {
-  if (tlsCa === undefined) return credentials.createInsecure();
+function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tls: boolean; clientCert: boolean } {
+  const caFile = flags.ca ?? flags.tlsCa;
+  if ((flags.cert === undefined) !== (flags.certKey === undefined)) {
+    throw invalid(flags.cert === undefined ? "--cert-key" : "--cert", "--cert and --cert-key go together");
+  }
+  const tls = caFile !== undefined || flags.cert !== undefined || flags.tls === true;
+  if (!tls) return { creds: credentials.createInsecure(), tls: false, clientCert: false };
+  const ca = caFile === undefined ? null : readInput(caFile, "--ca");
+  const key = flags.certKey === undefined ? null : readInput(flags.certKey, "--cert-key");
+  const cert = flags.cert === undefined ? null : readInput(flags.cert, "--cert");
+  // Checked one by one, so the message names the flag at fault (Node's never quote key bytes).
+  if (ca !== null) {
+    checkTls("--ca", () => new X509Certificate(ca), "holds no PEM certificate");
+    checkTls("--ca", () => createSecureContext({ ca }));
+  }
+  if (cert !== null && key !== null) {
+    checkTls("--cert", () => createSecureContext({ cert }));
+    checkTls("--cert-key", () => createSecureContext({ cert, key }), "does not match --cert or is not a PEM private key");
+  }
+  return { creds: credentials.createSsl(ca, key, cert), tls: true, clientCert: cert !== null };
+}
+
+function checkTls(flag: string, build: () => unknown, problem?: string): void {
   try {
-    return credentials.createSsl(readFileSync(tlsCa));
+    build();
   } catch (err) {
-    throw new SecretdError("INVALID_ARGUMENT", `--tls-ca: cannot use ${tlsCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const why = (err as Error).message.replace(/^error:[0-9A-F]+:[^:]*::?/, "");
+    throw invalid(flag, problem ?? `cannot use it for TLS: ${why}`);
   }
 }
 
@@ -103,63 +171,77 @@ function timeoutMs(value: string): number {
   }
 }
 
+/** Parses and checks the connection flags of a command. Throws INVALID_ARGUMENT naming the flag. */
+export function clientSettings(cmd: Command): ClientSettings {
+  const flags = cmd.opts<ClientFlags>();
+  const address = parseServerAddress(flags.server ?? DEFAULT_SERVER, cmd.getOptionValueSource("server") === "env" ? "SECRETD_SERVER" : "--server");
+  const timeout = timeoutMs(flags.timeout ?? DEFAULT_TIMEOUT);
+  const { creds, tls, clientCert } = channelCredentials(flags);
+  const token = resolveToken(cmd, flags);
+  return {
+    address,
+    credentials: creds,
+    dialled: { address, tls, clientCert },
+    token,
+    mesh: flags.mesh ?? "",
+    meshGiven: flags.mesh !== undefined,
+    timeoutMs: timeout,
+    metadata() {
+      const md = new Metadata();
+      md.set("authorization", `Bearer ${token}`);
+      return md;
+    },
+  };
+}
+
 /**
  * Opens a channel from the command's flags. Throws INVALID_ARGUMENT for bad flags.
  * `channelOptions` are grpc-js channel settings (e.g. a larger receive limit for projections).
  */
 export function connect(cmd: Command, channelOptions: ChannelOptions = {}): { conn: Connection; token: string } {
-  const flags = cmd.opts<ClientFlags>();
-  const token = resolveToken(cmd, flags);
-  const server = flags.server ?? DEFAULT_SERVER;
-  if (server === "") throw invalid("--server", "must not be empty");
-  const timeout = timeoutMs(flags.timeout ?? DEFAULT_TIMEOUT);
-  const client = new SecretServiceClient(server, channelCredentials(flags.tlsCa), channelOptions);
+  const settings = clientSettings(cmd);
+  const client = new SecretServiceClient(settings.address.target, settings.credentials, channelOptions);
   const conn: Connection = {
     client,
-    mesh: flags.mesh ?? "",
-    meshGiven: flags.mesh !== undefined,
+    settings,
+    mesh: settings.mesh,
+    meshGiven: settings.meshGiven,
     unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
-      const md = new Metadata();
-      md.set("authorization", `Bearer ${token}`);
       return new Promise<Res>((resolve, reject) => {
-        method.call(client, request, md, { deadline: Date.now() + timeout }, (err, res) => (err ? reject(err) : resolve(res)));
+        method.call(client, request, settings.metadata(), { deadline: Date.now() + settings.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
       });
     },
     close: () => client.close(),
   };
-  return { conn, token };
-}
-
-function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && typeof (err as Partial<ServiceError>).details === "string";
-}
-
-/** "NOT_FOUND", "UNAVAILABLE", …: the gRPC name of a numeric status code. */
-function codeName(code: number): string {
-  return status[code] ?? `CODE_${code}`;
+  return { conn, token: settings.token };
 }
 
 /**
- * Prints `secretd: <GRPC CODE NAME>: <details>` to stderr and returns the exit code:
- * 2 for INVALID_ARGUMENT (a usage error, as elsewhere in the CLI), 1 for anything else.
- * `secrets` are scrubbed from the message as a last guard.
+ * A call error as the user should read it: a failure to connect becomes one sentence
+ * (UNAVAILABLE: "cannot reach 127.0.0.1:50051: connection refused", TLS against
+ * plaintext, …); a deadline passed before any answer says so; anything the server
+ * answered is returned unchanged.
  */
-export function printError(err: unknown, secrets: readonly string[] = []): number {
-  let code: string;
-  let details: string;
-  if (err instanceof SecretdError) {
-    code = err.code;
-    details = err.message;
-  } else if (isServiceError(err)) {
-    code = codeName(err.code);
-    details = err.details;
-  } else {
-    code = "UNKNOWN";
-    details = err instanceof Error ? err.message : String(err);
+export async function explainCallError(err: unknown, dialled: Dialled, timeout?: string): Promise<unknown> {
+  if (!isServiceError(err)) return err;
+  if (err.code === status.UNAVAILABLE) {
+    const sentence = await describeConnectionFailure(err.details, dialled);
+    if (sentence !== undefined) return new SecretdError("UNAVAILABLE", sentence);
   }
-  for (const s of secrets) if (s !== "") details = details.split(s).join("[redacted]");
-  process.stderr.write(`secretd: ${code}: ${details}\n`);
-  return code === "INVALID_ARGUMENT" ? 2 : 1;
+  if (err.code === status.DEADLINE_EXCEEDED && /LB pick|Waiting for LB|connect/i.test(err.details)) {
+    return new SecretdError("UNAVAILABLE", `cannot reach ${dialled.address.target}: no connection within the --timeout${timeout ? ` of ${timeout}` : ""}`);
+  }
+  return err;
+}
+
+/**
+ * Prints a client verb's failure the one way (a connection failure as one sentence, see
+ * explainCallError; `token` scrubbed) and returns the exit code it calls for. `conn` is
+ * undefined when the flags failed before a channel was opened.
+ */
+export async function printCallError(err: unknown, cmd: Command, conn: Connection | undefined, token: string): Promise<number> {
+  const shown = conn === undefined ? err : await explainCallError(err, conn.settings.dialled, cmd.opts<ClientFlags>().timeout);
+  return printError(shown, [token]);
 }
 
 /**
@@ -173,7 +255,7 @@ export async function runClient(cmd: Command, body: (conn: Connection) => Promis
     ({ conn, token } = connect(cmd));
     await body(conn);
   } catch (err) {
-    process.exitCode = printError(err, [token]);
+    process.exitCode = await printCallError(err, cmd, conn, token);
   } finally {
     conn?.close();
   }

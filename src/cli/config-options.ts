@@ -1,10 +1,19 @@
-/** Adds every configuration setting of config.ts as a flag of a command. */
+/**
+ * Adds configuration settings of config.ts as flags of a command: every setting for
+ * `serve`, only the ones it reads for a local tool (`token mint`, `keys …`), so each
+ * verb's --help lists its own flags and nothing else.
+ */
 import type { Command } from "commander";
 import { SETTINGS, loadConfig, type Config } from "../config.js";
 
-export function withConfigOptions(cmd: Command): Command {
+export type SettingKey = (typeof SETTINGS)[number]["key"];
+
+export function withConfigOptions(cmd: Command, only?: readonly SettingKey[]): Command {
   cmd.option("--config <file>", "YAML configuration file (env SECRETD_CONFIG)");
-  for (const s of SETTINGS) cmd.option(`--${s.flag} <value>`, `${s.doc} (env ${s.env}${s.default ? `, default ${s.default}` : ""})`);
+  for (const s of SETTINGS) {
+    if (only !== undefined && !only.includes(s.key)) continue;
+    cmd.option(`--${s.flag} <value>`, `${s.doc} (env ${s.env}${s.default ? `, default ${s.default}` : ""})`);
+  }
   return cmd;
 }
 

@@ -1,7 +1,8 @@
 /** `secretd consumers NAME`: the live watches of one secret (who would break if it were deleted). */
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { ListConsumersRequest } from "../gen/secrets/v1/secrets.js";
-import { runClient, withClientOptions } from "./client.js";
+import { outputOption, runClient, withClientOptions } from "./client.js";
+import { withExample } from "./help.js";
 import { consumersTable, consumerView, renderDoc, type DocFormat } from "./output.js";
 
 export function registerConsumers(program: Command): void {
@@ -9,7 +10,8 @@ export function registerConsumers(program: Command): void {
     .command("consumers")
     .description("list the live consumers (open watches) of a secret: owner, ADMIN holders and tenant-admins")
     .argument("<name>", "secret name")
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"));
+    .addOption(outputOption(["table", "json", "yaml"], "table"));
+  withExample(cmd, "secretd consumers db --mesh default");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ output: DocFormat | "table" }>();

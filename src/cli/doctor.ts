@@ -18,6 +18,8 @@ import { SecretdError } from "../domain/errors.js";
 import { auditRowMacs } from "../domain/row-mac-maintenance.js";
 import { integrityProblems, macRowsOf, rowMacState, sealedVersions } from "../storage/sqlite/sqlite-maintenance.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { printError } from "./cli-errors.js";
+import { withExample } from "./help.js";
 import { progress } from "./progress.js";
 
 type Verdict = "ok" | "warn" | "FAIL";
@@ -183,16 +185,15 @@ function doctor(opts: Record<string, string | undefined>): void {
 }
 
 export function registerDoctor(program: Command): void {
-  withConfigOptions(
-    program
-      .command("doctor")
-      .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens, every row MAC checks")
-      .addHelpText("after", "\nExample:\n  secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json"),
-  ).action((opts: Record<string, string | undefined>) => {
+  const cmd = program
+    .command("doctor")
+    .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens, every row MAC checks");
+  withExample(cmd, "secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json");
+  withConfigOptions(cmd).action((opts: Record<string, string | undefined>) => {
     try {
       doctor(opts);
     } catch (err) {
-      process.stderr.write(`secretd: ${errorText(err)}\n`);
+      printError(err);
       process.exitCode = 1;
     }
   });

@@ -2,9 +2,10 @@
  * Client verbs on grants: grant, revoke, list-grants. Subjects are `user:<sub>` or
  * `role:<role>`; permissions are read, project, write, admin (the server checks both).
  */
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { GrantAccessRequest, ListGrantsRequest, RevokeAccessRequest, Permission } from "../gen/secrets/v1/secrets.js";
-import { expireTimeFrom, repeatable, runClient, withClientOptions, withExpiryOptions } from "./client.js";
+import { withExample } from "./help.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions } from "./client.js";
 import { grantsTable, grantView, parsePermission, permissionName, renderDoc, type DocFormat } from "./output.js";
 
 function registerGrant(program: Command): void {
@@ -15,7 +16,8 @@ function registerGrant(program: Command): void {
     .requiredOption("--subject <subject>", "user:<sub> or role:<role>")
     .requiredOption("--permission <permission>", "read, project, write or admin")
     .addOption(repeatable("--key <key>", "limit the grant to this data key (repeatable; default every key)"));
-  withExpiryOptions(withClientOptions(cmd), "grant").addOption(new Option("-o, --output <format>", "output format").choices(["yaml", "json"]).default("yaml"));
+  withExpiryOptions(withClientOptions(cmd), "grant").addOption(outputOption(["yaml", "json"], "yaml"));
+  withExample(cmd, "secretd grant db --mesh default --subject role:auditor --permission read --key user --ttl 168h");
   cmd.action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ subject: string; permission: string; key?: string[]; expireTime?: string; ttl?: string; output: DocFormat }>();
@@ -47,6 +49,7 @@ function registerRevoke(program: Command): void {
     .argument("<name>", "secret name")
     .requiredOption("--subject <subject>", "user:<sub> or role:<role>")
     .option("--permission <permission>", "only the grant of this permission: read, project, write or admin");
+  withExample(cmd, "secretd revoke db --mesh default --subject role:auditor");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ subject: string; permission?: string }>();
@@ -63,7 +66,8 @@ function registerListGrants(program: Command): void {
     .command("list-grants")
     .description("list the grants of a secret (expired ones are marked)")
     .argument("<name>", "secret name")
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"));
+    .addOption(outputOption(["table", "json", "yaml"], "table"));
+  withExample(cmd, "secretd list-grants db --mesh default -o yaml");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ output: DocFormat | "table" }>();

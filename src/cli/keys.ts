@@ -16,7 +16,8 @@ import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js"
 import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../storage/storage.js";
-import { configFrom, withConfigOptions } from "./config-options.js";
+import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
+import { withExample } from "./help.js";
 
 /** Servers poll the keyring file every KEYRING_POLL_MS; give them a few polls to notice. */
 const SETTLE_MS = 3 * KEYRING_POLL_MS;
@@ -87,18 +88,25 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
   }
 }
 
+/** The settings a key tool reads: where the database (SQLite in the data dir, or PostgreSQL) and the keyring are. */
+const KEY_SETTINGS: readonly SettingKey[] = ["dataDir", "databaseUrl", "databaseStatementTimeout", "kekFile"];
+
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("key-encryption key (KEK) management");
-  withConfigOptions(
+  const rotate = withConfigOptions(
     keys
       .command("rotate")
-      .description("add a new active KEK to the keyring, rewrap every stored data key and re-key every row MAC with it (safe while a server runs on the data dir)")
+      .description("add a new active KEK to the keyring, rewrap every stored data key and re-key every row MAC with it (safe while servers run on the data dir or PostgreSQL database)")
       .option("--batch <n>", "data keys rewrapped per transaction", "100"),
-  ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, true));
-  withConfigOptions(
+    KEY_SETTINGS,
+  );
+  withExample(rotate, "secretd keys rotate --data-dir /var/lib/secretd").action((opts: Record<string, string | undefined>) => rewrapCommand(opts, true));
+  const rewrap = withConfigOptions(
     keys
       .command("rewrap")
       .description("rewrap data keys and re-key row MACs still under an older KEK with the active one (finishes an interrupted rotation)")
       .option("--batch <n>", "data keys rewrapped per transaction", "100"),
-  ).action((opts: Record<string, string | undefined>) => rewrapCommand(opts, false));
+    KEY_SETTINGS,
+  );
+  withExample(rewrap, "secretd keys rewrap --data-dir /var/lib/secretd").action((opts: Record<string, string | undefined>) => rewrapCommand(opts, false));
 }

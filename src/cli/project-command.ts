@@ -3,9 +3,10 @@
  * shell-quoted NAME=value lines (for `eval`) or as a JSON/YAML document with the
  * sources and revision. The file format lives in projection-file.ts.
  */
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { renderDoc, projectionEnv, projectionView, type DocFormat } from "./output.js";
-import { runClient, withClientOptions } from "./client.js";
+import { outputOption, runClient, withClientOptions } from "./client.js";
+import { withExample } from "./help.js";
 import { readProjectionFile } from "./projection-file.js";
 import { projectionLayoutTable, projectionLayoutView } from "./projection-layout.js";
 
@@ -15,7 +16,8 @@ export function registerProject(program: Command): void {
     .description("project values of several secrets from one snapshot, as env lines or a document")
     .requiredOption("--projection <file>", "projection file (YAML mirroring ProjectSecretsRequest: mesh, items)")
     .option("--dry-run", "print the layout (secret, key, env, path, mode, size, versions, revision) without any value")
-    .addOption(new Option("-o, --output <format>", "output format (with --dry-run, env prints a table)").choices(["env", "json", "yaml"]).default("env"));
+    .addOption(outputOption(["env", "json", "yaml"], "env", "output format (with --dry-run, env prints a table)"));
+  withExample(cmd, 'eval "$(secretd project --projection app.yaml)"', "secretd project --projection app.yaml --dry-run");
   withClientOptions(cmd).action((_opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ projection: string; output: DocFormat | "env"; dryRun?: boolean }>();

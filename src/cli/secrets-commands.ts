@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { splitList } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { defaultEnvName } from "../domain/projection.js";
@@ -19,7 +19,8 @@ import {
   type ListSecretsResponse,
   type Secret,
 } from "../gen/secrets/v1/secrets.js";
-import { expireTimeFrom, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
+import { withExample } from "./help.js";
 import { envLine, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 
 interface DataFlags {
@@ -30,10 +31,6 @@ interface DataFlags {
   description?: string;
   expireTime?: string;
   ttl?: string;
-}
-
-function outputOption(choices: readonly string[], fallback: string): Option {
-  return new Option("-o, --output <format>", "output format").choices(choices).default(fallback);
 }
 
 /** Flags that set a secret's values and metadata: shared by create and update. */
@@ -47,18 +44,22 @@ function withDataOptions(cmd: Command): Command {
   return withExpiryOptions(cmd, "secret");
 }
 
-/** Splits "k=v" at the first "="; the key must not be empty, the value may be. */
-function keyValue(arg: string, flag: string): [string, string] {
+/**
+ * Splits "k=v" at the first "="; the key must not be empty, the value may be. A
+ * malformed argument is named by its flag and position, never quoted: it may be a value
+ * typed without its key (`--from-literal s3cr3t`).
+ */
+function keyValue(arg: string, flag: string, index: number): [string, string] {
   const eq = arg.indexOf("=");
-  if (eq <= 0) throw invalid(flag, `"${arg.slice(0, 64)}" must look like key=value`);
+  if (eq <= 0) throw invalid(flag, `occurrence #${index + 1} must look like key=value (its text is not shown: it may hold a value)`);
   return [arg.slice(0, eq), arg.slice(eq + 1)];
 }
 
 function stringMap(args: readonly string[] = [], flag: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const a of args) {
-    const [k, v] = keyValue(a, flag);
-    if (k in out) throw invalid(flag, `key "${k}" given twice`);
+  for (const [i, a] of args.entries()) {
+    const [k, v] = keyValue(a, flag, i);
+    if (k in out) throw invalid(flag, `key "${k.slice(0, 64)}" given twice`);
     out[k] = v;
   }
   return out;
@@ -68,11 +69,11 @@ function stringMap(args: readonly string[] = [], flag: string): Record<string, s
 function dataFrom(flags: DataFlags): Record<string, Buffer> {
   const data: Record<string, Buffer> = {};
   const put = (k: string, v: Buffer, flag: string): void => {
-    if (k in data) throw invalid(flag, `data key "${k}" given twice`);
+    if (k in data) throw invalid(flag, `data key "${k.slice(0, 64)}" given twice`);
     data[k] = v;
   };
-  for (const a of flags.fromLiteral ?? []) {
-    const [k, v] = keyValue(a, "--from-literal");
+  for (const [i, a] of (flags.fromLiteral ?? []).entries()) {
+    const [k, v] = keyValue(a, "--from-literal", i);
     put(k, Buffer.from(v, "utf8"), "--from-literal");
   }
   for (const a of flags.fromFile ?? []) {
@@ -109,6 +110,7 @@ function registerCreate(program: Command): void {
     .option("--immutable", "the values can never change")
     .option("--request-id <id>", "makes retries idempotent: the same id returns the same secret");
   withDataOptions(withClientOptions(cmd)).addOption(outputOption(["yaml", "json"], "yaml"));
+  withExample(cmd, "secretd create db --mesh default --from-literal user=app --from-file password=./pw.txt --label app=db");
   cmd.action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<DataFlags & { type?: string; immutable?: boolean; requestId?: string; output: DocFormat }>();
@@ -158,6 +160,7 @@ function registerGet(program: Command): void {
     .option("--version <n>", "version number (default: the latest)")
     .addOption(repeatable("--key <key>", "only this data key (repeatable)"))
     .addOption(outputOption(["yaml", "json", "env", "raw"], "yaml"));
+  withExample(cmd, "secretd get db --mesh default --key password -o raw > /run/pw");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<GetFlags>();
@@ -201,6 +204,7 @@ function registerList(program: Command): void {
     .option("--page-token <token>", "continue from a previous page")
     .option("--all", "follow next_page_token until the last page")
     .addOption(outputOption(["table", "json", "yaml"], "table"));
+  withExample(cmd, "secretd list --mesh default --selector app=db -o json");
   withClientOptions(cmd).action((_opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<ListFlags>();
@@ -271,6 +275,7 @@ function registerUpdate(program: Command): void {
     .option("--force", "instead of --etag: update whatever version is current (an expired one too)")
     .option("--mask <paths>", "fields to replace: data,labels,annotations,description,expire_time (default: the fields given)");
   withDataOptions(withClientOptions(cmd)).addOption(outputOption(["yaml", "json"], "yaml"));
+  withExample(cmd, "secretd update db --mesh default --etag \"$(secretd get db --mesh default -o json | jq -r .etag)\" --from-literal user=app2");
   cmd.action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<DataFlags & { etag?: string; force?: boolean; mask?: string; output: DocFormat }>();
@@ -305,6 +310,7 @@ function registerDelete(program: Command): void {
     .argument("<name>", "secret name")
     .option("--etag <etag>", "delete only if this is still the current version")
     .option("--force", "delete even while watched (live consumers; see `secretd consumers NAME`)");
+  withExample(cmd, "secretd delete db --mesh default", "secretd delete db --mesh default --force   # even while a sidecar watches it");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ etag?: string; force?: boolean }>();

@@ -3,6 +3,7 @@ import cluster from "node:cluster";
 import type { Command } from "commander";
 import type { Config } from "../config.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { withExample } from "./help.js";
 import { mintFromConfig } from "./token.js";
 
 const DEV_TENANT = "dev";
@@ -31,7 +32,9 @@ async function devBanner(config: Config, port: number): Promise<void> {
 }
 
 export function registerServe(program: Command): void {
-  withConfigOptions(program.command("serve").description("run the gRPC server")).action(async (opts: Record<string, unknown>) => {
+  const cmd = withConfigOptions(program.command("serve").description("run the gRPC server"));
+  withExample(cmd, "secretd serve --listen 0.0.0.0:50051 --data-dir /var/lib/secretd --tls-cert srv.crt --tls-key srv.key");
+  cmd.action(async (opts: Record<string, unknown>) => {
     const config = configFrom(opts);
     // Loaded here, not at the top, so client verbs don't pay for the server's modules.
     const { startApp } = await import("../app.js");

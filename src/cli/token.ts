@@ -3,11 +3,20 @@ import type { Command } from "commander";
 import { ensureDevHs256Secret, readHs256Secret } from "../auth/keys.js";
 import { mintToken, parseDuration } from "../auth/mint.js";
 import { splitList, type Config } from "../config.js";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError, invalid } from "../domain/errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
+import { withExample } from "./help.js";
 
 function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : splitList(v);
+}
+
+function ttlSeconds(v: string): number {
+  try {
+    return parseDuration(v);
+  } catch {
+    throw invalid("--ttl", `"${v.slice(0, 32)}" is not a duration like 90s, 15m, 1h or 7d`);
+  }
 }
 
 export function signingSecret(config: Config): Buffer {
@@ -38,7 +47,7 @@ export async function mintFromConfig(
 
 export function registerToken(program: Command): void {
   const token = program.command("token").description("token utilities");
-  withConfigOptions(
+  const mint = withConfigOptions(
     token
       .command("mint")
       .description("mint an HS256 token signed with the configured secret file (prints only the token)")
@@ -47,14 +56,17 @@ export function registerToken(program: Command): void {
       .option("--roles <roles>", "comma-separated roles, e.g. tenant-admin,data-developer")
       .option("--meshes <meshes>", "comma-separated meshes the token may use (default: every mesh)")
       .option("--ttl <duration>", "lifetime: 90s, 15m, 1h, 7d", "1h"),
-  ).action(async (opts: Record<string, string | undefined>) => {
+    ["dataDir", "jwtHs256SecretFile", "jwtIssuer", "jwtAudience", "tenantClaim"],
+  );
+  withExample(mint, "export SECRETD_TOKEN=$(secretd token mint --data-dir /var/lib/secretd --tenant acme --sub ci-bot --roles data-developer --ttl 1h)");
+  mint.action(async (opts: Record<string, string | undefined>) => {
     const config = configFrom(opts);
     const jwt = await mintFromConfig(config, {
       tenant: opts.tenant ?? "",
       sub: opts.sub ?? "",
       roles: list(opts.roles),
       meshes: list(opts.meshes),
-      ttlSec: parseDuration(opts.ttl ?? "1h"),
+      ttlSec: ttlSeconds(opts.ttl ?? "1h"),
     });
     process.stdout.write(`${jwt}\n`);
   });

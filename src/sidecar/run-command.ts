@@ -11,7 +11,8 @@ import { parseDuration } from "../auth/mint.js";
 import { invalid } from "../domain/errors.js";
 import type { Projection } from "../gen/secrets/v1/secrets.js";
 import { createLogger } from "../logger.js";
-import { connect, printError, withClientOptions, type ClientFlags } from "../cli/client.js";
+import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../cli/client.js";
+import { withExample } from "../cli/help.js";
 import { envValue } from "../cli/output.js";
 import { readProjectionFile } from "../cli/projection-file.js";
 import { Backoff } from "./backoff.js";
@@ -21,7 +22,6 @@ import { maxBackoffMs, tokenSourceOf } from "./sidecar-command.js";
 import { exitCodeOf, FORWARDED_SIGNALS, Supervisor } from "./supervisor.js";
 import { WatchLoop } from "./watch-loop.js";
 import { WATCH_CHANNEL_OPTIONS } from "./channel-options.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 interface RunFlags extends ClientFlags {
   projection: string;
@@ -47,10 +47,12 @@ export function registerRun(program: Command): void {
     .option("--restart-on-change", "watch the projection and restart the command with the new values on each change")
     .option("--grace-period <duration>", "how long a restart waits after SIGTERM before SIGKILL", "10s")
     .option("--max-backoff <duration>", "longest wait between reconnects (at most 30s)", "30s");
-  exitTwoOnUsageError(withClientOptions(cmd)).action(async (argv: string[], _opts: unknown, self: Command) => {
+  withExample(cmd, "secretd run --projection app.yaml --restart-on-change -- node server.js");
+  withClientOptions(cmd).action(async (argv: string[], _opts: unknown, self: Command) => {
     const f = self.opts<RunFlags>();
     const log = createLogger("info", 2, { sync: true });
     let token = "";
+    let opened: { conn: Connection; token: string } | undefined;
     try {
       const [command, ...args] = argv;
       if (command === undefined || command === "") throw invalid("command", "give the command to run after --");
@@ -62,7 +64,7 @@ export function registerRun(program: Command): void {
       }
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
       const request = readProjectionFile(f.projection, f.mesh !== undefined ? { mesh: f.mesh } : {});
-      const opened = connect(self, WATCH_CHANNEL_OPTIONS);
+      opened = connect(self, WATCH_CHANNEL_OPTIONS);
       token = opened.token;
       const { conn } = opened;
       const child = new Supervisor(command, args, graceMs, (code) => process.stderr.write(`secretd: cannot start ${command.slice(0, 128)}: ${code}\n`));
@@ -97,7 +99,7 @@ export function registerRun(program: Command): void {
       conn.close();
       process.exit(code);
     } catch (err) {
-      process.exitCode = printError(err, [token]);
+      process.exitCode = await printCallError(err, self, opened?.conn, token);
       process.exit();
     }
   });

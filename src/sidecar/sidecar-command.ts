@@ -15,7 +15,8 @@ import { parseDuration } from "../auth/mint.js";
 import { invalid } from "../domain/errors.js";
 import type { Projection } from "../gen/secrets/v1/secrets.js";
 import { createLogger } from "../logger.js";
-import { connect, printError, withClientOptions, type ClientFlags } from "../cli/client.js";
+import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../cli/client.js";
+import { withExample } from "../cli/help.js";
 import { readProjectionFile } from "../cli/projection-file.js";
 import { AtomicWriter } from "./atomic-writer.js";
 import { Backoff, DEFAULT_MAX_MS } from "./backoff.js";
@@ -24,7 +25,6 @@ import { projectedFiles, projectionSummary } from "./projected-files.js";
 import { staticToken, tokenFile, type TokenSource } from "./token-source.js";
 import { WatchLoop } from "./watch-loop.js";
 import { WATCH_CHANNEL_OPTIONS } from "./channel-options.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 interface SidecarFlags extends ClientFlags {
   dir: string;
@@ -80,10 +80,12 @@ export function registerSidecar(program: Command): void {
     .option("--signal <name>", "signal for --signal-pid", "SIGHUP")
     .option("--max-backoff <duration>", "longest wait between reconnects (at most 30s)", "30s")
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]).default("info"));
-  exitTwoOnUsageError(withClientOptions(cmd)).action(async (_opts: unknown, self: Command) => {
+  withExample(cmd, "secretd sidecar --projection app.yaml --dir /run/secrets/app --signal-pid 1");
+  withClientOptions(cmd).action(async (_opts: unknown, self: Command) => {
     const f = self.opts<SidecarFlags>();
     const log = createLogger(f.logLevel, 2, { sync: true });
     let token = "";
+    let opened: { conn: Connection; token: string } | undefined;
     try {
       const action = changeAction(f);
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
@@ -91,7 +93,7 @@ export function registerSidecar(program: Command): void {
       const writer = new AtomicWriter(f.dir);
       writer.checkDir();
       writer.currentSet(); // a planted ..data is refused before anything is fetched
-      const opened = connect(self, WATCH_CHANNEL_OPTIONS);
+      opened = connect(self, WATCH_CHANNEL_OPTIONS);
       token = opened.token;
       const { conn } = opened;
       const notifier = new ChangeNotifier(action, f.dir, log.logger);
@@ -129,8 +131,10 @@ export function registerSidecar(program: Command): void {
         onProjection: apply,
         onAccessGone: removeAll,
         onFatal: (err) => {
-          process.exitCode = printError(err, [token]);
-          conn.close();
+          void printCallError(err, self, conn, token).then((code) => {
+            process.exitCode = code;
+            conn.close();
+          });
         },
       });
       const stop = (signal: string): void => {
@@ -143,7 +147,7 @@ export function registerSidecar(program: Command): void {
       log.logger.info({ dir: f.dir, items: request.items.length, mesh: request.mesh }, "watching");
       loop.start();
     } catch (err) {
-      process.exitCode = printError(err, [token]);
+      process.exitCode = await printCallError(err, self, opened?.conn, token);
     }
   });
 }

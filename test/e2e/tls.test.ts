@@ -1,30 +1,14 @@
 /** TLS and mutual TLS on the real server, with certificates made by openssl in the test. */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { readFileSync } from "node:fs";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetSecretRequest, SecretServiceClient } from "../../src/gen/secrets/v1/secrets.js";
 import { hasOpenssl } from "../helpers/openssl.js";
+import { makePki, type Pki } from "../helpers/pki.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
-const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-tls-"));
-const f = (n: string): string => path.join(dir, n);
-
-function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { stdio: "ignore" });
-}
-
-/** A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate. */
-function makePki(): void {
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=test-ca");
-  writeFileSync(f("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  for (const who of ["server", "client"]) {
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f(`${who}.key`), "-out", f(`${who}.csr`), "-subj", `/CN=${who}`);
-    openssl("x509", "-req", "-in", f(`${who}.csr`), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f(`${who}.crt`), "-days", "2", "-extfile", f("san.ext"));
-  }
-}
+let pki: Pki;
+const f = (n: string): string => pki.file(n);
 
 function getCode(client: InstanceType<typeof SecretServiceClient>, token: string): Promise<number> {
   const md = new Metadata();
@@ -40,7 +24,7 @@ describe.runIf(hasOpenssl)("TLS", () => {
   let tls: TestServer;
   let mtls: TestServer;
   beforeAll(async () => {
-    makePki();
+    pki = makePki();
     tls = await startTestServer({ tlsCert: f("server.crt"), tlsKey: f("server.key") });
     mtls = await startTestServer({ tlsCert: f("server.crt"), tlsKey: f("server.key"), tlsClientCa: f("ca.crt") });
   });
