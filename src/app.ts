@@ -1,5 +1,6 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
 import path from "node:path";
+import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
@@ -11,6 +12,8 @@ import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
 import type { Logger } from "./logger.js";
+import { Metrics } from "./metrics/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
 import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 import type { Storage } from "./storage/storage.js";
@@ -25,7 +28,11 @@ export interface App {
   readonly watches: WatchHub;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
-  /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), then closes the database. */
+  /** The audit queue: events of calls not yet flushed wait here (flush() writes them now). */
+  readonly audit: AuditTrail;
+  /** Where /metrics is served, when --metrics-listen is set. */
+  readonly metricsPort: number | undefined;
+  /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -100,13 +107,15 @@ function watchDatabase(storage: Storage, server: RunningServer, logger: Logger):
   };
 }
 
-/** SQLite in the data dir, or PostgreSQL when --database-url is set. */
-async function openStorage(config: Config, logger: Logger): Promise<Storage> {
-  if (config.databaseUrl === "") return new SqliteStorage(path.join(config.dataDir, DB_FILE));
+/** SQLite in the data dir, or PostgreSQL when --database-url is set; `onCommit` is told each write transaction's duration. */
+async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: number) => void) | undefined): Promise<Storage> {
+  const timing = onCommit === undefined ? {} : { onCommit };
+  if (config.databaseUrl === "") return new SqliteStorage(path.join(config.dataDir, DB_FILE), timing);
   return PostgresStorage.open(config.databaseUrl, {
     poolSize: config.database.poolSize,
     statementTimeoutMs: config.database.statementTimeoutMs,
     onError: (err) => logger.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, "database connection lost"),
+    ...timing,
   });
 }
 
@@ -121,36 +130,90 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   });
   let verifier;
   let storage: Storage;
+  let metrics: Metrics | undefined;
+  // Read by the metrics at scrape time; both exist before the first scrape can happen.
+  let trail: AuditTrail | undefined;
+  let watches: WatchHub | undefined;
   try {
     verifier = createVerifier(verifierOptions(config, warn));
-    storage = await authenticatedStorage(await openStorage(config, logger), keyring, logger);
+    if (config.metricsListen) {
+      metrics = new Metrics({
+        tenantLabels: config.metricsTenantLabels,
+        auditQueueDepth: () => trail?.depth ?? 0,
+        auditDropped: () => trail?.dropped ?? 0,
+        activeKekId: () => keyring.current().active.id,
+        openWatches: () => watches?.openWatches ?? 0,
+      });
+    }
+    const m = metrics;
+    storage = await authenticatedStorage(await openStorage(config, logger, m ? (s) => m.storageCommitted(s) : undefined), keyring, logger);
   } catch (err) {
     keyring.close();
     throw err;
   }
-  const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
-  const grants = new Grants({ storage, secrets });
-  const consumers = new Consumers({ storage, secrets });
+  const st = storage;
+  const m = metrics;
+  const audit = new AuditTrail({
+    storage: st,
+    logger,
+    retentionMs: config.audit.retentionMs,
+    file: config.audit.file,
+    ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
+  });
+  trail = audit;
+  const secrets = new Secrets({ storage: st, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
+  const grants = new Grants({ storage: st, secrets });
+  const consumers = new Consumers({ storage: st, secrets });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
-  const leases = new ConsumerLeases(storage, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
-  const projection = { storage, keyring };
-  const watches = new WatchHub({ projection, feed: storage.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
-  let server;
+  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
+  const projection = { storage: st, keyring };
+  const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
+  watches = hub;
+  let server: RunningServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
-    server = await startGrpcServer(config, { verifier, logger, secrets, grants, projection, watches, consumers });
+    server = await startGrpcServer(config, {
+      verifier,
+      logger,
+      secrets,
+      grants,
+      projection,
+      watches: hub,
+      consumers,
+      audit,
+      observer: m,
+      auditStorage: st,
+    });
+    if (m && config.metricsListen) {
+      metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
+        logger.error({ err }, "metrics collection failed"),
+      );
+    }
   } catch (err) {
     keyring.close();
-    await watches.shutdown();
-    await storage.close();
+    await hub.shutdown();
+    await server?.shutdown(0);
+    await audit.close();
+    await st.close();
     throw err;
   }
   const running = server;
-  const stopWatching = watchDatabase(storage, running, logger);
-  logger.info({ listen: `${config.listen.host}:${running.port}`, tls: config.tls !== undefined }, "secretd serving");
+  const metricsAt = metricsServer;
+  const stopWatching = watchDatabase(st, running, logger);
+  logger.info(
+    {
+      listen: `${config.listen.host}:${running.port}`,
+      tls: config.tls !== undefined,
+      ...(metricsAt && config.metricsListen ? { metrics: `${config.metricsListen.host}:${metricsAt.port}` } : {}),
+    },
+    "secretd serving",
+  );
   return {
     port: running.port,
-    storage,
-    watches,
+    storage: st,
+    watches: hub,
+    audit,
+    metricsPort: metricsAt?.port,
     get keyring() {
       return keyring.current();
     },
@@ -158,9 +221,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       stopWatching();
       keyring.close();
       // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
-      await watches.shutdown();
+      await hub.shutdown();
       await running.shutdown(graceMs);
-      await storage.close();
+      await metricsAt?.close();
+      // After the drain: every call that finished has recorded its event.
+      await audit.close();
+      await st.close();
     },
   };
 }

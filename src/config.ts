@@ -18,6 +18,8 @@ interface Setting {
   readonly doc: string;
   /** A URL that may carry credentials (user:password@, query): masked when echoed. */
   readonly url?: true;
+  /** A switch: the bare flag means "true". */
+  readonly boolean?: true;
 }
 
 type RawSettings = {
@@ -42,6 +44,9 @@ type RawSettings = {
   tlsClientCa: string;
   logLevel: string;
   metricsListen: string;
+  metricsTenantLabels: string;
+  auditRetention: string;
+  auditFile: string;
   maxWatchesPerTenant: string;
   workers: string;
 };
@@ -67,7 +72,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
   { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
-  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty; refused: not available in this build)" },
+  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address host:port, serving /metrics (off when empty)" },
+  { key: "metricsTenantLabels", flag: "metrics-tenant-labels", env: "SECRETD_METRICS_TENANT_LABELS", default: "false", doc: "also count calls per tenant (tenant names become label values)", boolean: true },
+  { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
+  { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
@@ -97,7 +105,16 @@ export interface Config {
   readonly maxVersions: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
-  readonly metricsListen: string;
+  /** Where /metrics is served; undefined = off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+  /** Whether metrics may carry tenant names as label values. */
+  readonly metricsTenantLabels: boolean;
+  readonly audit: {
+    /** Events older than this are pruned. */
+    readonly retentionMs: number;
+    /** JSON-lines copy of each event; "" = off. */
+    readonly file: string;
+  };
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
   readonly workers: number;
@@ -157,6 +174,13 @@ function parseListen(key: string, v: string): { host: string; port: number } {
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function parseBoolean(key: string, v: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(t)) return true;
+  if (["false", "0", "no", "off", ""].includes(t)) return false;
+  throw bad(key, `"${v.slice(0, 32)}" is not true or false`);
 }
 
 /** "a, b,,c" → ["a", "b", "c"]: comma-separated settings and flags. */
@@ -269,7 +293,14 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   if ((raw.tlsCert === "") !== (raw.tlsKey === "")) throw bad(raw.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
   if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
   if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
-  if (raw.metricsListen !== "") throw bad("metricsListen", "the metrics endpoint is not available in this build");
+  const metricsListen = raw.metricsListen === "" ? undefined : parseListen("metricsListen", raw.metricsListen);
+  const metricsTenantLabels = parseBoolean("metricsTenantLabels", raw.metricsTenantLabels);
+  let auditRetentionSec: number;
+  try {
+    auditRetentionSec = parseDuration(raw.auditRetention);
+  } catch {
+    throw bad("auditRetention", `"${raw.auditRetention.slice(0, 32)}" is not a duration like 90d, 12h or 15m`);
+  }
   const workers = raw.workers === "auto" ? os.availableParallelism() : Number(raw.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad("workers", `"${raw.workers}" must be auto or an integer from 1 to 64`);
   const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
@@ -299,7 +330,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     maxVersions,
     tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
     logLevel: raw.logLevel,
-    metricsListen: raw.metricsListen,
+    metricsListen,
+    metricsTenantLabels,
+    audit: { retentionMs: auditRetentionSec * 1000, file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile) },
     maxWatchesPerTenant,
     workers,
   };

@@ -15,6 +15,8 @@ import { registerRun } from "./sidecar/run-command.js";
 import { registerApply } from "./cli/apply-command.js";
 import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
+import { registerAudit } from "./cli/audit-command.js";
+import { SecretdError } from "./domain/errors.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.
@@ -35,6 +37,7 @@ registerRun(program);
 registerApply(program);
 registerBackupCommands(program);
 registerDoctor(program);
+registerAudit(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // commander has already printed its own usage errors (and help) in the one format.

@@ -12,13 +12,16 @@ export function withConfigOptions(cmd: Command, only?: readonly SettingKey[]): C
   cmd.option("--config <file>", "YAML configuration file (env SECRETD_CONFIG)");
   for (const s of SETTINGS) {
     if (only !== undefined && !only.includes(s.key)) continue;
-    cmd.option(`--${s.flag} <value>`, `${s.doc} (env ${s.env}${s.default ? `, default ${s.default}` : ""})`);
+    cmd.option(`--${s.flag} ${s.boolean ? "[bool]" : "<value>"}`, `${s.doc} (env ${s.env}${s.default ? `, default ${s.default}` : ""})`);
   }
   return cmd;
 }
 
 export function configFrom(opts: Record<string, unknown>): Config {
   const flags: Record<string, string> = {};
-  for (const [k, v] of Object.entries(opts)) if (typeof v === "string") flags[k] = v;
+  for (const [k, v] of Object.entries(opts)) {
+    if (typeof v === "string") flags[k] = v;
+    else if (v === true) flags[k] = "true"; // a bare switch such as --metrics-tenant-labels
+  }
   return loadConfig(flags, process.env);
 }

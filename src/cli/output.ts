@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../domain/errors.js";
-import { Permission, type Consumer, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
+import { Permission, type AuditEvent, type Consumer, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
 
@@ -110,6 +110,21 @@ export function consumersTable(consumers: readonly Consumer[]): string {
   );
 }
 
+export function auditView(e: AuditEvent): Record<string, unknown> {
+  return compact({
+    time: formatTime(e.time),
+    requestId: e.requestId,
+    method: e.method,
+    sub: e.sub,
+    mesh: e.mesh,
+    name: e.name !== "" ? e.name : undefined,
+    version: e.version !== 0 ? e.version : undefined,
+    keys: e.keys.length > 0 ? e.keys : undefined,
+    code: e.code,
+    peer: e.peer,
+  });
+}
+
 export function projectionView(p: Projection): Record<string, unknown> {
   return {
     revision: p.revision,
@@ -154,6 +169,24 @@ export function grantsTable(grants: readonly Grant[], now = Date.now()): string 
       const expires = g.expireTime === undefined ? "never" : `${formatTime(g.expireTime) ?? ""}${g.expireTime.getTime() <= now ? " (expired)" : ""}`;
       return [g.subject, permissionName(g.permission), g.keys.length > 0 ? g.keys.join(",") : "*", expires, g.grantedBy];
     }),
+  );
+}
+
+export function auditTable(events: readonly AuditEvent[]): string {
+  return renderTable(
+    ["TIME", "METHOD", "CODE", "SUB", "MESH", "NAME", "VERSION", "KEYS", "PEER", "REQUEST_ID"],
+    events.map((e) => [
+      formatTime(e.time) ?? "",
+      e.method,
+      e.code,
+      e.sub,
+      e.mesh,
+      e.name,
+      e.version !== 0 ? String(e.version) : "",
+      e.keys.join(","),
+      e.peer,
+      e.requestId,
+    ]),
   );
 }
 

@@ -22,6 +22,9 @@
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ChangeFeed } from "../storage/change-feed.js";
 import type {
+  AuditQuery,
+  AuditRow,
+  StoredAuditRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -203,6 +206,19 @@ export class AuthenticatedStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return this.inner.listLeases(secretUid, now);
+  }
+
+  // Audit events are an append-only record, not access state: passed through unsigned.
+  async appendAudit(events: readonly AuditRow[]): Promise<void> {
+    return this.inner.appendAudit(events);
+  }
+
+  async listAudit(tenant: string, query: AuditQuery): Promise<StoredAuditRow[]> {
+    return this.inner.listAudit(tenant, query);
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    return this.inner.pruneAudit(before, limit);
   }
 
   async close(): Promise<void> {

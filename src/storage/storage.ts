@@ -185,6 +185,46 @@ export interface LeaseRow {
   readonly replica: string;
 }
 
+/**
+ * One audit event (SPEC §6): identifiers and an outcome, never a value or a token.
+ * `version` is 0 and `keys` empty where the call named none.
+ */
+export interface AuditRow {
+  readonly tenant: string;
+  readonly time: number;
+  readonly requestId: string;
+  readonly method: string;
+  readonly sub: string;
+  readonly mesh: string;
+  readonly name: string;
+  readonly version: number;
+  readonly keys: readonly string[];
+  /** The gRPC code name of the outcome: "OK", "PERMISSION_DENIED", … */
+  readonly code: string;
+  readonly peer: string;
+}
+
+/** A stored audit event with its position, which orders events of equal time. */
+export interface StoredAuditRow extends AuditRow {
+  /** Assigned by the back-end on append, increasing in append order. */
+  readonly id: number;
+}
+
+export interface AuditQuery {
+  /** Keyset position: only events strictly after (time, id) in (time, id) order. */
+  readonly after: { readonly time: number; readonly id: number } | undefined;
+  readonly limit: number;
+  /** Each filter, when set, keeps only events with exactly that value. */
+  readonly mesh?: string | undefined;
+  readonly name?: string | undefined;
+  readonly sub?: string | undefined;
+  /** Only events of these meshes (the global scope "" is a mesh here), when set. */
+  readonly meshes?: readonly string[] | undefined;
+  /** Inclusive lower and exclusive upper bound on time, when set. */
+  readonly since?: number | undefined;
+  readonly until?: number | undefined;
+}
+
 export interface Storage {
   /** Every committed write, in revision order, for this and every other process on the data (change-feed.ts). */
   readonly changes: ChangeFeed;
@@ -259,6 +299,12 @@ export interface Storage {
   listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
   /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
   ping?(): Promise<boolean>;
+  /** Appends audit events in one transaction (a batch of the audit queue). */
+  appendAudit(events: readonly AuditRow[]): Promise<void>;
+  /** One tenant's events in (time, id) order after the query's position, filtered, at most `limit`. */
+  listAudit(tenant: string, query: AuditQuery): Promise<StoredAuditRow[]>;
+  /** Deletes at most `limit` events (any tenant) older than `before`; returns how many. */
+  pruneAudit(before: number, limit: number): Promise<number>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change, FeedEvent } from "../../src/storage/change-feed.js";
-import type { GrantRow, LeaseRow, MacRows, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+import type { AuditRow, GrantRow, LeaseRow, MacRows, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
 
 export interface OpenOptions {
   /** Change rows the back-end keeps for resuming subscribers (its compaction window). */
@@ -83,6 +83,23 @@ export function secretRow(over: Partial<SecretRow> = {}): SecretRow {
 
 export function versionRow(s: SecretRow, version = s.version, bytes = `payload-${version}`): VersionRow {
   return { uid: s.uid, version, keys: s.keys, dek: Buffer.from(`dek-${version}`), payload: Buffer.from(bytes), createTime: s.updateTime };
+}
+
+export function auditRow(over: Partial<AuditRow> = {}): AuditRow {
+  return {
+    tenant: "t1",
+    time: 1_000,
+    requestId: randomUUID(),
+    method: "GetSecret",
+    sub: "alice",
+    mesh: "m1",
+    name: "s",
+    version: 1,
+    keys: ["k"],
+    code: "OK",
+    peer: "127.0.0.1:1234",
+    ...over,
+  };
 }
 
 export function runStorageConformance(name: string, factory: StorageFactory): void {
@@ -427,6 +444,59 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect([got.secret.mac, got.secret.grantsMac, got.version!.mac].map((m) => Buffer.from(m!).toString())).toEqual(["sa", "ga", "va"]);
       expect(Buffer.from((await st.findCreateRequest("t1", "ra"))!.mac!).toString()).toBe("qa");
       expect(await st.backfillMacs(() => { throw new Error("must not be called"); })).toBe("none");
+    });
+
+    it("when audit events are appended, then each tenant lists only its own, in (time, append) order, with every field", async () => {
+      const a = auditRow({ time: 2_000, keys: ["b", "a"], version: 7, code: "PERMISSION_DENIED" });
+      const b = auditRow({ time: 1_000 });
+      const c = auditRow({ time: 2_000, name: "other" });
+      const foreign = auditRow({ tenant: "t2", time: 1_500 });
+      await st.appendAudit([a, b]);
+      await st.appendAudit([c, foreign]);
+      await st.appendAudit([]);
+      const got = await st.listAudit("t1", { after: undefined, limit: 10 });
+      expect(got.map(({ id: _id, ...rest }) => rest)).toEqual([b, a, c]);
+      expect(got[1]!.id).toBeLessThan(got[2]!.id); // equal times: append order
+      expect((await st.listAudit("t2", { after: undefined, limit: 10 })).map((e) => e.requestId)).toEqual([foreign.requestId]);
+      expect(await st.listAudit("t3", { after: undefined, limit: 10 })).toEqual([]);
+    });
+
+    it("when audit events are listed with filters and a keyset position, then pages cover every match exactly once", async () => {
+      const rows: AuditRow[] = [];
+      for (let i = 0; i < 12; i++) {
+        rows.push(auditRow({ time: 1_000 + Math.floor(i / 3) * 10, name: i % 2 === 0 ? "even" : "odd", sub: i % 3 === 0 ? "bob" : "alice", mesh: i % 4 === 0 ? "" : "m1" }));
+      }
+      await st.appendAudit(rows);
+      const all = async (q: Omit<Parameters<Storage["listAudit"]>[1], "after" | "limit">, limit: number): Promise<string[]> => {
+        const out: string[] = [];
+        let after: { time: number; id: number } | undefined;
+        for (let page = 0; page < 50; page++) {
+          const got = await st.listAudit("t1", { ...q, after, limit });
+          expect(got.length).toBeLessThanOrEqual(limit);
+          out.push(...got.map((e) => e.requestId));
+          const last = got.at(-1);
+          if (!last) break;
+          after = { time: last.time, id: last.id };
+        }
+        return out;
+      };
+      const ids = (pred: (r: AuditRow) => boolean): string[] => rows.filter(pred).map((r) => r.requestId);
+      expect(await all({}, 5)).toEqual(ids(() => true));
+      expect(await all({ name: "even" }, 2)).toEqual(ids((r) => r.name === "even"));
+      expect(await all({ sub: "bob" }, 1)).toEqual(ids((r) => r.sub === "bob"));
+      expect(await all({ mesh: "m1", name: "odd" }, 2)).toEqual(ids((r) => r.mesh === "m1" && r.name === "odd"));
+      expect(await all({ meshes: [""] }, 2)).toEqual(ids((r) => r.mesh === ""));
+      expect(await all({ meshes: [] }, 2)).toEqual([]);
+      expect(await all({ since: 1_010, until: 1_030 }, 4)).toEqual(ids((r) => r.time >= 1_010 && r.time < 1_030));
+    });
+
+    it("when audit events are pruned, then only events older than the cutoff go, at most `limit` per call, across tenants", async () => {
+      await st.appendAudit([auditRow({ time: 10 }), auditRow({ time: 20, tenant: "t2" }), auditRow({ time: 30 }), auditRow({ time: 40 })]);
+      expect(await st.pruneAudit(35, 2)).toBe(2);
+      expect(await st.pruneAudit(35, 2)).toBe(1);
+      expect(await st.pruneAudit(35, 2)).toBe(0);
+      expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([40]);
+      expect(await st.listAudit("t2", { after: undefined, limit: 10 })).toEqual([]);
     });
 
     describe("change feed", () => {

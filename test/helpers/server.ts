@@ -115,6 +115,12 @@ async function startWorkers(config: Config, flags: Record<string, string>, logs:
     get watches(): never {
       return unavailable("watches")();
     },
+    get audit(): never {
+      return unavailable("audit")();
+    },
+    get metricsPort(): never {
+      return unavailable("metricsPort")();
+    },
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));

@@ -111,4 +111,28 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       INSERT INTO mac_backfill (id) VALUES (1);
     `,
   },
+  {
+    // The audit trail (SPEC §6), as on SQLite: appended in batches by each replica's audit
+    // queue, listed per tenant in (time, id) keyset order, pruned by time. The identity id
+    // orders events of equal time (increasing in each replica's append order).
+    id: 4,
+    sql: `
+      CREATE TABLE audit_events (
+        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       TEXT COLLATE "C" NOT NULL,
+        time         BIGINT NOT NULL,
+        request_id   TEXT NOT NULL,
+        method       TEXT NOT NULL,
+        sub          TEXT COLLATE "C" NOT NULL,
+        mesh         TEXT COLLATE "C" NOT NULL,
+        name         TEXT COLLATE "C" NOT NULL,
+        version      BIGINT NOT NULL,
+        keys         TEXT NOT NULL,
+        code         TEXT NOT NULL,
+        peer         TEXT NOT NULL
+      );
+      CREATE INDEX audit_events_tenant_time ON audit_events (tenant, time, id);
+      CREATE INDEX audit_events_time ON audit_events (time);
+    `,
+  },
 ];

@@ -9,6 +9,8 @@ import pg from "pg";
 import { SecretdError } from "../../domain/errors.js";
 import type { Change } from "../change-feed.js";
 import type {
+  AuditQuery,
+  AuditRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -23,6 +25,7 @@ import type {
   SecretRow,
   SecretWithVersion,
   Storage,
+  StoredAuditRow,
   VersionKeyRow,
   VersionRow,
 } from "../storage.js";
@@ -38,6 +41,8 @@ export interface PostgresOptions {
   readonly onError?: (err: unknown) => void;
   /** Change feed tuning (tests shrink the retained window). */
   readonly feed?: Partial<Omit<PostgresFeedOptions, "onError">>;
+  /** Told how long each write transaction took, COMMIT included (a metric). */
+  readonly onCommit?: (seconds: number) => void;
 }
 
 /** Any advisory-lock key will do as long as every replica uses the same one. */
@@ -196,6 +201,38 @@ function toLease(r: LeaseRecord): LeaseRow {
   };
 }
 
+interface AuditRecord {
+  id: string;
+  tenant: string;
+  time: string;
+  request_id: string;
+  method: string;
+  sub: string;
+  mesh: string;
+  name: string;
+  version: string;
+  keys: string;
+  code: string;
+  peer: string;
+}
+
+function toAudit(r: AuditRecord): StoredAuditRow {
+  return {
+    id: num(r.id),
+    tenant: r.tenant,
+    time: num(r.time),
+    requestId: r.request_id,
+    method: r.method,
+    sub: r.sub,
+    mesh: r.mesh,
+    name: r.name,
+    version: num(r.version),
+    keys: JSON.parse(r.keys) as string[],
+    code: r.code,
+    peer: r.peer,
+  };
+}
+
 type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
 
 function change(kind: ChangeInput["kind"], s: Identity): ChangeInput {
@@ -208,6 +245,7 @@ export class PostgresStorage implements Storage {
   private constructor(
     private readonly pool: pg.Pool,
     readonly changes: PostgresChangeFeed,
+    private readonly onCommit: (seconds: number) => void,
   ) {}
 
   /** Connects, applies pending migrations under an advisory lock, and returns the store. */
@@ -225,7 +263,7 @@ export class PostgresStorage implements Storage {
     try {
       await migrate(pool);
       const feedOptions = { ...POSTGRES_FEED_DEFAULTS, ...opts.feed, ...(opts.onError ? { onError: opts.onError } : {}) };
-      return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions));
+      return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions), opts.onCommit ?? (() => {}));
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw wrap(err);
@@ -258,9 +296,11 @@ export class PostgresStorage implements Storage {
     };
     c.on("error", onError);
     try {
+      const started = performance.now();
       await c.query(`BEGIN ISOLATION LEVEL ${isolation}`);
       const out = await fn(c);
       await c.query("COMMIT");
+      this.onCommit((performance.now() - started) / 1000);
       return out;
     } catch (err) {
       await c.query("ROLLBACK").catch(() => {
@@ -693,6 +733,63 @@ export class PostgresStorage implements Storage {
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     const r = await this.q<LeaseRecord>("SELECT * FROM consumer_leases WHERE secret_uid = $1 AND expire_time > $2 ORDER BY since, watch_id", [secretUid, now]);
     return r.rows.map(toLease);
+  }
+
+  async appendAudit(events: readonly AuditRow[]): Promise<void> {
+    if (events.length === 0) return;
+    // One statement for the batch (one round trip, one commit); WITH ORDINALITY keeps the
+    // batch's order in the ids it is given.
+    const started = performance.now();
+    await this.q(
+      `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
+       SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
+         WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, ord)
+       ORDER BY e.ord`,
+      [
+        events.map((e) => e.tenant),
+        events.map((e) => e.time),
+        events.map((e) => e.requestId),
+        events.map((e) => e.method),
+        events.map((e) => e.sub),
+        events.map((e) => e.mesh),
+        events.map((e) => e.name),
+        events.map((e) => e.version),
+        events.map((e) => JSON.stringify(e.keys)),
+        events.map((e) => e.code),
+        events.map((e) => e.peer),
+      ],
+    );
+    this.onCommit((performance.now() - started) / 1000);
+  }
+
+  async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
+    // The row comparison (time, id) > (…) and the time bounds ride the (tenant, time, id) index.
+    const r = await this.q<AuditRecord>(
+      `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
+       WHERE tenant = $1 AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
+         AND ($6::text IS NULL OR mesh = $6) AND ($7::text IS NULL OR name = $7) AND ($8::text IS NULL OR sub = $8)
+         AND ($9::text[] IS NULL OR mesh = ANY($9::text[]))
+       ORDER BY time, id LIMIT $10`,
+      [
+        tenant,
+        q.after?.time ?? -1,
+        q.after?.id ?? -1,
+        q.since ?? 0,
+        q.until ?? Number.MAX_SAFE_INTEGER,
+        q.mesh ?? null,
+        q.name ?? null,
+        q.sub ?? null,
+        q.meshes === undefined ? null : [...q.meshes],
+        q.limit,
+      ],
+    );
+    return r.rows.map(toAudit);
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    const r = await this.q("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < $1 ORDER BY time LIMIT $2)", [before, limit]);
+    return r.rowCount ?? 0;
   }
 
   /** True when a trivial query answers (health checks). */

@@ -5,7 +5,8 @@
  * Every promise settles only after that COMMIT returned, so nothing is acknowledged
  * before it is on disk. While a commit blocks the event loop, new calls queue up and
  * form the next batch: the busier the server, the larger the batches. `afterCommit` runs
- * right after each COMMIT, before any promise settles (the change feed publishes there).
+ * right after each COMMIT, before any promise settles (the change feed publishes there),
+ * and is told how long the transaction took.
  */
 import type Database from "better-sqlite3";
 
@@ -25,7 +26,8 @@ export class GroupCommit {
 
   constructor(
     db: Database.Database,
-    private readonly afterCommit: () => void = () => {},
+    /** Told how long the batch transaction took, COMMIT included (the commit-latency metric reads it). */
+    private readonly afterCommit: (seconds: number) => void = () => {},
     private readonly maxBatch = 256,
   ) {
     // Called inside the batch transaction, a better-sqlite3 transaction function is a SAVEPOINT.
@@ -56,13 +58,14 @@ export class GroupCommit {
     if (this.#queue.length > 0) setImmediate(() => this.#flush());
     else this.#scheduled = false;
     let outcomes: Outcome[];
+    const started = performance.now();
     try {
       outcomes = this.#batch(batch);
     } catch (error) {
       for (const item of batch) item.reject(error); // the COMMIT itself failed: nothing landed
       return;
     }
-    this.afterCommit();
+    this.afterCommit((performance.now() - started) / 1000);
     batch.forEach((item, i) => {
       const o = outcomes[i]!;
       if (o.ok) item.resolve(o.value);

@@ -153,4 +153,28 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX consumer_leases_replica ON consumer_leases (replica);
     `,
   },
+  {
+    // The audit trail (SPEC §6): appended in batches by the audit queue, listed per
+    // tenant in (time, id) order, pruned by time. The rowid (id) rides in every index,
+    // so (tenant, time) also orders events of equal time.
+    id: 10,
+    sql: `
+      CREATE TABLE audit_events (
+        id           INTEGER PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        time         INTEGER NOT NULL,
+        request_id   TEXT NOT NULL,
+        method       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        mesh         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        keys         TEXT NOT NULL,
+        code         TEXT NOT NULL,
+        peer         TEXT NOT NULL
+      );
+      CREATE INDEX audit_events_tenant_time ON audit_events (tenant, time);
+      CREATE INDEX audit_events_time ON audit_events (time);
+    `,
+  },
 ];

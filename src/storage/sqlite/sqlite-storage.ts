@@ -10,6 +10,8 @@ import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
 import type { FeedEvent } from "../change-feed.js";
 import type {
+  AuditQuery,
+  AuditRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -24,6 +26,7 @@ import type {
   SecretRow,
   SecretWithVersion,
   Storage,
+  StoredAuditRow,
   VersionKeyRow,
   VersionRow,
 } from "../storage.js";
@@ -116,6 +119,34 @@ interface ListParams {
   limit: number;
 }
 
+interface AuditRecord {
+  id: number;
+  tenant: string;
+  time: number;
+  request_id: string;
+  method: string;
+  sub: string;
+  mesh: string;
+  name: string;
+  version: number;
+  keys: string;
+  code: string;
+  peer: string;
+}
+
+interface AuditParams {
+  tenant: string;
+  lo: number;
+  hi: number;
+  after_time: number;
+  after_id: number;
+  mesh: string | null;
+  name: string | null;
+  sub: string | null;
+  meshes: string | null;
+  limit: number;
+}
+
 export const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
@@ -193,6 +224,23 @@ function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined):
 
 const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
 
+function toAudit(r: AuditRecord): StoredAuditRow {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    time: r.time,
+    requestId: r.request_id,
+    method: r.method,
+    sub: r.sub,
+    mesh: r.mesh,
+    name: r.name,
+    version: r.version,
+    keys: JSON.parse(r.keys) as string[],
+    code: r.code,
+    peer: r.peer,
+  };
+}
+
 export function toGrant(r: GrantRecord): GrantRow {
   return {
     secretUid: r.secret_uid,
@@ -222,6 +270,8 @@ function toLease(r: LeaseRecord): LeaseRow {
 
 export interface SqliteStorageOptions {
   readonly feed?: Partial<SqliteFeedOptions>;
+  /** Told how long each write transaction took, COMMIT included (a metric). */
+  readonly onCommit?: (seconds: number) => void;
 }
 
 type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
@@ -242,7 +292,10 @@ export class SqliteStorage implements Storage {
     this.feedFresh = false;
   };
 
+  private readonly onCommit: (seconds: number) => void;
+
   constructor(file: string, options: SqliteStorageOptions = {}) {
+    this.onCommit = options.onCommit ?? (() => {});
     this.db = openSqliteDatabase(file);
     const db = this.db;
     this.changes = new SqliteChangeFeed(db, { ...SQLITE_FEED_DEFAULTS, ...options.feed });
@@ -347,8 +400,27 @@ export class SqliteStorage implements Storage {
       listLeases: db.prepare<[string, number], LeaseRecord>(
         "SELECT * FROM consumer_leases WHERE secret_uid = ? AND expire_time > ? ORDER BY since, watch_id",
       ),
+      // Positional parameters: no object per row on the flush path.
+      insertAudit: db.prepare<[string, number, string, string, string, string, string, number, string, string, string]>(
+        `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
+      // serves the range and the order; the other filters are checked along the scan.
+      listAudit: db.prepare<[AuditParams], AuditRecord>(
+        `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
+         WHERE tenant = @tenant AND time >= @lo AND time < @hi
+           AND (time > @after_time OR (time = @after_time AND id > @after_id))
+           AND (@mesh IS NULL OR mesh = @mesh) AND (@name IS NULL OR name = @name) AND (@sub IS NULL OR sub = @sub)
+           AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
+         ORDER BY time, id LIMIT @limit`,
+      ),
+      pruneAudit: db.prepare("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)"),
     };
-    this.writes = new GroupCommit(db, () => this.publish());
+    this.writes = new GroupCommit(db, (seconds) => {
+      this.publish();
+      this.onCommit(seconds);
+    });
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -361,9 +433,11 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** One immediate write transaction, then its changes published. */
+  /** One immediate write transaction (its duration told to onCommit), then its changes published. */
   private commit<T>(fn: () => T): T {
+    const started = performance.now();
     const result = this.db.transaction(fn).immediate();
+    this.onCommit((performance.now() - started) / 1000);
     this.publish();
     return result;
   }
@@ -689,6 +763,37 @@ export class SqliteStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return this.stmt.listLeases.all(secretUid, now).map(toLease);
+  }
+
+  async appendAudit(events: readonly AuditRow[]): Promise<void> {
+    if (events.length === 0) return;
+    // Through the group commit: a batch that arrives with secret writes shares their COMMIT.
+    await this.writes.submit(() => {
+      const insert = this.stmt.insertAudit;
+      for (const e of events) {
+        insert.run(e.tenant, e.time, e.requestId, e.method, e.sub, e.mesh, e.name, e.version, e.keys.length === 0 ? "[]" : JSON.stringify(e.keys), e.code, e.peer);
+      }
+    });
+  }
+
+  async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
+    const params: AuditParams = {
+      tenant,
+      lo: Math.max(q.since ?? 0, q.after?.time ?? 0),
+      hi: q.until ?? Number.MAX_SAFE_INTEGER,
+      after_time: q.after?.time ?? -1,
+      after_id: q.after?.id ?? -1,
+      mesh: q.mesh ?? null,
+      name: q.name ?? null,
+      sub: q.sub ?? null,
+      meshes: q.meshes === undefined ? null : JSON.stringify(q.meshes),
+      limit: q.limit,
+    };
+    return this.stmt.listAudit.all(params).map(toAudit);
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    return this.writes.submit(() => this.stmt.pruneAudit.run(before, limit).changes);
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them. */
 import { permissionOf, type GrantView } from "../../domain/grants.js";
-import type { Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { LeaseRow, SecretRow } from "../../storage/storage.js";
+import type { AuditEvent, Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
+import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 
 export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
   return {
@@ -46,5 +46,20 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
     since: new Date(l.since),
     lastSeen: new Date(l.lastSeen),
     replica: l.replica,
+  };
+}
+
+export function toAuditEventMessage(e: AuditRow): AuditEvent {
+  return {
+    time: new Date(e.time),
+    requestId: e.requestId,
+    method: e.method,
+    sub: e.sub,
+    mesh: e.mesh,
+    name: e.name,
+    version: e.version,
+    keys: [...e.keys],
+    code: e.code,
+    peer: e.peer,
   };
 }

@@ -1,13 +1,26 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
+import { listAuditEvents } from "../../audit/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
-import { SecretdError } from "../../domain/errors.js";
 import { projectSecrets, type ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
 import type { SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
+import type { Storage } from "../../storage/storage.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
+import {
+  auditCreate,
+  auditDelete,
+  auditGet,
+  auditGrant,
+  auditList,
+  auditListConsumers,
+  auditListGrants,
+  auditProject,
+  auditRevoke,
+  auditUpdate,
+} from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
-import { toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
 import { watchProjectionHandler } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
@@ -16,40 +29,71 @@ export interface SecretServiceDeps extends CallDeps {
   readonly projection: ProjectionDeps;
   readonly watches: WatchHub;
   readonly consumers: Consumers;
+  /** Where ListAuditEvents reads the trail. */
+  readonly auditStorage: Pick<Storage, "listAudit">;
 }
 
 export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceServer {
   const { secrets, grants } = deps;
   return {
-    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req))),
-    getSecret: unary(deps, "GetSecret", async (req, { principal }) => {
-      const { secret, data } = await secrets.get(principal, req);
-      return toSecretMessage(secret, data);
-    }),
-    listSecrets: unary(deps, "ListSecrets", async (req, { principal }) => {
-      const page = await secrets.list(principal, req);
-      return { secrets: page.secrets.map((s) => toSecretMessage(s)), nextPageToken: page.nextPageToken };
-    }),
-    deleteSecret: unary(deps, "DeleteSecret", async (req, { principal }) => {
-      await secrets.delete(principal, req);
-      return {};
-    }),
-    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => projectSecrets(deps.projection, principal, req)),
-    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req))),
+    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req)), auditCreate),
+    getSecret: unary(
+      deps,
+      "GetSecret",
+      async (req, { principal }) => {
+        const { secret, data } = await secrets.get(principal, req);
+        return toSecretMessage(secret, data);
+      },
+      auditGet,
+    ),
+    listSecrets: unary(
+      deps,
+      "ListSecrets",
+      async (req, { principal }) => {
+        const page = await secrets.list(principal, req);
+        return { secrets: page.secrets.map((s) => toSecretMessage(s)), nextPageToken: page.nextPageToken };
+      },
+      auditList,
+    ),
+    deleteSecret: unary(
+      deps,
+      "DeleteSecret",
+      async (req, { principal }) => {
+        await secrets.delete(principal, req);
+        return {};
+      },
+      auditDelete,
+    ),
+    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => projectSecrets(deps.projection, principal, req), auditProject),
+    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
+    // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watchProjectionHandler(deps, deps.watches),
-    grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req))),
-    revokeAccess: unary(deps, "RevokeAccess", async (req, { principal }) => {
-      await grants.revoke(principal, req);
-      return {};
-    }),
-    listGrants: unary(deps, "ListGrants", async (req, { principal }) => ({
-      grants: (await grants.list(principal, req)).map(toGrantMessage),
-    })),
-    listConsumers: unary(deps, "ListConsumers", async (req, { principal }) => ({
-      consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage),
-    })),
-    listAuditEvents: unary(deps, "ListAuditEvents", async () => {
-      throw new SecretdError("UNIMPLEMENTED", "ListAuditEvents is not implemented yet");
+    grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req)), auditGrant),
+    revokeAccess: unary(
+      deps,
+      "RevokeAccess",
+      async (req, { principal }) => {
+        await grants.revoke(principal, req);
+        return {};
+      },
+      auditRevoke,
+    ),
+    listGrants: unary(
+      deps,
+      "ListGrants",
+      async (req, { principal }) => ({ grants: (await grants.list(principal, req)).map(toGrantMessage) }),
+      auditListGrants,
+    ),
+    listConsumers: unary(
+      deps,
+      "ListConsumers",
+      async (req, { principal }) => ({ consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage) }),
+      auditListConsumers,
+    ),
+    // Reading the trail is not itself a secret or grant access, so it records no event.
+    listAuditEvents: unary(deps, "ListAuditEvents", async (req, { principal }) => {
+      const page = await listAuditEvents(deps.auditStorage, principal, req);
+      return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
   };
 }
