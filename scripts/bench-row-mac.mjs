@@ -1,5 +1,7 @@
-// Per-read cost of the row-MAC checks, in-process (no gRPC): `npm run build && node scripts/bench-row-mac.mjs`.
+// Per-read cost of the row-MAC checks, in-process (no gRPC): `npm run build && node scripts/bench-row-mac.mjs [N] [--postgres]`.
 // Prints one JSON line. The machine is shared: take the median of the reps, and compare within one run.
+// --postgres adds GetSecret's storage read on PostgreSQL (no read cache there: every read is checked),
+// against a throw-away local cluster (scripts/postgres-cluster.mjs).
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,9 +10,15 @@ import { loadKeyring } from "../dist/crypto/keyring.js";
 import { AuthenticatedStorage } from "../dist/domain/authenticated-storage.js";
 import { openData, sealData } from "../dist/domain/barrier.js";
 import { checkGrants, checkSecret, checkVersion } from "../dist/domain/row-macs.js";
+import { PostgresStorage } from "../dist/storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../dist/storage/sqlite/sqlite-storage.js";
+import { startPostgres } from "./postgres-cluster.mjs";
 
-const N = Number(process.argv[2] ?? 20_000);
+const args = process.argv.slice(2);
+const withPostgres = args.includes("--postgres");
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 20_000);
+/** A PostgreSQL read is a round trip (~100 us or more): fewer calls per rep. */
+const PG_DIVISOR = 20;
 const REPS = 9;
 const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-macbench-"));
 const keys = loadKeyring(path.join(dir, "kek.json"), { create: true, warn: () => {} });
@@ -32,6 +40,17 @@ for (let i = 0; i < 100; i++) {
   await storage.insertSecret(s, sealData(keys, s, 1, new Map([["v", Buffer.alloc(64, 1)]]), now));
 }
 const listScope = { tenant: "bench", mesh: "list" };
+
+let cluster;
+let pgRaw;
+let pgStorage;
+if (withPostgres) {
+  cluster = await startPostgres({ fsync: false });
+  pgRaw = await PostgresStorage.open(await cluster.createDatabase());
+  pgStorage = new AuthenticatedStorage(pgRaw, keys);
+  await pgStorage.insertSecret(secret, version);
+  for (const sub of ["bob", "carol"]) await pgStorage.putGrant({ secretUid: secret.uid, subject: `user:${sub}`, level: 2, keys: [], expireTime: undefined, grantedBy: "alice", createTime: now });
+}
 const page = { afterName: "", limit: 100 };
 
 const found = await storage.readSecret(scope, "get-1k", 0); // now a frozen read-cache entry
@@ -55,12 +74,18 @@ const scenarios = {
   read_cached_checked_once: async () => (sink += (await storage.readSecret(scope, "get-1k", 0)).latestVersion),
   list_page_100_backend: async () => (sink += (await raw.listSecrets(listScope, page)).length),
   list_page_100_checked: async () => (sink += (await storage.listSecrets(listScope, page)).length),
+  ...(withPostgres
+    ? {
+        pg_read_backend: async () => (sink += (await pgRaw.readSecret(scope, "get-1k", 0)).latestVersion),
+        pg_read_checked: async () => (sink += (await pgStorage.readSecret(scope, "get-1k", 0)).latestVersion),
+      }
+    : {}),
 };
 const runs = Object.fromEntries(Object.keys(scenarios).map((k) => [k, []]));
 for (let r = 0; r < REPS; r++) {
   for (const [name, fn] of Object.entries(scenarios)) {
     const t0 = performance.now();
-    const n = name.startsWith("list_") ? Math.ceil(N / 100) : N;
+    const n = name.startsWith("list_") ? Math.ceil(N / 100) : name.startsWith("pg_") ? Math.ceil(N / PG_DIVISOR) : N;
     for (let i = 0; i < n; i++) {
       const p = fn();
       if (p instanceof Promise) await p;
@@ -75,5 +100,7 @@ for (const [name, xs] of Object.entries(runs)) {
 }
 result.sink = sink > 0;
 await storage.close();
+await pgStorage?.close();
+cluster?.stop();
 rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify(result));

@@ -7,9 +7,8 @@
  * store never migrates anything.
  */
 import type { Keyring } from "../crypto/keyring.js";
-import { checkGrants, checkRequest, checkSecret, checkVersion } from "../domain/row-macs.js";
-import { SecretdError } from "../domain/errors.js";
-import type { MacRows, Storage } from "../storage/storage.js";
+import { auditRowMacs } from "../domain/row-mac-maintenance.js";
+import type { Storage } from "../storage/storage.js";
 
 const BATCH = 200;
 
@@ -17,14 +16,6 @@ export interface RowMacResult {
   readonly examined: number;
   /** One line per secret whose rows do not check. */
   readonly failures: readonly string[];
-}
-
-function check1(keys: Keyring, r: MacRows): void {
-  const uid = r.secret.uid;
-  checkSecret(keys, r.secret);
-  checkGrants(keys, uid, r.grants, r.secret.grantsMac);
-  for (const v of r.versions) checkVersion(keys, v);
-  for (const q of r.requests) checkRequest(keys, q.tenant, q);
 }
 
 export async function checkRowMacs(storage: Pick<Storage, "listMacRows">, keys: Keyring): Promise<RowMacResult> {
@@ -35,13 +26,10 @@ export async function checkRowMacs(storage: Pick<Storage, "listMacRows">, keys: 
     const rows = await storage.listMacRows(after, BATCH);
     for (const r of rows) {
       examined++;
-      try {
-        check1(keys, r);
-      } catch (err) {
-        if (!(err instanceof SecretdError)) throw err;
-        const { tenant, mesh, name, uid } = r.secret;
-        failures.push(`tenant "${tenant}" mesh "${mesh}" secret "${name}" (uid ${uid}): ${err.code}: ${err.message}`);
-      }
+      const problems = auditRowMacs(keys, r);
+      if (problems.length === 0) continue;
+      const { tenant, mesh, name, uid } = r.secret;
+      failures.push(`tenant "${tenant}" mesh "${mesh}" secret "${name}" (uid ${uid}): ${problems.join("; ")}`);
     }
     const last = rows.at(-1);
     if (last === undefined || rows.length < BATCH) break;

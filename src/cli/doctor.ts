@@ -154,8 +154,9 @@ async function checkSqlite(r: Report, config: Config): Promise<void> {
 }
 
 function reportMacs(r: Report, res: RowMacResult): void {
-  for (const f of res.failures) r.say("FAIL", `row MAC does not check: ${f}`);
-  r.say(res.failures.length === 0 ? "ok" : "FAIL", `row MACs of ${res.examined - res.failures.length} of ${res.examined} secrets check (metadata, grants, versions, create requests)`, false);
+  for (const f of res.failures) r.say("FAIL", `rows do not authenticate: ${f}`);
+  const bad = res.failures.length;
+  r.say(bad === 0 ? "ok" : "FAIL", `checked the row MACs of ${res.examined} secrets: ${res.examined - bad} authenticate${bad === 0 ? "" : `, ${bad} do not`} (metadata, grants, versions, create requests)`, false);
 }
 
 async function checkPostgres(r: Report, config: Config): Promise<void> {

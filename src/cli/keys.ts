@@ -1,8 +1,8 @@
 /**
- * `secretd keys rotate` and `secretd keys rewrap`: KEK rotation, safe while a server runs
- * on the same data dir. SQLite in WAL mode lets this second process write in short
- * transactions between the server's, and the server follows the keyring file
- * (KeyringHolder), so reads and writes keep succeeding throughout.
+ * `secretd keys rotate` and `secretd keys rewrap`: KEK rotation, safe while servers run
+ * on the same data: SQLite in WAL mode (or PostgreSQL, with --database-url) lets this
+ * second process write in short transactions between the servers', and the servers
+ * follow the keyring file (KeyringHolder), so reads and writes keep succeeding throughout.
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -13,7 +13,9 @@ import { rotateKeyring } from "../crypto/keyring.js";
 import { rewrapAll } from "../crypto/rotation.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
+import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { Storage } from "../storage/storage.js";
 import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
 import { withExample } from "./help.js";
 
@@ -38,14 +40,20 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
     const ring = rotateKeyring(config.kekFile);
     process.stdout.write(`added KEK ${ring.active.id} to ${config.kekFile}; new data keys are wrapped by it\n`);
   }
-  const dbFile = path.join(config.dataDir, DB_FILE);
-  if (!existsSync(dbFile)) {
-    process.stdout.write(`no database at ${dbFile}: rewrapped 0 data keys\n`);
-    return;
-  }
   const warn = (msg: string): void => void process.stderr.write(`secretd: ${msg}\n`);
   const keys = new KeyringHolder(config.kekFile, { create: false, watch: false, info: () => {}, warn });
-  const storage = new SqliteStorage(dbFile);
+  let storage: Storage;
+  if (config.databaseUrl !== "") {
+    // Every replica must share this keyring file (or get the same one) for the rotation to reach it.
+    storage = await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs });
+  } else {
+    const dbFile = path.join(config.dataDir, DB_FILE);
+    if (!existsSync(dbFile)) {
+      process.stdout.write(`no database at ${dbFile}: rewrapped 0 data keys\n`);
+      return;
+    }
+    storage = new SqliteStorage(dbFile);
+  }
   try {
     const r = await rewrapAll(storage, keys, { batchSize: batch, settleUntil: started + SETTLE_MS, rescanMs: KEYRING_POLL_MS / 4, maxPasses: MAX_PASSES });
     process.stdout.write(
@@ -80,15 +88,15 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
   }
 }
 
-/** The settings a key tool reads: where the database and the keyring are. */
-const KEY_SETTINGS: readonly SettingKey[] = ["dataDir", "kekFile"];
+/** The settings a key tool reads: where the database (SQLite in the data dir, or PostgreSQL) and the keyring are. */
+const KEY_SETTINGS: readonly SettingKey[] = ["dataDir", "databaseUrl", "databaseStatementTimeout", "kekFile"];
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("key-encryption key (KEK) management");
   const rotate = withConfigOptions(
     keys
       .command("rotate")
-      .description("add a new active KEK to the keyring, rewrap every stored data key and re-key every row MAC with it (safe while a server runs on the data dir)")
+      .description("add a new active KEK to the keyring, rewrap every stored data key and re-key every row MAC with it (safe while servers run on the data dir or PostgreSQL database)")
       .option("--batch <n>", "data keys rewrapped per transaction", "100"),
     KEY_SETTINGS,
   );

@@ -13,9 +13,11 @@
  * fails (logged), so one tampered secret does not break a listing; for a caller who is
  * not the owner, visibility through a grant is decided again on the checked grant set.
  *
- * The back-end's read cache hands out the same deep-frozen object while an entry lives,
- * and drops its entries whenever another connection commits; so an object checked once
- * is not checked again (see #checked).
+ * SQLite's read cache hands out the same deep-frozen object while an entry lives, and
+ * drops an entry when the change feed reports a write to its secret (all of them on a
+ * commit with no change rows, such as a tool editing the file); so an object checked
+ * once is not checked again (see #checked). PostgreSQL has no read cache: every read
+ * returns a new object and is checked.
  */
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ChangeFeed } from "../storage/change-feed.js";
@@ -53,7 +55,7 @@ export class AuthenticatedStorage implements Storage {
   /**
    * Read results already checked. Only frozen objects go in (read-cache entries): they
    * cannot change after the check, and the cache drops them, so a new object, checked
-   * again, replaces them, on every write and whenever another process commits.
+   * again, replaces them, whenever the change feed says their secret changed.
    */
   readonly #checked = new WeakSet<SecretWithVersion>();
 

@@ -6,6 +6,7 @@
  *   back-end only does this while migration 7's mark is there and no row has a MAC yet).
  *   After that a missing MAC is DATA_LOSS like a wrong one, so nulling the column is no
  *   way around the check.
+ * - audit (`secretd doctor`): every check a read makes, on every row, reported per row.
  * - re-key: after a KEK rotation, MACs made under an older KEK are checked under it and
  *   made again under the active one, a batch per transaction, each a compare-and-set on
  *   the old bytes. Until then they stay valid: a MAC names the KEK that made it. A row
@@ -109,4 +110,29 @@ function rekeyed1(keys: KeyringSource, r: MacRows): MacReplacement[] {
     out.push({ kind: "request", tenant: q.tenant, sub: q.sub, requestId: q.requestId, old: q.mac, next: signRequest(keys, q.tenant, q) });
   }
   return out;
+}
+
+/**
+ * The checks a read makes (AuthenticatedStorage), on every row of one secret: what fails,
+ * one line each (row kinds, uids, version numbers and KEK ids; never a value). Empty when
+ * every row checks.
+ */
+export function auditRowMacs(keys: KeyringSource, r: MacRows): string[] {
+  const problems: string[] = [];
+  const check = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof SecretdError) || err.code !== "DATA_LOSS") throw err;
+      problems.push(err.cause instanceof Error ? err.cause.message : err.message);
+    }
+  };
+  const uid = r.secret.uid;
+  check(() => checkSecret(keys, r.secret));
+  check(() => checkGrants(keys, uid, r.grants, r.secret.grantsMac));
+  const latest = Math.max(0, ...r.versions.map((v) => v.version));
+  if (latest > r.secret.version) problems.push(`secret row ${uid} points at version ${r.secret.version} while version ${latest} is stored (rollback)`);
+  for (const v of r.versions) check(() => checkVersion(keys, v));
+  for (const q of r.requests) check(() => checkRequest(keys, q.tenant, q));
+  return problems;
 }

@@ -161,6 +161,38 @@ describe("plain SQL edits on the PostgreSQL database behind two replicas", () =>
   });
 });
 
+describe("grant writes racing through two replicas", () => {
+  it("when 16 grants and revokes on one secret race through both replicas, then each answers OK or ABORTED, and the grant set stays authenticated with exactly the OK ones", { timeout: 60_000 }, async () => {
+    const url = await cluster.createDatabase();
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "secretd-pg-race-"));
+    const a = await startTestServer({ databaseUrl: url, dataDir });
+    const b = await startTestServer({ databaseUrl: url, dataDir });
+    try {
+      const alice = await a.token(ALICE);
+      await a.call("createSecret", { mesh: M, name: "raced", stringData: { v: "raced-v1" } }, alice);
+      await a.call("grantAccess", { mesh: M, name: "raced", subject: "user:gone", permission: Permission.PERMISSION_READ }, alice);
+      const codes = await Promise.all([
+        ...Array.from({ length: 15 }, (_, i) =>
+          codeOf((i % 2 === 0 ? a : b).call("grantAccess", { mesh: M, name: "raced", subject: `user:u${i}`, permission: Permission.PERMISSION_READ }, alice)),
+        ),
+        codeOf(b.call("revokeAccess", { mesh: M, name: "raced", subject: "user:gone" }, alice)),
+      ]);
+      for (const c of codes) expect([status.OK, status.ABORTED]).toContain(c);
+      const granted = codes.slice(0, 15).flatMap((c, i) => (c === status.OK ? [`user:u${i}`] : []));
+      const revoked = codes[15] === status.OK;
+      for (const s of [a, b]) {
+        expect(await read(s, alice, "raced")).toBe("raced-v1");
+        const grants = await s.call<{ grants: { subject: string }[] }>("listGrants", { mesh: M, name: "raced" }, alice);
+        expect(grants.grants.map((g) => g.subject).sort()).toEqual([...granted, ...(revoked ? [] : ["user:gone"])].sort());
+      }
+    } finally {
+      await b.stop();
+      await a.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("replicas starting together on a PostgreSQL database made before row MACs", () => {
   it("when two replicas start at once, then exactly one gives every row its MAC, both serve every secret, and a MAC nulled afterwards is DATA_LOSS", { timeout: 90_000 }, async () => {
     const url = await cluster.createDatabase();

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DB_FILE } from "../../src/app.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
+import { runCli } from "../helpers/cli.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const M = "rows";
@@ -162,6 +163,20 @@ describe("plain SQL edits of metadata rows", () => {
     // Writes go on.
     await create("after");
     expect(await read(s, alice, "after")).toBe("after-v1");
+  });
+
+  it("when `secretd doctor` runs on the edited file next to the server, then it names every secret whose rows do not authenticate, with what failed, no value, and exits 1", async () => {
+    const r = await runCli(["doctor", "--data-dir", dataDir]);
+    expect(r.status).toBe(1);
+    const failing = r.out.split("\n").filter((l) => l.startsWith("FAIL") && l.includes("rows do not authenticate"));
+    const named = failing.map((l) => /secret "([^"]+)"/.exec(l)![1]).sort();
+    // req-b holds the re-pointed create request now: that row's MAC binds it to req-a.
+    expect(named).toEqual(["deleted-grant", "expired", "frozen", "granted", "nulled", "owned", "replay", "req-b", "revived", "rollback", "widened"]);
+    expect(failing.find((l) => l.includes('"rollback"'))).toContain("(rollback)");
+    expect(failing.find((l) => l.includes('"nulled"'))).toContain("no MAC");
+    expect(failing.find((l) => l.includes('"granted"'))).toContain("grants of secret");
+    expect(r.out).toMatch(/checked the row MACs of \d+ secrets: \d+ authenticate, 11 do not/);
+    for (const v of ["keep-v1", "rollback-v2", "widened-b", "req-b-v1"]) expect(r.out + r.err).not.toContain(v);
   });
 
   it("when the backfill mark is forged after MACs exist, then a restart refuses the backfill and the nulled MAC stays DATA_LOSS", async () => {
