@@ -48,7 +48,13 @@ export interface CallDeps {
 const MAX_AUDIT_FIELD = 256;
 const MAX_AUDIT_KEYS = 256;
 
-function clip(s: string): string {
+/**
+ * A refused request (RefusedRequest: not a decodable message) has no fields, so targets
+ * built from it hold undefined: recorded as "", never thrown (a throw here would leave
+ * the call unanswered).
+ */
+function clip(s: unknown): string {
+  if (typeof s !== "string") return "";
   return s.length > MAX_AUDIT_FIELD ? s.slice(0, MAX_AUDIT_FIELD) : s;
 }
 
@@ -134,7 +140,7 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
       mesh: clip(t.mesh),
       name: clip(t.name),
       version: Number.isSafeInteger(t.version) ? t.version : 0,
-      keys: t.keys.slice(0, MAX_AUDIT_KEYS).map(clip),
+      keys: Array.isArray(t.keys) ? t.keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [],
       code: codeName,
       peer: rec.peer,
     });
