@@ -4,10 +4,11 @@
 //   * `secretd serve --workers N` (the real binary) on a fresh data dir.
 // Each returns what bench.mjs needs to drive it with the same h2load settings.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import net from "node:net";
+import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.mjs";
+import { parseServingLine } from "./serving-line.mjs";
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/main.js");
 
@@ -16,17 +17,6 @@ export function haveEtcd() {
   if (spawnSync("sh", ["-c", "command -v apt-get"]).status !== 0) return false;
   const r = spawnSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server"], { stdio: "inherit" });
   return r.status === 0 && spawnSync("etcd", ["--version"]).status === 0;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Protobuf: field `n` (length-delimited) holding `bytes`. */
@@ -59,7 +49,8 @@ export async function startEtcd(dir, track) {
         "--listen-client-urls", url(client), "--advertise-client-urls", url(client),
         "--listen-peer-urls", url(peer), "--initial-advertise-peer-urls", url(peer), "--initial-cluster", `bench=${url(peer)}`,
       ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      // etcd (and its gRPC library) log to stderr even at --log-level error: into a file, not over the bench's output.
+      { stdio: ["ignore", "ignore", openSync(path.join(dir, "..", "etcd.log"), "a")] },
     ),
     "etcd",
   );
@@ -85,10 +76,9 @@ export async function startWorkersServer(dataDir, workers, track, timeoutMs = 60
     buf = parts.pop();
     for (const p of parts) {
       if (lines.length < 10_000) lines.push(p);
-      if (!p.includes("secretd serving")) continue;
-      const l = JSON.parse(p);
-      if (l.msg === "secretd serving" && l.pid) pids.add(l.pid);
-      if (l.msg === "secretd serving with workers") port = Number(String(l.listen).split(":").pop());
+      const s = parseServingLine(p);
+      if (s?.kind === "worker" && s.pid) pids.add(s.pid);
+      if (s?.kind === "primary") port = s.port;
     }
   });
   const end = Date.now() + timeoutMs;

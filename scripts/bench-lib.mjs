@@ -108,6 +108,21 @@ export function cpuSeconds(pid) {
   }
 }
 
+/**
+ * Seconds the main thread of a process spent runnable but waiting for a CPU (the
+ * second field of /proc/PID/schedstat, in ns). A server that is "at 50 % CPU" while it
+ * waited the other 50 % on the run queue was starved by other processes, not idle.
+ * (This box has sched_autogroup on: every session gets an equal share of the CPUs, so
+ * `nice` elsewhere does not keep other sessions' tests off ours.)
+ */
+export function runqWaitSeconds(pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 /** VmRSS and VmHWM of a process in MiB. */
 export function memoryMb(pid) {
   try {

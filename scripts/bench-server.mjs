@@ -6,9 +6,13 @@
 //   ← { cmd: "profile-start", intervalUs }        → { profileStarted }
 //   ← { cmd: "profile-stop", file }               → { profileWritten: file }
 //   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
+//   ← { cmd: "audit" }                            → { audit: { written, depth, dropped } } after a flush (the trail is on, as SPEC §9 measures)
+//   ← { cmd: "loop-start" }                       → { loopStarted }  (event-loop delay and GC pauses from now)
+//   ← { cmd: "loop-stop" }                        → { loop: { delay_p50_ms, delay_p99_ms, delay_max_ms, gc_count, gc_total_ms, gc_max_ms, gc_over_1ms } }
 //   ← { cmd: "stop" } or SIGTERM                  drains, flushes the log, exits 0
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { startApp } from "../dist/app.js";
 import { loadConfig } from "../dist/config.js";
 import { createLogger } from "../dist/logger.js";
@@ -27,6 +31,33 @@ const log = createLogger(config.logLevel, logFd);
 const app = await startApp(config, log.logger);
 
 let session;
+/** Where an open-loop call's tail waits inside this process: a blocked event loop, and GC pauses. */
+let loop;
+function loopStart() {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const gc = { count: 0, total: 0, max: 0, over1: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count++;
+      gc.total += e.duration;
+      gc.max = Math.max(gc.max, e.duration);
+      if (e.duration > 1) gc.over1++;
+    }
+  });
+  obs.observe({ entryTypes: ["gc"] });
+  delay.enable();
+  loop = { delay, gc, obs };
+}
+function loopStop() {
+  const { delay, gc, obs } = loop;
+  delay.disable();
+  obs.disconnect();
+  loop = undefined;
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  const r2 = (x) => Math.round(x * 100) / 100;
+  return { delay_p50_ms: ms(delay.percentile(50)), delay_p99_ms: ms(delay.percentile(99)), delay_max_ms: ms(delay.max), gc_count: gc.count, gc_total_ms: r2(gc.total), gc_max_ms: r2(gc.max), gc_over_1ms: gc.over1 };
+}
+
 let stopping = false;
 async function stop(code = 0) {
   if (stopping) return;
@@ -62,6 +93,14 @@ process.on("message", (m) => {
     } else if (m?.cmd === "mem") {
       const u = process.memoryUsage();
       process.send?.({ mem: Object.fromEntries(Object.entries(u).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10])) });
+    } else if (m?.cmd === "audit") {
+      await app.audit.flush();
+      process.send?.({ audit: { written: app.audit.written, depth: app.audit.depth, dropped: app.audit.dropped } });
+    } else if (m?.cmd === "loop-start") {
+      loopStart();
+      process.send?.({ loopStarted: true });
+    } else if (m?.cmd === "loop-stop") {
+      process.send?.({ loop: loopStop() });
     } else if (m?.cmd === "stop") {
       await stop(0);
     }

@@ -6,10 +6,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { freePort } from "./free-port.mjs";
 
 function binDir() {
   const root = "/usr/lib/postgresql";
@@ -17,17 +17,6 @@ function binDir() {
   const v = versions.sort((a, b) => Number(b) - Number(a))[0];
   if (v === undefined) throw new Error("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql");
   return path.join(root, v, "bin");
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** @param {{ fsync?: boolean }} [options] fsync off by default: a test cluster lives for one file. */

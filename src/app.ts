@@ -1,4 +1,5 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
+import cluster from "node:cluster";
 import path from "node:path";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
@@ -33,7 +34,7 @@ export interface App {
   readonly plaintexts: PlaintextCache;
   /** The audit queue: events of calls not yet flushed wait here (flush() writes them now). */
   readonly audit: AuditTrail;
-  /** Where /metrics is served, when --metrics-listen is set. */
+  /** Where /metrics is served, when --metrics-listen is set (in a --workers worker: undefined, the primary serves it). */
   readonly metricsPort: number | undefined;
   /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
   close(graceMs?: number): Promise<void>;
@@ -194,7 +195,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       observer: m,
       auditStorage: st,
     });
-    if (m && config.metricsListen) {
+    // A --workers worker hands its series to the primary, which alone listens (a shared
+    // port would deal each scrape to one worker and show that worker's counts only).
+    if (m && cluster.isWorker) m.serveToPrimary();
+    else if (m && config.metricsListen) {
       metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
         logger.error({ err }, "metrics collection failed"),
       );

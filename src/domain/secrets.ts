@@ -20,6 +20,7 @@ import { openData, sealData } from "./barrier.js";
 import { SecretdError, denied, invalid, notFound } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
+import { PAGE_BYTES, secretEntryBytes } from "./page-budget.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
@@ -231,16 +232,16 @@ export class Secrets {
     const fingerprintInput: FingerprintInput = { ...secret, sub: p.sub, data };
     if (req.requestId !== "") {
       validateRequestId(req.requestId);
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     const version = sealData(this.deps.keyring, secret, 1, data, now);
     const request =
-      req.requestId === "" ? undefined : { requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
+      req.requestId === "" ? undefined : { sub: p.sub, requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
     const result = await this.deps.storage.insertSecret(secret, version, request);
     if (result === "request-exists") {
       // A concurrent retry with the same id won the race: answer as it did.
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     if (result !== "ok") {
@@ -253,8 +254,8 @@ export class Secrets {
    * A retried CreateSecret: the same request_id with the same request returns the
    * secret it created; with a different request it is refused.
    */
-  private async replay(scope: Scope, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
-    const prior = await this.deps.storage.findCreateRequest(scope.tenant, requestId);
+  private async replay(scope: Scope, sub: string, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
+    const prior = await this.deps.storage.findCreateRequest(scope.tenant, sub, requestId);
     if (!prior) return undefined;
     if (!sameRequest(this.deps.keyring, prior.fingerprint, input)) {
       throw invalid("request_id", "was already used for a different CreateSecret request");
@@ -308,18 +309,32 @@ export class Secrets {
     const batch = pageSize + 1;
     const out: SecretRow[] = [];
     let scanned = 0;
+    let bytes = 0;
+    let full = false;
     let more = true;
-    while (out.length < pageSize && more && scanned < MAX_LIST_SCAN) {
+    while (!full && more && scanned < MAX_LIST_SCAN) {
       const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, expireBefore, visibleTo });
       more = rows.length === batch;
-      for (const row of rows) {
-        if (out.length === pageSize) {
-          more = true;
-          break;
+      for (const [i, row] of rows.entries()) {
+        if (matchesSelector(selector, row.labels)) {
+          // A page ends at page_size entries or PAGE_BYTES encoded, whichever comes first
+          // (#16 item 4); a row that does not fit starts the next page.
+          const size = secretEntryBytes(row);
+          if (out.length > 0 && bytes + size > PAGE_BYTES) {
+            full = true;
+            more = true;
+            break;
+          }
+          bytes += size;
+          out.push(row);
         }
         scanned++;
         after = row.name;
-        if (matchesSelector(selector, row.labels)) out.push(row);
+        if (out.length === pageSize) {
+          full = true;
+          more ||= i < rows.length - 1;
+          break;
+        }
       }
     }
     return { secrets: out, nextPageToken: more ? encodePageToken(after, query) : "" };

@@ -160,11 +160,11 @@ describe("grants: unknown keys and replacement (#15.10)", () => {
   });
 
   it(
-    "when the CLI grants a key the secret lacks, then exit 2 naming the key",
+    "when the CLI grants a key the secret lacks, then the server refuses it (exit 1, SPEC §7) naming the key",
     async () => {
       await s.call("createSecret", { mesh: M, name: "unknown-cli", stringData: { a: "alpha" } }, owner);
       const r = await secretd(["grant", "unknown-cli", "--subject", "user:bob", "--permission", "read", "--key", "passwrod"]);
-      expect(r.status).toBe(2);
+      expect(r.status).toBe(1);
       expect(r.err).toMatch(/^secretd: INVALID_ARGUMENT: keys: .*"passwrod"/);
     },
     SLOW,

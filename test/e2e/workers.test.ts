@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readHs256Secret } from "../../src/auth/keys.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { CreateSecretRequest, GetSecretRequest, SecretServiceClient, UpdateSecretRequest, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { parseServingLine } from "../../scripts/serving-line.mjs";
 import { openWatch } from "../helpers/watch.js";
 
 const MAIN = path.resolve("dist/main.js");
@@ -68,8 +69,8 @@ beforeAll(async () => {
     lines.push(...parts.filter((p) => p.trim() !== ""));
   });
   child.stderr.resume();
-  const ready = await until(() => logged().find((l) => l.msg === "secretd serving with workers"), 30_000);
-  port = Number(String(ready.listen).split(":").pop());
+  const ready = await until(() => lines.map(parseServingLine).find((s) => s?.kind === "primary" && s.port !== undefined), 30_000);
+  port = ready.port as number;
   token = await mintToken({ secret: readHs256Secret(path.join(dir, "jwt-dev.key")), tenant: "acme", sub: "alice", roles: ["tenant-admin"], ttlSec: 600 });
 }, 60_000);
 

@@ -90,6 +90,7 @@ interface VersionMetaRecord {
 
 interface RequestRecord {
   tenant: string;
+  sub: string;
   request_id: string;
   secret_uid: string;
   fingerprint: string;
@@ -149,6 +150,9 @@ interface AuditParams {
 const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
+/** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
+const BUSY_TIMEOUT_MS = 5000;
+
 function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
   db.pragma(`${name} = ${value}`);
   const got = db.pragma(name, { simple: true });
@@ -168,7 +172,7 @@ export function openSqliteDatabase(file: string): Db {
     pragma(db, "synchronous", "FULL", 2);
     pragma(db, "foreign_keys", "ON", 1);
     pragma(db, "secure_delete", "ON", 1);
-    db.pragma("busy_timeout = 5000");
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // 4 MiB of page cache instead of the 16 MiB default: hot secrets are served from the
     // read cache, inserts touch few pages (time-ordered uids), and the rest is in the OS
     // page cache anyway; the 12 MiB saved count against the RSS budget.
@@ -354,21 +358,21 @@ export class SqliteStorage implements Storage {
          WHERE uid = @uid AND etag = @expect_etag`,
       ),
       insertRequest: db.prepare(
-        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
+        `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
       ),
-      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-        "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND request_id = ?",
+      findRequest: db.prepare<[string, string, string], { sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+        "SELECT sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND sub = ? AND request_id = ?",
       ),
       grantsMacOf: db.prepare<[string], Identity & { grants_mac: Buffer | null }>("SELECT uid, tenant, mesh, name, grants_mac FROM secrets WHERE uid = ?"),
       setGrantsMac: db.prepare("UPDATE secrets SET grants_mac = ? WHERE uid = ?"),
       secretsByUid: db.prepare<[string, number], SecretRecord>(`SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.uid > ? ORDER BY s.uid LIMIT ?`),
       versionMetas: db.prepare<[string], VersionMetaRecord>("SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ? ORDER BY version"),
-      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, request_id"),
+      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, sub, request_id"),
       replaceSecretMac: db.prepare("UPDATE secrets SET mac = @next WHERE uid = @uid AND mac IS @old"),
       replaceGrantsMac: db.prepare("UPDATE secrets SET grants_mac = @next WHERE uid = @uid AND grants_mac IS @old"),
       replaceVersionMac: db.prepare("UPDATE secret_versions SET mac = @next WHERE uid = @uid AND version = @version AND mac IS @old"),
-      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND request_id = @request_id AND mac IS @old"),
+      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND sub = @sub AND request_id = @request_id AND mac IS @old"),
       backfillPending: db.prepare<[], number>("SELECT count(*) FROM mac_backfill").pluck(),
       anyMac: db.prepare<[], number>(
         `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
@@ -416,10 +420,14 @@ export class SqliteStorage implements Storage {
       ),
       pruneAudit: db.prepare("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)"),
     };
-    this.writes = new GroupCommit(db, (seconds) => {
-      this.publish();
-      this.onCommit(seconds);
-    });
+    this.writes = new GroupCommit(
+      db,
+      (seconds) => {
+        this.publish();
+        this.onCommit(seconds);
+      },
+      { busyTimeoutMs: BUSY_TIMEOUT_MS },
+    );
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -432,13 +440,13 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** One immediate write transaction (its duration told to onCommit), then its changes published. */
-  private commit<T>(fn: () => T): T {
-    const started = performance.now();
-    const result = this.db.transaction(fn).immediate();
-    this.onCommit((performance.now() - started) / 1000);
-    this.publish();
-    return result;
+  /**
+   * Every write goes through the group commit: one transaction per event-loop turn (its
+   * duration told to onCommit), the write lock taken without sleeping the event loop when
+   * another worker holds it, then its changes published.
+   */
+  private commit<T>(fn: () => T): Promise<T> {
+    return this.writes.submit(fn);
   }
 
   private record(kind: ChangeInput["kind"], s: Identity): void {
@@ -493,7 +501,7 @@ export class SqliteStorage implements Storage {
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     return this.writes.submit((): "ok" | "exists" | "request-exists" => {
-      if (request && this.stmt.findRequest.get(secret.tenant, request.requestId)) return "request-exists";
+      if (request && this.stmt.findRequest.get(secret.tenant, request.sub, request.requestId)) return "request-exists";
       const r = this.stmt.insertSecret.run({
         uid: secret.uid,
         tenant: secret.tenant,
@@ -516,15 +524,15 @@ export class SqliteStorage implements Storage {
       });
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
-      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
+      if (request) this.stmt.insertRequest.run(secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
       this.record("secret-created", secret);
       return "ok";
     });
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = this.stmt.findRequest.get(tenant, requestId);
-    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = this.stmt.findRequest.get(tenant, sub, requestId);
+    return r ? { sub: r.sub, requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
@@ -640,6 +648,7 @@ export class SqliteStorage implements Storage {
       })),
       requests: this.stmt.requestsOf.all(r.uid).map((q) => ({
         tenant: q.tenant,
+        sub: q.sub,
         requestId: q.request_id,
         secretUid: q.secret_uid,
         fingerprint: q.fingerprint,
@@ -664,7 +673,7 @@ export class SqliteStorage implements Storage {
       const old = blob(r.old);
       const next = Buffer.from(r.next);
       let n: number;
-      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, request_id: r.requestId, old, next }).changes;
+      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, sub: r.sub, request_id: r.requestId, old, next }).changes;
       else if (r.kind === "version") n = this.stmt.replaceVersionMac.run({ uid: r.uid, version: r.version, old, next }).changes;
       else if (r.kind === "grants") n = this.stmt.replaceGrantsMac.run({ uid: r.uid, old, next }).changes;
       else n = this.stmt.replaceSecretMac.run({ uid: r.uid, old, next }).changes;
