@@ -907,6 +907,11 @@ async function main() {
   // The one-process server stays up for the box stage: its GetSecret runs alternate with
   // etcd's and --workers auto's, so "auto vs one process" is measured under one condition.
   const box = await boxStage(getValue, { name: "get_one", target: targets.get, pids: [server.pid] });
+  // SPEC §9 budgets are measured with the audit trail on: every call above recorded an event.
+  server.child.send({ cmd: "audit" });
+  const audit = (await onceMessage(server.child, (m) => m?.audit, 30_000, "audit counts")).audit;
+  say(`audit trail: ${audit.written} events written during the run, ${audit.depth} queued, ${audit.dropped} dropped`);
+  if (audit.written === 0) throw new Error("the audit trail wrote no events: the budgets must be measured with it on");
   await stopChild(server.child, "ipc");
   const log = await tallyLog(logFile);
   const dbBytes = POSTGRES
@@ -1032,6 +1037,8 @@ async function main() {
     profile_project_inclusive: profiles.ProjectSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_list_inclusive: profiles.ListSecrets?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
     profile_create_inclusive: profiles.CreateSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
+    audit_events_written: audit.written,
+    audit_events_dropped: audit.dropped,
     budgets: undefined,
     seconds: round((Date.now() - t0) / 1000, 1),
   };

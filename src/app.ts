@@ -1,4 +1,5 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
+import cluster from "node:cluster";
 import path from "node:path";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
@@ -6,6 +7,7 @@ import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import { KeyringHolder } from "./crypto/keyring-holder.js";
+import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
@@ -28,9 +30,11 @@ export interface App {
   readonly watches: WatchHub;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
+  /** Decrypted payloads kept for hot reads (--value-cache-mb), emptied on the change feed. */
+  readonly plaintexts: PlaintextCache;
   /** The audit queue: events of calls not yet flushed wait here (flush() writes them now). */
   readonly audit: AuditTrail;
-  /** Where /metrics is served, when --metrics-listen is set. */
+  /** Where /metrics is served, when --metrics-listen is set (in a --workers worker: undefined, the primary serves it). */
   readonly metricsPort: number | undefined;
   /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
   close(graceMs?: number): Promise<void>;
@@ -161,12 +165,19 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });
   trail = audit;
-  const secrets = new Secrets({ storage: st, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
+  const plaintexts = new PlaintextCache(config.valueCacheBytes);
+  // A write on any worker or replica reaches this feed: its secret's plaintext leaves memory
+  // (entries are exact-bytes memos, so this is hygiene, not what keeps reads correct).
+  const dropPlaintexts = st.changes.subscribe((ev) => {
+    if (ev.type === "changes") for (const c of ev.changes) plaintexts.invalidate(c.uid);
+    else if (ev.reason === "compacted") plaintexts.clear();
+  });
+  const secrets = new Secrets({ storage: st, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
   const grants = new Grants({ storage: st, secrets });
   const consumers = new Consumers({ storage: st, secrets });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
   const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
-  const projection = { storage: st, keyring };
+  const projection = { storage: st, keyring, plaintexts };
   const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
   watches = hub;
   let server: RunningServer | undefined;
@@ -184,12 +195,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       observer: m,
       auditStorage: st,
     });
-    if (m && config.metricsListen) {
+    // A --workers worker hands its series to the primary, which alone listens (a shared
+    // port would deal each scrape to one worker and show that worker's counts only).
+    if (m && cluster.isWorker) m.serveToPrimary();
+    else if (m && config.metricsListen) {
       metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
         logger.error({ err }, "metrics collection failed"),
       );
     }
   } catch (err) {
+    dropPlaintexts.close();
+    plaintexts.clear();
     keyring.close();
     await hub.shutdown();
     await server?.shutdown(0);
@@ -217,12 +233,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     get keyring() {
       return keyring.current();
     },
+    plaintexts,
     async close(graceMs = 10_000) {
       stopWatching();
       keyring.close();
       // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
       await hub.shutdown();
       await running.shutdown(graceMs);
+      dropPlaintexts.close();
+      plaintexts.clear();
       await metricsAt?.close();
       // After the drain: every call that finished has recorded its event.
       await audit.close();

@@ -12,10 +12,17 @@
  *   when it keeps dying right after start).
  * - SIGTERM/SIGINT to the primary: every worker drains (its own SIGTERM path), then the
  *   primary exits. A worker whose primary is gone drains and exits too.
+ * - `--metrics-listen`: the primary alone serves /metrics, the sum of every worker's series.
+ * - On SQLite the primary holds the database open (read-only, never writing) from the
+ *   first worker's start to its own exit, so `secretd restore` sees a live server even
+ *   while every worker is down and being restarted.
  */
 import cluster, { type Worker } from "node:cluster";
+import path from "node:path";
+import { DB_FILE } from "./app.js";
 import type { Config } from "./config.js";
 import type { LoggerHandle } from "./logger.js";
+import { holdDatabase } from "./storage/sqlite/sqlite-maintenance.js";
 
 /** Sent by a worker to the primary once it serves. */
 export interface WorkerReady {
@@ -90,7 +97,7 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
           respawn();
         },
       );
-    }, restartDelay).unref();
+    }, restartDelay); // not unref'd: with every worker dead, this timer is what keeps the primary alive
   };
 
   const stop = (signal: string): void => {
@@ -122,8 +129,24 @@ export async function runPrimary(config: Config, log: LoggerHandle): Promise<nev
 
   try {
     const first = await fork(true);
+    // The first worker has created and migrated the file; released only when the process exits.
+    if (config.databaseUrl === "") holdDatabase(path.join(config.dataDir, DB_FILE));
     await Promise.all(Array.from({ length: config.workers - 1 }, () => fork(false)));
-    logger.info({ listen: `${config.listen.host}:${first.port}`, workers: config.workers }, "secretd serving with workers");
+    let metricsAt = {};
+    if (config.metricsListen) {
+      // Only the primary listens; each scrape asks every worker for its series and sums them.
+      const { clusterMetricsSource } = await import("./metrics/metrics.js");
+      const { startMetricsServer } = await import("./metrics/metrics-server.js");
+      const address = `${config.metricsListen.host}:${config.metricsListen.port}`;
+      const served = await startMetricsServer(clusterMetricsSource(), config.metricsListen.host, config.metricsListen.port, (err) =>
+        logger.error({ err }, "metrics collection failed"),
+      ).catch((err: unknown) => {
+        logger.error({ err, metricsListen: address }, "the metrics endpoint could not listen: stopping");
+        throw Object.assign(new Error(`--metrics-listen ${address}: ${err instanceof Error ? err.message : String(err)}`), { exitCode: 1 });
+      });
+      metricsAt = { metrics: `${config.metricsListen.host}:${served.port}` };
+    }
+    logger.info({ listen: `${config.listen.host}:${first.port}`, workers: config.workers, ...metricsAt }, "secretd serving with workers");
   } catch (err) {
     const code = (err as { exitCode?: number }).exitCode ?? 1;
     stopping = true;

@@ -49,6 +49,10 @@ type RawSettings = {
   auditFile: string;
   maxWatchesPerTenant: string;
   workers: string;
+  maxConnections: string;
+  maxConnectionsPerPeer: string;
+  writeStallTimeout: string;
+  valueCacheMb: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -77,7 +81,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
   { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
+  { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB of decrypted values kept in memory per server process for hot reads (0 = off; see SECURITY.md)" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
+  { key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)" },
+  { key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)" },
+  { key: "writeStallTimeout", flag: "write-stall-timeout", env: "SECRETD_WRITE_STALL_TIMEOUT", default: "30s", doc: "a connection whose client reads none of its pending answers for this long is closed (0 = never)" },
 ];
 
 export interface Config {
@@ -118,6 +126,10 @@ export interface Config {
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
   readonly workers: number;
+  /** Per server process (transport/grpc/connection-guard.ts); 0 = no cap. */
+  readonly connections: { readonly max: number; readonly maxPerPeer: number; readonly writeStallMs: number };
+  /** Bytes of decrypted payloads kept across calls (PlaintextCache); 0 = off. */
+  readonly valueCacheBytes: number;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -307,6 +319,22 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   if (!Number.isInteger(maxWatchesPerTenant) || maxWatchesPerTenant < 0 || maxWatchesPerTenant > 10_000_000) {
     throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
   }
+  const connectionCap = (key: "maxConnections" | "maxConnectionsPerPeer"): number => {
+    const n = Number(raw[key]);
+    if (!Number.isInteger(n) || n < 0 || n > 1_000_000) throw bad(key, "must be an integer from 0 to 1000000 (0 = no cap)");
+    return n;
+  };
+  let writeStallMs = 0;
+  if (raw.writeStallTimeout !== "0") {
+    try {
+      writeStallMs = parseDuration(raw.writeStallTimeout) * 1000;
+    } catch {
+      throw bad("writeStallTimeout", `"${raw.writeStallTimeout.slice(0, 32)}" is not a duration like 30s or 2m (0 = never)`);
+    }
+  }
+
+  const valueCacheMb = Number(raw.valueCacheMb);
+  if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
 
   const config: Config = {
     listen,
@@ -335,6 +363,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     audit: { retentionMs: auditRetentionSec * 1000, file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile) },
     maxWatchesPerTenant,
     workers,
+    connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
+    valueCacheBytes: valueCacheMb * 1024 * 1024,
   };
   return deepFreeze(config);
 }

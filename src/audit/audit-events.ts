@@ -5,6 +5,7 @@
  */
 import { TENANT_ADMIN } from "../domain/access.js";
 import { denied, invalid } from "../domain/errors.js";
+import { auditEntryBytes, PAGE_BYTES } from "../domain/page-budget.js";
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import { hasRole, type Principal } from "../domain/principal.js";
 import { scopeFor } from "../domain/secrets.js";
@@ -62,8 +63,17 @@ export async function listAuditEvents(storage: Pick<Storage, "listAudit">, p: Pr
     since,
     until,
   });
-  if (rows.length <= pageSize) return { events: rows, nextPageToken: "" };
-  const events = rows.slice(0, pageSize);
+  // A page also ends before PAGE_BYTES encoded: an event may carry 256 keys of 256
+  // characters, and 1,000 of those would pass the send limit (#16 item 4).
+  const events: StoredAuditRow[] = [];
+  let bytes = 0;
+  for (const row of rows.slice(0, pageSize)) {
+    const size = auditEntryBytes(row);
+    if (events.length > 0 && bytes + size > PAGE_BYTES) break;
+    bytes += size;
+    events.push(row);
+  }
+  if (rows.length <= pageSize && events.length === rows.length) return { events, nextPageToken: "" };
   const last = events[events.length - 1]!;
   return { events, nextPageToken: encodePageToken(`${last.time}.${last.id}`, query) };
 }

@@ -36,6 +36,7 @@ const MAX_PRUNE_INTERVAL_MS = 60_000;
 export class AuditTrail implements AuditSink {
   #queue: AuditRow[] = [];
   #dropped = 0;
+  #written = 0;
   #flushing: Promise<void> = Promise.resolve();
   #flushScheduled = false;
   #closed = false;
@@ -64,6 +65,11 @@ export class AuditTrail implements AuditSink {
   /** Events recorded and not yet written. */
   get depth(): number {
     return this.#queue.length;
+  }
+
+  /** Events written to storage since start. */
+  get written(): number {
+    return this.#written;
   }
 
   /** Events lost because the queue was full (storage failing for a long time). */
@@ -107,6 +113,7 @@ export class AuditTrail implements AuditSink {
         this.opts.logger.error({ err, events: batch.length }, "audit flush failed; events kept for the next flush");
         return;
       }
+      this.#written += batch.length;
       this.opts.onFlush?.((performance.now() - started) / 1000, batch.length);
     }
   }

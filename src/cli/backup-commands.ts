@@ -3,12 +3,15 @@
  * of the SQLite database taken while a server serves (SQLite's backup API): values stay
  * sealed and the KEK is never in it — it lives in its own file, which must be kept (and
  * backed up) apart. Restore refuses to run under a live server at all, and over a data
- * dir that already holds secrets unless --force.
+ * dir that already holds secrets unless --force. Both are SQLite's: on PostgreSQL the
+ * database's own tools (pg_dump / pg_restore, base backups) do this, and both verbs refuse
+ * a --database-url rather than copy the wrong thing.
  */
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
+import { maskUrl, type Config } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
@@ -18,6 +21,15 @@ import { withExample } from "./help.js";
 
 function describeCounts(c: DatabaseCounts): string {
   return `${c.secrets} secrets, ${c.versions} versions, ${c.grants} grants (schema ${c.schema})`;
+}
+
+function sqliteOnly(verb: "backup" | "restore", config: Config): void {
+  if (config.databaseUrl === "") return;
+  const tool = verb === "backup" ? "pg_dump -Fc -f FILE" : "pg_restore -d DATABASE FILE";
+  throw invalid(
+    "--database-url",
+    `secretd ${verb} works on the SQLite data dir only; with PostgreSQL (${maskUrl(config.databaseUrl)}) use ${tool}: values stay sealed in the dump, and the KEK file (${config.kekFile}) must be kept apart`,
+  );
 }
 
 function fsyncDir(dir: string): void {
@@ -31,6 +43,7 @@ function fsyncDir(dir: string): void {
 
 async function backup(file: string, opts: Record<string, string | boolean | undefined>): Promise<void> {
   const config = configFrom(opts);
+  sqliteOnly("backup", config);
   const dbFile = path.join(config.dataDir, DB_FILE);
   if (!existsSync(dbFile)) throw new SecretdError("FAILED_PRECONDITION", `no database at ${dbFile} (check --data-dir)`);
   const dest = path.resolve(file);
@@ -55,6 +68,7 @@ async function backup(file: string, opts: Record<string, string | boolean | unde
 
 async function restore(file: string, opts: Record<string, string | boolean | undefined>): Promise<void> {
   const config = configFrom(opts);
+  sqliteOnly("restore", config);
   const source = path.resolve(file);
   if (!existsSync(source)) throw invalid("FILE", `${source} does not exist`);
   const problems = integrityProblems(source);

@@ -1,6 +1,6 @@
 /** `secretd consumers NAME`: the live watches of one secret (who would break if it were deleted). */
 import type { Command } from "commander";
-import { ListConsumersRequest } from "../gen/secrets/v1/secrets.js";
+import { ListConsumersRequest, type Consumer } from "../gen/secrets/v1/secrets.js";
 import { outputOption, runClient, withClientOptions } from "./client.js";
 import { withExample } from "./help.js";
 import { consumersTable, consumerView, renderDoc, type DocFormat } from "./output.js";
@@ -15,7 +15,13 @@ export function registerConsumers(program: Command): void {
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<{ output: DocFormat | "table" }>();
-      const { consumers } = await conn.unary(conn.client.listConsumers, ListConsumersRequest.fromPartial({ mesh: conn.mesh, name }));
+      const consumers: Consumer[] = [];
+      let pageToken = "";
+      do {
+        const page = await conn.unary(conn.client.listConsumers, ListConsumersRequest.fromPartial({ mesh: conn.mesh, name, pageToken }));
+        consumers.push(...page.consumers);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
       if (f.output === "table") {
         if (consumers.length === 0) process.stderr.write(`no live consumers of secret "${name}"\n`);
         else process.stdout.write(consumersTable(consumers));

@@ -3,38 +3,53 @@
  * echoes the effective configuration (URL credentials masked; no setting holds a key
  * itself, only paths to key files), checks that key files are owner-only, runs SQLite's
  * integrity_check and opens every stored version with the keyring, naming each one that
- * fails. Read-only, so it is safe next to a running server. Exit 1 when anything failed.
+ * fails, then checks every secret's row MACs (metadata, grants, versions, create requests)
+ * as the server does on a read. With a PostgreSQL --database-url it checks the connection, the schema and that
+ * every secret's current version is stored, then opens every version the same way (page
+ * integrity is PostgreSQL's own: data checksums, amcheck). Read-only, so it is safe next
+ * to running servers. Exit 1 when anything failed.
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { DB_FILE } from "../app.js";
-import { effectiveSettings, type Config } from "../config.js";
+import { effectiveSettings, maskUrl, type Config } from "../config.js";
 import { secretAad } from "../crypto/aad.js";
 import { decodeData } from "../crypto/data-codec.js";
 import { openVersion } from "../crypto/envelope.js";
 import { loadKeyring } from "../crypto/keyring.js";
 import { SecretdError } from "../domain/errors.js";
-import { integrityProblems, sealedVersions } from "../storage/sqlite/sqlite-maintenance.js";
+import type { Keyring } from "../crypto/keyring.js";
+import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
+import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
+import { MIGRATIONS } from "../storage/sqlite/migrations.js";
+import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
+import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { printError } from "./cli-errors.js";
 import { withExample } from "./help.js";
+import { renderDoc } from "./output.js";
 import { progress } from "./progress.js";
 
-type Verdict = "ok" | "warn" | "FAIL";
+type Verdict = "ok" | "note" | "warn" | "FAIL";
 
 interface Report {
   failed: number;
+  readonly checks: Array<{ verdict: Verdict; text: string }>;
   /** `counted: false` for a summary of problems already reported one by one. */
   say(verdict: Verdict, text: string, counted?: boolean): void;
 }
 
-function report(): Report {
+/** live: print each check as it is made (text output); otherwise only collect them. */
+function report(live: boolean): Report {
   return {
     failed: 0,
+    checks: [],
     say(verdict, text, counted = true) {
       if (verdict === "FAIL" && counted) this.failed++;
-      process.stdout.write(`${verdict.padEnd(5)} ${text}\n`);
+      this.checks.push({ verdict, text });
+      if (live) process.stdout.write(`${verdict.padEnd(5)} ${text}\n`);
     },
   };
 }
@@ -59,6 +74,8 @@ function checkFiles(r: Report, config: Config): void {
   if (existsSync(config.dataDir)) {
     const m = statSync(config.dataDir).mode;
     r.say((m & 0o077) === 0 ? "ok" : "warn", `data dir ${config.dataDir}: mode ${mode(m)}${(m & 0o077) === 0 ? "" : " (0700 recommended)"}`);
+  } else if (config.databaseUrl !== "") {
+    r.say("note", `data dir ${config.dataDir}: does not exist (with PostgreSQL it only holds default key files)`);
   } else {
     r.say("FAIL", `data dir ${config.dataDir}: does not exist`);
   }
@@ -66,27 +83,30 @@ function checkFiles(r: Report, config: Config): void {
   if (config.jwt.hs256SecretFile !== "") checkKeyFile(r, "HS256 secret file", config.jwt.hs256SecretFile, !config.jwt.hs256IsDevKey);
   if (config.tls !== undefined) checkKeyFile(r, "TLS key", config.tls.key, true);
   const db = path.join(config.dataDir, DB_FILE);
-  if (existsSync(db)) checkKeyFile(r, "database", db, true);
+  if (config.databaseUrl === "" && existsSync(db)) checkKeyFile(r, "database", db, true);
 }
 
 function errorText(err: unknown): string {
   return err instanceof SecretdError ? `${err.code}: ${err.message}` : "unexpected error";
 }
 
-/** Opens every version with the keyring; a version that fails is named, never shown. */
-function checkBlobs(r: Report, config: Config, dbFile: string): void {
-  let keyring;
+function keyringOf(r: Report, config: Config): Keyring | undefined {
   try {
-    keyring = loadKeyring(config.kekFile, { create: false, warn: () => {} });
+    return loadKeyring(config.kekFile, { create: false, warn: () => {} });
   } catch (err) {
     r.say("FAIL", `keyring: ${errorText(err)}; no stored value can be checked`);
-    return;
+    return undefined;
   }
-  const rows = [...sealedVersions(dbFile)];
+}
+
+/** Opens every version with the keyring; a version that fails is named, never shown. */
+async function checkBlobs(r: Report, keyring: Keyring, rows: AsyncIterable<SealedVersionRow> | Iterable<SealedVersionRow>, total: number): Promise<void> {
   const bar = progress("opening stored versions");
+  let seen = 0;
   let opened = 0;
   const failures: string[] = [];
-  rows.forEach((row, i) => {
+  for await (const row of rows) {
+    seen++;
     try {
       const plaintext = openVersion(keyring, secretAad(row), row.dek, row.payload);
       try {
@@ -98,12 +118,78 @@ function checkBlobs(r: Report, config: Config, dbFile: string): void {
     } catch (err) {
       failures.push(`tenant "${row.tenant}" mesh "${row.mesh}" secret "${row.name}" version ${row.version} (uid ${row.uid}): ${errorText(err)}`);
     }
-    bar.update(`${i + 1} of ${rows.length}`);
-  });
+    bar.update(`${seen} of ${Math.max(seen, total)}`);
+  }
   bar.done();
   for (const f of failures) r.say("FAIL", `does not open: ${f}`);
   const kekIds = keyring.keys.map((k) => k.id).join(", ");
-  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${rows.length} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
+  r.say(failures.length === 0 ? "ok" : "FAIL", `opened ${opened} of ${seen} stored versions with the keyring (KEKs ${kekIds}; active ${keyring.active.id})`, false);
+}
+
+async function checkSqlite(r: Report, config: Config): Promise<void> {
+  const dbFile = path.join(config.dataDir, DB_FILE);
+  if (!existsSync(dbFile)) {
+    r.say("warn", `database ${dbFile}: does not exist yet (created on the first start)`);
+    return;
+  }
+  const problems = integrityProblems(dbFile);
+  if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
+  for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
+  const keyring = keyringOf(r, config);
+  if (keyring === undefined) return;
+  const rows = [...sealedVersions(dbFile)];
+  await checkBlobs(r, keyring, rows, rows.length);
+  const schema = databaseCounts(dbFile).schema;
+  const known = Math.max(...MIGRATIONS.map((m) => m.id));
+  if (schema !== known) {
+    r.say("warn", `database ${dbFile}: schema ${schema}, this build's is ${known}: row MACs not checked (a server of this build migrates it at start)`);
+    return;
+  }
+  const storage = new SqliteStorage(dbFile);
+  try {
+    reportMacs(r, await checkRowMacs(storage, keyring));
+  } finally {
+    await storage.close();
+  }
+}
+
+function reportMacs(r: Report, res: RowMacResult): void {
+  for (const f of res.failures) r.say("FAIL", `row MAC does not check: ${f}`);
+  r.say(res.failures.length === 0 ? "ok" : "FAIL", `row MACs of ${res.examined - res.failures.length} of ${res.examined} secrets check (metadata, grants, versions, create requests)`, false);
+}
+
+async function checkPostgres(r: Report, config: Config): Promise<void> {
+  const shown = maskUrl(config.databaseUrl);
+  let snap;
+  try {
+    snap = await openPostgresSnapshot(config.databaseUrl, config.database.statementTimeoutMs);
+  } catch (err) {
+    r.say("FAIL", `database ${shown}: ${errorText(err)}`);
+    return;
+  }
+  try {
+    if (snap.schema === 0) {
+      r.say("warn", `database ${shown}: PostgreSQL ${snap.serverVersion}, no secretd schema yet (created by the first server start)`);
+      return;
+    }
+    const newer = snap.schema > snap.schemaKnown ? `; newer than this build's ${snap.schemaKnown}: use the servers' build` : "";
+    r.say(newer === "" ? "ok" : "warn", `database ${shown}: PostgreSQL ${snap.serverVersion}, schema ${snap.schema}${newer}, ${snap.secrets} secrets, ${snap.versions} versions`);
+    r.say("note", "integrity_check is SQLite's: PostgreSQL checks its own pages (initdb --data-checksums; the amcheck extension verifies indexes)");
+    for (const m of snap.missingCurrent) r.say("FAIL", `current version missing: tenant "${m.tenant}" mesh "${m.mesh}" secret "${m.name}" version ${m.version}`);
+    if (snap.missingCurrent.length === 0) r.say("ok", "every secret's current version is stored");
+    const keyring = keyringOf(r, config);
+    if (keyring === undefined) return;
+    await checkBlobs(r, keyring, snap.versionsIn(), snap.versions);
+    if (newer !== "") return;
+    const storage = await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs });
+    try {
+      reportMacs(r, await checkRowMacs(storage, keyring));
+    } finally {
+      await storage.close();
+    }
+  } finally {
+    await snap.close();
+  }
 }
 
 /** Settings whose empty default means a path derived from the data dir. */
@@ -115,8 +201,9 @@ function derived(key: string, config: Config | undefined): string | undefined {
   return undefined;
 }
 
-function doctor(opts: Record<string, string | undefined>): void {
-  const r = report();
+async function doctor(opts: Record<string, string | undefined>): Promise<void> {
+  const format = opts.output === "json" || opts.output === "yaml" ? opts.output : "text";
+  const r = report(format === "text");
   const flags = Object.fromEntries(Object.entries(opts).filter((e): e is [string, string] => typeof e[1] === "string"));
   let config: Config | undefined;
   let configError: unknown;
@@ -125,39 +212,42 @@ function doctor(opts: Record<string, string | undefined>): void {
   } catch (err) {
     configError = err;
   }
-  process.stdout.write("configuration (flag > env > file > default):\n");
-  for (const s of effectiveSettings(flags, process.env)) {
+  const settings = effectiveSettings(flags, process.env).map((s) => {
     const shown = s.value === "" && s.source === "default" ? (derived(s.key, config) ?? "") : s.value;
-    process.stdout.write(`  ${s.key.padEnd(20)} ${shown === "" ? '""' : shown}  (${s.source}${s.source === "env" ? ` ${s.env}` : ""})\n`);
+    return { key: s.key, value: shown, source: s.source, ...(s.source === "env" ? { env: s.env } : {}) };
+  });
+  if (format === "text") {
+    process.stdout.write("configuration (flag > env > file > default):\n");
+    for (const s of settings) process.stdout.write(`  ${s.key.padEnd(20)} ${s.value === "" ? '""' : s.value}  (${s.source}${s.env ? ` ${s.env}` : ""})\n`);
   }
   if (config === undefined) {
     r.say("FAIL", `configuration: ${errorText(configError)}`);
-    process.exitCode = 1;
-    return;
-  }
-  r.say("ok", "configuration is valid");
-  checkFiles(r, config);
-  const dbFile = path.join(config.dataDir, DB_FILE);
-  if (!existsSync(dbFile)) {
-    r.say("warn", `database ${dbFile}: does not exist yet (created on the first start)`);
   } else {
-    const problems = integrityProblems(dbFile);
-    if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
-    for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
-    checkBlobs(r, config, dbFile);
+    r.say("ok", "configuration is valid");
+    checkFiles(r, config);
+    await (config.databaseUrl === "" ? checkSqlite(r, config) : checkPostgres(r, config));
   }
-  process.stdout.write(r.failed === 0 ? "no problems found\n" : `${r.failed} problem${r.failed === 1 ? "" : "s"} found\n`);
+  if (format === "text") {
+    process.stdout.write(r.failed === 0 ? "no problems found\n" : `${r.failed} problem${r.failed === 1 ? "" : "s"} found\n`);
+  } else {
+    process.stdout.write(renderDoc({ configuration: settings, checks: r.checks, problems: r.failed }, format));
+  }
   if (r.failed > 0) process.exitCode = 1;
 }
 
 export function registerDoctor(program: Command): void {
   const cmd = program
     .command("doctor")
-    .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens");
-  withExample(cmd, "secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json");
-  withConfigOptions(cmd).action((opts: Record<string, string | undefined>) => {
+    .description("check a data dir: effective configuration (secrets masked), key file permissions, database integrity, every stored value opens, row MACs")
+    .addOption(new Option("-o, --output <format>", "text: one line per check; json or yaml: one document (configuration, checks, problems)").choices(["text", "json", "yaml"]).default("text"));
+  withExample(
+    cmd,
+    "secretd doctor --data-dir /var/lib/secretd --kek-file /etc/secretd/kek.json",
+    "secretd doctor --database-url postgres://secretd@db.internal/secretd --kek-file /etc/secretd/kek.json -o json",
+  );
+  withConfigOptions(cmd).action(async (opts: Record<string, string | undefined>) => {
     try {
-      doctor(opts);
+      await doctor(opts);
     } catch (err) {
       printError(err);
       process.exitCode = 1;

@@ -81,8 +81,8 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.insertSecret(s, v, r);
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = await this.inner.findCreateRequest(tenant, requestId);
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = await this.inner.findCreateRequest(tenant, sub, requestId);
     if (r !== undefined) checkRequest(this.keys, tenant, r);
     return r;
   }

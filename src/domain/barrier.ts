@@ -9,6 +9,7 @@ import { secretAad } from "../crypto/aad.js";
 import { decodeData, encodeData } from "../crypto/data-codec.js";
 import { openVersion, sealVersion } from "../crypto/envelope.js";
 import type { KeyringSource } from "../crypto/keyring.js";
+import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import type { SecretRow, VersionRow } from "../storage/storage.js";
 
 type RowIdentity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
@@ -25,8 +26,24 @@ export function sealData(
   return { uid: row.uid, version, keys: [...data.keys()].sort(), dek, payload, createTime: now };
 }
 
-/** Throws DATA_LOSS when the blob does not authenticate for this row. */
-export function openData(keys: KeyringSource, row: RowIdentity, v: VersionRow): Map<string, Buffer> {
+/**
+ * Throws DATA_LOSS when the blob does not authenticate for this row. With a cache, an
+ * exact row and blob opened before is not decrypted again (see PlaintextCache). The
+ * values returned are always the caller's own copies.
+ */
+export function openData(keys: KeyringSource, row: RowIdentity, v: VersionRow, cache?: PlaintextCache): Map<string, Buffer> {
+  const hit = cache?.get(keys.current(), row, v);
+  if (hit !== undefined) return decodeData(hit);
   const aad = secretAad({ tenant: row.tenant, mesh: row.mesh, name: row.name, uid: row.uid, version: v.version });
-  return decodeData(openVersion(keys, aad, v.dek, v.payload));
+  const plaintext = openVersion(keys, aad, v.dek, v.payload);
+  try {
+    const data = decodeData(plaintext);
+    // current() again: an unwrap that re-read the KEK file may have replaced the keyring.
+    if (cache?.add(keys.current(), row, v, plaintext) === true) return data;
+    plaintext.fill(0);
+    return data;
+  } catch (err) {
+    plaintext.fill(0);
+    throw err;
+  }
 }

@@ -9,7 +9,8 @@
 import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
-import { denied, grantsChanged, invalid, notFound } from "./errors.js";
+import { denied, grantsChanged, invalid, notFound, SecretdError } from "./errors.js";
+import { grantEntryBytes, PAGE_BYTES } from "./page-budget.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
 import { validateDataKey, validateName } from "./validation.js";
@@ -34,6 +35,11 @@ export function permissionOf(level: number): Permission {
 
 const SUBJECT = /^(user|role):[^\s\p{C}]{1,256}$/u;
 const MAX_GRANT_KEYS = 256;
+/**
+ * Grants per secret, and their encoded size in all: every read of the secret loads its
+ * grants, and ListGrants (which has no paging) must always fit in one answer (#16 item 4).
+ */
+export const MAX_GRANTS_PER_SECRET = 1000;
 
 /** Rows removed; "conflict" (a grant-set compare-and-set lost) is not retried here. */
 function counted(removed: number | "conflict"): number {
@@ -107,6 +113,14 @@ export class Grants {
     }
 
     const row: GrantRow = { secretUid: secret.uid, subject: req.subject, level, keys, expireTime, grantedBy: p.sub, createTime: now };
+    const kept = grants.filter((g) => g !== replaced);
+    if (kept.length + 1 > MAX_GRANTS_PER_SECRET) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `secret "${req.name}" already has ${kept.length} grants (at most ${MAX_GRANTS_PER_SECRET}): revoke some first`);
+    }
+    const bytes = kept.reduce((n, g) => n + grantEntryBytes(g, secret.mesh, secret.name), grantEntryBytes(row, secret.mesh, secret.name));
+    if (bytes > PAGE_BYTES) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `the grants of secret "${req.name}" would take ${bytes} bytes (at most ${PAGE_BYTES}): revoke some first`);
+    }
     const put = await this.deps.storage.putGrant(row);
     if (put === "missing") throw notFound(`secret "${req.name}"`);
     if (put === "conflict") throw grantsChanged();

@@ -31,6 +31,6 @@ export function decodePageToken(token: string, query: readonly string[], rpc = "
   if (!t || t.v !== 1 || typeof t.a !== "string" || typeof t.q !== "string") {
     throw invalid("page_token", `is not a token returned by ${rpc}`);
   }
-  if (t.q !== digest(query)) throw invalid("page_token", "belongs to a different query (mesh, filter or selector)");
+  if (t.q !== digest(query)) throw invalid("page_token", "belongs to a different query (mesh, name, filter or selector)");
   return { after: t.a };
 }

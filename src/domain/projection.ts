@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { KeyringSource } from "../crypto/keyring.js";
+import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/secrets/v1/secrets.js";
 import type { SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
@@ -26,6 +27,8 @@ export interface ProjectionDeps {
   readonly storage: Storage;
   /** Asked per call: a KEK rotation may change it while the server runs. */
   readonly keyring: KeyringSource;
+  /** Opened payloads kept across calls (see PlaintextCache); none when absent. */
+  readonly plaintexts?: PlaintextCache;
   readonly now?: () => number;
   /** Opens a version's values (default: openData); WatchProjection shares one opening among the watchers of a fan-out. */
   readonly open?: (row: SecretRow, version: VersionRow) => Map<string, Buffer>;
@@ -176,7 +179,7 @@ function project(
     if (data === undefined) {
       decrypted += found.version.payload.byteLength;
       if (decrypted > MAX_TOTAL_BYTES) throw new SecretdError("RESOURCE_EXHAUSTED", `projection sources exceed ${MAX_TOTAL_BYTES} bytes`);
-      data = deps.open ? deps.open(found.secret, found.version) : openData(deps.keyring, found.secret, found.version);
+      data = deps.open ? deps.open(found.secret, found.version) : openData(deps.keyring, found.secret, found.version, deps.plaintexts);
       opened.set(item.name, data);
     }
     const allowed = keysAt(access, Level.PROJECT);

@@ -28,7 +28,7 @@ export async function backfillRowMacs(storage: MacStorage, keys: KeyringSource):
       out.push({ kind: "secret", uid, old: undefined, next: signSecret(keys, r.secret) });
       out.push({ kind: "grants", uid, old: undefined, next: signGrants(keys, uid, r.grants) });
       for (const v of r.versions) out.push({ kind: "version", uid, version: v.version, old: undefined, next: signVersion(keys, v) });
-      for (const q of r.requests) out.push({ kind: "request", tenant: q.tenant, requestId: q.requestId, old: undefined, next: signRequest(keys, q.tenant, q) });
+      for (const q of r.requests) out.push({ kind: "request", tenant: q.tenant, sub: q.sub, requestId: q.requestId, old: undefined, next: signRequest(keys, q.tenant, q) });
     }
     return out;
   });
@@ -106,7 +106,7 @@ function rekeyed1(keys: KeyringSource, r: MacRows): MacReplacement[] {
   for (const q of r.requests) {
     if (!stale(q.mac)) continue;
     checkRequest(keys, q.tenant, q);
-    out.push({ kind: "request", tenant: q.tenant, requestId: q.requestId, old: q.mac, next: signRequest(keys, q.tenant, q) });
+    out.push({ kind: "request", tenant: q.tenant, sub: q.sub, requestId: q.requestId, old: q.mac, next: signRequest(keys, q.tenant, q) });
   }
   return out;
 }

@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KeyringSource } from "../crypto/keyring.js";
+import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import { randomBytes } from "../crypto/random.js";
 import type {
   CreateSecretRequest,
@@ -19,6 +20,7 @@ import { openData, sealData } from "./barrier.js";
 import { SecretdError, denied, invalid, notFound } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
+import { PAGE_BYTES, secretEntryBytes } from "./page-budget.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
@@ -38,6 +40,8 @@ export interface SecretsDeps {
   readonly storage: Storage;
   /** Asked per call: a KEK rotation may change it while the server runs. */
   readonly keyring: KeyringSource;
+  /** Opened payloads kept across calls (see PlaintextCache); none when absent. */
+  readonly plaintexts?: PlaintextCache;
   readonly creatorRoles: readonly string[];
   readonly maxVersions: number;
   readonly now?: () => number;
@@ -228,16 +232,16 @@ export class Secrets {
     const fingerprintInput: FingerprintInput = { ...secret, sub: p.sub, data };
     if (req.requestId !== "") {
       validateRequestId(req.requestId);
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     const version = sealData(this.deps.keyring, secret, 1, data, now);
     const request =
-      req.requestId === "" ? undefined : { requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
+      req.requestId === "" ? undefined : { sub: p.sub, requestId: req.requestId, secretUid: uid, fingerprint: requestFingerprint(this.deps.keyring, fingerprintInput) };
     const result = await this.deps.storage.insertSecret(secret, version, request);
     if (result === "request-exists") {
       // A concurrent retry with the same id won the race: answer as it did.
-      const replay = await this.replay(scope, req.requestId, fingerprintInput);
+      const replay = await this.replay(scope, p.sub, req.requestId, fingerprintInput);
       if (replay) return replay;
     }
     if (result !== "ok") {
@@ -250,8 +254,8 @@ export class Secrets {
    * A retried CreateSecret: the same request_id with the same request returns the
    * secret it created; with a different request it is refused.
    */
-  private async replay(scope: Scope, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
-    const prior = await this.deps.storage.findCreateRequest(scope.tenant, requestId);
+  private async replay(scope: Scope, sub: string, requestId: string, input: FingerprintInput): Promise<SecretRow | undefined> {
+    const prior = await this.deps.storage.findCreateRequest(scope.tenant, sub, requestId);
     if (!prior) return undefined;
     if (!sameRequest(this.deps.keyring, prior.fingerprint, input)) {
       throw invalid("request_id", "was already used for a different CreateSecret request");
@@ -276,8 +280,9 @@ export class Secrets {
     const allowed = keysAt(access, Level.READ);
     requireKeys(allowed, requested, req.name);
 
-    const all = openData(this.deps.keyring, secret, version);
-    // Without explicit keys, a key-limited grantee gets exactly the keys granted.
+    const all = openData(this.deps.keyring, secret, version, this.deps.plaintexts);
+    // Without explicit keys, everything (the opened map is the caller's own copy); a key-limited grantee gets exactly the keys granted.
+    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all };
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
@@ -304,18 +309,32 @@ export class Secrets {
     const batch = pageSize + 1;
     const out: SecretRow[] = [];
     let scanned = 0;
+    let bytes = 0;
+    let full = false;
     let more = true;
-    while (out.length < pageSize && more && scanned < MAX_LIST_SCAN) {
+    while (!full && more && scanned < MAX_LIST_SCAN) {
       const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, expireBefore, visibleTo });
       more = rows.length === batch;
-      for (const row of rows) {
-        if (out.length === pageSize) {
-          more = true;
-          break;
+      for (const [i, row] of rows.entries()) {
+        if (matchesSelector(selector, row.labels)) {
+          // A page ends at page_size entries or PAGE_BYTES encoded, whichever comes first
+          // (#16 item 4); a row that does not fit starts the next page.
+          const size = secretEntryBytes(row);
+          if (out.length > 0 && bytes + size > PAGE_BYTES) {
+            full = true;
+            more = true;
+            break;
+          }
+          bytes += size;
+          out.push(row);
         }
         scanned++;
         after = row.name;
-        if (matchesSelector(selector, row.labels)) out.push(row);
+        if (out.length === pageSize) {
+          full = true;
+          more ||= i < rows.length - 1;
+          break;
+        }
       }
     }
     return { secrets: out, nextPageToken: more ? encodePageToken(after, query) : "" };
@@ -339,7 +358,7 @@ export class Secrets {
     if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
 
-    const current = openData(this.deps.keyring, secret, found.version);
+    const current = openData(this.deps.keyring, secret, found.version, this.deps.plaintexts);
     const writable = keysAt(access, Level.WRITE);
     if (writable !== undefined) requireKeyLimitedWrite(set, newData, writable, req.name);
     const data = newData === undefined ? current : writable === undefined ? newData : new Map([...current, ...newData]);

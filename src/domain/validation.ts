@@ -11,6 +11,8 @@ export const MAX_NAME_LENGTH = 253;
 export const MAX_LABEL_LENGTH = 63;
 export const MAX_DATA_KEY_LENGTH = 253;
 export const MAX_DATA_SIZE = 1024 * 1024;
+/** Data keys per secret: as many files as a sidecar projects, and a bounded `keys` list in every ListSecrets entry. */
+export const MAX_DATA_KEYS = 4096;
 export const MAX_ANNOTATIONS_SIZE = 256 * 1024;
 export const MAX_LABELS = 64;
 export const MAX_ANNOTATIONS = 128;
@@ -80,6 +82,7 @@ export function mergeData(
     validateDataKey(k, keyField("string_data", k));
     out.set(k, Buffer.from(v, "utf8"));
   }
+  if (out.size > MAX_DATA_KEYS) throw invalid("data", `must have at most ${MAX_DATA_KEYS} keys (got ${out.size})`);
   let size = 0;
   for (const [k, v] of out) size += Buffer.byteLength(k, "utf8") + v.byteLength;
   if (size > MAX_DATA_SIZE) throw invalid("data", `total size ${size} exceeds ${MAX_DATA_SIZE} bytes`);

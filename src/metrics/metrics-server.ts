@@ -1,14 +1,19 @@
 /** `--metrics-listen host:port`: GET /metrics in the Prometheus text format; nothing else. */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+
+/** What /metrics answers from: a prom-client Registry, or the primary's cluster-wide aggregate. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
 
 export interface MetricsServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(registry: Registry, host: string, port: number, onError: (err: unknown) => void): Promise<MetricsServer> {
+export async function startMetricsServer(registry: MetricsSource, host: string, port: number, onError: (err: unknown) => void): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const url = (req.url ?? "").split("?")[0];
     if (url !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {

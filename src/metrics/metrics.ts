@@ -5,7 +5,7 @@
  * name appears only in secretd_tenant_handled_total, and only with
  * --metrics-tenant-labels; a secret name, value or token never does.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallObserver } from "../transport/grpc/call.js";
 
 const SERVICE = "secrets.v1.SecretService";
@@ -113,6 +113,8 @@ export class Metrics implements CallObserver {
       help: "The key-encryption key that wraps new data keys (value 1, id in the label).",
       labelNames: ["kek_id"],
       registers,
+      // Across --workers, 1 for each id some worker uses (a sum would count workers).
+      aggregator: "max",
       collect() {
         kek.reset();
         kek.set({ kek_id: opts.activeKekId() }, 1);
@@ -139,4 +141,24 @@ export class Metrics implements CallObserver {
   storageCommitted(seconds: number): void {
     this.#commit.observe(seconds);
   }
+
+  /**
+   * In a `--workers` worker: answer the primary's requests for this registry (prom-client's
+   * cluster protocol over the IPC channel); the primary serves the sum on --metrics-listen.
+   */
+  serveToPrimary(): void {
+    AggregatorRegistry.setRegistries([this.registry]);
+    new AggregatorRegistry(); // installs the worker's IPC listener
+  }
+}
+
+/** In the `--workers` primary: /metrics as the aggregate of every worker's registry. */
+export function clusterMetricsSource(): { metrics(): Promise<string>; readonly contentType: string } {
+  const agg = new AggregatorRegistry();
+  return {
+    metrics: () => agg.clusterMetrics(),
+    get contentType() {
+      return agg.contentType;
+    },
+  };
 }

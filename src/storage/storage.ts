@@ -70,8 +70,13 @@ export interface GrantRow {
   readonly createTime: number;
 }
 
-/** Remembers which secret a CreateSecret request_id produced, for idempotent retries. */
+/**
+ * Remembers which secret a CreateSecret request_id produced, for idempotent retries.
+ * An id belongs to its caller: it is keyed by (tenant, sub, request_id).
+ */
 export interface CreateRequestRow {
+  /** The caller who sent the request (its token's sub). */
+  readonly sub: string;
   readonly requestId: string;
   readonly secretUid: string;
   /** A keyed digest of the request (never the values themselves). */
@@ -125,7 +130,7 @@ export interface MacRows {
 export type MacReplacement =
   | { readonly kind: "secret" | "grants"; readonly uid: string; readonly old: Uint8Array | undefined; readonly next: Uint8Array }
   | { readonly kind: "version"; readonly uid: string; readonly version: number; readonly old: Uint8Array | undefined; readonly next: Uint8Array }
-  | { readonly kind: "request"; readonly tenant: string; readonly requestId: string; readonly old: Uint8Array | undefined; readonly next: Uint8Array };
+  | { readonly kind: "request"; readonly tenant: string; readonly sub: string; readonly requestId: string; readonly old: Uint8Array | undefined; readonly next: Uint8Array };
 
 /** Rows a non-admin may see: owned, or reachable through an unexpired grant. */
 export interface Visibility {
@@ -231,11 +236,11 @@ export interface Storage {
   /**
    * Inserts a secret with its first version, and the idempotency record of its create
    * request when given, in one transaction. "exists" when the scope already has the
-   * name; "request-exists" when the tenant already used the request id.
+   * name; "request-exists" when the same caller (tenant, sub) already used the request id.
    */
   insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists">;
-  /** The secret a create request id produced, while that secret exists. */
-  findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined>;
+  /** The secret a caller's create request id produced, while that secret exists. */
+  findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined>;
   /** The secret and the given version of it (0 = current), from one read. */
   readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined>;
   /** Current versions of several secrets of one scope, from one read transaction. */

@@ -120,7 +120,7 @@ export class WatchHub {
     const key = `${row.uid}\0${version.version}`;
     const hit = this.#opened.get(key);
     if (hit !== undefined) return hit;
-    const data = openData(this.options.projection.keyring, row, version);
+    const data = openData(this.options.projection.keyring, row, version, this.options.projection.plaintexts);
     this.#opened.set(key, data);
     if (!this.#openedClearScheduled) {
       this.#openedClearScheduled = true;

@@ -104,6 +104,35 @@ describe("sqlite specifics", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("when a database written before migration 6 (but with 7's row MACs) is opened, then its create request ids belong to their secrets' owners, MACs kept", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+    for (const m of MIGRATIONS.filter((m) => m.id <= 5 || m.id === 7)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
+    }
+    const s = secretRow({ owner: "alice" });
+    old.prepare(
+      `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time)
+       VALUES (?, ?, ?, ?, 'Opaque', '', 'alice', '{}', '{}', 0, 1, ?, '["k"]', 1, 1)`,
+    ).run(s.uid, s.tenant, s.mesh, s.name, s.etag);
+    old.prepare("INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time) VALUES (?, 1, '[\"k\"]', ?, ?, 1)").run(s.uid, Buffer.from("d"), Buffer.from("p"));
+    old.prepare("INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac) VALUES (?, 'old-id', ?, 'k1:f', 1, x'ab')").run(s.tenant, s.uid);
+    old.close();
+
+    const st = new SqliteStorage(file);
+    expect(await st.findCreateRequest(s.tenant, "alice", "old-id")).toEqual({ sub: "alice", requestId: "old-id", secretUid: s.uid, fingerprint: "k1:f", mac: Buffer.from([0xab]) });
+    expect(await st.findCreateRequest(s.tenant, "bob", "old-id")).toBeUndefined();
+    const db = (st as unknown as { db: Database.Database }).db;
+    expect(db.pragma("foreign_key_check")).toEqual([]);
+    await st.deleteSecret(s.uid, undefined); // the cascade still reaches the request record
+    expect(db.prepare("SELECT count(*) FROM create_requests").pluck().get()).toBe(0);
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("when another connection (another process, `keys rotate`) commits after a read, then the next read sees its change, not the cache", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
     const file = path.join(dir, "db.sqlite");

@@ -263,17 +263,31 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(Buffer.from((await read())!.version!.payload).toString()).toBe("second life");
     });
 
-    it("when a create request id is recorded, then it is found for its tenant only, refused twice, and gone with its secret", async () => {
+    it("when a create request id is recorded, then it is found for its tenant and caller only, refused twice, and gone with its secret", async () => {
       const s = secretRow();
-      const req = { requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };
+      const req = { sub: "owner", requestId: "r1", secretUid: s.uid, fingerprint: "k1:abc" };
       expect(await st.insertSecret(s, versionRow(s), req)).toBe("ok");
-      expect(await st.findCreateRequest("t1", "r1")).toEqual(req);
-      expect(await st.findCreateRequest("t2", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "owner", "r1")).toEqual(req);
+      expect(await st.findCreateRequest("t2", "owner", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "someone-else", "r1")).toBeUndefined();
       const other = secretRow({ name: "other" });
       expect(await st.insertSecret(other, versionRow(other), { ...req, secretUid: other.uid })).toBe("request-exists");
       expect(await st.readSecret({ tenant: "t1", mesh: "m1" }, "other", 0)).toBeUndefined();
       await st.deleteSecret(s.uid, undefined);
-      expect(await st.findCreateRequest("t1", "r1")).toBeUndefined();
+      expect(await st.findCreateRequest("t1", "owner", "r1")).toBeUndefined();
+    });
+
+    it("when two callers of one tenant use the same request id, then each gets their own record (#16 item 11)", async () => {
+      const a = secretRow({ mesh: "prod", owner: "alice" });
+      const b = secretRow({ mesh: "dev", owner: "bob" });
+      const reqA = { sub: "alice", requestId: "ci-build-7", secretUid: a.uid, fingerprint: "k1:aaa" };
+      const reqB = { sub: "bob", requestId: "ci-build-7", secretUid: b.uid, fingerprint: "k1:bbb" };
+      expect(await st.insertSecret(b, versionRow(b), reqB)).toBe("ok");
+      expect(await st.insertSecret(a, versionRow(a), reqA)).toBe("ok");
+      expect(await st.findCreateRequest("t1", "alice", "ci-build-7")).toEqual(reqA);
+      expect(await st.findCreateRequest("t1", "bob", "ci-build-7")).toEqual(reqB);
+      const again = secretRow({ mesh: "prod", owner: "alice", name: "again" });
+      expect(await st.insertSecret(again, versionRow(again), { ...reqA, secretUid: again.uid })).toBe("request-exists");
     });
 
     it("when listing with expireBefore, then only secrets with an expire_time at or before it appear", async () => {
@@ -350,14 +364,14 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
     it("when rows carry MAC bytes, then they read back unchanged, and an update leaves the grants MAC alone", async () => {
       const mac = (t: string): Buffer => Buffer.from(`mac-${t}`);
       const s = secretRow({ mac: mac("s1"), grantsMac: mac("g0") });
-      await st.insertSecret(s, { ...versionRow(s), mac: mac("v1") }, { requestId: "r", secretUid: s.uid, fingerprint: "f", mac: mac("r") });
+      await st.insertSecret(s, { ...versionRow(s), mac: mac("v1") }, { sub: "owner", requestId: "r", secretUid: s.uid, fingerprint: "f", mac: mac("r") });
       const scope = { tenant: "t1", mesh: "m1" };
       let got = (await st.readSecret(scope, "s", 0))!;
       expect(Buffer.from(got.secret.mac!).toString()).toBe("mac-s1");
       expect(Buffer.from(got.secret.grantsMac!).toString()).toBe("mac-g0");
       expect(Buffer.from(got.version!.mac!).toString()).toBe("mac-v1");
       expect(got.latestVersion).toBe(1);
-      expect(Buffer.from((await st.findCreateRequest("t1", "r"))!.mac!).toString()).toBe("mac-r");
+      expect(Buffer.from((await st.findCreateRequest("t1", "owner", "r"))!.mac!).toString()).toBe("mac-r");
       const next = { ...s, version: 2, etag: randomUUID(), mac: mac("s2"), grantsMac: mac("ignored") };
       expect(await st.updateSecret(next, { ...versionRow(next), mac: mac("v2") }, s.etag, 10)).toBe("ok");
       got = (await st.readSecret(scope, "s", 0))!;
@@ -390,7 +404,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
     it("when MACs are listed and replaced, then every row comes with its MACs, and only rows still holding the old bytes change", async () => {
       const a = secretRow({ name: "a", mac: Buffer.from("sa") });
       const b = secretRow({ name: "b" });
-      await st.insertSecret(a, { ...versionRow(a), mac: Buffer.from("va") }, { requestId: "ra", secretUid: a.uid, fingerprint: "f" });
+      await st.insertSecret(a, { ...versionRow(a), mac: Buffer.from("va") }, { sub: "owner", requestId: "ra", secretUid: a.uid, fingerprint: "f" });
       await st.insertSecret(b, versionRow(b));
       await st.putGrant({ secretUid: b.uid, subject: "role:r", level: 1, keys: ["k"], expireTime: 5, grantedBy: "o", createTime: 1 });
       const all = [...(await st.listMacRows("", 1)), ...(await st.listMacRows([a.uid, b.uid].sort()[0]!, 10))];
@@ -398,14 +412,14 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       const ra = all.find((r) => r.secret.uid === a.uid)!;
       const rb = all.find((r) => r.secret.uid === b.uid)!;
       expect(ra.versions.map((v) => [v.version, Buffer.from(v.mac!).toString()])).toEqual([[1, "va"]]);
-      expect(ra.requests.map((q) => [q.tenant, q.requestId, q.mac])).toEqual([["t1", "ra", undefined]]);
+      expect(ra.requests.map((q) => [q.tenant, q.sub, q.requestId, q.mac])).toEqual([["t1", "owner", "ra", undefined]]);
       expect(rb.grants.map((g) => g.subject)).toEqual(["role:r"]);
       const applied = await st.replaceMacs([
         { kind: "secret", uid: a.uid, old: Buffer.from("sa"), next: Buffer.from("sa2") },
         { kind: "secret", uid: b.uid, old: Buffer.from("wrong"), next: Buffer.from("sb2") },
         { kind: "grants", uid: b.uid, old: undefined, next: Buffer.from("gb") },
         { kind: "version", uid: a.uid, version: 1, old: Buffer.from("va"), next: Buffer.from("va2") },
-        { kind: "request", tenant: "t1", requestId: "ra", old: undefined, next: Buffer.from("qa") },
+        { kind: "request", tenant: "t1", sub: "owner", requestId: "ra", old: undefined, next: Buffer.from("qa") },
       ]);
       expect(applied).toBe(4);
       const again = await st.listMacRows("", 10);
@@ -420,7 +434,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
 
     it("when a store made before row MACs is backfilled, then compute sees every row once, its MACs are stored, the feed hears of it, and a second backfill finds nothing to do", async () => {
       const a = secretRow({ name: "a" });
-      await st.insertSecret(a, versionRow(a), { requestId: "ra", secretUid: a.uid, fingerprint: "f" });
+      await st.insertSecret(a, versionRow(a), { sub: "owner", requestId: "ra", secretUid: a.uid, fingerprint: "f" });
       await st.putGrant({ secretUid: a.uid, subject: "user:u", level: 2, keys: [], expireTime: undefined, grantedBy: "o", createTime: 1 });
       const heard: string[] = [];
       const sub = st.changes.subscribe((ev) => {
@@ -433,7 +447,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
           { kind: "secret", uid: a.uid, old: undefined, next: Buffer.from("sa") },
           { kind: "grants", uid: a.uid, old: undefined, next: Buffer.from("ga") },
           { kind: "version", uid: a.uid, version: 1, old: undefined, next: Buffer.from("va") },
-          { kind: "request", tenant: "t1", requestId: "ra", old: undefined, next: Buffer.from("qa") },
+          { kind: "request", tenant: "t1", sub: "owner", requestId: "ra", old: undefined, next: Buffer.from("qa") },
         ];
       });
       sub.close();
@@ -442,7 +456,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(heard).toEqual([`secret-rekeyed:${a.uid}`]);
       const got = (await st.readSecret({ tenant: "t1", mesh: "m1" }, "a", 0))!;
       expect([got.secret.mac, got.secret.grantsMac, got.version!.mac].map((m) => Buffer.from(m!).toString())).toEqual(["sa", "ga", "va"]);
-      expect(Buffer.from((await st.findCreateRequest("t1", "ra"))!.mac!).toString()).toBe("qa");
+      expect(Buffer.from((await st.findCreateRequest("t1", "owner", "ra"))!.mac!).toString()).toBe("qa");
       expect(await st.backfillMacs(() => { throw new Error("must not be called"); })).toBe("none");
     });
 

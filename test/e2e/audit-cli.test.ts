@@ -151,7 +151,7 @@ describe("audit through the binaries", () => {
     const file = path.join(dir, "audit.jsonl");
     const clients: SecretServiceClient[] = [];
     try {
-      const srv = await serve(dir, ["--workers", "2", "--audit-file", file], "info");
+      const srv = await serve(dir, ["--workers", "2", "--audit-file", file, "--metrics-listen", "127.0.0.1:0"], "info");
       // The banner comes from the first worker; the primary says when the second serves too.
       for (let i = 0; i < 600 && !srv.stdout().includes('"msg":"secretd serving with workers"'); i++) await new Promise((r) => setTimeout(r, 50));
       // One connection per client (a private subchannel pool): the primary deals connections to workers.
@@ -161,13 +161,21 @@ describe("audit through the binaries", () => {
         return c;
       };
       const rids: string[] = [];
-      await unary<CreateSecretRequest, unknown>(client(), "createSecret", CreateSecretRequest.fromPartial({ mesh: "default", name: "shared", stringData: { password: VALUE } }), srv.token, "rid-w-create");
+      await unary<CreateSecretRequest, unknown>(client(), "createSecret", CreateSecretRequest.fromPartial({ mesh: "default", name: "wk-secret-q7", stringData: { password: VALUE } }), srv.token, "rid-w-create");
       rids.push("rid-w-create");
       for (let i = 0; i < 8; i++) {
-        await unary<GetSecretRequest, unknown>(client(), "getSecret", GetSecretRequest.fromPartial({ mesh: "default", name: "shared" }), srv.token, `rid-w-get-${i}`);
+        await unary<GetSecretRequest, unknown>(client(), "getSecret", GetSecretRequest.fromPartial({ mesh: "default", name: "wk-secret-q7" }), srv.token, `rid-w-get-${i}`);
         rids.push(`rid-w-get-${i}`);
       }
       for (const c of clients) c.close();
+      // --metrics-listen with workers: the primary serves the sum of both workers' series.
+      const primary = srv.stdout().split("\n").find((l) => l.includes('"msg":"secretd serving with workers"'))!;
+      const metricsAddress = (JSON.parse(primary) as { metrics: string }).metrics;
+      const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+      const gets = /^grpc_server_handled_total\{[^}]*grpc_method="GetSecret"[^}]*grpc_code="OK"[^}]*\} (\d+)$/m.exec(text);
+      expect(Number(gets?.[1])).toBe(8);
+      expect(text).toMatch(/^secretd_kek_active_info\{kek_id="[^"]+"\} 1$/m);
+      for (const needle of [VALUE, srv.token, "wk-secret-q7"]) expect(text).not.toContain(needle);
       const exited = new Promise<number | null>((resolve) => srv.child.once("exit", (code) => resolve(code)));
       srv.child.kill("SIGTERM");
       expect(await exited).toBe(0);
@@ -178,7 +186,7 @@ describe("audit through the binaries", () => {
       const again = await startTestServer({ dataDir: dir });
       try {
         const admin = await again.token({ tenant: "dev", sub: "dev-admin", roles: ["tenant-admin"] });
-        const page = await again.call<ListAuditEventsResponse>("listAuditEvents", { name: "shared", pageSize: 100 }, admin);
+        const page = await again.call<ListAuditEventsResponse>("listAuditEvents", { name: "wk-secret-q7", pageSize: 100 }, admin);
         expect(page.events.map((e) => e.requestId).sort()).toEqual([...rids].sort());
       } finally {
         await again.stop();

@@ -2,7 +2,8 @@
  * The audit trail end to end (SPEC §6): events recorded by the real server for allowed
  * and denied calls, read back through ListAuditEvents (tenant-admin, own tenant only,
  * filters, keyset paging), the --audit-file copy, the one-second flush, the flush on
- * close, and retention pruning. Values and tokens used here must appear in none of it.
+ * close, and retention pruning. Values and tokens used here must appear in none of it,
+ * nor in the log or the metrics.
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -29,7 +30,7 @@ const tokens: string[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "secretd-audit-"));
   auditFile = path.join(dir, "audit.jsonl");
-  server = await startTestServer({ auditFile });
+  server = await startTestServer({ auditFile, metricsListen: "127.0.0.1:0" });
   admin = await server.token({ tenant: "acme", sub: "alice", roles: ["tenant-admin"] });
   owner = await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
   stranger = await server.token({ tenant: "acme", sub: "sam", roles: [] });
@@ -196,9 +197,17 @@ describe("audit events", () => {
     expect(lines.some((l) => l.tenant === "globex")).toBe(true);
   });
 
-  it("then no value or token used by these tests is in the log lines, the audit trail or the audit file", async () => {
+  it("then no value or token used by these tests is in the log lines, the audit trail, the audit file or the metrics", async () => {
     await server.app.audit.flush();
-    const haystacks = [server.logs.join("\n"), JSON.stringify(await allEvents(admin)), JSON.stringify(await allEvents(otherAdmin)), readFileSync(auditFile, "utf8")];
+    const metrics = await (await fetch(`http://127.0.0.1:${server.app.metricsPort!}/metrics`)).text();
+    expect(metrics).toMatch(/^secretd_audit_events_written_total \d+$/m);
+    const haystacks = [
+      server.logs.join("\n"),
+      JSON.stringify(await allEvents(admin)),
+      JSON.stringify(await allEvents(otherAdmin)),
+      readFileSync(auditFile, "utf8"),
+      metrics,
+    ];
     for (const h of haystacks) {
       for (const needle of [VALUE, VALUE2, "globex-pw", ...tokens]) expect(h).not.toContain(needle);
       expect(h).not.toContain(Buffer.from(VALUE).toString("base64"));

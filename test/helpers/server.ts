@@ -83,8 +83,8 @@ function lineSink(logs: string[]): Writable {
 }
 
 /** `secretd serve --workers N` as a child process; resolves once every worker serves. */
-async function startWorkers(config: Config, flags: Record<string, string>, logs: string[]): Promise<App> {
-  const args = [path.resolve("dist/main.js"), "serve", "--workers", String(E2E_WORKERS), "--listen", "127.0.0.1:0", "--log-level", config.logLevel];
+async function startWorkers(config: Config, workers: number, flags: Record<string, string>, logs: string[]): Promise<App> {
+  const args = [path.resolve("dist/main.js"), "serve", "--workers", String(workers), "--listen", "127.0.0.1:0", "--log-level", config.logLevel];
   for (const [k, v] of Object.entries({ dataDir: config.dataDir, ...flags })) args.push(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v);
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout.pipe(lineSink(logs));
@@ -116,6 +116,9 @@ async function startWorkers(config: Config, flags: Record<string, string>, logs:
     get watches(): never {
       return unavailable("watches")();
     },
+    get plaintexts(): never {
+      return unavailable("plaintexts")();
+    },
     get audit(): never {
       return unavailable("audit")();
     },
@@ -136,9 +139,11 @@ export async function startTestServer(flags: Record<string, string> = {}): Promi
   const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", ...flags }, {});
   const logs: string[] = [];
   let app: App;
-  if (E2E_WORKERS > 1) {
-    const { dataDir: _dir, ...rest } = flags;
-    app = await startWorkers(config, rest, logs);
+  // flags.workers (N > 1) asks for the process tree in this one test, as SECRETD_E2E_WORKERS does for all.
+  const workers = flags.workers !== undefined ? Number(flags.workers) : E2E_WORKERS;
+  if (workers > 1) {
+    const { dataDir: _dir, workers: _workers, ...rest } = flags;
+    app = await startWorkers(config, workers, rest, logs);
   } else {
     const logger = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, lineSink(logs));
     app = await startApp(config, logger);

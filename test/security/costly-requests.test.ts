@@ -11,7 +11,12 @@ import os from "node:os";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { Keyring } from "../../src/crypto/keyring.js";
+import { openData, sealData } from "../../src/domain/barrier.js";
+import { projectSecrets } from "../../src/domain/projection.js";
+import type { Projection, Secret } from "../../src/gen/secrets/v1/secrets.js";
+import type { SecretRow } from "../../src/storage/storage.js";
+import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -137,5 +142,80 @@ describe.runIf(hasOpenssl)("item 2: TLS private key types and sizes", () => {
 
   it("when the certificate and its EC key are valid, then the secret is created", async () => {
     await s.call("createSecret", { mesh: M, name: "good-tls", type: "kubernetes.io/tls", stringData: { "tls.crt": cert, "tls.key": key } }, developer);
+  });
+});
+
+describe("item 3: ProjectSecrets decrypts each source once, and counts what it decrypts", () => {
+  // One ~1 MiB secret of 256 keys of 4,000 bytes each, so 256 items can each map another key.
+  const KEYS = 256;
+  const big = Object.fromEntries([...Array(KEYS).keys()].map((i) => [`k${i}`, randomBytes(2000).toString("hex")]));
+  const items = [...Array(KEYS).keys()].map((i) => ({ name: "big", keys: [{ key: `k${i}`, env: "", path: "", mode: 0 }] }));
+
+  beforeAll(async () => {
+    await s.call("createSecret", { mesh: M, name: "big", stringData: big }, developer);
+    // Nine more ~1 MiB secrets, each with one tiny key beside its bulk.
+    for (let i = 0; i < 9; i++) {
+      await s.call("createSecret", { mesh: M, name: `bulk-${i}`, data: { tiny: Buffer.from("t"), bulk: randomBytes(1000 * 1024) } }, developer);
+    }
+  });
+
+  it("when 256 items name one ~1 MiB secret, then it is opened once: the answer holds every key, well under the cap", async () => {
+    const got = await s.call<Projection>("projectSecrets", { mesh: M, items }, developer);
+    expect(got.values).toHaveLength(KEYS);
+    expect(got.sources).toEqual([{ mesh: M, name: "big", version: 1 }]);
+    // Counted per item, 256 openings of ~1 MiB would be ~256 MiB: far past the 8 MiB cap.
+    await canary();
+  });
+
+  it("when items map one byte each from nine ~1 MiB secrets, then RESOURCE_EXHAUSTED: decrypted bytes count, not just projected ones", async () => {
+    const few = [...Array(9).keys()].map((i) => ({ name: `bulk-${i}`, keys: [{ key: "tiny", env: `TINY_${i}`, path: `t/${i}`, mode: 0 }] }));
+    const err = await failure(s.call("projectSecrets", { mesh: M, items: few }, developer));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.details).toBe("projection sources exceed 8388608 bytes");
+    // Eight of them (~8,000 KiB of ciphertext) still fit.
+    const got = await s.call<Projection>("projectSecrets", { mesh: M, items: few.slice(0, 8) }, developer);
+    expect(got.values.map((v) => Buffer.from(v.value).toString())).toEqual(Array(8).fill("t"));
+    await canary();
+  });
+
+  it("when a projection is built over real storage, then each source's blob is decrypted exactly once, however many items name it", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-costly-"));
+    const storage = new SqliteStorage(path.join(dir, "db.sqlite"));
+    try {
+      const keyring = new Keyring([{ id: "k1", key: randomBytes(32), created: "2026-01-01T00:00:00Z" }], "k1");
+      const now = Date.now();
+      const row = (name: string): SecretRow => ({
+        uid: `uid-${name}`, tenant: "acme", mesh: M, name, type: "Opaque", description: "", owner: "dev",
+        labels: {}, annotations: {}, immutable: false, version: 1, etag: `e-${name}`, keys: [], createTime: now, updateTime: now, expireTime: undefined,
+      });
+      for (const name of ["a", "b"]) {
+        const data = new Map([...Array(4).keys()].map((i) => [`k${i}`, Buffer.from(`${name}${i}`)] as [string, Buffer]));
+        const r = { ...row(name), keys: [...data.keys()] };
+        await storage.insertSecret(r, sealData(keyring, r, 1, data, now));
+      }
+      const opened: string[] = [];
+      const deps = {
+        storage,
+        keyring,
+        open: (r: SecretRow, v: Parameters<typeof openData>[2]) => {
+          opened.push(r.name);
+          return openData(keyring, r, v);
+        },
+      };
+      const principal = { sub: "dev", tenant: "acme", roles: ["data-developer"], meshes: undefined, exp: undefined };
+      const req = {
+        mesh: M,
+        knownRevision: "",
+        items: [..."abab".split("").entries()].flatMap(([i, name]) => [0, 1].map((j) => ({
+          name, optional: false, envPrefix: `P${i}${j}_`, keys: [{ key: `k${(i >> 1) * 2 + j}`, env: "", path: `${i}/${j}`, mode: 0 }],
+        }))),
+      };
+      const got = await projectSecrets(deps, principal, req);
+      expect(got.values).toHaveLength(8);
+      expect(opened.sort()).toEqual(["a", "b"]);
+    } finally {
+      await storage.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@ import net from "node:net";
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8 } as const;
+export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9 } as const;
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
 export const H2_ERROR = { NO_ERROR: 0x0, PROTOCOL_ERROR: 0x1, REFUSED_STREAM: 0x7, CANCEL: 0x8, ENHANCE_YOUR_CALM: 0xb } as const;
 
@@ -117,9 +117,10 @@ export class RawConnection {
    * Connects and (unless `preface` is false) sends the client preface, an empty
    * SETTINGS and a connection WINDOW_UPDATE.
    */
-  static open(port: number, opts: { preface?: boolean } = {}): Promise<RawConnection> {
+  static open(port: number, opts: { preface?: boolean; localAddress?: string } = {}): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
-      const sock = net.connect(port, "127.0.0.1");
+      // localAddress: another loopback source address (127.0.0.2, ...), to be another peer.
+      const sock = net.connect({ port, host: "127.0.0.1", ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
       sock.once("error", reject);
       sock.once("connect", () => {
         sock.off("error", reject);
@@ -142,6 +143,17 @@ export class RawConnection {
 
   headers(streamId: number, headers: ReadonlyArray<readonly [string, string]>, endStream = false): void {
     this.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | (endStream ? FLAG.END_STREAM : 0), streamId, headerBlock(headers)));
+  }
+
+  /** A header block split into HEADERS + CONTINUATION frames of at most 16 KiB (the default max frame size). */
+  headersContinued(streamId: number, headers: ReadonlyArray<readonly [string, string]>): void {
+    const block = headerBlock(headers);
+    const chunk = 16 * 1024;
+    for (let at = 0; at < block.length; at += chunk) {
+      const last = at + chunk >= block.length;
+      const type = at === 0 ? FRAME.HEADERS : FRAME.CONTINUATION;
+      this.write(frame(type, last ? FLAG.END_HEADERS : 0, streamId, block.subarray(at, at + chunk)));
+    }
   }
 
   data(streamId: number, payload: Buffer, endStream: boolean): void {

@@ -135,4 +135,17 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX audit_events_time ON audit_events (time);
     `,
   },
+  {
+    // A create request id is the caller's own (#16 item 11): keyed by (tenant, sub,
+    // request_id). A row recorded before belongs to its secret's owner, who made it.
+    id: 5,
+    sql: `
+      ALTER TABLE create_requests ADD COLUMN sub TEXT;
+      UPDATE create_requests r SET sub = s.owner FROM secrets s WHERE s.uid = r.secret_uid;
+      DELETE FROM create_requests WHERE sub IS NULL;
+      ALTER TABLE create_requests ALTER COLUMN sub SET NOT NULL;
+      ALTER TABLE create_requests DROP CONSTRAINT create_requests_pkey;
+      ALTER TABLE create_requests ADD PRIMARY KEY (tenant, sub, request_id);
+    `,
+  },
 ];

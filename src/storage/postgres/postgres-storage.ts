@@ -125,7 +125,8 @@ function isUnavailable(err: unknown): boolean {
   return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
 }
 
-function wrap(err: unknown): SecretdError {
+/** A pg error as the one vocabulary: UNAVAILABLE when the database is not there, INTERNAL otherwise (cause kept, never sent). */
+export function wrap(err: unknown): SecretdError {
   if (err instanceof SecretdError) return err;
   if (isUnavailable(err)) return new SecretdError("UNAVAILABLE", "the database is unreachable", { cause: err });
   if ((err as { code?: unknown }).code === "57014") return new SecretdError("UNAVAILABLE", "the database did not answer in time", { cause: err });
@@ -347,7 +348,7 @@ export class PostgresStorage implements Storage {
     return this.write<R>(async (c) => {
       const none = (value: R) => ({ value, changes: [] });
       if (request) {
-        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND request_id = $2", [secret.tenant, request.requestId], c);
+        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId], c);
         if (seen.rowCount) return none("request-exists");
       }
       const r = await this.q(
@@ -381,9 +382,9 @@ export class PostgresStorage implements Storage {
       if (request) {
         // Two racing retries with one id: the unique key lets one in; the other rolls back.
         const ins = await this.q(
-          `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (tenant, request_id) DO NOTHING`,
-          [secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac)],
+          `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
+          [secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac)],
           c,
         );
         if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
@@ -392,13 +393,13 @@ export class PostgresStorage implements Storage {
     });
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = await this.q<{ request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-      "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = $1 AND request_id = $2",
-      [tenant, requestId],
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = await this.q<{ sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3",
+      [tenant, sub, requestId],
     );
     const row = r.rows[0];
-    return row ? { requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint, mac: row.mac ?? undefined } : undefined;
+    return row ? { sub: row.sub, requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint, mac: row.mac ?? undefined } : undefined;
   }
 
   /**
@@ -569,8 +570,8 @@ export class PostgresStorage implements Storage {
       [uids],
       c,
     );
-    const requests = await this.q<{ tenant: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-      "SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ANY($1::text[]) ORDER BY tenant, request_id",
+    const requests = await this.q<{ tenant: string; sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+      "SELECT tenant, sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ANY($1::text[]) ORDER BY tenant, sub, request_id",
       [uids],
       c,
     );
@@ -580,7 +581,7 @@ export class PostgresStorage implements Storage {
       byUid.get(v.uid)?.versions.push({ uid: v.uid, version: num(v.version), keys: JSON.parse(v.keys) as string[], createTime: num(v.create_time), mac: v.mac ?? undefined });
     }
     for (const q of requests.rows) {
-      byUid.get(q.secret_uid)?.requests.push({ tenant: q.tenant, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined });
+      byUid.get(q.secret_uid)?.requests.push({ tenant: q.tenant, sub: q.sub, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined });
     }
     return secrets.rows.map((r) => ({ secret: toSecret(r), grants: r.grants.map(toGrant), ...byUid.get(r.uid)! }));
   }
@@ -601,7 +602,7 @@ export class PostgresStorage implements Storage {
       const next = Buffer.from(r.next);
       let res;
       if (r.kind === "request") {
-        res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old], c);
+        res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND sub = $5 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old, r.sub], c);
       } else if (r.kind === "version") {
         res = await this.q("UPDATE secret_versions SET mac = $3 WHERE uid = $1 AND version = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.uid, r.version, next, old], c);
       } else {

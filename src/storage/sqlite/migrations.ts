@@ -109,6 +109,32 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     `,
   },
   {
+    // A create request id is the caller's own (#16 item 11): keyed by (tenant, sub,
+    // request_id), so a caller can neither learn of nor pre-claim another's ids. A row
+    // recorded before belongs to its secret's owner, who made the request. Listed after
+    // 7 (the runner goes in list order), so the table it rebuilds always has 7's mac
+    // column, whichever of the two a database already has.
+    id: 6,
+    sql: `
+      CREATE TABLE create_requests_by_caller (
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        fingerprint  TEXT NOT NULL,
+        create_time  INTEGER NOT NULL,
+        mac          BLOB,
+        PRIMARY KEY (tenant, sub, request_id)
+      ) WITHOUT ROWID;
+      INSERT INTO create_requests_by_caller (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
+        SELECT r.tenant, s.owner, r.request_id, r.secret_uid, r.fingerprint, r.create_time, r.mac
+        FROM create_requests r JOIN secrets s ON s.uid = r.secret_uid;
+      DROP TABLE create_requests;
+      ALTER TABLE create_requests_by_caller RENAME TO create_requests;
+      CREATE INDEX create_requests_secret ON create_requests (secret_uid);
+    `,
+  },
+  {
     // The change feed (sqlite-change-feed.ts): one row per committed change, the
     // AUTOINCREMENT revision store-wide and strictly increasing (never reused, even after
     // compaction deletes old rows); change_compaction says how far rows were deleted.

@@ -40,6 +40,17 @@ export function isDatabaseInUse(file: string): boolean {
   }
 }
 
+/**
+ * Holds the database the way a serving connection does (a read leaves WAL mode's shared
+ * lock in place until close), without ever writing: the `--workers` primary keeps one,
+ * so `isDatabaseInUse` says "in use" even while every worker is down and restarting.
+ */
+export function holdDatabase(file: string): { release(): void } {
+  const db = openReadOnly(file);
+  db.prepare("SELECT count(*) FROM schema_migrations").pluck().get();
+  return { release: () => db.close() };
+}
+
 /** integrity_check's findings: empty when the file is sound. */
 export function integrityProblems(file: string): string[] {
   const db = openReadOnly(file);

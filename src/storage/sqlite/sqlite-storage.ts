@@ -90,6 +90,7 @@ interface VersionMetaRecord {
 
 interface RequestRecord {
   tenant: string;
+  sub: string;
   request_id: string;
   secret_uid: string;
   fingerprint: string;
@@ -357,21 +358,21 @@ export class SqliteStorage implements Storage {
          WHERE uid = @uid AND etag = @expect_etag`,
       ),
       insertRequest: db.prepare(
-        `INSERT INTO create_requests (tenant, request_id, secret_uid, fingerprint, create_time, mac)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, request_id) DO NOTHING`,
+        `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
       ),
-      findRequest: db.prepare<[string, string], { request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-        "SELECT request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND request_id = ?",
+      findRequest: db.prepare<[string, string, string], { sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
+        "SELECT sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND sub = ? AND request_id = ?",
       ),
       grantsMacOf: db.prepare<[string], Identity & { grants_mac: Buffer | null }>("SELECT uid, tenant, mesh, name, grants_mac FROM secrets WHERE uid = ?"),
       setGrantsMac: db.prepare("UPDATE secrets SET grants_mac = ? WHERE uid = ?"),
       secretsByUid: db.prepare<[string, number], SecretRecord>(`SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.uid > ? ORDER BY s.uid LIMIT ?`),
       versionMetas: db.prepare<[string], VersionMetaRecord>("SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ? ORDER BY version"),
-      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, request_id"),
+      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, sub, request_id"),
       replaceSecretMac: db.prepare("UPDATE secrets SET mac = @next WHERE uid = @uid AND mac IS @old"),
       replaceGrantsMac: db.prepare("UPDATE secrets SET grants_mac = @next WHERE uid = @uid AND grants_mac IS @old"),
       replaceVersionMac: db.prepare("UPDATE secret_versions SET mac = @next WHERE uid = @uid AND version = @version AND mac IS @old"),
-      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND request_id = @request_id AND mac IS @old"),
+      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND sub = @sub AND request_id = @request_id AND mac IS @old"),
       backfillPending: db.prepare<[], number>("SELECT count(*) FROM mac_backfill").pluck(),
       anyMac: db.prepare<[], number>(
         `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
@@ -505,7 +506,7 @@ export class SqliteStorage implements Storage {
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     return this.writes.submit((): "ok" | "exists" | "request-exists" => {
-      if (request && this.stmt.findRequest.get(secret.tenant, request.requestId)) return "request-exists";
+      if (request && this.stmt.findRequest.get(secret.tenant, request.sub, request.requestId)) return "request-exists";
       const r = this.stmt.insertSecret.run({
         uid: secret.uid,
         tenant: secret.tenant,
@@ -528,15 +529,15 @@ export class SqliteStorage implements Storage {
       });
       if (r.changes === 0) return "exists";
       this.insertVersion(version);
-      if (request) this.stmt.insertRequest.run(secret.tenant, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
+      if (request) this.stmt.insertRequest.run(secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
       this.record("secret-created", secret);
       return "ok";
     });
   }
 
-  async findCreateRequest(tenant: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = this.stmt.findRequest.get(tenant, requestId);
-    return r ? { requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
+  async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
+    const r = this.stmt.findRequest.get(tenant, sub, requestId);
+    return r ? { sub: r.sub, requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
@@ -652,6 +653,7 @@ export class SqliteStorage implements Storage {
       })),
       requests: this.stmt.requestsOf.all(r.uid).map((q) => ({
         tenant: q.tenant,
+        sub: q.sub,
         requestId: q.request_id,
         secretUid: q.secret_uid,
         fingerprint: q.fingerprint,
@@ -676,7 +678,7 @@ export class SqliteStorage implements Storage {
       const old = blob(r.old);
       const next = Buffer.from(r.next);
       let n: number;
-      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, request_id: r.requestId, old, next }).changes;
+      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, sub: r.sub, request_id: r.requestId, old, next }).changes;
       else if (r.kind === "version") n = this.stmt.replaceVersionMac.run({ uid: r.uid, version: r.version, old, next }).changes;
       else if (r.kind === "grants") n = this.stmt.replaceGrantsMac.run({ uid: r.uid, old, next }).changes;
       else n = this.stmt.replaceSecretMac.run({ uid: r.uid, old, next }).changes;

@@ -39,6 +39,8 @@ export interface CallObserver {
 export interface CallDeps {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
+  /** Refuses answers on connections (or a server) holding too much unread output (connection-guard.ts). */
+  readonly guard?: { refusal(peer: string): string | undefined };
   /** Where audit events go; none recorded when absent. */
   readonly audit?: AuditSink | undefined;
   readonly observer?: CallObserver | undefined;
@@ -53,6 +55,7 @@ function clip(s: unknown): string {
   if (typeof s !== "string") return "";
   return s.length > MAX_AUDIT_FIELD ? s.slice(0, MAX_AUDIT_FIELD) : s;
 }
+
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
 
@@ -118,9 +121,12 @@ export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: u
   const principal = rec.principal;
   if (rec.audited || audit === undefined || rec.auditOf === undefined || principal === undefined) return;
   rec.audited = true;
+  // The request is the caller's and, when the call failed its wire check, may not even
+  // have the declared field types: every field is checked again here.
   let targets: readonly AuditTarget[];
   try {
     targets = rec.auditOf(res);
+    if (!Array.isArray(targets)) throw new TypeError("targets");
   } catch {
     targets = [{ mesh: "", name: "", version: 0, keys: [] }]; // a request too malformed to read
   }
@@ -189,6 +195,14 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
       })
       .then(
         (res) => {
+          // Checked when the answer is ready: a client that reads nothing must not make
+          // the server hold ever more of them (#16 item 5).
+          const refused = deps.guard?.refusal(call.getPeer());
+          if (refused !== undefined) {
+            log(rec, Status.RESOURCE_EXHAUSTED);
+            callback({ code: Status.RESOURCE_EXHAUSTED, details: refused, metadata: trailer });
+            return;
+          }
           log(rec, Status.OK, undefined, res);
           callback(null, res, trailer);
         },

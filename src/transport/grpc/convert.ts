@@ -3,6 +3,10 @@ import { permissionOf, type GrantView } from "../../domain/grants.js";
 import type { AuditEvent, Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 
+/**
+ * The message only goes to the serializer (and the audit, which reads it): labels and
+ * annotations are passed as they are (read-cache rows are frozen), not copied per call.
+ */
 export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
   return {
     uid: row.uid,
@@ -12,8 +16,8 @@ export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffe
     description: row.description,
     owner: row.owner,
     data: data ? Object.fromEntries(data) : {},
-    labels: { ...row.labels },
-    annotations: { ...row.annotations },
+    labels: row.labels,
+    annotations: row.annotations,
     immutable: row.immutable,
     version: row.version,
     etag: row.etag,

@@ -87,7 +87,10 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     listConsumers: unary(
       deps,
       "ListConsumers",
-      async (req, { principal }) => ({ consumers: (await deps.consumers.list(principal, req)).map(toConsumerMessage) }),
+      async (req, { principal }) => {
+        const page = await deps.consumers.list(principal, req);
+        return { consumers: page.consumers.map(toConsumerMessage), nextPageToken: page.nextPageToken };
+      },
       auditListConsumers,
     ),
     // Reading the trail is not itself a secret or grant access, so it records no event.

@@ -9,7 +9,9 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../../config.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+import { ConnectionGuard, DEFAULT_PENDING_PER_CONNECTION, DEFAULT_PENDING_TOTAL } from "./connection-guard.js";
 import { checkedService } from "./decoded-request.js";
+import { withFastResponses } from "./response-encoding.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
@@ -52,7 +54,14 @@ function credentials(config: Config): ServerCredentials {
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  server.addService(checkedService(SecretServiceService), secretServiceHandlers(deps));
+  const guard = new ConnectionGuard({
+    maxConnections: config.connections.max,
+    maxConnectionsPerPeer: config.connections.maxPerPeer,
+    maxPendingPerConnection: DEFAULT_PENDING_PER_CONNECTION,
+    maxPendingTotal: DEFAULT_PENDING_TOTAL,
+    stallMs: config.connections.writeStallMs,
+  });
+  server.addService(withFastResponses(checkedService(SecretServiceService)), secretServiceHandlers({ ...deps, guard }));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
@@ -65,6 +74,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
   });
+  guard.attach(server);
 
   const setServing = (ok: boolean): void => {
     health.setStatus("", ok ? "SERVING" : "NOT_SERVING");
@@ -76,6 +86,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     setServing,
     shutdown(graceMs: number) {
       setServing(false);
+      guard.close();
       return new Promise<void>((resolve) => {
         // tryShutdown's callback also waits for TCP connections whose client never sent the
         // HTTP/2 preface (connects and stays silent); forceShutdown does not close those, so

@@ -359,10 +359,17 @@ export interface Consumer {
 export interface ListConsumersRequest {
   mesh: string;
   name: string;
+  /** Default 100, max 1000; a page also ends before 4 MiB encoded. */
+  pageSize: number;
+  /** From a previous response's next_page_token; empty for the first page. */
+  pageToken: string;
 }
 
 export interface ListConsumersResponse {
+  /** Oldest first. */
   consumers: Consumer[];
+  /** Empty on the last page. */
+  nextPageToken: string;
 }
 
 /** One RPC that touched a secret or a grant. Never a value or a token. */
@@ -4594,7 +4601,7 @@ export const Consumer: MessageFns<Consumer> = {
 };
 
 function createBaseListConsumersRequest(): ListConsumersRequest {
-  return { mesh: "", name: "" };
+  return { mesh: "", name: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
@@ -4604,6 +4611,12 @@ export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
     }
     if (message.name !== "") {
       writer.uint32(18).string(message.name);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
     }
     return writer;
   },
@@ -4637,6 +4650,22 @@ export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4653,6 +4682,16 @@ export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
     return {
       mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -4664,6 +4703,12 @@ export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -4674,18 +4719,23 @@ export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
     const message = createBaseListConsumersRequest();
     message.mesh = object.mesh ?? "";
     message.name = object.name ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListConsumersResponse(): ListConsumersResponse {
-  return { consumers: [] };
+  return { consumers: [], nextPageToken: "" };
 }
 
 export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
   encode(message: ListConsumersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.consumers) {
       Consumer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -4711,6 +4761,14 @@ export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
             message.consumers.push(Consumer.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4728,6 +4786,11 @@ export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
       consumers: globalThis.Array.isArray(object?.consumers)
         ? object.consumers.map((e: any) => Consumer.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -4735,6 +4798,9 @@ export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
     const obj: any = {};
     if (message.consumers?.length) {
       obj.consumers = message.consumers.map((e) => Consumer.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -4745,6 +4811,7 @@ export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
   fromPartial(object: DeepPartial<ListConsumersResponse>): ListConsumersResponse {
     const message = createBaseListConsumersResponse();
     message.consumers = object.consumers?.map((e) => Consumer.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -1,0 +1,262 @@
+/**
+ * Response serializers for the hot read RPCs (Secret for Create/Get/Update, Projection
+ * for ProjectSecrets): the exact bytes ts-proto's encode gives, written in two passes
+ * (sizes, then one exactly-sized buffer) instead of a growing BinaryWriter with a fork
+ * per map entry and timestamp, and without the copy the generated serializer makes with
+ * Buffer.from. A message holding anything unusual (a negative number, a non-integer)
+ * goes to the generated encoder, so the fast path only ever sees values it encodes the
+ * same way; test/unit/response-encoding.test.ts compares the two byte for byte.
+ */
+import { Projection, Secret, SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+
+/** A non-negative safe integer: the only numbers the fast path writes. */
+function plain(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function strSize(s: string): number {
+  const len = Buffer.byteLength(s, "utf8");
+  return varintSize(len) + len;
+}
+
+function msSeconds(ms: number): number {
+  return Math.trunc(ms / 1000);
+}
+
+function msNanos(ms: number): number {
+  return (ms % 1000) * 1_000_000;
+}
+
+/** Timestamp's body size for a date, or -1 when the fast path must not take it. */
+function timestampBody(d: Date): number {
+  const ms = d.getTime();
+  if (!plain(ms)) return -1;
+  const s = msSeconds(ms);
+  const ns = msNanos(ms);
+  return (s !== 0 ? 1 + varintSize(s) : 0) + (ns !== 0 ? 1 + varintSize(ns) : 0);
+}
+
+class Out {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  varint(n: number): void {
+    const b = this.buf;
+    while (n >= 0x80) {
+      b[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    b[this.pos++] = n;
+  }
+
+  /** A length-delimited string field; `len` is its UTF-8 byte length. */
+  str(tag: number, s: string, len: number): void {
+    this.buf[this.pos++] = tag;
+    this.varint(len);
+    this.pos += this.buf.write(s, this.pos, len, "utf8");
+  }
+
+  bytes(tag: number, v: Uint8Array): void {
+    this.buf[this.pos++] = tag;
+    this.varint(v.length);
+    this.buf.set(v, this.pos);
+    this.pos += v.length;
+  }
+
+  timestamp(tag: number, d: Date, body: number): void {
+    const ms = d.getTime();
+    const s = msSeconds(ms);
+    const ns = msNanos(ms);
+    this.buf[this.pos++] = tag;
+    this.varint(body);
+    if (s !== 0) {
+      this.buf[this.pos++] = 8;
+      this.varint(s);
+    }
+    if (ns !== 0) {
+      this.buf[this.pos++] = 16;
+      this.varint(ns);
+    }
+  }
+}
+
+const generic = (m: Secret): Buffer => {
+  const u = Secret.encode(m).finish();
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+};
+
+const SECRET_STRINGS = ["uid", "mesh", "name", "type", "description", "owner"] as const;
+
+/** Secret.encode(m).finish(), as a Buffer. */
+export function encodeSecret(m: Secret): Buffer {
+  if (!plain(m.version)) return generic(m);
+  const lens = SECRET_STRINGS.map((f) => Buffer.byteLength(m[f], "utf8"));
+  let size = 0;
+  for (const len of lens) if (len !== 0) size += 1 + varintSize(len) + len;
+  const dataKeys = Object.keys(m.data);
+  const entrySizes: number[] = [];
+  for (const k of dataKeys) {
+    const v = m.data[k]!;
+    const e = (k !== "" ? 1 + strSize(k) : 0) + (v.length !== 0 ? 1 + varintSize(v.length) + v.length : 0);
+    entrySizes.push(e);
+    size += 1 + varintSize(e) + e;
+  }
+  for (const map of [m.labels, m.annotations]) {
+    for (const [k, v] of Object.entries(map)) {
+      const e = (k !== "" ? 1 + strSize(k) : 0) + (v !== "" ? 1 + strSize(v) : 0);
+      entrySizes.push(e);
+      size += 1 + varintSize(e) + e;
+    }
+  }
+  if (m.immutable) size += 2;
+  if (m.version !== 0) size += 1 + varintSize(m.version);
+  const etagLen = Buffer.byteLength(m.etag, "utf8");
+  if (etagLen !== 0) size += 1 + varintSize(etagLen) + etagLen;
+  const times = [m.createTime, m.updateTime, m.expireTime];
+  const bodies: number[] = [];
+  for (const t of times) {
+    if (t === undefined) {
+      bodies.push(0);
+      continue;
+    }
+    const body = timestampBody(t);
+    if (body < 0) return generic(m);
+    bodies.push(body);
+    size += 1 + varintSize(body) + body;
+  }
+  const keyLens = m.keys.map((k) => Buffer.byteLength(k, "utf8"));
+  for (const len of keyLens) size += 2 + varintSize(len) + len;
+
+  const o = new Out(Buffer.allocUnsafe(size));
+  SECRET_STRINGS.forEach((f, i) => {
+    const len = lens[i]!;
+    if (len !== 0) o.str(((i + 1) << 3) | 2, m[f], len);
+  });
+  let e = 0;
+  for (const k of dataKeys) {
+    const v = m.data[k]!;
+    o.buf[o.pos++] = 58;
+    o.varint(entrySizes[e++]!);
+    if (k !== "") o.str(10, k, Buffer.byteLength(k, "utf8"));
+    if (v.length !== 0) o.bytes(18, v);
+  }
+  for (const [tag, map] of [[66, m.labels], [74, m.annotations]] as const) {
+    for (const [k, v] of Object.entries(map)) {
+      o.buf[o.pos++] = tag;
+      o.varint(entrySizes[e++]!);
+      if (k !== "") o.str(10, k, Buffer.byteLength(k, "utf8"));
+      if (v !== "") o.str(18, v, Buffer.byteLength(v, "utf8"));
+    }
+  }
+  if (m.immutable) {
+    o.buf[o.pos++] = 80;
+    o.buf[o.pos++] = 1;
+  }
+  if (m.version !== 0) {
+    o.buf[o.pos++] = 88;
+    o.varint(m.version);
+  }
+  if (etagLen !== 0) o.str(98, m.etag, etagLen);
+  times.forEach((t, i) => {
+    if (t !== undefined) o.timestamp(106 + 8 * i, t, bodies[i]!);
+  });
+  m.keys.forEach((k, i) => {
+    o.buf[o.pos++] = 130;
+    o.buf[o.pos++] = 1;
+    o.varint(keyLens[i]!);
+    o.pos += o.buf.write(k, o.pos, keyLens[i]!, "utf8");
+  });
+  if (o.pos !== size) throw new Error(`encodeSecret wrote ${o.pos} of ${size} bytes`);
+  return o.buf;
+}
+
+const genericProjection = (m: Projection): Buffer => {
+  const u = Projection.encode(m).finish();
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+};
+
+/** Projection.encode(m).finish(), as a Buffer. */
+export function encodeProjection(m: Projection): Buffer {
+  let size = 0;
+  const lens: number[] = [];
+  const bodies: number[] = [];
+  for (const v of m.values) {
+    if (!plain(v.mode) || v.mode > 0xffffffff) return genericProjection(m);
+    let body = 0;
+    for (const s of [v.secret, v.key, v.env, v.path]) {
+      const len = Buffer.byteLength(s, "utf8");
+      lens.push(len);
+      if (len !== 0) body += 1 + varintSize(len) + len;
+    }
+    if (v.mode !== 0) body += 1 + varintSize(v.mode);
+    if (v.value.length !== 0) body += 1 + varintSize(v.value.length) + v.value.length;
+    bodies.push(body);
+    size += 1 + varintSize(body) + body;
+  }
+  for (const r of m.sources) {
+    if (!plain(r.version)) return genericProjection(m);
+    let body = 0;
+    for (const s of [r.mesh, r.name]) {
+      const len = Buffer.byteLength(s, "utf8");
+      lens.push(len);
+      if (len !== 0) body += 1 + varintSize(len) + len;
+    }
+    if (r.version !== 0) body += 1 + varintSize(r.version);
+    bodies.push(body);
+    size += 1 + varintSize(body) + body;
+  }
+  const revLen = Buffer.byteLength(m.revision, "utf8");
+  if (revLen !== 0) size += 1 + varintSize(revLen) + revLen;
+
+  const o = new Out(Buffer.allocUnsafe(size));
+  let l = 0;
+  let b = 0;
+  for (const v of m.values) {
+    o.buf[o.pos++] = 10;
+    o.varint(bodies[b++]!);
+    [v.secret, v.key, v.env, v.path].forEach((s, i) => {
+      const len = lens[l++]!;
+      if (len !== 0) o.str(((i + 1) << 3) | 2, s, len);
+    });
+    if (v.mode !== 0) {
+      o.buf[o.pos++] = 40;
+      o.varint(v.mode);
+    }
+    if (v.value.length !== 0) o.bytes(50, v.value);
+  }
+  for (const r of m.sources) {
+    o.buf[o.pos++] = 18;
+    o.varint(bodies[b++]!);
+    [r.mesh, r.name].forEach((s, i) => {
+      const len = lens[l++]!;
+      if (len !== 0) o.str(((i + 1) << 3) | 2, s, len);
+    });
+    if (r.version !== 0) {
+      o.buf[o.pos++] = 24;
+      o.varint(r.version);
+    }
+  }
+  if (revLen !== 0) o.str(26, m.revision, revLen);
+  if (o.pos !== size) throw new Error(`encodeProjection wrote ${o.pos} of ${size} bytes`);
+  return o.buf;
+}
+
+/** The service definition with these serializers on the methods that answer a Secret or a Projection. */
+export function withFastResponses<S extends typeof SecretServiceService>(def: S): S {
+  return {
+    ...def,
+    createSecret: { ...def.createSecret, responseSerialize: encodeSecret },
+    getSecret: { ...def.getSecret, responseSerialize: encodeSecret },
+    updateSecret: { ...def.updateSecret, responseSerialize: encodeSecret },
+    projectSecrets: { ...def.projectSecrets, responseSerialize: encodeProjection },
+  };
+}

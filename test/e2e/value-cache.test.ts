@@ -1,0 +1,143 @@
+/**
+ * The cache of decrypted values (--value-cache-mb) through the real server: it never
+ * answers across tenants or callers, never outlives an update, delete, revoke or expiry,
+ * and a write through another server process on the same data drops the value from this
+ * one's memory. Reads go over fresh connections too, so with SECRETD_E2E_WORKERS=2 they
+ * reach both workers (node:cluster deals out connections, not calls).
+ */
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetSecretRequest, Permission, ProjectSecretsRequest, SecretServiceClient, type Projection, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { codeOf, E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
+
+let s: TestServer;
+let owner: string;
+let admin: string;
+let reader: string;
+let other: string;
+const MESH = "default";
+const utf8 = (b: Uint8Array | undefined): string => Buffer.from(b ?? new Uint8Array()).toString("utf8");
+
+/** GetSecret over a new connection each time (another worker, with --workers). */
+async function freshGet(address: string, name: string, token: string): Promise<Secret> {
+  const client = new SecretServiceClient(address, credentials.createInsecure());
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  try {
+    return await new Promise<Secret>((resolve, reject) =>
+      client.getSecret(GetSecretRequest.fromPartial({ mesh: MESH, name }), md, (e: ServiceError | null, r: Secret) => (e ? reject(e) : resolve(r))),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** Reads `name` over `n` connections and the shared one; every answer's value of key "v". */
+async function valuesSeen(name: string, token: string, n = 4): Promise<string[]> {
+  const out = [utf8((await s.call<Secret>("getSecret", { mesh: MESH, name }, token)).data.v)];
+  for (let i = 0; i < n; i++) out.push(utf8((await freshGet(s.address, name, token)).data.v));
+  return out;
+}
+
+beforeAll(async () => {
+  s = await startTestServer();
+  owner = await s.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
+  admin = await s.token({ tenant: "acme", sub: "alice", roles: ["tenant-admin"] });
+  reader = await s.token({ tenant: "acme", sub: "rose", roles: [] });
+  other = await s.token({ tenant: "globex", sub: "olivia", roles: ["tenant-admin"] });
+});
+
+afterAll(async () => {
+  await s?.stop();
+});
+
+describe("value cache", () => {
+  it("when a hot secret is updated, then every later read on every connection returns the new value, and the old one left the cache", async () => {
+    const created = await s.call<Secret>("createSecret", { mesh: MESH, name: "hot", data: { v: Buffer.from("one") } }, owner);
+    expect(await valuesSeen("hot", owner)).toEqual(Array(5).fill("one"));
+    if (E2E_WORKERS <= 1) expect(s.app.plaintexts.holds(created.uid)).toBe(true);
+    const updated = await s.call<Secret>("updateSecret", { mesh: MESH, name: "hot", etag: created.etag, data: { v: Buffer.from("two") } }, owner);
+    if (E2E_WORKERS <= 1) expect(s.app.plaintexts.holds(created.uid)).toBe(false); // dropped on the feed, before the answer
+    expect(await valuesSeen("hot", owner)).toEqual(Array(5).fill("two"));
+    // Versions stay what they were: the old version reads back its own value.
+    const v1 = await s.call<Secret>("getSecret", { mesh: MESH, name: "hot", version: 1 }, owner);
+    expect(utf8(v1.data.v)).toBe("one");
+    expect(updated.version).toBe(2);
+  });
+
+  it("when a cached secret is deleted and created again under the same name, then NOT_FOUND in between and the new value after", async () => {
+    await s.call("createSecret", { mesh: MESH, name: "again", data: { v: Buffer.from("first") } }, owner);
+    expect(await valuesSeen("again", owner)).toEqual(Array(5).fill("first"));
+    await s.call("deleteSecret", { mesh: MESH, name: "again", force: true }, owner);
+    expect(await codeOf(freshGet(s.address, "again", owner))).toBe(status.NOT_FOUND);
+    expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "again" }, owner))).toBe(status.NOT_FOUND);
+    await s.call("createSecret", { mesh: MESH, name: "again", data: { v: Buffer.from("second") } }, owner);
+    expect(await valuesSeen("again", owner)).toEqual(Array(5).fill("second"));
+  });
+
+  it("when two tenants hold the same mesh and name, then each reads only its own value, however often", async () => {
+    await s.call("createSecret", { mesh: MESH, name: "twin", data: { v: Buffer.from("acme-value") } }, owner);
+    await s.call("createSecret", { mesh: MESH, name: "twin", data: { v: Buffer.from("globex-value") } }, other);
+    for (let i = 0; i < 3; i++) {
+      expect(await valuesSeen("twin", owner, 2)).toEqual(Array(3).fill("acme-value"));
+      expect(await valuesSeen("twin", other, 2)).toEqual(Array(3).fill("globex-value"));
+    }
+  });
+
+  it("when a grant that let a caller read a cached value is revoked, then that caller gets NOT_FOUND; a key-limited grantee still gets only its keys", async () => {
+    await s.call("createSecret", { mesh: MESH, name: "shared", data: { a: Buffer.from("A"), b: Buffer.from("B") } }, owner);
+    await s.call("grantAccess", { mesh: MESH, name: "shared", subject: "user:rose", permission: Permission.PERMISSION_READ }, owner);
+    const full = await s.call<Secret>("getSecret", { mesh: MESH, name: "shared" }, reader);
+    expect(Object.keys(full.data).sort()).toEqual(["a", "b"]);
+    await s.call("revokeAccess", { mesh: MESH, name: "shared", subject: "user:rose", permission: Permission.PERMISSION_READ }, owner);
+    expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "shared" }, reader))).toBe(status.NOT_FOUND);
+    expect(await codeOf(freshGet(s.address, "shared", reader))).toBe(status.NOT_FOUND);
+    await s.call("grantAccess", { mesh: MESH, name: "shared", subject: "user:rose", permission: Permission.PERMISSION_READ, keys: ["a"] }, owner);
+    const limited = await s.call<Secret>("getSecret", { mesh: MESH, name: "shared" }, reader);
+    expect(Object.keys(limited.data)).toEqual(["a"]);
+    expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "shared", keys: ["b"] }, reader))).toBe(status.PERMISSION_DENIED);
+    // The owner, reading the same cached blob, still sees everything.
+    expect(Object.keys((await s.call<Secret>("getSecret", { mesh: MESH, name: "shared" }, owner)).data).sort()).toEqual(["a", "b"]);
+  });
+
+  it("when a cached secret expires, then reads answer FAILED_PRECONDITION, as without a cache", async () => {
+    const expireTime = new Date(Date.now() + 1500);
+    await s.call("createSecret", { mesh: MESH, name: "brief", data: { v: Buffer.from("soon gone") }, expireTime }, owner);
+    expect(await valuesSeen("brief", owner, 2)).toEqual(Array(3).fill("soon gone"));
+    await new Promise((r) => setTimeout(r, Math.max(0, expireTime.getTime() - Date.now()) + 100));
+    expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "brief" }, owner))).toBe(status.FAILED_PRECONDITION);
+    expect(await codeOf(freshGet(s.address, "brief", owner))).toBe(status.FAILED_PRECONDITION);
+  });
+
+  it("when ProjectSecrets reads cached sources, then the values and revision follow an update", async () => {
+    await s.call("createSecret", { mesh: MESH, name: "proj", data: { k: Buffer.from("before") } }, owner);
+    const req = ProjectSecretsRequest.fromPartial({ mesh: MESH, items: [{ name: "proj" }] });
+    const a = await s.call<Projection>("projectSecrets", req, owner);
+    const b = await s.call<Projection>("projectSecrets", req, owner);
+    expect(b.revision).toBe(a.revision);
+    const cur = await s.call<Secret>("getSecret", { mesh: MESH, name: "proj" }, owner);
+    await s.call("updateSecret", { mesh: MESH, name: "proj", etag: cur.etag, data: { k: Buffer.from("after") } }, owner);
+    const c = await s.call<Projection>("projectSecrets", req, owner);
+    expect(utf8(c.values[0]?.value)).toBe("after");
+    expect(c.revision).not.toBe(a.revision);
+  });
+
+  it("when another server process on the same data updates a secret, then this one drops its cached value within a second and reads the new one", async () => {
+    const second = await startTestServer({ dataDir: s.dataDir });
+    try {
+      const created = await s.call<Secret>("createSecret", { mesh: MESH, name: "elsewhere", data: { v: Buffer.from("old") } }, owner);
+      expect(await valuesSeen("elsewhere", owner)).toEqual(Array(5).fill("old"));
+      const tok = await second.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
+      await second.call("updateSecret", { mesh: MESH, name: "elsewhere", etag: created.etag, data: { v: Buffer.from("new") } }, tok);
+      if (E2E_WORKERS <= 1) {
+        const deadline = Date.now() + 1000;
+        while (s.app.plaintexts.holds(created.uid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        expect(s.app.plaintexts.holds(created.uid)).toBe(false);
+      }
+      expect(await valuesSeen("elsewhere", owner)).toEqual(Array(5).fill("new"));
+      expect(utf8((await s.call<Secret>("getSecret", { mesh: MESH, name: "elsewhere" }, admin)).data.v)).toBe("new");
+    } finally {
+      await second.stop();
+    }
+  });
+});
