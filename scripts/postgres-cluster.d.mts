@@ -14,4 +14,5 @@ export interface PostgresCluster {
   stop(): void;
 }
 
-export function startPostgres(options?: { fsync?: boolean }): Promise<PostgresCluster>;
+/** With `tls` (PEM file paths), the cluster speaks TLS and refuses plaintext TCP connections. */
+export function startPostgres(options?: { fsync?: boolean; tls?: { cert: string; key: string } }): Promise<PostgresCluster>;

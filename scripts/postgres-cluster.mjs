@@ -5,7 +5,7 @@
 // missing is an error naming the package that installs it, never a silent skip.
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -19,7 +19,11 @@ function binDir() {
   return path.join(root, v, "bin");
 }
 
-/** @param {{ fsync?: boolean }} [options] fsync off by default: a test cluster lives for one file. */
+/**
+ * @param {{ fsync?: boolean, tls?: { cert: string, key: string } }} [options] fsync off by
+ * default: a test cluster lives for one file. With `tls`, the server speaks TLS with that
+ * certificate and key (PEM files) and refuses every TCP connection that does not.
+ */
 export async function startPostgres(options = {}) {
   const bin = binDir();
   const asRoot = process.getuid?.() === 0;
@@ -36,7 +40,19 @@ export async function startPostgres(options = {}) {
   const data = path.join(dir, "data");
   const port = await freePort();
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]);
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${options.fsync ? "on" : "off"} -c max_connections=200`;
+  let opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${options.fsync ? "on" : "off"} -c max_connections=200`;
+  if (options.tls) {
+    // The server reads its key as the cluster's owner and wants it owner-only.
+    for (const [name, from] of [["server.crt", options.tls.cert], ["server.key", options.tls.key]]) {
+      const to = path.join(data, name);
+      copyFileSync(from, to);
+      chmodSync(to, 0o600);
+      if (asRoot) chownSync(to, statSync(data).uid, statSync(data).gid);
+    }
+    writeFileSync(path.join(data, "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n");
+    if (asRoot) chownSync(path.join(data, "pg_hba.conf"), statSync(data).uid, statSync(data).gid);
+    opts += " -c ssl=on";
+  }
   const start = () => run("pg_ctl", ["-D", data, "-o", opts, "-w", "-s", "-l", path.join(dir, "log"), "start"]);
   start();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -47,7 +63,8 @@ export async function startPostgres(options = {}) {
     bin,
     async createDatabase() {
       const name = `t_${randomBytes(6).toString("hex")}`;
-      const c = new pg.Client({ connectionString: url });
+      // The cluster's own certificate is trusted as is here: this is the test harness, not secretd.
+      const c = new pg.Client({ connectionString: url, ...(options.tls ? { ssl: { rejectUnauthorized: false } } : {}) });
       await c.connect();
       try {
         await c.query(`CREATE DATABASE ${name}`);

@@ -133,6 +133,18 @@ export function wrap(err: unknown): SecretdError {
   return new SecretdError("INTERNAL", "database error", { cause: err });
 }
 
+/**
+ * Why the database could not be opened at start, in words an operator can act on: the
+ * driver's and the server's own message (a TLS verification failure, a pg_hba refusal, an
+ * unknown database), which name hosts, users and databases but never the password.
+ */
+function openError(err: unknown): SecretdError {
+  if (err instanceof SecretdError) return err;
+  const message = err instanceof Error ? err.message.slice(0, 500) : "unknown error";
+  const code = isUnavailable(err) ? "UNAVAILABLE" : "FAILED_PRECONDITION";
+  return new SecretdError(code, `cannot open the PostgreSQL database: ${message}`, { cause: err });
+}
+
 function num(v: string | number): number {
   return typeof v === "number" ? v : Number(v);
 }
@@ -267,7 +279,7 @@ export class PostgresStorage implements Storage {
       return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions), opts.onCommit ?? (() => {}));
     } catch (err) {
       await pool.end().catch(() => undefined);
-      throw wrap(err);
+      throw openError(err);
     }
   }
 
