@@ -4,7 +4,8 @@ import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring } from "./crypto/keyring.js";
-import { KeyringHolder } from "./crypto/keyring-holder.js";
+import type { KeyringHolder } from "./crypto/keyring-holder.js";
+import { openServerKeyring } from "./crypto/server-keyring.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { Secrets } from "./domain/secrets.js";
@@ -21,6 +22,8 @@ export interface App {
   readonly storage: Storage;
   /** Open WatchProjection streams of this process (its openWatches count feeds metrics). */
   readonly watches: WatchHub;
+  /** This start created the development JWT signing key (a first start on a fresh data dir). */
+  readonly devKeyCreated: boolean;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
   /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), then closes the database. */
@@ -29,13 +32,16 @@ export interface App {
 
 export const DB_FILE = "secretd.db";
 
-export function verifierOptions(config: Config, warn: (msg: string) => void): VerifierOptions {
+export function verifierOptions(config: Config, warn: (msg: string) => void, onDevKeyCreated: () => void = () => undefined): VerifierOptions {
   const j = config.jwt;
   const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim, maxTtlSec: j.maxTtlSec };
   if (j.hs256SecretFile !== "") {
     if (j.hs256IsDevKey) {
       const dev = ensureDevHs256Secret(j.hs256SecretFile);
-      if (dev.created) warn(`created a development JWT signing key at ${j.hs256SecretFile}; configure a real key source for production`);
+      if (dev.created) {
+        warn(`created a development JWT signing key at ${j.hs256SecretFile}; configure a real key source for production`);
+        onDevKeyCreated();
+      }
       opts.hs256Secret = dev.secret;
     } else {
       opts.hs256Secret = readHs256Secret(j.hs256SecretFile);
@@ -88,20 +94,15 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
-  // Watched, so a `secretd keys rotate` run against this data dir takes effect here too.
-  const keyring = new KeyringHolder(config.kekFile, {
-    create: config.kekFileIsDefault,
-    watch: true,
-    info: (msg) => logger.info(msg),
-    warn,
-  });
-  let verifier;
-  let storage;
+  let devKeyCreated = false;
+  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
+  const storage = await openStorage(config, logger);
+  let keyring: KeyringHolder;
   try {
-    verifier = createVerifier(verifierOptions(config, warn));
-    storage = await openStorage(config, logger);
+    // Watched, so a `secretd keys rotate` run against this data dir takes effect here too.
+    keyring = await openServerKeyring(storage, { file: config.kekFile, isDefaultFile: config.kekFileIsDefault, watch: true, info: (msg) => logger.info(msg), warn });
   } catch (err) {
-    keyring.close();
+    await storage.close();
     throw err;
   }
   const secrets = new Secrets({ storage, keyring, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
@@ -125,6 +126,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   logger.info({ listen: `${config.listen.host}:${running.port}`, tls: config.tls !== undefined }, "secretd serving");
   return {
     port: running.port,
+    devKeyCreated,
     storage,
     watches,
     get keyring() {

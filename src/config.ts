@@ -44,6 +44,7 @@ type RawSettings = {
   metricsListen: string;
   maxWatchesPerTenant: string;
   workers: string;
+  devToken: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -69,6 +70,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
   { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address (off when empty; refused: not available in this build)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
+  { key: "devToken", flag: "dev-token", env: "SECRETD_DEV_TOKEN", default: "auto", doc: "print a dev tenant-admin token at start (dev key only): auto = when the dev keys were just created or stderr is a terminal; always; never" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
 ];
 
@@ -101,6 +103,15 @@ export interface Config {
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
   readonly workers: number;
+  /** When serve prints the dev token banner (with the dev signing key only). */
+  readonly devToken: DevTokenMode;
+}
+
+export type DevTokenMode = "auto" | "always" | "never";
+const DEV_TOKEN_MODES: readonly string[] = ["auto", "always", "never"];
+
+function isDevTokenMode(v: string): v is DevTokenMode {
+  return DEV_TOKEN_MODES.includes(v);
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -277,6 +288,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
   }
 
+  const devToken = raw.devToken;
+  if (!isDevTokenMode(devToken)) throw bad("devToken", `must be one of ${DEV_TOKEN_MODES.join(", ")}`);
+
   const config: Config = {
     listen,
     dataDir,
@@ -302,6 +316,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     metricsListen: raw.metricsListen,
     maxWatchesPerTenant,
     workers,
+    devToken,
   };
   return deepFreeze(config);
 }

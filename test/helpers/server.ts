@@ -106,6 +106,9 @@ async function startWorkers(config: Config, flags: Record<string, string>, logs:
   };
   return {
     port,
+    get devKeyCreated(): never {
+      return unavailable("devKeyCreated")();
+    },
     get storage(): never {
       return unavailable("storage")();
     },
