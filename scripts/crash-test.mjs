@@ -106,7 +106,8 @@ export async function runCrashTest(opts = {}) {
 }
 
 async function startServer(dataDir, serverWorkers) {
-  const args = [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--workers", String(serverWorkers)];
+  // --dev-token always: restarts on the same data dir print the banner too (address and token).
+  const args = [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--workers", String(serverWorkers), "--dev-token", "always"];
   // Its own process group: a kill takes the primary and every worker at once, as a power loss would.
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let stderr = "";
@@ -126,7 +127,7 @@ async function startServer(dataDir, serverWorkers) {
     const onData = (b) => {
       stderr += b.toString();
       const address = /serving on (\S+) /.exec(stderr)?.[1];
-      const token = /export TOKEN=(\S+)/.exec(stderr)?.[1];
+      const token = /export SECRETD_TOKEN=(\S+)/.exec(stderr)?.[1];
       if (address && token) settle(undefined, { address, token });
     };
     child.stderr.on("data", onData);

@@ -6,8 +6,9 @@ import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring, KeyringSource } from "./crypto/keyring.js";
-import { KeyringHolder } from "./crypto/keyring-holder.js";
+import type { KeyringHolder } from "./crypto/keyring-holder.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
+import { openServerKeyring } from "./crypto/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
@@ -28,6 +29,8 @@ export interface App {
   readonly storage: Storage;
   /** Open WatchProjection streams of this process (its openWatches count feeds metrics). */
   readonly watches: WatchHub;
+  /** This start created the development JWT signing key (a first start on a fresh data dir). */
+  readonly devKeyCreated: boolean;
   /** The keyring in use now; it follows the KEK file (see KeyringHolder). */
   readonly keyring: Keyring;
   /** Decrypted payloads kept for hot reads (--value-cache-mb), emptied on the change feed. */
@@ -42,13 +45,16 @@ export interface App {
 
 export const DB_FILE = "secretd.db";
 
-export function verifierOptions(config: Config, warn: (msg: string) => void): VerifierOptions {
+export function verifierOptions(config: Config, warn: (msg: string) => void, onDevKeyCreated: () => void = () => undefined): VerifierOptions {
   const j = config.jwt;
   const opts: VerifierOptions = { algorithms: j.algorithms, tenantClaim: j.tenantClaim, maxTtlSec: j.maxTtlSec };
   if (j.hs256SecretFile !== "") {
     if (j.hs256IsDevKey) {
       const dev = ensureDevHs256Secret(j.hs256SecretFile);
-      if (dev.created) warn(`created a development JWT signing key at ${j.hs256SecretFile}; configure a real key source for production`);
+      if (dev.created) {
+        warn(`created a development JWT signing key at ${j.hs256SecretFile}; configure a real key source for production`);
+        onDevKeyCreated();
+      }
       opts.hs256Secret = dev.secret;
     } else {
       opts.hs256Secret = readHs256Secret(j.hs256SecretFile);
@@ -125,32 +131,37 @@ async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: 
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
-  // Watched, so a `secretd keys rotate` run against this data dir takes effect here too.
-  const keyring = new KeyringHolder(config.kekFile, {
-    create: config.kekFileIsDefault,
-    watch: true,
-    info: (msg) => logger.info(msg),
-    warn,
-  });
-  let verifier;
-  let storage: Storage;
+  let devKeyCreated = false;
+  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
   let metrics: Metrics | undefined;
-  // Read by the metrics at scrape time; both exist before the first scrape can happen.
+  // Read by the metrics at scrape time; each exists before the first scrape can happen.
+  let kek: KeyringHolder | undefined;
   let trail: AuditTrail | undefined;
   let watches: WatchHub | undefined;
+  if (config.metricsListen) {
+    metrics = new Metrics({
+      tenantLabels: config.metricsTenantLabels,
+      auditQueueDepth: () => trail?.depth ?? 0,
+      auditDropped: () => trail?.dropped ?? 0,
+      activeKekId: () => kek?.current().active.id ?? "",
+      openWatches: () => watches?.openWatches ?? 0,
+    });
+  }
+  const m0 = metrics;
+  const backend = await openStorage(config, logger, m0 ? (s) => m0.storageCommitted(s) : undefined);
+  let keyring: KeyringHolder;
   try {
-    verifier = createVerifier(verifierOptions(config, warn));
-    if (config.metricsListen) {
-      metrics = new Metrics({
-        tenantLabels: config.metricsTenantLabels,
-        auditQueueDepth: () => trail?.depth ?? 0,
-        auditDropped: () => trail?.dropped ?? 0,
-        activeKekId: () => keyring.current().active.id,
-        openWatches: () => watches?.openWatches ?? 0,
-      });
-    }
-    const m = metrics;
-    storage = await authenticatedStorage(await openStorage(config, logger, m ? (s) => m.storageCommitted(s) : undefined), keyring, logger);
+    // Refuses a keyring that lacks a KEK id stored data keys name. Watched, so a
+    // `secretd keys rotate` run against this data dir takes effect here too.
+    keyring = await openServerKeyring(backend, { file: config.kekFile, isDefaultFile: config.kekFileIsDefault, watch: true, info: (msg) => logger.info(msg), warn });
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  kek = keyring;
+  let storage: Storage;
+  try {
+    storage = await authenticatedStorage(backend, keyring, logger);
   } catch (err) {
     keyring.close();
     throw err;
@@ -226,6 +237,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   );
   return {
     port: running.port,
+    devKeyCreated,
     storage: st,
     watches: hub,
     audit,

@@ -53,6 +53,7 @@ type RawSettings = {
   maxConnectionsPerPeer: string;
   writeStallTimeout: string;
   valueCacheMb: string;
+  devToken: string;
 };
 
 export const SETTINGS: readonly Setting[] = [
@@ -82,6 +83,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
   { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB of decrypted values kept in memory per server process for hot reads (0 = off; see SECURITY.md)" },
+  { key: "devToken", flag: "dev-token", env: "SECRETD_DEV_TOKEN", default: "auto", doc: "print a dev tenant-admin token at start (dev key only): auto = when the dev keys were just created or stderr is a terminal; always; never" },
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
   { key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)" },
   { key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)" },
@@ -130,6 +132,15 @@ export interface Config {
   readonly connections: { readonly max: number; readonly maxPerPeer: number; readonly writeStallMs: number };
   /** Bytes of decrypted payloads kept across calls (PlaintextCache); 0 = off. */
   readonly valueCacheBytes: number;
+  /** When serve prints the dev token banner (with the dev signing key only). */
+  readonly devToken: DevTokenMode;
+}
+
+export type DevTokenMode = "auto" | "always" | "never";
+const DEV_TOKEN_MODES: readonly string[] = ["auto", "always", "never"];
+
+function isDevTokenMode(v: string): v is DevTokenMode {
+  return DEV_TOKEN_MODES.includes(v);
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -336,6 +347,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   const valueCacheMb = Number(raw.valueCacheMb);
   if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
 
+  const devToken = raw.devToken;
+  if (!isDevTokenMode(devToken)) throw bad("devToken", `must be one of ${DEV_TOKEN_MODES.join(", ")}`);
+
   const config: Config = {
     listen,
     dataDir,
@@ -365,6 +379,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     workers,
     connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
     valueCacheBytes: valueCacheMb * 1024 * 1024,
+    devToken,
   };
   return deepFreeze(config);
 }

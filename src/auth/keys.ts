@@ -3,7 +3,8 @@
  * parse message would quote part of the file, so it is not even kept as the cause.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { makeDirs } from "../make-dirs.js";
 import { dirname } from "node:path";
 import type { JWK } from "jose";
 import { SecretdError } from "../domain/errors.js";
@@ -51,7 +52,7 @@ export function readHs256Secret(path: string): Buffer {
 export function ensureDevHs256Secret(path: string): { secret: Buffer; created: boolean } {
   if (existsSync(path)) return { secret: readHs256Secret(path), created: false };
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir);
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   let created = false;
   const fd = openSync(tmp, "wx", 0o600);

@@ -7,7 +7,8 @@
  * database's own tools (pg_dump / pg_restore, base backups) do this, and both verbs refuse
  * a --database-url rather than copy the wrong thing.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { makeDirs } from "../make-dirs.js";
 import path from "node:path";
 import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
@@ -84,7 +85,7 @@ async function restore(file: string, opts: Record<string, string | boolean | und
       throw new SecretdError("FAILED_PRECONDITION", `${config.dataDir} is not empty (${describeCounts(current)}): add --force to replace it`);
     }
   }
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(config.dataDir);
   const staged = path.join(config.dataDir, `${DB_FILE}.restore`);
   rmSync(staged, { force: true });
   closeSync(openSync(staged, "wx", 0o600));

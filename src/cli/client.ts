@@ -10,15 +10,13 @@
  *   --ca / --cert / --cert-key   TLS (plaintext without them); --tls: TLS with the system CAs
  *   --timeout              deadline of each unary call
  */
-import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { createSecureContext } from "node:tls";
 import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { parseDuration } from "../auth/mint.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { SecretServiceClient } from "../gen/secrets/v1/secrets.js";
 import { isServiceError, printError } from "./cli-errors.js";
+import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../transport/tls-material.js";
 import { describeConnectionFailure, type Dialled } from "./connection-failure.js";
 import { DEFAULT_PORT, parseServerAddress, type ServerAddress } from "./server-address.js";
 
@@ -106,13 +104,6 @@ export function withClientOptions(cmd: Command): Command {
 /** A token must be a single header-safe word; grpc-js would echo a bad value in its error. */
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 
-function readInput(file: string, flag: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new SecretdError("INVALID_ARGUMENT", `${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-}
 
 /** The token from exactly one source: --token or --token-file, else SECRETD_TOKEN. */
 function resolveToken(cmd: Command, flags: ClientFlags): string {
@@ -120,7 +111,7 @@ function resolveToken(cmd: Command, flags: ClientFlags): string {
   if (fromCli && flags.tokenFile !== undefined) throw invalid("--token", "give either --token or --token-file, not both");
   let token: string;
   if (flags.tokenFile !== undefined) {
-    token = readInput(flags.tokenFile, "--token-file").toString("utf8").trim();
+    token = readFlagFile(flags.tokenFile, "--token-file").toString("utf8").trim();
     if (token === "") throw invalid("--token-file", `${flags.tokenFile} is empty`);
   } else if (flags.token !== undefined) {
     token = flags.token.trim();
@@ -139,28 +130,12 @@ function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tl
   }
   const tls = caFile !== undefined || flags.cert !== undefined || flags.tls === true;
   if (!tls) return { creds: credentials.createInsecure(), tls: false, clientCert: false };
-  const ca = caFile === undefined ? null : readInput(caFile, "--ca");
-  const key = flags.certKey === undefined ? null : readInput(flags.certKey, "--cert-key");
-  const cert = flags.cert === undefined ? null : readInput(flags.cert, "--cert");
-  // Checked one by one, so the message names the flag at fault (Node's never quote key bytes).
-  if (ca !== null) {
-    checkTls("--ca", () => new X509Certificate(ca), "holds no PEM certificate");
-    checkTls("--ca", () => createSecureContext({ ca }));
-  }
-  if (cert !== null && key !== null) {
-    checkTls("--cert", () => createSecureContext({ cert }));
-    checkTls("--cert-key", () => createSecureContext({ cert, key }), "does not match --cert or is not a PEM private key");
-  }
+  const ca = caFile === undefined ? null : readFlagFile(caFile, "--ca");
+  const key = flags.certKey === undefined ? null : readFlagFile(flags.certKey, "--cert-key");
+  const cert = flags.cert === undefined ? null : readFlagFile(flags.cert, "--cert");
+  if (ca !== null) checkCaBundle(ca, "--ca");
+  if (cert !== null && key !== null) checkCertKeyPair(cert, key, "--cert", "--cert-key");
   return { creds: credentials.createSsl(ca, key, cert), tls: true, clientCert: cert !== null };
-}
-
-function checkTls(flag: string, build: () => unknown, problem?: string): void {
-  try {
-    build();
-  } catch (err) {
-    const why = (err as Error).message.replace(/^error:[0-9A-F]+:[^:]*::?/, "");
-    throw invalid(flag, problem ?? `cannot use it for TLS: ${why}`);
-  }
 }
 
 function timeoutMs(value: string): number {

@@ -18,6 +18,7 @@ import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../storage/storage.js";
 import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
 import { withExample } from "./help.js";
+import { progress } from "./progress.js";
 
 /** Servers poll the keyring file every KEYRING_POLL_MS; give them a few polls to notice. */
 const SETTLE_MS = 3 * KEYRING_POLL_MS;
@@ -36,26 +37,32 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
   const config = configFrom(opts);
   const batch = batchSize(opts.batch);
   const started = Date.now();
+  const dbFile = path.join(config.dataDir, DB_FILE);
+  // Checked before the keyring is touched: a wrong --data-dir must not get a KEK file of its own.
+  if (config.databaseUrl === "" && !existsSync(dbFile)) {
+    throw new SecretdError("FAILED_PRECONDITION", `no database at ${dbFile}: check --data-dir (keys ${rotate ? "rotate" : "rewrap"} works on an existing SQLite data dir)`);
+  }
   if (rotate) {
     const ring = rotateKeyring(config.kekFile);
     process.stdout.write(`added KEK ${ring.active.id} to ${config.kekFile}; new data keys are wrapped by it\n`);
   }
   const warn = (msg: string): void => void process.stderr.write(`secretd: ${msg}\n`);
   const keys = new KeyringHolder(config.kekFile, { create: false, watch: false, info: () => {}, warn });
-  let storage: Storage;
-  if (config.databaseUrl !== "") {
-    // Every replica must share this keyring file (or get the same one) for the rotation to reach it.
-    storage = await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs });
-  } else {
-    const dbFile = path.join(config.dataDir, DB_FILE);
-    if (!existsSync(dbFile)) {
-      process.stdout.write(`no database at ${dbFile}: rewrapped 0 data keys\n`);
-      return;
-    }
-    storage = new SqliteStorage(dbFile);
-  }
+  // Every replica must share this keyring file (or get the same one) for the rotation to reach it.
+  const storage: Storage =
+    config.databaseUrl !== ""
+      ? await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs })
+      : new SqliteStorage(dbFile);
+  const bar = progress("rewrapping data keys");
   try {
-    const r = await rewrapAll(storage, keys, { batchSize: batch, settleUntil: started + SETTLE_MS, rescanMs: KEYRING_POLL_MS / 4, maxPasses: MAX_PASSES });
+    const r = await rewrapAll(storage, keys, {
+      batchSize: batch,
+      settleUntil: started + SETTLE_MS,
+      rescanMs: KEYRING_POLL_MS / 4,
+      maxPasses: MAX_PASSES,
+      onBatch: (p) => bar.update(`pass ${p.pass}: ${p.examined} examined, ${p.rewrapped} rewrapped`),
+    });
+    bar.done();
     process.stdout.write(
       `rewrapped ${r.rewrapped} data keys to KEK ${r.activeKekId} ` +
         `(${r.rewrappedLate} of them written by a server during the rotation, found by the final re-scan; ${r.passes} passes)\n`,
@@ -84,6 +91,7 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
       );
     }
   } finally {
+    bar.done();
     await storage.close();
   }
 }

@@ -1,6 +1,7 @@
 /** `secretd token mint`: signs a token with the configured HS256 secret file. */
 import type { Command } from "commander";
-import { ensureDevHs256Secret, readHs256Secret } from "../auth/keys.js";
+import { existsSync } from "node:fs";
+import { readHs256Secret } from "../auth/keys.js";
 import { mintToken, parseDuration } from "../auth/mint.js";
 import { splitList, type Config } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
@@ -19,10 +20,21 @@ function ttlSeconds(v: string): number {
   }
 }
 
+/**
+ * The HS256 secret to sign with. Minting never creates a key: a key made here would be
+ * one no server checks tokens against (e.g. ./data/jwt-dev.key in whatever directory
+ * mint happened to run). The dev key is created by the first `secretd serve`.
+ */
 export function signingSecret(config: Config): Buffer {
   const file = config.jwt.hs256SecretFile;
   if (file === "") throw new SecretdError("FAILED_PRECONDITION", "token mint signs with the HS256 secret: set --jwt-hs256-secret-file");
-  return config.jwt.hs256IsDevKey ? ensureDevHs256Secret(file).secret : readHs256Secret(file);
+  if (!existsSync(file)) {
+    const hint = config.jwt.hs256IsDevKey
+      ? `the dev key is created by the first \`secretd serve\` on that data dir: pass the server's --data-dir (now ${config.dataDir}) or --jwt-hs256-secret-file`
+      : "check --jwt-hs256-secret-file";
+    throw invalid(config.jwt.hs256IsDevKey ? "--data-dir" : "--jwt-hs256-secret-file", `no signing key at ${file}; ${hint}`);
+  }
+  return readHs256Secret(file);
 }
 
 export async function mintFromConfig(

@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { SecretdError } from "../domain/errors.js";
 import { DataKeyCache } from "./data-key-cache.js";
+import { makeDirs } from "../make-dirs.js";
 
 export interface Kek {
   readonly id: string;
@@ -245,7 +246,7 @@ function installKeyring(file: string, tmp: TempFile, keyring: Keyring): Keyring 
 
 /** mkdir -p (0700), then fsync the parent of every directory it created. */
 function mkdirDurable(dir: string): void {
-  const first = fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const first = makeDirs(dir);
   if (first === undefined) return;
   const created = path.resolve(first);
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {

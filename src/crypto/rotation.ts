@@ -42,6 +42,8 @@ export interface RewrapOptions {
   /** Pause between clean re-scans while settling. */
   readonly rescanMs: number;
   readonly maxPasses: number;
+  /** Called after each batch with the pass's counts so far (a progress line). */
+  readonly onBatch?: (progress: { pass: number; examined: number; rewrapped: number }) => void;
 }
 
 export interface RewrapResult {
@@ -55,7 +57,12 @@ export interface RewrapResult {
 }
 
 /** One scan over every version, rewrapping those not under the active KEK. */
-export async function rewrapPass(storage: RewrapStorage, keys: KeyringSource, batchSize: number): Promise<PassResult> {
+export async function rewrapPass(
+  storage: RewrapStorage,
+  keys: KeyringSource,
+  batchSize: number,
+  onBatch: (counts: { examined: number; rewrapped: number }) => void = () => undefined,
+): Promise<PassResult> {
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new SecretdError("INVALID_ARGUMENT", "batch size must be a positive integer");
   let examined = 0;
   let rewrapped = 0;
@@ -79,6 +86,7 @@ export async function rewrapPass(storage: RewrapStorage, keys: KeyringSource, ba
       rewrapped += applied;
       missed += batch.length - applied;
     }
+    onBatch({ examined, rewrapped });
     if (rows.length < batchSize) break;
   }
   return { examined, rewrapped, missed, unreadable };
@@ -89,7 +97,7 @@ export async function rewrapAll(storage: RewrapStorage, keys: KeyringSource, opt
   let total = 0;
   let late = 0;
   for (let passes = 1; passes <= opts.maxPasses; passes++) {
-    const r = await rewrapPass(storage, keys, opts.batchSize);
+    const r = await rewrapPass(storage, keys, opts.batchSize, (counts) => opts.onBatch?.({ pass: passes, ...counts }));
     total += r.rewrapped;
     if (passes > 1) late += r.rewrapped;
     const clean = r.rewrapped === 0 && r.missed === 0;

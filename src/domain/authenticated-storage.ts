@@ -168,6 +168,10 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.listVersionKeys(afterUid, afterVersion, limit);
   }
 
+  async kekIdsInUse(): Promise<string[]> {
+    return this.inner.kekIdsInUse();
+  }
+
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     return this.inner.replaceDeks(replacements);
   }

@@ -284,6 +284,13 @@ export interface Storage {
    */
   listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]>;
   /**
+   * The distinct KEK ids that stored wrapped data keys name, so a server can refuse to
+   * start on a keyring that lacks one. The one piece of the envelope layout back-ends
+   * read (crypto/envelope.ts): byte 1 of a wrapped key is the id's length n, bytes
+   * 2 .. 2+n the id (ASCII). Empty when no version is stored.
+   */
+  kekIdsInUse(): Promise<string[]>;
+  /**
    * Applies the replacements in one transaction, each a compare-and-set on the old bytes,
    * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
    */

@@ -340,6 +340,18 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(seen).toEqual([...made].sort(order).map((m) => ({ ...m, mesh: "m1", dek: `dek-${m.version}` })));
     });
 
+    it("when versions are wrapped by several KEKs, then kekIdsInUse names each id once (and nothing for an empty store)", async () => {
+      expect(await st.kekIdsInUse()).toEqual([]);
+      const wrapped = (id: string, fill: number): Buffer => Buffer.concat([Buffer.from([1, id.length]), Buffer.from(id), Buffer.alloc(60, fill)]);
+      let s = secretRow({ name: "a" });
+      await st.insertSecret(s, { ...versionRow(s), dek: wrapped("k-old", 0x80) });
+      const next = { ...s, version: 2, etag: randomUUID() };
+      await st.updateSecret(next, { ...versionRow(next), dek: wrapped("k-new_2", 0xff) }, s.etag, 10);
+      s = secretRow({ name: "b", tenant: "t2" });
+      await st.insertSecret(s, { ...versionRow(s), dek: wrapped("k-old", 0x00) });
+      expect((await st.kekIdsInUse()).sort()).toEqual(["k-new_2", "k-old"]);
+    });
+
     it("when deks are replaced, then only rows still holding the old bytes change, and missing rows are skipped", async () => {
       let s = secretRow();
       await st.insertSecret(s, versionRow(s));

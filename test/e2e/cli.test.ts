@@ -4,7 +4,8 @@
  * at start, and SIGTERM draining to a clean exit.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from "@grpc/grpc-js";
@@ -19,6 +20,13 @@ const dirs: string[] = [];
 function tmp(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), "secretd-cli-"));
   dirs.push(d);
+  return d;
+}
+
+/** A data dir holding a dev signing key, as the first `secretd serve` leaves it (mint never creates one). */
+function withDevKey(): string {
+  const d = tmp();
+  writeFileSync(path.join(d, "jwt-dev.key"), `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
   return d;
 }
 
@@ -41,12 +49,12 @@ async function serve(dataDir: string): Promise<Served> {
   child.stdout.on("data", (b: Buffer) => (out += b.toString()));
   child.stderr.on("data", (b: Buffer) => (err += b.toString()));
   const deadline = Date.now() + 15_000;
-  while (!/export TOKEN=(\S+)/.test(err)) {
+  while (!/export SECRETD_TOKEN=(\S+)/.test(err)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const address = /serving on (\S+) /.exec(err)![1]!;
-  const token = /export TOKEN=(\S+)/.exec(err)![1]!;
+  const token = /export SECRETD_TOKEN=(\S+)/.exec(err)![1]!;
   return { child, address, token, stdout: () => out, stderr: () => err };
 }
 
@@ -99,7 +107,7 @@ describe("secretd serve", () => {
 
 describe("secretd token mint", () => {
   it("when minting, then it prints only a token whose claims are the ones asked for", async () => {
-    const dataDir = tmp();
+    const dataDir = withDevKey();
     const r = spawnSync(process.execPath, [MAIN, "token", "mint", "--data-dir", dataDir, "--tenant", "acme", "--sub", "svc", "--roles", "data-developer,x", "--meshes", "a,b", "--ttl", "15m"], {
       encoding: "utf8",
     });
@@ -110,11 +118,10 @@ describe("secretd token mint", () => {
     const claims = decodeJwt(token);
     expect(claims).toMatchObject({ tenant: "acme", sub: "svc", roles: ["data-developer", "x"], meshes: ["a", "b"] });
     expect(claims.exp! - claims.iat!).toBe(900);
-    expect(existsSync(path.join(dataDir, "jwt-dev.key"))).toBe(true);
   });
 
   it("when --ttl is longer than --jwt-max-ttl (default 24h), then it exits 2 naming the bound; at the bound it mints", () => {
-    const dataDir = tmp();
+    const dataDir = withDevKey();
     const mint = (...extra: string[]) =>
       spawnSync(process.execPath, [MAIN, "token", "mint", "--data-dir", dataDir, "--tenant", "acme", "--sub", "svc", ...extra], { encoding: "utf8" });
     const over = mint("--ttl", "25h");

@@ -134,7 +134,7 @@ interface Child {
 
 async function serveSecond(dataDir: string): Promise<Child> {
   const main = path.resolve("dist/main.js");
-  const child = spawn(process.execPath, [main, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], { env: { ...process.env, SECRETD_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, [main, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--dev-token", "always"], { env: { ...process.env, SECRETD_LOG_LEVEL: "warn" } });
   let err = "";
   child.stderr.on("data", (b: Buffer) => (err += b.toString()));
   child.stdout.resume();

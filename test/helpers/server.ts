@@ -107,6 +107,9 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
   };
   return {
     port,
+    get devKeyCreated(): never {
+      return unavailable("devKeyCreated")();
+    },
     get storage(): never {
       return unavailable("storage")();
     },

@@ -673,6 +673,11 @@ export class PostgresStorage implements Storage {
     return r.rows.map((x) => ({ uid: x.uid, version: num(x.version), tenant: x.tenant, mesh: x.mesh, name: x.name, dek: x.dek }));
   }
 
+  async kekIdsInUse(): Promise<string[]> {
+    const r = await this.q<{ id: string }>("SELECT DISTINCT encode(substring(dek from 3 for get_byte(dek, 1)), 'escape') AS id FROM secret_versions WHERE length(dek) > 2");
+    return r.rows.map((x) => x.id);
+  }
+
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     if (replacements.length === 0) return 0;
     return this.write(async (c) => {

@@ -4,7 +4,8 @@
  * comes back NORMAL), foreign keys on, secure_delete on so destroyed ciphertext is
  * overwritten rather than left in free pages.
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, openSync } from "node:fs";
+import { makeDirs } from "../../make-dirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { SecretdError } from "../../domain/errors.js";
@@ -162,7 +163,7 @@ function pragma(db: Db, name: string, value: string | number, expect: string | n
 }
 
 export function openSqliteDatabase(file: string): Db {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  makeDirs(path.dirname(file));
   // Owner-only: SQLite gives the -wal and -shm files the mode of the database file.
   closeSync(openSync(file, "a", 0o600));
   chmodSync(file, 0o600);
@@ -388,6 +389,8 @@ export class SqliteStorage implements Storage {
         `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
          WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
       ),
+      // unicode(CAST(byte AS TEXT)) is the byte's value for the id length (< 128).
+      kekIds: db.prepare<[], { id: string }>("SELECT DISTINCT CAST(substr(dek, 3, unicode(CAST(substr(dek, 2, 1) AS TEXT))) AS TEXT) AS id FROM secret_versions"),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
       putLease: db.prepare(
         `INSERT OR REPLACE INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
@@ -714,6 +717,10 @@ export class SqliteStorage implements Storage {
 
   async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
     return this.stmt.versionKeys.all(afterUid, afterVersion, limit);
+  }
+
+  async kekIdsInUse(): Promise<string[]> {
+    return this.stmt.kekIds.all().map((r) => r.id);
   }
 
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {

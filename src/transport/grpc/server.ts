@@ -3,7 +3,6 @@
  * limits (grpc-js defaults allow 4 MiB messages, unbounded streams and no idle or age
  * limits), optional TLS / mTLS, and a draining shutdown.
  */
-import { readFileSync } from "node:fs";
 import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../../config.js";
@@ -14,6 +13,7 @@ import { checkedService } from "./decoded-request.js";
 import { withFastResponses } from "./response-encoding.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
+import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
 
 export const SERVER_OPTIONS: ChannelOptions = {
@@ -42,14 +42,15 @@ export interface RunningServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+/** Files read and checked first: a mismatched pair or a bad CA bundle refuses the start. */
 function credentials(config: Config): ServerCredentials {
   if (!config.tls) return ServerCredentials.createInsecure();
-  const ca = config.tls.clientCa ? readFileSync(config.tls.clientCa) : null;
-  return ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: readFileSync(config.tls.cert), private_key: readFileSync(config.tls.key) }],
-    ca !== null,
-  );
+  const ca = config.tls.clientCa ? readFlagFile(config.tls.clientCa, "--tls-client-ca") : null;
+  const cert = readFlagFile(config.tls.cert, "--tls-cert");
+  const key = readFlagFile(config.tls.key, "--tls-key");
+  checkCertKeyPair(cert, key, "--tls-cert", "--tls-key");
+  if (ca !== null) checkCaBundle(ca, "--tls-client-ca");
+  return ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
 }
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
