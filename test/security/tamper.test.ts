@@ -212,7 +212,7 @@ describe("tampered rows", () => {
 });
 
 describe("wrong KEK", () => {
-  it("when the server restarts with a wrong KEK file, then old secrets are DATA_LOSS, new ones are served, and the right KEK reads the old ones again", async () => {
+  it("when the server restarts with a wrong KEK file, then one lacking the stored KEK id is refused at start, one with the same id but other bytes answers DATA_LOSS for old secrets and serves new ones, and the right KEK reads the old ones again", async () => {
     const dataDir = tempDir();
     const first = await startTestServer({ dataDir });
     const t = await first.token(ACME);
@@ -230,7 +230,12 @@ describe("wrong KEK", () => {
     const otherId = path.join(dataDir, "kek-other-id.json");
     writeFileSync(otherId, keyring("k-impostor"), { mode: 0o600 });
 
-    for (const kekFile of [sameId, otherId]) {
+    // A keyring without the id the stored data keys name is refused before serving (#15.1).
+    await expect(startTestServer({ dataDir, kekFile: otherId })).rejects.toThrow(
+      new RegExp(`refusing to start: .*"${right.active}".*${otherId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} lacks`),
+    );
+
+    for (const kekFile of [sameId]) {
       const s = await startTestServer({ dataDir, kekFile });
       try {
         const tok = await s.token(ACME);
@@ -262,7 +267,7 @@ describe("wrong KEK", () => {
       const listed = (await again.call<{ secrets: Secret[] }>("listSecrets", { mesh: M }, tok)).secrets.map((x) => x.name);
       expect(listed).toEqual(expect.arrayContaining(["old-1", "old-2"]));
       // Sealed under an impostor key: unreadable under the real keyring.
-      expect(await read(again, tok, "new-kek-other-id")).toBe(status.DATA_LOSS);
+      expect(await read(again, tok, "new-kek-same-id")).toBe(status.DATA_LOSS);
     } finally {
       await again.app.close(1000);
     }
