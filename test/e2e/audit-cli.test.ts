@@ -41,7 +41,7 @@ async function serve(
   extra: string[],
   logLevel = "warn",
 ): Promise<{ child: ChildProcess; address: string; token: string; stderr: () => string; stdout: () => string }> {
-  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", logLevel, ...extra], {
+  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", logLevel, "--dev-token", "always", ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -53,7 +53,7 @@ async function serve(
     child.stderr!.on("data", (b: Buffer) => {
       stderr += b.toString();
       const address = /serving on (\S+) /.exec(stderr)?.[1];
-      const token = /export TOKEN=(\S+)/.exec(stderr)?.[1];
+      const token = /export SECRETD_TOKEN=(\S+)/.exec(stderr)?.[1];
       if (address && token) {
         clearTimeout(timer);
         resolve({ address, token });
