@@ -17,6 +17,7 @@
  * the change feed (a write on any worker or replica), so a deleted or replaced value
  * does not stay in memory until evicted.
  */
+import { UidLru } from "../uid-lru.js";
 import type { Keyring } from "./keyring.js";
 
 export interface PlaintextRow {
@@ -48,14 +49,14 @@ interface Entry {
 const ENTRY_OVERHEAD = 256;
 
 export class PlaintextCache {
-  readonly #entries = new Map<string, Entry>();
-  readonly #keysByUid = new Map<string, Set<string>>();
-  #bytes = 0;
+  /** Every plaintext is zeroed when its entry leaves, however it leaves. */
+  readonly #entries: UidLru<Entry>;
   /** Entries larger than this are never cached (one big value must not flush the rest). */
   readonly maxEntryBytes: number;
 
   constructor(readonly maxBytes: number) {
     this.maxEntryBytes = Math.floor(maxBytes / 8);
+    this.#entries = new UidLru<Entry>(maxBytes, (e) => e.plaintext.fill(0));
   }
 
   get size(): number {
@@ -63,30 +64,29 @@ export class PlaintextCache {
   }
 
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries.bytes;
   }
 
   /** True when some version of this secret is held (for tests and diagnostics). */
   holds(uid: string): boolean {
-    return this.#keysByUid.has(uid);
+    return this.#entries.holds(uid);
   }
 
   /** The plaintext this exact row and blob opened to under `ring`. The caller must not modify or keep it. */
   get(ring: Keyring, row: PlaintextRow, v: SealedRef): Buffer | undefined {
     if (this.maxBytes <= 0) return undefined;
     const key = keyOf(row.uid, v.version);
-    const e = this.#entries.get(key);
+    const e = this.#entries.peek(key);
     if (e === undefined) return undefined;
     if (e.ring !== ring) {
       // Opened under a keyring that has since been replaced: it may name a retired KEK.
-      this.#remove(key);
+      this.#entries.delete(key);
       return undefined;
     }
     if (e.tenant !== row.tenant || e.mesh !== row.mesh || e.name !== row.name || !e.dek.equals(v.dek) || !e.payload.equals(v.payload)) {
       return undefined;
     }
-    this.#entries.delete(key); // re-insert: Map order is the recency order
-    this.#entries.set(key, e);
+    this.#entries.touch(key, e);
     return e.plaintext;
   }
 
@@ -98,8 +98,6 @@ export class PlaintextCache {
     if (this.maxBytes <= 0) return false;
     const bytes = ENTRY_OVERHEAD + plaintext.length + v.payload.length + v.dek.length + 2 * (row.tenant.length + row.mesh.length + row.name.length + row.uid.length);
     if (bytes > this.maxEntryBytes) return false;
-    const key = keyOf(row.uid, v.version);
-    this.#remove(key);
     const entry: Entry = {
       ring,
       tenant: row.tenant,
@@ -111,39 +109,18 @@ export class PlaintextCache {
       plaintext,
       bytes,
     };
-    this.#entries.set(key, entry);
-    this.#bytes += bytes;
-    let keys = this.#keysByUid.get(row.uid);
-    if (keys === undefined) this.#keysByUid.set(row.uid, (keys = new Set()));
-    keys.add(key);
-    while (this.#bytes > this.maxBytes) this.#remove(this.#entries.keys().next().value as string);
+    this.#entries.set(keyOf(row.uid, v.version), entry);
     return true;
   }
 
   /** Drops (and zeroes) every version of the secret with this uid. */
   invalidate(uid: string): void {
-    const keys = this.#keysByUid.get(uid);
-    if (keys === undefined) return;
-    for (const key of [...keys]) this.#remove(key);
+    this.#entries.invalidate(uid);
   }
 
   /** Drops and zeroes everything. */
   clear(): void {
-    for (const e of this.#entries.values()) e.plaintext.fill(0);
     this.#entries.clear();
-    this.#keysByUid.clear();
-    this.#bytes = 0;
-  }
-
-  #remove(key: string): void {
-    const e = this.#entries.get(key);
-    if (e === undefined) return;
-    this.#entries.delete(key);
-    this.#bytes -= e.bytes;
-    e.plaintext.fill(0);
-    const keys = this.#keysByUid.get(e.uid);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#keysByUid.delete(e.uid);
   }
 }
 

@@ -12,6 +12,7 @@
  * ciphertext and every string of the metadata and grants, counted at two bytes a
  * character); an entry larger than `maxEntryBytes` is never cached.
  */
+import { UidLru } from "../../uid-lru.js";
 import type { GrantRow, Scope, SecretWithVersion } from "../storage.js";
 
 export interface ReadCacheLimits {
@@ -24,16 +25,17 @@ export interface ReadCacheLimits {
 export const READ_CACHE_LIMITS: ReadCacheLimits = { maxBytes: 16 * 1024 * 1024, maxEntryBytes: 64 * 1024 };
 
 interface Entry {
+  readonly uid: string;
   readonly value: SecretWithVersion;
   readonly bytes: number;
 }
 
 export class ReadCache {
-  readonly #entries = new Map<string, Entry>();
-  readonly #keysByUid = new Map<string, Set<string>>();
-  #bytes = 0;
+  readonly #entries: UidLru<Entry>;
 
-  constructor(private readonly limits: ReadCacheLimits = READ_CACHE_LIMITS) {}
+  constructor(private readonly limits: ReadCacheLimits = READ_CACHE_LIMITS) {
+    this.#entries = new UidLru<Entry>(limits.maxBytes);
+  }
 
   get size(): number {
     return this.#entries.size;
@@ -41,10 +43,9 @@ export class ReadCache {
 
   get(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
     const key = keyOf(scope, name, version);
-    const e = this.#entries.get(key);
+    const e = this.#entries.peek(key);
     if (e === undefined) return undefined;
-    this.#entries.delete(key); // re-insert: Map order is the recency order
-    this.#entries.set(key, e);
+    this.#entries.touch(key, e);
     return e.value;
   }
 
@@ -52,41 +53,18 @@ export class ReadCache {
   put(scope: Scope, name: string, version: number, value: SecretWithVersion): SecretWithVersion {
     const bytes = approximateBytes(value);
     if (bytes > this.limits.maxEntryBytes) return value;
-    const key = keyOf(scope, name, version);
-    this.#remove(key);
     freeze(value);
-    this.#entries.set(key, { value, bytes });
-    this.#bytes += bytes;
-    const uid = value.secret.uid;
-    let keys = this.#keysByUid.get(uid);
-    if (keys === undefined) this.#keysByUid.set(uid, (keys = new Set()));
-    keys.add(key);
-    while (this.#bytes > this.limits.maxBytes) this.#remove(this.#entries.keys().next().value as string);
+    this.#entries.set(keyOf(scope, name, version), { uid: value.secret.uid, value, bytes });
     return value;
   }
 
   /** Drops every entry of the secret with this uid. */
   invalidate(uid: string): void {
-    const keys = this.#keysByUid.get(uid);
-    if (keys === undefined) return;
-    for (const key of [...keys]) this.#remove(key);
+    this.#entries.invalidate(uid);
   }
 
   clear(): void {
     this.#entries.clear();
-    this.#keysByUid.clear();
-    this.#bytes = 0;
-  }
-
-  #remove(key: string): void {
-    const e = this.#entries.get(key);
-    if (e === undefined) return;
-    this.#entries.delete(key);
-    this.#bytes -= e.bytes;
-    const uid = e.value.secret.uid;
-    const keys = this.#keysByUid.get(uid);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#keysByUid.delete(uid);
   }
 }
 
