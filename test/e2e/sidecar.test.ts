@@ -347,6 +347,8 @@ describe("secretd sidecar (watching)", () => {
       expect(updates(p)).toBe(before);
       await update(s.name, { a: "r-a-2", b: "r-b-2" });
       await waitFor("the update after the restart", () => read(s, `${s.name}/a`) === "r-a-2");
+      // the log is flushed up to a second after the files are written
+      await waitFor("its log line", () => updates(p) > before);
       expect(updates(p)).toBe(before + 1);
     },
     SLOW,
@@ -383,7 +385,7 @@ describe("secretd sidecar (watching)", () => {
       await waitFor("the values to go", () => read(s, `${s.name}/a`) === undefined);
       expect(readdirSync(path.join(s.dir, "..data"))).toEqual([]);
       expect(readdirSync(s.dir).filter((e) => !e.startsWith(".."))).toEqual([]);
-      expect(p.logs().some((l) => l.msg === "values removed")).toBe(true);
+      await waitFor("its log line", () => p.logs().some((l) => l.msg === "values removed")); // flushed within a second
       await server.call("grantAccess", grant, ownerToken);
       await waitFor("the values to return", () => read(s, `${s.name}/a`) === "g-a", 20_000);
     },
