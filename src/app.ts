@@ -168,8 +168,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const st = storage;
   const m = metrics;
+  // On SQLite the flushes run on a thread of their own, off the event loop.
+  const auditWriter = backend instanceof SqliteStorage ? backend.openAuditWriter() : undefined;
   const audit = new AuditTrail({
-    storage: st,
+    storage: auditWriter ?? st,
     logger,
     retentionMs: config.audit.retentionMs,
     file: config.audit.file,
@@ -221,6 +223,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await hub.shutdown();
     await server?.shutdown(0);
     await audit.close();
+    await auditWriter?.close();
     await st.close();
     throw err;
   }
@@ -257,6 +260,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       await metricsAt?.close();
       // After the drain: every call that finished has recorded its event.
       await audit.close();
+      await auditWriter?.close();
       await st.close();
     },
   };

@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
+import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
@@ -215,6 +216,73 @@ describe("sqlite specifics", () => {
     sub.close();
     await st.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when the audit writer thread and another worker write audit events and leases, then no subscriber is told to resync; a hand edit after them still is", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const st = new SqliteStorage(file);
+    const worker = new SqliteStorage(file);
+    const writer = st.openAuditWriter();
+    try {
+      const s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      const r = recorder();
+      const sub = st.changes.subscribe(r.listener);
+      const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "" };
+      const l = { watchId: "w1", secretUid: s.uid, tenant: s.tenant, sub: "app", roles: [], revision: "", since: 1, lastSeen: 1, expireTime: Date.now() + 60_000, replica: "r2" };
+      const housekeeping = [
+        () => writer.appendAudit([event, { ...event, requestId: "rid-thread-2" }]),
+        () => worker.appendAudit([{ ...event, requestId: "rid-worker" }]),
+        () => worker.putLeases([l]),
+        () => worker.renewLeases("r2", Date.now(), Date.now() + 60_000, new Map()),
+        () => worker.deleteLeases("w1"),
+      ];
+      for (const write of housekeeping) {
+        await write();
+        st.changes.poll(); // each commit on its own, as a poll finds it
+      }
+      expect(r.events).toEqual([]);
+      const listed = await st.listAudit(s.tenant, { after: undefined, limit: 10 });
+      expect(listed.map((e) => e.requestId)).toEqual(["rid-thread", "rid-thread-2", "rid-worker"]);
+
+      const other = new Database(file);
+      other.prepare("UPDATE secrets SET description = 'by hand' WHERE uid = ?").run(s.uid);
+      other.close();
+      await eventually(() => r.events.length > 0);
+      expect(r.events[0]).toEqual({ type: "resync", revision: st.changes.revision(), reason: "unattributed" });
+      sub.close();
+    } finally {
+      await writer.close();
+      await worker.close();
+      await st.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("when the audit writer thread cannot write, then the call fails with SQLite's error; once it can, the next call writes", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const st = new SqliteStorage(file);
+    const writer = st.openAuditWriter();
+    const event = { tenant: "t1", time: Date.now(), requestId: "rid-1", method: "GetSecret", sub: "app", mesh: "m1", name: "s", version: 1, keys: [], code: "OK", peer: "" };
+    const lock = new Database(file);
+    try {
+      lock.pragma("busy_timeout = 0");
+      lock.exec("BEGIN EXCLUSIVE"); // holds the write lock past the thread's busy timeout
+      const busy = new SqliteAuditWriter(file, 50);
+      await expect(busy.appendAudit([event])).rejects.toMatchObject({ code: "SQLITE_BUSY" });
+      await busy.close();
+      lock.exec("ROLLBACK");
+      await writer.appendAudit([event]);
+      expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.requestId)).toEqual(["rid-1"]);
+      await writer.close();
+      await expect(writer.appendAudit([event])).rejects.toThrow(/closed/);
+    } finally {
+      lock.close();
+      await st.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("when a subscriber throws, then the write still resolves and the other subscribers still hear it", async () => {

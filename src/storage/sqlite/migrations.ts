@@ -203,4 +203,17 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX audit_events_time ON audit_events (time);
     `,
   },
+  {
+    // One counter that write transactions changing no secret or grant (audit flushes,
+    // consumer leases) bump, so another connection's change feed can tell them from a
+    // foreign edit of the file (sqlite-change-feed.ts).
+    id: 11,
+    sql: `
+      CREATE TABLE housekeeping (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        commits  INTEGER NOT NULL
+      );
+      INSERT INTO housekeeping (id, commits) VALUES (1, 0);
+    `,
+  },
 ];

@@ -8,8 +8,12 @@
  *   synchronous step, so subscribers hear of a write before its caller is answered.
  * - Other processes' commits (another worker on the file): `PRAGMA data_version` moves;
  *   poll() runs every `pollMs` and once per event-loop turn of reads, and then pumps. A
- *   commit that moved data_version but left no change row (a tool writing the file, a
- *   consumer lease renewal) is "unattributed": subscribers are told to resync.
+ *   commit that moved data_version but left no change row is "unattributed" (a tool
+ *   writing the file, `secretd keys rotate`): subscribers are told to resync. Writes of
+ *   secretd that change no secret or grant (audit flushes, consumer leases, from any
+ *   worker or the audit writer thread) bump the `housekeeping` counter in their
+ *   transaction instead (MARK_HOUSEKEEPING_SQL), so they cost no resync: without it,
+ *   every other worker would drop its whole read cache on each audit flush.
  * - Compaction: every `pruneEvery` revisions the writing transaction also deletes rows
  *   older than the last `retain` revisions and records the compacted revision, so a
  *   subscriber (or a process that slept) behind it gets "resync", never a silent gap.
@@ -42,10 +46,14 @@ interface ChangeRecord {
 
 export type ChangeInput = Omit<Change, "revision">;
 
+/** Run inside a write transaction that changes no secret or grant (see above). */
+export const MARK_HOUSEKEEPING_SQL = "UPDATE housekeeping SET commits = commits + 1 WHERE id = 1";
+
 export class SqliteChangeFeed implements ChangeFeed {
   readonly #fanout: ChangeFanout;
   readonly #stmt;
   #seenDataVersion: number;
+  #seenHousekeeping: number;
   readonly #timer: NodeJS.Timeout;
 
   constructor(
@@ -60,8 +68,10 @@ export class SqliteChangeFeed implements ChangeFeed {
       prune: db.prepare("DELETE FROM changes WHERE revision <= ?"),
       setCompacted: db.prepare("UPDATE change_compaction SET revision = max(revision, ?) WHERE id = 1"),
       dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
+      housekeeping: db.prepare<[], number>("SELECT commits FROM housekeeping WHERE id = 1").pluck(),
     };
     this.#seenDataVersion = this.#stmt.dataVersion.get()!;
+    this.#seenHousekeeping = this.#stmt.housekeeping.get()!;
     // The memory window never reaches further back than the table: one retained window.
     const window = Math.min(options.window, options.retain);
     const fanoutOptions = options.onError ? { window, onError: options.onError } : { window };
@@ -97,9 +107,20 @@ export class SqliteChangeFeed implements ChangeFeed {
   /** Publishes every committed change not yet published (own and other processes'). Returns how many. */
   pump(): number {
     // data_version first: a commit landing after this read is seen by the next poll, never lost.
-    this.#seenDataVersion = this.#stmt.dataVersion.get()!;
+    const dataVersion = this.#stmt.dataVersion.get()!;
+    const foreign = dataVersion !== this.#seenDataVersion;
+    this.#seenDataVersion = dataVersion;
     const from = this.#fanout.revision;
     const rows = this.#stmt.after.all(from);
+    // Read after the rows: a housekeeping commit racing this pump moves data_version
+    // again, and the next poll resyncs once too often, not once too few. Without a
+    // foreign commit, a moved counter is this connection's own housekeeping.
+    const housekeeping = this.#stmt.housekeeping.get()!;
+    const quiet = housekeeping !== this.#seenHousekeeping;
+    this.#seenHousekeeping = housekeeping;
+    // (A tool's edit landing between two polls together with a housekeeping commit or a
+    // change goes unnoticed, as its edit cannot be told apart from theirs.)
+    if (foreign && rows.length === 0 && !quiet) this.#fanout.resync(from, "unattributed");
     if (rows.length === 0) return 0;
     if (rows[0]!.revision > from + 1 && this.#stmt.compacted.get()! > from) {
       this.#fanout.resync(rows[rows.length - 1]!.revision, "compacted");
@@ -112,8 +133,7 @@ export class SqliteChangeFeed implements ChangeFeed {
   /** Looks for commits of other connections; cheap when there are none (one pragma read). */
   poll(): void {
     try {
-      if (this.#stmt.dataVersion.get() === this.#seenDataVersion) return;
-      if (this.pump() === 0) this.#fanout.resync(this.#fanout.revision, "unattributed");
+      if (this.#stmt.dataVersion.get() !== this.#seenDataVersion) this.pump();
     } catch (err) {
       // The database closed under a late timer tick, or a transient SQLITE_BUSY: the next poll retries.
       this.options.onError?.(err);

@@ -34,7 +34,9 @@ import type {
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "./read-cache.js";
-import { SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
+import { MARK_HOUSEKEEPING_SQL, SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
+import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes.js";
+import { SqliteAuditWriter } from "./sqlite-audit-writer.js";
 
 type Db = Database.Database;
 
@@ -288,6 +290,7 @@ export class SqliteStorage implements Storage {
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
   private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
   private readonly stmt;
+  private readonly auditWrites: SqliteAuditWrites;
   /** Hot secrets without a SQLite lookup; see read-cache.ts for how it stays coherent. */
   private readonly cache = new ReadCache();
   /** Other processes' commits are looked for once per event-loop turn of reads (a data_version read cost ~10 us a call under load). */
@@ -298,7 +301,10 @@ export class SqliteStorage implements Storage {
 
   private readonly onCommit: (seconds: number) => void;
 
-  constructor(file: string, options: SqliteStorageOptions = {}) {
+  constructor(
+    private readonly file: string,
+    options: SqliteStorageOptions = {},
+  ) {
     this.onCommit = options.onCommit ?? (() => {});
     this.db = openSqliteDatabase(file);
     const db = this.db;
@@ -406,11 +412,6 @@ export class SqliteStorage implements Storage {
       listLeases: db.prepare<[string, number], LeaseRecord>(
         "SELECT * FROM consumer_leases WHERE secret_uid = ? AND expire_time > ? ORDER BY since, watch_id",
       ),
-      // Positional parameters: no object per row on the flush path.
-      insertAudit: db.prepare<[string, number, string, string, string, string, string, number, string, string, string]>(
-        `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
       // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
       // serves the range and the order; the other filters are checked along the scan.
       listAudit: db.prepare<[AuditParams], AuditRecord>(
@@ -421,7 +422,7 @@ export class SqliteStorage implements Storage {
            AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
          ORDER BY time, id LIMIT @limit`,
       ),
-      pruneAudit: db.prepare("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)"),
+      markHousekeeping: db.prepare(MARK_HOUSEKEEPING_SQL),
     };
     this.writes = new GroupCommit(
       db,
@@ -431,6 +432,7 @@ export class SqliteStorage implements Storage {
       },
       { busyTimeoutMs: BUSY_TIMEOUT_MS },
     );
+    this.auditWrites = sqliteAuditWrites(db);
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -759,6 +761,7 @@ export class SqliteStorage implements Storage {
           replica: l.replica,
         });
       }
+      this.stmt.markHousekeeping.run();
     });
   }
 
@@ -766,6 +769,7 @@ export class SqliteStorage implements Storage {
     await this.writes.submit(() => {
       if (secretUids === undefined) this.stmt.deleteWatchLeases.run(watchId);
       else for (const uid of secretUids) this.stmt.deleteLease.run(watchId, uid);
+      this.stmt.markHousekeeping.run();
     });
   }
 
@@ -773,12 +777,16 @@ export class SqliteStorage implements Storage {
     return this.writes.submit((): number => {
       this.stmt.pruneLeases.run(now);
       for (const [watchId, revision] of revisions) this.stmt.leaseRevision.run(revision, watchId, replica);
+      this.stmt.markHousekeeping.run();
       return this.stmt.renewLeases.run({ replica, now, expire_time: expireTime }).changes;
     });
   }
 
   async deleteReplicaLeases(replica: string): Promise<void> {
-    await this.writes.submit(() => this.stmt.deleteReplicaLeases.run(replica));
+    await this.writes.submit(() => {
+      this.stmt.deleteReplicaLeases.run(replica);
+      this.stmt.markHousekeeping.run();
+    });
   }
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
@@ -788,12 +796,13 @@ export class SqliteStorage implements Storage {
   async appendAudit(events: readonly AuditRow[]): Promise<void> {
     if (events.length === 0) return;
     // Through the group commit: a batch that arrives with secret writes shares their COMMIT.
-    await this.writes.submit(() => {
-      const insert = this.stmt.insertAudit;
-      for (const e of events) {
-        insert.run(e.tenant, e.time, e.requestId, e.method, e.sub, e.mesh, e.name, e.version, e.keys.length === 0 ? "[]" : JSON.stringify(e.keys), e.code, e.peer);
-      }
-    });
+    // (The server appends from the audit writer thread instead: sqlite-audit-writer.ts.)
+    await this.writes.submit(() => this.auditWrites.append(events));
+  }
+
+  /** The server's audit writes, from a thread with its own connection to this file (sqlite-audit-writer.ts). */
+  openAuditWriter(): SqliteAuditWriter {
+    return new SqliteAuditWriter(this.file, BUSY_TIMEOUT_MS);
   }
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
@@ -813,7 +822,7 @@ export class SqliteStorage implements Storage {
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
-    return this.writes.submit(() => this.stmt.pruneAudit.run(before, limit).changes);
+    return this.writes.submit(() => this.auditWrites.prune(before, limit));
   }
 
   async close(): Promise<void> {
