@@ -871,6 +871,10 @@ async function main() {
   openLoop.loop = (await onceMessage(server.child, (m) => m?.loop, 10_000, "loop monitor stop")).loop;
   say(`get open loop at ${openLoop.offered_rps}/s offered (half of the peak): ${openLoop.rps} served/s, p50 ${openLoop.p50_ms} ms, p99 ${openLoop.p99_ms} ms, max ${openLoop.max_ms} ms`);
   say(`   server during it: run-queue wait ${openLoop.runq_wait_pct}% of the time; event-loop delay p99 ${openLoop.loop.delay_p99_ms} ms, max ${openLoop.loop.delay_max_ms} ms; GC ${openLoop.loop.gc_count} pauses, max ${openLoop.loop.gc_max_ms} ms, ${openLoop.loop.gc_over_1ms} over 1 ms`);
+  // The same offered rate against the bare grpc-js echo: the tail that the transport, the
+  // generator and the box give any Node server here, the baseline for the p99 budget.
+  const openEcho = await measureOpenLoop("echo (open loop)", targets.echo, openLoop.offered_rps, [echo.pid]);
+  say(`echo open loop at ${openEcho.offered_rps}/s offered (the same rate): p50 ${openEcho.p50_ms} ms, p99 ${openEcho.p99_ms} ms, max ${openEcho.max_ms} ms (run-queue wait ${openEcho.runq_wait_pct}%)`);
 
   // Peak RSS of the measured part (the profiler below costs memory of its own).
   const memMeasured = memoryMb(server.pid);
@@ -964,6 +968,7 @@ async function main() {
     get_p99_c1_ms: v(B, "get_c1", "p99_ms"),
     get_open_offered_rps: openLoop.offered_rps,
     get_p99_open_ms: openLoop.p99_ms,
+    echo_p99_open_ms: openEcho.p99_ms,
     get_open_loop_server: openLoop.loop,
     // The whole box: --workers auto against etcd Range, same generator and value.
     workers_auto: box.workers,
