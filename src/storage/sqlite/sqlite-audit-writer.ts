@@ -30,6 +30,8 @@ interface Thread {
   readonly pending: Map<number, Pending>;
 }
 
+const THREAD_HEAP = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 };
+
 /** The compiled thread script; run from the TypeScript sources (tests), the built copy in dist/. */
 function threadScript(): string {
   const here = fileURLToPath(import.meta.url);
@@ -77,7 +79,11 @@ export class SqliteAuditWriter implements Pick<Storage, "appendAudit" | "pruneAu
   }
 
   #start(): Thread {
-    const worker = new Worker(threadScript(), { workerData: { file: this.file, busyTimeoutMs: this.busyTimeoutMs } });
+    const worker = new Worker(threadScript(), {
+      workerData: { file: this.file, busyTimeoutMs: this.busyTimeoutMs },
+      // A small young generation keeps the thread's share of the RSS budget small (a batch is a few MiB).
+      resourceLimits: THREAD_HEAP,
+    });
     const t: Thread = { worker, pending: new Map() };
     // Holds the process open only while a call is in flight.
     worker.unref();
