@@ -164,6 +164,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     storage = await authenticatedStorage(backend, keyring, logger);
   } catch (err) {
     keyring.close();
+    await backend.close();
     throw err;
   }
   const st = storage;
