@@ -5,7 +5,8 @@
 //   { mode: "fixed", port, path, token, body (base64 framed), expectBytes,
 //     connections, concurrency, warmupMs, durationMs }
 //   { mode: "create", port, connections, concurrency, valueBytes,
-//     jobs: [{ token, mesh, prefix, start, count }] }
+//     jobs: [{ token, mesh, prefix, start, count }], [warmupMs, durationMs] }
+//   (with durationMs: timed, names past `count` too, only calls ending in the window count)
 // answers { ready }, waits for { go }, then reports { result } and exits.
 import http2 from "node:http2";
 import { CreateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
@@ -94,12 +95,16 @@ async function runWorkers(concurrency, sessions, worker) {
 
 async function runCreate(job, sessions) {
   const value = Buffer.alloc(job.valueBytes, 0x5a);
+  const timed = job.durationMs !== undefined;
   // One queue of (job, index) pairs shared by the workers of this process.
   const queue = [];
-  for (const j of job.jobs) queue.push({ j, next: j.start, end: j.start + j.count });
+  for (const j of job.jobs) queue.push({ j, next: j.start, end: timed ? Infinity : j.start + j.count });
   let qi = 0;
   const t = tally();
   const t0 = performance.now();
+  // Timed: a warm-up (not counted), then the measured window; calls still running at its end finish uncounted.
+  const mainStart = t0 + (job.warmupMs ?? 0);
+  const end = timed ? mainStart + job.durationMs : Infinity;
   function take() {
     // Round-robin over the tenants so they fill together.
     for (let tries = 0; tries < queue.length; tries++) {
@@ -110,16 +115,17 @@ async function runCreate(job, sessions) {
     return undefined;
   }
   async function worker(session) {
-    for (let item = take(); item !== undefined; item = take()) {
+    for (let item = take(); item !== undefined && performance.now() < end; item = take()) {
       const name = `${item.j.prefix}${String(item.i).padStart(6, "0")}`;
       const msg = CreateSecretRequest.encode(
         CreateSecretRequest.fromPartial({ mesh: item.j.mesh, name, data: { value }, labels: { app: "bench", batch: item.j.prefix.replace(/[^a-z0-9]/g, "") || "x" } }),
       ).finish();
-      t.record(await call(session, CREATE_PATH, item.j.token, grpcFrame(msg)));
+      const r = await call(session, CREATE_PATH, item.j.token, grpcFrame(msg));
+      if (!timed || (r.t1 >= mainStart && r.t1 <= end)) t.record(r);
     }
   }
   await runWorkers(job.concurrency, sessions, worker);
-  return t.result((performance.now() - t0) / 1000);
+  return t.result(timed ? job.durationMs / 1000 : (performance.now() - t0) / 1000);
 }
 
 process.on("disconnect", () => process.exit(0));

@@ -10,8 +10,8 @@
 //     raw-HTTP/2 Node processes (scripts/bench-loader.mjs). CreateSecret needs a unique
 //     name per call, so it always uses the Node processes;
 //   * at 64 concurrent calls: GetSecret (1 KiB value), ProjectSecrets (10 keys of 5
-//     secrets), ListSecrets (page of 100), durable CreateSecret (while filling the
-//     database); one call at a time: GetSecret and ListSecrets with 1,000 and with
+//     secrets), ListSecrets (page of 100), durable CreateSecret (timed after a warm-up,
+//     with one process and with --workers auto; the fill's own rate is reported too); one call at a time: GetSecret and ListSecrets with 1,000 and with
 //     100,000 secrets (5,000 with --quick) spread over 101 tenants (growth ratios);
 //     server RSS when full; CPU profiles of the server (GetSecret, ListSecrets,
 //     CreateSecret) unless --quick (add --profile to get them there too).
@@ -531,6 +531,32 @@ async function fill(tenants, count, pids) {
   }
 }
 
+/**
+ * Durable CreateSecret in steady state (SPEC §9): the fill's processes and settings, for
+ * CREATE_WARMUP_S (not counted: the loaders and the server JIT-compile their create path)
+ * then CREATE_DURATION_S measured, new unique names over the tenants (prefix `label`).
+ */
+const CREATE_WARMUP_S = QUICK ? 2 : 3;
+const CREATE_DURATION_S = QUICK ? 3 : 8;
+async function measureCreates(tenants, label, pids) {
+  await waitQuiet(QUIET_WAIT_S);
+  const jobs = Array.from({ length: FILL_PROCS }, (_, p) => ({
+    mode: "create",
+    port: serverPort,
+    connections: FILL_CONNECTIONS_PER_PROC,
+    concurrency: CONCURRENCY / FILL_PROCS,
+    valueBytes: VALUE_BYTES,
+    warmupMs: CREATE_WARMUP_S * 1000,
+    durationMs: CREATE_DURATION_S * 1000,
+    jobs: tenants.filter((_, i) => i % FILL_PROCS === p).map((t) => ({ token: t.token, mesh: MESH, prefix: `${label}-`, start: 0, count: 0 })),
+  }));
+  const { result, cpu } = await withCpu(pids, (addPid) => nodeLoad(jobs.filter((j) => j.jobs.length > 0), addPid));
+  if (result.failed > 0) throw new Error(`creates (${label}): ${result.failed} failed (${JSON.stringify(result.codes)})`);
+  const serverCpu = round(pids.reduce((sum, p) => sum + (cpu.perPid[p] ?? 0), 0), 1);
+  const rps = round(result.ok / result.seconds, 0);
+  return { created: result.ok, rps, ...summarize(result.lat), ...cpu, server_cpu_pct: serverCpu, server_cpu_us_per_call: round((10_000 * serverCpu) / rps, 1) };
+}
+
 // ---------------------------------------------------------------- log tally
 async function tallyLog(file) {
   const byCode = {};
@@ -679,7 +705,7 @@ async function boxStage(getValue, onePeer) {
   const saved = [serverPort, serverPid];
   [serverPort, serverPid] = [srv.port, srv.workerPids[0]];
   try {
-    out.createAuto = await fill(tenants, QUICK ? 2_000 : 20_000, pids);
+    out.createAuto = await measureCreates(tenants, "auto", pids);
   } finally {
     [serverPort, serverPid] = saved;
   }
@@ -843,7 +869,7 @@ async function main() {
   server.child.send({ cmd: "mem" });
   const memBreakdown = (await onceMessage(server.child, (m) => m?.mem, 10_000, "memory usage")).mem;
   say(
-    `create: ${fillBig.rps}/s (p50 ${fillBig.p50_ms} ms, p99 ${fillBig.p99_ms} ms), ${BIG} secrets after ${fillBig.seconds}s; server CPU ${fillBig.perPid[server.pid]}%, loaders ${fillBig.gen_cpu_pct}%, other ${fillBig.other_cpu_pct}%; RSS ${round(memFull.rss, 1)} MB (peak so far ${round(memFull.hwm, 1)} MB; V8 heap used ${memBreakdown.heapUsed} of ${memBreakdown.heapTotal} MB, external ${memBreakdown.external} MB)`,
+    `fill (cold loaders, creates from the first call): ${fillBig.rps}/s (p50 ${fillBig.p50_ms} ms, p99 ${fillBig.p99_ms} ms), ${BIG} secrets after ${fillBig.seconds}s; server CPU ${fillBig.perPid[server.pid]}%, loaders ${fillBig.gen_cpu_pct}%, other ${fillBig.other_cpu_pct}%; RSS ${round(memFull.rss, 1)} MB (peak so far ${round(memFull.hwm, 1)} MB; V8 heap used ${memBreakdown.heapUsed} of ${memBreakdown.heapTotal} MB, external ${memBreakdown.external} MB)`,
   );
 
   const big = await stage(`@${BIG}`, ["echo", "get", "project", "list", "get_c1", "list_c1", "echo_2gen"], REPS);
@@ -859,7 +885,7 @@ async function main() {
     } finally {
       generator = saved;
     }
-    say(`echo driven by ${NODE_GEN_PROCS} Node loader processes: ${nodeGenEcho.rps} calls/s (loaders ${nodeGenEcho.gen_cpu_pct}% CPU), vs CreateSecret ${fillBig.rps}/s`);
+    say(`echo driven by ${NODE_GEN_PROCS} Node loader processes: ${nodeGenEcho.rps} calls/s (loaders ${nodeGenEcho.gen_cpu_pct}% CPU), vs the fill's CreateSecret ${fillBig.rps}/s`);
   }
 
   // Latency at half the measured peak, offered as an open loop; where the tail waits:
@@ -878,6 +904,10 @@ async function main() {
 
   // Peak RSS of the measured part (the profiler below costs memory of its own).
   const memMeasured = memoryMb(server.pid);
+
+  // Durable creates in steady state (the fill above measures from cold processes).
+  const creates = await measureCreates(tenants, "steady", pidsServer);
+  say(`create (steady, after ${CREATE_WARMUP_S} s of warm-up): ${creates.rps}/s (p50 ${creates.p50_ms} ms, p99 ${creates.p99_ms} ms); server CPU ${creates.server_cpu_pct}% (${creates.server_cpu_us_per_call} µs/create, run-queue wait ${creates.runq_wait_pct}%), loaders ${creates.gen_cpu_pct}%, other ${creates.other_cpu_pct}%`);
 
   // Where the time goes: CPU profiles of the server under GetSecret, ProjectSecrets,
   // ListSecrets and CreateSecret load.
@@ -945,9 +975,12 @@ async function main() {
     project_p99_ms: v(B, "project", "p99_ms"),
     list_rps: v(B, "list", "rps"),
     list_p99_ms: v(B, "list", "p99_ms"),
-    create_rps: fillBig.rps,
-    create_p50_ms: fillBig.p50_ms,
-    create_p99_ms: fillBig.p99_ms,
+    create_rps: creates.rps,
+    create_p50_ms: creates.p50_ms,
+    create_p99_ms: creates.p99_ms,
+    create_cpu_us_per_call: creates.server_cpu_us_per_call,
+    // The fill to BIG secrets, from cold loader processes (warm-up included).
+    fill_rps: fillBig.rps,
     fill_seconds: fillBig.seconds,
     rss_mb_100k: round(memFull.rss, 1),
     rss_peak_mb: round(memMeasured.hwm, 1),
@@ -991,7 +1024,7 @@ async function main() {
     runq_wait_pct: {
       get: v(B, "get", "runq_wait_pct"),
       get_open: openLoop.runq_wait_pct,
-      create: fillBig.runq_wait_pct,
+      create: creates.runq_wait_pct,
       get_one_box: box.getOne.runq_wait_pct,
       get_auto: box.getAuto.runq_wait_pct,
       get_auto_open: box.openAuto.runq_wait_pct,
@@ -1028,9 +1061,9 @@ async function main() {
     echo_2gen_ratio: round(v(B, "echo_2gen", "rps") / v(B, "echo", "rps"), 3),
     echo_rps_node_gen: nodeGenEcho?.rps,
     // How far the create generator (the same two Node processes) could go beyond create_rps.
-    create_generator_headroom: nodeGenEcho ? round(nodeGenEcho.rps / fillBig.rps, 1) : undefined,
-    create_loader_cpu_pct: fillBig.gen_cpu_pct,
-    create_server_cpu_pct: fillBig.perPid[server.pid],
+    create_generator_headroom: nodeGenEcho ? round(nodeGenEcho.rps / creates.rps, 1) : undefined,
+    create_loader_cpu_pct: creates.gen_cpu_pct,
+    create_server_cpu_pct: creates.server_cpu_pct,
     other_cpu_pct_max: Math.max(...[S, B].flatMap((st) => Object.values(st).map((x) => x.best.other_cpu_pct))),
     disturbed_runs_used: [S, B].flatMap((st, i) => Object.entries(st).filter(([, x]) => x.best.disturbed).map(([k]) => `${k}@${i === 0 ? SMALL : BIG}`)),
     waited_for_quiet_s: round(waitedTotalS, 1),
