@@ -7,6 +7,7 @@ import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import type { KeyringHolder } from "./crypto/keyring-holder.js";
+import { AnswerCache } from "./crypto/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { openServerKeyring } from "./crypto/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
@@ -20,6 +21,7 @@ import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server
 import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 import type { Storage } from "./storage/storage.js";
+import type { AnswerMeta, Answers } from "./transport/grpc/answers.js";
 import { startGrpcServer, type RunningServer } from "./transport/grpc/server.js";
 import { ConsumerLeases, defaultReplicaName, LEASE_DEFAULTS } from "./watch/consumer-leases.js";
 import { WatchHub } from "./watch/watch-hub.js";
@@ -35,6 +37,8 @@ export interface App {
   readonly keyring: Keyring;
   /** Decrypted payloads kept for hot reads (--value-cache-mb), emptied on the change feed. */
   readonly plaintexts: PlaintextCache;
+  /** Encoded GetSecret and ProjectSecrets answers kept for hot reads (the other half of --value-cache-mb), emptied on the change feed. */
+  readonly answers: Answers;
   /** The audit queue: events of calls not yet flushed wait here (flush() writes them now). */
   readonly audit: AuditTrail;
   /** Where /metrics is served, when --metrics-listen is set (in a --workers worker: undefined, the primary serves it). */
@@ -179,12 +183,22 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });
   trail = audit;
-  const plaintexts = new PlaintextCache(config.valueCacheBytes);
-  // A write on any worker or replica reaches this feed: its secret's plaintext leaves memory
-  // (entries are exact-bytes memos, so this is hygiene, not what keeps reads correct).
+  // --value-cache-mb is shared: half for opened payloads, half for encoded answers.
+  const plaintexts = new PlaintextCache(Math.ceil(config.valueCacheBytes / 2));
+  const answers = new AnswerCache<AnswerMeta>(Math.floor(config.valueCacheBytes / 2));
+  // A write on any worker or replica reaches this feed: its secret's plaintext and the
+  // answers built from it leave memory (entries are memos checked against the rows they
+  // came from, so this is hygiene, not what keeps reads correct).
   const dropPlaintexts = st.changes.subscribe((ev) => {
-    if (ev.type === "changes") for (const c of ev.changes) plaintexts.invalidate(c.uid);
-    else if (ev.reason === "compacted") plaintexts.clear();
+    if (ev.type === "changes") {
+      for (const c of ev.changes) {
+        plaintexts.invalidate(c.uid);
+        answers.invalidate(c.uid);
+      }
+    } else if (ev.reason === "compacted") {
+      plaintexts.clear();
+      answers.clear();
+    }
   });
   const secrets = new Secrets({ storage: st, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
   const grants = new Grants({ storage: st, secrets });
@@ -203,6 +217,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       secrets,
       grants,
       projection,
+      answers,
       watches: hub,
       consumers,
       audit,
@@ -220,6 +235,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   } catch (err) {
     dropPlaintexts.close();
     plaintexts.clear();
+    answers.clear();
     keyring.close();
     await hub.shutdown();
     await server?.shutdown(0);
@@ -250,6 +266,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       return keyring.current();
     },
     plaintexts,
+    answers,
     async close(graceMs = 10_000) {
       stopWatching();
       keyring.close();
@@ -258,6 +275,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       await running.shutdown(graceMs);
       dropPlaintexts.close();
       plaintexts.clear();
+      answers.clear();
       await metricsAt?.close();
       // After the drain: every call that finished has recorded its event.
       await audit.close();

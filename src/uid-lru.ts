@@ -1,11 +1,20 @@
 /**
  * A map bounded by the bytes its entries say they hold, least recently used out first,
- * whose entries each belong to one secret (by uid), so every entry of a secret can be
- * dropped at once when the change feed says it changed. `onDrop` sees each entry that
+ * whose entries each belong to one secret (by uid) or to several (an answer built from
+ * several secrets), so every entry of a secret can be dropped at once when the change
+ * feed says it changed. `onDrop` sees each entry that
  * leaves (evicted, replaced, invalidated, deleted or cleared), e.g. to zero its buffers.
  * Recency is Map order: `touch` moves an entry to the end.
  */
-export class UidLru<E extends { readonly uid: string; readonly bytes: number }> {
+export interface UidLruEntry {
+  /** The secret, or the secrets, the entry belongs to. */
+  readonly uid: string | readonly string[];
+  readonly bytes: number;
+}
+
+const uidsOf = (e: UidLruEntry): readonly string[] => (typeof e.uid === "string" ? [e.uid] : e.uid);
+
+export class UidLru<E extends UidLruEntry> {
   readonly #entries = new Map<string, E>();
   readonly #keysByUid = new Map<string, Set<string>>();
   #bytes = 0;
@@ -44,9 +53,11 @@ export class UidLru<E extends { readonly uid: string; readonly bytes: number }> 
     this.delete(key);
     this.#entries.set(key, e);
     this.#bytes += e.bytes;
-    let keys = this.#keysByUid.get(e.uid);
-    if (keys === undefined) this.#keysByUid.set(e.uid, (keys = new Set()));
-    keys.add(key);
+    for (const uid of uidsOf(e)) {
+      let keys = this.#keysByUid.get(uid);
+      if (keys === undefined) this.#keysByUid.set(uid, (keys = new Set()));
+      keys.add(key);
+    }
     while (this.#bytes > this.maxBytes) this.delete(this.#entries.keys().next().value as string);
   }
 
@@ -70,8 +81,10 @@ export class UidLru<E extends { readonly uid: string; readonly bytes: number }> 
     this.#entries.delete(key);
     this.#bytes -= e.bytes;
     this.onDrop(e);
-    const keys = this.#keysByUid.get(e.uid);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#keysByUid.delete(e.uid);
+    for (const uid of uidsOf(e)) {
+      const keys = this.#keysByUid.get(uid);
+      keys?.delete(key);
+      if (keys?.size === 0) this.#keysByUid.delete(uid);
+    }
   }
 }

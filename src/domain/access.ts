@@ -53,6 +53,17 @@ export function accessTo(p: Principal, s: SecretRow, grants: readonly GrantRow[]
   return { level: Math.max(Level.NONE, ...held.map((h) => h.level)), held };
 }
 
+/**
+ * The first instant after `now` at which anyone's access to this secret, or the secret
+ * itself, can change with time alone: its expiry or a grant's (Infinity: none ahead).
+ * Up to then, accessTo and requireUnexpired answer the same for the same rows.
+ */
+export function nextTimeChange(s: SecretRow, grants: readonly GrantRow[], now: number): number {
+  let at = s.expireTime !== undefined && s.expireTime > now ? s.expireTime : Infinity;
+  for (const g of grants) if (g.expireTime !== undefined && g.expireTime > now && g.expireTime < at) at = g.expireTime;
+  return at;
+}
+
 /** Keys usable at `level`: the union over grants reaching it; undefined = every key. */
 export function keysAt(access: Access, level: Level): ReadonlySet<string> | undefined {
   const union = new Set<string>();

@@ -52,6 +52,12 @@ export interface SecretWithData {
   readonly data: ReadonlyMap<string, Buffer>;
 }
 
+/** A GetSecret answer with the stored row it was made from and when it was decided. */
+export interface ReadSecret extends SecretWithData {
+  readonly row: SecretWithVersion;
+  readonly now: number;
+}
+
 /** Annotations the server writes; callers may not set them. */
 const RESERVED_ANNOTATION_PREFIX = "secretd.io/";
 const DEFAULT_PAGE_SIZE = 100;
@@ -265,7 +271,7 @@ export class Secrets {
     return found.secret;
   }
 
-  async get(p: Principal, req: GetSecretRequest): Promise<SecretWithData> {
+  async get(p: Principal, req: GetSecretRequest): Promise<ReadSecret> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
     if (!Number.isSafeInteger(req.version) || req.version < 0) throw invalid("version", "must be 0 (latest) or a version number");
@@ -273,8 +279,10 @@ export class Secrets {
     if (requested.size !== req.keys.length) throw invalid("keys", "lists a key twice");
 
     const found = await this.deps.storage.readSecret(scope, req.name, req.version);
-    const { secret, access } = this.authorize(p, found, req.name, Level.READ);
-    requireUnexpired(secret, this.now());
+    // One instant for access and expiry: an answer kept until the next change of either (answers.ts) must have been decided at it.
+    const now = this.now();
+    const { secret, access } = this.authorize(p, found, req.name, Level.READ, now);
+    requireUnexpired(secret, now);
     const version = found?.version;
     if (!version) throw notFound(`version ${req.version} of secret "${req.name}"`);
     const allowed = keysAt(access, Level.READ);
@@ -282,7 +290,8 @@ export class Secrets {
 
     const all = openData(this.deps.keyring, secret, version, this.deps.plaintexts);
     // Without explicit keys, everything (the opened map is the caller's own copy); a key-limited grantee gets exactly the keys granted.
-    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all };
+    const row = found;
+    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all, row, now };
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
@@ -290,7 +299,7 @@ export class Secrets {
       if (v === undefined) throw notFound(`key "${k}" of secret "${req.name}"`);
       data.set(k, v);
     }
-    return { secret: { ...secret, version: version.version, keys: version.keys }, data };
+    return { secret: { ...secret, version: version.version, keys: version.keys }, data, row, now };
   }
 
   async list(p: Principal, req: ListSecretsRequest): Promise<{ secrets: SecretRow[]; nextPageToken: string }> {
@@ -404,9 +413,9 @@ export class Secrets {
   }
 
   /** NOT_FOUND for a missing secret or one the caller has no right on; else the level check. */
-  authorize(p: Principal, found: SecretWithVersion | undefined, name: string, level: Level): { secret: SecretRow; access: Access } {
+  authorize(p: Principal, found: SecretWithVersion | undefined, name: string, level: Level, now = this.now()): { secret: SecretRow; access: Access } {
     if (!found) throw notFound(`secret "${name}"`);
-    const access = accessTo(p, found.secret, found.grants, this.now());
+    const access = accessTo(p, found.secret, found.grants, now);
     requireLevel(access, level, name);
     return { secret: found.secret, access };
   }

@@ -122,6 +122,9 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
     get plaintexts(): never {
       return unavailable("plaintexts")();
     },
+    get answers(): never {
+      return unavailable("answers")();
+    },
     get audit(): never {
       return unavailable("audit")();
     },

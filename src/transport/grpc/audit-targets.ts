@@ -19,6 +19,7 @@ import type {
   Secret,
   UpdateSecretRequest,
 } from "../../gen/secrets/v1/secrets.js";
+import { EncodedAnswer } from "./response-encoding.js";
 import type { AuditTarget } from "./call.js";
 
 function dataKeys(data: Record<string, unknown>, stringData: Record<string, unknown>): string[] {
@@ -32,8 +33,8 @@ function about(mesh: string, name: string, version = 0, keys: readonly string[] 
 export const auditCreate = (req: CreateSecretRequest, res: Secret | undefined): AuditTarget[] =>
   about(req.mesh, req.name, res?.version ?? 0, res ? res.keys : dataKeys(req.data, req.stringData));
 
-export const auditGet = (req: GetSecretRequest, res: Secret | undefined): AuditTarget[] =>
-  about(req.mesh, req.name, res?.version ?? req.version, res ? Object.keys(res.data).sort() : req.keys);
+export const auditGet = (req: GetSecretRequest, res: Secret | EncodedAnswer | undefined): readonly AuditTarget[] =>
+  res instanceof EncodedAnswer ? res.audit : about(req.mesh, req.name, res?.version ?? req.version, res ? Object.keys(res.data).sort() : req.keys);
 
 export const auditList = (req: ListSecretsRequest): AuditTarget[] => about(req.mesh, "");
 
@@ -42,7 +43,8 @@ export const auditUpdate = (req: UpdateSecretRequest, res: Secret | undefined): 
 
 export const auditDelete = (req: DeleteSecretRequest): AuditTarget[] => about(req.mesh, req.name);
 
-export function auditProject(req: ProjectSecretsRequest, res: Projection | undefined): AuditTarget[] {
+export function auditProject(req: ProjectSecretsRequest, res: Projection | EncodedAnswer | undefined): readonly AuditTarget[] {
+  if (res instanceof EncodedAnswer) return res.audit;
   if (res === undefined) {
     return req.items.map((it) => ({ mesh: req.mesh, name: it.name, version: 0, keys: it.keys.map((k) => k.key) }));
   }

@@ -8,6 +8,7 @@
  * same way; test/unit/response-encoding.test.ts compares the two byte for byte.
  */
 import { Projection, Secret, SecretServiceService } from "../../gen/secrets/v1/secrets.js";
+import type { AuditTarget } from "./call.js";
 
 /** A non-negative safe integer: the only numbers the fast path writes. */
 function plain(n: number): boolean {
@@ -97,7 +98,8 @@ const generic = (m: Secret): Buffer => {
 const SECRET_STRINGS = ["uid", "mesh", "name", "type", "description", "owner"] as const;
 
 /** Secret.encode(m).finish(), as a Buffer. */
-export function encodeSecret(m: Secret): Buffer {
+export function encodeSecret(m: Secret | EncodedAnswer): Buffer {
+  if (m instanceof EncodedAnswer) return m.encoded;
   if (!plain(m.version)) return generic(m);
   const lens = SECRET_STRINGS.map((f) => Buffer.byteLength(m[f], "utf8"));
   let size = 0;
@@ -184,8 +186,17 @@ const genericProjection = (m: Projection): Buffer => {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 };
 
-/** Projection.encode(m).finish(), as a Buffer. */
-export function encodeProjection(m: Projection): Buffer {
+/** A Secret or Projection already encoded (answers.ts): sent as it is, audited with `audit`. */
+export class EncodedAnswer {
+  constructor(
+    readonly encoded: Buffer,
+    readonly audit: readonly AuditTarget[],
+  ) {}
+}
+
+/** Projection.encode(m).finish(), as a Buffer (an EncodedAnswer's own bytes). */
+export function encodeProjection(m: Projection | EncodedAnswer): Buffer {
+  if (m instanceof EncodedAnswer) return m.encoded;
   let size = 0;
   const lens: number[] = [];
   const bodies: number[] = [];

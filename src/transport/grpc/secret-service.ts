@@ -1,10 +1,10 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
 import { listAuditEvents } from "../../audit/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
-import { projectSecrets, type ProjectionDeps } from "../../domain/projection.js";
+import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
-import type { SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
+import type { Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
 import type { Storage } from "../../storage/storage.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
 import {
@@ -20,6 +20,7 @@ import {
   auditUpdate,
 } from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
+import { answerGet, answerProjection, type Answers } from "./answers.js";
 import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
 import { watchProjectionHandler } from "./watch-projection.js";
 
@@ -27,6 +28,8 @@ export interface SecretServiceDeps extends CallDeps {
   readonly secrets: Secrets;
   readonly grants: Grants;
   readonly projection: ProjectionDeps;
+  /** Encoded GetSecret and ProjectSecrets answers kept across calls (answers.ts); none when absent. */
+  readonly answers?: Answers | undefined;
   readonly watches: WatchHub;
   readonly consumers: Consumers;
   /** Where ListAuditEvents reads the trail. */
@@ -40,10 +43,8 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     getSecret: unary(
       deps,
       "GetSecret",
-      async (req, { principal }) => {
-        const { secret, data } = await secrets.get(principal, req);
-        return toSecretMessage(secret, data);
-      },
+      // An EncodedAnswer travels as the message it encodes: only the serializer and the audit look at it, and both know it.
+      async (req, { principal }) => (await answerGet(secrets, deps.projection, deps.answers, principal, req)) as Secret,
       auditGet,
     ),
     listSecrets: unary(
@@ -64,7 +65,8 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
       },
       auditDelete,
     ),
-    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => projectSecrets(deps.projection, principal, req), auditProject),
+    // An EncodedAnswer again (see GetSecret).
+    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(deps.projection, deps.answers, principal, req)) as Projection, auditProject),
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watchProjectionHandler(deps, deps.watches),

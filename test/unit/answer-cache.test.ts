@@ -1,0 +1,94 @@
+/**
+ * The cache of encoded answers (AnswerCache): an answer comes back only for the same
+ * key, the very same row objects, the same keyring and before its first expiry; callers
+ * get copies; it is bounded by bytes; every answer is zeroed when it leaves.
+ */
+import { describe, expect, it } from "vitest";
+import { AnswerCache } from "../../src/crypto/answer-cache.js";
+import type { Keyring } from "../../src/crypto/keyring.js";
+
+const ring = {} as Keyring;
+const otherRing = {} as Keyring;
+const rowA = Object.freeze({ uid: "a" });
+const rowB = Object.freeze({ uid: "b" });
+const src = [
+  { uid: "a", bytes: 100 },
+  { uid: "b", bytes: 100 },
+];
+const isZero = (b: Buffer): boolean => b.every((x) => x === 0);
+
+function added(cache: AnswerCache<string>, key: string, encoded: Buffer, validUntil = Infinity): boolean {
+  return cache.add(key, ring, [rowA, rowB], src, validUntil, encoded, `meta-${key}`);
+}
+
+describe("AnswerCache", () => {
+  it("when the same key is asked with the same rows and keyring, then a copy of the answer comes back with its meta", () => {
+    const cache = new AnswerCache<string>(1 << 20);
+    expect(added(cache, "k", Buffer.from("answer bytes"))).toBe(true);
+    const hit = cache.answer("k", ring, [rowA, rowB], 0);
+    expect(hit?.encoded.toString()).toBe("answer bytes");
+    expect(hit?.meta).toBe("meta-k");
+    hit!.encoded.fill(0); // a caller scribbling on its copy changes nothing cached
+    expect(cache.answer("k", ring, [rowA, rowB], 0)?.encoded.toString()).toBe("answer bytes");
+    expect(cache.meta("k")).toBe("meta-k");
+  });
+
+  it("when a row is another object (even an equal one), the keyring another, the key another or the time at its expiry, then it misses", () => {
+    const cache = new AnswerCache<string>(1 << 20);
+    added(cache, "k", Buffer.from("x"), 1000);
+    expect(cache.answer("k", ring, [rowA, { uid: "b" }], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, [rowA], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, [rowA, undefined], 0)).toBeUndefined();
+    expect(cache.answer("other", ring, [rowA, rowB], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, [rowA, rowB], 999)).toBeDefined();
+    expect(cache.answer("k", ring, [rowA, rowB], 1000)).toBeUndefined();
+    expect(cache.size).toBe(0); // expired: dropped
+    added(cache, "k", Buffer.from("x"));
+    expect(cache.answer("k", otherRing, [rowA, rowB], 0)).toBeUndefined();
+    expect(cache.size).toBe(0); // another keyring: dropped
+  });
+
+  it("when any of its sources is invalidated, or the cache cleared, then the answer is gone and zeroed", () => {
+    const cache = new AnswerCache<string>(1 << 20);
+    const kept: Buffer[] = [];
+    const spy = (k: string): void => {
+      const b = Buffer.from(`secret answer ${k}`);
+      expect(added(cache, k, b)).toBe(true); // owned by the cache from here
+      kept.push(b);
+    };
+    spy("one");
+    spy("two");
+    expect(cache.holds("a") && cache.holds("b")).toBe(true);
+    cache.invalidate("b");
+    expect(cache.holds("a")).toBe(false);
+    expect(cache.size).toBe(0);
+    expect(kept.every(isZero)).toBe(true);
+    spy("three");
+    cache.clear();
+    expect(isZero(kept[2]!)).toBe(true);
+  });
+
+  it("when answers exceed the bound, then the least recently used go first and are zeroed; one too large is never kept; 0 turns it off", () => {
+    const cache = new AnswerCache<string>(8 * 1024);
+    const big = Buffer.alloc(cache.maxEntryBytes, 1);
+    expect(added(cache, "big", big)).toBe(false);
+    expect(cache.size).toBe(0);
+    expect(isZero(big)).toBe(false); // not taken: still the caller's
+    const stored: Buffer[] = [];
+    for (let i = 0; i < 20; i++) {
+      const b = Buffer.alloc(200, 7);
+      added(cache, `k${i}`, b);
+      stored.push(b);
+      expect(cache.answer("k0", ring, [rowA, rowB], 0)).toBeDefined(); // k0 stays the most recent
+    }
+    expect(cache.size).toBeLessThan(20);
+    expect(cache.answer("k0", ring, [rowA, rowB], 0)).toBeDefined();
+    expect(cache.answer("k1", ring, [rowA, rowB], 0)).toBeUndefined();
+    expect(isZero(stored[1]!)).toBe(true);
+    const off = new AnswerCache<string>(0);
+    expect(added(off, "k", Buffer.from("x"))).toBe(false);
+    expect(off.on).toBe(false);
+    expect(off.size).toBe(0);
+  });
+});
+
