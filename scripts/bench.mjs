@@ -58,6 +58,7 @@ const BIG = Number(option("secrets") ?? (QUICK ? 5_000 : 100_000));
 const SMALL = 1_000;
 const CONCURRENCY = 64;
 const H2_CONNECTIONS = 4; // 64 concurrent calls = 4 connections × 16 streams
+const OPEN_LOOP_PER_CONNECTION = 100; // calls/s: h2load --rps sends one call per 10 ms tick at most
 const DURATION_S = Number(option("duration") ?? (QUICK ? 1.5 : 4));
 const WARMUP_S = QUICK ? 0.5 : 1;
 const REPS = Number(option("reps") ?? (QUICK ? 1 : 3));
@@ -322,10 +323,15 @@ function parseH2load(out) {
   };
 }
 
-function h2load({ port, path: p, token, bodyFile, seconds, connections, streams, logFile, rps }, addPid) {
-  const args = ["-c", String(connections), "-m", String(streams), "-t", "1", "-D", `${Math.round(seconds * 1000)}ms`, "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", bodyFile];
-  // --rps: an open loop, this many requests per second per connection.
-  if (rps) args.push(`--rps=${rps}`);
+/**
+ * A closed loop for `seconds`, or with `rps` an open loop of `requests` calls: each
+ * connection sends `rps` calls a second whatever the answers, its connections opened
+ * 1 ms apart (h2load's -r excludes -D, hence a count instead of a duration).
+ */
+function h2load({ port, path: p, token, bodyFile, seconds, connections, streams, logFile, rps, requests }, addPid) {
+  const args = ["-c", String(connections), "-m", String(streams), "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", bodyFile];
+  if (rps) args.push(`--rps=${rps}`, "-n", String(requests), "-r", "1", "--rate-period=1ms");
+  else args.push("-D", `${Math.round(seconds * 1000)}ms`);
   if (token) args.push("-H", `authorization: Bearer ${token}`);
   if (logFile) args.push("--log-file", logFile);
   args.push(`http://127.0.0.1:${port}${p}`);
@@ -335,7 +341,7 @@ function h2load({ port, path: p, token, bodyFile, seconds, connections, streams,
     let out = "";
     child.stdout.on("data", (c) => (out += c));
     child.stderr.on("data", (c) => (out += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), ((rps ? requests / connections / rps : seconds) + 30) * 1000);
     child.once("exit", (code) => {
       clearTimeout(timer);
       if (code !== 0) reject(new Error(`h2load exited ${code}: ${out.slice(-500)}`));
@@ -574,18 +580,28 @@ async function tallyLog(file) {
 /**
  * GetSecret at an offered rate (h2load --rps, an open loop): latency is then what a call
  * waits and takes, not concurrency ÷ throughput as in the closed loop.
+ *
+ * h2load ticks a connection's --rps every max(10 ms, 1/rps) and sends what is due at each
+ * tick, and connections opened together tick together: 4 connections at 2,900/s sent ~29
+ * calls at once every 10 ms, so a single-threaded server at half its peak spent 5 ms of
+ * every 10 on each burst, and the last call of a burst waited for all the others. Spread
+ * arrivals need at most 100/s per connection (one call per tick), connections opened 1 ms
+ * apart, so that their ticks fall in different milliseconds.
  */
 async function measureOpenLoop(name, target, rate, pids) {
   await waitQuiet(QUIET_WAIT_S);
   const logFile = path.join(tmpDir, `h2load-open-${++runSeq}.log`);
-  const perConn = Math.max(1, Math.round(rate / H2_CONNECTIONS));
-  const base = { port: target.port, path: target.path, token: target.token, bodyFile: target.bodyFile, connections: H2_CONNECTIONS, streams: CONCURRENCY / H2_CONNECTIONS };
-  await h2load({ ...base, seconds: WARMUP_S, rps: perConn });
-  const { result, cpu } = await withCpu(pids, (addPid) => h2load({ ...base, seconds: DURATION_S * 2, rps: perConn, logFile }, addPid));
+  const connections = Math.max(1, Math.ceil(rate / OPEN_LOOP_PER_CONNECTION));
+  const rps = rate / connections;
+  const base = { port: target.port, path: target.path, token: target.token, bodyFile: target.bodyFile, connections, streams: CONCURRENCY / H2_CONNECTIONS, rps };
+  await h2load({ ...base, requests: connections * Math.ceil(rps * WARMUP_S) });
+  const requests = connections * Math.ceil(rps * DURATION_S * 2);
+  const { result, cpu } = await withCpu(pids, (addPid) => h2load({ ...base, requests, logFile }, addPid));
   const { lat, non200 } = await readLatencyLog(logFile);
   rmSync(logFile, { force: true });
-  if (result.failed > 0 || non200 > 0) throw new Error(`${name}: failures in the open loop (failed=${result.failed}, non-200=${non200})`);
-  return { name, offered_rps: perConn * H2_CONNECTIONS, rps: round(result.rps, 0), ...summarize(lat), ...cpu };
+  if (result.failed > 0 || non200 > 0 || lat.length !== requests) throw new Error(`${name}: failures in the open loop (failed=${result.failed}, non-200=${non200}, logged ${lat.length} of ${requests})`);
+  const serverCpu = pids.reduce((sum, p) => sum + (cpu.perPid[p] ?? 0), 0);
+  return { name, offered_rps: rate, connections, rps: round(result.rps, 0), ...summarize(lat), ...cpu, server_cpu_us_per_call: round((10_000 * serverCpu) / result.rps, 1) };
 }
 
 /** A pre-framed fixed-body target, checked once with a raw call (status 0, size taken). */
@@ -692,13 +708,18 @@ async function boxStage(getValue, onePeer) {
   peers.push({ name: "get_auto", target: t, pids });
 
   const runs = await interleaved(peers, BOX_REPS);
-  if (etcd) await stopChild(etcd.child, "signal");
   out.etcd = runs.etcd?.best;
   out.getAuto = runs.get_auto.best;
   out.getOne = runs.get_one.best;
   out.runs = runs;
   out.openAuto = await measureOpenLoop("get_auto (open loop)", t, Math.round(out.getAuto.rps / 2), pids);
-  say(`box get_auto open loop at ${out.openAuto.offered_rps}/s offered: p50 ${out.openAuto.p50_ms} ms, p99 ${out.openAuto.p99_ms} ms (run-queue wait ${out.openAuto.runq_wait_pct}%)`);
+  say(`box get_auto open loop at ${out.openAuto.offered_rps}/s offered (${out.openAuto.connections} connections): p50 ${out.openAuto.p50_ms} ms, p99 ${out.openAuto.p99_ms} ms (run-queue wait ${out.openAuto.runq_wait_pct}%)`);
+  if (etcd) {
+    const et = peers.find((p) => p.name === "etcd");
+    out.openEtcd = await measureOpenLoop("etcd (open loop)", et.target, out.openAuto.offered_rps, et.pids);
+    say(`box etcd open loop at the same ${out.openEtcd.offered_rps}/s: p50 ${out.openEtcd.p50_ms} ms, p99 ${out.openEtcd.p99_ms} ms (run-queue wait ${out.openEtcd.runq_wait_pct}%)`);
+    await stopChild(etcd.child, "signal");
+  }
 
   const tenants = [];
   for (let i = 0; i < 10; i++) tenants.push({ name: `a-${i}`, token: await mint(`a-${i}`), prefix: "fill-", filled: 0 });
@@ -895,12 +916,26 @@ async function main() {
   const openLoop = await measureOpenLoop("get (open loop)", targets.get, Math.round(big.get.best.rps / 2), [server.pid]);
   server.child.send({ cmd: "loop-stop" });
   openLoop.loop = (await onceMessage(server.child, (m) => m?.loop, 10_000, "loop monitor stop")).loop;
-  say(`get open loop at ${openLoop.offered_rps}/s offered (half of the peak): ${openLoop.rps} served/s, p50 ${openLoop.p50_ms} ms, p99 ${openLoop.p99_ms} ms, max ${openLoop.max_ms} ms`);
+  say(`get open loop at ${openLoop.offered_rps}/s offered (half of the peak, ${openLoop.connections} connections): ${openLoop.rps} served/s, p50 ${openLoop.p50_ms} ms, p99 ${openLoop.p99_ms} ms, max ${openLoop.max_ms} ms`);
   say(`   server during it: run-queue wait ${openLoop.runq_wait_pct}% of the time; event-loop delay p99 ${openLoop.loop.delay_p99_ms} ms, max ${openLoop.loop.delay_max_ms} ms; GC ${openLoop.loop.gc_count} pauses, max ${openLoop.loop.gc_max_ms} ms, ${openLoop.loop.gc_over_1ms} over 1 ms`);
   // The same offered rate against the bare grpc-js echo: the tail that the transport, the
   // generator and the box give any Node server here, the baseline for the p99 budget.
   const openEcho = await measureOpenLoop("echo (open loop)", targets.echo, openLoop.offered_rps, [echo.pid]);
   say(`echo open loop at ${openEcho.offered_rps}/s offered (the same rate): p50 ${openEcho.p50_ms} ms, p99 ${openEcho.p99_ms} ms, max ${openEcho.max_ms} ms (run-queue wait ${openEcho.runq_wait_pct}%)`);
+  // Where the knee is: the same open loop at a tenth and a quarter of the peak, secretd
+  // and echo at each rate. Calls that arrive one by one cost more CPU than the closed
+  // loop's batches (cpu_us_per_call), so half of the closed-loop peak is more than half
+  // of what a server can take in this regime.
+  const point = (share, g, e) => ({ share, offered_rps: g.offered_rps, get_p50_ms: g.p50_ms, get_p99_ms: g.p99_ms, get_cpu_us_per_call: g.server_cpu_us_per_call, echo_p50_ms: e.p50_ms, echo_p99_ms: e.p99_ms, echo_cpu_us_per_call: e.server_cpu_us_per_call });
+  const openCurve = [];
+  for (const share of [0.1, 0.25]) {
+    const rate = Math.round(big.get.best.rps * share);
+    const g = await measureOpenLoop(`get (open loop, ${share})`, targets.get, rate, [server.pid]);
+    const e = await measureOpenLoop(`echo (open loop, ${share})`, targets.echo, rate, [echo.pid]);
+    openCurve.push(point(share, g, e));
+    say(`open loop at ${share} of the peak, ${rate}/s: get p50 ${g.p50_ms} ms, p99 ${g.p99_ms} ms (${g.server_cpu_us_per_call} µs/call); echo p50 ${e.p50_ms} ms, p99 ${e.p99_ms} ms (${e.server_cpu_us_per_call} µs/call)`);
+  }
+  openCurve.push(point(0.5, openLoop, openEcho));
 
   // Peak RSS of the measured part (the profiler below costs memory of its own).
   const memMeasured = memoryMb(server.pid);
@@ -931,6 +966,7 @@ async function main() {
   }
   if (PROFILE) {
     await profiled("GetSecret", () => measure("get (profiled)", targets.get, { pids: [server.pid] }));
+    await profiled("GetSecret open loop", () => measureOpenLoop("get (open loop, profiled)", targets.get, Math.round(openLoop.offered_rps / 3), [server.pid]));
     await profiled("ProjectSecrets", () => measure("project (profiled)", targets.project, { pids: [server.pid] }));
     await profiled("ListSecrets", () => measure("list (profiled)", targets.list, { pids: [server.pid] }));
     const extra = [{ name: "bench", token: benchToken, prefix: "zz-prof-", filled: 0 }];
@@ -1003,6 +1039,7 @@ async function main() {
     get_p99_open_ms: openLoop.p99_ms,
     echo_p99_open_ms: openEcho.p99_ms,
     get_open_loop_server: openLoop.loop,
+    open_loop_curve: openCurve,
     // The whole box: --workers auto against etcd Range, same generator and value.
     workers_auto: box.workers,
     etcd_rps: box.etcd?.rps,
@@ -1012,6 +1049,7 @@ async function main() {
     get_one_rps_box: box.getOne.rps,
     get_auto_vs_one: round(box.getAuto.rps / box.getOne.rps, 3),
     get_auto_p99_open_ms: box.openAuto.p99_ms,
+    etcd_p99_open_ms: box.openEtcd?.p99_ms,
     create_rps_auto: box.createAuto.rps,
     create_p99_ms_auto: box.createAuto.p99_ms,
     // The whole box by CPU per call (every process of each peer): robust to other sessions' load.
