@@ -8,11 +8,11 @@
 //   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
 //   ← { cmd: "audit" }                            → { audit: { written, depth, dropped } } after a flush (the trail is on, as SPEC §9 measures)
 //   ← { cmd: "loop-start" }                       → { loopStarted }  (event-loop delay and GC pauses from now)
-//   ← { cmd: "loop-stop" }                        → { loop: { delay_p50_ms, delay_p99_ms, delay_max_ms, gc_count, gc_total_ms, gc_max_ms, gc_over_1ms } }
+//   ← { cmd: "loop-stop" }                        → { loop: { delay_p50_ms, delay_p99_ms, delay_max_ms, gc_count, gc_total_ms, gc_max_ms, gc_over_1ms, gc_major, gc_major_max_ms } }
 //   ← { cmd: "stop" } or SIGTERM                  drains, flushes the log, exits 0
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
-import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { startApp } from "../dist/app.js";
 import { loadConfig } from "../dist/config.js";
 import { createLogger } from "../dist/logger.js";
@@ -35,13 +35,18 @@ let session;
 let loop;
 function loopStart() {
   const delay = monitorEventLoopDelay({ resolution: 1 });
-  const gc = { count: 0, total: 0, max: 0, over1: 0 };
+  const gc = { count: 0, total: 0, max: 0, over1: 0, major: 0, majorMax: 0 };
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       gc.count++;
       gc.total += e.duration;
       gc.max = Math.max(gc.max, e.duration);
       if (e.duration > 1) gc.over1++;
+      // Mark-compact (the whole heap) as opposed to scavenges of the young generation.
+      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMax = Math.max(gc.majorMax, e.duration);
+      }
     }
   });
   obs.observe({ entryTypes: ["gc"] });
@@ -55,7 +60,7 @@ function loopStop() {
   loop = undefined;
   const ms = (ns) => Math.round(ns / 1e4) / 100;
   const r2 = (x) => Math.round(x * 100) / 100;
-  return { delay_p50_ms: ms(delay.percentile(50)), delay_p99_ms: ms(delay.percentile(99)), delay_max_ms: ms(delay.max), gc_count: gc.count, gc_total_ms: r2(gc.total), gc_max_ms: r2(gc.max), gc_over_1ms: gc.over1 };
+  return { delay_p50_ms: ms(delay.percentile(50)), delay_p99_ms: ms(delay.percentile(99)), delay_max_ms: ms(delay.max), gc_count: gc.count, gc_total_ms: r2(gc.total), gc_max_ms: r2(gc.max), gc_over_1ms: gc.over1, gc_major: gc.major, gc_major_max_ms: r2(gc.majorMax) };
 }
 
 let stopping = false;

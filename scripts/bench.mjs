@@ -913,13 +913,17 @@ async function main() {
 
   // Latency at half the measured peak, offered as an open loop; where the tail waits:
   // the server's event loop (blocked: GC, a long task) or the run queue (other processes).
-  server.child.send({ cmd: "loop-start" });
-  await onceMessage(server.child, (m) => m?.loopStarted, 10_000, "loop monitor start");
-  const openLoop = await measureOpenLoop("get (open loop)", targets.get, Math.round(big.get.best.rps / 2), [server.pid]);
-  server.child.send({ cmd: "loop-stop" });
-  openLoop.loop = (await onceMessage(server.child, (m) => m?.loop, 10_000, "loop monitor stop")).loop;
+  const monitored = async (run) => {
+    server.child.send({ cmd: "loop-start" });
+    await onceMessage(server.child, (m) => m?.loopStarted, 10_000, "loop monitor start");
+    const r = await run();
+    server.child.send({ cmd: "loop-stop" });
+    r.loop = (await onceMessage(server.child, (m) => m?.loop, 10_000, "loop monitor stop")).loop;
+    return r;
+  };
+  const openLoop = await monitored(() => measureOpenLoop("get (open loop)", targets.get, Math.round(big.get.best.rps / 2), [server.pid]));
   say(`get open loop at ${openLoop.offered_rps}/s offered (half of the peak, ${openLoop.connections} connections): ${openLoop.rps} served/s, p50 ${openLoop.p50_ms} ms, p99 ${openLoop.p99_ms} ms, max ${openLoop.max_ms} ms`);
-  say(`   server during it: run-queue wait ${openLoop.runq_wait_pct}% of the time; event-loop delay p99 ${openLoop.loop.delay_p99_ms} ms, max ${openLoop.loop.delay_max_ms} ms; GC ${openLoop.loop.gc_count} pauses, max ${openLoop.loop.gc_max_ms} ms, ${openLoop.loop.gc_over_1ms} over 1 ms`);
+  say(`   server during it: run-queue wait ${openLoop.runq_wait_pct}% of the time; event-loop delay p99 ${openLoop.loop.delay_p99_ms} ms, max ${openLoop.loop.delay_max_ms} ms; GC ${openLoop.loop.gc_count} pauses, max ${openLoop.loop.gc_max_ms} ms, ${openLoop.loop.gc_over_1ms} over 1 ms, ${openLoop.loop.gc_major} major (max ${openLoop.loop.gc_major_max_ms} ms)`);
   // The same offered rate against the bare grpc-js echo: the tail that the transport, the
   // generator and the box give any Node server here, the baseline for the p99 budget.
   const openEcho = await measureOpenLoop("echo (open loop)", targets.echo, openLoop.offered_rps, [echo.pid]);
@@ -928,14 +932,14 @@ async function main() {
   // and echo at each rate. Calls that arrive one by one cost more CPU than the closed
   // loop's batches (cpu_us_per_call), so half of the closed-loop peak is more than half
   // of what a server can take in this regime.
-  const point = (share, g, e) => ({ share, offered_rps: g.offered_rps, get_p50_ms: g.p50_ms, get_p99_ms: g.p99_ms, get_cpu_us_per_call: g.server_cpu_us_per_call, echo_p50_ms: e.p50_ms, echo_p99_ms: e.p99_ms, echo_cpu_us_per_call: e.server_cpu_us_per_call });
+  const point = (share, g, e) => ({ share, offered_rps: g.offered_rps, get_p50_ms: g.p50_ms, get_p99_ms: g.p99_ms, get_cpu_us_per_call: g.server_cpu_us_per_call, get_loop: g.loop, echo_p50_ms: e.p50_ms, echo_p99_ms: e.p99_ms, echo_cpu_us_per_call: e.server_cpu_us_per_call });
   const openCurve = [];
   for (const share of [0.1, 0.25]) {
     const rate = Math.round(big.get.best.rps * share);
-    const g = await measureOpenLoop(`get (open loop, ${share})`, targets.get, rate, [server.pid]);
+    const g = await monitored(() => measureOpenLoop(`get (open loop, ${share})`, targets.get, rate, [server.pid]));
     const e = await measureOpenLoop(`echo (open loop, ${share})`, targets.echo, rate, [echo.pid]);
     openCurve.push(point(share, g, e));
-    say(`open loop at ${share} of the peak, ${rate}/s: get p50 ${g.p50_ms} ms, p99 ${g.p99_ms} ms (${g.server_cpu_us_per_call} µs/call); echo p50 ${e.p50_ms} ms, p99 ${e.p99_ms} ms (${e.server_cpu_us_per_call} µs/call)`);
+    say(`open loop at ${share} of the peak, ${rate}/s: get p50 ${g.p50_ms} ms, p99 ${g.p99_ms} ms (${g.server_cpu_us_per_call} µs/call; event-loop delay max ${g.loop.delay_max_ms} ms, GC max ${g.loop.gc_max_ms} ms, ${g.loop.gc_major} major); echo p50 ${e.p50_ms} ms, p99 ${e.p99_ms} ms (${e.server_cpu_us_per_call} µs/call)`);
   }
   openCurve.push(point(0.5, openLoop, openEcho));
 
