@@ -1,22 +1,17 @@
 // The peers of the whole-box benchmark (SPEC §9), started by scripts/bench.mjs:
 //   * etcd 3.4 (Debian `etcd-server`, installed by the bench when missing) on loopback,
 //     holding one 1 KiB value for Range;
-//   * `secretd serve --workers N` (the real binary) on a fresh data dir.
+//   * `secretd serve --workers N` (the real command, bin/secretd) on a fresh data dir.
 // Each returns what bench.mjs needs to drive it with the same h2load settings.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { haveOrInstall, LAUNCHER } from "./bench-lib.mjs";
 import { freePort } from "./free-port.mjs";
 import { parseServingLine } from "./serving-line.mjs";
 
-const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/main.js");
-
 export function haveEtcd() {
-  if (spawnSync("etcd", ["--version"]).status === 0) return true;
-  if (spawnSync("sh", ["-c", "command -v apt-get"]).status !== 0) return false;
-  const r = spawnSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server"], { stdio: "inherit" });
-  return r.status === 0 && spawnSync("etcd", ["--version"]).status === 0;
+  return haveOrInstall("etcd", "etcd-server");
 }
 
 /** Protobuf: field `n` (length-delimited) holding `bytes`. */
@@ -60,7 +55,7 @@ export async function startEtcd(dir, track) {
 /** `secretd serve --workers N`: resolves once every worker serves, with the port and every pid. */
 export async function startWorkersServer(dataDir, workers, track, timeoutMs = 60_000) {
   const child = track(
-    spawn(process.execPath, [MAIN, "serve", "--workers", String(workers), "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
+    spawn(LAUNCHER, ["serve", "--workers", String(workers), "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
       stdio: ["ignore", "pipe", "ignore"],
       env: { ...process.env, SECRETD_LOG_LEVEL: "info" },
     }),

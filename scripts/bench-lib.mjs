@@ -1,8 +1,22 @@
 // Shared helpers of the benchmark (plain ESM, no build step): gRPC framing, a raw
-// HTTP/2 unary caller, percentiles, /proc readers and CPU-profile summaries.
-import { readFileSync } from "node:fs";
+// HTTP/2 unary caller, percentiles, /proc readers, CPU-profile summaries, and the
+// installer of the Debian tools the benchmarks drive (h2load, etcd).
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The `secretd` command: bin/secretd, which starts node with NODE_FLAGS. */
+export const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/secretd");
+
+/**
+ * The V8 flags bin/secretd gives node (its NODE_FLAGS line), for the processes the
+ * benchmarks fork themselves: secretd in process (bench-server.mjs) and the baselines,
+ * so that every server is measured with the settings secretd ships with.
+ */
+export const NODE_FLAGS = (/^NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(LAUNCHER, "utf8"))?.[1] ?? "").split(" ").filter(Boolean);
 
 /** 5-byte gRPC length-prefixed message: compressed flag 0, big-endian length. */
 export function grpcFrame(message) {
@@ -227,4 +241,17 @@ export function summarizeProfile(profile, { top = 25, inclusive = [] } = {}) {
     by_category: [...catSelf].sort((a, b) => b[1] - a[1]).map(([cat, us]) => ({ cat, self_ms: round(us / 1000, 1), pct: pct(us) })),
     inclusive: inclusive.map((spec) => ({ fn: spec.label, incl_ms: round((fnIncl.get(spec.label) ?? 0) / 1000, 1), pct: pct(fnIncl.get(spec.label) ?? 0) })),
   };
+}
+
+/**
+ * True when `cmd` runs (`cmd --version`); when it is missing and this is root on a
+ * Debian-like machine, installs the package `pkg` with apt-get first.
+ */
+export function haveOrInstall(cmd, pkg, log = () => {}) {
+  const runs = () => spawnSync(cmd, ["--version"], { stdio: "ignore", timeout: 5000 }).status === 0;
+  if (runs()) return true;
+  if (process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get")) return false;
+  log(`${cmd} missing: apt-get install -y ${pkg}`);
+  spawnSync("sh", ["-c", `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg}`], { stdio: "ignore", timeout: 300_000 });
+  return runs();
 }

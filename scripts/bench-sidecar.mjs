@@ -12,6 +12,7 @@ import { credentials, Metadata } from "@grpc/grpc-js";
 import { SecretServiceClient } from "../dist/gen/secrets/v1/secrets.js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
+import { LAUNCHER, NODE_FLAGS } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const N = Number((process.argv.find((a) => a.startsWith("--updates=")) ?? "--updates=200").split("=")[1]);
@@ -20,7 +21,7 @@ const dataDir = path.join(tmp, "data");
 const dir = path.join(tmp, "out");
 mkdirSync(dir);
 
-const server = fork(path.join(HERE, "bench-server.mjs"), [], { env: { ...process.env, DATA_DIR: dataDir, LOG_FILE: path.join(tmp, "server.log") }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+const server = fork(path.join(HERE, "bench-server.mjs"), [], { env: { ...process.env, DATA_DIR: dataDir, LOG_FILE: path.join(tmp, "server.log") }, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] });
 const { port } = await new Promise((resolve) => server.on("message", (m) => m?.ready && resolve(m)));
 const address = `127.0.0.1:${port}`;
 const token = await mintToken({ secret: readHs256Secret(path.join(dataDir, "jwt-dev.key")), tenant: "bench", sub: "bench", roles: ["data-developer"], ttlSec: 3600 });
@@ -32,7 +33,7 @@ const call = (method, req) => new Promise((resolve, reject) => client[method](re
 let secret = await call("createSecret", { mesh: "default", name: "bench", type: "Opaque", data: { v: Buffer.from("0") }, stringData: {}, labels: {}, annotations: {}, description: "", immutable: false, requestId: "" });
 writeFileSync(path.join(tmp, "token"), token);
 writeFileSync(path.join(tmp, "p.yaml"), "mesh: default\nitems:\n  - bench\n");
-const sidecar = spawn(process.execPath, [path.join(HERE, "../dist/main.js"), "sidecar", "--dir", dir, "--projection", path.join(tmp, "p.yaml"), "--token-file", path.join(tmp, "token"), "--server", address, "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+const sidecar = spawn(LAUNCHER, ["sidecar", "--dir", dir, "--projection", path.join(tmp, "p.yaml"), "--token-file", path.join(tmp, "token"), "--server", address, "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
 
 const read = () => {
   try {

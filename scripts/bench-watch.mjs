@@ -22,7 +22,7 @@ import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
 import { CreateSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
-import { machine, memoryMb, round, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { machine, memoryMb, NODE_FLAGS, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -67,8 +67,8 @@ setTimeout(() => {
   process.exit(3);
 }, 15 * 60_000).unref();
 
-function forkTracked(script, env) {
-  const child = fork(path.join(HERE, script), [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+function forkTracked(script, env, execArgv = []) {
+  const child = fork(path.join(HERE, script), [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   children.add(child);
   child.once("exit", () => children.delete(child));
   return child;
@@ -104,7 +104,7 @@ function nextMessage(child, pred, timeoutMs, what) {
 }
 
 async function startServer(name) {
-  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) });
+  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) }, NODE_FLAGS);
   const m = await nextMessage(child, (x) => x?.ready, 30_000, `${name} start`);
   return { child, port: m.port, pid: m.pid };
 }

@@ -4,7 +4,8 @@
 //   * a fresh secretd (scripts/bench-server.mjs: startApp, temp data dir, pino logging
 //     ON at info level into a file through the project's buffered logger) and a bare
 //     grpc-js server answering a message of the same size as GetSecret's
-//     (scripts/bench-echo.mjs), each in its own process;
+//     (scripts/bench-echo.mjs), each in its own process, both with the V8 flags that
+//     bin/secretd (the `secretd` command) gives node;
 //   * both driven by the same load generator: h2load (one C process, pre-framed gRPC
 //     bodies; installed with apt-get when missing and possible) or, as the fallback,
 //     raw-HTTP/2 Node processes (scripts/bench-loader.mjs). CreateSecret needs a unique
@@ -19,7 +20,7 @@
 // Debian's postgresql, fsync on, scripts/postgres-cluster.mjs) instead of SQLite.
 // Every process it starts is killed on exit, failure or signal; loads only hit 127.0.0.1.
 // The last line printed is one JSON object with the results.
-import { execFileSync, fork, spawn } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -40,7 +41,7 @@ import {
 } from "../dist/gen/secrets/v1/secrets.js";
 import { etcdPut, etcdRange, haveEtcd, startEtcd, startWorkersServer } from "./bench-box.mjs";
 import { startPostgres } from "./postgres-cluster.mjs";
-import { connect, cpuSeconds, grpcFrame, grpcUnframe, machine, memoryMb, rawUnary, round, runqWaitSeconds, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { connect, cpuSeconds, grpcFrame, haveOrInstall, grpcUnframe, machine, memoryMb, NODE_FLAGS, rawUnary, round, runqWaitSeconds, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -252,27 +253,10 @@ async function waitQuiet(maxS) {
 }
 
 // ---------------------------------------------------------------- generator choice
-function haveH2load() {
-  try {
-    execFileSync("h2load", ["--version"], { stdio: "ignore", timeout: 5000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 function chooseGenerator() {
   const wanted = option("generator") ?? "h2load";
   if (wanted === "node") return { kind: "node", why: "--generator=node" };
-  if (haveH2load()) return { kind: "h2load", why: "h2load found" };
-  if (process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
-    say("h2load missing: apt-get install -y nghttp2-client");
-    try {
-      execFileSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client"], { stdio: "ignore", timeout: 240_000 });
-    } catch {
-      // fall through to the check
-    }
-    if (haveH2load()) return { kind: "h2load", why: "installed nghttp2-client" };
-  }
+  if (haveOrInstall("h2load", "nghttp2-client", say)) return { kind: "h2load", why: "h2load found or installed (nghttp2-client)" };
   return { kind: "node", why: "h2load unavailable and not installable: raw-HTTP/2 Node processes" };
 }
 
@@ -280,7 +264,7 @@ function chooseGenerator() {
 async function startServer(dataDir, logFile, databaseUrl) {
   const env = { ...process.env, DATA_DIR: dataDir, LOG_FILE: logFile, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
   const child = track(
-    fork(path.join(HERE, "bench-server.mjs"), [], { env, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(path.join(HERE, "bench-server.mjs"), [], { env, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
     "secretd",
   );
   const m = await onceMessage(child, (x) => x?.ready, 30_000, "secretd start");
@@ -289,7 +273,7 @@ async function startServer(dataDir, logFile, databaseUrl) {
 
 async function startEcho(responseBytes) {
   const child = track(
-    fork(path.join(HERE, "bench-echo.mjs"), [], { env: { ...process.env, RESPONSE_BYTES: String(responseBytes) }, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(path.join(HERE, "bench-echo.mjs"), [], { env: { ...process.env, RESPONSE_BYTES: String(responseBytes) }, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
     "echo",
   );
   const m = await onceMessage(child, (x) => x?.ready, 30_000, "echo start");

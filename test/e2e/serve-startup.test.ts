@@ -223,6 +223,8 @@ describe("npm start", () => {
         }
       }, 50);
     });
+    // npm start runs the `secretd` command (bin/secretd) with its V8 flags.
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--max-semi-space-size=4");
     npm.kill("SIGTERM");
     const deadline = Date.now() + 30_000;
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
