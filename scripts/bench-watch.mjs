@@ -1,4 +1,4 @@
-// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare] [--idle-per-secret=N]`
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare[=h2]] [--idle-per-secret=N]`
 // (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
 //
 // SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
@@ -28,8 +28,13 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
 const KEEP = argv.includes("--keep");
-/** --bare: the idle phase against scripts/bench-watch-echo.mjs (grpc-js alone), the floor secretd builds on. */
-const BARE = argv.includes("--bare");
+/**
+ * --bare: the idle phase against scripts/bench-watch-echo.mjs, a server with no auth,
+ * storage or hub: grpc-js alone; --bare=h2: the same with secretd's node:http2 stream
+ * route (the floor secretd's WatchProjection builds on).
+ */
+const BARE_H2 = argv.includes("--bare=h2");
+const BARE = BARE_H2 || argv.includes("--bare");
 /** --profile: a CPU profile of the server during the fan-out updates, summarised in the JSON. */
 const PROFILE = argv.includes("--profile");
 const FANOUT_SPOTS = [
@@ -104,7 +109,8 @@ function nextMessage(child, pred, timeoutMs, what) {
 }
 
 async function startServer(name) {
-  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`) }, NODE_FLAGS);
+  const env = { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`), WATCH_ECHO_ROUTE: BARE_H2 ? "h2" : "" };
+  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", env, NODE_FLAGS);
   const m = await nextMessage(child, (x) => x?.ready, 30_000, `${name} start`);
   return { child, port: m.port, pid: m.pid };
 }

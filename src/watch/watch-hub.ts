@@ -193,10 +193,11 @@ export class WatchHub {
 
   /** Leases follow the sources: added before a message that reads a new secret goes out. */
   async #syncLeases(w: Watch, uids: ReadonlySet<string>, revision: string): Promise<void> {
-    const added = [...uids].filter((u) => !w.uids.has(u));
-    const removed = [...w.uids].filter((u) => !uids.has(u));
+    const held = new Set(w.uids);
+    const added = [...uids].filter((u) => !held.has(u));
+    const removed = w.uids.filter((u) => !uids.has(u));
     if (added.length === 0 && removed.length === 0) return;
-    w.uids = uids;
+    w.uids = [...uids];
     const leases = this.options.leases;
     if (removed.length > 0) leases.drop(w.id, removed).catch((err: unknown) => this.options.onError?.(err));
     if (added.length > 0) await leases.hold(w.id, w.principal, added, revision, w.since);
@@ -240,6 +241,6 @@ export class WatchHub {
       set?.delete(w);
       if (set?.size === 0) this.#byKey.delete(key);
     }
-    if (w.uids.size > 0 && !this.#closed) this.options.leases.drop(w.id).catch((err: unknown) => this.options.onError?.(err));
+    if (w.uids.length > 0 && !this.#closed) this.options.leases.drop(w.id).catch((err: unknown) => this.options.onError?.(err));
   }
 }

@@ -5,9 +5,7 @@
  * may hold unread output without the peer taking any of it.
  *
  * grpc-js creates its node:http2 servers itself and exposes neither them nor their
- * sessions, so the guard reads its `http2Servers` map after bindAsync (a private field,
- * checked: the guard throws at start when a grpc-js upgrade removes it, rather than
- * silently guarding nothing). It then
+ * sessions, so the guard reads them after bindAsync (grpc-internals.ts). It then
  *  - wraps the servers' "connection" listeners, so a connection past a cap is closed
  *    before HTTP/2 (or TLS) ever starts on it;
  *  - follows every session's streams, so the bytes a connection still has to deliver are
@@ -22,6 +20,7 @@
 import type http2 from "node:http2";
 import type net from "node:net";
 import type { Server } from "@grpc/grpc-js";
+import { http2ServersOf, peerKey } from "./grpc-internals.js";
 
 export interface ConnectionLimits {
   /** Open connections of this process; 0 = no cap. */
@@ -52,11 +51,6 @@ function socketOf(s: http2.ServerHttp2Session): net.Socket | undefined {
   return (s.socket as net.Socket | undefined) ?? undefined;
 }
 
-function peerKey(socket: net.Socket | undefined): string | undefined {
-  if (!socket?.remoteAddress) return undefined;
-  // The same spelling as grpc-js's call.getPeer().
-  return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
-}
 
 export class ConnectionGuard {
   readonly #limits: ConnectionLimits;
@@ -77,11 +71,7 @@ export class ConnectionGuard {
 
   /** Hooks into every node:http2 server of a bound grpc-js Server. */
   attach(server: Server): void {
-    const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-    if (!(servers instanceof Map) || servers.size === 0) {
-      throw new Error("grpc-js no longer exposes its HTTP/2 servers (Server.http2Servers): the connection guard cannot attach");
-    }
-    for (const h of servers.keys() as IterableIterator<http2.Http2Server>) this.#attachOne(h);
+    for (const h of http2ServersOf(server, "the connection guard")) this.#attachOne(h);
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#timer.unref();
   }
@@ -141,7 +131,7 @@ export class ConnectionGuard {
       this.#byPeer.set(key, t);
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
         t.streams.add(stream);
-        stream.once("close", () => t.streams.delete(stream));
+        stream.on("close", () => t.streams.delete(stream)); // "close" comes once; `on` spares once()'s wrapper on every stream
       });
       session.once("close", () => {
         if (this.#byPeer.get(key) === t) this.#byPeer.delete(key);

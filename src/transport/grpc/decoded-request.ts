@@ -1,11 +1,10 @@
 /**
  * Request decoding with our own errors. grpc-js answers INTERNAL when a deserializer
- * throws and gives the handler no say; so each unary method's deserializer is wrapped:
- * it runs the wire check (request-check.ts) and the generated decoder, and on failure
- * hands the handler a RefusedRequest instead of a message. `unary` (call.ts) throws its
- * error after authentication, so an unauthenticated caller learns nothing about it.
- * Streaming methods keep the grpc-js behaviour, with the same check (a refused stream
- * request ends INTERNAL, before any handler runs).
+ * throws and gives the handler no say; so each method's deserializer is wrapped: it runs
+ * the wire check (request-check.ts) and the generated decoder, and on failure hands the
+ * handler a RefusedRequest instead of a message. `unary` (call.ts) and WatchProjection
+ * throw its error after authentication, so an unauthenticated caller learns nothing
+ * about it.
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { invalid, type SecretdError } from "../../domain/errors.js";
@@ -15,7 +14,7 @@ export class RefusedRequest {
   constructor(readonly error: SecretdError) {}
 }
 
-/** A copy of `def` whose unary request deserializers never throw. */
+/** A copy of `def` whose request deserializers never throw. */
 export function checkedService<S extends ServiceDefinition>(def: S): S {
   const out: Record<string, unknown> = {};
   for (const [key, method] of Object.entries(def)) {
@@ -25,7 +24,6 @@ export function checkedService<S extends ServiceDefinition>(def: S): S {
       out[key] = method;
       continue;
     }
-    const streaming = method.requestStream || method.responseStream;
     out[key] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
@@ -34,11 +32,9 @@ export function checkedService<S extends ServiceDefinition>(def: S): S {
           try {
             return decode(bytes);
           } catch {
-            if (streaming) throw new Error(`request is not a valid ${desc.name} encoding`);
             return new RefusedRequest(invalid("request", `is not a valid ${desc.name} encoding`));
           }
         }
-        if (streaming) throw new Error(problem.message);
         return new RefusedRequest(problem);
       },
     };

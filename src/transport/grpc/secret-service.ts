@@ -22,7 +22,7 @@ import {
 import { unary, type CallDeps } from "./call.js";
 import { answerGet, answerProjection, type Answers } from "./answers.js";
 import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
-import { watchProjectionHandler } from "./watch-projection.js";
+import type { WatchCall } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
   readonly secrets: Secrets;
@@ -36,7 +36,8 @@ export interface SecretServiceDeps extends CallDeps {
   readonly auditStorage: Pick<Storage, "listAudit">;
 }
 
-export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceServer {
+/** `watch` serves WatchProjection (watch-projection.ts): grpc-js's calls here, node:http2's through the stream router. */
+export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: WatchCall) => void): SecretServiceServer {
   const { secrets, grants } = deps;
   return {
     createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req)), auditCreate),
@@ -69,7 +70,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps): SecretServiceSer
     projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(deps.projection, deps.answers, principal, req)) as Projection, auditProject),
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
-    watchProjection: watchProjectionHandler(deps, deps.watches),
+    watchProjection: watch,
     grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req)), auditGrant),
     revokeAccess: unary(
       deps,

@@ -1,7 +1,8 @@
 /**
  * The grpc-js server: SecretService, grpc.health.v1 and reflection, with explicit
  * limits (grpc-js defaults allow 4 MiB messages, unbounded streams and no idle or age
- * limits), optional TLS / mTLS, and a draining shutdown.
+ * limits), optional TLS / mTLS, and a draining shutdown. WatchProjection streams are
+ * served by node:http2 directly on grpc-js's connections (stream-router.ts).
  */
 import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
@@ -10,7 +11,10 @@ import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
 import { ConnectionGuard, DEFAULT_PENDING_PER_CONNECTION, DEFAULT_PENDING_TOTAL } from "./connection-guard.js";
 import { checkedService } from "./decoded-request.js";
+import { serverStreamRoute } from "./h2-server-stream.js";
 import { withFastResponses } from "./response-encoding.js";
+import { routeStreams } from "./stream-router.js";
+import { watchProjectionHandler } from "./watch-projection.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
@@ -28,6 +32,12 @@ export const SERVER_OPTIONS: ChannelOptions = {
   "grpc.max_connection_idle_ms": 15 * 60_000,
   "grpc.max_connection_age_ms": 60 * 60_000,
   "grpc.max_connection_age_grace_ms": 5 * 60_000,
+};
+
+/** The same limits for the streams node:http2 serves directly (stream-router.ts). */
+const STREAM_LIMITS = {
+  maxReceive: SERVER_OPTIONS["grpc.max_receive_message_length"] as number,
+  maxSend: SERVER_OPTIONS["grpc.max_send_message_length"] as number,
 };
 
 const SECRET_SERVICE = "secrets.v1.SecretService";
@@ -62,7 +72,10 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     maxPendingTotal: DEFAULT_PENDING_TOTAL,
     stallMs: config.connections.writeStallMs,
   });
-  server.addService(withFastResponses(checkedService(SecretServiceService)), secretServiceHandlers({ ...deps, guard }));
+  const service = withFastResponses(checkedService(SecretServiceService));
+  const callDeps = { ...deps, guard };
+  const watch = watchProjectionHandler(callDeps, deps.watches);
+  server.addService(service, secretServiceHandlers(callDeps, watch));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
   health.addToServer(server);
   addReflection(server, {
@@ -76,6 +89,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
   });
   guard.attach(server);
+  routeStreams(server, new Map([[service.watchProjection.path, serverStreamRoute(service.watchProjection, STREAM_LIMITS, watch)]]));
 
   const setServing = (ok: boolean): void => {
     health.setStatus("", ok ? "SERVING" : "NOT_SERVING");

@@ -1,52 +1,85 @@
 /**
- * WatchProjection over grpc-js: authenticates like a unary call, hands the stream to the
+ * WatchProjection: authenticates like a unary call, hands the stream to the
  * watch hub as a WatchSink, and writes the call's one log line when the stream ends (by
  * the server, with its status, or by the client: CANCELLED). Its audit events are
  * recorded once: when the first projection is written (OK, with the versions it read), or
- * when the stream ends before that (the code it ended with).
+ * when the stream ends before that (the code it ended with). The call is node:http2's
+ * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
  */
-import { Metadata, status as Status, type handleServerStreamingCall } from "@grpc/grpc-js";
+import { Metadata, status as Status } from "@grpc/grpc-js";
 import type { ProjectSecretsRequest, Projection } from "../../gen/secrets/v1/secrets.js";
-import type { WatchHub } from "../../watch/watch-hub.js";
+import type { Principal } from "../../domain/principal.js";
+import type { WatchHandle, WatchHub } from "../../watch/watch-hub.js";
+import type { WatchSink } from "../../watch/watch.js";
 import { auditProject } from "./audit-targets.js";
-import { auditCall, authenticate, callLogger, newCallRecord, type CallDeps } from "./call.js";
+import { auditCall, authenticate, callLogger, newCallRecord, type CallDeps, type CallRecord } from "./call.js";
+import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
+import type { ServerStreamCall } from "./h2-server-stream.js";
 import { toStatus } from "./status.js";
 
-export function watchProjectionHandler(deps: CallDeps, hub: WatchHub): handleServerStreamingCall<ProjectSecretsRequest, Projection> {
-  const log = callLogger(deps);
+export type WatchCall = ServerStreamCall<ProjectSecretsRequest | RefusedRequest, Projection>;
+
+/** What every WatchStream of one handler shares. */
+interface Shared {
+  readonly deps: CallDeps;
+  readonly hub: WatchHub;
+  readonly log: ReturnType<typeof callLogger>;
+}
+
+/**
+ * One stream, as the hub's sink. A class rather than closures: a watch lives for hours
+ * and there may be tens of thousands, so each holds only its call, its record and two flags.
+ */
+class WatchStream implements WatchSink {
+  #done = false;
+  #handle: WatchHandle | undefined;
+
+  constructor(
+    readonly shared: Shared,
+    readonly call: WatchCall,
+    readonly rec: CallRecord,
+  ) {}
+
+  opened(p: Principal): void {
+    this.rec.principal = p;
+    if (this.#done) return; // the client left during authentication
+    this.#handle = this.shared.hub.open(p, decodedRequest(this.call.request), this);
+  }
+
+  send(message: Projection, flushed: () => void): void {
+    if (this.#done) return;
+    auditCall(this.shared.deps, this.rec, Status.OK, message);
+    this.call.write(message, flushed);
+  }
+
+  end(err: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    const s = toStatus(err, this.rec.requestId);
+    this.shared.log(this.rec, s.code, err);
+    const trailer = new Metadata();
+    trailer.set("x-request-id", this.rec.requestId);
+    this.call.emit("error", { code: s.code, details: s.details, metadata: trailer });
+  }
+
+  cancelled(): void {
+    this.#handle?.close();
+    this.#handle = undefined;
+    if (this.#done) return;
+    this.#done = true;
+    this.shared.log(this.rec, Status.CANCELLED);
+  }
+}
+
+export function watchProjectionHandler(deps: CallDeps, hub: WatchHub): (call: WatchCall) => void {
+  const shared: Shared = { deps, hub, log: callLogger(deps) };
   return (call) => {
-    const rec = newCallRecord(deps, "WatchProjection", call, (res) => auditProject(call.request, res as Projection | undefined));
-    let done = false;
-    let close: (() => void) | undefined;
-    const fail = (err: unknown): void => {
-      if (done) return;
-      done = true;
-      const s = toStatus(err, rec.requestId);
-      log(rec, s.code, err);
-      const trailer = new Metadata();
-      trailer.set("x-request-id", rec.requestId);
-      call.emit("error", { code: s.code, details: s.details, metadata: trailer });
-    };
-    call.on("cancelled", () => {
-      close?.();
-      if (done) return;
-      done = true;
-      log(rec, Status.CANCELLED);
-    });
+    // A refused request is audited too: auditCall checks every field it reads.
+    const rec = newCallRecord(deps, "WatchProjection", call, (res) => auditProject(call.request as ProjectSecretsRequest, res as Projection | undefined));
+    const stream = new WatchStream(shared, call, rec);
+    call.on("cancelled", () => stream.cancelled());
     authenticate(deps.verifier, call.metadata)
-      .then((p) => {
-        rec.principal = p;
-        if (done) return; // the client left during authentication
-        const handle = hub.open(p, call.request, {
-          send: (message, flushed) => {
-            if (done) return;
-            auditCall(deps, rec, Status.OK, message);
-            call.write(message, () => flushed());
-          },
-          end: fail,
-        });
-        close = handle.close;
-      })
-      .catch(fail);
+      .then((p) => stream.opened(p))
+      .catch((err: unknown) => stream.end(err));
   };
 }

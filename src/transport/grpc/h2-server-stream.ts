@@ -1,0 +1,240 @@
+/**
+ * A server-streaming gRPC call on a bare node:http2 stream (stream-router.ts routes it
+ * here): reads the one request message, then hands the handler a call with the part of
+ * grpc-js's ServerWritableStream that secretd's handlers use (`metadata`, `request`,
+ * `getPeer`, `write`, `on("cancelled")`, `emit("error", status)`), framed and ended as
+ * grpc-js would: trailers-only when the call fails before its first message,
+ * `grpc-message` percent-encoded, the same limits, and the same status codes for a
+ * missing, second, compressed or oversized request message.
+ */
+import type http2 from "node:http2";
+import type net from "node:net";
+import { Metadata, status as Status, type StatusObject } from "@grpc/grpc-js";
+import { peerKey } from "./grpc-internals.js";
+import type { StreamRoute } from "./stream-router.js";
+
+export interface StreamMethod<Req, Res> {
+  readonly path: string;
+  readonly requestDeserialize: (bytes: Buffer) => Req;
+  readonly responseSerialize: (message: Res) => Buffer;
+}
+
+export interface StreamLimits {
+  /** The largest request message accepted (grpc.max_receive_message_length). */
+  readonly maxReceive: number;
+  /** The largest response message sent (grpc.max_send_message_length). */
+  readonly maxSend: number;
+}
+
+/** The part of grpc-js's ServerWritableStream a secretd stream handler uses. */
+export interface ServerStreamCall<Req, Res> {
+  /** Read it while the handler runs: afterwards this transport's call holds none (it carries the bearer token). */
+  readonly metadata: Metadata;
+  readonly request: Req;
+  getPeer(): string;
+  write(message: Res, flushed?: () => void): boolean;
+  on(event: "cancelled", listener: () => void): unknown;
+  emit(event: "error", status: Partial<StatusObject>): boolean;
+}
+
+/**
+ * What gRPC requires and no more: node:http2 keeps each stream's response headers for the
+ * stream's life, and two more (grpc-encoding: identity, which is the default, and
+ * grpc-accept-encoding, moot once the one request has arrived) cost ~190 bytes a watch.
+ */
+const RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc+proto" };
+/** Request headers grpc-js keeps out of a call's metadata. */
+const TRANSPORT_HEADERS = ["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "accept-encoding", "te", "content-type"];
+
+/** Reading the request; handed to the handler, nothing sent yet; response headers sent; ended. */
+const READING = 0;
+const FRESH = 1;
+const OPEN = 2;
+const ENDED = 3;
+
+/** What `metadata` is outside the handler (never written to). */
+const NO_METADATA = new Metadata();
+
+function trailersOf(s: Partial<StatusObject>): http2.OutgoingHttpHeaders {
+  return { "grpc-status": String(s.code ?? Status.UNKNOWN), "grpc-message": encodeURI(s.details ?? ""), ...s.metadata?.toHttp2Headers() };
+}
+
+/** What one route shares among its streams. */
+interface Route<Req, Res> {
+  readonly method: StreamMethod<Req, Res>;
+  readonly limits: StreamLimits;
+  readonly handler: (call: ServerStreamCall<Req, Res>) => void;
+}
+
+// A watch holds its stream for hours, so each stream costs as little as it can: the
+// listeners are shared functions (the call is found by its stream), the request headers
+// and body are dropped once read, and the metadata (bearer token included) once the
+// handler has run.
+const calls = new WeakMap<http2.ServerHttp2Stream, H2ServerStream<unknown, unknown>>();
+
+function onData(this: http2.ServerHttp2Stream, chunk: Buffer): void {
+  calls.get(this)?.received(chunk);
+}
+
+function onEnd(this: http2.ServerHttp2Stream): void {
+  calls.get(this)?.halfClosed();
+}
+
+function onClose(this: http2.ServerHttp2Stream): void {
+  calls.get(this)?.closed();
+}
+
+class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
+  /** The request's metadata while the handler runs; empty afterwards. */
+  metadata: Metadata = NO_METADATA;
+  request!: Req;
+  readonly #stream: http2.ServerHttp2Stream;
+  readonly #route: Route<Req, Res>;
+  #headers: http2.IncomingHttpHeaders | undefined;
+  #chunks: Buffer[] | undefined = [];
+  #size = 0;
+  #state = READING;
+  #onCancelled: (() => void) | undefined;
+
+  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, route: Route<Req, Res>) {
+    this.#stream = stream;
+    this.#headers = headers;
+    this.#route = route;
+  }
+
+  received(chunk: Buffer): void {
+    const chunks = this.#chunks;
+    if (this.#state !== READING || chunks === undefined) return;
+    chunks.push(chunk);
+    this.#size += chunk.length;
+    // Past one frame of the largest message and the header of a second: refused (by
+    // requestMessage) as too large or as a second message, without reading more.
+    const { method, limits } = this.#route;
+    if (this.#size > 5 + limits.maxReceive + 5) this.#end(requestMessage(Buffer.concat(chunks), method.path, limits.maxReceive) as Partial<StatusObject>);
+  }
+
+  halfClosed(): void {
+    const chunks = this.#chunks;
+    const headers = this.#headers;
+    this.#chunks = undefined;
+    this.#headers = undefined;
+    this.#stream.off("data", onData);
+    this.#stream.off("end", onEnd);
+    if (this.#state !== READING || chunks === undefined || headers === undefined) return;
+    const { method, limits, handler } = this.#route;
+    const got = requestMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), method.path, limits.maxReceive);
+    if (!Buffer.isBuffer(got)) {
+      this.#end(got);
+      return;
+    }
+    try {
+      this.request = method.requestDeserialize(got);
+    } catch {
+      this.#end({ code: Status.INTERNAL, details: "Error deserializing request" });
+      return;
+    }
+    const metadata = Metadata.fromHttp2Headers(headers);
+    for (const h of TRANSPORT_HEADERS) metadata.remove(h);
+    this.metadata = metadata;
+    this.#state = FRESH;
+    try {
+      handler(this);
+    } catch {
+      this.#end({ code: Status.UNKNOWN, details: "Unknown error" }); // as grpc-js answers a handler that throws
+    } finally {
+      this.metadata = NO_METADATA;
+    }
+  }
+
+  /** The stream closed (client reset, connection lost, shutdown) before the call ended. */
+  closed(): void {
+    const was = this.#state;
+    this.#state = ENDED;
+    calls.delete(this.#stream);
+    if (was === FRESH || was === OPEN) this.#onCancelled?.();
+    this.#onCancelled = undefined;
+  }
+
+  getPeer(): string {
+    return peerKey(this.#stream.session?.socket as net.Socket | undefined) ?? "unknown";
+  }
+
+  on(_event: "cancelled", listener: () => void): this {
+    this.#onCancelled = listener;
+    return this;
+  }
+
+  write(message: Res, flushed?: () => void): boolean {
+    if (this.#state !== FRESH && this.#state !== OPEN) return false;
+    let body: Buffer;
+    try {
+      body = this.#route.method.responseSerialize(message);
+    } catch {
+      this.#end({ code: Status.INTERNAL, details: "Error serializing response" });
+      return false;
+    }
+    const max = this.#route.limits.maxSend;
+    if (body.length > max) {
+      this.#end({ code: Status.RESOURCE_EXHAUSTED, details: `Sent message larger than max (${body.length} vs. ${max})` });
+      return false;
+    }
+    if (this.#state === FRESH) {
+      this.#stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+      this.#state = OPEN;
+    }
+    const frame = Buffer.allocUnsafe(5 + body.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    return this.#stream.write(frame, flushed === undefined ? undefined : () => flushed());
+  }
+
+  emit(_event: "error", status: Partial<StatusObject>): boolean {
+    this.#end(status);
+    return true;
+  }
+
+  #end(status: Partial<StatusObject>): void {
+    if (this.#state === ENDED) return;
+    const headersSent = this.#state === OPEN;
+    this.#state = ENDED;
+    this.#chunks = undefined;
+    this.#onCancelled = undefined;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    const trailers = trailersOf(status);
+    if (headersSent) {
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end();
+    } else stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
+  }
+}
+
+/** The one message of a request body, or the status refusing it (as grpc-js words it). */
+function requestMessage(body: Buffer, path: string, maxReceive: number): Buffer | Partial<StatusObject> {
+  if (body.length === 0) return { code: Status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
+  if (body.length < 5) return { code: Status.INTERNAL, details: "Received an incomplete message frame" };
+  const flag = body[0];
+  const len = body.readUInt32BE(1);
+  if (flag === 1) return { code: Status.INTERNAL, details: "Received a compressed message but no grpc-encoding" };
+  if (flag !== 0) return { code: Status.INTERNAL, details: `Received a message with an invalid flag ${flag}` };
+  if (len > maxReceive) return { code: Status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${len} vs. ${maxReceive})` };
+  if (body.length < 5 + len) return { code: Status.INTERNAL, details: "Received an incomplete message frame" };
+  if (body.length > 5 + len) return { code: Status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${path}` };
+  return body.subarray(5);
+}
+
+/** A route serving `method` with `handler` once the request is complete (half-closed). */
+export function serverStreamRoute<Req, Res>(
+  method: StreamMethod<Req, Res>,
+  limits: StreamLimits,
+  handler: (call: ServerStreamCall<Req, Res>) => void,
+): StreamRoute {
+  const route: Route<Req, Res> = { method, limits, handler };
+  return (stream, headers) => {
+    calls.set(stream, new H2ServerStream(stream, headers, route) as H2ServerStream<unknown, unknown>);
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    stream.on("close", onClose);
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Serves chosen RPCs on grpc-js's own HTTP/2 connections with node:http2 directly.
+ *
+ * An idle grpc-js stream costs ~10 KB of server memory (its intercepting call, Metadata,
+ * decoder, Readable/Writable state and a dozen closures); node:http2's own stream ~5 KB.
+ * WatchProjection holds a stream open for as long as a workload runs, so 10,000 idle
+ * watches cost more in grpc-js than SPEC §9 allows (docs/BENCHMARKS.md, "Watches").
+ *
+ * The router replaces the "stream" listener grpc-js put on each of its node:http2
+ * servers. A stream whose `:path` has a route and whose headers are the plain case
+ * (POST, content-type application/grpc…, no grpc-timeout, identity encoding) goes to
+ * the route; every other stream goes to grpc-js unchanged, so a deadline or a compressed
+ * request is still served, by grpc-js. Sessions stay grpc-js's: keepalive, idle and age
+ * limits, max streams and the connection guard apply to routed streams too, and each
+ * routed stream is counted in grpc-js's idle accounting (`onStreamOpened`, private,
+ * checked at start like `http2Servers`).
+ */
+import type http2 from "node:http2";
+import type { Server } from "@grpc/grpc-js";
+import { http2ServersOf } from "./grpc-internals.js";
+
+export type StreamRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
+
+const ignore = (): void => undefined;
+
+/** True when grpc-js would do nothing for this stream that the route does not. */
+function plainCall(headers: http2.IncomingHttpHeaders): boolean {
+  const type = headers["content-type"];
+  const encoding = headers["grpc-encoding"];
+  return (
+    headers[":method"] === "POST" &&
+    typeof type === "string" &&
+    type.startsWith("application/grpc") &&
+    headers["grpc-timeout"] === undefined &&
+    (encoding === undefined || encoding === "identity")
+  );
+}
+
+/** Hooks `routes` (by gRPC path) into every node:http2 server of a bound grpc-js Server. */
+export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamRoute>): void {
+  const opened = (server as unknown as { onStreamOpened?: unknown }).onStreamOpened;
+  if (typeof opened !== "function") throw new Error("grpc-js no longer has Server.onStreamOpened: the stream router cannot attach");
+  for (const h of http2ServersOf(server, "the stream router")) {
+    const grpc = h.listeners("stream") as StreamListener[];
+    if (grpc.length !== 1) throw new Error(`the stream router expects one grpc-js stream listener, found ${grpc.length}`);
+    const next = grpc[0]!;
+    h.removeAllListeners("stream");
+    h.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      const route = routes.get(headers[":path"] ?? "");
+      if (route === undefined || !plainCall(headers)) {
+        next.call(h, stream, headers, ...rest);
+        return;
+      }
+      // As grpc-js does: an error always comes with a close, which the route handles.
+      stream.on("error", ignore);
+      opened.call(server, stream);
+      route(stream, headers);
+    });
+  }
+}
