@@ -2,10 +2,11 @@
 import { readFileSync } from "node:fs";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GetSecretRequest, SecretServiceClient } from "../../src/gen/secrets/v1/secrets.js";
+import { CreateSecretRequest, GetSecretRequest, SecretServiceClient } from "../../src/gen/secrets/v1/secrets.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { makePki, type Pki } from "../helpers/pki.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { openWatch } from "../helpers/watch.js";
 
 let pki: Pki;
 const f = (n: string): string => pki.file(n);
@@ -52,5 +53,21 @@ describe.runIf(hasOpenssl)("TLS", () => {
     expect(await getCode(without, token)).toBe(status.UNAVAILABLE);
     withCert.close();
     without.close();
+  });
+
+  it("when a client with a certificate watches over mutual TLS, then the stream (served by node:http2) gets the value", async () => {
+    const token = await mtls.token({ tenant: "t", sub: "s", roles: ["tenant-admin"] });
+    const ca = readFileSync(f("ca.crt"));
+    const client = new SecretServiceClient(mtls.address, credentials.createSsl(ca, readFileSync(f("client.key")), readFileSync(f("client.crt"))));
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${token}`);
+    await new Promise<void>((resolve, reject) =>
+      client.createSecret(CreateSecretRequest.fromPartial({ mesh: "m", name: "over-tls", stringData: { k: "tls-watched" } }), md, (e) => (e ? reject(e) : resolve())),
+    );
+    const w = openWatch(client, { mesh: "m", items: [{ name: "over-tls" }] }, token);
+    const first = await w.next();
+    expect(Buffer.from(first.values[0]!.value).toString()).toBe("tls-watched");
+    w.cancel();
+    client.close();
   });
 });
