@@ -6,7 +6,7 @@
 // IPC as bench-server.mjs: → { ready, port, pid }; ← { cmd: "mem" } → { mem }; ← { cmd: "stop" }.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { SecretServiceService } from "../dist/gen/secrets/v1/secrets.js";
-import { SERVER_OPTIONS } from "../dist/transport/grpc/server.js";
+import { SERVER_OPTIONS, STREAM_LIMITS } from "../dist/transport/grpc/server.js";
 import { serverStreamRoute } from "../dist/transport/grpc/h2-server-stream.js";
 import { routeStreams } from "../dist/transport/grpc/stream-router.js";
 
@@ -24,8 +24,7 @@ server.addService(SecretServiceService, handlers);
 const port = await new Promise((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
 if (process.env.WATCH_ECHO_ROUTE === "h2") {
   const method = SecretServiceService.watchProjection;
-  const limits = { maxReceive: SERVER_OPTIONS["grpc.max_receive_message_length"], maxSend: SERVER_OPTIONS["grpc.max_send_message_length"] };
-  routeStreams(server, new Map([[method.path, serverStreamRoute(method, limits, handlers.watchProjection)]]));
+  routeStreams(server, new Map([[method.path, serverStreamRoute(method, STREAM_LIMITS, handlers.watchProjection)]]));
 }
 process.on("message", (m) => {
   if (m?.cmd === "mem") {

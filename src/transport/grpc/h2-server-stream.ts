@@ -186,7 +186,7 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
-    return this.#stream.write(frame, flushed === undefined ? undefined : () => flushed());
+    return this.#stream.write(frame, flushed);
   }
 
   emit(_event: "error", status: Partial<StatusObject>): boolean {

@@ -35,7 +35,7 @@ export const SERVER_OPTIONS: ChannelOptions = {
 };
 
 /** The same limits for the streams node:http2 serves directly (stream-router.ts). */
-const STREAM_LIMITS = {
+export const STREAM_LIMITS = {
   maxReceive: SERVER_OPTIONS["grpc.max_receive_message_length"] as number,
   maxSend: SERVER_OPTIONS["grpc.max_send_message_length"] as number,
 };
