@@ -12,10 +12,11 @@ import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/se
 import type { SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
+import { checkProjectedValues, MAX_ITEMS, MAX_MAPPINGS, MAX_TOTAL_BYTES } from "./projection-bounds.js";
 import { SecretdError, invalid } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { requireUnexpired, scopeFor } from "./secrets.js";
-import { validateDataKey, validateName } from "./validation.js";
+import { validateDataKey, validateName, validateRevision } from "./validation.js";
 
 export interface ProjectionResult {
   readonly values: ProjectedValue[];
@@ -34,9 +35,6 @@ export interface ProjectionDeps {
   readonly open?: (row: SecretRow, version: VersionRow) => Map<string, Buffer>;
 }
 
-const MAX_ITEMS = 256;
-const MAX_MAPPINGS = 4096;
-const MAX_TOTAL_BYTES = 8 * 1024 * 1024;
 const DEFAULT_MODE = 0o400;
 
 export function defaultEnvName(prefix: string, key: string): string {
@@ -94,7 +92,9 @@ function validatePath(path: string, field: string): void {
   if (path.includes("\0") || path.length > 4096) throw invalid(field, "is not a valid path");
 }
 
-function validateRequest(req: ProjectSecretsRequest): void {
+/** The request's own checks (no storage read): WatchProjection runs them before it keeps a watch. */
+export function validateRequest(req: ProjectSecretsRequest): void {
+  validateRevision(req.knownRevision, "known_revision");
   if (req.items.length === 0) throw invalid("items", "at least one item is required");
   if (req.items.length > MAX_ITEMS) throw invalid("items", `at most ${MAX_ITEMS} items`);
   let mappings = 0;
@@ -142,6 +142,7 @@ export async function readProjection(deps: ProjectionDeps, p: Principal, req: Pr
   const names = [...new Set(req.items.map((i) => i.name))];
   const rows = await deps.storage.readSecrets(scope, names);
   const byName = new Map(names.map((n, i) => [n, rows[i]]));
+  checkProjectedValues(p, req, byName, now);
   return { projection: project(deps, p, req, scope.mesh, byName, now), rows: byName, now };
 }
 

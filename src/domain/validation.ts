@@ -46,6 +46,17 @@ export function validateName(name: string, field = "name"): void {
   if (!DNS1123_SUBDOMAIN_RE.test(name)) throw invalid(field, SUBDOMAIN_RULE);
 }
 
+/** A projection revision as the server makes them: hex SHA-256 (SPEC §4 Projection.revision). */
+const REVISION_RE = /^[0-9a-f]{64}$/;
+
+/** "" (none held) or a revision the server sent: a watch keeps it, so its size is bounded. */
+export function validateRevision(revision: string, field: string): void {
+  if (revision === "") return;
+  if (revision.length !== 64 || !REVISION_RE.test(revision)) {
+    throw invalid(field, "must be empty or a revision as the server sends it: 64 lower-case hex characters");
+  }
+}
+
 /** "" is the tenant-wide global scope; anything else is a DNS-1123 label. */
 export function validateMesh(mesh: string, field = "mesh"): void {
   if (mesh === "") return;

@@ -9,7 +9,7 @@
 import { openData } from "../domain/barrier.js";
 import { SecretdError } from "../domain/errors.js";
 import type { Principal } from "../domain/principal.js";
-import { readProjection, type ProjectionDeps } from "../domain/projection.js";
+import { readProjection, validateRequest, type ProjectionDeps } from "../domain/projection.js";
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { ChangeFeed, FeedEvent, FeedSubscription } from "../storage/change-feed.js";
 import type { SecretRow, VersionRow } from "../storage/storage.js";
@@ -71,10 +71,13 @@ export class WatchHub {
 
   /**
    * Opens a watch: its first message (or error) follows through the sink. Throws
-   * UNAVAILABLE while shutting down and RESOURCE_EXHAUSTED past the tenant's limit.
+   * UNAVAILABLE while shutting down, RESOURCE_EXHAUSTED past the tenant's limit and
+   * INVALID_ARGUMENT for a request that could never be projected (checked before the
+   * watch is kept: a refused request holds nothing for the watch's life).
    */
   open(p: Principal, request: ProjectSecretsRequest, sink: WatchSink): WatchHandle {
     if (this.#closed) throw new SecretdError("UNAVAILABLE", "the server is shutting down; reconnect to another instance or retry");
+    validateRequest(request);
     const held = this.#perTenant.get(p.tenant) ?? 0;
     if (held >= this.options.maxWatchesPerTenant) {
       throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant already has ${held} open watches on this server (limit ${this.options.maxWatchesPerTenant})`);

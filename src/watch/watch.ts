@@ -40,14 +40,18 @@ export class Watch {
   deadlineTimer: NodeJS.Timeout | undefined;
   tokenTimer: NodeJS.Timeout | undefined;
 
+  /** What is re-projected on each change: the request's mesh and items (known_revision lives in `revision`). */
+  readonly request: ProjectSecretsRequest;
+
   constructor(
     readonly principal: Principal,
-    readonly request: ProjectSecretsRequest,
+    request: ProjectSecretsRequest,
     readonly sink: WatchSink,
     now: number,
   ) {
     this.since = now;
     this.revision = request.knownRevision;
+    this.request = { mesh: request.mesh, items: request.items, knownRevision: "" };
     this.keys = [...new Set(request.items.map((i) => watchKey(principal.tenant, request.mesh, i.name)))];
   }
 

@@ -3,7 +3,9 @@
  * the version it read or wrote and the data keys involved (names only, never values).
  * A successful call reports what it actually did, from its response; a failed one what
  * it asked for. ProjectSecrets gives one event per source secret (the same request id),
- * so the trail of a secret shows every projection of it.
+ * so the trail of a secret shows every projection of it. Every target list costs
+ * O(targets) to build and holds at most MAX_ITEMS targets: a request past the limits is
+ * one event with its counts, never one per item (#27).
  */
 import type {
   CreateSecretRequest,
@@ -19,6 +21,7 @@ import type {
   Secret,
   UpdateSecretRequest,
 } from "../../gen/secrets/v1/secrets.js";
+import { MAX_ITEMS, MAX_MAPPINGS } from "../../domain/projection-bounds.js";
 import { EncodedAnswer } from "./response-encoding.js";
 import type { AuditTarget } from "./call.js";
 
@@ -43,17 +46,37 @@ export const auditUpdate = (req: UpdateSecretRequest, res: Secret | undefined): 
 
 export const auditDelete = (req: DeleteSecretRequest): AuditTarget[] => about(req.mesh, req.name);
 
+/**
+ * A failed projection, from its request (the caller's): one target per distinct secret it
+ * names, each with the keys asked of it; a request past MAX_ITEMS or MAX_MAPPINGS (refused
+ * for its size) is one target, its "keys" the counts (never a data key name: those hold
+ * no ':' or space).
+ */
+function projectAttempt(req: ProjectSecretsRequest): AuditTarget[] {
+  let mappings = 0;
+  for (const it of req.items) mappings += it.keys.length;
+  if (req.items.length > MAX_ITEMS || mappings > MAX_MAPPINGS) {
+    return [{ mesh: req.mesh, name: "", version: 0, keys: [`items: ${req.items.length}`, `mappings: ${mappings}`] }];
+  }
+  const keysOf = new Map<string, Set<string>>();
+  for (const it of req.items) {
+    let keys = keysOf.get(it.name);
+    if (keys === undefined) keysOf.set(it.name, (keys = new Set()));
+    for (const k of it.keys) keys.add(k.key);
+  }
+  return [...keysOf].map(([name, keys]) => ({ mesh: req.mesh, name, version: 0, keys: [...keys].sort() }));
+}
+
+/** A projection that was answered: one target per source, with the keys projected from it (one pass over the values). */
+function projected(res: Projection): AuditTarget[] {
+  const keysOf = new Map<string, Set<string>>(res.sources.map((s) => [s.name, new Set<string>()]));
+  for (const v of res.values) keysOf.get(v.secret)?.add(v.key);
+  return res.sources.map((s) => ({ mesh: s.mesh, name: s.name, version: s.version, keys: [...keysOf.get(s.name)!].sort() }));
+}
+
 export function auditProject(req: ProjectSecretsRequest, res: Projection | EncodedAnswer | undefined): readonly AuditTarget[] {
   if (res instanceof EncodedAnswer) return res.audit;
-  if (res === undefined) {
-    return req.items.map((it) => ({ mesh: req.mesh, name: it.name, version: 0, keys: it.keys.map((k) => k.key) }));
-  }
-  return res.sources.map((s) => ({
-    mesh: s.mesh,
-    name: s.name,
-    version: s.version,
-    keys: [...new Set(res.values.filter((v) => v.secret === s.name).map((v) => v.key))].sort(),
-  }));
+  return res === undefined ? projectAttempt(req) : projected(res);
 }
 
 export const auditGrant = (req: GrantAccessRequest): AuditTarget[] => about(req.mesh, req.name, 0, req.keys);

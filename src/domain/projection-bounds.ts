@@ -1,0 +1,63 @@
+/**
+ * The work bound of one projection (#27): how many values it would hold once every item
+ * without explicit `keys` is expanded to all of its secret's keys. Checked on the rows as
+ * read, before any value is decrypted, mapped, hashed, audited or encoded, so that a small
+ * request over secrets with many keys cannot ask for far more work than it may be answered.
+ * A WatchProjection re-projects through the same path, so the bound holds per watch too.
+ */
+import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
+import type { SecretWithVersion } from "../storage/storage.js";
+import { accessTo, keysAt, Level } from "./access.js";
+import { SecretdError } from "./errors.js";
+import type { Principal } from "./principal.js";
+import { MAX_DATA_KEYS } from "./validation.js";
+
+/** Items of one request, so also the secrets (sources) of one projection or watch. */
+export const MAX_ITEMS = 256;
+/** Explicit `keys` mappings of one request, over all its items. */
+export const MAX_MAPPINGS = 4096;
+/** Value bytes of one projection, and sealed bytes opened for it. */
+export const MAX_TOTAL_BYTES = 8 * 1024 * 1024;
+/** Values of one projection, after expansion: one secret's every key (MAX_DATA_KEYS), or as many explicit mappings. */
+export const MAX_PROJECTED_VALUES = MAX_DATA_KEYS;
+
+/** How many of `keys` are in `allowed`, counting no further than `limit`. */
+function countAllowed(keys: readonly string[], allowed: ReadonlySet<string>, limit: number): number {
+  let n = 0;
+  for (const k of keys) if (allowed.has(k) && ++n > limit) break;
+  return n;
+}
+
+/**
+ * Throws RESOURCE_EXHAUSTED when the projection would hold more than
+ * MAX_PROJECTED_VALUES values. Costs O(items) plus, for an item limited to some keys by
+ * its grants, at most MAX_PROJECTED_VALUES set lookups in all. Only items the caller may
+ * project are expanded, so the refusal says nothing about a secret it cannot see.
+ */
+export function checkProjectedValues(
+  p: Principal,
+  req: ProjectSecretsRequest,
+  byName: ReadonlyMap<string, SecretWithVersion | undefined>,
+  now: number,
+): void {
+  let total = 0;
+  for (const item of req.items) {
+    const found = byName.get(item.name);
+    if (found?.version === undefined) continue; // missing: skipped or refused by the projection
+    let n = item.keys.length;
+    if (n === 0) {
+      const access = accessTo(p, found.secret, found.grants, now);
+      if (access.level < Level.PROJECT) continue; // refused by the projection, with its own code
+      const allowed = keysAt(access, Level.PROJECT);
+      const keys = found.version.keys;
+      n = allowed === undefined ? keys.length : countAllowed(keys, allowed, MAX_PROJECTED_VALUES - total);
+    }
+    total += n;
+    if (total > MAX_PROJECTED_VALUES) {
+      throw new SecretdError(
+        "RESOURCE_EXHAUSTED",
+        `the projection would hold more than ${MAX_PROJECTED_VALUES} values (an item without keys counts every key of its secret): name the keys or split the projection`,
+      );
+    }
+  }
+}
