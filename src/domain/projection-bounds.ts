@@ -1,9 +1,10 @@
 /**
- * The work bound of one projection (#27): how many values it would hold once every item
- * without explicit `keys` is expanded to all of its secret's keys. Checked on the rows as
- * read, before any value is decrypted, mapped, hashed, audited or encoded, so that a small
- * request over secrets with many keys cannot ask for far more work than it may be answered.
- * A WatchProjection re-projects through the same path, so the bound holds per watch too.
+ * The limits of one projection request (items, mappings, bytes) and its work bound
+ * (#27): how many values it would hold once every item without explicit `keys` is
+ * expanded to all of its secret's keys. That bound is checked on the rows as read, before
+ * any value is decrypted, mapped, hashed, audited or encoded, so a small request over
+ * secrets with many keys cannot ask for far more work than it may be answered. A
+ * WatchProjection re-projects through the same path, so the bounds hold per watch too.
  */
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { SecretWithVersion } from "../storage/storage.js";

@@ -2,10 +2,9 @@
  * What each SecretService call's audit events are about (SPEC §6): the secret it names,
  * the version it read or wrote and the data keys involved (names only, never values).
  * A successful call reports what it actually did, from its response; a failed one what
- * it asked for. ProjectSecrets gives one event per source secret (the same request id),
- * so the trail of a secret shows every projection of it. Every target list costs
- * O(targets) to build and holds at most MAX_ITEMS targets: a request past the limits is
- * one event with its counts, never one per item (#27).
+ * it asked for. An answered ProjectSecrets gives one event per source secret (the same
+ * request id), so the trail of a secret shows every projection of it: at most MAX_ITEMS,
+ * built in one pass over the values. A failed one is one event, never one per item (#27).
  */
 import type {
   CreateSecretRequest,
@@ -47,24 +46,20 @@ export const auditUpdate = (req: UpdateSecretRequest, res: Secret | undefined): 
 export const auditDelete = (req: DeleteSecretRequest): AuditTarget[] => about(req.mesh, req.name);
 
 /**
- * A failed projection, from its request (the caller's): one target per distinct secret it
- * names, each with the keys asked of it; a request past MAX_ITEMS or MAX_MAPPINGS (refused
- * for its size) is one target, its "keys" the counts (never a data key name: those hold
- * no ':' or space).
+ * A failed projection, from its request (the caller's): ONE target, never one per item.
+ * A request about one secret names it, with the keys asked of it; any other (several
+ * secrets, or past MAX_ITEMS or MAX_MAPPINGS) has name "" and its counts where keys go
+ * ("items: N", "mappings: N", "secrets: N"; no data key name holds ':' or a space).
  */
 function projectAttempt(req: ProjectSecretsRequest): AuditTarget[] {
   let mappings = 0;
   for (const it of req.items) mappings += it.keys.length;
-  if (req.items.length > MAX_ITEMS || mappings > MAX_MAPPINGS) {
-    return [{ mesh: req.mesh, name: "", version: 0, keys: [`items: ${req.items.length}`, `mappings: ${mappings}`] }];
-  }
-  const keysOf = new Map<string, Set<string>>();
-  for (const it of req.items) {
-    let keys = keysOf.get(it.name);
-    if (keys === undefined) keysOf.set(it.name, (keys = new Set()));
-    for (const k of it.keys) keys.add(k.key);
-  }
-  return [...keysOf].map(([name, keys]) => ({ mesh: req.mesh, name, version: 0, keys: [...keys].sort() }));
+  const counts = [`items: ${req.items.length}`, `mappings: ${mappings}`];
+  if (req.items.length > MAX_ITEMS || mappings > MAX_MAPPINGS) return [{ mesh: req.mesh, name: "", version: 0, keys: counts }];
+  const names = new Set(req.items.map((it) => it.name));
+  if (names.size !== 1) return [{ mesh: req.mesh, name: "", version: 0, keys: [...counts, `secrets: ${names.size}`] }];
+  const keys = new Set(req.items.flatMap((it) => it.keys.map((k) => k.key)));
+  return [{ mesh: req.mesh, name: req.items[0]!.name, version: 0, keys: [...keys].sort() }];
 }
 
 /** A projection that was answered: one target per source, with the keys projected from it (one pass over the values). */
