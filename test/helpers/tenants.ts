@@ -53,7 +53,7 @@ export async function startVictim(s: TestServer): Promise<Victim> {
       const project = `${tag}-project`;
       const secret = await s.call<Secret>("getSecret", { mesh: VICTIM_MESH, name: "db" }, token, withRequestId(get));
       expect(Buffer.from(secret.data.password!).toString()).toBe(VICTIM_VALUE);
-      const p = await s.call<Projection>("projectSecrets", { mesh: VICTIM_MESH, items: [{ name: "db" }] }, token, withRequestId(project));
+      const p = await s.call<Projection>("projectSecrets", { mesh: VICTIM_MESH, items: [{ name: "db", keys: [{ key: "password" }] }] }, token, withRequestId(project));
       expect(p.values.map((v) => Buffer.from(v.value).toString())).toEqual([VICTIM_VALUE]);
       return [get, project];
     },
