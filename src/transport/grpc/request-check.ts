@@ -7,13 +7,16 @@
  * - a 64-bit integer outside ±(2^53 - 1) (ts-proto throws, grpc-js answers INTERNAL);
  * - a map key `__proto__` (ts-proto assigns map entries into a plain object, where that
  *   key sets the prototype or is dropped without a trace).
+ * - a repeated or map field of more than MAX_ENTRIES entries (more than any valid request
+ *   holds: 4,096 data keys, 256 projection items), so a 2 MiB request of 400,000 tiny
+ *   items is refused after a few thousand, before it is decoded or walked (#27).
  * Each is INVALID_ARGUMENT naming the field.
  */
 import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { invalid, type SecretdError } from "../../domain/errors.js";
-import { keyField } from "../../domain/validation.js";
+import { keyField, MAX_DATA_KEYS } from "../../domain/validation.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -21,6 +24,8 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const INT64 = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
 /** Nesting deeper than any request of ours; stops a crafted recursion early. */
 const MAX_DEPTH = 16;
+/** Entries of one repeated or map field in one message: MAX_DATA_KEYS, the largest any request needs. */
+const MAX_ENTRIES = MAX_DATA_KEYS;
 
 class Problem extends Error {
   constructor(readonly error: SecretdError) {
@@ -97,6 +102,11 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
       continue;
     }
     const name = path === "" ? f.name : `${path}.${f.name}`;
+    if (f.fieldKind === "list" || f.fieldKind === "map") {
+      const n = (counts.get(no) ?? 0) + 1;
+      counts.set(no, n);
+      if (n > MAX_ENTRIES) throw new Problem(invalid(name, `must have at most ${MAX_ENTRIES} entries`));
+    }
     switch (f.fieldKind) {
       case "scalar":
         readScalar(r, f.scalar, wire, name);
@@ -106,8 +116,7 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
         else r.skip(wire);
         break;
       case "list": {
-        const i = counts.get(no) ?? 0;
-        counts.set(no, i + 1);
+        const i = counts.get(no)! - 1;
         const item = `${name}[${i}]`;
         if (f.listKind === "message" && wire === WireType.LengthDelimited) checkMessage(r.bytes(), f.message, item, depth + 1);
         else if (f.listKind === "scalar" && INT64.has(f.scalar) && wire === WireType.LengthDelimited) {
