@@ -49,7 +49,7 @@ describe("a refused call of 400,000 items", () => {
 
   it("when the request is refused on the wire, then the error names items and the limit", async () => {
     const err = await s.call("projectSecrets", { mesh: "m", items }, attacker).catch((e: ServiceError) => e);
-    expect((err as ServiceError).details).toMatch(/items.*at most 4096 entries/);
+    expect((err as ServiceError).details).toMatch(/items.*at most 8192 entries/);
   });
 
   it("when a ProjectSecrets holds 1,000 items (decoded, past the 256 a projection may hold), then it is ONE event whose keys are the counts", async () => {

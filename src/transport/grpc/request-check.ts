@@ -7,9 +7,10 @@
  * - a 64-bit integer outside ±(2^53 - 1) (ts-proto throws, grpc-js answers INTERNAL);
  * - a map key `__proto__` (ts-proto assigns map entries into a plain object, where that
  *   key sets the prototype or is dropped without a trace).
- * - a repeated or map field of more than MAX_ENTRIES entries (more than any valid request
- *   holds: 4,096 data keys, 256 projection items), so a 2 MiB request of 400,000 tiny
- *   items is refused after a few thousand, before it is decoded or walked (#27).
+ * - a repeated or map field of more than MAX_ENTRIES entries (twice what any valid
+ *   request holds, so a request just past a limit still gets that limit's own message),
+ *   so a 2 MiB request of 400,000 tiny items is refused after a few thousand, before it
+ *   is decoded or walked any further (#27).
  * Each is INVALID_ARGUMENT naming the field.
  */
 import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
@@ -24,8 +25,8 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const INT64 = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
 /** Nesting deeper than any request of ours; stops a crafted recursion early. */
 const MAX_DEPTH = 16;
-/** Entries of one repeated or map field in one message: MAX_DATA_KEYS, the largest any request needs. */
-const MAX_ENTRIES = MAX_DATA_KEYS;
+/** Entries of one repeated or map field in one message: twice MAX_DATA_KEYS, the most any request needs. */
+const MAX_ENTRIES = 2 * MAX_DATA_KEYS;
 
 class Problem extends Error {
   constructor(readonly error: SecretdError) {
