@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../domain/errors.js";
-import { Permission, type AuditEvent, type Consumer, type Grant, type ProjectedValue, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
+import { Permission, type AuditEvent, type Consumer, type Grant, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
 
@@ -196,14 +196,9 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * One `NAME=value` line with the value shell-quoted, so `eval "$(secretd …)"` or
- * `set -a; . file` reproduce it. A value that is not UTF-8 text, or holds NUL, cannot
- * be an environment value: that is an error naming the key, never a mangled value.
- */
-export function envLine(name: string, value: Uint8Array, what: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new SecretdError("FAILED_PRECONDITION", `${what}: "${name.slice(0, 64)}" is not a shell variable name`);
-  return `${name}=${shellQuote(envValue(value, what, " (use --output json or raw)"))}\n`;
+/** One `NAME=value` line per checked pair (projected-env.ts), the value shell-quoted, so `eval "$(secretd …)"` or `set -a; . file` reproduce it. */
+export function envLines(pairs: ReadonlyArray<readonly [string, string]>): string {
+  return pairs.map(([name, value]) => `${name}=${shellQuote(value)}\n`).join("");
 }
 
 /** A value as environment text: UTF-8 without NUL, else FAILED_PRECONDITION naming `what`. */
@@ -213,8 +208,4 @@ export function envValue(value: Uint8Array, what: string, hint = ""): string {
     throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable${hint}`);
   }
   return shown;
-}
-
-export function projectionEnv(values: readonly ProjectedValue[]): string {
-  return values.map((v) => envLine(v.env, v.value, `secret "${v.secret}" key "${v.key}"`)).join("");
 }

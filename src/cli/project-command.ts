@@ -4,11 +4,12 @@
  * sources and revision. The file format lives in projection-file.ts.
  */
 import type { Command } from "commander";
-import { renderDoc, projectionEnv, projectionView, type DocFormat } from "./output.js";
+import { envLines, renderDoc, projectionView, type DocFormat } from "./output.js";
 import { outputOption, runClient, withClientOptions } from "./client.js";
 import { withExample } from "./help.js";
 import { readProjectionFile } from "./projection-file.js";
 import { projectionLayoutTable, projectionLayoutView } from "./projection-layout.js";
+import { checkedEnv, envCandidates } from "./projected-env.js";
 
 export function registerProject(program: Command): void {
   const cmd = program
@@ -27,7 +28,7 @@ export function registerProject(program: Command): void {
         process.stdout.write(f.output === "env" ? projectionLayoutTable(projection) : renderDoc(projectionLayoutView(projection), f.output));
         return;
       }
-      process.stdout.write(f.output === "env" ? projectionEnv(projection.values) : renderDoc(projectionView(projection), f.output));
+      process.stdout.write(f.output === "env" ? envLines(checkedEnv(envCandidates(req, projection), { value: " (use --output json)" })) : renderDoc(projectionView(projection), f.output));
     }),
   );
 }

@@ -9,7 +9,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { splitList } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
-import { defaultEnvName } from "../domain/projection.js";
+import { defaultEnvName } from "../domain/env-names.js";
 import {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -20,8 +20,9 @@ import {
   type Secret,
 } from "../gen/secrets/v1/secrets.js";
 import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
+import { checkedEnv } from "./projected-env.js";
 import { withExample } from "./help.js";
-import { envLine, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
+import { envLines, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 
 interface DataFlags {
   fromLiteral?: string[];
@@ -137,19 +138,11 @@ interface GetFlags {
   output: DocFormat | "env" | "raw";
 }
 
-/** KEY=value lines, env names as projections name them by default; two keys may not share one. */
-function envLines(secret: Secret): string {
-  const seen = new Map<string, string>();
-  return Object.keys(secret.data)
-    .sort()
-    .map((k) => {
-      const env = defaultEnvName("", k);
-      const other = seen.get(env);
-      if (other !== undefined) throw new SecretdError("FAILED_PRECONDITION", `keys "${other}" and "${k}" both become ${env}: use project with explicit env names`);
-      seen.set(env, k);
-      return envLine(env, secret.data[k] ?? Buffer.alloc(0), `key "${k}"`);
-    })
-    .join("");
+/** KEY=value lines, env names derived as projections derive them, under the same policy (projected-env.ts). */
+function secretEnvLines(secret: Secret): string {
+  const keys = Object.keys(secret.data).sort();
+  const candidates = keys.map((key) => ({ secret: secret.name, key, env: defaultEnvName("", key), explicit: false, value: secret.data[key] ?? Buffer.alloc(0) }));
+  return envLines(checkedEnv(candidates, { value: " (use --output json or raw)", name: "use `secretd project` with an explicit env name" }));
 }
 
 function registerGet(program: Command): void {
@@ -174,7 +167,7 @@ function registerGet(program: Command): void {
         if (value === undefined) throw new SecretdError("NOT_FOUND", `key "${key}" is not in secret "${name}"`);
         process.stdout.write(value);
       } else if (f.output === "env") {
-        process.stdout.write(envLines(secret));
+        process.stdout.write(secretEnvLines(secret));
       } else {
         print(secret, f.output, true);
       }

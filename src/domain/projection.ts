@@ -13,6 +13,7 @@ import type { SecretRow, SecretWithVersion, Storage, VersionRow } from "../stora
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
 import { checkProjectedValues, MAX_ITEMS, MAX_MAPPINGS, MAX_TOTAL_BYTES } from "./projection-bounds.js";
+import { defaultEnvName, ENV_NAME_RULE, isEnvName, MAX_ENV_NAME_LENGTH } from "./env-names.js";
 import { SecretdError, invalid } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { requireUnexpired, scopeFor } from "./secrets.js";
@@ -37,48 +38,14 @@ export interface ProjectionDeps {
 
 const DEFAULT_MODE = 0o400;
 
-export function defaultEnvName(prefix: string, key: string): string {
-  return prefix + key.toUpperCase().replace(/[^A-Z0-9_]/g, "_");
-}
-
-/** POSIX portable environment names: no newline, '=' or NUL can reach a child's environ. */
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const MAX_ENV_NAME_LENGTH = 256;
-const ENV_NAME_RULE = "must match [A-Za-z_][A-Za-z0-9_]* (at most 256 characters)";
-
 /**
- * Variables that change how a loader, shell or runtime starts a program. A default name
- * (env_prefix + key) may not be one of them, so a data key called "path" or
- * "ld_preload" cannot silently become PATH or LD_PRELOAD of `secretd run`'s child; a
- * KeyMapping.env that names one explicitly is the caller's stated intent and is kept.
+ * An explicit KeyMapping.env is checked with the request (it is the operator's text). A
+ * derived name (env_prefix + key) is answered as it is, never judged here: whether it may
+ * become an environment variable is decided where env is produced (src/cli/projected-env.ts),
+ * so a key name a writer chooses cannot make the server refuse a file-only consumer.
  */
-const DENIED_ENV_NAMES = new Set([
-  "PATH", "IFS", "ENV", "BASH_ENV", "SHELL", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4", "PROMPT_COMMAND",
-  "HOME", "TMPDIR", "LANG", "LC_ALL", "GCONV_PATH", "NLSPATH", "LOCPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS",
-  "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PERL5LIB", "PERL5OPT", "PERLLIB",
-  "RUBYLIB", "RUBYOPT", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
-]);
-const DENIED_ENV_PREFIXES = ["LD_", "DYLD_", "BASH_FUNC_", "MALLOC_", "GLIBC_"];
-
-export function isDeniedDefaultEnv(name: string): boolean {
-  return DENIED_ENV_NAMES.has(name) || DENIED_ENV_PREFIXES.some((p) => name.startsWith(p));
-}
-
 function validateEnv(env: string, field: string): void {
-  if (env.length > MAX_ENV_NAME_LENGTH || !ENV_NAME_RE.test(env)) throw invalid(field, ENV_NAME_RULE);
-}
-
-/** The env name of one value: the explicit one, or a default that is portable and not denied. */
-function envNameOf(explicit: string, prefix: string, key: string, field: string): string {
-  if (explicit !== "") return explicit;
-  const env = defaultEnvName(prefix, key);
-  if (env.length > MAX_ENV_NAME_LENGTH || !ENV_NAME_RE.test(env)) {
-    throw invalid(`${field}.env`, `the default name "${env.slice(0, 80)}" (env_prefix + key) ${ENV_NAME_RULE}: set env explicitly`);
-  }
-  if (isDeniedDefaultEnv(env)) {
-    throw invalid(`${field}.env`, `the default name "${env}" is a loader or shell variable: name it explicitly in env to use it`);
-  }
-  return env;
+  if (!isEnvName(env)) throw invalid(field, ENV_NAME_RULE);
 }
 
 function validatePath(path: string, field: string): void {
@@ -102,8 +69,8 @@ export function validateRequest(req: ProjectSecretsRequest): void {
     validateName(item.name, `items[${i}].name`);
     mappings += item.keys.length;
     if (mappings > MAX_MAPPINGS) throw invalid("items", `at most ${MAX_MAPPINGS} key mappings in all`);
-    if (item.envPrefix !== "" && !/^[A-Za-z0-9_]*$/.test(item.envPrefix)) {
-      throw invalid(`items[${i}].env_prefix`, "may only hold [A-Za-z0-9_]");
+    if (item.envPrefix.length > MAX_ENV_NAME_LENGTH || !/^[A-Za-z0-9_]*$/.test(item.envPrefix)) {
+      throw invalid(`items[${i}].env_prefix`, `may only hold [A-Za-z0-9_] (at most ${MAX_ENV_NAME_LENGTH} characters)`);
     }
     item.keys.forEach((k, j) => {
       const f = `items[${i}].keys[${j}]`;
@@ -158,8 +125,6 @@ function project(
   const values: ProjectedValue[] = [];
   const sources: SecretRef[] = [];
   const sourced = new Set<string>();
-  const envs = new Map<string, string>();
-  const paths = new Map<string, string>();
   let total = 0;
   // Each source is opened once, however many items name it; its ciphertext size counts
   // against the cap before it is decrypted, so a small request cannot ask for a lot of
@@ -167,7 +132,7 @@ function project(
   const opened = new Map<string, ReadonlyMap<string, Buffer>>();
   let decrypted = 0;
 
-  for (const [i, item] of req.items.entries()) {
+  for (const item of req.items) {
     const found = byName.get(item.name);
     const access = found ? accessTo(p, found.secret, found.grants, now) : undefined;
     if (!found || !found.version || !access || access.level === Level.NONE) {
@@ -186,7 +151,7 @@ function project(
     const allowed = keysAt(access, Level.PROJECT);
     const mappings = item.keys.length > 0 ? item.keys : [...data.keys()].sort().map((key) => ({ key, env: "", path: "", mode: 0 }));
 
-    for (const [j, m] of mappings.entries()) {
+    for (const m of mappings) {
       const value = data.get(m.key);
       if (value === undefined) {
         if (item.optional) continue;
@@ -194,13 +159,10 @@ function project(
       }
       if (item.keys.length === 0 && allowed !== undefined && !allowed.has(m.key)) continue; // "all keys" = all granted
       requireKeys(allowed, [m.key], item.name);
-      const field = `items[${i}].keys[${j}]`;
-      const env = envNameOf(m.env, item.envPrefix, m.key, field);
+      // Two values with one env or one path are the concern of whoever produces env or
+      // writes files (projected-env.ts, atomic-writer.ts), not of every consumer.
+      const env = m.env || defaultEnvName(item.envPrefix, m.key);
       const path = m.path || `${item.name}/${m.key}`;
-      if (envs.has(env)) throw invalid(`${field}.env`, `"${env}" is also produced by ${envs.get(env)}`);
-      if (paths.has(path)) throw invalid(`${field}.path`, `"${path}" is also produced by ${paths.get(path)}`);
-      envs.set(env, field);
-      paths.set(path, field);
       total += value.length;
       if (total > MAX_TOTAL_BYTES) throw new SecretdError("RESOURCE_EXHAUSTED", `projection exceeds ${MAX_TOTAL_BYTES} bytes`);
       values.push({ secret: item.name, key: m.key, env, path, mode: m.mode || DEFAULT_MODE, value });

@@ -9,11 +9,12 @@
 import { type Command } from "commander";
 import { parseDuration } from "../auth/mint.js";
 import { invalid } from "../domain/errors.js";
-import type { Projection } from "../gen/secrets/v1/secrets.js";
+import type { Projection, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import { createLogger } from "../logger.js";
 import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../cli/client.js";
+import { errorLine } from "../cli/cli-errors.js";
 import { withExample } from "../cli/help.js";
-import { envValue } from "../cli/output.js";
+import { projectedEnv } from "../cli/projected-env.js";
 import { readProjectionFile } from "../cli/projection-file.js";
 import { Backoff } from "./backoff.js";
 import { childEnv } from "./change-notifier.js";
@@ -30,11 +31,9 @@ interface RunFlags extends ClientFlags {
   maxBackoff: string;
 }
 
-/** The environment CMD gets: run's own, minus SECRETD_TOKEN, plus the projected values. */
-export function envFor(p: Projection): NodeJS.ProcessEnv {
-  const values: Record<string, string> = {};
-  for (const v of p.values) values[v.env] = envValue(v.value, `secret "${v.secret}" key "${v.key}"`, " (project it as a file with `secretd sidecar`)");
-  return childEnv(values);
+/** The environment CMD gets: run's own, minus SECRETD_TOKEN, plus the projected values (every name checked, projected-env.ts). */
+export function envFor(request: ProjectSecretsRequest, p: Projection): NodeJS.ProcessEnv {
+  return childEnv(projectedEnv(request, p));
 }
 
 export function registerRun(program: Command): void {
@@ -72,7 +71,7 @@ export function registerRun(program: Command): void {
 
       // One snapshot first, in both modes: a bad server, token or grant fails fast, before CMD runs.
       const p = await conn.unary(conn.client.projectSecrets, request);
-      child.start(envFor(p));
+      child.start(envFor(request, p));
       let loop: WatchLoop | undefined;
       if (f.restartOnChange) {
         loop = new WatchLoop({
@@ -83,7 +82,14 @@ export function registerRun(program: Command): void {
           backoff,
           log: log.logger,
           onProjection: async (next) => {
-            const env = envFor(next);
+            let env: NodeJS.ProcessEnv;
+            try {
+              env = envFor(request, next);
+            } catch (err) {
+              // A name or value the new revision brings cannot be env: CMD keeps running as it is.
+              log.logger.error({ ...projectionSummary(next), error: errorLine(err) }, "the changed projection cannot be the command's environment; the command keeps its current values");
+              return;
+            }
             log.logger.info(projectionSummary(next), "projection changed: restarting the command");
             await child.restart(env);
           },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { defaultEnvName, projectionRevision } from "../../src/domain/projection.js";
+import { defaultEnvName } from "../../src/domain/env-names.js";
+import { projectionRevision } from "../../src/domain/projection.js";
 import { decodePageToken, encodePageToken } from "../../src/domain/page-token.js";
 
 describe("projection defaults", () => {
