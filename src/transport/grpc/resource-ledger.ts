@@ -44,8 +44,8 @@ export interface LedgerLimits {
 export interface LedgerStream {
   readonly writableLength: number;
   readonly destroyed: boolean;
-  on(event: "data", l: (chunk: Buffer) => void): unknown;
-  on(event: "end" | "close" | "error", l: (...args: never[]) => void): unknown;
+  /** "data" listeners get the chunk; "end", "close" and "error" ones ignore their arguments. */
+  on(event: "data" | "end" | "close" | "error", l: (chunk: Buffer) => void): unknown;
   close(code?: number): void;
 }
 
