@@ -82,7 +82,17 @@ export class ConnectionGuard {
     h.on("session", (session: http2.ServerHttp2Session) => {
       const socket = session.socket as net.Socket | undefined;
       if (!socket) return;
-      this.#ledger.connect(session, socket, socket.remoteAddress ?? "unknown", () => session.destroy());
+      // session.socket is a proxy that throws once the session let go of its socket
+      // (destroyed, before its "close"): read it only while the session stands.
+      const view = {
+        get bytesWritten(): number {
+          return session.destroyed ? 0 : socket.bytesWritten;
+        },
+        get writableLength(): number {
+          return session.destroyed ? 0 : socket.writableLength;
+        },
+      };
+      this.#ledger.connect(session, view, socket.remoteAddress ?? "unknown", () => session.destroy());
       session.once("close", () => this.#ledger.disconnect(session));
     });
   }
