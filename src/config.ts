@@ -52,6 +52,12 @@ type RawSettings = {
   maxConnections: string;
   maxConnectionsPerPeer: string;
   writeStallTimeout: string;
+  maxRequestBytesPerConnection: string;
+  maxRequestBytesPerPeer: string;
+  requestBodyTimeout: string;
+  maxUnreadBytesPerTenant: string;
+  maxUnreadBytesPerConnection: string;
+  minDrainRate: string;
   valueCacheMb: string;
   devToken: string;
 };
@@ -87,7 +93,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
   { key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)" },
   { key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)" },
-  { key: "writeStallTimeout", flag: "write-stall-timeout", env: "SECRETD_WRITE_STALL_TIMEOUT", default: "30s", doc: "a connection whose client reads none of its pending answers for this long is closed (0 = never)" },
+  { key: "writeStallTimeout", flag: "write-stall-timeout", env: "SECRETD_WRITE_STALL_TIMEOUT", default: "30s", doc: "a connection holding unread answers that drains less than --min-drain-rate (or less than all it held) over this long is closed (0 = never)" },
+  { key: "minDrainRate", flag: "min-drain-rate", env: "SECRETD_MIN_DRAIN_RATE", default: "16KiB", doc: "bytes per second a connection holding unread answers must take (B, KiB, MiB)" },
+  { key: "maxUnreadBytesPerTenant", flag: "max-unread-bytes-per-tenant", env: "SECRETD_MAX_UNREAD_BYTES_PER_TENANT", default: "128MiB", doc: "answer bytes one tenant's clients may leave unread per server process; past it the tenant's new answers are RESOURCE_EXHAUSTED" },
+  { key: "maxUnreadBytesPerConnection", flag: "max-unread-bytes-per-connection", env: "SECRETD_MAX_UNREAD_BYTES_PER_CONNECTION", default: "32MiB", doc: "answer bytes one connection may leave unread; past it its new answers are RESOURCE_EXHAUSTED" },
+  { key: "maxRequestBytesPerConnection", flag: "max-request-bytes-per-connection", env: "SECRETD_MAX_REQUEST_BYTES_PER_CONNECTION", default: "32MiB", doc: "request-body bytes one connection may have buffered (unfinished bodies, before authentication); a stream past it is reset" },
+  { key: "maxRequestBytesPerPeer", flag: "max-request-bytes-per-peer", env: "SECRETD_MAX_REQUEST_BYTES_PER_PEER", default: "128MiB", doc: "request-body bytes one IP address may have buffered over all its connections, per server process" },
+  { key: "requestBodyTimeout", flag: "request-body-timeout", env: "SECRETD_REQUEST_BODY_TIMEOUT", default: "30s", doc: "a request body not complete this long after its headers is reset (0 = never)" },
 ];
 
 export interface Config {
@@ -130,6 +142,15 @@ export interface Config {
   readonly workers: number;
   /** Per server process (transport/grpc/connection-guard.ts); 0 = no cap. */
   readonly connections: { readonly max: number; readonly maxPerPeer: number; readonly writeStallMs: number };
+  /** The resource ledger's bounds (transport/grpc/resource-ledger.ts), per server process; bytes and ms. */
+  readonly resources: {
+    readonly requestBytesPerConnection: number;
+    readonly requestBytesPerPeer: number;
+    readonly requestBodyTimeoutMs: number;
+    readonly unreadBytesPerTenant: number;
+    readonly unreadBytesPerConnection: number;
+    readonly minDrainRate: number;
+  };
   /** Bytes of decrypted payloads kept across calls (PlaintextCache); 0 = off. */
   readonly valueCacheBytes: number;
   /** When serve prints the dev token banner (with the dev signing key only). */
@@ -344,6 +365,28 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  const bytes = (key: "maxRequestBytesPerConnection" | "maxRequestBytesPerPeer" | "maxUnreadBytesPerTenant" | "maxUnreadBytesPerConnection" | "minDrainRate"): number => {
+    const n = parseBytes(raw[key]);
+    if (n === undefined || n < 1) throw bad(key, `"${raw[key].slice(0, 32)}" is not a size like 65536, 512KiB or 32MiB (at least 1 byte)`);
+    return n;
+  };
+  let requestBodyTimeoutMs = 0;
+  if (raw.requestBodyTimeout !== "0") {
+    try {
+      requestBodyTimeoutMs = parseDuration(raw.requestBodyTimeout) * 1000;
+    } catch {
+      throw bad("requestBodyTimeout", `"${raw.requestBodyTimeout.slice(0, 32)}" is not a duration like 30s or 2m (0 = never)`);
+    }
+  }
+  const resources = {
+    requestBytesPerConnection: bytes("maxRequestBytesPerConnection"),
+    requestBytesPerPeer: bytes("maxRequestBytesPerPeer"),
+    requestBodyTimeoutMs,
+    unreadBytesPerTenant: bytes("maxUnreadBytesPerTenant"),
+    unreadBytesPerConnection: bytes("maxUnreadBytesPerConnection"),
+    minDrainRate: bytes("minDrainRate"),
+  };
+
   const valueCacheMb = Number(raw.valueCacheMb);
   if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
 
@@ -378,10 +421,22 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     maxWatchesPerTenant,
     workers,
     connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
+    resources,
     valueCacheBytes: valueCacheMb * 1024 * 1024,
     devToken,
   };
   return deepFreeze(config);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024, gib: 1024 * 1024 * 1024 };
+
+/** "65536", "512KiB", "32MiB", "1GiB" → bytes; undefined when it is none of these. */
+export function parseBytes(v: string): number | undefined {
+  const m = /^(\d{1,12})\s*([A-Za-z]*)$/.exec(v.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) return undefined;
+  const n = Number(m[1]) * unit;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function deepFreeze<T>(o: T): T {

@@ -5,13 +5,16 @@
  * and error mapping through toStatus. Handlers never build statuses themselves.
  */
 import { randomUUID } from "node:crypto";
+import type http2 from "node:http2";
 import { Metadata, status as Status, type handleUnaryCall, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { bearerToken } from "../../auth/bearer.js";
 import type { AuditSink } from "../../audit/audit-trail.js";
 import type { TokenVerifier } from "../../auth/verifier.js";
+import type { SecretdError } from "../../domain/errors.js";
 import type { Principal } from "../../domain/principal.js";
 import type { Logger } from "../../logger.js";
 import { decodedRequest } from "./decoded-request.js";
+import { http2StreamOf } from "./grpc-internals.js";
 import { toStatus } from "./status.js";
 
 export interface CallContext {
@@ -36,11 +39,19 @@ export interface CallObserver {
   handled(method: string, code: string, seconds: number, tenant: string | undefined): void;
 }
 
+/** The resource ledger's outbound side (resource-ledger.ts), as calls use it. */
+export interface AnswerLedger {
+  /** Why an answer of `tenant` may not be written on `stream` now (RESOURCE_EXHAUSTED), or undefined. */
+  admit(stream: http2.ServerHttp2Stream, tenant: string): SecretdError | undefined;
+  /** An answer was written on `stream`. */
+  wrote(stream: http2.ServerHttp2Stream): void;
+}
+
 export interface CallDeps {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
-  /** Refuses answers on connections (or a server) holding too much unread output (connection-guard.ts). */
-  readonly guard?: { refusal(peer: string): string | undefined };
+  /** Charges answers to their tenant and connection, and refuses them past a bound. */
+  readonly ledger?: AnswerLedger | undefined;
   /** Where audit events go; none recorded when absent. */
   readonly audit?: AuditSink | undefined;
   readonly observer?: CallObserver | undefined;
@@ -188,30 +199,38 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
     const trailer = new Metadata();
     trailer.set("x-request-id", requestId);
 
+    const fail = (err: unknown): void => {
+      const s = toStatus(err, requestId);
+      log(rec, s.code, err);
+      const e: Partial<ServiceError> = { code: s.code, details: s.details, metadata: trailer };
+      callback(e);
+    };
     authenticate(deps.verifier, call.metadata)
       .then((p) => {
         rec.principal = p;
         return fn(decodedRequest(call.request), { principal: p, requestId });
       })
-      .then(
-        (res) => {
-          // Checked when the answer is ready: a client that reads nothing must not make
-          // the server hold ever more of them (#16 item 5).
-          const refused = deps.guard?.refusal(call.getPeer());
+      .then((res) => {
+        // Checked when the answer is ready: a tenant whose clients read nothing must not
+        // make the server hold ever more of them (#27).
+        const ledger = deps.ledger;
+        let stream: http2.ServerHttp2Stream | undefined;
+        if (ledger !== undefined) {
+          let refused: unknown;
+          try {
+            stream = http2StreamOf(call);
+            refused = ledger.admit(stream, rec.principal!.tenant);
+          } catch (err) {
+            refused = err;
+          }
           if (refused !== undefined) {
-            log(rec, Status.RESOURCE_EXHAUSTED);
-            callback({ code: Status.RESOURCE_EXHAUSTED, details: refused, metadata: trailer });
+            fail(refused);
             return;
           }
-          log(rec, Status.OK, undefined, res);
-          callback(null, res, trailer);
-        },
-        (err: unknown) => {
-          const s = toStatus(err, requestId);
-          log(rec, s.code, err);
-          const e: Partial<ServiceError> = { code: s.code, details: s.details, metadata: trailer };
-          callback(e);
-        },
-      );
+        }
+        log(rec, Status.OK, undefined, res);
+        callback(null, res, trailer);
+        if (stream !== undefined) ledger!.wrote(stream);
+      }, fail);
   };
 }

@@ -1,67 +1,42 @@
 /**
  * Per-connection limits grpc-js has no option for (#16 item 5): how many HTTP/2
- * connections are open (in all, and per peer address), how many response bytes wait
- * for a peer that does not read (per connection, and in all), and how long a connection
- * may hold unread output without the peer taking any of it.
+ * connections are open (in all, and per peer address); and the feed of the resource
+ * ledger (resource-ledger.ts): every session grpc-js accepts is a ledger connection, and
+ * the ledger is swept a few times a second (unread answers refreshed, slow connections
+ * closed, request bodies past their deadline reset). The stream router hands the ledger
+ * each stream.
  *
  * grpc-js creates its node:http2 servers itself and exposes neither them nor their
- * sessions, so the guard reads them after bindAsync (grpc-internals.ts). It then
- *  - wraps the servers' "connection" listeners, so a connection past a cap is closed
- *    before HTTP/2 (or TLS) ever starts on it;
- *  - follows every session's streams, so the bytes a connection still has to deliver are
- *    the sum of its streams' `writableLength` (node:http2 keeps what flow control holds
- *    back in each stream's write buffer) plus its socket's;
- *  - sweeps all sessions a few times a second: the total, and connections that hold
- *    output while their socket wrote nothing for `stallMs`, which are destroyed.
- * Unary calls ask `refusal(peer)` before answering and get RESOURCE_EXHAUSTED past a bound.
- * Everything is per server process: with --workers N each worker applies the limits to
- * the connections it holds.
+ * sessions, so the guard reads them after bindAsync (grpc-internals.ts). It wraps the
+ * servers' "connection" listeners, so a connection past a cap is closed before HTTP/2
+ * (or TLS) ever starts on it. Everything is per server process: with --workers N each
+ * worker applies the limits to the connections it holds.
  */
 import type http2 from "node:http2";
 import type net from "node:net";
 import type { Server } from "@grpc/grpc-js";
-import { http2ServersOf, peerKey } from "./grpc-internals.js";
+import { http2ServersOf } from "./grpc-internals.js";
+import type { ResourceLedger } from "./resource-ledger.js";
 
 export interface ConnectionLimits {
   /** Open connections of this process; 0 = no cap. */
   readonly maxConnections: number;
   /** Open connections from one peer IP address; 0 = no cap. */
   readonly maxConnectionsPerPeer: number;
-  /** Unsent response bytes one connection may hold before its calls are refused. */
-  readonly maxPendingPerConnection: number;
-  /** Unsent response bytes all connections together may hold before calls are refused. */
-  readonly maxPendingTotal: number;
-  /** A connection holding unsent output whose socket wrote nothing for this long is closed; 0 = never. */
-  readonly stallMs: number;
-}
-
-export const DEFAULT_PENDING_PER_CONNECTION = 32 * 1024 * 1024;
-export const DEFAULT_PENDING_TOTAL = 256 * 1024 * 1024;
-
-interface Tracked {
-  readonly session: http2.ServerHttp2Session;
-  readonly streams: Set<http2.ServerHttp2Stream>;
-  lastWritten: number;
-  lastProgress: number;
 }
 
 const SWEEP_MS = 100;
 
-function socketOf(s: http2.ServerHttp2Session): net.Socket | undefined {
-  return (s.socket as net.Socket | undefined) ?? undefined;
-}
-
-
 export class ConnectionGuard {
   readonly #limits: ConnectionLimits;
-  readonly #byPeer = new Map<string, Tracked>();
+  readonly #ledger: ResourceLedger;
   readonly #perAddress = new Map<string, number>();
   #connections = 0;
-  #total = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(limits: ConnectionLimits) {
+  constructor(limits: ConnectionLimits, ledger: ResourceLedger) {
     this.#limits = limits;
+    this.#ledger = ledger;
   }
 
   /** Connections currently open (admitted) in this process. */
@@ -72,32 +47,13 @@ export class ConnectionGuard {
   /** Hooks into every node:http2 server of a bound grpc-js Server. */
   attach(server: Server): void {
     for (const h of http2ServersOf(server, "the connection guard")) this.#attachOne(h);
-    this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
+    this.#timer = setInterval(() => this.#ledger.sweep(), SWEEP_MS);
     this.#timer.unref();
   }
 
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-  }
-
-  /**
-   * Why a call on the connection of `peer` (call.getPeer()) may not be answered now, or
-   * undefined. Its own connection's pending bytes are counted now; the total as of the
-   * last sweep (at most SWEEP_MS old).
-   */
-  refusal(peer: string): string | undefined {
-    const t = this.#byPeer.get(peer);
-    if (t) {
-      const pending = pendingOf(t);
-      if (pending > this.#limits.maxPendingPerConnection) {
-        return `this connection has ${pending} bytes of answers its client has not read (at most ${this.#limits.maxPendingPerConnection}): read them, or use another connection`;
-      }
-    }
-    if (this.#total > this.#limits.maxPendingTotal) {
-      return `the server holds more than ${this.#limits.maxPendingTotal} bytes of answers clients have not read: retry later`;
-    }
-    return undefined;
   }
 
   #attachOne(h: http2.Http2Server): void {
@@ -124,42 +80,20 @@ export class ConnectionGuard {
       for (const l of listeners) l.call(h, socket);
     });
     h.on("session", (session: http2.ServerHttp2Session) => {
-      const socket = socketOf(session);
-      const key = peerKey(socket);
-      if (key === undefined) return;
-      const t: Tracked = { session, streams: new Set(), lastWritten: socket?.bytesWritten ?? 0, lastProgress: Date.now() };
-      this.#byPeer.set(key, t);
-      session.on("stream", (stream: http2.ServerHttp2Stream) => {
-        t.streams.add(stream);
-        stream.on("close", () => t.streams.delete(stream)); // "close" comes once; `on` spares once()'s wrapper on every stream
-      });
-      session.once("close", () => {
-        if (this.#byPeer.get(key) === t) this.#byPeer.delete(key);
-      });
+      const socket = session.socket as net.Socket | undefined;
+      if (!socket) return;
+      // session.socket is a proxy that throws once the session let go of its socket
+      // (destroyed, before its "close"): read it only while the session stands.
+      const view = {
+        get bytesWritten(): number {
+          return session.destroyed ? 0 : socket.bytesWritten;
+        },
+        get writableLength(): number {
+          return session.destroyed ? 0 : socket.writableLength;
+        },
+      };
+      this.#ledger.connect(session, view, socket.remoteAddress ?? "unknown", () => session.destroy());
+      session.once("close", () => this.#ledger.disconnect(session));
     });
   }
-
-  #sweep(): void {
-    const now = Date.now();
-    let total = 0;
-    for (const t of this.#byPeer.values()) {
-      const pending = pendingOf(t);
-      total += pending;
-      const written = socketOf(t.session)?.bytesWritten ?? 0;
-      if (pending === 0 || written !== t.lastWritten) {
-        t.lastWritten = written;
-        t.lastProgress = now;
-      } else if (this.#limits.stallMs > 0 && now - t.lastProgress >= this.#limits.stallMs) {
-        // The peer keeps the window shut: its answers would sit here for ever.
-        t.session.destroy();
-      }
-    }
-    this.#total = total;
-  }
-}
-
-function pendingOf(t: Tracked): number {
-  let n = socketOf(t.session)?.writableLength ?? 0;
-  for (const s of t.streams) n += s.writableLength;
-  return n;
 }

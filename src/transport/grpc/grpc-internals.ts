@@ -22,3 +22,15 @@ export function peerKey(socket: net.Socket | undefined): string | undefined {
   if (!socket?.remoteAddress) return undefined;
   return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
 }
+
+/**
+ * The node:http2 stream a call runs on: the stream router's call says it (`http2Stream`);
+ * a grpc-js call (no interceptors) keeps it at `call.stream` (private). Throws when a
+ * grpc-js upgrade moved it, rather than leaving answers uncharged.
+ */
+export function http2StreamOf(call: object): http2.ServerHttp2Stream {
+  const c = call as { http2Stream?: http2.ServerHttp2Stream; call?: { stream?: http2.ServerHttp2Stream } };
+  const s = c.http2Stream ?? c.call?.stream;
+  if (s === undefined || typeof s.writableLength !== "number") throw new Error("grpc-js no longer keeps a call's HTTP/2 stream at call.call.stream: answers cannot be charged to the resource ledger");
+  return s;
+}

@@ -6,6 +6,10 @@
  * grpc-js would: trailers-only when the call fails before its first message,
  * `grpc-message` percent-encoded, the same limits, and the same status codes for a
  * missing, second, compressed or oversized request message.
+ *
+ * The body is read into one buffer sized from the message's length prefix (refused past
+ * the receive limit before anything is allocated), not kept as a list of chunks: 1-byte
+ * DATA frames cost 1 byte each. The resource ledger charges it meanwhile (stream-router.ts).
  */
 import type http2 from "node:http2";
 import type net from "node:net";
@@ -91,8 +95,13 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
   readonly #stream: http2.ServerHttp2Stream;
   readonly #route: Route<Req, Res>;
   #headers: http2.IncomingHttpHeaders | undefined;
-  #chunks: Buffer[] | undefined = [];
+  /** Bytes of the body read so far: the 5-byte prefix, then the message. */
   #size = 0;
+  /** The prefix's flag and length, parsed byte by byte. */
+  #flag = 0;
+  #length = 0;
+  /** The message, allocated once its length is known. */
+  #message: Buffer | undefined;
   #state = READING;
   #onCancelled: (() => void) | undefined;
 
@@ -102,31 +111,60 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
     this.#route = route;
   }
 
+  /** The stream the call runs on (for the resource ledger). */
+  get http2Stream(): http2.ServerHttp2Stream {
+    return this.#stream;
+  }
+
   received(chunk: Buffer): void {
-    const chunks = this.#chunks;
-    if (this.#state !== READING || chunks === undefined) return;
-    chunks.push(chunk);
-    this.#size += chunk.length;
-    // Past one frame of the largest message and the header of a second: refused (by
-    // requestMessage) as too large or as a second message, without reading more.
+    if (this.#state !== READING || this.#stream.destroyed) return;
     const { method, limits } = this.#route;
-    if (this.#size > 5 + limits.maxReceive + 5) this.#end(requestMessage(Buffer.concat(chunks), method.path, limits.maxReceive) as Partial<StatusObject>);
+    let at = 0;
+    // The prefix: flag, then a 4-byte length; checked as soon as it is whole.
+    while (this.#size < 5 && at < chunk.length) {
+      const b = chunk[at++]!;
+      if (this.#size === 0) this.#flag = b;
+      else this.#length = this.#length * 256 + b;
+      this.#size++;
+      if (this.#size === 5) {
+        const refused = prefixRefusal(this.#flag, this.#length, limits.maxReceive);
+        if (refused !== undefined) {
+          this.#end(refused);
+          return;
+        }
+        this.#message = Buffer.allocUnsafe(this.#length);
+      }
+    }
+    if (at === chunk.length) return;
+    const message = this.#message!;
+    const filled = this.#size - 5;
+    if (chunk.length - at > message.length - filled) {
+      this.#end({ code: Status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${method.path}` });
+      return;
+    }
+    chunk.copy(message, filled, at);
+    this.#size += chunk.length - at;
   }
 
   halfClosed(): void {
-    const chunks = this.#chunks;
     const headers = this.#headers;
-    this.#chunks = undefined;
+    const message = this.#message;
+    const size = this.#size;
+    this.#message = undefined;
     this.#headers = undefined;
     this.#stream.off("data", onData);
     this.#stream.off("end", onEnd);
-    if (this.#state !== READING || chunks === undefined || headers === undefined) return;
-    const { method, limits, handler } = this.#route;
-    const got = requestMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), method.path, limits.maxReceive);
-    if (!Buffer.isBuffer(got)) {
-      this.#end(got);
+    if (this.#state !== READING || headers === undefined) return;
+    const { method, handler } = this.#route;
+    if (size === 0) {
+      this.#end({ code: Status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${method.path}` });
       return;
     }
+    if (message === undefined || size < 5 + message.length) {
+      this.#end({ code: Status.INTERNAL, details: "Received an incomplete message frame" });
+      return;
+    }
+    const got = message;
     try {
       this.request = method.requestDeserialize(got);
     } catch {
@@ -198,7 +236,7 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
     if (this.#state === ENDED) return;
     const headersSent = this.#state === OPEN;
     this.#state = ENDED;
-    this.#chunks = undefined;
+    this.#message = undefined;
     this.#onCancelled = undefined;
     const stream = this.#stream;
     if (stream.destroyed || stream.closed) return;
@@ -210,18 +248,12 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
   }
 }
 
-/** The one message of a request body, or the status refusing it (as grpc-js words it). */
-function requestMessage(body: Buffer, path: string, maxReceive: number): Buffer | Partial<StatusObject> {
-  if (body.length === 0) return { code: Status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
-  if (body.length < 5) return { code: Status.INTERNAL, details: "Received an incomplete message frame" };
-  const flag = body[0];
-  const len = body.readUInt32BE(1);
+/** Why a message with this prefix is refused (as grpc-js words it), or undefined. */
+function prefixRefusal(flag: number, length: number, maxReceive: number): Partial<StatusObject> | undefined {
   if (flag === 1) return { code: Status.INTERNAL, details: "Received a compressed message but no grpc-encoding" };
   if (flag !== 0) return { code: Status.INTERNAL, details: `Received a message with an invalid flag ${flag}` };
-  if (len > maxReceive) return { code: Status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${len} vs. ${maxReceive})` };
-  if (body.length < 5 + len) return { code: Status.INTERNAL, details: "Received an incomplete message frame" };
-  if (body.length > 5 + len) return { code: Status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${path}` };
-  return body.subarray(5);
+  if (length > maxReceive) return { code: Status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${length} vs. ${maxReceive})` };
+  return undefined;
 }
 
 /** A route serving `method` with `handler` once the request is complete (half-closed). */

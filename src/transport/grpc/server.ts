@@ -9,7 +9,8 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../../config.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { SecretServiceService } from "../../gen/secrets/v1/secrets.js";
-import { ConnectionGuard, DEFAULT_PENDING_PER_CONNECTION, DEFAULT_PENDING_TOTAL } from "./connection-guard.js";
+import { ConnectionGuard } from "./connection-guard.js";
+import { ResourceLedger } from "./resource-ledger.js";
 import { checkedService } from "./decoded-request.js";
 import { serverStreamRoute } from "./h2-server-stream.js";
 import { withFastResponses } from "./response-encoding.js";
@@ -40,6 +41,30 @@ export const STREAM_LIMITS = {
   maxSend: SERVER_OPTIONS["grpc.max_send_message_length"] as number,
 };
 
+/**
+ * A stream's buffered request bytes (chunk costs included): one message of the largest
+ * size in frames of 1 KiB or more, with room to spare; smaller frames are reset sooner.
+ */
+export const REQUEST_BYTES_PER_STREAM = 2 * STREAM_LIMITS.maxReceive;
+
+/** Requests that are streams (reflection): their bodies have no deadline, only the byte bounds. */
+const OPEN_REQUEST_PATHS = new Set(["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]);
+
+/** The resource ledger of one server process, from the configuration. */
+export function ledgerOf(config: Config): ResourceLedger {
+  const r = config.resources;
+  return new ResourceLedger({
+    inboundPerStream: REQUEST_BYTES_PER_STREAM,
+    inboundPerConnection: r.requestBytesPerConnection,
+    inboundPerPeer: r.requestBytesPerPeer,
+    bodyTimeoutMs: r.requestBodyTimeoutMs,
+    outboundPerTenant: r.unreadBytesPerTenant,
+    outboundPerConnection: r.unreadBytesPerConnection,
+    minDrainRate: r.minDrainRate,
+    stallMs: config.connections.writeStallMs,
+  });
+}
+
 const SECRET_SERVICE = "secrets.v1.SecretService";
 const HEALTH_SERVICE = "grpc.health.v1.Health";
 
@@ -65,15 +90,10 @@ function credentials(config: Config): ServerCredentials {
 
 export async function startGrpcServer(config: Config, deps: SecretServiceDeps): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  const guard = new ConnectionGuard({
-    maxConnections: config.connections.max,
-    maxConnectionsPerPeer: config.connections.maxPerPeer,
-    maxPendingPerConnection: DEFAULT_PENDING_PER_CONNECTION,
-    maxPendingTotal: DEFAULT_PENDING_TOTAL,
-    stallMs: config.connections.writeStallMs,
-  });
+  const ledger = ledgerOf(config);
+  const guard = new ConnectionGuard({ maxConnections: config.connections.max, maxConnectionsPerPeer: config.connections.maxPerPeer }, ledger);
   const service = withFastResponses(checkedService(SecretServiceService));
-  const callDeps = { ...deps, guard };
+  const callDeps = { ...deps, ledger };
   const watch = watchProjectionHandler(callDeps, deps.watches);
   server.addService(service, secretServiceHandlers(callDeps, watch));
   const health = new HealthImplementation({ "": "SERVING", [SECRET_SERVICE]: "SERVING" });
@@ -89,7 +109,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
     server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
   });
   guard.attach(server);
-  routeStreams(server, new Map([[service.watchProjection.path, serverStreamRoute(service.watchProjection, STREAM_LIMITS, watch)]]));
+  routeStreams(server, new Map([[service.watchProjection.path, serverStreamRoute(service.watchProjection, STREAM_LIMITS, watch)]]), { ledger, openRequestPaths: OPEN_REQUEST_PATHS });
 
   const setServing = (ok: boolean): void => {
     health.setStatus("", ok ? "SERVING" : "NOT_SERVING");

@@ -14,10 +14,15 @@
  * limits, max streams and the connection guard apply to routed streams too, and each
  * routed stream is counted in grpc-js's idle accounting (`onStreamOpened`, private,
  * checked at start like `http2Servers`).
+ *
+ * The router is also where every stream, routed or not, is handed to the resource ledger
+ * before grpc-js or a route reads a byte of it: its request body is charged from the first
+ * DATA frame, and reset when over budget or past its deadline (resource-ledger.ts).
  */
 import type http2 from "node:http2";
 import type { Server } from "@grpc/grpc-js";
 import { http2ServersOf } from "./grpc-internals.js";
+import { CHUNK_COST, type ResourceLedger } from "./resource-ledger.js";
 
 export type StreamRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
 
@@ -38,8 +43,17 @@ function plainCall(headers: http2.IncomingHttpHeaders): boolean {
   );
 }
 
-/** Hooks `routes` (by gRPC path) into every node:http2 server of a bound grpc-js Server. */
-export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamRoute>): void {
+/** Where streams are charged: the ledger, and the paths whose request is a stream (no body deadline). */
+export interface StreamAccounting {
+  readonly ledger: ResourceLedger;
+  readonly openRequestPaths: ReadonlySet<string>;
+}
+
+/**
+ * Hooks `routes` (by gRPC path) into every node:http2 server of a bound grpc-js Server,
+ * and every stream into `accounting`'s ledger when given.
+ */
+export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamRoute>, accounting?: StreamAccounting): void {
   const opened = (server as unknown as { onStreamOpened?: unknown }).onStreamOpened;
   if (typeof opened !== "function") throw new Error("grpc-js no longer has Server.onStreamOpened: the stream router cannot attach");
   for (const h of http2ServersOf(server, "the stream router")) {
@@ -48,8 +62,13 @@ export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamR
     const next = grpc[0]!;
     h.removeAllListeners("stream");
     h.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-      const route = routes.get(headers[":path"] ?? "");
-      if (route === undefined || !plainCall(headers)) {
+      const path = headers[":path"] ?? "";
+      let route = routes.get(path);
+      if (route !== undefined && !plainCall(headers)) route = undefined;
+      // grpc-js keeps each chunk of a message (a Buffer object apiece); a route copies its
+      // body into one buffer, so only the bytes cost.
+      accounting?.ledger.track(stream.session ?? undefined, stream, route === undefined ? CHUNK_COST : 0, accounting.openRequestPaths.has(path));
+      if (route === undefined) {
         next.call(h, stream, headers, ...rest);
         return;
       }
