@@ -124,12 +124,31 @@ describe("secretd apply: each format applied twice", () => {
     expect(again.out).toBe("secret/sample-secret unchanged\nsecret/sample-global-secret unchanged\n");
   }, SLOW);
 
-  it("when the Nanocl Env Statefile is applied twice, then each NAME=VALUE entry is one key of a nanocl.io/env secret named by its Key", async () => {
+  it("when the Nanocl Env Statefile is applied twice, then each NAME=VALUE entry is key NAME with value VALUE, and get -o env and run give MY_ENV=MY_VALUE", async () => {
     const t = await tenantToken("nanocl");
     await applyTwice(t, fixture("nanocl-env.yml"), ["env.super-secret"]);
     const s = await get(t, "", "env.super-secret");
     expect(s).toMatchObject({ type: "nanocl.io/env", keys: ["MY_ENV", "MY_ENV1"], version: 1 });
-    expect(text(s, "MY_ENV")).toBe("MY_ENV=MY_VALUE");
+    expect(text(s, "MY_ENV")).toBe("MY_VALUE");
+    const cli = { env: { SECRETD_SERVER: server.address, SECRETD_TOKEN: t } };
+    const env = await runCli(["get", "env.super-secret", "-o", "env"], cli);
+    expect(env.err).toBe("");
+    expect(env.out).toBe("MY_ENV=MY_VALUE\nMY_ENV1=MY_VALUE1\n");
+    const projection = path.join(dir, "nanocl-projection.yaml");
+    writeFileSync(projection, "items:\n  - name: env.super-secret\n");
+    const run = await runCli(["run", "--projection", projection, "--", process.execPath, "-e", "console.log(process.env.MY_ENV + ' ' + process.env.MY_ENV1)"], cli);
+    expect(run.err).toBe("");
+    expect(run.out).toBe("MY_VALUE MY_VALUE1\n");
+  }, SLOW);
+
+  it("when a Statefile declares a Nanocl kind of its own, then it is a nanocl.io/<kind> secret with its Data mapping as keys", async () => {
+    const t = await tenantToken("nanoclcustom");
+    const file = path.join(dir, "custom.Statefile.yml");
+    writeFileSync(file, "ApiVersion: v0.12\nSecrets:\n- Key: registry.creds\n  Kind: Registry-Auth\n  Data:\n    username: robot\n    port: 5000\n");
+    await applyTwice(t, file, ["registry.creds"]);
+    const s = await get(t, "", "registry.creds");
+    expect(s).toMatchObject({ type: "nanocl.io/registry-auth", keys: ["port", "username"] });
+    expect(text(s, "port")).toBe("5000");
   }, SLOW);
 
   it.runIf(hasOpenssl)("when the Nanocl Tls Statefile (the documentation's shape, a real certificate) is applied twice, then it is a nanocl.io/tls secret", async () => {

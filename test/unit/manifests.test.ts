@@ -42,6 +42,24 @@ describe("manifest parsing", () => {
     expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: t\n  Kind: Tls\n  Data:\n    Certificate: x\n"))).toBe('m.yaml: document 1: Secrets[0].Data["CertificateKey"]: is required');
   });
 
+  it("when a Nanocl Env entry is NAME=VALUE, then the key is NAME and the value VALUE (what a cargo gets), and a bad NAME is named by entry", () => {
+    const [d] = parse(`ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: Env\n  Data:\n  - MY_ENV=${VALUE}\n  - EMPTY=\n  - EQ=a=b\n`);
+    expect(d?.type).toBe("nanocl.io/env");
+    expect(Object.fromEntries(Object.entries(d?.data ?? {}).map(([k, v]) => [k, v.toString("utf8")]))).toEqual({ MY_ENV: VALUE, EMPTY: "", EQ: "a=b" });
+    const msg = invalidMessage(() => parse(`ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: Env\n  Data:\n  - 1BAD=${VALUE}\n`));
+    expect(msg).toBe("m.yaml: document 1: Secrets[0].Data[0]: NAME must be an environment name matching [A-Za-z_][A-Za-z0-9_]*");
+  });
+
+  it("when a Nanocl Kind is one of the user's own, then it is type nanocl.io/<kind lower-cased> with Data's keys; Env and Tls match in any case", () => {
+    const [d] = parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: MyKind\n  Data:\n    token: abc\n    port: 8080\n");
+    expect(d?.type).toBe("nanocl.io/mykind");
+    expect(Object.keys(d?.data ?? {}).sort()).toEqual(["port", "token"]);
+    expect(d?.data["port"]?.toString()).toBe("8080");
+    expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: ENV\n  Data:\n  - A=1\n")[0]?.type).toBe("nanocl.io/env");
+    expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: MyKind\n  Data:\n  - A=1\n"))).toBe("m.yaml: document 1: Secrets[0].Data: must be a mapping of keys to values");
+    expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: my kind\n  Data: {}\n"))).toMatch(/^m\.yaml: document 1: Secrets\[0\]\.Kind: must be Env, Tls or a kind of your own/);
+  });
+
   it("when two inputs declare the same secret in the same scope, then the second is refused naming the first", () => {
     const a = { name: "a.yaml", text: "type: Secret\nname: s\ndata: dGVzdAo=\n", baseDir: "/" };
     const b = { name: "b.yaml", text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n", baseDir: "/" };
