@@ -4,7 +4,7 @@
  * twice: the second run must say `unchanged` and make no new version.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
@@ -184,9 +184,46 @@ describe("secretd apply: each format applied twice", () => {
     expect(s.annotations).toEqual({ "dataos.info/secret-type": "key-value", "dataos.info/acl": "rw" });
     expect(text(s, "password")).toBe("secure_password");
   }, SLOW);
+
+  it("when a DataOS instance-secret (with a file beside it) is applied twice, then it is created, then unchanged", async () => {
+    const t = await tenantToken("dataosinstance");
+    const sub = mkdtempSync(path.join(dir, "instance-"));
+    writeFileSync(path.join(sub, "value1.json"), '{"type":"service_account"}');
+    const file = path.join(sub, "instance-secret.yaml");
+    writeFileSync(file, "name: depotsecret-r\nversion: v1\ntype: instance-secret\nlayer: user\ninstance-secret:\n  type: key-value-properties\n  acl: r\n  data:\n    username: iamgroot\n  files:\n    key_json: value1.json\n");
+    await applyTwice(t, file, ["depotsecret-r"]);
+    const s = await get(t, "", "depotsecret-r");
+    expect(s.annotations).toEqual({ "dataos.info/secret-type": "key-value-properties", "dataos.info/acl": "r" });
+    expect(text(s, "key_json")).toBe('{"type":"service_account"}');
+    expect(text(s, "username")).toBe("iamgroot");
+  }, SLOW);
 });
 
 describe("secretd apply: updates, dry runs and refusals", () => {
+  it("when a DataOS manifest's secret.files points outside its directory (absolute, '..', a symlink out), then exit 2 naming the entry, and nothing is read or written", async () => {
+    const t = await tenantToken("dataosfiles");
+    const outside = mkdtempSync(path.join(dir, "private-"));
+    writeFileSync(path.join(outside, "id_ed25519"), "Private-Key-Bytes-9");
+    const sub = mkdtempSync(path.join(dir, "untrusted-"));
+    mkdirSync(path.join(sub, "inner"));
+    symlinkSync(path.join(outside, "id_ed25519"), path.join(sub, "inner", "link"));
+    const rel = path.relative(sub, path.join(outside, "id_ed25519"));
+    for (const [p, why] of [
+      [path.join(outside, "id_ed25519"), "must be a path relative to the manifest's directory"],
+      [rel, "must not contain a '..' part"],
+      ["inner/link", "leads outside the manifest's directory"],
+    ] as const) {
+      const file = path.join(sub, "secret.yaml");
+      writeFileSync(file, `name: stolen\nversion: v1\ntype: secret\nsecret:\n  type: key-value\n  data:\n    u: x\n  files:\n    key: ${p}\n`);
+      const r = await apply(t, ["-f", file]);
+      expect(r.status, p).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.startsWith(`secretd: INVALID_ARGUMENT: ${file}: document 1: secret.files["key"]: ${JSON.stringify(p)} ${why}`), r.err).toBe(true);
+      expect(r.err).not.toContain("Private-Key-Bytes-9");
+    }
+    expect(await names(t, "")).toEqual([]);
+  }, SLOW);
+
   it("when a re-applied manifest changes a value, then it says configured, keeps the uid and makes exactly one new version", async () => {
     const t = await tenantToken("update");
     const file = path.join(dir, "update.yaml");
