@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { splitList } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { defaultEnvName } from "../domain/env-names.js";
 import {
@@ -22,6 +21,7 @@ import {
 import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
 import { checkedEnv } from "./projected-env.js";
 import { withExample } from "./help.js";
+import { updateMask } from "./update-mask.js";
 import { envLines, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 
 interface DataFlags {
@@ -231,9 +231,18 @@ function registerList(program: Command): void {
   );
 }
 
-/** "expireTime", "expire-time" → "expire_time": the server speaks FieldMask paths. */
-function maskPaths(mask: string): string[] {
-  return splitList(mask).map((p) => p.replace(/([a-z])([A-Z])/g, "$1_$2").replace(/-/g, "_").toLowerCase());
+/** The update flags present on the command line, by name (for updateMask). */
+function givenFlags(f: DataFlags): Set<string> {
+  const named: Array<[string, unknown]> = [
+    ["--from-literal", f.fromLiteral],
+    ["--from-file", f.fromFile],
+    ["--label", f.label],
+    ["--annotation", f.annotation],
+    ["--description", f.description],
+    ["--expire-time", f.expireTime],
+    ["--ttl", f.ttl],
+  ];
+  return new Set(named.filter(([, v]) => v !== undefined).map(([flag]) => flag));
 }
 
 /**
@@ -266,12 +275,13 @@ function registerUpdate(program: Command): void {
     .argument("<name>", "secret name")
     .option("--etag <etag>", "etag of the version you are replacing (from get, list or create)")
     .option("--force", "instead of --etag: update whatever version is current (an expired one too)")
-    .option("--mask <paths>", "fields to replace: data,labels,annotations,description,expire_time (default: the fields given)");
+    .option("--mask <paths>", "fields to replace: data,labels,annotations,description,expire_time (default: the fields given); each needs its flag or --clear")
+    .addOption(repeatable("--clear <paths>", "write these fields empty: data (no keys), labels, annotations, description, expire_time (never expires)"));
   withDataOptions(withClientOptions(cmd)).addOption(outputOption(["yaml", "json"], "yaml"));
   withExample(cmd, "secretd update db --mesh default --etag \"$(secretd get db --mesh default -o json | jq -r .etag)\" --from-literal user=app2");
   cmd.action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
-      const f = self.opts<DataFlags & { etag?: string; force?: boolean; mask?: string; output: DocFormat }>();
+      const f = self.opts<DataFlags & { etag?: string; force?: boolean; mask?: string; clear?: string[]; output: DocFormat }>();
       if (f.etag === undefined && f.force !== true) {
         throw invalid("--etag", "is required: pass the etag you read (get, list, create), or --force to update the current version");
       }
@@ -285,7 +295,7 @@ function registerUpdate(program: Command): void {
         annotations: stringMap(f.annotation, "--annotation"),
         description: f.description ?? "",
         expireTime: expireTimeFrom(f),
-        updateMask: f.mask === undefined ? [] : maskPaths(f.mask),
+        updateMask: updateMask(f.mask, f.clear ?? [], givenFlags(f)),
       };
       const etag = f.etag ?? (await currentEtag(conn, name));
       const updated = await conn.unary(conn.client.updateSecret, UpdateSecretRequest.fromPartial({ ...fields, etag }));

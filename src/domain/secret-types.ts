@@ -68,13 +68,13 @@ const basicAuth: Rule = (data, type) => {
   return {};
 };
 
-const ENV_ENTRY_RE = /^[A-Za-z_][A-Za-z0-9_]*=/;
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** A Nanocl Env secret: each key an environment name, each value what follows its `=`. */
 const envEntries: Rule = (data) => {
   for (const [key, buf] of data) {
-    const entry = text(buf, key);
-    if (!ENV_ENTRY_RE.test(entry)) throw invalid(field(key), "must be a NAME=VALUE entry with NAME matching [A-Za-z_][A-Za-z0-9_]*");
-    if (entry.includes("\0")) throw invalid(field(key), "must not contain a NUL character");
+    if (!ENV_NAME_RE.test(key)) throw invalid(field(key), "the key must be an environment name matching [A-Za-z_][A-Za-z0-9_]*");
+    if (text(buf, key).includes("\0")) throw invalid(field(key), "must not contain a NUL character");
   }
   return {};
 };

@@ -4,7 +4,7 @@
  * twice: the second run must say `unchanged` and make no new version.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
@@ -124,12 +124,31 @@ describe("secretd apply: each format applied twice", () => {
     expect(again.out).toBe("secret/sample-secret unchanged\nsecret/sample-global-secret unchanged\n");
   }, SLOW);
 
-  it("when the Nanocl Env Statefile is applied twice, then each NAME=VALUE entry is one key of a nanocl.io/env secret named by its Key", async () => {
+  it("when the Nanocl Env Statefile is applied twice, then each NAME=VALUE entry is key NAME with value VALUE, and get -o env and run give MY_ENV=MY_VALUE", async () => {
     const t = await tenantToken("nanocl");
     await applyTwice(t, fixture("nanocl-env.yml"), ["env.super-secret"]);
     const s = await get(t, "", "env.super-secret");
     expect(s).toMatchObject({ type: "nanocl.io/env", keys: ["MY_ENV", "MY_ENV1"], version: 1 });
-    expect(text(s, "MY_ENV")).toBe("MY_ENV=MY_VALUE");
+    expect(text(s, "MY_ENV")).toBe("MY_VALUE");
+    const cli = { env: { SECRETD_SERVER: server.address, SECRETD_TOKEN: t } };
+    const env = await runCli(["get", "env.super-secret", "-o", "env"], cli);
+    expect(env.err).toBe("");
+    expect(env.out).toBe("MY_ENV=MY_VALUE\nMY_ENV1=MY_VALUE1\n");
+    const projection = path.join(dir, "nanocl-projection.yaml");
+    writeFileSync(projection, "items:\n  - name: env.super-secret\n");
+    const run = await runCli(["run", "--projection", projection, "--", process.execPath, "-e", "console.log(process.env.MY_ENV + ' ' + process.env.MY_ENV1)"], cli);
+    expect(run.err).toBe("");
+    expect(run.out).toBe("MY_VALUE MY_VALUE1\n");
+  }, SLOW);
+
+  it("when a Statefile declares a Nanocl kind of its own, then it is a nanocl.io/<kind> secret with its Data mapping as keys", async () => {
+    const t = await tenantToken("nanoclcustom");
+    const file = path.join(dir, "custom.Statefile.yml");
+    writeFileSync(file, "ApiVersion: v0.12\nSecrets:\n- Key: registry.creds\n  Kind: Registry-Auth\n  Data:\n    username: robot\n    port: 5000\n");
+    await applyTwice(t, file, ["registry.creds"]);
+    const s = await get(t, "", "registry.creds");
+    expect(s).toMatchObject({ type: "nanocl.io/registry-auth", keys: ["port", "username"] });
+    expect(text(s, "port")).toBe("5000");
   }, SLOW);
 
   it.runIf(hasOpenssl)("when the Nanocl Tls Statefile (the documentation's shape, a real certificate) is applied twice, then it is a nanocl.io/tls secret", async () => {
@@ -165,9 +184,46 @@ describe("secretd apply: each format applied twice", () => {
     expect(s.annotations).toEqual({ "dataos.info/secret-type": "key-value", "dataos.info/acl": "rw" });
     expect(text(s, "password")).toBe("secure_password");
   }, SLOW);
+
+  it("when a DataOS instance-secret (with a file beside it) is applied twice, then it is created, then unchanged", async () => {
+    const t = await tenantToken("dataosinstance");
+    const sub = mkdtempSync(path.join(dir, "instance-"));
+    writeFileSync(path.join(sub, "value1.json"), '{"type":"service_account"}');
+    const file = path.join(sub, "instance-secret.yaml");
+    writeFileSync(file, "name: depotsecret-r\nversion: v1\ntype: instance-secret\nlayer: user\ninstance-secret:\n  type: key-value-properties\n  acl: r\n  data:\n    username: iamgroot\n  files:\n    key_json: value1.json\n");
+    await applyTwice(t, file, ["depotsecret-r"]);
+    const s = await get(t, "", "depotsecret-r");
+    expect(s.annotations).toEqual({ "dataos.info/secret-type": "key-value-properties", "dataos.info/acl": "r" });
+    expect(text(s, "key_json")).toBe('{"type":"service_account"}');
+    expect(text(s, "username")).toBe("iamgroot");
+  }, SLOW);
 });
 
 describe("secretd apply: updates, dry runs and refusals", () => {
+  it("when a DataOS manifest's secret.files points outside its directory (absolute, '..', a symlink out), then exit 2 naming the entry, and nothing is read or written", async () => {
+    const t = await tenantToken("dataosfiles");
+    const outside = mkdtempSync(path.join(dir, "private-"));
+    writeFileSync(path.join(outside, "id_ed25519"), "Private-Key-Bytes-9");
+    const sub = mkdtempSync(path.join(dir, "untrusted-"));
+    mkdirSync(path.join(sub, "inner"));
+    symlinkSync(path.join(outside, "id_ed25519"), path.join(sub, "inner", "link"));
+    const rel = path.relative(sub, path.join(outside, "id_ed25519"));
+    for (const [p, why] of [
+      [path.join(outside, "id_ed25519"), "must be a path relative to the manifest's directory"],
+      [rel, "must not contain a '..' part"],
+      ["inner/link", "leads outside the manifest's directory"],
+    ] as const) {
+      const file = path.join(sub, "secret.yaml");
+      writeFileSync(file, `name: stolen\nversion: v1\ntype: secret\nsecret:\n  type: key-value\n  data:\n    u: x\n  files:\n    key: ${p}\n`);
+      const r = await apply(t, ["-f", file]);
+      expect(r.status, p).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.startsWith(`secretd: INVALID_ARGUMENT: ${file}: document 1: secret.files["key"]: ${JSON.stringify(p)} ${why}`), r.err).toBe(true);
+      expect(r.err).not.toContain("Private-Key-Bytes-9");
+    }
+    expect(await names(t, "")).toEqual([]);
+  }, SLOW);
+
   it("when a re-applied manifest changes a value, then it says configured, keeps the uid and makes exactly one new version", async () => {
     const t = await tenantToken("update");
     const file = path.join(dir, "update.yaml");

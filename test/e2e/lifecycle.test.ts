@@ -198,7 +198,7 @@ describe("typed secrets", () => {
     ["kubernetes.io/dockerconfigjson", { ".dockerconfigjson": "{not json" }],
     ["kubernetes.io/dockercfg", { other: "{}" }],
     ["bootstrap.kubernetes.io/token", { "token-id": "abc", "token-secret": "0123456789abcdef" }],
-    ["nanocl.io/env", { a: "no-equals-sign" }],
+    ["nanocl.io/env", { "not-an-env-name": "x" }],
     ["nanocl.io/tls", { Certificate: "x" }],
   ];
   for (const [type, stringData] of invalid) {
@@ -213,7 +213,7 @@ describe("typed secrets", () => {
     ["kubernetes.io/dockerconfigjson", { ".dockerconfigjson": '{"auths":{}}' }],
     ["kubernetes.io/dockercfg", { ".dockercfg": "{}" }],
     ["bootstrap.kubernetes.io/token", { "token-id": "abcdef", "token-secret": "0123456789abcdef" }],
-    ["nanocl.io/env", { a: "A=1" }],
+    ["nanocl.io/env", { A: "1" }],
     ["example.com/custom", { anything: "goes" }],
   ];
   for (const [type, stringData] of valid) {

@@ -80,10 +80,11 @@ describe("reviving an expired secret (#15.8)", () => {
   );
 
   it(
-    "when `update --force --mask expire_time` targets an expired secret, then its expire_time is cleared",
+    "when `update --force --clear expire_time` targets an expired secret, then its expire_time is cleared",
     async () => {
       await expiredSecret("clear");
-      const r = await secretd(["update", "clear", "--force", "--mask", "expire_time"]);
+      const r = await secretd(["update", "clear", "--force", "--clear", "expire_time"]);
+      expect(r.err).toBe("");
       expect(r.status).toBe(0);
       expect((await current("clear")).expireTime).toBeUndefined();
     },
@@ -108,6 +109,58 @@ describe("reviving an expired secret (#15.8)", () => {
       expect(r.status).toBe(2);
       expect(r.err).toMatch(/^secretd: INVALID_ARGUMENT: --force.*--etag/);
       expect((await current("both-flags")).version).toBe(1);
+    },
+    SLOW,
+  );
+});
+
+describe("update --mask and --clear (#26.2)", () => {
+  async function masked(name: string): Promise<Secret> {
+    await s.call("createSecret", { mesh: M, name, stringData: { url: "old" }, labels: { app: "old" }, description: "d" }, owner);
+    return current(name);
+  }
+
+  it(
+    "when a flag sets a field outside --mask, then exit 2 naming the flag and the mask, and nothing is written",
+    async () => {
+      await masked("mask-outside");
+      const data = await secretd(["update", "mask-outside", "--force", "--from-literal", "url=new", "--mask", "labels"]);
+      expect(data.status).toBe(2);
+      expect(data.err).toBe("secretd: INVALID_ARGUMENT: --from-literal: sets data, which --mask labels leaves out: add data to --mask, or drop --from-literal\n");
+      const label = await secretd(["update", "mask-outside", "--force", "--label", "app=new", "--mask", "data"]);
+      expect(label.status).toBe(2);
+      expect(label.err).toContain("--label: sets labels, which --mask data leaves out");
+      const got = await current("mask-outside");
+      expect(got).toMatchObject({ version: 1, labels: { app: "old" } });
+      expect(Buffer.from(got.data.url!).toString()).toBe("old");
+    },
+    SLOW,
+  );
+
+  it(
+    "when a --mask path has no flag giving it, then exit 2 unless --clear names it; --clear then writes it empty on purpose",
+    async () => {
+      await masked("mask-empty");
+      const r = await secretd(["update", "mask-empty", "--force", "--label", "app=new", "--mask", "labels,data"]);
+      expect(r.status).toBe(2);
+      expect(r.err).toContain("--mask: data is in the mask but no --from-literal or --from-file gives it: give one, or --clear data");
+      expect((await current("mask-empty")).version).toBe(1);
+
+      const labels = await secretd(["update", "mask-empty", "--force", "--clear", "labels"]);
+      expect(labels.err).toBe("");
+      const afterLabels = await current("mask-empty");
+      expect(afterLabels).toMatchObject({ labels: {}, description: "d", keys: ["url"] });
+
+      const both = await secretd(["update", "mask-empty", "--force", "--from-literal", "url=new", "--clear", "data"]);
+      expect(both.status).toBe(2);
+      expect(both.err).toContain("--clear: data cannot be cleared and set by --from-literal at once");
+
+      const ok = await secretd(["update", "mask-empty", "--force", "--from-literal", "url=new", "--mask", "data"]);
+      expect(ok.err).toBe("");
+      expect(ok.status).toBe(0);
+      const got = await current("mask-empty");
+      expect(Buffer.from(got.data.url!).toString()).toBe("new");
+      expect(got.labels).toEqual({});
     },
     SLOW,
   );

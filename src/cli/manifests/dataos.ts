@@ -1,15 +1,16 @@
 /**
  * DataOS secret manifests (what `dataos-ctl resource apply -f` takes): `type: secret`
- * with `name`, `version` and a `secret:` block (`spec:` in newer schema versions).
- * `secret.data` pairs become string_data; `secret.type` and `secret.acl` are kept as
- * the annotations dataos.info/secret-type and dataos.info/acl; `secret.files` names
- * files (relative to the manifest) whose bytes become keys of the same name. The
- * resource meta fields secretd has no use for (tags, owner, layer, workspace) are
- * ignored: the owner is whoever applies it.
+ * with `name`, `version` and a `secret:` block (`spec:` in newer schema versions), or
+ * `type: instance-secret` with an `instance-secret:` block (DataOS documents both; an
+ * instance secret is the instance-wide kind, read the same way here). The block's `data`
+ * pairs become string_data; its `type` and `acl` are kept as the annotations
+ * dataos.info/secret-type and dataos.info/acl; its `files` name files whose bytes become
+ * keys of the same name. A manifest is untrusted input: a file is read only when it is a
+ * regular file inside the manifest's directory, within the size a secret may hold
+ * (referenced-file.ts). The resource meta fields secretd has no use for (tags, owner,
+ * layer, workspace) are ignored: the owner is whoever applies it.
  */
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import { DEFAULT_TYPE } from "../../domain/validation.js";
+import { MAX_DATA_SIZE, DEFAULT_TYPE } from "../../domain/validation.js";
 import {
   entry,
   isRecord,
@@ -22,22 +23,30 @@ import {
   type DesiredSecret,
   type ManifestSource,
 } from "./manifest.js";
+import { ReferencedFileError, readReferencedFile } from "./referenced-file.js";
 
 export const DATAOS_TYPE_ANNOTATION = "dataos.info/secret-type";
 export const DATAOS_ACL_ANNOTATION = "dataos.info/acl";
 
+const SECRET = "secret";
+const INSTANCE_SECRET = "instance-secret";
+
 export function isDataos(doc: Record<string, unknown>): boolean {
-  return doc["type"] === "secret";
+  return doc["type"] === SECRET || doc["type"] === INSTANCE_SECRET;
 }
 
+/** Each `files` entry read within what the secret may still hold; the first refusal names the entry. */
 function files(block: Record<string, unknown>, at: At, baseDir: string): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
+  let left = MAX_DATA_SIZE;
   for (const [k, p] of Object.entries(stringMap(block, "files", at))) {
     try {
-      out[k] = readFileSync(path.resolve(baseDir, p));
+      out[k] = readReferencedFile(baseDir, p, left);
     } catch (err) {
-      throw manifestError(at, entry("files", k), `cannot read ${p} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      if (err instanceof ReferencedFileError) throw manifestError(at, entry("files", k), `${JSON.stringify(p.slice(0, 200))} ${err.message}`);
+      throw err;
     }
+    left -= out[k].length;
   }
   return out;
 }
@@ -47,9 +56,10 @@ export function parseDataos(doc: Record<string, unknown>, source: ManifestSource
   const name = requiredString(doc, "name", top);
   const version = doc["version"];
   if (version === undefined || version === null || version === "") throw manifestError(top, "version", "is required");
-  const blockName = "secret" in doc ? "secret" : "spec";
+  const kind = doc["type"] === INSTANCE_SECRET ? INSTANCE_SECRET : SECRET;
+  const blockName = kind in doc ? kind : "spec";
   const block = optionalRecord(doc, blockName, top);
-  if (block === undefined) throw manifestError(top, "secret", "is required (a secret: or spec: block)");
+  if (block === undefined) throw manifestError(top, kind, `is required: the ${kind}: block (or spec:)`);
   const at: At = { source, prefix: `${blockName}.` };
   if (!isRecord(block["data"]) && block["files"] === undefined) throw manifestError(at, "data", "is required and must be a mapping");
   const annotations: Record<string, string> = {};
@@ -60,7 +70,7 @@ export function parseDataos(doc: Record<string, unknown>, source: ManifestSource
   return [
     {
       source,
-      format: "DataOS secret",
+      format: kind === SECRET ? "DataOS secret" : "DataOS instance-secret",
       mesh: undefined,
       name,
       type: DEFAULT_TYPE,

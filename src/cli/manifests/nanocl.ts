@@ -1,10 +1,12 @@
 /**
  * Nanocl Statefiles: `ApiVersion` and a `Secrets:` list of `Key`, `Kind`, `Data`. The
  * name is the Key, dots kept. `Kind: Env` holds NAME=VALUE entries, each one data key of
- * a `nanocl.io/env` secret (key NAME, value the whole NAME=VALUE entry, as the type
- * requires: SPEC §5); `Kind: Tls` holds Certificate and CertificateKey (and any
- * other field, e.g. CertificateClient) as keys of a `nanocl.io/tls` secret. The
- * Statefile's other sections (Cargoes, Resources, …) are not secretd's and are ignored.
+ * a `nanocl.io/env` secret (key NAME, value VALUE, what a cargo gets: SPEC §5); `Kind:
+ * Tls` holds Certificate and CertificateKey (and any other field, e.g. CertificateClient)
+ * as keys of a `nanocl.io/tls` secret. Nanocl lets a user name a Kind of their own: any
+ * other Kind is a `nanocl.io/<kind lower-cased>` secret with its `Data` mapping as keys
+ * (Env and Tls are matched in any case, so a custom kind never takes a built-in type).
+ * The Statefile's other sections (Cargoes, Resources, …) are not secretd's and are ignored.
  */
 import {
   entry,
@@ -19,6 +21,10 @@ import {
 
 export const NANOCL_ENV_TYPE = "nanocl.io/env";
 export const NANOCL_TLS_TYPE = "nanocl.io/tls";
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NANOCL_TYPE_PREFIX = "nanocl.io/";
+/** What the name part of a `domain/name` type may hold (SPEC §5). */
+const CUSTOM_KIND_RE = /^[-._a-z0-9]{1,200}$/;
 
 export function isNanocl(doc: Record<string, unknown>): boolean {
   return "ApiVersion" in doc;
@@ -33,10 +39,16 @@ function envData(data: unknown, at: At): Record<string, Buffer> {
     const eq = e.indexOf("=");
     if (eq <= 0) throw manifestError(at, field, "must look like NAME=VALUE");
     const key = e.slice(0, eq);
+    if (!ENV_NAME_RE.test(key)) throw manifestError(at, field, "NAME must be an environment name matching [A-Za-z_][A-Za-z0-9_]*");
     if (key in out) throw manifestError(at, field, `${JSON.stringify(key.slice(0, 80))} is given twice`);
-    out[key] = Buffer.from(e, "utf8");
+    out[key] = Buffer.from(e.slice(eq + 1), "utf8");
   });
   return out;
+}
+
+function mappingData(obj: Record<string, unknown>, at: At): Record<string, Buffer> {
+  if (!isRecord(obj["Data"])) throw manifestError(at, "Data", "must be a mapping of keys to values");
+  return Object.fromEntries(Object.entries(stringMap(obj, "Data", at, true)).map(([k, v]) => [k, Buffer.from(v, "utf8")]));
 }
 
 function tlsData(obj: Record<string, unknown>, at: At): Record<string, Buffer> {
@@ -59,17 +71,21 @@ export function parseNanocl(doc: Record<string, unknown>, source: ManifestSource
     if (!isRecord(s)) throw manifestError(top, `Secrets[${i}]`, "must be a mapping");
     const name = requiredString(s, "Key", at);
     const kind = requiredString(s, "Kind", at);
-    if (kind !== "Env" && kind !== "Tls") throw manifestError(at, "Kind", `must be Env or Tls (got ${JSON.stringify(kind.slice(0, 40))})`);
+    const lower = kind.toLowerCase();
+    if (lower !== "env" && lower !== "tls" && !CUSTOM_KIND_RE.test(lower)) {
+      throw manifestError(at, "Kind", "must be Env, Tls or a kind of your own of at most 200 letters, digits, '-', '_' or '.'");
+    }
+    const type = lower === "env" ? NANOCL_ENV_TYPE : lower === "tls" ? NANOCL_TLS_TYPE : `${NANOCL_TYPE_PREFIX}${lower}`;
     return {
       source,
       format: `Nanocl ${kind} secret`,
       mesh: undefined,
       name,
-      type: kind === "Env" ? NANOCL_ENV_TYPE : NANOCL_TLS_TYPE,
+      type,
       description: "",
       labels: {},
       annotations: {},
-      data: kind === "Env" ? envData(s["Data"], at) : tlsData(s, at),
+      data: lower === "env" ? envData(s["Data"], at) : lower === "tls" ? tlsData(s, at) : mappingData(s, at),
       stringData: {},
       immutable: false,
     };

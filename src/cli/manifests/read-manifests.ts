@@ -86,7 +86,7 @@ function parseDocument(doc: unknown, source: ManifestSource, baseDir: string): D
   if (isDataos(doc)) return parseDataos(doc, source, baseDir);
   throw new SecretdError(
     "INVALID_ARGUMENT",
-    `${where(source)}: not a Kubernetes Secret (apiVersion: v1, kind: Secret or List), a Kuma Secret/GlobalSecret (type: Secret/GlobalSecret), a Nanocl Statefile (ApiVersion, Secrets) or a DataOS secret (type: secret)`,
+    `${where(source)}: not a Kubernetes Secret (apiVersion: v1, kind: Secret or List), a Kuma Secret/GlobalSecret (type: Secret/GlobalSecret), a Nanocl Statefile (ApiVersion, Secrets) or a DataOS secret (type: secret or instance-secret)`,
   );
 }
 
