@@ -1,7 +1,8 @@
-/** Domain rows to API messages. Values appear only where the RPC returns them. */
+/** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
 import { permissionOf, type GrantView } from "../../domain/grants.js";
 import type { AuditEvent, Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
+import { emittedTime } from "./timestamps.js";
 
 /**
  * The message only goes to the serializer (and the audit, which reads it): labels and
@@ -21,9 +22,9 @@ export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffe
     immutable: row.immutable,
     version: row.version,
     etag: row.etag,
-    createTime: new Date(row.createTime),
-    updateTime: new Date(row.updateTime),
-    expireTime: row.expireTime === undefined ? undefined : new Date(row.expireTime),
+    createTime: emittedTime(row.createTime),
+    updateTime: emittedTime(row.updateTime),
+    expireTime: row.expireTime === undefined ? undefined : emittedTime(row.expireTime),
     keys: [...row.keys],
   };
 }
@@ -35,9 +36,9 @@ export function toGrantMessage(g: GrantView): Grant {
     subject: g.subject,
     permission: permissionOf(g.level),
     keys: [...g.keys],
-    expireTime: g.expireTime === undefined ? undefined : new Date(g.expireTime),
+    expireTime: g.expireTime === undefined ? undefined : emittedTime(g.expireTime),
     grantedBy: g.grantedBy,
-    createTime: new Date(g.createTime),
+    createTime: emittedTime(g.createTime),
     replaced: g.replaced === undefined ? undefined : toGrantMessage({ ...g.replaced, mesh: g.mesh, name: g.name }),
   };
 }
@@ -47,15 +48,15 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
     sub: l.sub,
     roles: [...l.roles],
     revision: l.revision,
-    since: new Date(l.since),
-    lastSeen: new Date(l.lastSeen),
+    since: emittedTime(l.since),
+    lastSeen: emittedTime(l.lastSeen),
     replica: l.replica,
   };
 }
 
 export function toAuditEventMessage(e: AuditRow): AuditEvent {
   return {
-    time: new Date(e.time),
+    time: emittedTime(e.time),
     requestId: e.requestId,
     method: e.method,
     sub: e.sub,

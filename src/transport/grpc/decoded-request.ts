@@ -8,7 +8,7 @@
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { invalid, type SecretdError } from "../../domain/errors.js";
-import { requestDescriptor, requestProblem } from "./request-check.js";
+import { checkRequest, requestDescriptor, type TimestampAt } from "./request-check.js";
 
 export class RefusedRequest {
   constructor(readonly error: SecretdError) {}
@@ -27,19 +27,27 @@ export function checkedService<S extends ServiceDefinition>(def: S): S {
     out[key] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
-        const problem = requestProblem(desc, bytes);
-        if (problem === undefined) {
-          try {
-            return decode(bytes);
-          } catch {
-            return new RefusedRequest(invalid("request", `is not a valid ${desc.name} encoding`));
-          }
+        const checked = checkRequest(desc, bytes);
+        if (checked.problem !== undefined) return new RefusedRequest(checked.problem);
+        try {
+          return withExactTimestamps(decode(bytes), checked.timestamps);
+        } catch {
+          return new RefusedRequest(invalid("request", `is not a valid ${desc.name} encoding`));
         }
-        return new RefusedRequest(problem);
       },
     };
   }
   return out as S;
+}
+
+/** Puts the truncated Date of each Timestamp where ts-proto put its rounded one (timestamps.ts). */
+function withExactTimestamps(msg: unknown, timestamps: readonly TimestampAt[]): unknown {
+  for (const t of timestamps) {
+    let obj = msg as Record<string, unknown>;
+    for (const key of t.path.slice(0, -1)) obj = obj[key] as Record<string, unknown>;
+    obj[t.path[t.path.length - 1]!] = new Date(t.ms);
+  }
+  return msg;
 }
 
 /** The decoded request, or the refusal its deserializer recorded. */

@@ -6,12 +6,14 @@
  *   different byte strings would become one name);
  * - a 64-bit integer outside ±(2^53 - 1) (ts-proto throws, grpc-js answers INTERNAL);
  * - a map key `__proto__` (ts-proto assigns map entries into a plain object, where that
- *   key sets the prototype or is dropped without a trace).
+ *   key sets the prototype or is dropped without a trace);
+ * - a google.protobuf.Timestamp outside its range (timestamps.ts);
  * - a repeated or map field of more than MAX_ENTRIES entries (twice what any valid
  *   request holds, so a request just past a limit still gets that limit's own message),
  *   so a 2 MiB request of 400,000 tiny items is refused after a few thousand, before it
  *   is decoded or walked any further (#27).
- * Each is INVALID_ARGUMENT naming the field.
+ * Each is INVALID_ARGUMENT naming the field. It also reads each Timestamp exactly, so the
+ * caller can replace the Date ts-proto rounded (see timestamps.ts) with the truncated one.
  */
 import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
@@ -19,6 +21,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { invalid, type SecretdError } from "../../domain/errors.js";
 import { keyField, MAX_DATA_KEYS } from "../../domain/validation.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
+import { timestampMs, timestampProblem } from "./timestamps.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -33,6 +36,17 @@ class Problem extends Error {
     super(error.message);
   }
 }
+
+const TIMESTAMP = "google.protobuf.Timestamp";
+
+/** A Timestamp read from the wire: where ts-proto put its Date (field local names), and its exact epoch ms. */
+export interface TimestampAt {
+  readonly path: readonly string[];
+  readonly ms: number;
+}
+
+/** What a walk collects besides problems: Timestamps outside lists and maps. */
+type Found = TimestampAt[];
 
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64")));
 
@@ -80,7 +94,8 @@ function checkMapEntry(bytes: Uint8Array, f: DescField & { fieldKind: "map" }, p
   const field = key === undefined ? path : keyField(path, key);
   if (key === "__proto__") throw new Problem(invalid(field, "the key __proto__ is not allowed"));
   for (const [, v] of values) {
-    if (f.mapKind === "message") checkMessage(v, f.message, field, depth + 1);
+    if (f.mapKind === "message" && f.message.typeName === TIMESTAMP) readTimestamp(v, field);
+    else if (f.mapKind === "message") checkMessage(v, f.message, field, depth + 1);
     else if (f.mapKind === "scalar" && f.scalar === ScalarType.STRING) {
       try {
         utf8.decode(v);
@@ -91,7 +106,22 @@ function checkMapEntry(bytes: Uint8Array, f: DescField & { fieldKind: "map" }, p
   }
 }
 
-function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth: number): void {
+function readTimestamp(bytes: Uint8Array, field: string): number {
+  const r = new BinaryReader(bytes);
+  let seconds = 0n;
+  let nanos = 0;
+  while (r.pos < r.len) {
+    const [no, wire] = r.tag();
+    if (no === 1 && wire === WireType.Varint) seconds = BigInt(r.int64());
+    else if (no === 2 && wire === WireType.Varint) nanos = r.int32();
+    else r.skip(wire);
+  }
+  const problem = timestampProblem(seconds, nanos);
+  if (problem !== undefined) throw new Problem(invalid(field, problem));
+  return timestampMs(seconds, nanos);
+}
+
+function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth: number, at?: readonly string[], found?: Found): void {
   if (depth > MAX_DEPTH) throw new Problem(invalid(path || "request", "is nested too deeply"));
   const r = new BinaryReader(bytes);
   const counts = new Map<number, number>();
@@ -113,13 +143,19 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
         readScalar(r, f.scalar, wire, name);
         break;
       case "message":
-        if (wire === WireType.LengthDelimited) checkMessage(r.bytes(), f.message, name, depth + 1);
-        else r.skip(wire);
+        if (wire !== WireType.LengthDelimited) r.skip(wire);
+        else if (f.message.typeName === TIMESTAMP) {
+          const ms = readTimestamp(r.bytes(), name);
+          if (at !== undefined && found !== undefined) found.push({ path: [...at, f.localName], ms });
+        } else checkMessage(r.bytes(), f.message, name, depth + 1, at === undefined ? undefined : [...at, f.localName], found);
         break;
       case "list": {
         const i = counts.get(no)! - 1;
         const item = `${name}[${i}]`;
-        if (f.listKind === "message" && wire === WireType.LengthDelimited) checkMessage(r.bytes(), f.message, item, depth + 1);
+        if (f.listKind === "message" && wire === WireType.LengthDelimited) {
+          if (f.message.typeName === TIMESTAMP) readTimestamp(r.bytes(), item);
+          else checkMessage(r.bytes(), f.message, item, depth + 1);
+        }
         else if (f.listKind === "scalar" && INT64.has(f.scalar) && wire === WireType.LengthDelimited) {
           const packed = new BinaryReader(r.bytes());
           const w = f.scalar === ScalarType.FIXED64 || f.scalar === ScalarType.SFIXED64 ? WireType.Bit64 : WireType.Varint;
@@ -139,15 +175,17 @@ function checkMessage(bytes: Uint8Array, desc: DescMessage, path: string, depth:
 }
 
 /**
- * The first problem of an encoded request of type `desc`, or undefined. Malformed
- * wire data is left to the decoder, whose failure the caller turns into its own error.
+ * The first problem of an encoded request of type `desc`, or the exact Timestamps it
+ * holds (outside lists and maps). Malformed wire data is left to the decoder, whose
+ * failure the caller turns into its own error.
  */
-export function requestProblem(desc: DescMessage, bytes: Uint8Array): SecretdError | undefined {
+export function checkRequest(desc: DescMessage, bytes: Uint8Array): { problem: SecretdError } | { problem?: undefined; timestamps: readonly TimestampAt[] } {
+  const timestamps: Found = [];
   try {
-    checkMessage(bytes, desc, "", 0);
-    return undefined;
+    checkMessage(bytes, desc, "", 0, [], timestamps);
+    return { timestamps };
   } catch (err) {
-    if (err instanceof Problem) return err.error;
-    return invalid("request", `is not a valid ${desc.name} encoding`);
+    if (err instanceof Problem) return { problem: err.error };
+    return { problem: invalid("request", `is not a valid ${desc.name} encoding`) };
   }
 }
