@@ -25,6 +25,7 @@ import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { MIGRATIONS } from "../storage/sqlite/migrations.js";
 import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
 import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { printError } from "./cli-errors.js";
@@ -150,6 +151,10 @@ async function checkSqlite(r: Report, config: Config): Promise<void> {
   const problems = integrityProblems(dbFile);
   if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
   for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
+  const objects = checkSchema(dbFile);
+  if (objects.unknownMigrations.length > 0) r.say("warn", `database ${dbFile}: migrations ${objects.unknownMigrations.join(", ")} are unknown to this build: schema objects not compared`);
+  else if (objects.differences.length === 0) r.say("ok", `database ${dbFile}: schema objects are the ones secretd's migrations make`);
+  for (const d of objects.differences) r.say("FAIL", `database ${dbFile}: schema: ${d}`);
   const rows = [...sealedVersions(dbFile)];
   const keyring = keyringOf(r, config, rows.length);
   if (keyring === undefined) return;
