@@ -16,6 +16,7 @@ import { maskUrl, type Config } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
+import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
 import { printError } from "./cli-errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { withExample } from "./help.js";
@@ -75,6 +76,18 @@ async function restore(file: string, opts: Record<string, string | boolean | und
   const problems = integrityProblems(source);
   if (problems.length > 0) throw new SecretdError("DATA_LOSS", `${source} fails integrity_check: ${problems.slice(0, 3).join("; ")}`);
   const incoming = databaseCounts(source);
+  // Checked before the data dir is touched: an object secretd did not make (a trigger runs on every write) is never restored.
+  const schema = checkSchema(source);
+  if (schema.unknownMigrations.length > 0) {
+    throw new SecretdError("FAILED_PRECONDITION", `${source} was made by a newer secretd (migrations ${schema.unknownMigrations.join(", ")} are unknown to this build): restore it with that build`);
+  }
+  if (schema.differences.length > 0) {
+    throw new SecretdError(
+      "FAILED_PRECONDITION",
+      `${source} does not have the schema secretd's migrations make, so it is not restored: ${schema.differences.slice(0, 5).join("; ")}` +
+        (schema.differences.length > 5 ? `; and ${schema.differences.length - 5} more` : ""),
+    );
+  }
   const dbFile = path.join(config.dataDir, DB_FILE);
   if (existsSync(dbFile)) {
     if (isDatabaseInUse(dbFile)) {

@@ -25,6 +25,7 @@ import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { MIGRATIONS } from "../storage/sqlite/migrations.js";
 import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
 import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { printError } from "./cli-errors.js";
@@ -90,7 +91,22 @@ function errorText(err: unknown): string {
   return err instanceof SecretdError ? `${err.code}: ${err.message}` : "unexpected error";
 }
 
-function keyringOf(r: Report, config: Config): Keyring | undefined {
+/**
+ * The keyring, or a FAIL saying what to do. A missing file's advice depends on the data:
+ * a new key is right only for a database that holds no sealed version yet; for stored
+ * (e.g. restored) data it would open nothing, so the advice is to restore the keyring.
+ */
+function keyringOf(r: Report, config: Config, storedVersions: number): Keyring | undefined {
+  if (!existsSync(config.kekFile)) {
+    r.say(
+      "FAIL",
+      storedVersions > 0
+        ? `keyring: no KEK file at ${config.kekFile}, and the database holds ${storedVersions} sealed version${storedVersions === 1 ? "" : "s"}: put the keyring they were sealed under there ` +
+            "(the one backed up with this data); a new key (keys init) cannot open them"
+        : `keyring: no KEK file at ${config.kekFile}; the database holds no sealed version yet, so a new keyring is right: secretd keys init --kek-file ${config.kekFile}`,
+    );
+    return undefined;
+  }
   try {
     return loadKeyring(config.kekFile, { create: false, warn: () => {} });
   } catch (err) {
@@ -135,9 +151,13 @@ async function checkSqlite(r: Report, config: Config): Promise<void> {
   const problems = integrityProblems(dbFile);
   if (problems.length === 0) r.say("ok", `database ${dbFile}: integrity_check ok`);
   for (const p of problems.slice(0, 20)) r.say("FAIL", `database ${dbFile}: integrity_check: ${p}`);
-  const keyring = keyringOf(r, config);
-  if (keyring === undefined) return;
+  const objects = checkSchema(dbFile);
+  if (objects.unknownMigrations.length > 0) r.say("warn", `database ${dbFile}: migrations ${objects.unknownMigrations.join(", ")} are unknown to this build: schema objects not compared`);
+  else if (objects.differences.length === 0) r.say("ok", `database ${dbFile}: schema objects are the ones secretd's migrations make`);
+  for (const d of objects.differences) r.say("FAIL", `database ${dbFile}: schema: ${d}`);
   const rows = [...sealedVersions(dbFile)];
+  const keyring = keyringOf(r, config, rows.length);
+  if (keyring === undefined) return;
   await checkBlobs(r, keyring, rows, rows.length);
   const schema = databaseCounts(dbFile).schema;
   const known = Math.max(...MIGRATIONS.map((m) => m.id));
@@ -178,7 +198,7 @@ async function checkPostgres(r: Report, config: Config): Promise<void> {
     r.say("note", "integrity_check is SQLite's: PostgreSQL checks its own pages (initdb --data-checksums; the amcheck extension verifies indexes)");
     for (const m of snap.missingCurrent) r.say("FAIL", `current version missing: tenant "${m.tenant}" mesh "${m.mesh}" secret "${m.name}" version ${m.version}`);
     if (snap.missingCurrent.length === 0) r.say("ok", "every secret's current version is stored");
-    const keyring = keyringOf(r, config);
+    const keyring = keyringOf(r, config, snap.versions);
     if (keyring === undefined) return;
     await checkBlobs(r, keyring, snap.versionsIn(), snap.versions);
     if (newer !== "") return;

@@ -1,5 +1,6 @@
 /**
- * `secretd keys rotate` and `secretd keys rewrap`: KEK rotation, safe while servers run
+ * `secretd keys init` writes a new keyring file (one fresh KEK, 0600) for a new deployment
+ * and never replaces one. `secretd keys rotate` and `secretd keys rewrap`: KEK rotation, safe while servers run
  * on the same data: SQLite in WAL mode (or PostgreSQL, with --database-url) lets this
  * second process write in short transactions between the servers', and the servers
  * follow the keyring file (KeyringHolder), so reads and writes keep succeeding throughout.
@@ -9,7 +10,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
 import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
-import { rotateKeyring } from "../crypto/keyring.js";
+import { createKeyring, rotateKeyring } from "../crypto/keyring.js";
 import { rewrapAll } from "../crypto/rotation.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
@@ -96,11 +97,34 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
   }
 }
 
+/** keys init: an existing file is the caller's input, refused as such (exit 2), never replaced. */
+function initCommand(opts: Record<string, string | undefined>): void {
+  const config = configFrom(opts);
+  let ring;
+  try {
+    ring = createKeyring(config.kekFile);
+  } catch (err) {
+    if (err instanceof SecretdError && err.code === "ALREADY_EXISTS") throw invalid("--kek-file", err.message);
+    throw err;
+  }
+  process.stdout.write(
+    `created KEK file ${config.kekFile} (mode 0600) with KEK ${ring.active.id}; back it up apart from the database: ` +
+      "secrets sealed under it cannot be read without it\n",
+  );
+}
+
 /** The settings a key tool reads: where the database (SQLite in the data dir, or PostgreSQL) and the keyring are. */
 const KEY_SETTINGS: readonly SettingKey[] = ["dataDir", "databaseUrl", "databaseStatementTimeout", "kekFile"];
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("key-encryption key (KEK) management");
+  const init = withConfigOptions(
+    keys
+      .command("init")
+      .description("create a new keyring file holding one fresh KEK (mode 0600, missing parent directories 0700); refuses an existing file. Only for a new deployment: restored or existing data needs the keyring it was sealed under"),
+    ["dataDir", "kekFile"],
+  );
+  withExample(init, "secretd keys init --kek-file /etc/secretd/kek.json").action((opts: Record<string, string | undefined>) => initCommand(opts));
   const rotate = withConfigOptions(
     keys
       .command("rotate")

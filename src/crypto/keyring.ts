@@ -105,7 +105,11 @@ export function loadKeyring(file: string, opts: LoadKeyringOptions): Keyring {
   const existing = readKeyringFile(file, opts.warn);
   if (existing !== undefined) return existing;
   if (!opts.create) {
-    throw new SecretdError("FAILED_PRECONDITION", `KEK file ${file} does not exist (create it, or use the default path to have one generated)`);
+    throw new SecretdError(
+      "FAILED_PRECONDITION",
+      `KEK file ${file} does not exist: for a new, empty database create it with secretd keys init --kek-file ${file}; ` +
+        "for existing or restored data, put the keyring it was sealed under there (a new key cannot open it)",
+    );
   }
   const created = withTempFile(file, (tmp) => {
     // Another process may have created it while we waited for the temp file.
@@ -119,6 +123,30 @@ export function loadKeyring(file: string, opts: LoadKeyringOptions): Keyring {
     opts.warn(`created a new dev KEK at ${file}; back this file up, because secrets sealed under it cannot be read without it`);
   }
   return created.keyring;
+}
+
+/**
+ * Writes a new keyring file holding one fresh key (`secretd keys init`), mode 0600, making
+ * missing parent directories 0700. Never replaces a file: the staged file is hard-linked to
+ * `file`, which fails (ALREADY_EXISTS) when anything is there, even a file created
+ * concurrently, so an existing keyring is left byte for byte as it was.
+ */
+export function createKeyring(file: string): Keyring {
+  const exists = (): SecretdError => new SecretdError("ALREADY_EXISTS", `KEK file ${file} already exists; it is left as it is (keys init never replaces a keyring: use secretd keys rotate to add a key)`);
+  if (fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined) throw exists();
+  return withTempFile(file, (tmp) => {
+    const kek = freshKek(new Set());
+    const keyring = new Keyring([kek], kek.id);
+    writeTemp(tmp, keyring);
+    try {
+      fs.linkSync(tmp.path, file);
+    } catch (err) {
+      if (errnoCode(err) === "EEXIST") throw exists();
+      throw new SecretdError("FAILED_PRECONDITION", `cannot write KEK file ${file} (${errnoCode(err) ?? "error"})`, { cause: err });
+    }
+    fsyncDir(path.dirname(file));
+    return keyring;
+  }, { mkdir: true });
 }
 
 /**
@@ -233,15 +261,20 @@ interface TempFile {
 
 /** Writes the keyring to the temp file, fsyncs it, renames it over `file`, fsyncs the directory. */
 function installKeyring(file: string, tmp: TempFile, keyring: Keyring): Keyring {
+  writeTemp(tmp, keyring);
+  fs.renameSync(tmp.path, file);
+  tmp.renamed = true;
+  fsyncDir(path.dirname(file));
+  return keyring;
+}
+
+/** Writes the keyring to the temp file (0600), fsyncs and closes it. */
+function writeTemp(tmp: TempFile, keyring: Keyring): void {
   fs.fchmodSync(tmp.fd, 0o600); // the umask may have taken bits from the requested mode
   fs.writeFileSync(tmp.fd, serializeKeyring(keyring));
   fs.fsyncSync(tmp.fd);
   fs.closeSync(tmp.fd);
   tmp.fd = -1;
-  fs.renameSync(tmp.path, file);
-  tmp.renamed = true;
-  fsyncDir(path.dirname(file));
-  return keyring;
 }
 
 /** mkdir -p (0700), then fsync the parent of every directory it created. */

@@ -3,7 +3,7 @@
  * the data dir of a real server. The backup is taken while the server takes writes; it
  * must restore to exactly the data of one moment, hold no value in clear and no KEK.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, chmodSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, chmodSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -205,6 +205,61 @@ describe("restore", () => {
   }, SLOW);
 });
 
+/** Objects secretd's migrations never make, as an attacker would plant them in a backup. */
+const PLANTED = [
+  {
+    what: "a trigger that deletes one tenant's audit events as they are written",
+    sql: "CREATE TRIGGER hide_acme AFTER INSERT ON audit_events WHEN NEW.tenant = 'acme' BEGIN DELETE FROM audit_events WHERE id = NEW.id; END",
+    named: 'unexpected trigger "hide_acme" on table "audit_events"',
+  },
+  { what: "a view", sql: "CREATE VIEW every_dek AS SELECT uid, dek FROM secret_versions", named: 'unexpected view "every_dek"' },
+  { what: "an index", sql: "CREATE INDEX by_payload ON secret_versions (payload)", named: 'unexpected index "by_payload" on table "secret_versions"' },
+  { what: "a table", sql: "CREATE TABLE stash (v BLOB)", named: 'unexpected table "stash"' },
+  {
+    what: "a changed table",
+    sql: "ALTER TABLE audit_events ADD COLUMN note TEXT",
+    named: 'changed table "audit_events": its SQL is not what secretd\'s migrations make',
+  },
+];
+
+describe("restore of a backup whose schema secretd did not make", () => {
+  let source: string;
+  beforeAll(async () => {
+    const dataDir = path.join(root, "planted-source");
+    const server = await startTestServer({ dataDir });
+    const token = await server.token({ tenant: "acme", sub: "ops", roles: ["tenant-admin"] });
+    await server.call("createSecret", { mesh: "m", name: "db", stringData: { v: "planted-value" } }, token);
+    source = path.join(root, "planted-clean.db");
+    expect((await secretd(["backup", "--data-dir", dataDir, source])).status).toBe(0);
+    await server.stop();
+  }, SLOW);
+
+  it.each(PLANTED)("when the backup carries $what, then restore refuses naming it and leaves the data dir untouched", async ({ sql, named }) => {
+    const file = path.join(root, `planted-${named.split('"')[1]}.db`);
+    copyFileSync(source, file);
+    const db = new Database(file);
+    db.exec(sql);
+    db.close();
+    const dataDir = path.join(root, `planted-target-${named.split('"')[1]}`);
+    const r = await secretd(["restore", "--data-dir", dataDir, file]);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("does not have the schema secretd's migrations make, so it is not restored");
+    expect(r.err).toContain(named);
+    expect(existsSync(path.join(dataDir, "secretd.db"))).toBe(false);
+  }, SLOW);
+
+  it("when the backup is as secretd made it, then restore accepts it and doctor finds its schema objects sound", async () => {
+    const dataDir = path.join(root, "planted-clean-target");
+    const r = await secretd(["restore", "--data-dir", dataDir, source]);
+    expect(r.err).toContain("no KEK file"); // the keyring stays with the source data dir
+    expect(r.status).toBe(0);
+    copyFileSync(path.join(root, "planted-source", "kek.json"), path.join(dataDir, "kek.json"));
+    const d = await secretd(["doctor", "--data-dir", dataDir]);
+    expect(d.out).toMatch(/^ok +database .*: schema objects are the ones secretd's migrations make/m);
+    expect(d.status).toBe(0);
+  }, SLOW);
+});
+
 /** A process's state letter from /proc (R, S, T stopped, Z dead but not reaped), or "gone". */
 function procState(pid: number): string {
   try {
@@ -293,6 +348,24 @@ describe("doctor", () => {
     expect(r.out).toMatch(/^FAIL +checked the row MACs of 3 secrets: 2 authenticate, 1 do not/m);
     expect(r.out).toContain("3 problems found");
     expect(r.out + r.err).not.toContain("doctor-value-");
+  }, SLOW);
+
+  it("when a trigger is planted in a live database, then doctor names it and exits 1", async () => {
+    const dataDir = path.join(root, "doctor-trigger");
+    const server = await startTestServer({ dataDir });
+    try {
+      const token = await server.token({ tenant: "acme", sub: "ops", roles: ["tenant-admin"] });
+      await server.call("createSecret", { mesh: "m", name: "db", stringData: { v: "trigger-value" } }, token);
+      const db = new Database(path.join(dataDir, "secretd.db"));
+      db.exec(PLANTED[0]!.sql);
+      db.close();
+      const r = await secretd(["doctor", "--data-dir", dataDir]); // next to the running server
+      expect(r.status).toBe(1);
+      expect(r.out).toMatch(/^FAIL +database .*secretd\.db: schema: unexpected trigger "hide_acme" on table "audit_events": secretd's migrations make no such object$/m);
+      expect(r.out).toContain("1 problem found");
+    } finally {
+      await server.stop();
+    }
   }, SLOW);
 
   it("when settings come from a flag, the environment and a YAML file, then doctor echoes each with its source and masks URL credentials", async () => {

@@ -188,11 +188,15 @@ export function openSqliteDatabase(file: string): Db {
   }
 }
 
-function migrate(db: Db): void {
+/**
+ * Applies the pending migrations in list order. With `only`, just those ids (the schema
+ * checker rebuilds, in memory, the schema a database with that history must have).
+ */
+export function migrate(db: Db, only?: ReadonlySet<number>): void {
   db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
   const applied = new Set(db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[]);
   for (const m of MIGRATIONS) {
-    if (applied.has(m.id)) continue;
+    if (applied.has(m.id) || (only !== undefined && !only.has(m.id))) continue;
     db.transaction(() => {
       db.exec(m.sql);
       db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, Date.now());
