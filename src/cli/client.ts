@@ -69,6 +69,13 @@ export interface Connection {
   readonly meshGiven: boolean;
   /** Calls e.g. `conn.unary(conn.client.getSecret, req)` with the bearer token and the deadline. */
   unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req): Promise<Res>;
+  /**
+   * Closes the channel and opens a fresh one (`client` is then the new one): a new
+   * connection attempt now, not when grpc-js's own reconnect backoff of the old channel
+   * ends. Fresh only with `grpc.use_local_subchannel_pool` (WATCH_CHANNEL_OPTIONS): the
+   * global pool would hand back the old, backing-off connection.
+   */
+  reopen(): SecretServiceClient;
   close(): void;
 }
 
@@ -175,9 +182,12 @@ export function clientSettings(cmd: Command): ClientSettings {
  */
 export function connect(cmd: Command, channelOptions: ChannelOptions = {}): { conn: Connection; token: string } {
   const settings = clientSettings(cmd);
-  const client = new SecretServiceClient(settings.address.target, settings.credentials, channelOptions);
+  const open = (): SecretServiceClient => new SecretServiceClient(settings.address.target, settings.credentials, channelOptions);
+  let client = open();
   const conn: Connection = {
-    client,
+    get client() {
+      return client;
+    },
     settings,
     mesh: settings.mesh,
     meshGiven: settings.meshGiven,
@@ -185,6 +195,11 @@ export function connect(cmd: Command, channelOptions: ChannelOptions = {}): { co
       return new Promise<Res>((resolve, reject) => {
         method.call(client, request, settings.metadata(), { deadline: Date.now() + settings.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
       });
+    },
+    reopen() {
+      client.close();
+      client = open();
+      return client;
     },
     close: () => client.close(),
   };

@@ -124,6 +124,7 @@ export function registerSidecar(program: Command): void {
 
       const loop = new WatchLoop({
         client: conn.client,
+        reopen: () => conn.reopen(),
         request,
         token: tokenSourceOf(f, token),
         backoff,

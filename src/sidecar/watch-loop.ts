@@ -5,12 +5,22 @@
  * hands each new projection to `onProjection` one at a time, latest first: projections
  * that arrive while one is being handled collapse into the newest.
  *
+ * Every attempt after the first dials on a fresh channel (`reopen`), so the server is
+ * reached at the attempt our backoff chose, not when grpc-js's own backoff of an old
+ * channel ends (channel-options.ts). "watching again" is logged once the watch is back
+ * after an interruption: at its first message, or, after a lost connection, when the
+ * new channel is connected (an unchanged projection sends nothing).
+ *
  * How a stream's end is read (SPEC §4, §8):
  * - PERMISSION_DENIED / NOT_FOUND: access is gone → `onAccessGone`, then keep retrying;
- * - INVALID_ARGUMENT / UNIMPLEMENTED: retrying cannot help → `onFatal`;
+ * - INVALID_ARGUMENT before any projection arrived: the request itself is refused
+ *   (its projection file) → `onFatal`; after one did, the same request was good, so the
+ *   secrets' content changed under it (e.g. a key someone added): keep the last good
+ *   values and retry;
+ * - UNIMPLEMENTED: retrying cannot help → `onFatal`;
  * - anything else (UNAVAILABLE, UNAUTHENTICATED, a dropped connection…): retry.
  */
-import { Metadata, status, type ClientReadableStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
+import { connectivityState, Metadata, status, type ClientReadableStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { SecretdError } from "../domain/errors.js";
 import { ProjectSecretsRequest, type Projection, type SecretServiceClient } from "../gen/secrets/v1/secrets.js";
@@ -21,7 +31,10 @@ import type { TokenSource } from "./token-source.js";
 const HEALTHY_MS = 10_000;
 
 export interface WatchLoopDeps {
+  /** The client of the first attempt. */
   readonly client: SecretServiceClient;
+  /** Closes the last channel and opens a fresh one, for each later attempt; without it, `client` is kept. */
+  readonly reopen?: () => SecretServiceClient;
   readonly request: ProjectSecretsRequest;
   readonly token: TokenSource;
   readonly backoff: Backoff;
@@ -32,6 +45,9 @@ export interface WatchLoopDeps {
   onAccessGone(code: string, details: string): Promise<void> | void;
   onFatal(err: unknown): void;
 }
+
+/** Ends that the server answered over a live connection: only a message says the watch is back. */
+const ANSWERS: ReadonlySet<string> = new Set(["UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"]);
 
 export function codeName(code: number): string {
   return status[code] ?? `CODE_${code}`;
@@ -47,9 +63,17 @@ export class WatchLoop {
   private unwatchToken: () => void = () => undefined;
   /** The token of the current (or last) stream, to tell a rotated file from a touched one. */
   private tokenInUse: string | undefined;
+  private client: SecretServiceClient;
+  private attempts = 0;
+  /** A projection was accepted for this request: a later INVALID_ARGUMENT is about content, not the request. */
+  private accepted: boolean;
+  /** Why the watch is interrupted (the code it ended with), until it is back: then "watching again". */
+  private interrupted: string | undefined;
 
   constructor(private readonly deps: WatchLoopDeps) {
     this.knownRevision = deps.knownRevision ?? "";
+    this.accepted = this.knownRevision !== "";
+    this.client = deps.client;
   }
 
   start(): void {
@@ -117,11 +141,15 @@ export class WatchLoop {
     md.set("authorization", `Bearer ${token}`);
     const req = ProjectSecretsRequest.fromPartial({ ...this.deps.request, knownRevision: this.knownRevision });
     const since = Date.now();
-    const call = this.deps.client.watchProjection(req, md);
+    if (this.attempts++ > 0 && this.deps.reopen) this.client = this.deps.reopen();
+    const call = this.client.watchProjection(req, md);
     this.call = call;
+    if (this.interrupted !== undefined && !ANSWERS.has(this.interrupted)) this.whenConnected(this.client.getChannel(), call);
     call.on("data", (p: Projection) => {
       if (this.call !== call) return;
       this.deps.backoff.reset();
+      this.accepted = true;
+      this.back();
       this.enqueue(p);
     });
     call.on("error", (_err: ServiceError) => undefined); // read from "status", which every end emits
@@ -133,8 +161,30 @@ export class WatchLoop {
     });
   }
 
+  /** Logs "watching again" when `call`'s channel is connected while the call is still the current one. */
+  private whenConnected(channel: ReturnType<SecretServiceClient["getChannel"]>, call: ClientReadableStream<Projection>): void {
+    const check = (): void => {
+      if (this.call !== call) return;
+      const state = channel.getConnectivityState(false);
+      if (state === connectivityState.READY) {
+        this.back();
+        return;
+      }
+      if (state === connectivityState.SHUTDOWN) return;
+      channel.watchConnectivityState(state, Infinity, check);
+    };
+    check();
+  }
+
+  private back(): void {
+    if (this.interrupted === undefined) return;
+    this.deps.log.info({ after: this.interrupted }, "watching again");
+    this.interrupted = undefined;
+  }
+
   private async ended(s: StatusObject): Promise<void> {
     const code = codeName(s.code);
+    this.interrupted = code;
     if (s.code === status.PERMISSION_DENIED || s.code === status.NOT_FOUND) {
       this.deps.log.warn({ code, details: s.details }, "access to the projection is gone: removing the values");
       this.pending = undefined;
@@ -146,6 +196,9 @@ export class WatchLoop {
         this.fatal(err);
         return;
       }
+    } else if (s.code === status.INVALID_ARGUMENT && this.accepted) {
+      // details name fields and keys, never a value (SecretdError messages never hold one)
+      this.deps.log.warn({ code, details: s.details }, "the server refused the projection as its secrets are now: keeping the last good values");
     } else if (s.code === status.INVALID_ARGUMENT || s.code === status.UNIMPLEMENTED) {
       this.fatal(new SecretdError(code === "INVALID_ARGUMENT" ? "INVALID_ARGUMENT" : "UNIMPLEMENTED", `server: ${s.details}`));
       return;

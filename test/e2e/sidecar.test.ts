@@ -6,6 +6,7 @@
  */
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { readFile, readlink } from "node:fs/promises";
+import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -319,7 +320,7 @@ describe("secretd sidecar (watching)", () => {
   );
 
   it(
-    "when the server stops, then the files stay; when it is back, then the sidecar resyncs without rewriting and takes later updates",
+    "when the server is down for many backoff steps, then the files stay and each retry dials afresh; when it is back on the same port, then the next retry is watching again, writes nothing and takes later updates",
     async () => {
       const s = setup(twoKeys);
       await create(s.name, { a: "r-a-1", b: "r-b-1" });
@@ -327,29 +328,40 @@ describe("secretd sidecar (watching)", () => {
       await waitFor("the first set", () => read(s, `${s.name}/a`) === "r-a-1");
       const set = setOf(s);
       const port = server.app.port;
+      const retries = (): number => p.logs().filter((l) => l.msg === "reconnecting after backoff").length;
       await server.stop();
+      // The test keeps the port while the server is down: a listener that counts the
+      // sidecar's connection attempts and drops each one.
+      let dials = 0;
+      const stand = createServer((socket) => {
+        dials++;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => stand.listen(port, "127.0.0.1", resolve));
       await waitFor("the sidecar to notice", () => p.logs().some((l) => l.msg === "watch ended; keeping the last good values"));
-      await waitFor("a failed reconnect", () => p.logs().filter((l) => l.msg === "reconnecting after backoff").length >= 2);
+      const before = retries();
+      // With --max-backoff 1s, a dozen retries are many steps of grpc-js's own backoff (1 s, ×1.6).
+      await waitFor("a dozen failed reconnects", () => retries() >= before + 12, 30_000);
+      expect(dials).toBeGreaterThanOrEqual(retries() - before - 2); // a connection per attempt, not one per grpc-js backoff step
       expect(read(s, `${s.name}/a`)).toBe("r-a-1");
       expect(read(s, `${s.name}/b`)).toBe("r-b-1");
       expect(setOf(s)).toBe(set);
 
+      // Back right after an attempt, so a channel that kept backing off would stay "down" for a whole step.
+      const seen = dials;
+      await waitFor("the next attempt", () => dials > seen);
+      await new Promise<void>((resolve) => stand.close(() => resolve()));
       server = await startTestServer({ dataDir, listen: `127.0.0.1:${port}` });
-      const before = updates(p);
-      const attempts = p.logs().filter((l) => l.msg === "reconnecting after backoff").length;
-      // Reconnected once no further attempt is logged for a while (the backoff is capped at 1 s).
-      await waitFor("the reconnect", async () => {
-        const a = p.logs().filter((l) => l.msg === "reconnecting after backoff").length;
-        await new Promise((r) => setTimeout(r, 2500));
-        return a === p.logs().filter((l) => l.msg === "reconnecting after backoff").length && a >= attempts;
-      });
+      const atRestart = retries();
+      const writes = updates(p);
+      await waitFor("watching again", () => p.logs().some((l) => l.msg === "watching again"));
+      expect(retries() - atRestart).toBeLessThanOrEqual(2); // not a stale "connection refused" per retry
       expect(setOf(s)).toBe(set); // known_revision: an unchanged projection writes nothing
-      expect(updates(p)).toBe(before);
+      expect(updates(p)).toBe(writes);
       await update(s.name, { a: "r-a-2", b: "r-b-2" });
       await waitFor("the update after the restart", () => read(s, `${s.name}/a`) === "r-a-2");
-      // the log is flushed up to a second after the files are written
-      await waitFor("its log line", () => updates(p) > before);
-      expect(updates(p)).toBe(before + 1);
+      await waitFor("its log line", () => updates(p) > writes);
+      expect(updates(p)).toBe(writes + 1);
     },
     SLOW,
   );
