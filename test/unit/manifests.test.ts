@@ -59,6 +59,8 @@ describe("manifest parsing", () => {
     expect(Object.keys(d?.data ?? {}).sort()).toEqual(["port", "token"]);
     expect(d?.data["port"]?.toString()).toBe("8080");
     expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: ENV\n  Data:\n  - A=1\n")[0]?.type).toBe("nanocl.io/env");
+    expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: nanocl.io/env\n  Data:\n  - A=1\n")[0]?.data["A"]?.toString()).toBe("1");
+    expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: nanocl.io/MyKind\n  Data:\n    k: v\n")[0]?.type).toBe("nanocl.io/mykind");
     expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: MyKind\n  Data:\n  - A=1\n"))).toBe("m.yaml: document 1: Secrets[0].Data: must be a mapping of keys to values");
     expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: my kind\n  Data: {}\n"))).toMatch(/^m\.yaml: document 1: Secrets\[0\]\.Kind: must be Env, Tls or a kind of your own/);
   });
