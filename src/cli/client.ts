@@ -19,6 +19,7 @@ import { isServiceError, printError } from "./cli-errors.js";
 import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../transport/tls-material.js";
 import { describeConnectionFailure, type Dialled } from "./connection-failure.js";
 import { DEFAULT_PORT, parseServerAddress, type ServerAddress } from "./server-address.js";
+import { ttlSeconds } from "./ttl-flag.js";
 
 export const DEFAULT_SERVER = `127.0.0.1:${DEFAULT_PORT}`;
 const DEFAULT_TIMEOUT = "10s";
@@ -130,19 +131,19 @@ function resolveToken(cmd: Command, flags: ClientFlags): string {
   return token;
 }
 
-function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tls: boolean; clientCert: boolean } {
+function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tls: boolean; clientCert: boolean; customCa: boolean } {
   const caFile = flags.ca ?? flags.tlsCa;
   if ((flags.cert === undefined) !== (flags.certKey === undefined)) {
     throw invalid(flags.cert === undefined ? "--cert-key" : "--cert", "--cert and --cert-key go together");
   }
   const tls = caFile !== undefined || flags.cert !== undefined || flags.tls === true;
-  if (!tls) return { creds: credentials.createInsecure(), tls: false, clientCert: false };
+  if (!tls) return { creds: credentials.createInsecure(), tls: false, clientCert: false, customCa: false };
   const ca = caFile === undefined ? null : readFlagFile(caFile, "--ca");
   const key = flags.certKey === undefined ? null : readFlagFile(flags.certKey, "--cert-key");
   const cert = flags.cert === undefined ? null : readFlagFile(flags.cert, "--cert");
   if (ca !== null) checkCaBundle(ca, "--ca");
   if (cert !== null && key !== null) checkCertKeyPair(cert, key, "--cert", "--cert-key");
-  return { creds: credentials.createSsl(ca, key, cert), tls: true, clientCert: cert !== null };
+  return { creds: credentials.createSsl(ca, key, cert), tls: true, clientCert: cert !== null, customCa: ca !== null };
 }
 
 function timeoutMs(value: string): number {
@@ -158,12 +159,12 @@ export function clientSettings(cmd: Command): ClientSettings {
   const flags = cmd.opts<ClientFlags>();
   const address = parseServerAddress(flags.server ?? DEFAULT_SERVER, cmd.getOptionValueSource("server") === "env" ? "SECRETD_SERVER" : "--server");
   const timeout = timeoutMs(flags.timeout ?? DEFAULT_TIMEOUT);
-  const { creds, tls, clientCert } = channelCredentials(flags);
+  const { creds, tls, clientCert, customCa } = channelCredentials(flags);
   const token = resolveToken(cmd, flags);
   return {
     address,
     credentials: creds,
-    dialled: { address, tls, clientCert },
+    dialled: { address, tls, clientCert, customCa },
     token,
     mesh: flags.mesh ?? "",
     meshGiven: flags.mesh !== undefined,
@@ -235,17 +236,42 @@ export async function printCallError(err: unknown, cmd: Command, conn: Connectio
 }
 
 /**
+ * The server's NOT_FOUND names the secret, not where it looked: the CLI adds the scope it
+ * asked in, and when that is the global scope because no mesh was given, says so
+ * (`secret "db" not found in the global scope (mesh ""; no --mesh or SECRETD_MESH given)`).
+ */
+export function withScopeSearched(err: unknown, conn: Pick<Connection, "mesh" | "meshGiven">): unknown {
+  if (!isServiceError(err) || err.code !== status.NOT_FOUND) return err;
+  const scope =
+    conn.mesh !== "" ? `in mesh "${conn.mesh}"` : conn.meshGiven ? 'in the global scope (mesh "")' : 'in the global scope (mesh ""; no --mesh or SECRETD_MESH given)';
+  const e = new Error(err.message) as ServiceError;
+  e.code = err.code;
+  e.details = `${err.details} ${scope}`;
+  e.metadata = err.metadata;
+  return e;
+}
+
+export interface RunClientOptions {
+  /** The verb works on one secret of the --mesh scope: a NOT_FOUND names that scope. */
+  readonly scoped?: boolean;
+}
+
+/** For verbs on one secret of the --mesh scope (get, update, delete, grant, …). */
+export const SCOPED: RunClientOptions = { scoped: true };
+
+/**
  * Runs a client verb: connects from the command's flags, runs `body`, prints any error
  * the one way and sets the exit code, and always closes the channel so the process ends.
  */
-export async function runClient(cmd: Command, body: (conn: Connection) => Promise<void>): Promise<void> {
+export async function runClient(cmd: Command, body: (conn: Connection) => Promise<void>, opts: RunClientOptions = {}): Promise<void> {
   let conn: Connection | undefined;
   let token = "";
   try {
     ({ conn, token } = connect(cmd));
     await body(conn);
   } catch (err) {
-    process.exitCode = await printCallError(err, cmd, conn, token);
+    const shown = opts.scoped === true && conn !== undefined ? withScopeSearched(err, conn) : err;
+    process.exitCode = await printCallError(shown, cmd, conn, token);
   } finally {
     conn?.close();
   }
@@ -263,13 +289,7 @@ export function withExpiryOptions(cmd: Command, what: string): Command {
 /** The end time from --expire-time or --ttl (at most one), or undefined for "never". */
 export function expireTimeFrom(flags: { expireTime?: string | undefined; ttl?: string | undefined }, now = Date.now()): Date | undefined {
   if (flags.expireTime !== undefined && flags.ttl !== undefined) throw invalid("--expire-time", "give either --expire-time or --ttl, not both");
-  if (flags.ttl !== undefined) {
-    try {
-      return new Date(now + parseDuration(flags.ttl) * 1000);
-    } catch {
-      throw invalid("--ttl", `"${flags.ttl.slice(0, 32)}" is not a duration like 90s, 15m, 1h or 7d`);
-    }
-  }
+  if (flags.ttl !== undefined) return new Date(now + ttlSeconds(flags.ttl) * 1000);
   if (flags.expireTime === undefined) return undefined;
   const ms = RFC3339.test(flags.expireTime) ? Date.parse(flags.expireTime) : Number.NaN;
   if (!Number.isFinite(ms)) throw invalid("--expire-time", `"${flags.expireTime.slice(0, 40)}" is not an RFC 3339 time like 2030-01-01T00:00:00Z`);

@@ -11,10 +11,12 @@ import type { ServerAddress } from "./server-address.js";
 
 export interface Dialled {
   readonly address: ServerAddress;
-  /** Whether this client spoke TLS (--ca / --cert given). */
+  /** Whether this client spoke TLS (--ca, --cert or --tls given). */
   readonly tls: boolean;
   /** Whether this client offered a certificate (--cert). */
   readonly clientCert: boolean;
+  /** Whether the server's certificate was checked against --ca (else the system's CAs). */
+  readonly customCa: boolean;
 }
 
 const PROBE_MS = 2000;
@@ -78,6 +80,9 @@ export async function describeConnectionFailure(details: string, d: Dialled): Pr
       return `TLS with ${at} failed: the server refused this client's certificate (--cert): ${why}`;
     }
     if (/certificate|self[- ]signed|issuer|altname|does not match/i.test(why)) {
+      if (!d.customCa) {
+        return `TLS with ${at} failed: the server's certificate is not trusted by the system's CAs (no --ca was given; pass --ca with the CA bundle that signed it) (${why})`;
+      }
       return `TLS with ${at} failed: the server's certificate is not trusted by --ca (${why})`;
     }
     return `cannot reach ${at} over TLS: ${why}`;

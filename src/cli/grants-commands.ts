@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { GrantAccessRequest, ListGrantsRequest, RevokeAccessRequest, Permission } from "../gen/secrets/v1/secrets.js";
 import { withExample } from "./help.js";
-import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions } from "./client.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions } from "./client.js";
 import { grantsTable, grantView, parsePermission, permissionName, renderDoc, type DocFormat } from "./output.js";
 
 function registerGrant(program: Command): void {
@@ -38,7 +38,7 @@ function registerGrant(program: Command): void {
         process.stderr.write(`replaced the ${permissionName(replaced.permission)} grant of ${replaced.subject} (${keys}, ${until})\n`);
       }
       process.stdout.write(renderDoc({ ...grantView(grant), ...(replaced ? { replaced: grantView(replaced) } : {}) }, f.output));
-    }),
+    }, SCOPED),
   );
 }
 
@@ -57,7 +57,7 @@ function registerRevoke(program: Command): void {
       await conn.unary(conn.client.revokeAccess, RevokeAccessRequest.fromPartial({ mesh: conn.mesh, name, subject: f.subject, permission }));
       const what = f.permission === undefined ? "every grant" : `the ${permissionName(permission)} grant`;
       process.stdout.write(`revoked ${what} of ${f.subject} on secret "${name}"\n`);
-    }),
+    }, SCOPED),
   );
 }
 
@@ -78,7 +78,7 @@ function registerListGrants(program: Command): void {
       } else {
         process.stdout.write(renderDoc({ grants: grants.map((g) => grantView(g)) }, f.output));
       }
-    }),
+    }, SCOPED),
   );
 }
 

@@ -18,7 +18,7 @@ import {
   type ListSecretsResponse,
   type Secret,
 } from "../gen/secrets/v1/secrets.js";
-import { expireTimeFrom, outputOption, repeatable, runClient, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
 import { checkedEnv } from "./projected-env.js";
 import { withExample } from "./help.js";
 import { updateMask } from "./update-mask.js";
@@ -171,7 +171,7 @@ function registerGet(program: Command): void {
       } else {
         print(secret, f.output, true);
       }
-    }),
+    }, SCOPED),
   );
 }
 
@@ -302,7 +302,7 @@ function registerUpdate(program: Command): void {
       // The server keeps the version when the update changes nothing.
       if (updated.etag === etag) process.stderr.write(`secret "${name}" unchanged: version ${updated.version} kept\n`);
       print(updated, f.output);
-    }),
+    }, SCOPED),
   );
 }
 
@@ -319,7 +319,7 @@ function registerDelete(program: Command): void {
       const f = self.opts<{ etag?: string; force?: boolean }>();
       await conn.unary(conn.client.deleteSecret, DeleteSecretRequest.fromPartial({ mesh: conn.mesh, name, etag: f.etag ?? "", force: f.force === true }));
       process.stdout.write(`secret "${name}" deleted\n`);
-    }),
+    }, SCOPED),
   );
 }
 

@@ -2,22 +2,15 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { readHs256Secret } from "../auth/keys.js";
-import { mintToken, parseDuration } from "../auth/mint.js";
+import { mintToken } from "../auth/mint.js";
 import { splitList, type Config } from "../config.js";
 import { SecretdError, invalid } from "../domain/errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { withExample } from "./help.js";
+import { ttlSeconds } from "./ttl-flag.js";
 
 function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : splitList(v);
-}
-
-function ttlSeconds(v: string): number {
-  try {
-    return parseDuration(v);
-  } catch {
-    throw invalid("--ttl", `"${v.slice(0, 32)}" is not a duration like 90s, 15m, 1h or 7d`);
-  }
 }
 
 /**

@@ -299,6 +299,21 @@ describe("secretd apply: updates, dry runs and refusals", () => {
     expect(await names(t, "default")).toEqual([]);
   }, SLOW);
 
+  it("when a Kuma universal Secret has no mesh: and no --mesh is given, then exit 2 naming mesh (kumactl refuses it too) and nothing lands in the global scope; --mesh places it", async () => {
+    const t = await tenantToken("kumanomesh");
+    const file = path.join(dir, "kuma-no-mesh.yaml");
+    writeFileSync(file, "type: Secret\nname: no-mesh\ndata: dGVzdAo=\n");
+    const r = await apply(t, ["-f", file]);
+    expect(r.status).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toContain(`${file}: document 1: mesh: is required: a Kuma Secret belongs to a mesh`);
+    expect(await names(t, "")).toEqual([]);
+    const placed = await apply(t, ["-f", file, "--mesh", "default"]);
+    expect(placed.err).toBe("");
+    expect(placed.out).toBe("secret/no-mesh created\n");
+    expect(await names(t, "default")).toEqual(["no-mesh"]);
+  }, SLOW);
+
   it("when an existing secret's type differs from the manifest's, then nothing is written (FAILED_PRECONDITION, exit 1)", async () => {
     const t = await tenantToken("typechange");
     const file = path.join(dir, "types.yaml");

@@ -108,6 +108,14 @@ describe.runIf(hasOpenssl)("TLS and plaintext disagreeing", () => {
     expect(notCa.status).toBe(2);
     expect(oneLine(notCa.err, "INVALID_ARGUMENT")).toContain("--ca");
   }, SLOW);
+
+  it("when --tls is given without --ca and the system's CAs do not trust the server, then the line says so and does not blame --ca", async () => {
+    const r = await runCli(["list", "--server", tls.address, "--tls"], { env: { SECRETD_TOKEN: tlsToken } });
+    expect(r.status).toBe(1);
+    const line = oneLine(r.err, "UNAVAILABLE");
+    expect(line).toContain("the server's certificate is not trusted by the system's CAs (no --ca was given; pass --ca with the CA bundle that signed it)");
+    expect(line).not.toContain("not trusted by --ca");
+  }, SLOW);
 });
 
 describe("a closed stdout", () => {
@@ -163,6 +171,30 @@ describe("errors", () => {
     const bad = await runCli(["create", "Not_A_Name", "--from-literal", "k=v"], as());
     expect(bad.status).toBe(1);
     expect(oneLine(bad.err, "INVALID_ARGUMENT")).toContain("name");
+  }, SLOW);
+
+  it("when get, update or a grant finds no secret, then the line names the scope searched: the mesh, or the global scope when no mesh was given", async () => {
+    const none = await runCli(["get", "db"], as());
+    expect(none.status).toBe(1);
+    expect(oneLine(none.err, "NOT_FOUND")).toBe('secretd: NOT_FOUND: secret "db" not found in the global scope (mesh ""; no --mesh or SECRETD_MESH given)');
+    const meshed = await runCli(["get", "db", "--mesh", "default"], as());
+    expect(oneLine(meshed.err, "NOT_FOUND")).toBe('secretd: NOT_FOUND: secret "db" not found in mesh "default"');
+    const env = await runCli(["update", "db", "--force", "--label", "a=b"], as({ SECRETD_MESH: "payments" }));
+    expect(oneLine(env.err, "NOT_FOUND")).toBe('secretd: NOT_FOUND: secret "db" not found in mesh "payments"');
+    const grant = await runCli(["grant", "db", "--subject", "user:x", "--permission", "read", "--mesh", ""], as());
+    expect(oneLine(grant.err, "NOT_FOUND")).toBe('secretd: NOT_FOUND: secret "db" not found in the global scope (mesh "")');
+  }, SLOW);
+
+  it("when --ttl is a bare number, then it is refused (exit 2) asking for a unit, not read as seconds", async () => {
+    for (const args of [["create", "ttl-bare", "--from-literal", "k=v", "--ttl", "30"], ["grant", "x", "--subject", "user:a", "--permission", "read", "--ttl", "3600"], ["token", "mint", "--tenant", "t", "--sub", "s", "--ttl", "60"]]) {
+      const r = await runCli(args, as());
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(oneLine(r.err, "INVALID_ARGUMENT"), args.join(" ")).toMatch(/^secretd: INVALID_ARGUMENT: --ttl: "\d+" has no unit: write it as 30s, 5m, 1h or 7d/);
+    }
+    const withUnit = await runCli(["create", "ttl-unit", "--from-literal", "k=v", "--ttl", "30s", "-o", "json"], as());
+    expect(withUnit.err).toBe("");
+    expect(Date.parse((JSON.parse(withUnit.out) as { expireTime: string }).expireTime)).toBeGreaterThan(Date.now());
+    expect((await plain.call<{ secrets: unknown[] }>("listSecrets", { mesh: "" }, token)).secrets.map((x) => (x as { name: string }).name)).not.toContain("ttl-bare");
   }, SLOW);
 
   it("when SECRETD_MESH is set, then it is the default mesh of every verb", async () => {

@@ -59,6 +59,8 @@ describe("manifest parsing", () => {
     expect(Object.keys(d?.data ?? {}).sort()).toEqual(["port", "token"]);
     expect(d?.data["port"]?.toString()).toBe("8080");
     expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: ENV\n  Data:\n  - A=1\n")[0]?.type).toBe("nanocl.io/env");
+    expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: e\n  Kind: nanocl.io/env\n  Data:\n  - A=1\n")[0]?.data["A"]?.toString()).toBe("1");
+    expect(parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: nanocl.io/MyKind\n  Data:\n    k: v\n")[0]?.type).toBe("nanocl.io/mykind");
     expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: MyKind\n  Data:\n  - A=1\n"))).toBe("m.yaml: document 1: Secrets[0].Data: must be a mapping of keys to values");
     expect(invalidMessage(() => parse("ApiVersion: v0.12\nSecrets:\n- Key: c\n  Kind: my kind\n  Data: {}\n"))).toMatch(/^m\.yaml: document 1: Secrets\[0\]\.Kind: must be Env, Tls or a kind of your own/);
   });
@@ -66,9 +68,24 @@ describe("manifest parsing", () => {
   it("when two inputs declare the same secret in the same scope, then the second is refused naming the first", () => {
     const a = { name: "a.yaml", text: "type: Secret\nname: s\ndata: dGVzdAo=\n", baseDir: "/" };
     const b = { name: "b.yaml", text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n", baseDir: "/" };
-    expect(invalidMessage(() => loadManifests([a, b], ""))).toBe('b.yaml: document 1: secret "s" is also declared by a.yaml: document 1');
+    expect(invalidMessage(() => loadManifests([a, b], "m"))).toBe('b.yaml: document 1: secret "s" in mesh "m" is also declared by a.yaml: document 1');
     expect(invalidMessage(() => loadManifests([a], "Bad_Mesh"))).toMatch(/^--mesh: must be empty or a DNS-1123 label/);
-    expect(loadManifests([a, { ...b, text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels:\n    kuma.io/mesh: other\n" }], "")).toHaveLength(2);
+    expect(loadManifests([a, { ...b, text: "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels:\n    kuma.io/mesh: other\n" }], "m")).toHaveLength(2);
+  });
+
+  it("when a Kuma universal Secret has no mesh: and no --mesh is given, then it is refused (as kumactl does), never put in the global scope", () => {
+    const a = { name: "a.yaml", text: "type: Secret\nname: s\ndata: dGVzdAo=\n", baseDir: "/" };
+    expect(invalidMessage(() => loadManifests([a], ""))).toBe(
+      "a.yaml: document 1: mesh: is required: a Kuma Secret belongs to a mesh (kumactl refuses one without it); add mesh: (e.g. default) or pass --mesh, or make it a GlobalSecret for the global scope",
+    );
+    const list = { name: "l.yaml", text: "items:\n- type: Secret\n  name: s\n  data: dGVzdAo=\n", baseDir: "/" };
+    expect(invalidMessage(() => loadManifests([list], ""))).toMatch(/^l\.yaml: document 1: items\[0\]\.mesh: is required: a Kuma Secret belongs to a mesh/);
+    expect(invalidMessage(() => loadManifests([{ ...a, text: 'type: Secret\nname: s\nmesh: ""\ndata: dGVzdAo=\n' }], "m"))).toBe(
+      "a.yaml: document 1: mesh: cannot be empty: a Secret belongs to a mesh (a GlobalSecret is the global scope's kind)",
+    );
+    const [d] = loadManifests([a], "payments");
+    expect(d?.mesh ?? "payments").toBe("payments");
+    expect(loadManifests([{ ...a, text: "type: GlobalSecret\nname: g\ndata: dGVzdAo=\n" }], "")[0]?.mesh).toBe("");
   });
 });
 

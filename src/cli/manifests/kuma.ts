@@ -1,6 +1,8 @@
 /**
  * Kuma universal manifests (what `kumactl apply -f` takes): `type: Secret` with a mesh,
- * or `type: GlobalSecret` with none. `data` is one base64 value; secretd stores it under
+ * or `type: GlobalSecret` with none. A Secret without `mesh:` takes --mesh; with neither
+ * it is refused (kumactl says "mesh: cannot be empty"), never put in the global scope,
+ * which is a GlobalSecret's. `data` is one base64 value; secretd stores it under
  * the key `value`, which is how Kuma's Kubernetes form names it too. Read-only fields
  * kumactl prints (creationTime, modificationTime) are ignored.
  */
@@ -32,6 +34,7 @@ export function parseKuma(doc: Record<string, unknown>, source: ManifestSource, 
   const name = requiredString(doc, "name", at);
   const mesh = optionalString(doc, "mesh", at);
   if (global && mesh !== undefined) throw manifestError(at, "mesh", "a GlobalSecret belongs to no mesh");
+  if (mesh === "") throw manifestError(at, "mesh", "cannot be empty: a Secret belongs to a mesh (a GlobalSecret is the global scope's kind)");
   if (doc["data"] === undefined || doc["data"] === null) throw manifestError(at, "data", "is required");
   return [
     {
@@ -46,6 +49,7 @@ export function parseKuma(doc: Record<string, unknown>, source: ManifestSource, 
       data: { [KUMA_VALUE_KEY]: base64Bytes(doc["data"], "data", at) },
       stringData: {},
       immutable: false,
+      ...(global ? {} : { meshField: `${at.prefix}mesh` }),
     },
   ];
 }

@@ -28,6 +28,12 @@ export interface DesiredSecret {
   /** Values given as text (Kubernetes stringData, DataOS secret.data); merged over data. */
   readonly stringData: Record<string, string>;
   readonly immutable: boolean;
+  /**
+   * The field that names the mesh, for a format that always belongs to one (a Kuma
+   * universal Secret: kumactl refuses one without `mesh:`): when neither it nor --mesh
+   * gives a mesh, the object is refused instead of landing in the global scope.
+   */
+  readonly meshField?: string;
 }
 
 /** Where a parser is: the document, and the path of the object inside it (e.g. "items[2]."). */

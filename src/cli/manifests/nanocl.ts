@@ -5,7 +5,8 @@
  * Tls` holds Certificate and CertificateKey (and any other field, e.g. CertificateClient)
  * as keys of a `nanocl.io/tls` secret. Nanocl lets a user name a Kind of their own: any
  * other Kind is a `nanocl.io/<kind lower-cased>` secret with its `Data` mapping as keys
- * (Env and Tls are matched in any case, so a custom kind never takes a built-in type).
+ * (Env and Tls are matched in any case, and as `nanocl.io/env`, `nanocl.io/tls`, so a
+ * custom kind never takes a built-in type).
  * The Statefile's other sections (Cargoes, Resources, …) are not secretd's and are ignored.
  */
 import {
@@ -71,7 +72,8 @@ export function parseNanocl(doc: Record<string, unknown>, source: ManifestSource
     if (!isRecord(s)) throw manifestError(top, `Secrets[${i}]`, "must be a mapping");
     const name = requiredString(s, "Key", at);
     const kind = requiredString(s, "Kind", at);
-    const lower = kind.toLowerCase();
+    // Newer Statefiles spell the built-in kinds as types (`Kind: nanocl.io/env`).
+    const lower = kind.toLowerCase().replace(/^nanocl\.io\//, "");
     if (lower !== "env" && lower !== "tls" && !CUSTOM_KIND_RE.test(lower)) {
       throw manifestError(at, "Kind", "must be Env, Tls or a kind of your own of at most 200 letters, digits, '-', '_' or '.'");
     }

@@ -150,6 +150,12 @@ export function loadManifests(inputs: readonly Input[], meshFlag: string): Desir
   const seen = new Map<string, DesiredSecret>();
   for (const d of all) {
     const mesh = d.mesh ?? meshFlag;
+    if (mesh === "" && d.meshField !== undefined) {
+      throw new SecretdError(
+        "INVALID_ARGUMENT",
+        `${where(d.source)}: ${d.meshField}: is required: a ${d.format} belongs to a mesh (kumactl refuses one without it); add mesh: (e.g. default) or pass --mesh, or make it a GlobalSecret for the global scope`,
+      );
+    }
     const id = `${mesh}\u0000${d.name}`;
     const first = seen.get(id);
     if (first !== undefined) {
