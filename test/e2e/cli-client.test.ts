@@ -197,7 +197,8 @@ describe("secretd project", () => {
         "      - key: password",
         "        env: DB_PASSWORD",
         '        mode: "0440"',
-        "      - user",
+        "      - key: user",
+        "        env: DB_USER",
         "  - name: api",
         "    env_prefix: APP_",
         "  - name: not-there",
@@ -208,7 +209,7 @@ describe("secretd project", () => {
     const r = await secretd(["project", "--projection", projection]);
     expect(r.err).toBe("");
     expect(r.status).toBe(0);
-    expect(r.out.split("\n").filter((l) => l !== "").sort()).toEqual(["APP_TLS_CRT=CERT", "DB_PASSWORD='p@ss word'", "USER=admin"]);
+    expect(r.out.split("\n").filter((l) => l !== "").sort()).toEqual(["APP_TLS_CRT=CERT", "DB_PASSWORD='p@ss word'", "DB_USER=admin"]);
 
     const doc = JSON.parse((await secretd(["project", "--projection", projection, "--output", "json"])).out) as { values: Array<{ env: string; mode: string }> };
     expect(doc.values.find((v) => v.env === "DB_PASSWORD")?.mode).toBe("0440");

@@ -292,10 +292,12 @@ describe("ProjectSecrets", () => {
     );
   });
 
-  it("when two values collide on env or path, or a path escapes, then INVALID_ARGUMENT", async () => {
+  it("when a path escapes or a mode is bad, then INVALID_ARGUMENT; env and path collisions are judged where env or files are produced", async () => {
+    const sameEnv = [{ name: "api", keys: [{ key: "token", env: "X" }] }, { name: "db", keys: [{ key: "db-user", env: "X" }] }];
+    expect((await s.call<Projection>("projectSecrets", { mesh: "proj", items: sameEnv }, dev)).values.map((v) => v.env)).toEqual(["X", "X"]);
+    const samePath = [{ name: "api", keys: [{ key: "token", path: "same" }] }, { name: "db", keys: [{ key: "db-user", path: "same" }] }];
+    expect((await s.call<Projection>("projectSecrets", { mesh: "proj", items: samePath }, dev)).values.map((v) => v.path)).toEqual(["same", "same"]);
     const bad = [
-      [{ name: "api", keys: [{ key: "token", env: "X" }] }, { name: "db", keys: [{ key: "db-user", env: "X" }] }],
-      [{ name: "api", keys: [{ key: "token", path: "same" }] }, { name: "db", keys: [{ key: "db-user", path: "same" }] }],
       [{ name: "api", keys: [{ key: "token", path: "/etc/passwd" }] }],
       [{ name: "api", keys: [{ key: "token", path: "a/../../b" }] }],
       [{ name: "api", keys: [{ key: "token", mode: 0o1777 }] }],
