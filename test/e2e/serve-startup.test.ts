@@ -233,6 +233,17 @@ describe("npm start", () => {
   }, SLOW);
 });
 
+describe("a log reader that is gone", () => {
+  it("when the pipe serve logs to is closed by its reader (tee gone), then SIGTERM still drains and exits", async () => {
+    const s = await serve(["--data-dir", tmp()]);
+    s.child.stdout!.destroy();
+    s.child.stderr!.destroy();
+    // The lines "draining" and "stopped" are then written into a pipe nobody reads.
+    s.child.kill("SIGTERM");
+    expect(await s.stopped).toBe(0);
+  }, SLOW);
+});
+
 describe("bad data dirs", () => {
   it("when --data-dir cannot be created (/proc/nope), then serve exits non-zero naming it instead of spinning", async () => {
     const r = await runCli(["serve", "--listen", "127.0.0.1:0", "--data-dir", "/proc/nope"]);
