@@ -135,8 +135,6 @@ async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: 
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
-  let devKeyCreated = false;
-  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
   let metrics: Metrics | undefined;
   // Read by the metrics at scrape time; each exists before the first scrape can happen.
   let kek: KeyringHolder | undefined;
@@ -169,6 +167,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   } catch (err) {
     keyring.close();
     await backend.close();
+    throw err;
+  }
+  // The dev signing key is made once the database and its keyring were accepted, so a
+  // refused start leaves no jwt-dev.key behind.
+  let devKeyCreated = false;
+  let verifier: ReturnType<typeof createVerifier>;
+  try {
+    verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
+  } catch (err) {
+    keyring.close();
+    await storage.close();
     throw err;
   }
   const st = storage;

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
@@ -230,6 +231,47 @@ describe("npm start", () => {
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(alive(pid)).toBe(false);
     expect(out).toMatch(/"msg":"draining"/);
+  }, SLOW);
+});
+
+describe("refused starts", () => {
+  it("when --listen or --metrics-listen is in use, then serve exits 2 naming the flag and the address, and creates nothing", async () => {
+    const owned = net.createServer();
+    await new Promise<void>((resolve) => owned.listen(0, "127.0.0.1", resolve));
+    const port = (owned.address() as net.AddressInfo).port;
+    try {
+      const dataDir = path.join(tmp(), "data");
+      const r = await runCli(["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
+      expect(r.status).toBe(2);
+      expect(r.err).toMatch(new RegExp(`^secretd: INVALID_ARGUMENT: --listen: 127\\.0\\.0\\.1:${port} is already in use`, "m"));
+      expect(r.err).not.toContain("No address added");
+      expect(existsSync(dataDir)).toBe(false);
+
+      const empty = tmp();
+      const m = await runCli(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", `127.0.0.1:${port}`, "--data-dir", empty]);
+      expect(m.status).toBe(2);
+      expect(m.err).toContain(`--metrics-listen: 127.0.0.1:${port} is already in use`);
+      expect(readdirSync(empty)).toEqual([]);
+    } finally {
+      owned.close();
+    }
+  }, SLOW);
+
+  it("when a file a flag names is missing (--kek-file, --tls-cert, --jwt-hs256-secret-file) or a flag is bad, then serve refuses and the data dir stays empty", async () => {
+    const files = tmp();
+    const cases: [string[], RegExp][] = [
+      [["--kek-file", path.join(files, "kek.json")], /KEK file .* does not exist/],
+      [["--tls-cert", path.join(files, "srv.crt"), "--tls-key", path.join(files, "srv.key")], /--tls-cert: cannot read/],
+      [["--jwt-hs256-secret-file", path.join(files, "hs.key")], /cannot read JWT HS256 secret file/],
+      [["--max-versions", "zero"], /max/i],
+    ];
+    for (const [flags, message] of cases) {
+      const dataDir = tmp();
+      const r = await runCli(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...flags]);
+      expect(r.status, flags.join(" ")).not.toBe(0);
+      expect(r.err, flags.join(" ")).toMatch(message);
+      expect(readdirSync(dataDir), flags.join(" ")).toEqual([]);
+    }
   }, SLOW);
 });
 
