@@ -15,6 +15,7 @@ import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
+import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
@@ -91,6 +92,15 @@ async function authenticatedStorage(backend: Storage, keyring: KeyringSource, lo
     throw err;
   }
   return storage;
+}
+
+/** Served all the same (as before), but said at every start: anyone who can read these can mint tokens or open every secret. */
+function warnLooseKeyFiles(config: Config, logger: Logger): void {
+  const files: [string, string][] = [["JWT HS256 secret file", config.jwt.hs256SecretFile], ["KEK file", config.kekFile]];
+  for (const [what, file] of files) {
+    const mode = file === "" ? undefined : looseKeyFileMode(file);
+    if (mode !== undefined) logger.warn({ file, mode }, `${what} ${file} has mode ${mode}: group or others can read it; run chmod 600 ${file}`);
+  }
 }
 
 const DB_CHECK_MS = 2000;
@@ -180,6 +190,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await storage.close();
     throw err;
   }
+  warnLooseKeyFiles(config, logger);
   const st = storage;
   const m = metrics;
   // On SQLite the flushes run on a thread of their own, off the event loop.

@@ -6,7 +6,7 @@
  * never invent keys or report success for a database that isn't there.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +16,7 @@ import { CreateSecretRequest, SecretServiceClient } from "../../src/gen/secrets/
 import { MAIN, runCli } from "../helpers/cli.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { makePki } from "../helpers/pki.js";
+import { startTestServer } from "../helpers/server.js";
 
 // Each case starts several serve processes: generous on a loaded 2-core machine.
 const SLOW = 180_000;
@@ -272,6 +273,28 @@ describe("refused starts", () => {
       expect(r.err, flags.join(" ")).toMatch(message);
       expect(readdirSync(dataDir), flags.join(" ")).toEqual([]);
     }
+  }, SLOW);
+});
+
+describe("key files others can read", () => {
+  it("when the HS256 secret file is mode 0644, then the server starts and logs a warning naming the file and chmod 600", async () => {
+    const dir = tmp();
+    const file = path.join(dir, "hs256.key");
+    writeFileSync(file, "k".repeat(48) + "\n");
+    chmodSync(file, 0o644);
+    const s = await startTestServer({ jwtHs256SecretFile: file });
+    try {
+      const line = s.logs.find((l) => l.includes(`JWT HS256 secret file ${file} has mode 0644`));
+      expect(line).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ level: 40, file, mode: "0644" });
+      expect(line).toContain(`chmod 600 ${file}`);
+    } finally {
+      await s.stop();
+    }
+    chmodSync(file, 0o600);
+    const quiet = await startTestServer({ jwtHs256SecretFile: file });
+    await quiet.stop();
+    expect(quiet.logs.some((l) => l.includes("has mode"))).toBe(false);
   }, SLOW);
 });
 
