@@ -200,38 +200,54 @@ describe("the dev token banner", () => {
   }, SLOW);
 });
 
+/** `npm start` serving on a fresh data dir: npm's process, the server's pid, and its stdout so far. */
+async function npmStart(): Promise<{ npm: ChildProcess; pid: number; out: () => string }> {
+  const dataDir = tmp();
+  const npm = spawn("npm", ["start", "--silent", "--", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
+    env: { ...cleanEnv(), SECRETD_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+    cwd: path.resolve("."),
+  });
+  children.push(npm);
+  let out = "";
+  npm.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  npm.stderr!.resume();
+  const pid = await new Promise<number>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (/"msg":"secretd serving"/.test(out)) {
+        clearInterval(t);
+        const serverPid = serverPidUnder(npm.pid!);
+        if (serverPid === undefined) reject(new Error("no server process under npm"));
+        else resolve(serverPid);
+      } else if (npm.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`npm start exited ${npm.exitCode}: ${out}`));
+      }
+    }, 50);
+  });
+  return { npm, pid, out: () => out };
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (const deadline = Date.now() + 30_000; alive(pid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
+}
+
 describe("npm start", () => {
   it("when npm start gets SIGTERM, then the server it started drains and exits too", async () => {
-    const dataDir = tmp();
-    const npm = spawn("npm", ["start", "--silent", "--", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
-      env: { ...cleanEnv(), SECRETD_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-      cwd: path.resolve("."),
-    });
-    children.push(npm);
-    let out = "";
-    npm.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    npm.stderr!.resume();
-    const pid = await new Promise<number>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (/"msg":"secretd serving"/.test(out)) {
-          clearInterval(t);
-          const serverPid = serverPidUnder(npm.pid!);
-          if (serverPid === undefined) reject(new Error("no server process under npm"));
-          else resolve(serverPid);
-        } else if (npm.exitCode !== null) {
-          clearInterval(t);
-          reject(new Error(`npm start exited ${npm.exitCode}: ${out}`));
-        }
-      }, 50);
-    });
+    const { npm, pid, out } = await npmStart();
     // npm start runs the `secretd` command (bin/secretd) with its V8 flags.
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--max-semi-space-size=4");
     npm.kill("SIGTERM");
-    const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(alive(pid)).toBe(false);
-    expect(out).toMatch(/"msg":"draining"/);
+    expect(await gone(pid)).toBe(true);
+    expect(out()).toMatch(/"msg":"draining"/);
+  }, SLOW);
+
+  it("when the npm process of npm start is SIGKILLed, then the server it started drains and exits too (no sh left between them)", async () => {
+    const { npm, pid } = await npmStart();
+    expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]).toBe(String(npm.pid));
+    npm.kill("SIGKILL");
+    expect(await gone(pid)).toBe(true);
   }, SLOW);
 });
 
