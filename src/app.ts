@@ -15,6 +15,7 @@ import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
+import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
@@ -93,6 +94,15 @@ async function authenticatedStorage(backend: Storage, keyring: KeyringSource, lo
   return storage;
 }
 
+/** Served all the same (as before), but said at every start: anyone who can read these can mint tokens or open every secret. */
+function warnLooseKeyFiles(config: Config, logger: Logger): void {
+  const files: [string, string][] = [["JWT HS256 secret file", config.jwt.hs256SecretFile], ["KEK file", config.kekFile]];
+  for (const [what, file] of files) {
+    const mode = file === "" ? undefined : looseKeyFileMode(file);
+    if (mode !== undefined) logger.warn({ file, mode }, `${what} ${file} has mode ${mode}: group or others can read it; run chmod 600 ${file}`);
+  }
+}
+
 const DB_CHECK_MS = 2000;
 
 /**
@@ -135,8 +145,6 @@ async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: 
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const warn = (msg: string): void => logger.warn(msg);
-  let devKeyCreated = false;
-  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
   let metrics: Metrics | undefined;
   // Read by the metrics at scrape time; each exists before the first scrape can happen.
   let kek: KeyringHolder | undefined;
@@ -171,6 +179,18 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await backend.close();
     throw err;
   }
+  // The dev signing key is made once the database and its keyring were accepted, so a
+  // refused start leaves no jwt-dev.key behind.
+  let devKeyCreated = false;
+  let verifier: ReturnType<typeof createVerifier>;
+  try {
+    verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
+  } catch (err) {
+    keyring.close();
+    await storage.close();
+    throw err;
+  }
+  warnLooseKeyFiles(config, logger);
   const st = storage;
   const m = metrics;
   // On SQLite the flushes run on a thread of their own, off the event loop.

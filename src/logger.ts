@@ -1,15 +1,17 @@
 /**
  * pino JSON logs. Writes are buffered (one unbuffered line per call cost a third of
- * GetSecret throughput) and flushed at least every second and on shutdown. Redaction
+ * GetSecret throughput) and flushed at least every second and on shutdown, through a
+ * destination that never blocks on a reader that is gone (log-destination.ts). Redaction
  * is a second line of defence: code never passes values, tokens or keys to the logger.
  */
 import pino, { type Logger } from "pino";
+import { LogDestination } from "./log-destination.js";
 
 export type { Logger };
 
 export interface LoggerHandle {
   readonly logger: Logger;
-  /** Writes out everything buffered, synchronously. */
+  /** Writes out everything buffered, synchronously (bounded: a gone reader drops it). */
   flush(): void;
 }
 
@@ -49,7 +51,7 @@ export function isoTime(): string {
  * not lose a line on exit (sidecar, run), not for the server's hot path.
  */
 export function createLogger(level: string, fd = 1, opts: { sync?: boolean } = {}): LoggerHandle {
-  const dest = opts.sync ? pino.destination({ dest: fd, sync: true }) : pino.destination({ dest: fd, minLength: 8192, sync: false });
+  const dest = new LogDestination(fd, opts.sync ? 0 : 8192);
   const logger = pino(
     {
       level,
@@ -62,14 +64,12 @@ export function createLogger(level: string, fd = 1, opts: { sync?: boolean } = {
   );
   const timer = setInterval(() => dest.flush(), 1000);
   timer.unref();
+  // Whatever path ends the process (a refused start, process.exit), buffered lines go out.
+  process.once("exit", () => dest.flushSync());
   return {
     logger,
     flush() {
-      try {
-        dest.flushSync();
-      } catch {
-        // Not yet open, or already closed: nothing buffered to lose.
-      }
+      dest.flushSync();
     },
   };
 }

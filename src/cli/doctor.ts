@@ -32,6 +32,7 @@ import { printError } from "./cli-errors.js";
 import { withExample } from "./help.js";
 import { renderDoc } from "./output.js";
 import { progress } from "./progress.js";
+import { looseKeyFileMode } from "../key-file-mode.js";
 
 type Verdict = "ok" | "note" | "warn" | "FAIL";
 
@@ -67,7 +68,7 @@ function checkKeyFile(r: Report, what: string, file: string, required: boolean):
   }
   const st = statSync(file);
   if (!st.isFile()) r.say("FAIL", `${what} ${file}: not a regular file`);
-  else if ((st.mode & 0o077) !== 0) r.say("FAIL", `${what} ${file}: mode ${mode(st.mode)} lets group or others read it (run chmod 600 ${file})`);
+  else if (looseKeyFileMode(file) !== undefined) r.say("FAIL", `${what} ${file}: mode ${mode(st.mode)} lets group or others read it (run chmod 600 ${file})`);
   else r.say("ok", `${what} ${file}: mode ${mode(st.mode)}`);
 }
 

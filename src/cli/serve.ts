@@ -73,6 +73,9 @@ export function registerServe(program: Command): void {
     const { startApp } = await import("../app.js");
     const { createLogger } = await import("../logger.js");
     const { FIRST_WORKER_ENV, reportReady, runPrimary } = await import("../cluster.js");
+    const { checkStart } = await import("../start-checks.js");
+    // Before anything is created: a refused start leaves the data dir as it found it.
+    if (cluster.isPrimary) await checkStart(config);
     const log = createLogger(config.logLevel);
     // As if npm had passed the SIGTERM on: the one-process and the --workers paths both drain on it.
     if (cluster.isPrimary) followNpmParent(() => process.kill(process.pid, "SIGTERM"));

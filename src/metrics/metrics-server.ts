@@ -1,6 +1,7 @@
 /** `--metrics-listen host:port`: GET /metrics in the Prometheus text format; nothing else. */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { listenRefused } from "../transport/listen-refused.js";
 
 /** What /metrics answers from: a prom-client Registry, or the primary's cluster-wide aggregate. */
 export interface MetricsSource {
@@ -31,9 +32,10 @@ export async function startMetricsServer(registry: MetricsSource, host: string, 
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const refused = (err: unknown): void => reject(listenRefused("--metrics-listen", host, port, err));
+    server.once("error", refused);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off("error", refused);
       resolve();
     });
   });

@@ -6,7 +6,8 @@
  * never invent keys or report success for a database that isn't there.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
@@ -15,6 +16,7 @@ import { CreateSecretRequest, SecretServiceClient } from "../../src/gen/secrets/
 import { MAIN, runCli } from "../helpers/cli.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { makePki } from "../helpers/pki.js";
+import { startTestServer } from "../helpers/server.js";
 
 // Each case starts several serve processes: generous on a loaded 2-core machine.
 const SLOW = 180_000;
@@ -198,38 +200,128 @@ describe("the dev token banner", () => {
   }, SLOW);
 });
 
+/** `npm start` serving on a fresh data dir: npm's process, the server's pid, and its stdout so far. */
+async function npmStart(): Promise<{ npm: ChildProcess; pid: number; out: () => string }> {
+  const dataDir = tmp();
+  const npm = spawn("npm", ["start", "--silent", "--", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
+    env: { ...cleanEnv(), SECRETD_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+    cwd: path.resolve("."),
+  });
+  children.push(npm);
+  let out = "";
+  npm.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  npm.stderr!.resume();
+  const pid = await new Promise<number>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (/"msg":"secretd serving"/.test(out)) {
+        clearInterval(t);
+        const serverPid = serverPidUnder(npm.pid!);
+        if (serverPid === undefined) reject(new Error("no server process under npm"));
+        else resolve(serverPid);
+      } else if (npm.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`npm start exited ${npm.exitCode}: ${out}`));
+      }
+    }, 50);
+  });
+  return { npm, pid, out: () => out };
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (const deadline = Date.now() + 30_000; alive(pid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
+}
+
 describe("npm start", () => {
   it("when npm start gets SIGTERM, then the server it started drains and exits too", async () => {
-    const dataDir = tmp();
-    const npm = spawn("npm", ["start", "--silent", "--", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"], {
-      env: { ...cleanEnv(), SECRETD_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-      cwd: path.resolve("."),
-    });
-    children.push(npm);
-    let out = "";
-    npm.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    npm.stderr!.resume();
-    const pid = await new Promise<number>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (/"msg":"secretd serving"/.test(out)) {
-          clearInterval(t);
-          const serverPid = serverPidUnder(npm.pid!);
-          if (serverPid === undefined) reject(new Error("no server process under npm"));
-          else resolve(serverPid);
-        } else if (npm.exitCode !== null) {
-          clearInterval(t);
-          reject(new Error(`npm start exited ${npm.exitCode}: ${out}`));
-        }
-      }, 50);
-    });
+    const { npm, pid, out } = await npmStart();
     // npm start runs the `secretd` command (bin/secretd) with its V8 flags.
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--max-semi-space-size=4");
     npm.kill("SIGTERM");
-    const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(alive(pid)).toBe(false);
-    expect(out).toMatch(/"msg":"draining"/);
+    expect(await gone(pid)).toBe(true);
+    expect(out()).toMatch(/"msg":"draining"/);
+  }, SLOW);
+
+  it("when the npm process of npm start is SIGKILLed, then the server it started drains and exits too (no sh left between them)", async () => {
+    const { npm, pid } = await npmStart();
+    expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]).toBe(String(npm.pid));
+    npm.kill("SIGKILL");
+    expect(await gone(pid)).toBe(true);
+  }, SLOW);
+});
+
+describe("refused starts", () => {
+  it("when --listen or --metrics-listen is in use, then serve exits 2 naming the flag and the address, and creates nothing", async () => {
+    const owned = net.createServer();
+    await new Promise<void>((resolve) => owned.listen(0, "127.0.0.1", resolve));
+    const port = (owned.address() as net.AddressInfo).port;
+    try {
+      const dataDir = path.join(tmp(), "data");
+      const r = await runCli(["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
+      expect(r.status).toBe(2);
+      expect(r.err).toMatch(new RegExp(`^secretd: INVALID_ARGUMENT: --listen: 127\\.0\\.0\\.1:${port} is already in use`, "m"));
+      expect(r.err).not.toContain("No address added");
+      expect(existsSync(dataDir)).toBe(false);
+
+      const empty = tmp();
+      const m = await runCli(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", `127.0.0.1:${port}`, "--data-dir", empty]);
+      expect(m.status).toBe(2);
+      expect(m.err).toContain(`--metrics-listen: 127.0.0.1:${port} is already in use`);
+      expect(readdirSync(empty)).toEqual([]);
+    } finally {
+      owned.close();
+    }
+  }, SLOW);
+
+  it("when a file a flag names is missing (--kek-file, --tls-cert, --jwt-hs256-secret-file) or a flag is bad, then serve refuses and the data dir stays empty", async () => {
+    const files = tmp();
+    const cases: [string[], RegExp][] = [
+      [["--kek-file", path.join(files, "kek.json")], /KEK file .* does not exist/],
+      [["--tls-cert", path.join(files, "srv.crt"), "--tls-key", path.join(files, "srv.key")], /--tls-cert: cannot read/],
+      [["--jwt-hs256-secret-file", path.join(files, "hs.key")], /cannot read JWT HS256 secret file/],
+      [["--max-versions", "zero"], /max/i],
+    ];
+    for (const [flags, message] of cases) {
+      const dataDir = tmp();
+      const r = await runCli(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...flags]);
+      expect(r.status, flags.join(" ")).not.toBe(0);
+      expect(r.err, flags.join(" ")).toMatch(message);
+      expect(readdirSync(dataDir), flags.join(" ")).toEqual([]);
+    }
+  }, SLOW);
+});
+
+describe("key files others can read", () => {
+  it("when the HS256 secret file is mode 0644, then the server starts and logs a warning naming the file and chmod 600", async () => {
+    const dir = tmp();
+    const file = path.join(dir, "hs256.key");
+    writeFileSync(file, "k".repeat(48) + "\n");
+    chmodSync(file, 0o644);
+    const s = await startTestServer({ jwtHs256SecretFile: file });
+    try {
+      const line = s.logs.find((l) => l.includes(`JWT HS256 secret file ${file} has mode 0644`));
+      expect(line).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ level: 40, file, mode: "0644" });
+      expect(line).toContain(`chmod 600 ${file}`);
+    } finally {
+      await s.stop();
+    }
+    chmodSync(file, 0o600);
+    const quiet = await startTestServer({ jwtHs256SecretFile: file });
+    await quiet.stop();
+    expect(quiet.logs.some((l) => l.includes("has mode"))).toBe(false);
+  }, SLOW);
+});
+
+describe("a log reader that is gone", () => {
+  it("when the pipe serve logs to is closed by its reader (tee gone), then SIGTERM still drains and exits", async () => {
+    const s = await serve(["--data-dir", tmp()]);
+    s.child.stdout!.destroy();
+    s.child.stderr!.destroy();
+    // The lines "draining" and "stopped" are then written into a pipe nobody reads.
+    s.child.kill("SIGTERM");
+    expect(await s.stopped).toBe(0);
   }, SLOW);
 });
 

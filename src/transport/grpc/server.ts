@@ -19,6 +19,7 @@ import { watchProjectionHandler } from "./watch-projection.js";
 import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
+import { listenRefused } from "../listen-refused.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
 
 export const SERVER_OPTIONS: ChannelOptions = {
@@ -78,7 +79,7 @@ export interface RunningServer {
 }
 
 /** Files read and checked first: a mismatched pair or a bad CA bundle refuses the start. */
-function credentials(config: Config): ServerCredentials {
+export function serverCredentials(config: Config): ServerCredentials {
   if (!config.tls) return ServerCredentials.createInsecure();
   const ca = config.tls.clientCa ? readFlagFile(config.tls.clientCa, "--tls-client-ca") : null;
   const cert = readFlagFile(config.tls.cert, "--tls-cert");
@@ -106,7 +107,7 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
 
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${config.listen.port}`, credentials(config), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host}:${config.listen.port}`, serverCredentials(config), (err, p) => (err ? reject(listenRefused("--listen", config.listen.host, config.listen.port, err)) : resolve(p)));
   });
   guard.attach(server);
   routeStreams(server, new Map([[service.watchProjection.path, serverStreamRoute(service.watchProjection, STREAM_LIMITS, watch)]]), { ledger, openRequestPaths: OPEN_REQUEST_PATHS });
