@@ -49,6 +49,9 @@ describe("loadConfig", () => {
     ["a non-postgres database URL", { databaseUrl: "mysql://x" }, {}, "--database-url"],
     ["workers that are not a number", {}, { SECRETD_WORKERS: "many" }, "SECRETD_WORKERS"],
     ["zero workers", { workers: "0" }, {}, "--workers"],
+    ["a size with an unknown unit", { maxUnreadBytesPerTenant: "12MB" }, {}, "--max-unread-bytes-per-tenant"],
+    ["a zero size", {}, { SECRETD_MAX_REQUEST_BYTES_PER_PEER: "0" }, "SECRETD_MAX_REQUEST_BYTES_PER_PEER"],
+    ["a body timeout that is no duration", { requestBodyTimeout: "soon" }, {}, "--request-body-timeout"],
   ];
   for (const [what, flags, env, named] of bad) {
     it(`when given ${what}, then start-up fails naming ${named}`, () => {
@@ -100,6 +103,19 @@ describe("loadConfig", () => {
     expect(eff.find((s) => s.key === "logLevel")).toMatchObject({ value: "info", source: "default" });
     expect(maskUrl("postgres://u:p@db/x")).toBe("postgres://u:***@db/x");
     expect(maskUrl("not a url")).toBe("***");
+  });
+
+  it("when the resource ledger's bounds are set, then sizes take B, KiB, MiB or GiB; unset ones keep their defaults", () => {
+    const c = loadConfig({ maxRequestBytesPerConnection: "512KiB", minDrainRate: "100", requestBodyTimeout: "0" }, { SECRETD_MAX_UNREAD_BYTES_PER_TENANT: "1GiB" });
+    expect(c.resources).toEqual({
+      requestBytesPerConnection: 512 * 1024,
+      requestBytesPerPeer: 128 * 1024 * 1024,
+      requestBodyTimeoutMs: 0,
+      unreadBytesPerTenant: 1024 ** 3,
+      unreadBytesPerConnection: 32 * 1024 * 1024,
+      minDrainRate: 100,
+    });
+    expect(loadConfig({}, {}).resources.requestBodyTimeoutMs).toBe(30_000);
   });
 
   it("when --jwt-max-ttl is set, then it is parsed as a duration; a bad one names the setting", () => {
