@@ -367,6 +367,32 @@ describe("secretd sidecar (watching)", () => {
   );
 
   it(
+    "when someone adds a key that makes the server refuse the projection, then the sidecar keeps the last good set, says why and takes the fix",
+    async () => {
+      // item 0 projects every key of the secret (at <name>/<key>); item 1 puts key a at <name>/x.
+      const s = setup((name) => `mesh: ${MESH}\nitems:\n  - name: ${name}\n  - name: ${name}\n    keys:\n      - { key: a, env: X_A, path: ${name}/x }\n`);
+      await create(s.name, { a: "c-a-1", b: "c-b-1" });
+      const p = sidecar(s);
+      await waitFor("the first set", () => read(s, `${s.name}/x`) === "c-a-1");
+      const set = setOf(s);
+      await update(s.name, { a: "c-a-2", b: "c-b-2", x: "c-x-2" }); // <name>/x is now produced twice
+      const refused = await waitFor("the refusal", () => p.logs().find((l) => l.code === "INVALID_ARGUMENT"));
+      expect(refused.msg).toContain("keeping the last good values");
+      expect(String(refused.details)).toContain(`"${s.name}/x" is also produced by`);
+      const at = p.logs().findIndex((l) => l.code === "INVALID_ARGUMENT");
+      await waitFor("a retry", () => p.logs().some((l, i) => i > at && l.msg === "reconnecting after backoff"));
+      expect(setOf(s)).toBe(set);
+      expect(read(s, `${s.name}/a`)).toBe("c-a-1");
+      expect(p.child.exitCode).toBeNull();
+      await update(s.name, { a: "c-a-3", b: "c-b-3" });
+      await waitFor("the fixed secret on disk", () => read(s, `${s.name}/a`) === "c-a-3");
+      expect(read(s, `${s.name}/x`)).toBe("c-a-3");
+      expect(p.child.exitCode).toBeNull();
+    },
+    SLOW,
+  );
+
+  it(
     "when the sidecar itself restarts on the same DIR, then the unchanged set is kept as it is",
     async () => {
       const s = setup(twoKeys);
