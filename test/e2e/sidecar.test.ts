@@ -173,10 +173,32 @@ describe("secretd sidecar --once", () => {
       expect(bad.code, flags.join(" ")).toBe(2);
       expect(bad.err).toContain(named);
     }
-    const missing = await runCli(["sidecar", "--dir", path.join(good.dir, "nope"), "--projection", good.projection, "--token-file", good.tokenFile], env());
-    expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/--dir: .*nope.*ENOENT/);
+    const orphan = await runCli(["sidecar", "--dir", path.join(good.dir, "nope", "out"), "--projection", good.projection, "--token-file", good.tokenFile], env());
+    expect(orphan.code).toBe(2);
+    expect(orphan.err).toMatch(/--dir: .*nope\/out does not exist, nor does its parent .*nope: create the parent first/);
     expect(readdirSync(good.dir)).toEqual([]);
+  });
+
+  it("when a projection path escapes DIR, then the sidecar exits 2 naming the file and the field, before asking the server", async () => {
+    const s = setup((name) => `mesh: ${MESH}\nitems:\n  - name: ${name}\n    keys:\n      - { key: a, path: ../escaped }\n`);
+    await create(s.name, { a: "esc-a" });
+    for (const once of [["--once"], []]) {
+      const r = await runCli(["sidecar", ...once, "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env());
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(`secretd: INVALID_ARGUMENT: projection file ${s.projection}: items[0].keys[0].path "../escaped": must not escape the directory`);
+    }
+    expect(readdirSync(s.dir)).toEqual([]);
+    expect(readdirSync(path.dirname(s.dir)).sort()).toEqual(["out", "projection.yaml", "token"]);
+  });
+
+  it("when DIR is missing and its parent exists, then the sidecar creates it 0700 and fills it", async () => {
+    const s = setup(twoKeys);
+    await create(s.name, { a: "mk-a", b: "mk-b" });
+    const dir = path.join(s.dir, "new");
+    const r = await runCli(["sidecar", "--once", "--dir", dir, "--projection", s.projection, "--token-file", s.tokenFile], env());
+    expect(r.code, r.err).toBe(0);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(readFileSync(path.join(dir, s.name, "a"), "utf8")).toBe("mk-a");
   });
 
   it("when DIR is not writable by the sidecar, then it exits 2 saying so", async () => {
