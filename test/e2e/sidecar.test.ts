@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
-import { runCli, startCli, waitFor, type CliProcess } from "../helpers/cli-process.js";
+import { runCli, startCli, waitFor, WITHOUT_DAC_OVERRIDE, type CliProcess } from "../helpers/cli-process.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "default";
@@ -205,9 +205,9 @@ describe("secretd sidecar --once", () => {
     const s = setup(twoKeys);
     await create(s.name, { a: "ro-a", b: "ro-b" });
     chmodSync(s.dir, 0o555);
-    // root writes anywhere: run the sidecar as nobody when the tests run as root.
-    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const r = await runCli(["sidecar", "--once", "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env(), asNobody);
+    // root writes anywhere: when the tests run as root, the sidecar runs without the capabilities that allow it.
+    const asOthers = process.getuid?.() === 0 ? { launcher: WITHOUT_DAC_OVERRIDE } : {};
+    const r = await runCli(["sidecar", "--once", "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env(), asOthers);
     expect(r.code, r.err).toBe(2);
     expect(r.err).toMatch(/--dir: .* is not writable \(EACCES\)/);
     expect(readdirSync(s.dir)).toEqual([]);
