@@ -147,15 +147,19 @@ export class AtomicWriter {
   constructor(readonly dir: string) {}
 
   /**
-   * DIR must be an existing directory this process can write: checked by creating and
-   * removing a probe directory, so permissions, read-only mounts and ACLs all count.
+   * DIR must be a directory this process can write: checked by creating and removing a
+   * probe directory, so permissions, read-only mounts and ACLs all count. A missing DIR
+   * is created (0700) when its parent exists, as the kubelet and consul-template do; a
+   * missing parent is refused, so a typo does not grow a tree.
    */
   checkDir(): void {
     let st;
     try {
       st = statSync(this.dir);
     } catch (err) {
-      throw invalid("--dir", `${this.dir} cannot be used (${errno(err)})`);
+      if (errno(err) !== "ENOENT") throw invalid("--dir", `${this.dir} cannot be used (${errno(err)})`);
+      this.create();
+      st = statSync(this.dir);
     }
     if (!st.isDirectory()) throw invalid("--dir", `${this.dir} is not a directory`);
     const probe = path.join(this.dir, `..probe_${process.pid}`);
@@ -164,6 +168,16 @@ export class AtomicWriter {
       rmSync(probe, { recursive: true, force: true });
     } catch (err) {
       throw invalid("--dir", `${this.dir} is not writable (${errno(err)})`);
+    }
+  }
+
+  private create(): void {
+    const parent = path.dirname(path.resolve(this.dir));
+    try {
+      mkdirSync(this.dir, { mode: 0o700 });
+    } catch (err) {
+      if (errno(err) === "ENOENT") throw invalid("--dir", `${this.dir} does not exist, nor does its parent ${parent}: create the parent first`);
+      if (errno(err) !== "EEXIST") throw invalid("--dir", `${this.dir} does not exist and cannot be created in ${parent} (${errno(err)})`);
     }
   }
 

@@ -5,8 +5,9 @@
  *
  * Contract (SPEC §8): a lost connection never removes the last good set; access gone
  * (PERMISSION_DENIED / NOT_FOUND of a non-optional item) swaps in an empty set and keeps
- * retrying; a bad flag, projection file or DIR exits 2 with a message naming it before
- * anything is contacted. Logs are JSON lines on stderr that never hold a value or token.
+ * retrying; a bad flag, projection file (a path escaping DIR too) or DIR exits 2 with a
+ * message naming it before anything is contacted; a missing DIR is created when its
+ * parent exists. Logs are JSON lines on stderr that never hold a value or token.
  */
 import { constants as osConstants } from "node:os";
 import { status, type ServiceError } from "@grpc/grpc-js";
@@ -21,7 +22,7 @@ import { readProjectionFile } from "../cli/projection-file.js";
 import { AtomicWriter } from "./atomic-writer.js";
 import { Backoff, DEFAULT_MAX_MS } from "./backoff.js";
 import { ChangeNotifier, type ChangeAction } from "./change-notifier.js";
-import { projectedFiles, projectionSummary } from "./projected-files.js";
+import { checkProjectionPaths, projectedFiles, projectionSummary } from "./projected-files.js";
 import { staticToken, tokenFile, type TokenSource } from "./token-source.js";
 import { WatchLoop } from "./watch-loop.js";
 import { WATCH_CHANNEL_OPTIONS } from "./channel-options.js";
@@ -72,7 +73,7 @@ export function registerSidecar(program: Command): void {
   const cmd = program
     .command("sidecar")
     .description("keep a directory in sync with a projection (the Kubernetes ..data layout), through WatchProjection")
-    .requiredOption("--dir <dir>", "directory to keep the projected files in (must exist and be writable)")
+    .requiredOption("--dir <dir>", "directory to keep the projected files in (created 0700 when missing and its parent exists)")
     .requiredOption("--projection <file>", "projection file (YAML mirroring ProjectSecretsRequest: mesh, items)")
     .option("--once", "write the current set and exit (for init containers)")
     .option("--exec-on-change <cmd>", "run this shell command after each change of the files")
@@ -90,11 +91,12 @@ export function registerSidecar(program: Command): void {
       const action = changeAction(f);
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
       const request = readProjectionFile(f.projection, f.mesh !== undefined ? { mesh: f.mesh } : {});
-      const writer = new AtomicWriter(f.dir);
-      writer.checkDir();
-      writer.currentSet(); // a planted ..data is refused before anything is fetched
-      opened = connect(self, WATCH_CHANNEL_OPTIONS);
+      checkProjectionPaths(request, f.projection);
+      opened = connect(self, WATCH_CHANNEL_OPTIONS); // flags checked; nothing dialled yet
       token = opened.token;
+      const writer = new AtomicWriter(f.dir);
+      writer.checkDir(); // last of the checks: it may create DIR
+      writer.currentSet(); // a planted ..data is refused before anything is fetched
       const { conn } = opened;
       const notifier = new ChangeNotifier(action, f.dir, log.logger);
 
@@ -149,6 +151,7 @@ export function registerSidecar(program: Command): void {
       loop.start();
     } catch (err) {
       process.exitCode = await printCallError(err, self, opened?.conn, token);
+      opened?.conn.close();
     }
   });
 }

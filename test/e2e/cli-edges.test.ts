@@ -55,10 +55,17 @@ describe("--server", () => {
   }, SLOW);
 
   it("when only a host is given, then the default port 50051 is dialled", async () => {
-    const r = await runCli(["list", "--server", "127.0.0.1", "--timeout", "3s"], as());
-    // Whatever runs on this machine, the CLI must have dialled port 50051, not 443.
-    if (r.status !== 0) expect(r.err).toContain("127.0.0.1:50051");
-    expect(r.err).not.toContain(":443");
+    // A name that never resolves (RFC 6761 .invalid): the line names the target the CLI
+    // made of it, and nothing on this machine (a server on 50051 or not) is ever dialled.
+    for (const [args, extra] of [
+      [["--server", "secretd-test.invalid"], {}],
+      [[], { SECRETD_SERVER: "secretd-test.invalid" }],
+    ] as const) {
+      const r = await runCli(["list", ...args, "--timeout", "3s"], as(extra));
+      expect(r.status, r.err).toBe(1);
+      expect(oneLine(r.err, "UNAVAILABLE")).toContain("cannot reach secretd-test.invalid:50051: ");
+      expect(r.err).not.toContain(":443");
+    }
   }, SLOW);
 });
 

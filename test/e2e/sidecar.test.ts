@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
-import { runCli, startCli, waitFor, type CliProcess } from "../helpers/cli-process.js";
+import { runCli, startCli, waitFor, WITHOUT_DAC_OVERRIDE, type CliProcess } from "../helpers/cli-process.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "default";
@@ -173,19 +173,41 @@ describe("secretd sidecar --once", () => {
       expect(bad.code, flags.join(" ")).toBe(2);
       expect(bad.err).toContain(named);
     }
-    const missing = await runCli(["sidecar", "--dir", path.join(good.dir, "nope"), "--projection", good.projection, "--token-file", good.tokenFile], env());
-    expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/--dir: .*nope.*ENOENT/);
+    const orphan = await runCli(["sidecar", "--dir", path.join(good.dir, "nope", "out"), "--projection", good.projection, "--token-file", good.tokenFile], env());
+    expect(orphan.code).toBe(2);
+    expect(orphan.err).toMatch(/--dir: .*nope\/out does not exist, nor does its parent .*nope: create the parent first/);
     expect(readdirSync(good.dir)).toEqual([]);
+  });
+
+  it("when a projection path escapes DIR, then the sidecar exits 2 naming the file and the field, before asking the server", async () => {
+    const s = setup((name) => `mesh: ${MESH}\nitems:\n  - name: ${name}\n    keys:\n      - { key: a, path: ../escaped }\n`);
+    await create(s.name, { a: "esc-a" });
+    for (const once of [["--once"], []]) {
+      const r = await runCli(["sidecar", ...once, "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env());
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(`secretd: INVALID_ARGUMENT: projection file ${s.projection}: items[0].keys[0].path "../escaped": must not escape the directory`);
+    }
+    expect(readdirSync(s.dir)).toEqual([]);
+    expect(readdirSync(path.dirname(s.dir)).sort()).toEqual(["out", "projection.yaml", "token"]);
+  });
+
+  it("when DIR is missing and its parent exists, then the sidecar creates it 0700 and fills it", async () => {
+    const s = setup(twoKeys);
+    await create(s.name, { a: "mk-a", b: "mk-b" });
+    const dir = path.join(s.dir, "new");
+    const r = await runCli(["sidecar", "--once", "--dir", dir, "--projection", s.projection, "--token-file", s.tokenFile], env());
+    expect(r.code, r.err).toBe(0);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(readFileSync(path.join(dir, s.name, "a"), "utf8")).toBe("mk-a");
   });
 
   it("when DIR is not writable by the sidecar, then it exits 2 saying so", async () => {
     const s = setup(twoKeys);
     await create(s.name, { a: "ro-a", b: "ro-b" });
     chmodSync(s.dir, 0o555);
-    // root writes anywhere: run the sidecar as nobody when the tests run as root.
-    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const r = await runCli(["sidecar", "--once", "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env(), asNobody);
+    // root writes anywhere: when the tests run as root, the sidecar runs without the capabilities that allow it.
+    const asOthers = process.getuid?.() === 0 ? { launcher: WITHOUT_DAC_OVERRIDE } : {};
+    const r = await runCli(["sidecar", "--once", "--dir", s.dir, "--projection", s.projection, "--token-file", s.tokenFile], env(), asOthers);
     expect(r.code, r.err).toBe(2);
     expect(r.err).toMatch(/--dir: .* is not writable \(EACCES\)/);
     expect(readdirSync(s.dir)).toEqual([]);
@@ -362,6 +384,32 @@ describe("secretd sidecar (watching)", () => {
       await waitFor("the update after the restart", () => read(s, `${s.name}/a`) === "r-a-2");
       await waitFor("its log line", () => updates(p) > writes);
       expect(updates(p)).toBe(writes + 1);
+    },
+    SLOW,
+  );
+
+  it(
+    "when someone adds a key that makes the server refuse the projection, then the sidecar keeps the last good set, says why and takes the fix",
+    async () => {
+      // item 0 projects every key of the secret (at <name>/<key>); item 1 puts key a at <name>/x.
+      const s = setup((name) => `mesh: ${MESH}\nitems:\n  - name: ${name}\n  - name: ${name}\n    keys:\n      - { key: a, env: X_A, path: ${name}/x }\n`);
+      await create(s.name, { a: "c-a-1", b: "c-b-1" });
+      const p = sidecar(s);
+      await waitFor("the first set", () => read(s, `${s.name}/x`) === "c-a-1");
+      const set = setOf(s);
+      await update(s.name, { a: "c-a-2", b: "c-b-2", x: "c-x-2" }); // <name>/x is now produced twice
+      const refused = await waitFor("the refusal", () => p.logs().find((l) => l.code === "INVALID_ARGUMENT"));
+      expect(refused.msg).toContain("keeping the last good values");
+      expect(String(refused.details)).toContain(`"${s.name}/x" is also produced by`);
+      const at = p.logs().findIndex((l) => l.code === "INVALID_ARGUMENT");
+      await waitFor("a retry", () => p.logs().some((l, i) => i > at && l.msg === "reconnecting after backoff"));
+      expect(setOf(s)).toBe(set);
+      expect(read(s, `${s.name}/a`)).toBe("c-a-1");
+      expect(p.child.exitCode).toBeNull();
+      await update(s.name, { a: "c-a-3", b: "c-b-3" });
+      await waitFor("the fixed secret on disk", () => read(s, `${s.name}/a`) === "c-a-3");
+      expect(read(s, `${s.name}/x`)).toBe("c-a-3");
+      expect(p.child.exitCode).toBeNull();
     },
     SLOW,
   );

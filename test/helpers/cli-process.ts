@@ -23,8 +23,22 @@ export interface CliProcess {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-export function startCli(args: string[], env: NodeJS.ProcessEnv, opts: SpawnOptions = {}): CliProcess {
-  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...opts });
+export interface CliOptions extends SpawnOptions {
+  /** A command the binary runs under, e.g. WITHOUT_DAC_OVERRIDE. */
+  readonly launcher?: readonly string[];
+}
+
+/**
+ * Root without the capabilities that let it ignore file modes: a 0555 directory is then
+ * not writable for it, as for anyone else. It stays root, so it still reads the clone
+ * it runs from wherever that is (a 0700 home or `mktemp -d`), which another user could not.
+ */
+export const WITHOUT_DAC_OVERRIDE: readonly string[] = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"];
+
+export function startCli(args: string[], env: NodeJS.ProcessEnv, opts: CliOptions = {}): CliProcess {
+  const { launcher = [], ...spawnOpts } = opts;
+  const [cmd, ...pre] = [...launcher, process.execPath];
+  const child = spawn(cmd!, [...pre, MAIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOpts });
   let out = "";
   let err = "";
   child.stdout?.on("data", (b: Buffer) => (out += b.toString("utf8")));
@@ -55,7 +69,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv, opts: SpawnOpti
 }
 
 /** Runs the binary to its end. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv, opts: SpawnOptions = {}): Promise<{ code: number; out: string; err: string }> {
+export async function runCli(args: string[], env: NodeJS.ProcessEnv, opts: CliOptions = {}): Promise<{ code: number; out: string; err: string }> {
   const p = startCli(args, env, opts);
   const code = await p.exited;
   return { code, out: p.stdout(), err: p.stderr() };

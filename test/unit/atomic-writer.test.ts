@@ -167,8 +167,18 @@ describe("atomic writer", () => {
     expect(errorOf(() => w.write([file("db/password", "v"), file("db/user", "u")])).code).toBe("FAILED_PRECONDITION");
   });
 
-  it("when DIR is missing or not a directory, then checkDir says so naming --dir", () => {
-    expect(errorOf(() => new AtomicWriter(path.join(dir, "missing")).checkDir()).message).toMatch(/^--dir: .*missing.*ENOENT/);
+  it("when DIR is missing and its parent exists, then checkDir creates it 0700; when the parent is missing too, then it says so naming --dir", () => {
+    new AtomicWriter(path.join(dir, "made")).checkDir();
+    expect(statSync(path.join(dir, "made")).isDirectory()).toBe(true);
+    expect(statSync(path.join(dir, "made")).mode & 0o777).toBe(0o700);
+    expect(readdirSync(path.join(dir, "made"))).toEqual([]);
+    const err = errorOf(() => new AtomicWriter(path.join(dir, "no-parent", "out")).checkDir());
+    expect(err.code).toBe("INVALID_ARGUMENT");
+    expect(err.message).toMatch(/^--dir: .*no-parent\/out does not exist, nor does its parent .*no-parent: create the parent first$/);
+    expect(readdirSync(dir)).toEqual(["made"]);
+  });
+
+  it("when DIR is not a directory, then checkDir says so naming --dir", () => {
     writeFileSync(path.join(dir, "f"), "");
     expect(errorOf(() => new AtomicWriter(path.join(dir, "f")).checkDir()).message).toMatch(/not a directory/);
     new AtomicWriter(dir).checkDir();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { DEFAULT_SERVER } from "../../src/cli/client.js";
 import { parseServerAddress } from "../../src/cli/server-address.js";
 import { SecretdError } from "../../src/domain/errors.js";
 
@@ -19,6 +20,10 @@ describe("parseServerAddress", () => {
     expect(parseServerAddress("10.0.0.7").target).toBe("10.0.0.7:50051");
     expect(parseServerAddress("::1").target).toBe("[::1]:50051");
     expect(parseServerAddress("[::1]").target).toBe("[::1]:50051");
+  });
+
+  it("when no --server is given at all, then the client dials 127.0.0.1:50051", () => {
+    expect(parseServerAddress(DEFAULT_SERVER)).toEqual({ host: "127.0.0.1", port: 50051, target: "127.0.0.1:50051" });
   });
 
   it("when host and port are given, then both are kept", () => {
