@@ -30,6 +30,7 @@ import type {
   GrantRow,
   GrantSet,
   GrantsMacGuard,
+  Heartbeat,
   LeaseRow,
   ListedSecret,
   ListQuery,
@@ -41,6 +42,7 @@ import type {
   Storage,
   VersionKeyRow,
   VersionRow,
+  WatchLease,
 } from "../storage/storage.js";
 import { isLive } from "./access.js";
 import { grantsChanged, SecretdError } from "./errors.js";
@@ -192,16 +194,20 @@ export class AuthenticatedStorage implements Storage {
    * Consumer leases are not MAC'd: they grant nothing (ListConsumers reports them to
    * admins), and a forged or removed lease only misreports who is watching.
    */
-  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
-    return this.inner.putLeases(leases);
+  async openReplica(replica: string, heartbeat: Heartbeat): Promise<void> {
+    return this.inner.openReplica(replica, heartbeat);
+  }
+
+  async putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean> {
+    return this.inner.putLeases(lease, secretUids, now);
   }
 
   async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
     return this.inner.deleteLeases(watchId, secretUids);
   }
 
-  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
-    return this.inner.renewLeases(replica, now, expireTime, revisions);
+  async renewLeases(replica: string, heartbeat: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number> {
+    return this.inner.renewLeases(replica, heartbeat, revisions);
   }
 
   async deleteReplicaLeases(replica: string): Promise<void> {

@@ -173,7 +173,8 @@ export interface DekReplacement {
 
 /**
  * A live consumer: one open WatchProjection reading one secret, held by one server
- * process (`replica`) that renews it; past `expireTime` it is dead and no longer counts.
+ * process (`replica`); as listed, with its replica's heartbeat: `lastSeen` is the
+ * replica's last renewal, and past `expireTime` the lease is dead and no longer counts.
  */
 export interface LeaseRow {
   /** The watch's id, unique across replicas. */
@@ -188,6 +189,19 @@ export interface LeaseRow {
   readonly lastSeen: number;
   readonly expireTime: number;
   readonly replica: string;
+}
+
+/**
+ * One watch's lease as stored: one row per watch, its secrets (sources) in a side table
+ * written when they change, and no time of its own: it lives while its replica's
+ * heartbeat does, so one write renews every lease of a replica (#27 item 5).
+ */
+export type WatchLease = Omit<LeaseRow, "secretUid" | "lastSeen" | "expireTime">;
+
+/** A replica's heartbeat: renewed at `now`, its leases live until `expireTime`. */
+export interface Heartbeat {
+  readonly now: number;
+  readonly expireTime: number;
 }
 
 /**
@@ -295,19 +309,32 @@ export interface Storage {
    * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
    */
   replaceDeks(replacements: readonly DekReplacement[]): Promise<number>;
-  /** Inserts or replaces leases; a lease on a secret that no longer exists is skipped. */
-  putLeases(leases: readonly LeaseRow[]): Promise<void>;
-  /** Removes a watch's leases (only those on the given secrets, when set). */
+  /**
+   * Starts the heartbeat of a replica name never used before: its leases live until
+   * `expireTime`, and on while renewLeases renews it. Callers never start a name twice:
+   * once a heartbeat lapsed its leases are dead for good (renewals may have begun pruning
+   * them) and the process starts over under a new name, so no lease comes back half pruned.
+   */
+  openReplica(replica: string, heartbeat: Heartbeat): Promise<void>;
+  /**
+   * Records one watch's lease (its revision replaced) on these secrets, added to the ones
+   * it holds; a secret that no longer exists is skipped. `false`, and nothing written,
+   * when the replica's heartbeat is not live at `now`.
+   */
+  putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean>;
+  /** Removes a watch's lease (only on the given secrets, when set). */
   deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void>;
   /**
-   * One replica's heartbeat: every lease it holds now runs to `expireTime` (with the
-   * revision of `revisions` for the watches listed), and lapsed leases of any replica are
-   * removed. Returns how many leases the replica holds.
+   * One replica's heartbeat: a single row write renews every lease it holds, however many
+   * watches and sources (plus one row per watch of `revisions`, whose last sent revision
+   * changed). A bounded chunk of dead replicas' rows is removed on the way. Returns the
+   * rows the renewal itself wrote (1 + revisions updated), or 0 when the heartbeat had
+   * already lapsed (nothing renewed: the replica must start over under a new name).
    */
-  renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number>;
-  /** Removes every lease of a replica (its orderly shutdown). */
+  renewLeases(replica: string, heartbeat: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number>;
+  /** Ends a replica's heartbeat (orderly shutdown): its leases are dead at once, their rows removed later. */
   deleteReplicaLeases(replica: string): Promise<void>;
-  /** Live (unexpired at `now`) leases on a secret, oldest first. */
+  /** Live leases on a secret (their replica's heartbeat unexpired at `now`), oldest first. */
   listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
   /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
   ping?(): Promise<boolean>;

@@ -1,14 +1,21 @@
 /**
- * Consumer leases: every open watch holds one lease per secret it reads, recorded in
+ * Consumer leases: every open watch holds a lease on the secrets it reads, recorded in
  * storage so any replica can count and list them (DeleteSecret refuses a watched secret,
- * ListConsumers shows who). This process renews all of its leases with one write every
- * `renewMs`; each renewal runs them to now + `ttlMs`, so when the process dies they lapse
- * within ttlMs (under the 30 s SPEC §4 promises). An orderly shutdown removes them at once.
+ * ListConsumers shows who). A lease is one row per watch, its secrets written when they
+ * change; it carries no time of its own but lives while this process's heartbeat does
+ * (#27 item 5). Every `renewMs` one write renews the heartbeat, and with it every lease
+ * of the process, however many watches and sources, to now + `ttlMs`: when the process
+ * dies they lapse within ttlMs (under the 30 s SPEC §4 promises). An orderly shutdown
+ * ends the heartbeat, so they are dead at once.
+ *
+ * A heartbeat that lapsed anyway (the process stalled past ttlMs, the database was out
+ * of reach) is never revived, since other replicas may have begun pruning its rows: the
+ * process starts a new heartbeat under a new name and records every lease it holds again.
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import type { Principal } from "../domain/principal.js";
-import type { LeaseRow, Storage } from "../storage/storage.js";
+import type { Storage, WatchLease } from "../storage/storage.js";
 
 export interface LeaseOptions {
   readonly ttlMs: number;
@@ -25,13 +32,26 @@ export function defaultReplicaName(): string {
 
 export const LEASE_DEFAULTS = { ttlMs: 25_000, renewMs: 8_000 } as const;
 
-type LeaseStorage = Pick<Storage, "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases">;
+type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases">;
+
+interface Held {
+  readonly p: Principal;
+  readonly since: number;
+  revision: string;
+  readonly uids: Set<string>;
+}
 
 export class ConsumerLeases {
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
   /** Revisions sent since the last renewal, written with it (not one write per message). */
   readonly #revisions = new Map<string, string>();
+  /** What this process holds, to record again under a new heartbeat. */
+  readonly #held = new Map<string, Held>();
+  #generation = 0;
+  #name: string;
+  /** The current heartbeat's start; undefined before the first lease. */
+  #opened: Promise<void> | undefined;
   #closed = false;
 
   constructor(
@@ -39,65 +59,107 @@ export class ConsumerLeases {
     private readonly options: LeaseOptions,
   ) {
     this.#now = options.now ?? Date.now;
+    this.#name = options.replica;
     this.#timer = setInterval(() => void this.renew(), options.renewMs);
     this.#timer.unref();
   }
 
+  /** The name of this process's current heartbeat (ListConsumers' `replica`). */
   get replica(): string {
-    return this.options.replica;
+    return this.#name;
   }
 
   /** Leases of one watch on these secrets (added to the ones it holds). */
   async hold(watchId: string, p: Principal, secretUids: readonly string[], revision: string, since: number): Promise<void> {
     if (this.#closed || secretUids.length === 0) return;
-    const now = this.#now();
-    const rows: LeaseRow[] = secretUids.map((secretUid) => ({
-      watchId,
-      secretUid,
-      tenant: p.tenant,
-      sub: p.sub,
-      roles: p.roles,
-      revision,
-      since,
-      lastSeen: now,
-      expireTime: now + this.options.ttlMs,
-      replica: this.options.replica,
-    }));
-    await this.storage.putLeases(rows);
+    let held = this.#held.get(watchId);
+    if (held === undefined) this.#held.set(watchId, (held = { p, since, revision, uids: new Set() }));
+    held.revision = revision;
+    for (const u of secretUids) held.uids.add(u);
+    await this.#heartbeat();
+    if (!(await this.storage.putLeases(this.#lease(watchId, held), secretUids, this.#now()))) await this.#restart();
   }
 
   async drop(watchId: string, secretUids?: readonly string[]): Promise<void> {
-    if (secretUids === undefined) this.#revisions.delete(watchId);
+    const held = this.#held.get(watchId);
+    if (secretUids === undefined) {
+      this.#revisions.delete(watchId);
+      this.#held.delete(watchId);
+    } else if (held !== undefined) {
+      for (const u of secretUids) held.uids.delete(u);
+      if (held.uids.size === 0) this.#held.delete(watchId);
+    }
     if (this.#closed || secretUids?.length === 0) return;
     await this.storage.deleteLeases(watchId, secretUids);
   }
 
   noteRevision(watchId: string, revision: string): void {
     this.#revisions.set(watchId, revision);
+    const held = this.#held.get(watchId);
+    if (held !== undefined) held.revision = revision;
   }
 
+  /** One write: the heartbeat (and the revisions sent since the last one). */
   async renew(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#opened === undefined) return;
     const revisions = new Map(this.#revisions);
     this.#revisions.clear();
-    const now = this.#now();
     try {
-      await this.storage.renewLeases(this.options.replica, now, now + this.options.ttlMs, revisions);
+      await this.#opened;
+      const now = this.#now();
+      const written = await this.storage.renewLeases(this.#name, { now, expireTime: now + this.options.ttlMs }, revisions);
+      if (written === 0) await this.#restart();
     } catch (err) {
       for (const [k, v] of revisions) if (!this.#revisions.has(k)) this.#revisions.set(k, v);
       this.options.onError?.(err);
     }
   }
 
-  /** Stops renewing and removes this replica's leases. */
+  /** Stops renewing and ends this process's heartbeat: its leases are dead at once. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    if (this.#opened === undefined) return;
     try {
-      await this.storage.deleteReplicaLeases(this.options.replica);
+      await this.#opened.catch(() => undefined);
+      await this.storage.deleteReplicaLeases(this.#name);
     } catch (err) {
       this.options.onError?.(err); // they lapse by themselves within ttlMs
     }
+  }
+
+  #lease(watchId: string, h: Held): WatchLease {
+    return { watchId, tenant: h.p.tenant, sub: h.p.sub, roles: h.p.roles, revision: h.revision, since: h.since, replica: this.#name };
+  }
+
+  /** Starts the heartbeat on the first lease (a failed start is tried again by the next). */
+  #heartbeat(): Promise<void> {
+    if (this.#opened === undefined) {
+      const now = this.#now();
+      const opened = this.storage.openReplica(this.#name, { now, expireTime: now + this.options.ttlMs });
+      this.#opened = opened;
+      opened.catch(() => {
+        if (this.#opened === opened) this.#opened = undefined;
+      });
+    }
+    return this.#opened;
+  }
+
+  #restarting: Promise<void> | undefined;
+
+  /** The heartbeat lapsed: a new one under a new name, and every lease held recorded again. */
+  #restart(): Promise<void> {
+    this.#restarting ??= (async () => {
+      this.#generation++;
+      this.#name = `${this.options.replica}#${this.#generation}`;
+      this.#opened = undefined;
+      await this.#heartbeat();
+      const now = this.#now();
+      await Promise.all([...this.#held].map(([id, h]) => this.storage.putLeases(this.#lease(id, h), [...h.uids], now)));
+    })().finally(() => {
+      this.#restarting = undefined;
+    });
+    return this.#restarting;
   }
 }

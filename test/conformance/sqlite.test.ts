@@ -230,13 +230,15 @@ describe("sqlite specifics", () => {
       const r = recorder();
       const sub = st.changes.subscribe(r.listener);
       const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "" };
-      const l = { watchId: "w1", secretUid: s.uid, tenant: s.tenant, sub: "app", roles: [], revision: "", since: 1, lastSeen: 1, expireTime: Date.now() + 60_000, replica: "r2" };
+      const l = { watchId: "w1", tenant: s.tenant, sub: "app", roles: [], revision: "", since: 1, replica: "r2" };
       const housekeeping = [
         () => writer.appendAudit([event, { ...event, requestId: "rid-thread-2" }]),
         () => worker.appendAudit([{ ...event, requestId: "rid-worker" }]),
-        () => worker.putLeases([l]),
-        () => worker.renewLeases("r2", Date.now(), Date.now() + 60_000, new Map()),
+        () => worker.openReplica("r2", { now: Date.now(), expireTime: Date.now() + 60_000 }),
+        () => worker.putLeases(l, [s.uid], Date.now()),
+        () => worker.renewLeases("r2", { now: Date.now(), expireTime: Date.now() + 60_000 }, new Map()),
         () => worker.deleteLeases("w1"),
+        () => worker.deleteReplicaLeases("r2"),
       ];
       for (const write of housekeeping) {
         await write();

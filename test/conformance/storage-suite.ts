@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change, FeedEvent } from "../../src/storage/change-feed.js";
-import type { AuditRow, GrantRow, LeaseRow, MacRows, SecretRow, Storage, VersionRow } from "../../src/storage/storage.js";
+import type { AuditRow, GrantRow, MacRows, SecretRow, Storage, VersionRow, WatchLease } from "../../src/storage/storage.js";
 
 export interface OpenOptions {
   /** Change rows the back-end keeps for resuming subscribers (its compaction window). */
@@ -40,20 +40,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   }
 }
 
-function lease(s: SecretRow, over: Partial<LeaseRow> = {}): LeaseRow {
-  return {
-    watchId: randomUUID(),
-    secretUid: s.uid,
-    tenant: s.tenant,
-    sub: "watcher",
-    roles: ["app"],
-    revision: "",
-    since: 1000,
-    lastSeen: 1000,
-    expireTime: 31_000,
-    replica: "r1",
-    ...over,
-  };
+function lease(over: Partial<WatchLease> = {}): WatchLease {
+  return { watchId: randomUUID(), tenant: "t1", sub: "watcher", roles: ["app"], revision: "", since: 1000, replica: "r1", ...over };
+}
+
+/** As ListConsumers lists a lease: the watch, one of its secrets, its replica's heartbeat. */
+function listed(l: WatchLease, secretUid: string, lastSeen: number, expireTime: number) {
+  return { ...l, secretUid, lastSeen, expireTime };
 }
 
 let clock = 1_700_000_000_000;
@@ -684,43 +677,90 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
         const other = secretRow({ name: "other" });
         await st.insertSecret(s, versionRow(s));
         await st.insertSecret(other, versionRow(other));
-        const a = lease(s, { since: 1000, revision: "r-a" });
-        const b = lease(s, { since: 2000, sub: "b", roles: [] });
-        const lapsed = lease(s, { since: 1500, expireTime: 5000 });
-        await st.putLeases([a, b, lapsed, lease(other)]);
-        expect(await st.listLeases(s.uid, 10_000)).toEqual([a, b]);
+        await st.openReplica("r1", { now: 1000, expireTime: 31_000 });
+        await st.openReplica("short", { now: 1000, expireTime: 5000 });
+        const a = lease({ since: 1000, revision: "r-a" });
+        const b = lease({ since: 2000, sub: "b", roles: [] });
+        const lapsed = lease({ since: 1500, replica: "short" });
+        expect(await st.putLeases(a, [s.uid, other.uid], 1000)).toBe(true);
+        expect(await st.putLeases(b, [s.uid], 1000)).toBe(true);
+        expect(await st.putLeases(lapsed, [s.uid], 1000)).toBe(true);
+        expect(await st.listLeases(s.uid, 10_000)).toEqual([listed(a, s.uid, 1000, 31_000), listed(b, s.uid, 1000, 31_000)]);
         expect((await st.listLeases(s.uid, 4000)).map((l) => l.watchId)).toEqual([a.watchId, lapsed.watchId, b.watchId]);
+        expect((await st.listLeases(other.uid, 10_000)).map((l) => l.watchId)).toEqual([a.watchId]);
         await st.deleteLeases(a.watchId);
         expect((await st.listLeases(s.uid, 10_000)).map((l) => l.watchId)).toEqual([b.watchId]);
+        expect(await st.listLeases(other.uid, 10_000)).toEqual([]);
         await st.deleteLeases(b.watchId, [other.uid]);
         expect((await st.listLeases(s.uid, 10_000)).map((l) => l.watchId)).toEqual([b.watchId]);
         await st.deleteLeases(b.watchId, [s.uid]);
         expect(await st.listLeases(s.uid, 10_000)).toEqual([]);
       });
 
-      it("when a replica renews, then its leases live on with the new revisions, lapsed leases of any replica are removed, and others' are untouched", async () => {
+      it("when a watch's lease is put again, then its new secrets are added and its revision replaced", async () => {
+        const s = secretRow();
+        const t = secretRow({ name: "t" });
+        await st.insertSecret(s, versionRow(s));
+        await st.insertSecret(t, versionRow(t));
+        await st.openReplica("r1", { now: 1000, expireTime: 31_000 });
+        const w = lease({ revision: "one" });
+        await st.putLeases(w, [s.uid], 1000);
+        await st.putLeases({ ...w, revision: "two" }, [t.uid], 2000);
+        expect((await st.listLeases(s.uid, 2000)).map((l) => l.revision)).toEqual(["two"]);
+        expect((await st.listLeases(t.uid, 2000)).map((l) => l.watchId)).toEqual([w.watchId]);
+      });
+
+      it("when a replica renews, then all its leases live on with the new revisions in one row written, however many sources; others' are untouched", async () => {
+        const secrets = Array.from({ length: 64 }, (_, i) => secretRow({ name: `src-${i}` }));
+        for (const s of secrets) await st.insertSecret(s, versionRow(s));
+        const uids = secrets.map((s) => s.uid);
+        await st.openReplica("r1", { now: 1000, expireTime: 31_000 });
+        await st.openReplica("r2", { now: 1000, expireTime: 31_000 });
+        const mine = Array.from({ length: 32 }, (_, i) => lease({ replica: "r1", since: 1000 + i }));
+        for (const l of mine) await st.putLeases(l, uids, 1000); // 32 watches x 64 sources
+        const theirs = lease({ replica: "r2", since: 5000 });
+        await st.putLeases(theirs, uids, 1000);
+        expect(await st.renewLeases("r1", { now: 25_000, expireTime: 55_000 }, new Map())).toBe(1); // the heartbeat row, not 2,048 leases
+        expect(await st.renewLeases("r1", { now: 26_000, expireTime: 56_000 }, new Map([[mine[0]!.watchId, "rev-2"], [theirs.watchId, "not-mine"]]))).toBe(2);
+        const live = await st.listLeases(uids[7]!, 40_000);
+        expect(live).toHaveLength(32);
+        expect(live[0]).toEqual(listed({ ...mine[0]!, revision: "rev-2" }, uids[7]!, 26_000, 56_000));
+        expect(live.every((l) => l.replica === "r1" && l.expireTime === 56_000)).toBe(true);
+        const atRenewal = await st.listLeases(uids[7]!, 26_000);
+        expect(atRenewal.filter((l) => l.replica === "r2").map((l) => [l.watchId, l.revision])).toEqual([[theirs.watchId, ""]]);
+        await st.deleteReplicaLeases("r1");
+        expect((await st.listLeases(uids[7]!, 26_000)).map((l) => l.replica)).toEqual(["r2"]);
+      });
+
+      it("when a heartbeat has lapsed, then it is not renewed nor given new leases, and its rows are pruned by a renewal", async () => {
         const s = secretRow();
         await st.insertSecret(s, versionRow(s));
-        const mine = lease(s, { replica: "r1", expireTime: 31_000 });
-        const theirs = lease(s, { replica: "r2", expireTime: 31_000 });
-        const dead = lease(s, { replica: "r3", expireTime: 20_000 });
-        await st.putLeases([mine, theirs, dead]);
-        expect(await st.renewLeases("r1", 25_000, 55_000, new Map([[mine.watchId, "rev-2"]]))).toBe(1);
-        const live = await st.listLeases(s.uid, 40_000);
-        expect(live).toEqual([{ ...mine, lastSeen: 25_000, expireTime: 55_000, revision: "rev-2" }]);
-        expect((await st.listLeases(s.uid, 25_000)).map((l) => l.replica).sort()).toEqual(["r1", "r2"]); // r3's row is gone, not just lapsed
-        await st.deleteReplicaLeases("r1");
-        expect((await st.listLeases(s.uid, 25_000)).map((l) => l.replica)).toEqual(["r2"]);
+        await st.openReplica("dead", { now: 1000, expireTime: 20_000 });
+        await st.openReplica("alive", { now: 1000, expireTime: 31_000 });
+        await st.putLeases(lease({ replica: "dead" }), [s.uid], 1000);
+        await st.putLeases(lease({ replica: "alive", since: 2000 }), [s.uid], 1000);
+        expect((await st.listLeases(s.uid, 21_000)).map((l) => l.replica)).toEqual(["alive"]);
+        expect(await st.listLeases(s.uid, 1000)).toHaveLength(2); // (as of before it lapsed)
+        expect(await st.renewLeases("alive", { now: 21_000, expireTime: 46_000 }, new Map())).toBe(1);
+        expect((await st.listLeases(s.uid, 1000)).map((l) => l.replica)).toEqual(["alive"]); // pruned, not only lapsed
+        expect(await st.renewLeases("dead", { now: 21_000, expireTime: 46_000 }, new Map())).toBe(0);
+        expect(await st.putLeases(lease({ replica: "dead" }), [s.uid], 21_000)).toBe(false);
+        expect(await st.putLeases(lease({ replica: "never-opened" }), [s.uid], 21_000)).toBe(false);
+        expect((await st.listLeases(s.uid, 21_000)).map((l) => l.replica)).toEqual(["alive"]);
       });
 
       it("when the secret is deleted, then its leases go with it; a lease on a missing secret is not recorded", async () => {
         const s = secretRow();
         await st.insertSecret(s, versionRow(s));
-        const l = lease(s);
-        await st.putLeases([l, lease(secretRow({ name: "ghost" }))]);
+        await st.openReplica("r1", { now: 1000, expireTime: 31_000 });
+        const ghost = secretRow({ name: "ghost" });
+        const w = lease();
+        await st.putLeases(w, [s.uid, ghost.uid], 1000);
         expect(await st.listLeases(s.uid, 2000)).toHaveLength(1);
         await st.deleteSecret(s.uid, undefined);
         expect(await st.listLeases(s.uid, 2000)).toEqual([]);
+        await st.insertSecret(ghost, versionRow(ghost));
+        expect(await st.listLeases(ghost.uid, 2000)).toEqual([]);
         const again = secretRow();
         await st.insertSecret(again, versionRow(again));
         expect(await st.listLeases(again.uid, 2000)).toEqual([]);

@@ -148,4 +148,34 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       ALTER TABLE create_requests ADD PRIMARY KEY (tenant, sub, request_id);
     `,
   },
+  {
+    // Leases that cost O(1) to renew (#27 item 5), as SQLite's migration 12: one row per
+    // watch, its secrets in a side table, one heartbeat row per server process.
+    id: 6,
+    sql: `
+      DROP TABLE consumer_leases;
+      CREATE TABLE consumer_replicas (
+        replica      TEXT PRIMARY KEY,
+        last_seen    BIGINT NOT NULL,
+        expire_time  BIGINT NOT NULL
+      );
+      CREATE INDEX consumer_replicas_expire ON consumer_replicas (expire_time);
+      CREATE TABLE consumer_watches (
+        watch_id     TEXT PRIMARY KEY,
+        replica      TEXT NOT NULL REFERENCES consumer_replicas (replica),
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        roles        TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        since        BIGINT NOT NULL
+      );
+      CREATE INDEX consumer_watches_replica ON consumer_watches (replica);
+      CREATE TABLE consumer_watch_sources (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        watch_id     TEXT NOT NULL REFERENCES consumer_watches (watch_id) ON DELETE CASCADE,
+        PRIMARY KEY (secret_uid, watch_id)
+      );
+      CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
+    `,
+  },
 ];

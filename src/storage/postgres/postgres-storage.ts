@@ -16,6 +16,7 @@ import type {
   GrantRow,
   GrantSet,
   GrantsMacGuard,
+  Heartbeat,
   LeaseRow,
   ListedSecret,
   ListQuery,
@@ -28,6 +29,7 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchLease,
 } from "../storage.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
@@ -185,6 +187,9 @@ function toGrant(r: GrantRecord): GrantRow {
 }
 
 type Queryable = Pick<pg.PoolClient, "query">;
+
+/** Watches of dead replicas removed per renewal (each with its sources, at most 256). */
+const PRUNE_WATCHES = 16;
 
 interface LeaseRecord {
   watch_id: string;
@@ -698,58 +703,89 @@ export class PostgresStorage implements Storage {
     });
   }
 
-  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
-    if (leases.length === 0) return;
-    // A lease on a secret that no longer exists is skipped (INSERT … SELECT from secrets).
-    await this.q(
-      `INSERT INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
-       SELECT l.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
-         AS l (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
-       WHERE EXISTS (SELECT 1 FROM secrets s WHERE s.uid = l.secret_uid)
-       ON CONFLICT (watch_id, secret_uid) DO UPDATE SET tenant = excluded.tenant, sub = excluded.sub, roles = excluded.roles,
-         revision = excluded.revision, since = excluded.since, last_seen = excluded.last_seen, expire_time = excluded.expire_time, replica = excluded.replica`,
-      [
-        leases.map((l) => l.watchId),
-        leases.map((l) => l.secretUid),
-        leases.map((l) => l.tenant),
-        leases.map((l) => l.sub),
-        leases.map((l) => JSON.stringify(l.roles)),
-        leases.map((l) => l.revision),
-        leases.map((l) => l.since),
-        leases.map((l) => l.lastSeen),
-        leases.map((l) => l.expireTime),
-        leases.map((l) => l.replica),
-      ],
-    );
+  async openReplica(replica: string, hb: Heartbeat): Promise<void> {
+    await this.q("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES ($1, $2, $3) ON CONFLICT (replica) DO NOTHING", [replica, hb.now, hb.expireTime]);
   }
 
-  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
-    if (secretUids === undefined) await this.q("DELETE FROM consumer_leases WHERE watch_id = $1", [watchId]);
-    else await this.q("DELETE FROM consumer_leases WHERE watch_id = $1 AND secret_uid = ANY($2::text[])", [watchId, [...secretUids]]);
-  }
-
-  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+  async putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean> {
     return this.tx(async (c) => {
-      await this.q("DELETE FROM consumer_leases WHERE expire_time <= $1", [now], c);
-      if (revisions.size > 0) {
+      // FOR KEY SHARE: a replica's row cannot be pruned while a watch of it is being added.
+      const live = await this.q("SELECT 1 FROM consumer_replicas WHERE replica = $1 AND expire_time > $2 FOR KEY SHARE", [lease.replica, now], c);
+      if (live.rowCount === 0) return false;
+      await this.q(
+        `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (watch_id) DO UPDATE SET revision = excluded.revision`,
+        [lease.watchId, lease.replica, lease.tenant, lease.sub, JSON.stringify(lease.roles), lease.revision, lease.since],
+        c,
+      );
+      // A secret that no longer exists is skipped (INSERT … SELECT from secrets).
+      if (secretUids.length > 0) {
         await this.q(
-          `UPDATE consumer_leases l SET revision = r.revision FROM unnest($1::text[], $2::text[]) AS r (watch_id, revision)
-           WHERE l.watch_id = r.watch_id AND l.replica = $3`,
-          [[...revisions.keys()], [...revisions.values()], replica],
+          "INSERT INTO consumer_watch_sources (secret_uid, watch_id) SELECT s.uid, $2 FROM secrets s WHERE s.uid = ANY($1::text[]) ON CONFLICT DO NOTHING",
+          [[...secretUids], lease.watchId],
           c,
         );
       }
-      const r = await this.q("UPDATE consumer_leases SET last_seen = $2, expire_time = $3 WHERE replica = $1", [replica, now, expireTime], c);
-      return r.rowCount ?? 0;
+      return true;
     });
   }
 
+  async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
+    if (secretUids === undefined) {
+      await this.q("DELETE FROM consumer_watches WHERE watch_id = $1", [watchId]);
+      return;
+    }
+    await this.tx(async (c) => {
+      await this.q("DELETE FROM consumer_watch_sources WHERE watch_id = $1 AND secret_uid = ANY($2::text[])", [watchId, [...secretUids]], c);
+      await this.q("DELETE FROM consumer_watches w WHERE w.watch_id = $1 AND NOT EXISTS (SELECT 1 FROM consumer_watch_sources s WHERE s.watch_id = w.watch_id)", [watchId], c);
+    });
+  }
+
+  async renewLeases(replica: string, hb: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number> {
+    const written = await this.tx(async (c) => {
+      const r = await this.q("UPDATE consumer_replicas SET last_seen = $2, expire_time = $3 WHERE replica = $1 AND expire_time > $2", [replica, hb.now, hb.expireTime], c);
+      let n = r.rowCount ?? 0;
+      if (n > 0 && revisions.size > 0) {
+        const u = await this.q(
+          `UPDATE consumer_watches w SET revision = r.revision FROM unnest($1::text[], $2::text[]) AS r (watch_id, revision)
+           WHERE w.watch_id = r.watch_id AND w.replica = $3`,
+          [[...revisions.keys()], [...revisions.values()], replica],
+          c,
+        );
+        n += u.rowCount ?? 0;
+      }
+      return n;
+    });
+    // Dead replicas' rows, a bounded chunk at a time (sources by cascade), after the
+    // heartbeat's own commit: a clash with another replica's pruning never fails it.
+    try {
+      await this.q(
+        `DELETE FROM consumer_watches WHERE watch_id IN (
+           SELECT w.watch_id FROM consumer_replicas r JOIN consumer_watches w ON w.replica = r.replica
+           WHERE r.expire_time <= $1 LIMIT ${PRUNE_WATCHES} FOR UPDATE OF w SKIP LOCKED)`,
+        [hb.now],
+      );
+      await this.q(
+        "DELETE FROM consumer_replicas r WHERE r.expire_time <= $1 AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = r.replica)",
+        [hb.now],
+      );
+    } catch {
+      // Pruning is garbage collection: dead leases never count; the next renewal goes on.
+    }
+    return written;
+  }
+
   async deleteReplicaLeases(replica: string): Promise<void> {
-    await this.q("DELETE FROM consumer_leases WHERE replica = $1", [replica]);
+    await this.q("UPDATE consumer_replicas SET expire_time = 0 WHERE replica = $1", [replica]);
   }
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
-    const r = await this.q<LeaseRecord>("SELECT * FROM consumer_leases WHERE secret_uid = $1 AND expire_time > $2 ORDER BY since, watch_id", [secretUid, now]);
+    const r = await this.q<LeaseRecord>(
+      `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
+       FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
+       WHERE s.secret_uid = $1 AND r.expire_time > $2 ORDER BY w.since, w.watch_id`,
+      [secretUid, now],
+    );
     return r.rows.map(toLease);
   }
 

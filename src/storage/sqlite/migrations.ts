@@ -216,4 +216,36 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       INSERT INTO housekeeping (id, commits) VALUES (1, 0);
     `,
   },
+  {
+    // Leases that cost O(1) to renew (#27 item 5): one row per watch, its secrets in a
+    // side table written when they change, and one heartbeat row per server process; a
+    // lease lives while its replica's heartbeat does, so one UPDATE renews them all.
+    // Leases are transient (they lapse within 30 s anyway): the old table goes.
+    id: 12,
+    sql: `
+      DROP TABLE consumer_leases;
+      CREATE TABLE consumer_replicas (
+        replica      TEXT PRIMARY KEY,
+        last_seen    INTEGER NOT NULL,
+        expire_time  INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_replicas_expire ON consumer_replicas (expire_time);
+      CREATE TABLE consumer_watches (
+        watch_id     TEXT PRIMARY KEY,
+        replica      TEXT NOT NULL REFERENCES consumer_replicas (replica),
+        tenant       TEXT NOT NULL,
+        sub          TEXT NOT NULL,
+        roles        TEXT NOT NULL,
+        revision     TEXT NOT NULL,
+        since        INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_watches_replica ON consumer_watches (replica);
+      CREATE TABLE consumer_watch_sources (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        watch_id     TEXT NOT NULL REFERENCES consumer_watches (watch_id) ON DELETE CASCADE,
+        PRIMARY KEY (secret_uid, watch_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
+    `,
+  },
 ];

@@ -18,6 +18,7 @@ import type {
   GrantRow,
   GrantSet,
   GrantsMacGuard,
+  Heartbeat,
   LeaseRow,
   ListedSecret,
   ListQuery,
@@ -30,6 +31,7 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchLease,
 } from "../storage.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -39,6 +41,9 @@ import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes
 import { SqliteAuditWriter } from "./sqlite-audit-writer.js";
 
 type Db = Database.Database;
+
+/** Watches of dead replicas removed per renewal (each with its sources, at most 256). */
+const PRUNE_WATCHES = 16;
 
 interface SecretRecord {
   uid: string;
@@ -402,19 +407,34 @@ export class SqliteStorage implements Storage {
       // unicode(CAST(byte AS TEXT)) is the byte's value for the id length (< 128).
       kekIds: db.prepare<[], { id: string }>("SELECT DISTINCT CAST(substr(dek, 3, unicode(CAST(substr(dek, 2, 1) AS TEXT))) AS TEXT) AS id FROM secret_versions"),
       replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
-      putLease: db.prepare(
-        `INSERT OR REPLACE INTO consumer_leases (watch_id, secret_uid, tenant, sub, roles, revision, since, last_seen, expire_time, replica)
-         SELECT @watch_id, @secret_uid, @tenant, @sub, @roles, @revision, @since, @last_seen, @expire_time, @replica
-         WHERE EXISTS (SELECT 1 FROM secrets WHERE uid = @secret_uid)`,
+      openReplica: db.prepare("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES (?, ?, ?) ON CONFLICT (replica) DO NOTHING"),
+      replicaLive: db.prepare<[string, number], number>("SELECT 1 FROM consumer_replicas WHERE replica = ? AND expire_time > ?").pluck(),
+      putWatch: db.prepare(
+        `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since)
+         VALUES (@watch_id, @replica, @tenant, @sub, @roles, @revision, @since)
+         ON CONFLICT (watch_id) DO UPDATE SET revision = excluded.revision`,
       ),
-      deleteWatchLeases: db.prepare("DELETE FROM consumer_leases WHERE watch_id = ?"),
-      deleteLease: db.prepare("DELETE FROM consumer_leases WHERE watch_id = ? AND secret_uid = ?"),
-      renewLeases: db.prepare("UPDATE consumer_leases SET last_seen = @now, expire_time = @expire_time WHERE replica = @replica"),
-      leaseRevision: db.prepare("UPDATE consumer_leases SET revision = ? WHERE watch_id = ? AND replica = ?"),
-      pruneLeases: db.prepare("DELETE FROM consumer_leases WHERE expire_time <= ?"),
-      deleteReplicaLeases: db.prepare("DELETE FROM consumer_leases WHERE replica = ?"),
+      putSource: db.prepare("INSERT OR IGNORE INTO consumer_watch_sources (secret_uid, watch_id) SELECT @uid, @watch_id WHERE EXISTS (SELECT 1 FROM secrets WHERE uid = @uid)"),
+      deleteWatch: db.prepare("DELETE FROM consumer_watches WHERE watch_id = ?"),
+      deleteSource: db.prepare("DELETE FROM consumer_watch_sources WHERE secret_uid = ? AND watch_id = ?"),
+      deleteWatchIfEmpty: db.prepare("DELETE FROM consumer_watches WHERE watch_id = @watch_id AND NOT EXISTS (SELECT 1 FROM consumer_watch_sources WHERE watch_id = @watch_id)"),
+      heartbeat: db.prepare("UPDATE consumer_replicas SET last_seen = @now, expire_time = @expire_time WHERE replica = @replica AND expire_time > @now"),
+      watchRevision: db.prepare("UPDATE consumer_watches SET revision = ? WHERE watch_id = ? AND replica = ?"),
+      endReplica: db.prepare("UPDATE consumer_replicas SET expire_time = 0 WHERE replica = ?"),
+      // Dead replicas' rows go a bounded chunk at a time (their sources by cascade), so a
+      // process that died holding 256,000 leases costs no one a long transaction.
+      pruneDeadWatches: db.prepare(
+        `DELETE FROM consumer_watches WHERE watch_id IN (
+           SELECT w.watch_id FROM consumer_replicas r JOIN consumer_watches w ON w.replica = r.replica
+           WHERE r.expire_time <= ? LIMIT ${PRUNE_WATCHES})`,
+      ),
+      pruneDeadReplicas: db.prepare(
+        "DELETE FROM consumer_replicas WHERE expire_time <= ? AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = consumer_replicas.replica)",
+      ),
       listLeases: db.prepare<[string, number], LeaseRecord>(
-        "SELECT * FROM consumer_leases WHERE secret_uid = ? AND expire_time > ? ORDER BY since, watch_id",
+        `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
+         FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
+         WHERE s.secret_uid = ? AND r.expire_time > ? ORDER BY w.since, w.watch_id`,
       ),
       // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
       // serves the range and the order; the other filters are checked along the scan.
@@ -748,47 +768,56 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async putLeases(leases: readonly LeaseRow[]): Promise<void> {
-    if (leases.length === 0) return;
+  async openReplica(replica: string, hb: Heartbeat): Promise<void> {
     await this.writes.submit(() => {
-      for (const l of leases) {
-        this.stmt.putLease.run({
-          watch_id: l.watchId,
-          secret_uid: l.secretUid,
-          tenant: l.tenant,
-          sub: l.sub,
-          roles: JSON.stringify(l.roles),
-          revision: l.revision,
-          since: l.since,
-          last_seen: l.lastSeen,
-          expire_time: l.expireTime,
-          replica: l.replica,
-        });
-      }
+      this.stmt.openReplica.run(replica, hb.now, hb.expireTime);
       this.stmt.markHousekeeping.run();
+    });
+  }
+
+  async putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean> {
+    return this.writes.submit((): boolean => {
+      if (this.stmt.replicaLive.get(lease.replica, now) === undefined) return false;
+      this.stmt.putWatch.run({
+        watch_id: lease.watchId,
+        replica: lease.replica,
+        tenant: lease.tenant,
+        sub: lease.sub,
+        roles: JSON.stringify(lease.roles),
+        revision: lease.revision,
+        since: lease.since,
+      });
+      for (const uid of secretUids) this.stmt.putSource.run({ uid, watch_id: lease.watchId });
+      this.stmt.markHousekeeping.run();
+      return true;
     });
   }
 
   async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
     await this.writes.submit(() => {
-      if (secretUids === undefined) this.stmt.deleteWatchLeases.run(watchId);
-      else for (const uid of secretUids) this.stmt.deleteLease.run(watchId, uid);
+      if (secretUids === undefined) this.stmt.deleteWatch.run(watchId);
+      else {
+        for (const uid of secretUids) this.stmt.deleteSource.run(uid, watchId);
+        this.stmt.deleteWatchIfEmpty.run({ watch_id: watchId });
+      }
       this.stmt.markHousekeeping.run();
     });
   }
 
-  async renewLeases(replica: string, now: number, expireTime: number, revisions: ReadonlyMap<string, string>): Promise<number> {
+  async renewLeases(replica: string, hb: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number> {
     return this.writes.submit((): number => {
-      this.stmt.pruneLeases.run(now);
-      for (const [watchId, revision] of revisions) this.stmt.leaseRevision.run(revision, watchId, replica);
+      let written = this.stmt.heartbeat.run({ replica, now: hb.now, expire_time: hb.expireTime }).changes;
+      if (written > 0) for (const [watchId, revision] of revisions) written += this.stmt.watchRevision.run(revision, watchId, replica).changes;
+      this.stmt.pruneDeadWatches.run(hb.now);
+      this.stmt.pruneDeadReplicas.run(hb.now);
       this.stmt.markHousekeeping.run();
-      return this.stmt.renewLeases.run({ replica, now, expire_time: expireTime }).changes;
+      return written;
     });
   }
 
   async deleteReplicaLeases(replica: string): Promise<void> {
     await this.writes.submit(() => {
-      this.stmt.deleteReplicaLeases.run(replica);
+      this.stmt.endReplica.run(replica);
       this.stmt.markHousekeeping.run();
     });
   }
