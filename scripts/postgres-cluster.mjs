@@ -20,9 +20,11 @@ function binDir() {
 }
 
 /**
- * @param {{ fsync?: boolean, tls?: { cert: string, key: string } }} [options] fsync off by
+ * @param {{ fsync?: boolean, tls?: { cert: string, key: string }, passwords?: boolean }} [options] fsync off by
  * default: a test cluster lives for one file. With `tls`, the server speaks TLS with that
- * certificate and key (PEM files) and refuses every TCP connection that does not.
+ * certificate and key (PEM files) and refuses every TCP connection that does not. With
+ * `passwords`, TCP logins other than the `postgres` superuser's need a password (SCRAM,
+ * as a packaged PostgreSQL 15 asks for on `host` lines).
  */
 export async function startPostgres(options = {}) {
   const bin = binDir();
@@ -52,6 +54,9 @@ export async function startPostgres(options = {}) {
     writeFileSync(path.join(data, "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n");
     if (asRoot) chownSync(path.join(data, "pg_hba.conf"), statSync(data).uid, statSync(data).gid);
     opts += " -c ssl=on";
+  } else if (options.passwords) {
+    writeFileSync(path.join(data, "pg_hba.conf"), "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n");
+    if (asRoot) chownSync(path.join(data, "pg_hba.conf"), statSync(data).uid, statSync(data).gid);
   }
   const start = () => run("pg_ctl", ["-D", data, "-o", opts, "-w", "-s", "-l", path.join(dir, "log"), "start"]);
   start();

@@ -43,6 +43,14 @@ async function devBanner(config: Config, port: number): Promise<void> {
   );
 }
 
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== "";
+  } catch {
+    return false;
+  }
+}
+
 /** How often a server started by an npm script checks that npm is still its parent. */
 const PARENT_POLL_MS = 500;
 
@@ -77,6 +85,9 @@ export function registerServe(program: Command): void {
     // Before anything is created: a refused start leaves the data dir as it found it.
     if (cluster.isPrimary) await checkStart(config);
     const log = createLogger(config.logLevel);
+    if (cluster.isPrimary && typeof opts.databaseUrl === "string" && urlHasPassword(opts.databaseUrl)) {
+      log.logger.warn("--database-url carries a password on the command line, where ps shows it to every local user: set the URL in SECRETD_DATABASE_URL or a --config file instead");
+    }
     // As if npm had passed the SIGTERM on: the one-process and the --workers paths both drain on it.
     if (cluster.isPrimary) followNpmParent(() => process.kill(process.pid, "SIGTERM"));
     if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, log);

@@ -8,7 +8,7 @@
 import pg from "pg";
 import type { SealedVersionRow } from "../sqlite/sqlite-maintenance.js";
 import { PG_MIGRATIONS } from "./migrations.js";
-import { wrap } from "./postgres-storage.js";
+import { noPasswordError, wrap } from "./postgres-storage.js";
 
 /** Versions fetched per round trip while walking (keyset on the primary key). */
 const PAGE = 500;
@@ -57,7 +57,7 @@ export async function openPostgresSnapshot(url: string, statementTimeoutMs: numb
   try {
     await client.connect();
   } catch (err) {
-    throw wrap(err);
+    throw noPasswordError(err) ?? wrap(err);
   }
   try {
     await q("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");

@@ -136,12 +136,29 @@ export function wrap(err: unknown): SecretdError {
 }
 
 /**
+ * The server asked for a password (SCRAM, PostgreSQL's default) and the URL carries none:
+ * the driver's own words ("SASL: … client password must be a string") say neither.
+ */
+export function noPasswordError(err: unknown): SecretdError | undefined {
+  const message = err instanceof Error ? err.message : "";
+  if (!/client password must be a string/.test(message)) return undefined;
+  return new SecretdError(
+    "FAILED_PRECONDITION",
+    "cannot open the PostgreSQL database: the database URL has no password, and the server asks for one: " +
+      "give it in the URL (postgres://USER:PASSWORD@HOST/DB), set through SECRETD_DATABASE_URL or --config rather than on the command line",
+    { cause: err },
+  );
+}
+
+/**
  * Why the database could not be opened at start, in words an operator can act on: the
  * driver's and the server's own message (a TLS verification failure, a pg_hba refusal, an
  * unknown database), which name hosts, users and databases but never the password.
  */
 function openError(err: unknown): SecretdError {
   if (err instanceof SecretdError) return err;
+  const missing = noPasswordError(err);
+  if (missing !== undefined) return missing;
   const message = err instanceof Error ? err.message.slice(0, 500) : "unknown error";
   const code = isUnavailable(err) ? "UNAVAILABLE" : "FAILED_PRECONDITION";
   return new SecretdError(code, `cannot open the PostgreSQL database: ${message}`, { cause: err });
