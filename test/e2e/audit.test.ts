@@ -122,6 +122,37 @@ describe("audit events", () => {
     expect(events.filter((e) => e.requestId === "rid-watch-denied").map((e) => [e.method, e.sub, e.code])).toEqual([["WatchProjection", "sam", "NOT_FOUND"]]);
   });
 
+  it("when a watched secret changes twice, then each delivered version is audited, with the version it carried (#26.19)", async () => {
+    const md = withRequestId("rid-watch-deliveries");
+    md.set("authorization", `Bearer ${reader}`);
+    const w = server.client.watchProjection(ProjectSecretsRequest.fromPartial({ mesh: MESH, items: [{ name: "db-password", keys: [{ key: "user" }] }] }), md);
+    const versions: number[] = [];
+    const seen = (n: number) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => versions.length >= n && resolve();
+        w.on("data", (p: { sources: Array<{ version: number }> }) => {
+          versions.push(p.sources[0]!.version);
+          check();
+        });
+        w.once("error", reject);
+        check();
+      });
+    await seen(1);
+    for (const user of ["app2", "app3"]) {
+      const cur = await server.call<Secret>("getSecret", { mesh: MESH, name: "db-password" }, owner);
+      await server.call("updateSecret", { mesh: MESH, name: "db-password", etag: cur.etag, stringData: { password: VALUE, user } }, owner);
+      await new Promise<void>((resolve) => {
+        const t = setInterval(() => versions.includes(cur.version + 1) && (clearInterval(t), resolve()), 10);
+      });
+    }
+    w.on("error", () => undefined);
+    w.cancel();
+    await server.app.audit.flush();
+    const events = (await allEvents(admin, { name: "db-password" })).filter((e) => e.requestId === "rid-watch-deliveries");
+    expect(events.map((e) => [e.method, e.code, e.version, e.keys])).toEqual(versions.map((v) => ["WatchProjection", "OK", v, ["user"]]));
+    expect(new Set(versions).size).toBe(3);
+  });
+
   it("when another tenant's admin lists, then it sees none of this tenant's events, and this tenant none of its", async () => {
     await server.call("createSecret", { mesh: MESH, name: "db-password", stringData: { password: "globex-pw" } }, otherAdmin);
     await server.app.audit.flush();
@@ -191,7 +222,7 @@ describe("audit events", () => {
     const lines = readFileSync(auditFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     const stored = await allEvents(admin);
     for (const e of stored) {
-      const line = lines.find((l) => l.requestId === e.requestId && l.method === e.method && l.name === e.name);
+      const line = lines.find((l) => l.requestId === e.requestId && l.method === e.method && l.name === e.name && (l.version ?? 0) === (e.version ?? 0));
       expect(line, e.requestId).toMatchObject({ tenant: "acme", sub: e.sub, mesh: e.mesh, code: e.code, version: e.version, keys: e.keys, time: e.time!.toISOString() });
     }
     expect(lines.some((l) => l.tenant === "globex")).toBe(true);

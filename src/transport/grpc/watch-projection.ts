@@ -2,8 +2,9 @@
  * WatchProjection: authenticates like a unary call, hands the stream to the
  * watch hub as a WatchSink, and writes the call's one log line when the stream ends (by
  * the server, with its status, or by the client: CANCELLED). Its audit events are
- * recorded once: when the first projection is written (OK, with the versions it read), or
- * when the stream ends before that (the code it ended with). The call is node:http2's
+ * recorded for every projection written (OK, with the versions it carries: the trail shows
+ * every value that left, #26.19), or once when the stream ends before the first (the code
+ * it ended with). The call is node:http2's
  * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
  */
 import type http2 from "node:http2";
@@ -68,6 +69,8 @@ class WatchStream implements WatchSink {
         return;
       }
     }
+    // Every delivery is audited, batched with the rest by the audit queue.
+    this.rec.audited = false;
     auditCall(this.shared.deps, this.rec, Status.OK, message);
     this.call.write(message, flushed);
     if (stream !== undefined) ledger!.wrote(stream);
