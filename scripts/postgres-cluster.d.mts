@@ -14,5 +14,8 @@ export interface PostgresCluster {
   stop(): void;
 }
 
-/** With `tls` (PEM file paths), the cluster speaks TLS and refuses plaintext TCP connections. */
-export function startPostgres(options?: { fsync?: boolean; tls?: { cert: string; key: string } }): Promise<PostgresCluster>;
+/**
+ * With `tls` (PEM file paths), the cluster speaks TLS and refuses plaintext TCP connections.
+ * With `passwords`, TCP logins other than the `postgres` superuser's need a password (SCRAM).
+ */
+export function startPostgres(options?: { fsync?: boolean; tls?: { cert: string; key: string }; passwords?: boolean }): Promise<PostgresCluster>;
