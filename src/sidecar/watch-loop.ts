@@ -67,12 +67,15 @@ export class WatchLoop {
   private attempts = 0;
   /** A projection was accepted for this request: a later INVALID_ARGUMENT is about content, not the request. */
   private accepted: boolean;
+  /** A set was written (or was on disk at start): a later unwritable projection keeps it. */
+  private written: boolean;
   /** Why the watch is interrupted (the code it ended with), until it is back: then "watching again". */
   private interrupted: string | undefined;
 
   constructor(private readonly deps: WatchLoopDeps) {
     this.knownRevision = deps.knownRevision ?? "";
     this.accepted = this.knownRevision !== "";
+    this.written = this.accepted;
     this.client = deps.client;
   }
 
@@ -230,7 +233,17 @@ export class WatchLoop {
       while (this.pending && !this.stopped) {
         const p = this.pending;
         this.pending = undefined;
-        await this.deps.onProjection(p);
+        try {
+          await this.deps.onProjection(p);
+        } catch (err) {
+          // Once a set was written, a projection that cannot be written as its secrets now
+          // are (a key someone added makes two files one path) is not this consumer's doing:
+          // the last good set stays and the next change is taken (#26.17).
+          if (!(this.written && err instanceof SecretdError && err.code === "INVALID_ARGUMENT")) throw err;
+          this.deps.log.warn({ code: err.code, details: err.message }, "the projection cannot be written as its secrets are now: keeping the last good values");
+          continue;
+        }
+        this.written = true;
         this.knownRevision = p.revision;
       }
     } catch (err) {
