@@ -6,7 +6,11 @@ import { closeSync, fchmodSync, mkdirSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
 import type { AuditRow } from "../storage/storage.js";
 
-/** The JSON form of one event: the AuditEvent message's camelCase fields plus the tenant. */
+/**
+ * The JSON form of one event: the AuditEvent message's camelCase fields plus the tenant.
+ * `version` is absent for a call that names no version (the message's 0), as in
+ * `secretd audit -o json`: one form in both.
+ */
 export function auditLine(e: AuditRow): string {
   return `${JSON.stringify({
     time: new Date(e.time).toISOString(),
@@ -16,7 +20,7 @@ export function auditLine(e: AuditRow): string {
     sub: e.sub,
     mesh: e.mesh,
     name: e.name,
-    version: e.version,
+    version: e.version !== 0 ? e.version : undefined,
     keys: e.keys,
     code: e.code,
     peer: e.peer,
