@@ -2,8 +2,9 @@
  * WatchProjection: authenticates like a unary call, hands the stream to the
  * watch hub as a WatchSink, and writes the call's one log line when the stream ends (by
  * the server, with its status, or by the client: CANCELLED). Its audit events are
- * recorded once: when the first projection is written (OK, with the versions it read), or
- * when the stream ends before that (the code it ended with). The call is node:http2's
+ * recorded for every projection it writes (OK, with the versions and keys delivered, so
+ * the trail shows every value that left, hours into a watch), or once when the stream
+ * ends before its first (the code it ended with). The call is node:http2's
  * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
  */
 import { Metadata, status as Status } from "@grpc/grpc-js";
@@ -12,7 +13,7 @@ import type { Principal } from "../../domain/principal.js";
 import type { WatchHandle, WatchHub } from "../../watch/watch-hub.js";
 import type { WatchSink } from "../../watch/watch.js";
 import { auditProject } from "./audit-targets.js";
-import { auditCall, authenticate, callLogger, newCallRecord, type CallDeps, type CallRecord } from "./call.js";
+import { authenticate, callLogger, newCallRecord, recordAudit, type CallDeps, type CallRecord } from "./call.js";
 import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
 import type { ServerStreamCall } from "./h2-server-stream.js";
 import { toStatus } from "./status.js";
@@ -48,7 +49,7 @@ class WatchStream implements WatchSink {
 
   send(message: Projection, flushed: () => void): void {
     if (this.#done) return;
-    auditCall(this.shared.deps, this.rec, Status.OK, message);
+    recordAudit(this.shared.deps, this.rec, Status.OK, message);
     this.call.write(message, flushed);
   }
 
