@@ -18,6 +18,7 @@ import { Secrets } from "./domain/secrets.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
+import { rateLimited } from "./rate-limited.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
 import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
@@ -131,6 +132,9 @@ function watchDatabase(storage: Storage, server: RunningServer, logger: Logger):
   };
 }
 
+/** Reconnects are retried every 250 ms: their failures are logged once, then at most once per this, with a count. */
+const DB_LOST_LOG_MS = 30_000;
+
 /** SQLite in the data dir, or PostgreSQL when --database-url is set; `onCommit` is told each write transaction's duration. */
 async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: number) => void) | undefined): Promise<Storage> {
   const timing = onCommit === undefined ? {} : { onCommit };
@@ -138,7 +142,9 @@ async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: 
   return PostgresStorage.open(config.databaseUrl, {
     poolSize: config.database.poolSize,
     statementTimeoutMs: config.database.statementTimeoutMs,
-    onError: (err) => logger.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, "database connection lost"),
+    onError: rateLimited(DB_LOST_LOG_MS, (suppressed, err: unknown) =>
+      logger.warn({ err: { message: err instanceof Error ? err.message : String(err) }, ...(suppressed > 0 ? { suppressed } : {}) }, "database connection lost"),
+    ),
     ...timing,
   });
 }

@@ -8,8 +8,8 @@ import type { AuditRow } from "../storage/storage.js";
 
 /**
  * The JSON form of one event: the AuditEvent message's camelCase fields plus the tenant.
- * A call about no version (a list, a refused call) has no `version` field, as in
- * `secretd audit -o json`: one form in both, never 0 in one and absent in the other.
+ * `version` is absent for a call that names no version (the message's 0), as in
+ * `secretd audit -o json`: one form in both.
  */
 export function auditLine(e: AuditRow): string {
   return `${JSON.stringify({

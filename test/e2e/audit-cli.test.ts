@@ -94,13 +94,17 @@ describe("audit through the binaries", () => {
     const client = new SecretServiceClient(srv.address, credentials.createInsecure());
     await unary<CreateSecretRequest, unknown>(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: "default", name: "db-password", stringData: { password: VALUE } }), devToken, "rid-cli-create");
     await unary<GetSecretRequest, unknown>(client, "getSecret", GetSecretRequest.fromPartial({ mesh: "default", name: "db-password" }), devToken, "rid-cli-get");
+    await expect(unary<GetSecretRequest, unknown>(client, "getSecret", GetSecretRequest.fromPartial({ mesh: "default", name: "nope" }), devToken, "rid-cli-missing")).rejects.toThrow(/NOT_FOUND/);
     client.close();
     const exited = new Promise<number | null>((resolve) => srv.child.once("exit", (code) => resolve(code)));
     srv.child.kill("SIGTERM");
     expect(await exited).toBe(0);
     const lines = readFileSync(auditFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => l.requestId)).toEqual(["rid-cli-create", "rid-cli-get"]);
+    expect(lines.map((l) => l.requestId)).toEqual(["rid-cli-create", "rid-cli-get", "rid-cli-missing"]);
     expect(lines[1]).toMatchObject({ tenant: "dev", sub: "dev-admin", method: "GetSecret", name: "db-password", version: 1, keys: ["password"], code: "OK" });
+    // A call that read no version has no `version`, here as in `secretd audit -o json`.
+    expect(lines[2]).toMatchObject({ method: "GetSecret", name: "nope", code: "NOT_FOUND" });
+    expect(lines[2]).not.toHaveProperty("version");
     expect(readFileSync(auditFile, "utf8")).not.toContain(VALUE);
     expect(srv.stderr()).not.toContain(VALUE);
 
@@ -118,9 +122,14 @@ describe("audit through the binaries", () => {
     expect(doc.events.map((e) => e.requestId)).toEqual(["rid-cli-create", "rid-cli-get"]);
     expect(doc.events[1]).toMatchObject({ method: "GetSecret", sub: "dev-admin", mesh: "default", name: "db-password", version: 1, keys: ["password"], code: "OK" });
 
+    const missing = JSON.parse((await run(["audit", "--secret", "nope", "-o", "json"], env)).out) as { events: Array<Record<string, unknown>> };
+    expect(missing.events).toHaveLength(1);
+    expect(missing.events[0]).toMatchObject({ requestId: "rid-cli-missing", code: "NOT_FOUND" });
+    expect(missing.events[0]).not.toHaveProperty("version");
+
     const yaml = await run(["audit", "--mesh", "default", "-o", "yaml", "--page-size", "1", "--all"], env);
     expect(yaml.status).toBe(0);
-    expect((parseYaml(yaml.out) as { events: unknown[] }).events).toHaveLength(2);
+    expect((parseYaml(yaml.out) as { events: unknown[] }).events).toHaveLength(3);
 
     const onePage = await run(["audit", "--page-size", "1"], env);
     expect(onePage.status).toBe(0);

@@ -128,9 +128,18 @@ export function newCallRecord(
  * event belongs to the verified tenant (the others are in the log and the metrics).
  */
 export function auditCall(deps: CallDeps, rec: CallRecord, code: Status, res?: unknown): void {
+  if (rec.audited) return;
+  recordAudit(deps, rec, code, res);
+}
+
+/**
+ * Records the call's audit events for one answer, however many it already recorded: a
+ * WatchProjection records one per message it sends (each delivers every value again).
+ */
+export function recordAudit(deps: CallDeps, rec: CallRecord, code: Status, res?: unknown): void {
   const audit = deps.audit;
   const principal = rec.principal;
-  if (rec.audited || audit === undefined || rec.auditOf === undefined || principal === undefined) return;
+  if (audit === undefined || rec.auditOf === undefined || principal === undefined) return;
   rec.audited = true;
   // The request is the caller's and, when the call failed its wire check, may not even
   // have the declared field types: every field is checked again here.

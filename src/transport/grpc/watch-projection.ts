@@ -2,21 +2,19 @@
  * WatchProjection: authenticates like a unary call, hands the stream to the
  * watch hub as a WatchSink, and writes the call's one log line when the stream ends (by
  * the server, with its status, or by the client: CANCELLED). Its audit events are
- * recorded for every projection written (OK, with the versions it carries: the trail shows
- * every value that left, #26.19), or once when the stream ends before the first (the code
- * it ended with). The call is node:http2's
+ * recorded for every projection it writes (OK, with the versions and keys delivered, so
+ * the trail shows every value that left, hours into a watch), or once when the stream
+ * ends before its first (the code it ended with). The call is node:http2's
  * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
  */
-import type http2 from "node:http2";
 import { Metadata, status as Status } from "@grpc/grpc-js";
 import type { ProjectSecretsRequest, Projection } from "../../gen/secrets/v1/secrets.js";
 import type { Principal } from "../../domain/principal.js";
 import type { WatchHandle, WatchHub } from "../../watch/watch-hub.js";
 import type { WatchSink } from "../../watch/watch.js";
 import { auditProject } from "./audit-targets.js";
-import { auditCall, authenticate, callLogger, newCallRecord, type CallDeps, type CallRecord } from "./call.js";
+import { authenticate, callLogger, newCallRecord, recordAudit, type CallDeps, type CallRecord } from "./call.js";
 import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
-import { http2StreamOf } from "./grpc-internals.js";
 import type { ServerStreamCall } from "./h2-server-stream.js";
 import { toStatus } from "./status.js";
 
@@ -51,29 +49,8 @@ class WatchStream implements WatchSink {
 
   send(message: Projection, flushed: () => void): void {
     if (this.#done) return;
-    // Charged like a unary answer: a tenant whose watches are not read is refused more (#27).
-    const ledger = this.shared.deps.ledger;
-    let stream: http2.ServerHttp2Stream | undefined;
-    if (ledger !== undefined) {
-      let refused: unknown;
-      try {
-        stream = http2StreamOf(this.call);
-        refused = ledger.admit(stream, this.rec.principal!.tenant);
-      } catch (err) {
-        refused = err;
-      }
-      if (refused !== undefined) {
-        this.#handle?.close();
-        this.#handle = undefined;
-        this.end(refused);
-        return;
-      }
-    }
-    // Every delivery is audited, batched with the rest by the audit queue.
-    this.rec.audited = false;
-    auditCall(this.shared.deps, this.rec, Status.OK, message);
+    recordAudit(this.shared.deps, this.rec, Status.OK, message);
     this.call.write(message, flushed);
-    if (stream !== undefined) ledger!.wrote(stream);
   }
 
   end(err: unknown): void {
