@@ -61,11 +61,24 @@ export function checkedEnv(values: readonly EnvCandidate[], hints: EnvHints = {}
   return out;
 }
 
-/** The values of a projection as env candidates; a name counts as explicit only when the request maps that secret's key to it. */
+/**
+ * The values of a projection as env candidates; a name counts as explicit only when the
+ * request maps that secret's key to it. A key the request maps to a path and no env is a
+ * file, not a variable: it yields no env at all (a key `user` mapped to a path never sets
+ * USER, #26.7).
+ */
 export function envCandidates(req: ProjectSecretsRequest, p: Projection): EnvCandidate[] {
   const explicit = new Set<string>();
-  for (const item of req.items) for (const k of item.keys) if (k.env !== "") explicit.add(JSON.stringify([item.name, k.key, k.env]));
-  return p.values.map((v) => ({ secret: v.secret, key: v.key, env: v.env, value: v.value, explicit: explicit.has(JSON.stringify([v.secret, v.key, v.env])) }));
+  const fileOnly = new Set<string>();
+  for (const item of req.items) {
+    for (const k of item.keys) {
+      if (k.env !== "") explicit.add(JSON.stringify([item.name, k.key, k.env]));
+      else if (k.path !== "") fileOnly.add(JSON.stringify([item.name, k.key]));
+    }
+  }
+  return p.values
+    .map((v) => ({ secret: v.secret, key: v.key, env: v.env, value: v.value, explicit: explicit.has(JSON.stringify([v.secret, v.key, v.env])) }))
+    .filter((v) => v.explicit || !fileOnly.has(JSON.stringify([v.secret, v.key])));
 }
 
 /** What `secretd run` adds to CMD's environment. */

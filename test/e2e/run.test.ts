@@ -79,6 +79,29 @@ describe("secretd run", () => {
     expect(r.err).not.toContain(token);
   });
 
+  it("when a writer adds keys whose derived names are identity, interpreter or proxy variables, then run refuses and CMD never runs; an explicit env mapping may still set them (#26.7, #26.15)", async () => {
+    for (const key of ["user", "pythonwarnings", "browser", "https_proxy", "node_extra_ca_certs", "git_ssh_command", "ld_preload", "tz"]) {
+      n++;
+      const name = `run${n}`;
+      await server.call<Secret>("createSecret", { mesh: MESH, name, data: { [key]: Buffer.from("x") } }, token);
+      const projection = path.join(work, `${name}.yaml`);
+      writeFileSync(projection, `mesh: ${MESH}\nitems:\n  - name: ${name}\n`);
+      const r = await runCli(["run", "--projection", projection, "--", ...node('console.log("CMD RAN")')], env());
+      expect(r.code, key).toBe(2);
+      expect(r.out, key).not.toContain("CMD RAN");
+      expect(r.err, key).toContain(`the derived env name "${key.toUpperCase()}"`);
+    }
+    n++;
+    const name = `run${n}`;
+    await server.call<Secret>("createSecret", { mesh: MESH, name, data: { user: Buffer.from("svc"), proxy: Buffer.from("http://127.0.0.1:9") } }, token);
+    const projection = path.join(work, `${name}.yaml`);
+    writeFileSync(projection, `mesh: ${MESH}\nitems:\n  - name: ${name}\n    keys:\n      - { key: user, path: user }\n      - { key: proxy, env: HTTPS_PROXY }\n`);
+    const r = await runCli(["run", "--projection", projection, "--", ...node("console.log(JSON.stringify([process.env.USER ?? null, process.env.HTTPS_PROXY]))")], env({ USER: "me" }));
+    expect(r.code, r.err).toBe(0);
+    // The key mapped only to a path gives no USER; the explicit mapping is the operator's choice.
+    expect(JSON.parse(r.out)).toEqual(["me", "http://127.0.0.1:9"]);
+  });
+
   it("when run gets SIGTERM, then CMD gets it and run exits with the code CMD chose", async () => {
     const s = await secretWith({ a: "1" });
     const p = startCli(["run", "--projection", s.projection, "--", ...node('process.on("SIGTERM", () => { console.log("got SIGTERM"); process.exit(42); }); console.log("ready"); setInterval(() => {}, 1000)')], env());
