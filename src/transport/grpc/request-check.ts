@@ -117,7 +117,7 @@ function readTimestamp(bytes: Uint8Array, field: string): number {
     else r.skip(wire);
   }
   const problem = timestampProblem(seconds, nanos);
-  if (problem !== undefined) throw new Problem(invalid(field, problem));
+  if (problem !== undefined) throw new Problem(invalid(`${field}.${problem.field}`, problem.rule));
   return timestampMs(seconds, nanos);
 }
 

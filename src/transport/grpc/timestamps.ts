@@ -12,12 +12,12 @@ export const MAX_TIMESTAMP_SECONDS = 253_402_300_799;
 /** The latest instant a millisecond Date can hold inside Timestamp's range. */
 export const MAX_TIMESTAMP_MS = MAX_TIMESTAMP_SECONDS * 1000 + 999;
 
-/** Why a Timestamp's fields are out of range, or undefined when they are in it. */
-export function timestampProblem(seconds: bigint, nanos: number): string | undefined {
+/** Which field of a Timestamp is out of range and why, or undefined when both are in it. */
+export function timestampProblem(seconds: bigint, nanos: number): { field: "seconds" | "nanos"; rule: string } | undefined {
   if (seconds < BigInt(MIN_TIMESTAMP_SECONDS) || seconds > BigInt(MAX_TIMESTAMP_SECONDS)) {
-    return "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z";
+    return { field: "seconds", rule: "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z (-62135596800 to 253402300799)" };
   }
-  if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) return "nanos must be between 0 and 999999999";
+  if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) return { field: "nanos", rule: "must be between 0 and 999999999" };
   return undefined;
 }
 
