@@ -7,6 +7,7 @@
  * ends before its first (the code it ended with). The call is node:http2's
  * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
  */
+import type http2 from "node:http2";
 import { Metadata, status as Status } from "@grpc/grpc-js";
 import type { ProjectSecretsRequest, Projection } from "../../gen/secrets/v1/secrets.js";
 import type { Principal } from "../../domain/principal.js";
@@ -15,6 +16,7 @@ import type { WatchSink } from "../../watch/watch.js";
 import { auditProject } from "./audit-targets.js";
 import { authenticate, callLogger, newCallRecord, recordAudit, type CallDeps, type CallRecord } from "./call.js";
 import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
+import { http2StreamOf } from "./grpc-internals.js";
 import type { ServerStreamCall } from "./h2-server-stream.js";
 import { toStatus } from "./status.js";
 
@@ -49,8 +51,27 @@ class WatchStream implements WatchSink {
 
   send(message: Projection, flushed: () => void): void {
     if (this.#done) return;
+    // Charged like a unary answer: a tenant whose watches are not read is refused more (#27).
+    const ledger = this.shared.deps.ledger;
+    let stream: http2.ServerHttp2Stream | undefined;
+    if (ledger !== undefined) {
+      let refused: unknown;
+      try {
+        stream = http2StreamOf(this.call);
+        refused = ledger.admit(stream, this.rec.principal!.tenant);
+      } catch (err) {
+        refused = err;
+      }
+      if (refused !== undefined) {
+        this.#handle?.close();
+        this.#handle = undefined;
+        this.end(refused);
+        return;
+      }
+    }
     recordAudit(this.shared.deps, this.rec, Status.OK, message);
     this.call.write(message, flushed);
+    if (stream !== undefined) ledger!.wrote(stream);
   }
 
   end(err: unknown): void {
