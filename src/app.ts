@@ -179,6 +179,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     storage: auditWriter ?? st,
     logger,
     retentionMs: config.audit.retentionMs,
+    maxBytes: config.audit.maxBytes,
+    tenantQuota: config.audit.maxEventsPerTenant,
     file: config.audit.file,
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });

@@ -254,11 +254,14 @@ export class AuditTrail implements AuditSink {
         if (n < PRUNE_CHUNK || this.#stopping) break;
       }
       const maxBytes = this.opts.maxBytes ?? 0;
+      let bySize = 0;
       while (maxBytes > 0 && !this.#stopping) {
         const n = await this.opts.storage.pruneAuditBytes(maxBytes, PRUNE_CHUNK);
-        total += n;
+        bySize += n;
         if (n < PRUNE_CHUNK) break;
       }
+      if (bySize > 0) this.opts.logger.warn({ events: bySize, maxBytes }, "audit trail over --audit-max-bytes: oldest events deleted before their retention");
+      total += bySize;
     } catch (err) {
       this.opts.logger.warn({ err }, "audit retention pruning failed; it is retried later");
     }

@@ -30,6 +30,16 @@ describe("loadConfig", () => {
     expect(c.jwt.tenantClaim).toBe("org");
   });
 
+  it("when the audit trail is bounded, then --audit-max-bytes takes a byte count or binary units (default 4GiB, 0 = none), from the flag, env or YAML", () => {
+    expect(loadConfig({}, {}).audit).toMatchObject({ maxBytes: 4 * 1024 ** 3, maxEventsPerTenant: 50_000 });
+    expect(loadConfig({ auditMaxBytes: "512MiB" }, {}).audit.maxBytes).toBe(512 * 1024 ** 2);
+    expect(loadConfig({}, { SECRETD_AUDIT_MAX_BYTES: "0" }).audit.maxBytes).toBe(0);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "auditMaxBytes: 1048576\nauditMaxEventsPerTenant: 20\n");
+    expect(loadConfig({ config: file }, {}).audit).toMatchObject({ maxBytes: 1048576, maxEventsPerTenant: 20 });
+  });
+
   it("when a JWKS is configured, then no dev key is made and asymmetric algorithms are allowed", () => {
     const c = loadConfig({ jwtJwksFile: "/tmp/jwks.json" }, {});
     expect(c.jwt.hs256SecretFile).toBe("");
@@ -49,6 +59,9 @@ describe("loadConfig", () => {
     ["a non-postgres database URL", { databaseUrl: "mysql://x" }, {}, "--database-url"],
     ["workers that are not a number", {}, { SECRETD_WORKERS: "many" }, "SECRETD_WORKERS"],
     ["zero workers", { workers: "0" }, {}, "--workers"],
+    ["an audit size that is not one", {}, { SECRETD_AUDIT_MAX_BYTES: "lots" }, "SECRETD_AUDIT_MAX_BYTES"],
+    ["an audit size in decimal units", { auditMaxBytes: "4GB" }, {}, "--audit-max-bytes"],
+    ["a zero audit quota", { auditMaxEventsPerTenant: "0" }, {}, "--audit-max-events-per-tenant"],
   ];
   for (const [what, flags, env, named] of bad) {
     it(`when given ${what}, then start-up fails naming ${named}`, () => {
