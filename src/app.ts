@@ -146,7 +146,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     metrics = new Metrics({
       tenantLabels: config.metricsTenantLabels,
       auditQueueDepth: () => trail?.depth ?? 0,
-      auditDropped: () => trail?.dropped ?? 0,
+      auditDropped: () => (trail?.dropped ?? 0) + (trail?.suppressed ?? 0),
       activeKekId: () => kek?.current().active.id ?? "",
       openWatches: () => watches?.openWatches ?? 0,
     });
