@@ -7,6 +7,7 @@ import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
 import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.js";
 import { listAuditSql, SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
+import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
 
@@ -323,6 +324,26 @@ describe("sqlite specifics", () => {
       expect((await st.listAudit("t1", { after: undefined, limit: 100, sub: "sub-1" })).map((e) => e.time)).toEqual([1, 6, 11, 16, 21, 26, 31, 36, 41, 46]);
       expect((await st.listAudit("t1", { after: undefined, limit: 100, name: "name-3", sub: "sub-0" })).map((e) => e.time)).toEqual([10, 45]);
     } finally {
+      await st.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("when the audit writer thread appends and prunes, then it keeps the stored size in step: size-bounded pruning there and here agree", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const st = new SqliteStorage(path.join(dir, "db.sqlite"));
+    const writer = st.openAuditWriter();
+    try {
+      await writer.appendAudit([auditRow({ time: 1 }), auditRow({ time: 2 }), auditRow({ time: 3 })]);
+      await st.appendAudit([auditRow({ time: 4 })]);
+      expect(await writer.pruneAudit(2, 10)).toBe(1);
+      const one = auditRowBytes(auditRow(), auditKeysJson(["k"])); // every row here has the same size
+      expect(await writer.pruneAuditBytes(3 * one, 10)).toBe(0);
+      expect(await writer.pruneAuditBytes(2 * one, 10)).toBe(1);
+      expect(await st.pruneAuditBytes(one, 10)).toBe(1);
+      expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([4]);
+    } finally {
+      await writer.close();
       await st.close();
       rmSync(dir, { recursive: true, force: true });
     }
