@@ -160,7 +160,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     metrics = new Metrics({
       tenantLabels: config.metricsTenantLabels,
       auditQueueDepth: () => trail?.depth ?? 0,
-      auditDropped: () => trail?.dropped ?? 0,
+      auditDropped: () => (trail?.dropped ?? 0) + (trail?.suppressed ?? 0),
       activeKekId: () => kek?.current().active.id ?? "",
       openWatches: () => watches?.openWatches ?? 0,
     });
@@ -205,6 +205,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     storage: auditWriter ?? st,
     logger,
     retentionMs: config.audit.retentionMs,
+    maxBytes: config.audit.maxBytes,
+    tenantQuota: config.audit.maxEventsPerTenant,
     file: config.audit.file,
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });

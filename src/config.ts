@@ -47,6 +47,8 @@ type RawSettings = {
   metricsTenantLabels: string;
   auditRetention: string;
   auditFile: string;
+  auditMaxBytes: string;
+  auditMaxEventsPerTenant: string;
   maxWatchesPerTenant: string;
   workers: string;
   maxConnections: string;
@@ -87,6 +89,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: "metricsTenantLabels", flag: "metrics-tenant-labels", env: "SECRETD_METRICS_TENANT_LABELS", default: "false", doc: "also count calls per tenant (tenant names become label values)", boolean: true },
   { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
   { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
+  { key: "auditMaxBytes", flag: "audit-max-bytes", env: "SECRETD_AUDIT_MAX_BYTES", default: "4GiB", doc: "size bound on the stored audit trail, besides retention; oldest events deleted first: bytes or 512MiB, 4GiB, 1TiB (0 = none)" },
+  { key: "auditMaxEventsPerTenant", flag: "audit-max-events-per-tenant", env: "SECRETD_AUDIT_MAX_EVENTS_PER_TENANT", default: "50000", doc: "audit events one tenant may queue per second and server process; the rest are counted in one AuditEventsSuppressed event" },
   { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
   { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB per server process of decrypted values and encoded answers kept for hot reads, half each (0 = off; see SECURITY.md)" },
   { key: "devToken", flag: "dev-token", env: "SECRETD_DEV_TOKEN", default: "auto", doc: "print a dev tenant-admin token at start (dev key only): auto = when the dev keys were just created or stderr is a terminal; always; never" },
@@ -136,6 +140,10 @@ export interface Config {
     readonly retentionMs: number;
     /** JSON-lines copy of each event; "" = off. */
     readonly file: string;
+    /** Bound on the stored trail's size, oldest first; 0 = none. */
+    readonly maxBytes: number;
+    /** Events one tenant may queue per flush window (a second) and process. */
+    readonly maxEventsPerTenant: number;
   };
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
@@ -345,6 +353,12 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   } catch {
     throw bad("auditRetention", `"${raw.auditRetention.slice(0, 32)}" is not a duration like 90d, 12h or 15m`);
   }
+  const auditMaxBytes = parseBytes(raw.auditMaxBytes);
+  if (auditMaxBytes === undefined) throw bad("auditMaxBytes", `"${raw.auditMaxBytes.slice(0, 32)}" is not a size like 512MiB, 4GiB or a number of bytes (0 = none)`);
+  const auditMaxEventsPerTenant = Number(raw.auditMaxEventsPerTenant);
+  if (!Number.isInteger(auditMaxEventsPerTenant) || auditMaxEventsPerTenant < 1 || auditMaxEventsPerTenant > 10_000_000) {
+    throw bad("auditMaxEventsPerTenant", "must be an integer from 1 to 10000000");
+  }
   const workers = raw.workers === "auto" ? os.availableParallelism() : Number(raw.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad("workers", `"${raw.workers}" must be auto or an integer from 1 to 64`);
   const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
@@ -417,7 +431,12 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     logLevel: raw.logLevel,
     metricsListen,
     metricsTenantLabels,
-    audit: { retentionMs: auditRetentionSec * 1000, file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile) },
+    audit: {
+      retentionMs: auditRetentionSec * 1000,
+      file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile),
+      maxBytes: auditMaxBytes,
+      maxEventsPerTenant: auditMaxEventsPerTenant,
+    },
     maxWatchesPerTenant,
     workers,
     connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
@@ -428,7 +447,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   return deepFreeze(config);
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024, gib: 1024 * 1024 * 1024 };
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024, gib: 1024 ** 3, tib: 1024 ** 4 };
 
 /** "65536", "512KiB", "32MiB", "1GiB" → bytes; undefined when it is none of these. */
 export function parseBytes(v: string): number | undefined {

@@ -231,6 +231,10 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.pruneAudit(before, limit);
   }
 
+  async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
+    return this.inner.pruneAuditBytes(maxBytes, limit);
+  }
+
   async close(): Promise<void> {
     return this.inner.close();
   }

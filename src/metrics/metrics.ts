@@ -89,7 +89,7 @@ export class Metrics implements CallObserver {
     });
     new Gauge({
       name: "secretd_audit_dropped_events",
-      help: "Audit events lost since start because storage kept failing and the queue was full.",
+      help: "Audit events not stored since start: past a tenant's quota or a full queue (each window's counted in an AuditEventsSuppressed event), or after shutdown began.",
       registers,
       collect() {
         this.set(opts.auditDropped());

@@ -344,6 +344,11 @@ export interface Storage {
   listAudit(tenant: string, query: AuditQuery): Promise<StoredAuditRow[]>;
   /** Deletes at most `limit` events (any tenant) older than `before`; returns how many. */
   pruneAudit(before: number, limit: number): Promise<number>;
+  /**
+   * Size-bounded retention: while the stored events' sizes (audit-row-bytes.ts) sum to
+   * more than `maxBytes`, deletes the oldest (any tenant), at most `limit`; returns how many.
+   */
+  pruneAuditBytes(maxBytes: number, limit: number): Promise<number>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

@@ -6,9 +6,10 @@ import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
 import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.js";
-import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
+import { listAuditSql, SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
+import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";
 import type { Storage } from "../../src/storage/storage.js";
-import { eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
+import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
 
 const dirs = new Map<Storage, string>();
 
@@ -304,5 +305,47 @@ describe("sqlite specifics", () => {
     good.close();
     await st.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when ListAuditEvents filters by sub or by name, then its query seeks the (tenant, sub|name, time) index (EXPLAIN QUERY PLAN), not the tenant's whole trail", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const st = new SqliteStorage(file);
+    try {
+      await st.appendAudit(Array.from({ length: 50 }, (_, i) => auditRow({ time: i, sub: `sub-${i % 5}`, name: `name-${i % 7}` })));
+      const db = new Database(file, { readonly: true });
+      const params = { tenant: "t1", lo: 0, hi: Number.MAX_SAFE_INTEGER, after_time: -1, after_id: -1, mesh: null, name: null, sub: null, meshes: null, limit: 10 };
+      const plan = (sql: string, over: object): string =>
+        db.prepare<[object], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all({ ...params, ...over }).map((r) => r.detail).join("; ");
+      expect(plan(listAuditSql("sub"), { sub: "sub-1" })).toMatch(/USING INDEX audit_events_tenant_sub_time \(tenant=\? AND sub=\? AND time>\? AND time<\?\)/);
+      expect(plan(listAuditSql("name"), { name: "name-3" })).toMatch(/USING INDEX audit_events_tenant_name_time \(tenant=\? AND name=\? AND time>\? AND time<\?\)/);
+      expect(plan(listAuditSql("sub"), { sub: "sub-1" })).not.toMatch(/TEMP B-TREE/); // the index gives the (time, id) order too
+      db.close();
+      expect((await st.listAudit("t1", { after: undefined, limit: 100, sub: "sub-1" })).map((e) => e.time)).toEqual([1, 6, 11, 16, 21, 26, 31, 36, 41, 46]);
+      expect((await st.listAudit("t1", { after: undefined, limit: 100, name: "name-3", sub: "sub-0" })).map((e) => e.time)).toEqual([10, 45]);
+    } finally {
+      await st.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("when the audit writer thread appends and prunes, then it keeps the stored size in step: size-bounded pruning there and here agree", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const st = new SqliteStorage(path.join(dir, "db.sqlite"));
+    const writer = st.openAuditWriter();
+    try {
+      await writer.appendAudit([auditRow({ time: 1 }), auditRow({ time: 2 }), auditRow({ time: 3 })]);
+      await st.appendAudit([auditRow({ time: 4 })]);
+      expect(await writer.pruneAudit(2, 10)).toBe(1);
+      const one = auditRowBytes(auditRow(), auditKeysJson(["k"])); // every row here has the same size
+      expect(await writer.pruneAuditBytes(3 * one, 10)).toBe(0);
+      expect(await writer.pruneAuditBytes(2 * one, 10)).toBe(1);
+      expect(await st.pruneAuditBytes(one, 10)).toBe(1);
+      expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([4]);
+    } finally {
+      await writer.close();
+      await st.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

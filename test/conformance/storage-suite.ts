@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change, FeedEvent } from "../../src/storage/change-feed.js";
+import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";
 import type { AuditRow, GrantRow, MacRows, SecretRow, Storage, VersionRow, WatchLease } from "../../src/storage/storage.js";
 
 export interface OpenOptions {
@@ -516,6 +517,26 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       expect(await st.pruneAudit(35, 2)).toBe(0);
       expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([40]);
       expect(await st.listAudit("t2", { after: undefined, limit: 10 })).toEqual([]);
+    });
+
+    it("when the trail is bounded by size, then the oldest events go first, across tenants, until the stored sizes fit; pruning by age keeps the sum", async () => {
+      const rows = [auditRow({ time: 10 }), auditRow({ time: 20, tenant: "t2" }), auditRow({ time: 30 }), auditRow({ time: 40 }), auditRow({ time: 50, tenant: "t2" })];
+      const size = (e: AuditRow): number => auditRowBytes(e, auditKeysJson(e.keys));
+      const total = rows.reduce((n, e) => n + size(e), 0);
+      await st.appendAudit(rows);
+      expect(await st.pruneAuditBytes(total, 100)).toBe(0);
+      // Just over: the oldest event alone covers the excess.
+      expect(await st.pruneAuditBytes(total - 1, 100)).toBe(1);
+      expect(await st.pruneAudit(25, 100)).toBe(1); // t2's event of time 20
+      const left = total - size(rows[0]!) - size(rows[1]!);
+      // Room for the two newest only: the one of time 30 goes, at most `limit` a call.
+      expect(await st.pruneAuditBytes(size(rows[3]!) + size(rows[4]!), 100)).toBe(1);
+      expect(await st.pruneAuditBytes(0, 1)).toBe(1);
+      expect((await st.listAudit("t1", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([]);
+      expect((await st.listAudit("t2", { after: undefined, limit: 10 })).map((e) => e.time)).toEqual([50]);
+      expect(left).toBe(size(rows[2]!) + size(rows[3]!) + size(rows[4]!));
+      expect(await st.pruneAuditBytes(size(rows[4]!), 100)).toBe(0);
+      expect(await st.pruneAuditBytes(size(rows[4]!) - 1, 100)).toBe(1);
     });
 
     describe("change feed", () => {

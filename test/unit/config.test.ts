@@ -30,6 +30,16 @@ describe("loadConfig", () => {
     expect(c.jwt.tenantClaim).toBe("org");
   });
 
+  it("when the audit trail is bounded, then --audit-max-bytes takes a byte count or binary units (default 4GiB, 0 = none), from the flag, env or YAML", () => {
+    expect(loadConfig({}, {}).audit).toMatchObject({ maxBytes: 4 * 1024 ** 3, maxEventsPerTenant: 50_000 });
+    expect(loadConfig({ auditMaxBytes: "512MiB" }, {}).audit.maxBytes).toBe(512 * 1024 ** 2);
+    expect(loadConfig({}, { SECRETD_AUDIT_MAX_BYTES: "0" }).audit.maxBytes).toBe(0);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    const file = path.join(dir, "c.yaml");
+    writeFileSync(file, "auditMaxBytes: 1048576\nauditMaxEventsPerTenant: 20\n");
+    expect(loadConfig({ config: file }, {}).audit).toMatchObject({ maxBytes: 1048576, maxEventsPerTenant: 20 });
+  });
+
   it("when a JWKS is configured, then no dev key is made and asymmetric algorithms are allowed", () => {
     const c = loadConfig({ jwtJwksFile: "/tmp/jwks.json" }, {});
     expect(c.jwt.hs256SecretFile).toBe("");
@@ -52,6 +62,9 @@ describe("loadConfig", () => {
     ["a size with an unknown unit", { maxUnreadBytesPerTenant: "12MB" }, {}, "--max-unread-bytes-per-tenant"],
     ["a zero size", {}, { SECRETD_MAX_REQUEST_BYTES_PER_PEER: "0" }, "SECRETD_MAX_REQUEST_BYTES_PER_PEER"],
     ["a body timeout that is no duration", { requestBodyTimeout: "soon" }, {}, "--request-body-timeout"],
+    ["an audit size that is not one", {}, { SECRETD_AUDIT_MAX_BYTES: "lots" }, "SECRETD_AUDIT_MAX_BYTES"],
+    ["an audit size in decimal units", { auditMaxBytes: "4GB" }, {}, "--audit-max-bytes"],
+    ["a zero audit quota", { auditMaxEventsPerTenant: "0" }, {}, "--audit-max-events-per-tenant"],
   ];
   for (const [what, flags, env, named] of bad) {
     it(`when given ${what}, then start-up fails naming ${named}`, () => {

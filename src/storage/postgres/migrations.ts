@@ -178,4 +178,21 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
     `,
   },
+  {
+    // Audit isolation (#27 item 6), as SQLite's migration 13: indexes for the sub and
+    // name filters, each event's size, and their sum for --audit-max-bytes.
+    id: 7,
+    sql: `
+      CREATE INDEX audit_events_tenant_sub_time ON audit_events (tenant, sub, time, id);
+      CREATE INDEX audit_events_tenant_name_time ON audit_events (tenant, name, time, id);
+      ALTER TABLE audit_events ADD COLUMN size BIGINT NOT NULL DEFAULT 0;
+      UPDATE audit_events SET size = 64 + octet_length(tenant) + octet_length(request_id) + octet_length(method) + octet_length(sub)
+        + octet_length(mesh) + octet_length(name) + octet_length(keys) + octet_length(code) + octet_length(peer);
+      CREATE TABLE audit_usage (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        bytes  BIGINT NOT NULL
+      );
+      INSERT INTO audit_usage (id, bytes) SELECT 1, coalesce(sum(size), 0) FROM audit_events;
+    `,
+  },
 ];

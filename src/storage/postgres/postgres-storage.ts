@@ -31,6 +31,7 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
+import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
@@ -814,12 +815,17 @@ export class PostgresStorage implements Storage {
     // One statement for the batch (one round trip, one commit); WITH ORDINALITY keeps the
     // batch's order in the ids it is given.
     const started = performance.now();
+    const keys = events.map((e) => auditKeysJson(e.keys));
+    // The sizes' sum joins audit_usage in the same statement (--audit-max-bytes).
     await this.q(
-      `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer)
-       SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
-         WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, ord)
-       ORDER BY e.ord`,
+      `WITH ins AS (
+         INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size)
+         SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer, e.size
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[])
+           WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size, ord)
+         ORDER BY e.ord
+         RETURNING size)
+       UPDATE audit_usage SET bytes = bytes + (SELECT coalesce(sum(size), 0) FROM ins) WHERE id = 1`,
       [
         events.map((e) => e.tenant),
         events.map((e) => e.time),
@@ -829,9 +835,10 @@ export class PostgresStorage implements Storage {
         events.map((e) => e.mesh),
         events.map((e) => e.name),
         events.map((e) => e.version),
-        events.map((e) => JSON.stringify(e.keys)),
+        keys,
         events.map((e) => e.code),
         events.map((e) => e.peer),
+        events.map((e, i) => auditRowBytes(e, keys[i]!)),
       ],
     );
     this.onCommit((performance.now() - started) / 1000);
@@ -839,9 +846,11 @@ export class PostgresStorage implements Storage {
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
     // The row comparison (time, id) > (…) and the time bounds ride the (tenant, time, id) index.
+    // A sub or name filter leads with an equality its (tenant, sub|name, time, id) index seeks (#27 item 6).
+    const lead = q.sub !== undefined ? "AND sub = $8" : q.name !== undefined ? "AND name = $7" : "";
     const r = await this.q<AuditRecord>(
       `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
-       WHERE tenant = $1 AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
+       WHERE tenant = $1 ${lead} AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
          AND ($6::text IS NULL OR mesh = $6) AND ($7::text IS NULL OR name = $7) AND ($8::text IS NULL OR sub = $8)
          AND ($9::text[] IS NULL OR mesh = ANY($9::text[]))
        ORDER BY time, id LIMIT $10`,
@@ -862,8 +871,33 @@ export class PostgresStorage implements Storage {
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
-    const r = await this.q("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < $1 ORDER BY time LIMIT $2)", [before, limit]);
-    return r.rowCount ?? 0;
+    const r = await this.q<{ n: string }>(
+      `WITH gone AS (DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < $1 ORDER BY time LIMIT $2) RETURNING size)
+       UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
+      [before, limit],
+    );
+    return Number(r.rows[0]?.n ?? 0);
+  }
+
+  async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
+    return this.tx(async (c) => {
+      // The usage row's lock makes replicas prune one at a time (and appends wait for it).
+      const u = await this.q<{ bytes: string }>("SELECT bytes FROM audit_usage WHERE id = 1 FOR UPDATE", [], c);
+      const excess = Number(u.rows[0]?.bytes ?? 0) - maxBytes;
+      if (excess <= 0) return 0;
+      // The oldest events whose sizes, summed in (time, id) order, first cover the excess.
+      const r = await this.q<{ n: string }>(
+        `WITH victims AS (
+           SELECT id FROM (
+             SELECT id, size, sum(size) OVER (ORDER BY time, id) AS acc FROM (SELECT id, size, time FROM audit_events ORDER BY time, id LIMIT $2) o
+           ) w WHERE acc - size < $1),
+         gone AS (DELETE FROM audit_events a USING victims v WHERE a.id = v.id RETURNING a.size)
+         UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
+        [excess, limit],
+        c,
+      );
+      return Number(r.rows[0]?.n ?? 0);
+    });
   }
 
   /** True when a trivial query answers (health checks). */

@@ -248,4 +248,23 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
     `,
   },
+  {
+    // Audit isolation (#27 item 6): ListAuditEvents filtered by sub or by name seeks an
+    // index instead of scanning the tenant's events; each event's size (audit-row-bytes.ts)
+    // is stored, and their sum kept in audit_usage, for --audit-max-bytes.
+    id: 13,
+    sql: `
+      CREATE INDEX audit_events_tenant_sub_time ON audit_events (tenant, sub, time);
+      CREATE INDEX audit_events_tenant_name_time ON audit_events (tenant, name, time);
+      ALTER TABLE audit_events ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+      UPDATE audit_events SET size = 64 + length(CAST(tenant AS BLOB)) + length(CAST(request_id AS BLOB)) + length(CAST(method AS BLOB))
+        + length(CAST(sub AS BLOB)) + length(CAST(mesh AS BLOB)) + length(CAST(name AS BLOB)) + length(CAST(keys AS BLOB))
+        + length(CAST(code AS BLOB)) + length(CAST(peer AS BLOB));
+      CREATE TABLE audit_usage (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        bytes  INTEGER NOT NULL
+      );
+      INSERT INTO audit_usage (id, bytes) SELECT 1, coalesce(sum(size), 0) FROM audit_events;
+    `,
+  },
 ];

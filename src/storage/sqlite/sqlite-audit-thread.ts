@@ -21,11 +21,13 @@ db.pragma("cache_size = -1024");
 const writes = sqliteAuditWrites(db);
 const append = db.transaction((events: readonly AuditRow[]) => writes.append(events));
 const prune = db.transaction((before: number, limit: number) => writes.prune(before, limit));
+const pruneBytes = db.transaction((maxBytes: number, limit: number) => writes.pruneBytes(maxBytes, limit));
 
 port.on("message", (m: AuditThreadRequest) => {
   let reply: AuditThreadReply;
   try {
-    const n = m.op === "append" ? (append.immediate(m.events), m.events.length) : prune.immediate(m.before, m.limit);
+    const n =
+      m.op === "append" ? (append.immediate(m.events), m.events.length) : m.op === "prune" ? prune.immediate(m.before, m.limit) : pruneBytes.immediate(m.maxBytes, m.limit);
     reply = { id: m.id, n };
   } catch (err) {
     const e = err as { message?: unknown; code?: unknown };

@@ -14,7 +14,10 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { AuditRow, Storage } from "../storage.js";
 
-type Request = { readonly op: "append"; readonly events: readonly AuditRow[] } | { readonly op: "prune"; readonly before: number; readonly limit: number };
+type Request =
+  | { readonly op: "append"; readonly events: readonly AuditRow[] }
+  | { readonly op: "prune"; readonly before: number; readonly limit: number }
+  | { readonly op: "pruneBytes"; readonly maxBytes: number; readonly limit: number };
 
 export type AuditThreadRequest = Request & { readonly id: number };
 
@@ -41,7 +44,7 @@ function threadScript(): string {
   return path.join(path.dirname(src), "dist", path.relative(src, dir), "sqlite-audit-thread.js");
 }
 
-export class SqliteAuditWriter implements Pick<Storage, "appendAudit" | "pruneAudit"> {
+export class SqliteAuditWriter implements Pick<Storage, "appendAudit" | "pruneAudit" | "pruneAuditBytes"> {
   #thread: Thread | undefined;
   #seq = 0;
   #closed = false;
@@ -57,6 +60,10 @@ export class SqliteAuditWriter implements Pick<Storage, "appendAudit" | "pruneAu
 
   pruneAudit(before: number, limit: number): Promise<number> {
     return this.#call({ op: "prune", before, limit });
+  }
+
+  pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
+    return this.#call({ op: "pruneBytes", maxBytes, limit });
   }
 
   /** Ends the thread; calls still in flight fail. */

@@ -158,6 +158,25 @@ interface AuditParams {
   limit: number;
 }
 
+/**
+ * ListAuditEvents' query, led by the index that serves it: (tenant, time), or with a sub
+ * or name filter (tenant, sub, time) / (tenant, name, time), so a filter seeks instead of
+ * scanning the tenant's events (#27 item 6). Bounds on time are always given (no "IS NULL
+ * OR"), so the index serves the range and the (time, id) order; the other filters are
+ * checked along the scan.
+ */
+export function listAuditSql(by: "time" | "sub" | "name"): string {
+  const lead = by === "sub" ? "AND sub = @sub" : by === "name" ? "AND name = @name" : "";
+  // Named: without statistics the planner took (tenant, time) for a sub filter, and the scan.
+  const index = by === "time" ? "" : `INDEXED BY audit_events_tenant_${by}_time`;
+  return `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events ${index}
+    WHERE tenant = @tenant ${lead} AND time >= @lo AND time < @hi
+      AND (time > @after_time OR (time = @after_time AND id > @after_id))
+      AND (@mesh IS NULL OR mesh = @mesh) AND (@name IS NULL OR name = @name) AND (@sub IS NULL OR sub = @sub)
+      AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
+    ORDER BY time, id LIMIT @limit`;
+}
+
 const SECRET_COLUMNS =
   "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
@@ -439,16 +458,9 @@ export class SqliteStorage implements Storage {
          FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
          WHERE s.secret_uid = ? AND r.expire_time > ? ORDER BY w.since, w.watch_id`,
       ),
-      // Bounds on time are always given (no "IS NULL OR"), so the (tenant, time) index
-      // serves the range and the order; the other filters are checked along the scan.
-      listAudit: db.prepare<[AuditParams], AuditRecord>(
-        `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
-         WHERE tenant = @tenant AND time >= @lo AND time < @hi
-           AND (time > @after_time OR (time = @after_time AND id > @after_id))
-           AND (@mesh IS NULL OR mesh = @mesh) AND (@name IS NULL OR name = @name) AND (@sub IS NULL OR sub = @sub)
-           AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
-         ORDER BY time, id LIMIT @limit`,
-      ),
+      listAudit: db.prepare<[AuditParams], AuditRecord>(listAuditSql("time")),
+      listAuditBySub: db.prepare<[AuditParams], AuditRecord>(listAuditSql("sub")),
+      listAuditByName: db.prepare<[AuditParams], AuditRecord>(listAuditSql("name")),
       markHousekeeping: db.prepare(MARK_HOUSEKEEPING_SQL),
     };
     this.writes = new GroupCommit(
@@ -854,11 +866,16 @@ export class SqliteStorage implements Storage {
       meshes: q.meshes === undefined ? null : JSON.stringify(q.meshes),
       limit: q.limit,
     };
-    return this.stmt.listAudit.all(params).map(toAudit);
+    const stmt = q.sub !== undefined ? this.stmt.listAuditBySub : q.name !== undefined ? this.stmt.listAuditByName : this.stmt.listAudit;
+    return stmt.all(params).map(toAudit);
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
     return this.writes.submit(() => this.auditWrites.prune(before, limit));
+  }
+
+  async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
+    return this.writes.submit(() => this.auditWrites.pruneBytes(maxBytes, limit));
   }
 
   async close(): Promise<void> {
