@@ -77,8 +77,10 @@ async function measureWatch({ token, mesh, watchName, updateEveryMs }, running) 
   let watchError;
   const call = client.watchProjection(ProjectSecretsRequest.fromPartial({ mesh, items: [{ name: watchName }] }), md(token));
   let first;
+  let firstMessage = false;
   const firstSeen = new Promise((r) => (first = r));
   call.on("data", (p) => {
+    firstMessage = true;
     first();
     const v = p.values?.[0]?.value;
     const m = v ? /^r=(\d+);s=(\d+);/.exec(Buffer.from(v).toString()) : null;
@@ -92,7 +94,8 @@ async function measureWatch({ token, mesh, watchName, updateEveryMs }, running) 
     watchError = e.code;
     first();
   });
-  await Promise.race([firstSeen, sleep(CALL_DEADLINE_MS)]);
+  // The first message (the current value) before any update; the GetSecret measurement may end first.
+  while (!firstMessage && watchError === undefined && running()) await Promise.race([firstSeen, sleep(50)]);
   const currentEtag = () => unary("getSecret", { mesh, name: watchName, version: 0, keys: [] }, token).then((r) => r.etag, () => undefined);
   let etag = await currentEtag();
   let updateErrors = 0;
@@ -117,7 +120,7 @@ async function measureWatch({ token, mesh, watchName, updateEveryMs }, running) 
   const end = performance.now() + WATCH_GRACE_MS;
   while (delivered < sentAt.length - 1 && performance.now() < end && watchError === undefined) await sleep(20);
   call.cancel();
-  return { lat, updates: sentAt.length, missed: sentAt.length - 1 - delivered, update_errors: updateErrors, ended_with: watchError ?? null };
+  return { lat, first_message: firstMessage, updates: sentAt.length, missed: sentAt.length - 1 - delivered, update_errors: updateErrors, ended_with: watchError ?? null };
 }
 
 process.on("message", (m) => {

@@ -158,7 +158,7 @@ async function measureVictim(w, calls) {
   const wl = watch ? summarize(watch.lat) : undefined;
   return {
     get: { n: g.n, p50_ms: g.p50_ms, p99_ms: g.p99_ms, max_ms: g.max_ms, errors: get.errors, codes: get.codes, seconds: round(get.seconds) },
-    watch: watch && { n: wl.n, p50_ms: wl.p50_ms, p99_ms: wl.p99_ms, max_ms: wl.max_ms, updates: watch.updates, missed: watch.missed, update_errors: watch.update_errors, ended_with: watch.ended_with },
+    watch: watch && { n: wl.n, p50_ms: wl.p50_ms, p99_ms: wl.p99_ms, max_ms: wl.max_ms, updates: watch.updates, missed: watch.missed, update_errors: watch.update_errors, first_message: watch.first_message, ended_with: watch.ended_with },
   };
 }
 
@@ -401,7 +401,7 @@ const ATTACKS = [
     what: "role-less watches with a 1.9 MB known_revision (8 in flight, repeated), and 1,000 idle watches of 64 sources each (64,000 lease rows) by one data-developer, across a lease renewal",
     minSeconds: 10,
     async setup(w) {
-      for (let i = 0; i < 64; i++) await w.create({ mesh: "watched", name: `w-${i}`, stringData: { v: `v${i}` } });
+      for (let i = 0; i < 64; i++) await w.create({ mesh: "watched", name: `w-${i}`, stringData: { [`k${i}`]: `v${i}` } }); // distinct keys: 64 items project no duplicate name
     },
     async start(w) {
       const IDLE = 1000;
@@ -429,14 +429,16 @@ const ATTACKS = [
         req.resume();
         req.end(idleBody);
       }
+      const opening = performance.now();
       await Promise.race([Promise.all(firsts), sleep(60_000)]);
+      const openSeconds = round((performance.now() - opening) / 1000, 1);
       const huge = framed(ProjectSecretsRequest, { mesh: "m", items: [{ name: "nothing", optional: true }], knownRevision: "f".repeat(1_900_000) });
       const hugeSessions = await sessions(w.port, 2);
       const flood = loop(8, async (i) => rawUnary(await liveSession(hugeSessions, i, w.port), `${SVC}/WatchProjection`, w.tokens.roleless, huge, 15_000));
       await sleep(500);
       return {
         get stats() {
-          return { idle_watches: IDLE, idle_first_messages: first, idle_ended: idleEnded, huge_revision_watches: flood.stats };
+          return { idle_watches: IDLE, idle_first_messages: first, idle_open_seconds: openSeconds, idle_ended: idleEnded, huge_revision_watches: flood.stats };
         },
         async stop() {
           await flood.stop();
@@ -575,7 +577,7 @@ async function runAttack(attack) {
     let after;
     if (alive(w.child)) after = await measureVictim(w, 200).catch(() => undefined);
     const serverAlive = alive(w.child) && crashed === undefined;
-    const victimErrors = under ? under.get.errors + (under.watch?.missed ?? 0) + (under.watch?.update_errors ?? 0) + (under.watch?.ended_with !== null ? 1 : 0) : undefined;
+    const victimErrors = under ? under.get.errors + (under.watch?.missed ?? 0) + (under.watch?.update_errors ?? 0) + (under.watch?.ended_with !== null ? 1 : 0) + (under.watch?.first_message ? 0 : 1) : undefined;
     const delta = under ? round(under.get.p99_ms - alone.get.p99_ms, 3) : undefined;
     Object.assign(result, {
       alone,
