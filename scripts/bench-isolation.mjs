@@ -27,7 +27,6 @@
 import { fork, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http2 from "node:http2";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
