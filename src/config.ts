@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { YAMLError, parse as parseYaml } from "yaml";
-import { parseDuration } from "./auth/mint.js";
-import { SecretdError } from "./domain/errors.js";
+import { parseDuration } from "./duration.js";
+import { SecretdError } from "./errors.js";
 
 interface Setting {
   readonly key: keyof RawSettings;

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import path from "node:path";
-import { SecretdError } from "./domain/errors.js";
+import { SecretdError } from "./errors.js";
 
 /** Creates `dir` and its missing parents with `mode`; returns the first one created (like mkdirSync). */
 export function makeDirs(dir: string, mode = 0o700): string | undefined {

@@ -4,7 +4,7 @@
  * token's; a token limited to some meshes sees their events and the global scope's.
  */
 import { TENANT_ADMIN } from "../domain/access.js";
-import { denied, invalid } from "../domain/errors.js";
+import { denied, invalid } from "../errors.js";
 import { auditEntryBytes, PAGE_BYTES } from "../domain/page-budget.js";
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import { hasRole, type Principal } from "../domain/principal.js";

@@ -2,7 +2,7 @@
  * Extracts the bearer token from the `authorization` metadata (SPEC §2). Messages never
  * echo the value: a caller who sends a bare token without a scheme would see it quoted.
  */
-import { unauthenticated } from "../domain/errors.js";
+import { unauthenticated } from "../errors.js";
 
 /** Larger tokens are refused before any parsing or hashing work is spent on them. */
 export const MAX_TOKEN_LENGTH = 8192;

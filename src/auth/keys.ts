@@ -7,7 +7,7 @@ import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, unl
 import { makeDirs } from "../make-dirs.js";
 import { dirname } from "node:path";
 import type { JWK } from "jose";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 
 /** HS256 needs a key at least as long as its output (RFC 7518 §3.2). */
 export const MIN_HS256_SECRET_BYTES = 32;

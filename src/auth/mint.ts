@@ -1,6 +1,6 @@
 /** `secretd token mint`: HS256 tokens the verifier accepts, and the --ttl syntax. */
 import { SignJWT, type JWTPayload } from "jose";
-import { invalid, SecretdError } from "../domain/errors.js";
+import { invalid, SecretdError } from "../errors.js";
 
 export interface MintOptions {
   secret: Uint8Array;
@@ -31,16 +31,4 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   if (opts.issuer !== undefined) jwt.setIssuer(opts.issuer);
   if (opts.audience !== undefined) jwt.setAudience(opts.audience);
   return jwt.sign(opts.secret);
-}
-
-const UNIT_SECONDS: Readonly<Record<string, number>> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** "90s", "15m", "1h", "7d" or plain digits (seconds) → a positive number of seconds. */
-export function parseDuration(s: string): number {
-  const m = /^(\d{1,15})([smhd]?)$/.exec(s);
-  const seconds = m ? Number(m[1]) * (UNIT_SECONDS[m[2] ?? ""] ?? Number.NaN) : Number.NaN;
-  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
-    throw new SecretdError("INVALID_ARGUMENT", `duration "${s.slice(0, 32)}": expected a positive number with an optional unit s, m, h or d (e.g. 90s, 15m, 1h, 7d)`);
-  }
-  return seconds;
 }

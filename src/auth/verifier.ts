@@ -18,7 +18,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from "jose";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { Principal } from "../domain/principal.js";
 import { isCleanIdentifier } from "../domain/text.js";
 

@@ -4,8 +4,8 @@
  * time works too. Events reach the trail within a second of their call.
  */
 import { Option, type Command } from "commander";
-import { parseDuration } from "../auth/mint.js";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { parseDuration } from "../duration.js";
+import { SecretdError, invalid } from "../errors.js";
 import { ListAuditEventsRequest, type AuditEvent, type ListAuditEventsResponse } from "../gen/secrets/v1/secrets.js";
 import { runClient, withClientOptions } from "./client.js";
 import { auditTable, auditView, renderDoc, type DocFormat } from "./output.js";

@@ -13,7 +13,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
 import { maskUrl, type Config } from "../config.js";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
 import { checkSchema } from "../storage/sqlite/sqlite-schema.js";

@@ -9,7 +9,7 @@
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { CommanderError } from "commander";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;

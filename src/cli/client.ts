@@ -12,8 +12,8 @@
  */
 import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
-import { parseDuration } from "../auth/mint.js";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { parseDuration } from "../duration.js";
+import { SecretdError, invalid } from "../errors.js";
 import { SecretServiceClient } from "../gen/secrets/v1/secrets.js";
 import { isServiceError, printError } from "./cli-errors.js";
 import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../transport/tls-material.js";

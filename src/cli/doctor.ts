@@ -18,7 +18,7 @@ import { secretAad } from "../crypto/aad.js";
 import { decodeData } from "../crypto/data-codec.js";
 import { openVersion } from "../crypto/envelope.js";
 import { loadKeyring } from "../crypto/keyring.js";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { Keyring } from "../crypto/keyring.js";
 import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
 import { PostgresStorage } from "../storage/postgres/postgres-storage.js";

@@ -12,7 +12,7 @@ import { DB_FILE } from "../app.js";
 import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
 import { createKeyring, rotateKeyring } from "../crypto/keyring.js";
 import { rewrapAll } from "../crypto/rotation.js";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
 import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";

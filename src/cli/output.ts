@@ -5,7 +5,7 @@
  * value is ever mistaken for text, and both forms parse back to the exact bytes.
  */
 import { stringify } from "yaml";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import { Permission, type AuditEvent, type Consumer, type Grant, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";

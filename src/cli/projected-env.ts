@@ -10,7 +10,7 @@
  * A failure is INVALID_ARGUMENT naming the secret, the key and the name, and what to
  * change in the projection file; never a value.
  */
-import { invalid } from "../domain/errors.js";
+import { invalid } from "../errors.js";
 import { deniedEnvFamily, ENV_NAME_RULE, isEnvName } from "../domain/env-names.js";
 import type { Projection, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import { envValue } from "./output.js";

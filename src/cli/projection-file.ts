@@ -25,7 +25,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse, type ScalarTag } from "yaml";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import { KeyMapping, ProjectionItem, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 
 export interface ProjectionFileOptions {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import { defaultEnvName } from "../domain/env-names.js";
 import {
   CreateSecretRequest,

@@ -5,7 +5,7 @@
  * usage error naming the flag, before any connection is tried.
  */
 import { isIP } from "node:net";
-import { invalid } from "../domain/errors.js";
+import { invalid } from "../errors.js";
 
 export const DEFAULT_PORT = 50051;
 

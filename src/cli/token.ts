@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { readHs256Secret } from "../auth/keys.js";
 import { mintToken } from "../auth/mint.js";
 import { splitList, type Config } from "../config.js";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
 import { withExample } from "./help.js";
 import { ttlSeconds } from "./ttl-flag.js";

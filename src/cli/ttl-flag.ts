@@ -3,8 +3,8 @@
  * refused rather than read as seconds: `--ttl 30` is as likely to mean 30 minutes or days.
  * The shared parser (parseDuration) still takes plain seconds for its other callers.
  */
-import { parseDuration } from "../auth/mint.js";
-import { invalid } from "../domain/errors.js";
+import { parseDuration } from "../duration.js";
+import { invalid } from "../errors.js";
 
 export function ttlSeconds(v: string): number {
   const shown = JSON.stringify(v.slice(0, 32));

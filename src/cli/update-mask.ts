@@ -9,7 +9,7 @@
  * the request sets (SPEC §3, UpdateSecretRequest).
  */
 import { splitList } from "../config.js";
-import { invalid } from "../domain/errors.js";
+import { invalid } from "../errors.js";
 
 export const MASK_PATHS = ["data", "labels", "annotations", "description", "expire_time"] as const;
 export type MaskPath = (typeof MASK_PATHS)[number];

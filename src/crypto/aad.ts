@@ -4,7 +4,7 @@
  * order, the version as 8-byte big-endian. So any change to any field, or a shift of
  * bytes between fields, yields different AAD and the blob no longer opens.
  */
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 
 const LABEL = "secretd/v1";
 // Lone surrogates become U+FFFD in UTF-8, which would let two different strings encode alike.

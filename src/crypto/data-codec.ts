@@ -7,7 +7,7 @@
  * canonical form; anything else is DATA_LOSS (it only ever reads authenticated bytes,
  * so a mismatch means a bug or corruption, not a caller error).
  */
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 
 const FORMAT = 0x01;
 // Lone surrogates become U+FFFD in UTF-8: two keys could encode alike and never decode.

@@ -11,7 +11,7 @@
  * callers cannot tell a wrong key from a tampered byte.
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import { isKeyId, type Kek, type Keyring, type KeyringSource } from "./keyring.js";
 import { randomBytes } from "./random.js";
 

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import { DataKeyCache } from "./data-key-cache.js";
 import { makeDirs } from "../make-dirs.js";
 

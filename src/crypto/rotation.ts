@@ -9,7 +9,7 @@
  * KEK, so after the full pass the scan repeats until it finds none and the servers have
  * had time to notice (`settleUntil`, a few of their keyring polls); bounded by maxPasses.
  */
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { DekReplacement, Storage, VersionKeyRow } from "../storage/storage.js";
 import { secretAad } from "./aad.js";
 import { kekIdOf, rewrapDek } from "./envelope.js";

@@ -9,7 +9,7 @@
  * message a ciphertext that does not open gets, so a caller cannot tell them apart.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import { kekDerivedKey } from "./kek-derived-key.js";
 import { isKeyId, type Kek, type Keyring, type KeyringSource } from "./keyring.js";
 

@@ -5,7 +5,7 @@
  * any KEK id a stored data key names must be in the keyring file.
  */
 import { existsSync } from "node:fs";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { Storage } from "../storage/storage.js";
 import { KeyringHolder, type KeyringHolderOptions } from "./keyring-holder.js";
 

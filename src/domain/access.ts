@@ -4,7 +4,7 @@
  * every key; anyone else holds what their unexpired grants give (to `user:<sub>` or to
  * `role:<role>` of one of their roles), with the grants' key limits.
  */
-import { denied, notFound } from "./errors.js";
+import { denied, notFound } from "../errors.js";
 import { hasRole, type Principal } from "./principal.js";
 import type { GrantRow, SecretRow } from "../storage/storage.js";
 

@@ -45,7 +45,7 @@ import type {
   WatchLease,
 } from "../storage/storage.js";
 import { isLive } from "./access.js";
-import { grantsChanged, SecretdError } from "./errors.js";
+import { grantsChanged, SecretdError } from "../errors.js";
 import { checkGrants, checkRequest, checkSecret, checkVersion, signGrants, signRequest, signSecret, signVersion } from "./row-macs.js";
 
 /** Grant writes retry their compare-and-set on the grants MAC this often before ABORTED. */

@@ -6,7 +6,7 @@
 import type { ListConsumersRequest } from "../gen/secrets/v1/secrets.js";
 import type { LeaseRow, Storage } from "../storage/storage.js";
 import { Level } from "./access.js";
-import { invalid } from "./errors.js";
+import { invalid } from "../errors.js";
 import { consumerEntryBytes, PAGE_BYTES } from "./page-budget.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { Principal } from "./principal.js";

@@ -9,7 +9,7 @@
 import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
-import { denied, grantsChanged, invalid, notFound, SecretdError } from "./errors.js";
+import { denied, grantsChanged, invalid, notFound, SecretdError } from "../errors.js";
 import { grantEntryBytes, PAGE_BYTES } from "./page-budget.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";

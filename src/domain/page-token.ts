@@ -4,7 +4,7 @@
  * digest of the query it belongs to, so it cannot be replayed against another query.
  */
 import { createHash } from "node:crypto";
-import { invalid } from "./errors.js";
+import { invalid } from "../errors.js";
 
 interface Position {
   readonly after: string;

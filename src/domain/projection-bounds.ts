@@ -9,7 +9,7 @@
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { SecretWithVersion } from "../storage/storage.js";
 import { accessTo, keysAt, Level } from "./access.js";
-import { SecretdError } from "./errors.js";
+import { SecretdError } from "../errors.js";
 import type { Principal } from "./principal.js";
 import { MAX_DATA_KEYS } from "./validation.js";
 

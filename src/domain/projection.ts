@@ -14,7 +14,7 @@ import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js"
 import { openData } from "./barrier.js";
 import { checkProjectedValues, MAX_ITEMS, MAX_MAPPINGS, MAX_TOTAL_BYTES } from "./projection-bounds.js";
 import { defaultEnvName, ENV_NAME_RULE, isEnvName, MAX_ENV_NAME_LENGTH } from "./env-names.js";
-import { SecretdError, invalid } from "./errors.js";
+import { SecretdError, invalid } from "../errors.js";
 import type { Principal } from "./principal.js";
 import { requireUnexpired, scopeFor } from "./secrets.js";
 import { validateDataKey, validateName, validateRevision } from "./validation.js";

@@ -8,7 +8,7 @@ import { createHmac, timingSafeEqual, type KeyObject } from "node:crypto";
 import { kekDerivedKey } from "../crypto/kek-derived-key.js";
 import { lengthPrefixed, type Part } from "../crypto/length-prefixed.js";
 import type { Kek, KeyringSource } from "../crypto/keyring.js";
-import { SecretdError } from "./errors.js";
+import { SecretdError } from "../errors.js";
 
 export interface FingerprintInput {
   readonly sub: string;

@@ -15,7 +15,7 @@
 import { macKekId } from "../crypto/row-mac.js";
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { MacReplacement, MacRows, Storage } from "../storage/storage.js";
-import { SecretdError } from "./errors.js";
+import { SecretdError } from "../errors.js";
 import { checkGrants, checkRequest, checkSecret, checkVersion, signGrants, signRequest, signSecret, signVersion } from "./row-macs.js";
 
 export type MacStorage = Pick<Storage, "listMacRows" | "replaceMacs" | "backfillMacs">;

@@ -6,7 +6,7 @@
  */
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { TextDecoder } from "node:util";
-import { invalid } from "./errors.js";
+import { invalid } from "../errors.js";
 import { firstPemBlock, firstPemLabel, type PemBlock } from "./pem.js";
 import { MAX_KEY_PEM_BYTES, TLS_KEY_RULE, tlsKeyVerdict } from "./tls-key.js";
 

@@ -17,7 +17,7 @@ import type {
 import type { Scope, SecretRow, SecretWithVersion, Storage } from "../storage/storage.js";
 import { accessTo, holdsWhole, keysAt, Level, requireKeys, requireLevel, subjectsOf, TENANT_ADMIN, type Access } from "./access.js";
 import { openData, sealData } from "./barrier.js";
-import { SecretdError, denied, invalid, notFound } from "./errors.js";
+import { SecretdError, denied, invalid, notFound } from "../errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { hasRole, mayUseMesh, type Principal } from "./principal.js";
 import { PAGE_BYTES, secretEntryBytes } from "./page-budget.js";

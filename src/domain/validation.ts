@@ -4,7 +4,7 @@
  * `invalid(field, rule)`; a message may name a data key or a label key but never
  * echoes a value, so callers can send it back as is.
  */
-import { invalid } from "./errors.js";
+import { invalid } from "../errors.js";
 import { isKnownSecretType } from "./secret-types.js";
 
 export const MAX_NAME_LENGTH = 253;

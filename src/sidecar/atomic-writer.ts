@@ -36,7 +36,7 @@ import {
   writeSync,
 } from "node:fs";
 import path from "node:path";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 
 export interface ProjectedFile {
   /** Relative to DIR, `/`-separated, e.g. "db/password". */

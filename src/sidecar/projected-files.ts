@@ -1,5 +1,5 @@
 /** A Projection's values as the files of one set: path, mode and bytes, nothing else. */
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { Projection, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import { validateFilePath, type ProjectedFile } from "./atomic-writer.js";
 

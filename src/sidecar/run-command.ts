@@ -7,8 +7,8 @@
  * with the new values; a lost connection or lost access leaves CMD running as it is.
  */
 import { type Command } from "commander";
-import { parseDuration } from "../auth/mint.js";
-import { invalid } from "../domain/errors.js";
+import { parseDuration } from "../duration.js";
+import { invalid } from "../errors.js";
 import type { Projection, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import { createLogger } from "../logger.js";
 import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../cli/client.js";

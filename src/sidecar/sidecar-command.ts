@@ -12,8 +12,8 @@
 import { constants as osConstants } from "node:os";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
-import { parseDuration } from "../auth/mint.js";
-import { invalid } from "../domain/errors.js";
+import { parseDuration } from "../duration.js";
+import { invalid } from "../errors.js";
 import type { Projection } from "../gen/secrets/v1/secrets.js";
 import { createLogger } from "../logger.js";
 import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../cli/client.js";

@@ -5,7 +5,7 @@
  * not its inode). The token is a credential: it is never logged or put in a message.
  */
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
-import { SecretdError, invalid } from "../domain/errors.js";
+import { SecretdError, invalid } from "../errors.js";
 
 /** A token must be a single header-safe word; grpc-js would echo a bad value in its error. */
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;

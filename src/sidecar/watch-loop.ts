@@ -22,7 +22,7 @@
  */
 import { connectivityState, Metadata, status, type ClientReadableStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import { ProjectSecretsRequest, type Projection, type SecretServiceClient } from "../gen/secrets/v1/secrets.js";
 import type { Backoff } from "./backoff.js";
 import type { TokenSource } from "./token-source.js";

@@ -1,5 +1,5 @@
 /** The one message for a listen address that cannot be used, naming its flag (INVALID_ARGUMENT: exit 2). */
-import { invalid, type SecretdError } from "../domain/errors.js";
+import { invalid, type SecretdError } from "../errors.js";
 
 /** `flag`'s address could not be listened on; `cause` is the listen error (grpc-js wraps it in its own message). */
 export function listenRefused(flag: string, host: string, port: number, cause: unknown): SecretdError {

@@ -7,7 +7,7 @@
  * consumer leases on the secrets it reads (consumer-leases.ts).
  */
 import { openData } from "../domain/barrier.js";
-import { SecretdError } from "../domain/errors.js";
+import { SecretdError } from "../errors.js";
 import type { Principal } from "../domain/principal.js";
 import { readProjection, validateRequest, type ProjectionDeps } from "../domain/projection.js";
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";

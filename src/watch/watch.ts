@@ -6,7 +6,7 @@
  * evaluation, never a queue of messages.
  */
 import { randomUUID } from "node:crypto";
-import type { SecretdError } from "../domain/errors.js";
+import type { SecretdError } from "../errors.js";
 import type { Principal } from "../domain/principal.js";
 import type { ProjectSecretsRequest, Projection } from "../gen/secrets/v1/secrets.js";
 

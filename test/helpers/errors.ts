@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 /** Runs fn, expects INVALID_ARGUMENT, returns the message. */
 export function invalidMessage(fn: () => unknown): string {

@@ -15,7 +15,7 @@ import { credentials, Client, Metadata, status, type ServiceError, type StatusOb
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodePageToken } from "../../src/domain/page-token.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 import { KNOWN_SECRET_TYPES, opensslTimeToRfc3339, validateTypedData } from "../../src/domain/secret-types.js";
 import {
   keyField,

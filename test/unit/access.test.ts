@@ -1,7 +1,7 @@
 /** The delegation bound of access.ts: how far a caller's ADMIN authority reaches, by key and by time. */
 import { describe, expect, it } from "vitest";
 import { accessTo, adminUntil, grantWithin, holdsWhole, Level } from "../../src/domain/access.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 import type { Principal } from "../../src/domain/principal.js";
 import type { GrantRow, SecretRow } from "../../src/storage/storage.js";
 

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AtomicWriter, MAX_TOTAL_BYTES, setName, type ProjectedFile } from "../../src/sidecar/atomic-writer.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 let dir: string;
 let outside: string;

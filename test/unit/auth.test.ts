@@ -5,9 +5,10 @@ import { decodeJwt, exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, t
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearerToken, MAX_TOKEN_LENGTH } from "../../src/auth/bearer.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "../../src/auth/keys.js";
-import { mintToken, parseDuration } from "../../src/auth/mint.js";
+import { mintToken } from "../../src/auth/mint.js";
+import { parseDuration } from "../../src/duration.js";
 import { createVerifier, MAX_CACHE_AGE_MS, VerifiedTokenCache, type VerifierOptions } from "../../src/auth/verifier.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 import type { Principal } from "../../src/domain/principal.js";
 
 const T0 = 1_700_000_000; // seconds; every verifier below runs on a fixed clock

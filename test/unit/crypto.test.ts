@@ -9,7 +9,7 @@ import { DataKeyCache } from "../../src/crypto/data-key-cache.js";
 import { lengthPrefixed } from "../../src/crypto/length-prefixed.js";
 import { kekIdOf, openVersion, rewrapDek, sealVersion } from "../../src/crypto/envelope.js";
 import { Keyring, loadKeyring, rotateKeyring, type Kek } from "../../src/crypto/keyring.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "secretd-crypto-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

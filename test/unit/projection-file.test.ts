@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseMode, parseProjection, readProjectionFile } from "../../src/cli/projection-file.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 /** The INVALID_ARGUMENT message a parse must fail with. */
 function failure(text: string, opts = {}): string {

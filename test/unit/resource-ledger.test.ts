@@ -9,7 +9,7 @@
 import { EventEmitter } from "node:events";
 import http2 from "node:http2";
 import { describe, expect, it } from "vitest";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 import { ResourceLedger, type LedgerLimits } from "../../src/transport/grpc/resource-ledger.js";
 
 class FakeStream extends EventEmitter {

@@ -12,7 +12,7 @@ import { KeyringHolder } from "../../src/crypto/keyring-holder.js";
 import { loadKeyring, rotateKeyring } from "../../src/crypto/keyring.js";
 import { rewrapPass } from "../../src/crypto/rotation.js";
 import { openData, sealData } from "../../src/domain/barrier.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import type { SecretRow, VersionRow } from "../../src/storage/storage.js";
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { framedText } from "../../src/crypto/framed-text.js";
 import { Keyring, type Kek } from "../../src/crypto/keyring.js";
 import { macKekId, rowMac, verifyRowMac } from "../../src/crypto/row-mac.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 const kek = (id: string): Kek => ({ id, key: randomBytes(32), created: "2026-01-01T00:00:00Z" });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SERVER } from "../../src/cli/client.js";
 import { parseServerAddress } from "../../src/cli/server-address.js";
-import { SecretdError } from "../../src/domain/errors.js";
+import { SecretdError } from "../../src/errors.js";
 
 function refusal(v: string): string {
   try {

@@ -4,7 +4,7 @@
  * share. Every failure is INVALID_ARGUMENT "FILE: document N: FIELD: problem"; a message
  * names fields and keys but never echoes a value.
  */
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 
 export interface ManifestSource {
   readonly file: string;

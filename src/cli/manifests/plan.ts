@@ -4,7 +4,7 @@
  * unchanged object sends no write and makes no new version. Server-owned annotations
  * (secretd.io/…) are left out of the comparison.
  */
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 import type { Secret } from "../../gen/secrets/v1/secrets.js";
 import { where, type DesiredSecret } from "./manifest.js";
 

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments } from "yaml";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 import { validateTypedData } from "../../domain/secret-types.js";
 import {
   keyField,

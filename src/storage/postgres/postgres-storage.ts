@@ -6,7 +6,7 @@
  * one REPEATABLE READ snapshot. A database that cannot be reached answers UNAVAILABLE.
  */
 import pg from "pg";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 import type { Change } from "../change-feed.js";
 import type {
   AuditQuery,

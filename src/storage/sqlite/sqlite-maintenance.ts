@@ -6,7 +6,7 @@
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 
 /** Pages copied per backup step: all of them, so the copy is one read transaction (one snapshot). */
 const ALL_PAGES = 0x7fffffff;

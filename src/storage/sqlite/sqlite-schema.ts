@@ -8,7 +8,7 @@
  * row (type, name, table, SQL with whitespace collapsed) is compared with it.
  */
 import Database from "better-sqlite3";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 import { MIGRATIONS } from "./migrations.js";
 import { migrate } from "./sqlite-storage.js";
 

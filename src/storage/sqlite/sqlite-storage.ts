@@ -8,7 +8,7 @@ import { chmodSync, closeSync, openSync } from "node:fs";
 import { makeDirs } from "../../make-dirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 import type { FeedEvent } from "../change-feed.js";
 import type {
   AuditQuery,

@@ -10,7 +10,7 @@ import { Metadata, status as Status, type handleUnaryCall, type ServerUnaryCall,
 import { bearerToken } from "../../auth/bearer.js";
 import type { AuditSink } from "../../audit/audit-trail.js";
 import type { TokenVerifier } from "../../auth/verifier.js";
-import type { SecretdError } from "../../domain/errors.js";
+import type { SecretdError } from "../../errors.js";
 import type { Principal } from "../../domain/principal.js";
 import type { Logger } from "../../logger.js";
 import { decodedRequest } from "./decoded-request.js";

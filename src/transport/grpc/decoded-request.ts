@@ -7,7 +7,7 @@
  * about it.
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { invalid, type SecretdError } from "../../domain/errors.js";
+import { invalid, type SecretdError } from "../../errors.js";
 import { checkRequest, requestDescriptor, type TimestampAt } from "./request-check.js";
 
 export class RefusedRequest {

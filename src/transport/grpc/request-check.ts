@@ -18,7 +18,7 @@
 import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { invalid, type SecretdError } from "../../domain/errors.js";
+import { invalid, type SecretdError } from "../../errors.js";
 import { keyField, MAX_DATA_KEYS } from "../../domain/validation.js";
 import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { timestampMs, timestampProblem } from "./timestamps.js";

@@ -21,7 +21,7 @@
  * few times a second. Everything is per server process (with --workers N, per worker).
  */
 import http2 from "node:http2";
-import { SecretdError } from "../../domain/errors.js";
+import { SecretdError } from "../../errors.js";
 
 export interface LedgerLimits {
   /** Buffered request bytes of one stream (chunk costs included). */

@@ -4,7 +4,7 @@
  * which the log line carries too, with the cause.
  */
 import { status as Status, type StatusObject } from "@grpc/grpc-js";
-import { SecretdError, type ErrorCode } from "../../domain/errors.js";
+import { SecretdError, type ErrorCode } from "../../errors.js";
 
 const CODES: Record<ErrorCode, Status> = {
   INVALID_ARGUMENT: Status.INVALID_ARGUMENT,
