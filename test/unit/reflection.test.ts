@@ -7,18 +7,53 @@ import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/p
 import { service as healthLoaderService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { descriptorSetBase64 } from "../../src/gen/descriptor-set.js";
-import { HEALTH_PROTO_FILE, healthFileDescriptor } from "../../src/transport/grpc/health-descriptor.js";
+import { protobufFileName as HEALTH_PROTO_FILE } from "../../src/gen/grpc/health/v1/health.js";
+import {
+  ServerReflectionRequest,
+  ServerReflectionResponse,
+} from "../../src/gen/grpc/reflection/v1/reflection.js";
 import {
   addReflection,
-  decodeReflectionResponse,
-  encodeReflectionRequest,
   REFLECTION_SERVICE_V1,
   REFLECTION_SERVICE_V1ALPHA,
   ReflectionIndex,
   splitFileDescriptorSet,
-  type ReflectionRequestMessage,
-  type ReflectionResponse,
 } from "../../src/transport/grpc/reflection.js";
+
+/** A request's oneof as a tagged value, to keep the tests short. */
+type ReflectionRequestMessage =
+  | { case: "fileByFilename" | "fileContainingSymbol" | "allExtensionNumbersOfType" | "listServices"; value: string }
+  | { case: "fileContainingExtension"; value: { containingType: string; extensionNumber: number } };
+
+/** A response with its oneof as a tagged value (decoded by the generated codec). */
+interface ReflectionResponse {
+  validHost: string;
+  originalRequest: ServerReflectionRequest | undefined;
+  message:
+    | { case: "fileDescriptorResponse"; value: { fileDescriptorProto: Uint8Array[] } }
+    | { case: "allExtensionNumbersResponse"; value: { baseTypeName: string; extensionNumber: number[] } }
+    | { case: "listServicesResponse"; value: { service: { name: string }[] } }
+    | { case: "errorResponse"; value: { errorCode: number; errorMessage: string } }
+    | { case: undefined; value?: undefined };
+}
+
+function tagged(res: ServerReflectionResponse): ReflectionResponse {
+  const { validHost, originalRequest } = res;
+  const message: ReflectionResponse["message"] = res.fileDescriptorResponse
+    ? { case: "fileDescriptorResponse", value: res.fileDescriptorResponse }
+    : res.allExtensionNumbersResponse
+      ? { case: "allExtensionNumbersResponse", value: res.allExtensionNumbersResponse }
+      : res.listServicesResponse
+        ? { case: "listServicesResponse", value: res.listServicesResponse }
+        : res.errorResponse
+          ? { case: "errorResponse", value: res.errorResponse }
+          : { case: undefined };
+  return { validHost, originalRequest, message };
+}
+
+function request(message: ReflectionRequestMessage, host = ""): ServerReflectionRequest {
+  return ServerReflectionRequest.fromPartial({ host, [message.case]: message.value });
+}
 
 const DESCRIPTOR_SET = Buffer.from(descriptorSetBase64, "base64");
 const SERVICES = ["secrets.v1.SecretService", "grpc.health.v1.Health", REFLECTION_SERVICE_V1, REFLECTION_SERVICE_V1ALPHA];
@@ -34,8 +69,8 @@ interface ReflectionStream {
 function openStream(client: grpc.Client, service: string): ReflectionStream {
   const call = client.makeBidiStreamRequest(
     `/${service}/ServerReflectionInfo`,
-    (req: { host?: string; message: ReflectionRequestMessage }) => Buffer.from(encodeReflectionRequest(req)),
-    (buf: Buffer) => decodeReflectionResponse(buf),
+    (req: ServerReflectionRequest) => Buffer.from(ServerReflectionRequest.encode(req).finish()),
+    (buf: Buffer) => tagged(ServerReflectionResponse.decode(buf)),
   );
   const waiting: { resolve: (r: ReflectionResponse) => void; reject: (e: Error) => void }[] = [];
   call.on("data", (res: ReflectionResponse) => waiting.shift()?.resolve(res));
@@ -46,7 +81,7 @@ function openStream(client: grpc.Client, service: string): ReflectionStream {
     ask(message, host) {
       return new Promise((resolve, reject) => {
         waiting.push({ resolve, reject });
-        call.write({ host, message });
+        call.write(request(message, host));
       });
     },
     close() {
@@ -89,7 +124,7 @@ let client: grpc.Client;
 
 beforeAll(async () => {
   server = new grpc.Server();
-  addReflection(server, { descriptorSet: DESCRIPTOR_SET, services: SERVICES, extraFiles: [healthFileDescriptor()] });
+  addReflection(server, { descriptorSet: DESCRIPTOR_SET, services: SERVICES });
   port = await new Promise<number>((resolve, reject) => {
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
@@ -114,9 +149,7 @@ describe("server reflection", () => {
     const res = await stream.ask({ case: "fileContainingSymbol", value: "secrets.v1.Secret" }, "localhost:50051");
     stream.close();
     expect(res.validHost).toBe("localhost:50051");
-    expect(res.originalRequest).toEqual(
-      encodeReflectionRequest({ host: "localhost:50051", message: { case: "fileContainingSymbol", value: "secrets.v1.Secret" } }),
-    );
+    expect(res.originalRequest).toEqual(request({ case: "fileContainingSymbol", value: "secrets.v1.Secret" }, "localhost:50051"));
   });
 
   it("when file_containing_symbol names the service, then secrets.proto comes first with its dependency list, then its imports", async () => {
@@ -241,8 +274,11 @@ describe("server reflection", () => {
     expect(statuses?.fieldKind === "map" && statuses.message?.typeName).toBe("grpc.health.v1.HealthCheckResponse");
   });
 
-  it("when the hand-built health descriptor is compared with grpc-health-check's health.proto, then they match", () => {
-    const mine = fromBinary(FileDescriptorProtoSchema, healthFileDescriptor());
+  it("when the generated health descriptor is compared with grpc-health-check's health.proto, then they match", () => {
+    const mine = splitFileDescriptorSet(DESCRIPTOR_SET)
+      .map((b) => fromBinary(FileDescriptorProtoSchema, b))
+      .find((f) => f.name === HEALTH_PROTO_FILE);
+    if (!mine) throw new Error(`${HEALTH_PROTO_FILE} is not in the descriptor set`);
     const check = healthLoaderService["Check"];
     const theirsBytes = check && "fileDescriptorProtos" in check.requestType ? check.requestType.fileDescriptorProtos[0] : undefined;
     expect(theirsBytes).toBeDefined();

@@ -16,7 +16,6 @@ import { serverStreamRoute } from "./h2-server-stream.js";
 import { withFastResponses } from "./response-encoding.js";
 import { routeStreams } from "./stream-router.js";
 import { watchProjectionHandler } from "./watch-projection.js";
-import { healthFileDescriptor } from "./health-descriptor.js";
 import { addReflection } from "./reflection.js";
 import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
 import { listenRefused } from "../listen-refused.js";
@@ -102,7 +101,6 @@ export async function startGrpcServer(config: Config, deps: SecretServiceDeps): 
   addReflection(server, {
     descriptorSet: Buffer.from(descriptorSetBase64, "base64"),
     services: [SECRET_SERVICE, HEALTH_SERVICE, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"],
-    extraFiles: [healthFileDescriptor()],
   });
 
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
