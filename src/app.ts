@@ -4,6 +4,7 @@ import path from "node:path";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
+import { realClock, type Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import type { KeyringHolder } from "./crypto/keyring-holder.js";
@@ -149,7 +150,9 @@ async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: 
   });
 }
 
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+/** `clock` is the time secrets, grants, leases and the audit trail are judged by (tests pass a ManualClock). */
+export async function startApp(config: Config, logger: Logger, clock: Clock = realClock): Promise<App> {
+  const now = (): number => clock.now();
   const warn = (msg: string): void => logger.warn(msg);
   let metrics: Metrics | undefined;
   // Read by the metrics at scrape time; each exists before the first scrape can happen.
@@ -208,6 +211,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxBytes: config.audit.maxBytes,
     tenantQuota: config.audit.maxEventsPerTenant,
     file: config.audit.file,
+    now,
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });
   trail = audit;
@@ -228,13 +232,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       answers.clear();
     }
   });
-  const secrets = new Secrets({ storage: st, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions });
-  const grants = new Grants({ storage: st, secrets });
-  const consumers = new Consumers({ storage: st, secrets });
+  const secrets = new Secrets({ storage: st, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions, now });
+  const grants = new Grants({ storage: st, secrets, now });
+  const consumers = new Consumers({ storage: st, secrets, now });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
-  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError });
-  const projection = { storage: st, keyring, plaintexts };
-  const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError });
+  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError, now });
+  const projection = { storage: st, keyring, plaintexts, now };
+  const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError, now });
   watches = hub;
   let server: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
@@ -251,6 +255,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       audit,
       observer: m,
       auditStorage: st,
+      now,
     });
     // A --workers worker hands its series to the primary, which alone listens (a shared
     // port would deal each scrape to one worker and show that worker's counts only).

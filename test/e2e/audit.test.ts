@@ -11,6 +11,7 @@ import path from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Permission, ProjectSecretsRequest, type AuditEvent, type ListAuditEventsResponse, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { waitFor } from "../helpers/cli-process.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "payments";
@@ -115,7 +116,8 @@ describe("audit events", () => {
     const denied = watch(stranger, "rid-watch-denied");
     const code = await new Promise<number>((resolve) => denied.once("error", (e: { code: number }) => resolve(e.code)));
     expect(code).toBe(status.NOT_FOUND);
-    await new Promise((r) => setTimeout(r, 100)); // the cancelled stream's end reaches the server
+    // The hub forgets a cancelled watch in the same step that would audit its end.
+    await waitFor("the cancelled stream's end at the server", () => server.app.watches.openWatches === 0);
     await server.app.audit.flush();
     const events = await allEvents(admin, { name: "db-password" });
     expect(events.filter((e) => e.requestId === "rid-watch-ok")).toHaveLength(1);
@@ -276,7 +278,7 @@ describe("audit queue lifecycle", () => {
       await s.call("listSecrets", { mesh: "old" }, t);
       await s.app.audit.flush();
       expect((await s.call<ListAuditEventsResponse>("listAuditEvents", { mesh: "old" }, t)).events).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, 2_100));
+      await s.clock.advance(2_100);
       await s.call("listSecrets", { mesh: "young" }, t);
       await s.app.audit.flush();
       expect(await s.app.audit.prune()).toBeGreaterThanOrEqual(1);

@@ -74,7 +74,7 @@ async function sharedSecret(name: string): Promise<void> {
   for (const [subject, permission, keys] of GRANTS) {
     await s.call("grantAccess", { mesh: MESH, name, subject, permission, keys }, tokens.owner);
   }
-  const soon = new Date(Date.now() + 300);
+  const soon = new Date(s.clock.now() + s.clock.lapseMs);
   await s.call("grantAccess", { mesh: MESH, name, subject: "user:ed", permission: Permission.PERMISSION_ADMIN, expireTime: soon }, tokens.owner);
 }
 
@@ -108,7 +108,7 @@ describe("access matrix (caller × RPC → code)", () => {
     it(`when ${caller} calls each RPC, then the codes are ${expected.map((c) => status[c]).join(", ")}`, async () => {
       const name = `shared-${caller.toLowerCase()}`;
       await sharedSecret(name);
-      await new Promise((r) => setTimeout(r, 400)); // let the expiring grant lapse
+      await s.clock.advance(s.clock.lapseMs + 100); // let the expiring grant lapse
       const got: Record<string, string> = {};
       for (const rpc of RPCS) got[rpc] = status[await attempt(rpc, name, tokens[caller]!)]!;
       const want = Object.fromEntries(RPCS.map((rpc, i) => [rpc, status[expected[i]!]]));
@@ -137,11 +137,11 @@ describe("grants", () => {
 
   it("when a grant expires, then ListGrants still shows it with its past expire_time, and it grants nothing", async () => {
     await sharedSecret("expiring");
-    await new Promise((r) => setTimeout(r, 400));
+    await s.clock.advance(s.clock.lapseMs + 100);
     const grants = (await s.call<ListGrantsResponse>("listGrants", { mesh: MESH, name: "expiring" }, tokens.owner)).grants;
     const ed = grants.find((g) => g.subject === "user:ed");
     expect(ed?.permission).toBe(Permission.PERMISSION_ADMIN);
-    expect(ed!.expireTime!.getTime()).toBeLessThan(Date.now());
+    expect(ed!.expireTime!.getTime()).toBeLessThan(s.clock.now());
     expect(grants.find((g) => g.subject === "user:kay")).toMatchObject({ keys: ["a"], grantedBy: "olivia", permission: Permission.PERMISSION_READ });
     expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "expiring" }, tokens.expiredGrantee))).toBe(NF);
   });
@@ -173,7 +173,7 @@ describe("grants", () => {
       { subject: "group:x", permission: Permission.PERMISSION_READ },
       { subject: "user:x", permission: Permission.PERMISSION_UNSPECIFIED },
       { subject: "user:x", permission: Permission.PERMISSION_READ, keys: ["../x"] },
-      { subject: "user:x", permission: Permission.PERMISSION_READ, expireTime: new Date(Date.now() - 1000) },
+      { subject: "user:x", permission: Permission.PERMISSION_READ, expireTime: new Date(s.clock.now() - 1000) },
     ];
     for (const req of bad) {
       expect(await codeOf(s.call("grantAccess", { mesh: MESH, name: "malformed", ...req }, tokens.owner))).toBe(status.INVALID_ARGUMENT);

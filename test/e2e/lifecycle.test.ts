@@ -18,7 +18,6 @@ let s: TestServer;
 let t: string;
 const M = "life";
 const text = (b: Uint8Array | undefined): string => Buffer.from(b ?? []).toString("utf8");
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   s = await startTestServer({ maxVersions: "3" });
@@ -115,22 +114,22 @@ describe("UpdateSecret", () => {
 
 describe("expiry", () => {
   it("when expire_time passes, then Get and projection refuse it, List still shows it, and extending it serves it again", async () => {
-    const v1 = await create("short-lived", { expireTime: new Date(Date.now() + 400) });
+    const v1 = await create("short-lived", { expireTime: new Date(s.clock.now() + s.clock.lapseMs) });
     expect(text((await get("short-lived")).data.k)).toBe("v1");
-    await sleep(500);
+    await s.clock.advance(s.clock.lapseMs + 100);
     const err = await get("short-lived").catch((e: { code: number; details: string }) => e);
     expect(err).toMatchObject({ code: status.FAILED_PRECONDITION });
     expect((err as { details: string }).details).toContain("expired");
     expect(await codeOf(s.call("projectSecrets", { mesh: M, items: [{ name: "short-lived" }] }, t))).toBe(status.FAILED_PRECONDITION);
     const listed = await s.call<ListSecretsResponse>("listSecrets", { mesh: M, pageSize: 1000 }, t);
     expect(listed.secrets.map((x) => x.name)).toContain("short-lived");
-    await update("short-lived", { etag: v1.etag, expireTime: new Date(Date.now() + 3600_000) });
+    await update("short-lived", { etag: v1.etag, expireTime: new Date(s.clock.now() + 3600_000) });
     expect(text((await get("short-lived")).data.k)).toBe("v1");
   });
 
   it("when listing with expiring_within, then only secrets expiring before now + that duration appear", async () => {
-    await create("exp-soon", { expireTime: new Date(Date.now() + 3600_000) });
-    await create("exp-later", { expireTime: new Date(Date.now() + 90 * 86400_000) });
+    await create("exp-soon", { expireTime: new Date(s.clock.now() + 3600_000) });
+    await create("exp-later", { expireTime: new Date(s.clock.now() + 90 * 86400_000) });
     await create("exp-never");
     const names = async (seconds: number): Promise<string[]> =>
       (await s.call<ListSecretsResponse>("listSecrets", { mesh: M, pageSize: 1000, expiringWithin: { seconds, nanos: 0 } }, t)).secrets

@@ -51,11 +51,9 @@ function secretd(args: string[], token = owner): Promise<Run> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 async function expiredSecret(name: string): Promise<void> {
-  await s.call("createSecret", { mesh: M, name, stringData: { a: "alpha" }, expireTime: new Date(Date.now() + 300) }, owner);
-  await sleep(400);
+  await s.call("createSecret", { mesh: M, name, stringData: { a: "alpha" }, expireTime: new Date(s.clock.now() + s.clock.lapseMs) }, owner);
+  await s.clock.advance(s.clock.lapseMs + 100);
   expect(await codeOf(s.call("getSecret", { mesh: M, name }, owner))).toBe(status.FAILED_PRECONDITION);
 }
 
@@ -92,10 +90,10 @@ describe("reviving an expired secret (#15.8)", () => {
   );
 
   it("when UpdateSecret with the etag of an expired secret extends it, then the server accepts it", async () => {
-    await s.call("createSecret", { mesh: M, name: "revive-rpc", stringData: { a: "alpha" }, expireTime: new Date(Date.now() + 300) }, owner);
+    await s.call("createSecret", { mesh: M, name: "revive-rpc", stringData: { a: "alpha" }, expireTime: new Date(s.clock.now() + s.clock.lapseMs) }, owner);
     const { etag } = await current("revive-rpc");
-    await sleep(400);
-    const updated = await s.call<Secret>("updateSecret", { mesh: M, name: "revive-rpc", etag, expireTime: new Date(Date.now() + 60_000) }, owner);
+    await s.clock.advance(s.clock.lapseMs + 100);
+    const updated = await s.call<Secret>("updateSecret", { mesh: M, name: "revive-rpc", etag, expireTime: new Date(s.clock.now() + 60_000) }, owner);
     expect(updated.version).toBe(2);
     await current("revive-rpc");
   });

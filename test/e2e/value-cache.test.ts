@@ -101,10 +101,10 @@ describe("value cache", () => {
   });
 
   it("when a cached secret expires, then reads answer FAILED_PRECONDITION, as without a cache", async () => {
-    const expireTime = new Date(Date.now() + 1500);
+    const expireTime = new Date(s.clock.now() + 1500);
     await s.call("createSecret", { mesh: MESH, name: "brief", data: { v: Buffer.from("soon gone") }, expireTime }, owner);
     expect(await valuesSeen("brief", owner, 2)).toEqual(Array(3).fill("soon gone"));
-    await new Promise((r) => setTimeout(r, Math.max(0, expireTime.getTime() - Date.now()) + 100));
+    await s.clock.advance(Math.max(0, expireTime.getTime() - s.clock.now()) + 100);
     expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "brief" }, owner))).toBe(status.FAILED_PRECONDITION);
     expect(await codeOf(freshGet(s.address, "brief", owner))).toBe(status.FAILED_PRECONDITION);
   });
@@ -124,7 +124,7 @@ describe("value cache", () => {
 
   it("when a GetSecret answer is cached, then a grant's expiry, a mesh-limited token and a key-limited request each still decide the next read", async () => {
     const created = await s.call<Secret>("createSecret", { mesh: MESH, name: "gbrief", data: { a: Buffer.from("A"), b: Buffer.from("B") } }, owner);
-    const expireTime = new Date(Date.now() + 1500);
+    const expireTime = new Date(s.clock.now() + 1500);
     await s.call("grantAccess", { mesh: MESH, name: "gbrief", subject: "user:rose", permission: Permission.PERMISSION_READ, expireTime }, owner);
     for (let i = 0; i < 3; i++) expect(Object.keys((await s.call<Secret>("getSecret", { mesh: MESH, name: "gbrief" }, reader)).data).sort()).toEqual(["a", "b"]);
     if (E2E_WORKERS <= 1) expect(s.app.answers.holds(created.uid)).toBe(true);
@@ -134,7 +134,7 @@ describe("value cache", () => {
     const onlyA = await s.call<Secret>("getSecret", { mesh: MESH, name: "gbrief", keys: ["a"] }, owner);
     expect(Object.keys(onlyA.data)).toEqual(["a"]);
     expect(Object.keys((await s.call<Secret>("getSecret", { mesh: MESH, name: "gbrief" }, owner)).data).sort()).toEqual(["a", "b"]);
-    await new Promise((r) => setTimeout(r, Math.max(0, expireTime.getTime() - Date.now()) + 100));
+    await s.clock.advance(Math.max(0, expireTime.getTime() - s.clock.now()) + 100);
     expect(await codeOf(s.call("getSecret", { mesh: MESH, name: "gbrief" }, reader))).toBe(status.NOT_FOUND);
   });
 
@@ -178,18 +178,18 @@ describe("value cache", () => {
 
     it("when the grant behind a cached answer expires, then the next call is refused, with no write in between", async () => {
       await s.call("createSecret", { mesh: MESH, name: "pbrief", data: { v: Buffer.from("V") } }, owner);
-      const expireTime = new Date(Date.now() + 1500);
+      const expireTime = new Date(s.clock.now() + 1500);
       await s.call("grantAccess", { mesh: MESH, name: "pbrief", subject: "user:rose", permission: Permission.PERMISSION_PROJECT, expireTime }, owner);
       for (let i = 0; i < 3; i++) expect(valuesOf(await project(["pbrief"], reader))).toEqual({ "pbrief/v": "V" });
-      await new Promise((r) => setTimeout(r, Math.max(0, expireTime.getTime() - Date.now()) + 100));
+      await s.clock.advance(Math.max(0, expireTime.getTime() - s.clock.now()) + 100);
       expect(await codeOf(project(["pbrief"], reader))).toBe(status.NOT_FOUND);
     });
 
     it("when a cached source secret expires, then the projection answers FAILED_PRECONDITION", async () => {
-      const expireTime = new Date(Date.now() + 1500);
+      const expireTime = new Date(s.clock.now() + 1500);
       await s.call("createSecret", { mesh: MESH, name: "pgone", data: { v: Buffer.from("V") }, expireTime }, owner);
       for (let i = 0; i < 3; i++) expect(valuesOf(await project(["pgone"], owner))).toEqual({ "pgone/v": "V" });
-      await new Promise((r) => setTimeout(r, Math.max(0, expireTime.getTime() - Date.now()) + 100));
+      await s.clock.advance(Math.max(0, expireTime.getTime() - s.clock.now()) + 100);
       expect(await codeOf(project(["pgone"], owner))).toBe(status.FAILED_PRECONDITION);
     });
 

@@ -4,6 +4,7 @@
  * With SECRETD_E2E_WORKERS=N (N > 1) in the environment, the server is instead the real
  * `secretd serve --workers N` process tree (dist/, built by the global setup); `app` then
  * only has `port` and `close` (suites that reach into the app run in-process only).
+ * Each server has its own clock (TestClock): tests move it instead of sleeping.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +15,7 @@ import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.js";
 import { readHs256Secret } from "../../src/auth/keys.js";
+import { ManualClock } from "../../src/clock.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { REDACT_PATHS } from "../../src/logger.js";
@@ -57,8 +59,40 @@ export interface Claims {
   ttlSec?: number;
 }
 
+/**
+ * The server's clock. In process it is a ManualClock: advance() is instant. The
+ * processes of --workers (SECRETD_E2E_WORKERS) keep the real clock (there is no flag
+ * to hand them another), so there advance() waits that long for real.
+ */
+export interface TestClock {
+  now(): number;
+  advance(ms: number): Promise<void>;
+  /**
+   * A lifetime for a secret or grant that a test then lets run out with advance(): long
+   * in process (free to pass, and a loaded box never lets it run out before the test's
+   * own calls), short with workers (where passing it is a real wait).
+   */
+  readonly lapseMs: number;
+}
+
+function testClock(workers: boolean): { clock: TestClock; manual: ManualClock | undefined } {
+  if (workers) {
+    return { clock: { now: () => Date.now(), advance: (ms) => new Promise((r) => setTimeout(r, ms)), lapseMs: 400 }, manual: undefined };
+  }
+  const manual = new ManualClock();
+  return {
+    clock: {
+      now: () => manual.now(),
+      advance: async (ms) => manual.advance(ms),
+      lapseMs: 5_000,
+    },
+    manual,
+  };
+}
+
 export interface TestServer {
   readonly app: App;
+  readonly clock: TestClock;
   readonly config: Config;
   readonly address: string;
   readonly dataDir: string;
@@ -147,12 +181,13 @@ export async function startTestServer(flags: Record<string, string> = {}): Promi
   let app: App;
   // flags.workers (N > 1) asks for the process tree in this one test, as SECRETD_E2E_WORKERS does for all.
   const workers = flags.workers !== undefined ? Number(flags.workers) : E2E_WORKERS;
+  const { clock, manual } = testClock(workers > 1);
   if (workers > 1) {
     const { dataDir: _dir, workers: _workers, ...rest } = flags;
     app = await startWorkers(config, workers, rest, logs);
   } else {
     const logger = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, lineSink(logs));
-    app = await startApp(config, logger);
+    app = await startApp(config, logger, manual);
   }
   const address = `127.0.0.1:${app.port}`;
   const client = new SecretServiceClient(address, credentials.createInsecure());
@@ -160,6 +195,7 @@ export async function startTestServer(flags: Record<string, string> = {}): Promi
 
   return {
     app,
+    clock,
     config,
     address,
     dataDir,

@@ -31,7 +31,6 @@ afterAll(async () => {
   await s?.stop();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function secretWith(name: string, values: Record<string, string>): Promise<void> {
   await s.call("createSecret", { mesh: M, name, stringData: values }, tok.owner);
@@ -62,7 +61,7 @@ async function valuesOf(name: string): Promise<Record<string, string>> {
 describe("a grant never outgrows its granter (#16.6)", () => {
   it("when a time-limited ADMIN re-grants itself ADMIN and others READ with no expire_time, then both end when its own grant ends", async () => {
     await secretWith("deadline", { a: "alpha" });
-    const end = new Date(Date.now() + 1500);
+    const end = new Date(s.clock.now() + 1500);
     await grant("deadline", "owner", "user:adam", ADMIN, { expireTime: end });
 
     const self = await grant("deadline", "adam", "user:adam", ADMIN);
@@ -71,14 +70,14 @@ describe("a grant never outgrows its granter (#16.6)", () => {
     expect(other.expireTime?.getTime()).toBe(end.getTime());
     await s.call("getSecret", { mesh: M, name: "deadline" }, tok.rose);
 
-    await sleep(end.getTime() - Date.now() + 100);
+    await s.clock.advance(end.getTime() - s.clock.now() + 100);
     expect(await codeOf(s.call("getSecret", { mesh: M, name: "deadline" }, tok.adam))).toBe(status.NOT_FOUND);
     expect(await codeOf(s.call("getSecret", { mesh: M, name: "deadline" }, tok.rose))).toBe(status.NOT_FOUND);
   });
 
   it("when a time-limited ADMIN asks for an expire_time past its own, then PERMISSION_DENIED and no grant is stored", async () => {
     await secretWith("later", { a: "alpha" });
-    const end = new Date(Date.now() + 60_000);
+    const end = new Date(s.clock.now() + 60_000);
     await grant("later", "owner", "user:adam", ADMIN, { expireTime: end });
     const farther = new Date(end.getTime() + 1000);
     expect(await codeOf(grant("later", "adam", "user:rose", READ, { expireTime: farther }))).toBe(status.PERMISSION_DENIED);
@@ -92,7 +91,7 @@ describe("a grant never outgrows its granter (#16.6)", () => {
 
   it("when ADMIN comes through a time-limited role grant, then a grant to that role (or anyone) inherits its end", async () => {
     await secretWith("via-role", { a: "alpha" });
-    const end = new Date(Date.now() + 60_000);
+    const end = new Date(s.clock.now() + 60_000);
     await grant("via-role", "owner", "role:ops", ADMIN, { expireTime: end });
     expect((await grant("via-role", "ops1", "role:ops", ADMIN)).expireTime?.getTime()).toBe(end.getTime());
     expect((await grant("via-role", "ops1", "user:mallory", WRITE)).expireTime?.getTime()).toBe(end.getTime());
@@ -170,7 +169,7 @@ describe("a key-limited grant allows only its keys' values (#16.7)", () => {
       { description: "mine now" },
       { labels: { team: "x" } },
       { annotations: { note: "x" } },
-      { expireTime: new Date(Date.now() + 1000) },
+      { expireTime: new Date(s.clock.now() + 1000) },
       { updateMask: ["expire_time"] },
     ];
     const before = await s.call<Secret>("getSecret", { mesh: M, name: "no-meta" }, tok.owner);

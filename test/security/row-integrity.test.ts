@@ -25,8 +25,6 @@ const MALLORY = { tenant: "acme", sub: "mallory", roles: ["data-developer"] };
 const BOB = { tenant: "acme", sub: "bob", roles: [] };
 const DATA_LOSS_MESSAGE = "stored secret data failed to authenticate";
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** The value of key `k` (default "v") read by GetSecret, or the status code. */
 async function read(s: TestServer, token: string, name: string, opts: { version?: number; key?: string } = {}): Promise<string | number> {
   try {
@@ -81,7 +79,7 @@ describe("plain SQL edits of metadata rows", () => {
     [alice, mallory, bob] = await Promise.all([s.token(ALICE), s.token(MALLORY), s.token(BOB)]);
     for (const n of ["keep", "owned", "granted", "nulled", "deleted-grant"]) await create(n);
     await create("frozen", { immutable: true });
-    await create("expired", { expireTime: new Date(Date.now() + 1500) });
+    await create("expired", { expireTime: new Date(s.clock.now() + s.clock.lapseMs) });
     await create("widened", { stringData: { a: "widened-a", b: "widened-b" } });
     await create("revived");
     await create("req-a", { requestId: "req-1" });
@@ -95,9 +93,9 @@ describe("plain SQL edits of metadata rows", () => {
     db.pragma("busy_timeout = 5000");
     const grant = (name: string, permission: Permission, extra: object = {}) => s.call("grantAccess", { mesh: M, name, subject: "user:bob", permission, ...extra }, alice);
     await grant("widened", Permission.PERMISSION_READ, { keys: ["a"] });
-    await grant("revived", Permission.PERMISSION_READ, { expireTime: new Date(Date.now() + 1500) });
+    await grant("revived", Permission.PERMISSION_READ, { expireTime: new Date(s.clock.now() + s.clock.lapseMs) });
     await grant("deleted-grant", Permission.PERMISSION_READ);
-    await sleep(1600); // "expired" and bob's grant on "revived" are past their expire_time now
+    await s.clock.advance(s.clock.lapseMs + 100); // "expired" and bob's grant on "revived" are past their expire_time now
   }, 30_000);
 
   afterAll(async () => {

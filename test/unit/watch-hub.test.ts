@@ -59,22 +59,44 @@ async function put(name: string, v: string): Promise<void> {
 
 const valueOf = (p: Projection | undefined): string => Buffer.from(p?.values[0]?.value ?? []).toString();
 
+/**
+ * A watch on "mark" whose messages go straight through. The feed hands changes to the hub
+ * in commit order, so the message of a "mark" write made after other writes comes once
+ * the hub has dealt with those: "nothing was sent" is checked after it, not after a sleep
+ * (a message sent late still fails the check).
+ */
+async function marker(): Promise<() => Promise<void>> {
+  await put("mark", "0");
+  const sent: Projection[] = [];
+  hub.open(owner, ProjectSecretsRequest.fromPartial({ mesh: "m", items: [{ name: "mark" }] }), {
+    send: (m: Projection, flushed: () => void) => (sent.push(m), flushed()),
+    end: () => undefined,
+  });
+  await eventually(() => sent.length === 1);
+  return async () => {
+    await put("mark", `${sent.length}`);
+    const want = sent.length + 1;
+    await eventually(() => sent.length >= want);
+  };
+}
+
 it("when the reader has not taken a message, then a burst of changes sends nothing more; once it has, exactly one message with the latest state follows", async () => {
   await put("s", "v0");
   const h = heldSink();
   hub.open(owner, ProjectSecretsRequest.fromPartial({ mesh: "m", items: [{ name: "s" }] }), h.sink);
   await eventually(() => h.sent.length === 1);
+  const passed = await marker();
   for (let i = 1; i <= 25; i++) await put("s", `v${i}`);
-  await new Promise((r) => setTimeout(r, 50));
+  await passed();
   expect(h.sent).toHaveLength(1); // the first is still with the transport: nothing queued behind it
   h.flush();
   await eventually(() => h.sent.length === 2);
   expect(valueOf(h.sent[1])).toBe("v25");
   h.flush();
-  await new Promise((r) => setTimeout(r, 50));
+  await passed();
   expect(h.sent).toHaveLength(2);
   expect(h.ended).toEqual([]);
-  expect(hub.openWatches).toBe(1);
+  expect(hub.openWatches).toBe(2); // "s" and the marker
 });
 
 it("when the feed tells the hub to resync (compacted past it), then every watch re-reads and only an affected one hears of it", async () => {
@@ -87,6 +109,7 @@ it("when the feed tells the hub to resync (compacted past it), then every watch 
   await eventually(() => ha.sent.length === 1 && hb.sent.length === 1);
   ha.flush();
   hb.flush();
+  const passed = await marker();
   // Another connection deletes "a" and the feed's window is compacted past this process, its change row gone.
   const Database = (await import("better-sqlite3")).default;
   const other = new Database(path.join(dir, "db.sqlite"));
@@ -98,7 +121,7 @@ it("when the feed tells the hub to resync (compacted past it), then every watch 
   other.close();
   await eventually(() => ha.ended.length === 1);
   expect(ha.ended[0]).toMatchObject({ code: "NOT_FOUND" });
-  await new Promise((r) => setTimeout(r, 50));
+  await passed();
   expect(hb.sent).toHaveLength(1);
 });
 

@@ -55,6 +55,8 @@ export interface CallDeps {
   /** Where audit events go; none recorded when absent. */
   readonly audit?: AuditSink | undefined;
   readonly observer?: CallObserver | undefined;
+  /** The time audit events are stamped with (startApp's clock); Date.now when absent. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** Request fields are the caller's: a bad one may be long, so the audit keeps a bounded copy. */
@@ -150,7 +152,7 @@ export function recordAudit(deps: CallDeps, rec: CallRecord, code: Status, res?:
   } catch {
     targets = [{ mesh: "", name: "", version: 0, keys: [] }]; // a request too malformed to read
   }
-  const time = Date.now();
+  const time = (deps.now ?? Date.now)();
   const codeName = Status[code];
   for (const t of targets) {
     audit.record({
