@@ -7,35 +7,35 @@
  * of them and the whole request, serialized unambiguously), of the stored rows of its
  * sources and of the time. An entry therefore answers only when:
  * - the key is the same: the same caller and request;
- * - storage handed out the very same row objects it was built from (the read cache gives
- *   one frozen object per stored state, and every write of a secret or its grants drops
- *   it, so a changed row, grant or version is a new object; a row read from the database
- *   is always a new object, a miss);
+ * - its sources read again are the same stored state: each row's stamp (uid, version,
+ *   etag, the grants MAC, the row MAC; see answers.ts) is what it was, compared by value,
+ *   not by object identity, so a fresh object for an unchanged row (a read cache that
+ *   refilled, a back-end that hands out new objects) still hits, and any write of a
+ *   secret, its versions or its grants (each changes the etag or a MAC) misses;
  * - the keyring object is the same (a reloaded KEK file misses everything);
  * - the time is before the earliest expiry among the rows and their grants.
  * Authentication still runs on every call before the cache is asked, and the audit
  * event and log line are written per call, hit or miss.
  *
- * Memory: bounded by bytes (the answer, the key, and the ciphertext of the rows it keeps
+ * Memory: bounded by bytes (the answer, the key and the stamps; an entry keeps no row
  * alive); least recently used out first. Every answer is zeroed when its entry leaves
  * (eviction, invalidation, clear), and callers get a copy, so a buffer still queued for
  * a socket is never zeroed under it. The server drops an answer's entries on the change
  * feed when any of its sources changes (a write on any worker or replica).
  */
-import { UidLru } from "../uid-lru.js";
-import type { Keyring } from "./keyring.js";
+import { UidLru } from "../../uid-lru.js";
+import type { Keyring } from "../../crypto/keyring.js";
 
 export interface AnswerSource {
   /** The secret's uid, for invalidation on the change feed. */
   readonly uid: string;
-  /** Bytes of ciphertext the row holds (kept alive by the entry). */
-  readonly bytes: number;
 }
 
 interface Entry<M> {
   readonly uid: readonly string[];
   readonly ring: Keyring;
-  readonly rows: readonly unknown[];
+  /** One stamp per source, in order ("" for a source that was missing). */
+  readonly stamps: readonly string[];
   readonly validUntil: number;
   readonly encoded: Buffer;
   readonly meta: M;
@@ -74,34 +74,34 @@ export class AnswerCache<M> {
   }
 
   /**
-   * A copy of the answer under `key` when it was built from exactly these row objects,
-   * under this keyring, and `now` is before its first expiry; else undefined.
+   * A copy of the answer under `key` when it was built from rows with exactly these
+   * stamps, under this keyring, and `now` is before its first expiry; else undefined.
    */
-  answer(key: string, ring: Keyring, rows: readonly unknown[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
+  answer(key: string, ring: Keyring, stamps: readonly string[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
     const e = this.#entries.peek(key);
     if (e === undefined) return undefined;
     if (e.ring !== ring || now >= e.validUntil) {
       this.#entries.delete(key); // can never answer again
       return undefined;
     }
-    if (rows.length !== e.rows.length) return undefined;
-    for (let i = 0; i < rows.length; i++) if (rows[i] !== e.rows[i]) return undefined;
+    if (stamps.length !== e.stamps.length) return undefined;
+    for (let i = 0; i < stamps.length; i++) if (stamps[i] !== e.stamps[i]) return undefined;
     this.#entries.touch(key, e);
     return { encoded: Buffer.from(e.encoded), meta: e.meta };
   }
 
   /**
    * Takes ownership of `encoded` (zeroed when its entry leaves) as the answer for `key`,
-   * built from `rows` (undefined for a source that was missing) whose secrets are
+   * built from rows with `stamps` ("" for a source that was missing) whose secrets are
    * `sources`, valid until `validUntil`, and returns true; or returns false when it is
    * not kept (off, or too large). The caller answers with a copy when it was kept.
    */
-  add(key: string, ring: Keyring, rows: readonly unknown[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
+  add(key: string, ring: Keyring, stamps: readonly string[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
     if (!this.on) return false;
-    const bytes = ENTRY_OVERHEAD + encoded.length + 2 * key.length + sources.reduce((n, s) => n + s.bytes + 2 * s.uid.length, 0);
+    const bytes = ENTRY_OVERHEAD + encoded.length + 2 * key.length + stamps.reduce((n, t) => n + 2 * t.length, 0) + sources.reduce((n, s) => n + 2 * s.uid.length, 0);
     if (bytes > this.maxEntryBytes) return false;
     const uid = sources.map((s) => s.uid);
-    this.#entries.set(key, { uid, ring, rows, validUntil, encoded, meta, bytes });
+    this.#entries.set(key, { uid, ring, stamps, validUntil, encoded, meta, bytes });
     return true;
   }
 
