@@ -125,6 +125,19 @@ describe("the read cache of a PostgreSQL replica", () => {
     expect(await codeOf(a.call("getSecret", { mesh: M, name: "shared" }, alice))).toBe(status.NOT_FOUND);
   });
 
+  it("when access comes through a role, then a token without the role is not answered from the cache, and revoking the role's grant through the other replica ends it", async () => {
+    await a.call("createSecret", { mesh: M, name: "by-role", stringData: { v: "by-role-v1" } }, alice);
+    await b.call("grantAccess", { mesh: M, name: "by-role", subject: "role:readers", permission: Permission.PERMISSION_READ }, alice);
+    await heard(a, revisionOf(b));
+    const reader = await a.token({ tenant: "acme", sub: "carol", roles: ["readers"] });
+    const plain = await a.token({ tenant: "acme", sub: "carol", roles: [] });
+    for (let i = 0; i < 2; i++) expect(valueOf(await a.call<Secret>("getSecret", { mesh: M, name: "by-role" }, reader))).toBe("by-role-v1");
+    expect(await codeOf(a.call("getSecret", { mesh: M, name: "by-role" }, plain))).toBe(status.NOT_FOUND);
+    await b.call("revokeAccess", { mesh: M, name: "by-role", subject: "role:readers" }, alice);
+    await heard(a, revisionOf(b));
+    expect(await codeOf(a.call("getSecret", { mesh: M, name: "by-role" }, reader))).toBe(status.NOT_FOUND);
+  });
+
   it("when a row is edited by plain SQL outside secretd, then the replica drops what it cached and the next read checks the row (DATA_LOSS)", async () => {
     await a.call("createSecret", { mesh: M, name: "edited", stringData: { v: "edited-v1" } }, alice);
     for (let i = 0; i < 2; i++) expect(valueOf(await a.call<Secret>("getSecret", { mesh: M, name: "edited" }, alice))).toBe("edited-v1");
