@@ -1,6 +1,7 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
 import cluster from "node:cluster";
 import path from "node:path";
+import { listAuditEvents } from "./audit/audit-events.js";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
@@ -8,7 +9,7 @@ import { realClock, type Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import type { KeyringHolder } from "./crypto/keyring-holder.js";
-import { AnswerCache } from "./crypto/answer-cache.js";
+import { AnswerCache } from "./transport/grpc/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { openServerKeyring } from "./crypto/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
@@ -254,7 +255,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
       consumers,
       audit,
       observer: m,
-      auditStorage: st,
+      listAuditEvents: (p, req) => listAuditEvents(st, p, req),
       now,
     });
     // A --workers worker hands its series to the primary, which alone listens (a shared

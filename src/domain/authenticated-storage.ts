@@ -13,11 +13,11 @@
  * fails (logged), so one tampered secret does not break a listing; for a caller who is
  * not the owner, visibility through a grant is decided again on the checked grant set.
  *
- * SQLite's read cache hands out the same deep-frozen object while an entry lives, and
- * drops an entry when the change feed reports a write to its secret (all of them on a
- * commit with no change rows, such as a tool editing the file); so an object checked
- * once is not checked again (see #checked). PostgreSQL has no read cache: every read
- * returns a new object and is checked.
+ * Both back-ends' read cache (storage/read-cache.ts) hands out the same deep-frozen
+ * object while an entry lives, and drops an entry when the change feed reports a write
+ * to its secret (all of them on a write made outside secretd: a tool editing the SQLite
+ * file, plain SQL on PostgreSQL); so an object checked once is not checked again (see
+ * #checked). A row read from the database is a new object and is checked.
  */
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { ChangeFeed } from "../storage/change-feed.js";

@@ -102,6 +102,11 @@ export interface ProjectionRead {
   readonly now: number;
 }
 
+/** The stored rows a projection of `names` is made from, access not yet decided (see Secrets.source). */
+export async function readSources(deps: ProjectionDeps, p: Principal, mesh: string, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+  return deps.storage.readSecrets(scopeFor(p, mesh), names);
+}
+
 export async function readProjection(deps: ProjectionDeps, p: Principal, req: ProjectSecretsRequest): Promise<ProjectionRead> {
   const scope = scopeFor(p, req.mesh);
   validateRequest(req);

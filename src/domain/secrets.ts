@@ -271,6 +271,15 @@ export class Secrets {
     return found.secret;
   }
 
+  /**
+   * The stored row a GetSecret of (mesh, name, version) is answered from, access not yet
+   * decided: for a memo of an answer this caller got (the answer cache) to see whether
+   * that row is still what it was. Nothing of it may reach the caller.
+   */
+  async source(p: Principal, mesh: string, name: string, version: number): Promise<SecretWithVersion | undefined> {
+    return this.deps.storage.readSecret(scopeFor(p, mesh), name, version);
+  }
+
   async get(p: Principal, req: GetSecretRequest): Promise<ReadSecret> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);

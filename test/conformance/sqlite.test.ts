@@ -4,7 +4,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
-import { ReadCache } from "../../src/storage/sqlite/read-cache.js";
+import { ReadCache } from "../../src/storage/read-cache.js";
 import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.js";
 import { listAuditSql, SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";

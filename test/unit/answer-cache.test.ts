@@ -1,16 +1,19 @@
 /**
  * The cache of encoded answers (AnswerCache): an answer comes back only for the same
- * key, the very same row objects, the same keyring and before its first expiry; callers
- * get copies; it is bounded by bytes; every answer is zeroed when it leaves.
+ * key, sources of the same stamps (stampOf: what the rows are, not which objects), the
+ * same keyring and before its first expiry; callers get copies; it is bounded by bytes;
+ * every answer is zeroed when it leaves.
  */
 import { describe, expect, it } from "vitest";
-import { AnswerCache } from "../../src/crypto/answer-cache.js";
+import { AnswerCache } from "../../src/transport/grpc/answer-cache.js";
+import { stampOf } from "../../src/transport/grpc/answers.js";
+import type { SecretWithVersion } from "../../src/storage/storage.js";
 import type { Keyring } from "../../src/crypto/keyring.js";
 
 const ring = {} as Keyring;
 const otherRing = {} as Keyring;
-const rowA = Object.freeze({ uid: "a" });
-const rowB = Object.freeze({ uid: "b" });
+const rowA = "a\0stamp";
+const rowB = "b\0stamp";
 const src = [
   { uid: "a", bytes: 100 },
   { uid: "b", bytes: 100 },
@@ -33,12 +36,13 @@ describe("AnswerCache", () => {
     expect(cache.meta("k")).toBe("meta-k");
   });
 
-  it("when a row is another object (even an equal one), the keyring another, the key another or the time at its expiry, then it misses", () => {
+  it("when a stamp is another, the keyring another, the key another or the time at its expiry, then it misses; an equal stamp made anew hits", () => {
     const cache = new AnswerCache<string>(1 << 20);
     added(cache, "k", Buffer.from("x"), 1000);
-    expect(cache.answer("k", ring, [rowA, { uid: "b" }], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, [rowA, "b\0other"], 0)).toBeUndefined();
     expect(cache.answer("k", ring, [rowA], 0)).toBeUndefined();
-    expect(cache.answer("k", ring, [rowA, undefined], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, [rowA, ""], 0)).toBeUndefined();
+    expect(cache.answer("k", ring, ["a\0" + "stamp", rowB], 0)).toBeDefined();
     expect(cache.answer("other", ring, [rowA, rowB], 0)).toBeUndefined();
     expect(cache.answer("k", ring, [rowA, rowB], 999)).toBeDefined();
     expect(cache.answer("k", ring, [rowA, rowB], 1000)).toBeUndefined();
@@ -90,5 +94,19 @@ describe("AnswerCache", () => {
     expect(off.on).toBe(false);
     expect(off.size).toBe(0);
   });
-});
 
+  it("when a row is read again as a new, equal object, then its stamp is the same; when its etag, version, grants MAC or row MAC differ, then it is another", () => {
+    const row = (over: { etag?: string; version?: number; grantsMac?: number; mac?: number; v?: number } = {}): SecretWithVersion =>
+      ({
+        secret: { uid: "u1", version: over.version ?? 2, etag: over.etag ?? "e1", grantsMac: Buffer.alloc(32, over.grantsMac ?? 1), mac: Buffer.alloc(32, over.mac ?? 2) },
+        version: { version: over.v ?? 2 },
+        grants: [],
+        latestVersion: 2,
+      }) as unknown as SecretWithVersion;
+    expect(stampOf(row())).toBe(stampOf(row()));
+    for (const other of [row({ etag: "e2" }), row({ version: 3 }), row({ grantsMac: 9 }), row({ mac: 9 }), row({ v: 1 }), undefined]) {
+      expect(stampOf(other)).not.toBe(stampOf(row()));
+    }
+    expect(stampOf(undefined)).toBe("");
+  });
+});

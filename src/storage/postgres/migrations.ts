@@ -195,4 +195,24 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       INSERT INTO audit_usage (id, bytes) SELECT 1, coalesce(sum(size), 0) FROM audit_events;
     `,
   },
+  {
+    // Writes secretd did not make (#29 item 2): a replica's read cache learns of changes
+    // only from the feed, so a write to these tables from a session that did not mark its
+    // transaction as secretd's (PostgresStorage's transactions SET LOCAL secretd.writer)
+    // notifies TABLES_CHANNEL, and every replica drops what it cached (a plain SQL edit
+    // is then checked against its MAC on the next read; a restore is served as restored).
+    id: 8,
+    sql: `
+      CREATE FUNCTION secretd_tables_written() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('secretd.writer', true) IS DISTINCT FROM 'on' THEN
+          PERFORM pg_notify('secretd_tables', TG_TABLE_NAME);
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER secrets_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON secrets FOR EACH STATEMENT EXECUTE FUNCTION secretd_tables_written();
+      CREATE TRIGGER secret_versions_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON secret_versions FOR EACH STATEMENT EXECUTE FUNCTION secretd_tables_written();
+      CREATE TRIGGER grants_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON grants FOR EACH STATEMENT EXECUTE FUNCTION secretd_tables_written();
+    `,
+  },
 ];

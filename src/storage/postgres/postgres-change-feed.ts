@@ -11,11 +11,16 @@
  *   pump on reconnect and every `pollMs`, by revision, so nothing is lost, only late.
  * Compaction deletes rows older than the last `retain` revisions (inside a writing
  * transaction, every `pruneEvery` revisions); a subscriber behind it gets "resync".
+ * A write to the secret tables that secretd did not make (plain SQL, a restore: see
+ * migration 8's trigger) is heard on TABLES_CHANNEL and sent as "resync"/"unattributed",
+ * as SQLite does when PRAGMA data_version moves without a change row.
  */
 import pg from "pg";
 import { ChangeFanout, type Change, type ChangeFeed, type ChangeKind, type FeedListener, type FeedSubscription } from "../change-feed.js";
 
 export const CHANNEL = "secretd_changes";
+/** Notified by migration 8's trigger when a session not marked as secretd's writes a secret, version or grant row. */
+export const TABLES_CHANNEL = "secretd_tables";
 
 export interface PostgresFeedOptions {
   /** Catch-up read interval when no notification came (ms). */
@@ -47,6 +52,9 @@ export class PostgresChangeFeed implements ChangeFeed {
   #pumping: Promise<void> | undefined;
   #again = false;
   #listener: pg.Client | undefined;
+  /** Which LISTEN connection is up (a new number per connection), 0 while none is. */
+  #listening = 0;
+  #connections = 0;
   #closed = false;
   readonly #timer: NodeJS.Timeout;
   #retry: NodeJS.Timeout | undefined;
@@ -73,6 +81,15 @@ export class PostgresChangeFeed implements ChangeFeed {
 
   revision(): number {
     return this.#fanout.revision;
+  }
+
+  /**
+   * A number for the LISTEN connection in use, 0 while there is none. A read cache may
+   * answer only while it is not 0, and drops what it holds when it changes: changes of
+   * other replicas made meanwhile reach this process only by the catch-up poll.
+   */
+  get listening(): number {
+    return this.#listening;
   }
 
   get subscribers(): number {
@@ -175,20 +192,25 @@ export class PostgresChangeFeed implements ChangeFeed {
     const lost = (err?: unknown): void => {
       if (this.#listener !== client) return;
       this.#listener = undefined;
+      this.#listening = 0;
       if (err !== undefined) this.options.onError?.(err);
       client.end().catch(() => undefined);
       this.#reconnectLater();
     };
     client.on("error", lost);
     client.on("end", () => lost());
-    client.on("notification", () => void this.pump());
+    client.on("notification", (n) => {
+      if (n.channel === TABLES_CHANNEL) this.#fanout.resync(this.#fanout.revision, "unattributed");
+      else void this.pump();
+    });
     await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+    await client.query(`LISTEN ${CHANNEL}; LISTEN ${TABLES_CHANNEL}`);
     if (this.#closed) {
       await client.end();
       return;
     }
     this.#listener = client;
+    this.#listening = ++this.#connections;
     // Whatever committed while nobody listened.
     void this.pump();
   }
@@ -211,6 +233,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     if (this.#retry) clearTimeout(this.#retry);
     const l = this.#listener;
     this.#listener = undefined;
+    this.#listening = 0;
     await this.#pumping;
     await l?.end().catch(() => undefined);
   }

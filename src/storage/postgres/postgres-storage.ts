@@ -33,6 +33,7 @@ import type {
 } from "../storage.js";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import { PG_MIGRATIONS } from "./migrations.js";
+import { ReadCache } from "../read-cache.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
 export interface PostgresOptions {
@@ -280,12 +281,36 @@ function change(kind: ChangeInput["kind"], s: Identity): ChangeInput {
 
 export class PostgresStorage implements Storage {
   private closed = false;
+  /** Hot secrets without SQL; see read-cache.ts for how it stays coherent with the feed. */
+  private readonly cache = new ReadCache();
+  /** The feed's LISTEN connection the cached entries were heard under (see cacheLive). */
+  private cacheListening = 0;
 
   private constructor(
     private readonly pool: pg.Pool,
     readonly changes: PostgresChangeFeed,
     private readonly onCommit: (seconds: number) => void,
-  ) {}
+  ) {
+    // The read cache is one more subscriber of the feed: the only way it learns of writes.
+    changes.subscribe((ev) => {
+      if (ev.type === "changes") for (const c of ev.changes) this.cache.invalidate(c.uid);
+      else this.cache.clear();
+    });
+  }
+
+  /**
+   * True when the read cache may answer: the feed is listening, so another replica's
+   * write reaches it within a notification. A new (or no) LISTEN connection drops every
+   * entry: what changed while none listened arrives only by the catch-up read.
+   */
+  private cacheLive(): boolean {
+    const now = this.changes.listening;
+    if (now !== this.cacheListening) {
+      this.cache.clear();
+      this.cacheListening = now;
+    }
+    return now !== 0;
+  }
 
   /** Connects, applies pending migrations under an advisory lock, and returns the store. */
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStorage> {
@@ -336,7 +361,8 @@ export class PostgresStorage implements Storage {
     c.on("error", onError);
     try {
       const started = performance.now();
-      await c.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+      // Marked as secretd's (one round trip): migration 8's trigger tells replicas of writes without the mark only.
+      await c.query(`BEGIN ISOLATION LEVEL ${isolation}; SET LOCAL secretd.writer = 'on'`);
       const out = await fn(c);
       await c.query("COMMIT");
       this.onCommit((performance.now() - started) / 1000);
@@ -473,12 +499,27 @@ export class PostgresStorage implements Storage {
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    return (await this.readMany(scope, [name], version)).get(name);
+    const live = this.cacheLive();
+    const hit = live ? this.cache.get(scope, name, version) : undefined;
+    if (hit !== undefined) return hit;
+    const since = this.cache.epoch;
+    const found = (await this.readMany(scope, [name], version)).get(name);
+    return found !== undefined && live ? this.cache.put(scope, name, version, found, since) : found;
   }
 
   async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+    const live = this.cacheLive();
+    if (live) {
+      // All cached: each entry is current as of the feed; one SELECT for all otherwise (one snapshot).
+      const cached = names.map((n) => this.cache.get(scope, n, 0));
+      if (cached.every((c) => c !== undefined)) return cached;
+    }
+    const since = this.cache.epoch;
     const found = await this.readMany(scope, names, 0);
-    return names.map((n) => found.get(n));
+    return names.map((n) => {
+      const f = found.get(n);
+      return f !== undefined && live ? this.cache.put(scope, n, 0, f, since) : f;
+    });
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
@@ -913,6 +954,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cache.clear();
     await this.changes.close();
     await this.pool.end();
   }

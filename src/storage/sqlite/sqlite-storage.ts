@@ -35,7 +35,7 @@ import type {
 } from "../storage.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
-import { ReadCache } from "./read-cache.js";
+import { ReadCache } from "../read-cache.js";
 import { MARK_HOUSEKEEPING_SQL, SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
 import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes.js";
 import { SqliteAuditWriter } from "./sqlite-audit-writer.js";

@@ -1,19 +1,21 @@
 /**
- * GetSecret and ProjectSecrets through the answer cache (crypto/answer-cache.ts): a hot
- * read is answered with the bytes encoded the first time, after reading its secrets
- * again (from the read cache) and finding the very same rows, so an update, a delete, a
- * new or revoked grant, an expiry or another caller all miss and take the full path.
+ * GetSecret and ProjectSecrets through the answer cache (answer-cache.ts): a hot read is
+ * answered with the bytes encoded the first time, after reading its secrets again
+ * through the domain (from the back-end's read cache: no SQL while they are unchanged)
+ * and finding rows of the same stamp (stampOf: what the rows are, not which objects), so
+ * an update, a delete, a new or revoked grant, an expiry or another caller all miss and
+ * take the full path.
  * The handler then returns an EncodedAnswer: the response serializer writes its bytes as
  * they are and the audit takes its targets.
  */
-import type { AnswerCache, AnswerSource } from "../../crypto/answer-cache.js";
 import type { Keyring, KeyringSource } from "../../crypto/keyring.js";
 import { nextTimeChange } from "../../domain/access.js";
 import type { Principal } from "../../domain/principal.js";
-import { readProjection, type ProjectionDeps } from "../../domain/projection.js";
+import { readProjection, readSources, type ProjectionDeps } from "../../domain/projection.js";
 import type { Secrets } from "../../domain/secrets.js";
 import type { GetSecretRequest, Projection, ProjectSecretsRequest, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { SecretWithVersion, Storage } from "../../storage/storage.js";
+import type { SecretWithVersion } from "../../storage/storage.js";
+import type { AnswerCache, AnswerSource } from "./answer-cache.js";
 import { auditGet, auditProject } from "./audit-targets.js";
 import type { AuditTarget } from "./call.js";
 import { toSecretMessage } from "./convert.js";
@@ -31,24 +33,41 @@ function keyOf(method: string, p: Principal, req: unknown): string {
   return JSON.stringify([method, p.tenant, p.sub, p.roles, p.meshes ?? null, req]);
 }
 
-/** The rows read again for the entry under `key`, when there is one. */
-async function rowsAgain(storage: Storage, p: Principal, meta: AnswerMeta): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
-  const scope = { tenant: p.tenant, mesh: meta.mesh };
-  return meta.kind === "get" ? [await storage.readSecret(scope, meta.name, meta.version)] : storage.readSecrets(scope, meta.names);
+/**
+ * What a source row is, for the answer's freshness: its uid, version, etag, the version
+ * row's number, the grants MAC and the row MAC (the grant set itself when a back-end
+ * keeps no MACs). Any write of the secret changes its etag and MAC, any grant write its
+ * grants MAC; a missing source is "".
+ */
+export function stampOf(r: SecretWithVersion | undefined): string {
+  if (r === undefined) return "";
+  const s = r.secret;
+  const grants = s.grantsMac === undefined ? JSON.stringify(r.grants) : base64(s.grantsMac);
+  return `${s.uid}\0${s.version}\0${s.etag}\0${r.version?.version ?? ""}\0${grants}\0${s.mac === undefined ? "" : base64(s.mac)}`;
 }
 
-/** What storage and keys an answer is checked against. */
+function base64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+}
+
+/** Where an answer's sources are read again, through the domain, and its keys. */
 export interface AnswerDeps {
-  readonly storage: Storage;
+  readonly secrets: Secrets;
+  readonly projection: ProjectionDeps;
   readonly keyring: KeyringSource;
   readonly now?: () => number;
+}
+
+/** The rows read again for the entry under `key`, when there is one. */
+async function rowsAgain(deps: AnswerDeps, p: Principal, meta: AnswerMeta): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+  return meta.kind === "get" ? [await deps.secrets.source(p, meta.mesh, meta.name, meta.version)] : readSources(deps.projection, p, meta.mesh, meta.names);
 }
 
 async function cached(cache: Answers, deps: AnswerDeps, key: string, p: Principal, now: () => number): Promise<EncodedAnswer | undefined> {
   const held = cache.meta(key);
   if (held === undefined) return undefined;
-  const rows = await rowsAgain(deps.storage, p, held);
-  const hit = cache.answer(key, deps.keyring.current(), rows, now());
+  const rows = await rowsAgain(deps, p, held);
+  const hit = cache.answer(key, deps.keyring.current(), rows.map(stampOf), now());
   return hit === undefined ? undefined : new EncodedAnswer(hit.encoded, hit.meta.audit);
 }
 
@@ -59,13 +78,14 @@ function keep(cache: Answers, key: string, ring: Keyring, rows: ReadonlyArray<Se
   for (const r of rows) {
     if (r === undefined) continue;
     validUntil = Math.min(validUntil, nextTimeChange(r.secret, r.grants, now));
-    sources.push({ uid: r.secret.uid, bytes: (r.version?.payload.byteLength ?? 0) + (r.version?.dek.byteLength ?? 0) });
+    sources.push({ uid: r.secret.uid });
   }
-  const kept = cache.add(key, ring, rows, sources, validUntil, encoded, meta);
+  const kept = cache.add(key, ring, rows.map(stampOf), sources, validUntil, encoded, meta);
   return new EncodedAnswer(kept ? Buffer.from(encoded) : encoded, meta.audit);
 }
 
-export async function answerGet(secrets: Secrets, deps: AnswerDeps, cache: Answers | undefined, p: Principal, req: GetSecretRequest): Promise<Secret | EncodedAnswer> {
+export async function answerGet(deps: AnswerDeps, cache: Answers | undefined, p: Principal, req: GetSecretRequest): Promise<Secret | EncodedAnswer> {
+  const secrets = deps.secrets;
   if (cache === undefined || !cache.on) {
     const { secret, data } = await secrets.get(p, req);
     return toSecretMessage(secret, data);
@@ -80,13 +100,13 @@ export async function answerGet(secrets: Secrets, deps: AnswerDeps, cache: Answe
   return keep(cache, key, ring, [read.row], read.now, encodeSecret(message), meta);
 }
 
-export async function answerProjection(deps: ProjectionDeps, cache: Answers | undefined, p: Principal, req: ProjectSecretsRequest): Promise<Projection | EncodedAnswer> {
-  if (cache === undefined || !cache.on) return (await readProjection(deps, p, req)).projection;
+export async function answerProjection(deps: AnswerDeps, cache: Answers | undefined, p: Principal, req: ProjectSecretsRequest): Promise<Projection | EncodedAnswer> {
+  if (cache === undefined || !cache.on) return (await readProjection(deps.projection, p, req)).projection;
   const key = keyOf("project", p, req);
   const hit = await cached(cache, deps, key, p, deps.now ?? Date.now);
   if (hit !== undefined) return hit;
   const ring = deps.keyring.current();
-  const read = await readProjection(deps, p, req);
+  const read = await readProjection(deps.projection, p, req);
   const names = [...read.rows.keys()];
   const meta: AnswerMeta = { kind: "project", mesh: req.mesh, names, audit: auditProject(req, read.projection) };
   return keep(cache, key, ring, names.map((n) => read.rows.get(n)), read.now, encodeProjection(read.projection), meta);

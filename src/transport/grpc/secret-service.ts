@@ -1,11 +1,11 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import { listAuditEvents } from "../../audit/audit-events.js";
+import type { AuditPage } from "../../audit/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
-import type { Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
-import type { Storage } from "../../storage/storage.js";
+import type { Principal } from "../../domain/principal.js";
+import type { ListAuditEventsRequest, Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
 import {
   auditCreate,
@@ -20,7 +20,7 @@ import {
   auditUpdate,
 } from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
-import { answerGet, answerProjection, type Answers } from "./answers.js";
+import { answerGet, answerProjection, type AnswerDeps, type Answers } from "./answers.js";
 import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
 import type { WatchCall } from "./watch-projection.js";
 
@@ -32,20 +32,22 @@ export interface SecretServiceDeps extends CallDeps {
   readonly answers?: Answers | undefined;
   readonly watches: WatchHub;
   readonly consumers: Consumers;
-  /** Where ListAuditEvents reads the trail. */
-  readonly auditStorage: Pick<Storage, "listAudit">;
+  /** ListAuditEvents' use case (audit-events.ts over the trail's storage). */
+  readonly listAuditEvents: (p: Principal, req: ListAuditEventsRequest) => Promise<AuditPage>;
 }
 
 /** `watch` serves WatchProjection (watch-projection.ts): grpc-js's calls here, node:http2's through the stream router. */
 export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: WatchCall) => void): SecretServiceServer {
   const { secrets, grants } = deps;
+  const now = deps.projection.now;
+  const answerDeps: AnswerDeps = { secrets, projection: deps.projection, keyring: deps.projection.keyring, ...(now ? { now } : {}) };
   return {
     createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req)), auditCreate),
     getSecret: unary(
       deps,
       "GetSecret",
       // An EncodedAnswer travels as the message it encodes: only the serializer and the audit look at it, and both know it.
-      async (req, { principal }) => (await answerGet(secrets, deps.projection, deps.answers, principal, req)) as Secret,
+      async (req, { principal }) => (await answerGet(answerDeps, deps.answers, principal, req)) as Secret,
       auditGet,
     ),
     listSecrets: unary(
@@ -67,7 +69,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       auditDelete,
     ),
     // An EncodedAnswer again (see GetSecret).
-    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(deps.projection, deps.answers, principal, req)) as Projection, auditProject),
+    projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(answerDeps, deps.answers, principal, req)) as Projection, auditProject),
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watch,
@@ -98,7 +100,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
     ),
     // Reading the trail is not itself a secret or grant access, so it records no event.
     listAuditEvents: unary(deps, "ListAuditEvents", async (req, { principal }) => {
-      const page = await listAuditEvents(deps.auditStorage, principal, req);
+      const page = await deps.listAuditEvents(principal, req);
       return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
   };
