@@ -10,6 +10,8 @@ export interface PostgresCluster {
   /** Stops the server at once (as a crash would); start() brings it back on the same port. */
   kill(): void;
   start(): void;
+  /** `pg_ctl restart -m fast`: every connection is closed, the server is back when it returns. */
+  restart(): void;
   /** Stops the server and removes its directory. */
   stop(): void;
 }

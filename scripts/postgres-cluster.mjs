@@ -82,6 +82,9 @@ export async function startPostgres(options = {}) {
       run("pg_ctl", ["-D", data, "-m", "immediate", "-s", "stop"]);
     },
     start,
+    restart() {
+      run("pg_ctl", ["-D", data, "-o", opts, "-m", "fast", "-w", "-s", "-l", path.join(dir, "log"), "restart"]);
+    },
     stop() {
       if (stopped) return;
       stopped = true;

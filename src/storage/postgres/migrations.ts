@@ -196,12 +196,31 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
     `,
   },
   {
+    // Writes without a global lock (#29 item 1): a change is stamped with its
+    // transaction's id (xid8) and its place in that transaction instead of a revision
+    // taken from feed_head's row, so writing transactions no longer queue on one row
+    // through COMMIT. Readers take only changes below their snapshot's xmin (every
+    // transaction before it has ended), in (xid, pos) order: the same order for every
+    // reader, without gaps. A revision is a change's ordinal in that order: feed_head's
+    // `compacted` counts the changes compaction deleted (a prefix of the order), so the
+    // revisions already handed out stay what they were (old rows keep their order).
+    id: 8,
+    sql: `
+      ALTER TABLE changes ADD COLUMN xid xid8, ADD COLUMN pos BIGINT;
+      UPDATE changes SET xid = '0'::xid8, pos = revision;
+      ALTER TABLE changes DROP CONSTRAINT changes_pkey;
+      ALTER TABLE changes DROP COLUMN revision;
+      ALTER TABLE changes ALTER COLUMN xid SET NOT NULL, ALTER COLUMN pos SET NOT NULL, ADD PRIMARY KEY (xid, pos);
+      ALTER TABLE feed_head DROP COLUMN revision;
+    `,
+  },
+  {
     // Writes secretd did not make (#29 item 2): a replica's read cache learns of changes
     // only from the feed, so a write to these tables from a session that did not mark its
     // transaction as secretd's (PostgresStorage's transactions SET LOCAL secretd.writer)
     // notifies TABLES_CHANNEL, and every replica drops what it cached (a plain SQL edit
     // is then checked against its MAC on the next read; a restore is served as restored).
-    id: 8,
+    id: 9,
     sql: `
       CREATE FUNCTION secretd_tables_written() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN

@@ -7,7 +7,6 @@
  */
 import pg from "pg";
 import { SecretdError } from "../../errors.js";
-import type { Change } from "../change-feed.js";
 import type {
   AuditQuery,
   AuditRow,
@@ -327,7 +326,7 @@ export class PostgresStorage implements Storage {
     try {
       await migrate(pool);
       const feedOptions = { ...POSTGRES_FEED_DEFAULTS, ...opts.feed, ...(opts.onError ? { onError: opts.onError } : {}) };
-      return new PostgresStorage(pool, await PostgresChangeFeed.open(pool, url, feedOptions), opts.onCommit ?? (() => {}));
+      return new PostgresStorage(pool, await PostgresChangeFeed.open(url, feedOptions), opts.onCommit ?? (() => {}));
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw openError(err);
@@ -361,7 +360,7 @@ export class PostgresStorage implements Storage {
     c.on("error", onError);
     try {
       const started = performance.now();
-      // Marked as secretd's (one round trip): migration 8's trigger tells replicas of writes without the mark only.
+      // Marked as secretd's (one round trip): migration 9's trigger tells replicas of writes without the mark only.
       await c.query(`BEGIN ISOLATION LEVEL ${isolation}; SET LOCAL secretd.writer = 'on'`);
       const out = await fn(c);
       await c.query("COMMIT");
@@ -380,17 +379,18 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * A writing transaction: fn returns its answer and the changes it made; they get their
-   * revisions just before COMMIT, and subscribers hear of them before the answer returns.
+   * A writing transaction: fn returns its answer and the changes it made; they are recorded
+   * (stamped with the transaction's id, no lock) just before COMMIT, and subscribers hear
+   * of them before the answer returns.
    */
   private async write<T>(fn: (c: pg.PoolClient) => Promise<{ value: T; changes: readonly ChangeInput[] }>): Promise<T> {
-    let recorded: readonly Change[] = [];
+    let xid: string | undefined;
     const value = await this.tx(async (c) => {
       const out = await fn(c);
-      recorded = await this.changes.record(c, out.changes);
+      xid = await this.changes.record(c, out.changes);
       return out.value;
     });
-    await this.changes.committed(recorded);
+    await this.changes.committed(xid);
     return value;
   }
 
