@@ -9,7 +9,7 @@ import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import type { KeyringHolder } from "./crypto/keyring-holder.js";
 import { AnswerCache } from "./crypto/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
-import { openServerKeyring } from "./crypto/server-keyring.js";
+import { openServerKeyring } from "./domain/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";

@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
 import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
 import { createKeyring, rotateKeyring } from "../crypto/keyring.js";
-import { rewrapAll } from "../crypto/rotation.js";
+import { rewrapAll } from "../domain/kek-rewrap.js";
 import { SecretdError, invalid } from "../errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
 import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
