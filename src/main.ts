@@ -7,7 +7,7 @@ import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
-import { exitCodeOf, formatCommanderError, printError } from "./cli/cli-errors.js";
+import { exitCodeOf, formatCommanderError, printError } from "./client/cli-errors.js";
 import { installStdio } from "./cli/stdio.js";
 import { registerConsumers } from "./cli/consumers-command.js";
 import { registerSidecar } from "./sidecar/sidecar-command.js";

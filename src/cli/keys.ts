@@ -18,7 +18,7 @@ import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../storage/storage.js";
 import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
-import { withExample } from "./help.js";
+import { withExample } from "../client/help.js";
 import { progress } from "./progress.js";
 
 /** Servers poll the keyring file every KEYRING_POLL_MS; give them a few polls to notice. */
