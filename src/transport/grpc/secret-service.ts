@@ -1,5 +1,5 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import { listAuditEvents } from "../../audit/audit-events.js";
+import { listAuditEvents } from "../../domain/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
