@@ -13,7 +13,6 @@
 
 /** Top-level modules every layer may import: they import nothing above themselves. */
 const GROUND = "^src/(errors|duration|uid-lru|rate-limited|make-dirs|key-file-mode|log-destination|logger)\\.ts$";
-const ENTRY = "^src/(main|app|cluster|start-checks)\\.ts$|^src/(cli|sidecar|metrics)/";
 const GEN = "^src/gen/";
 const GRPC = "(^|/)node_modules/(@grpc/grpc-js|grpc-health-check)/";
 

@@ -16,7 +16,6 @@ import { registerApply } from "./cli/apply-command.js";
 import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
 import { registerAudit } from "./cli/audit-command.js";
-import { SecretdError } from "./errors.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.

@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../errors.js";
-import { showValue, type ShownValue } from "../client/value-text.js";
+import { showValue } from "../client/value-text.js";
 import { Permission, type AuditEvent, type Consumer, type Grant, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
