@@ -12,7 +12,7 @@
  */
 
 /** Top-level modules every layer may import: they import nothing above themselves. */
-const GROUND = "^src/(errors|duration|uid-lru|rate-limited|make-dirs|key-file-mode|log-destination|logger)\\.ts$";
+const GROUND = "^src/(errors|duration|uid-lru|rate-limited|make-dirs|key-file-mode|log-destination|logger|tls-material)\\.ts$";
 const GEN = "^src/gen/";
 const GRPC = "(^|/)node_modules/(@grpc/grpc-js|grpc-health-check)/";
 
@@ -58,7 +58,7 @@ const rules = [
   ...rule("transport-above-domain", "the transport calls the domain (and watch/, audit/, auth/); it never reads storage or crypto itself, nor imports an entry point", { path: "^src/transport/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/config\\.ts$", "^src/(transport|domain|watch|audit|auth)/", "^src/storage/storage\\.ts$"] }),
   ...rule("transport-rows-are-types", "the transport names storage rows (to convert them to messages) but never calls storage", { path: "^src/transport/" }, { path: "^src/storage/", dependencyTypesNot: ["type-only"] }),
   ...rule("transport-no-storage-handle", "only convert.ts names storage rows; handlers get the domain", { path: "^src/transport/", pathNot: "^src/transport/grpc/convert\\.ts$" }, { path: "^src/storage/" }),
-  ...rule("client-is-client-side", "client/ (shared by cli/ and sidecar/) talks to a server; it never loads server layers or the commands that use it", { path: "^src/client/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/client/", "^src/domain/(env-names|validation|secret-types)\\.ts$", "^src/transport/tls-material\\.ts$"] }),
+  ...rule("client-is-client-side", "client/ (shared by cli/ and sidecar/) talks to a server; it never loads server layers or the commands that use it", { path: "^src/client/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/client/", "^src/domain/(env-names|validation|secret-types)\\.ts$"] }),
   ...rule("sidecar-not-cli", "sidecar/ uses client/, never cli/ or the server", { path: "^src/sidecar/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/(sidecar|client)/"] }),
   ...rule("cli-not-sidecar", "cli/ and sidecar/ are separate entry points", { path: "^src/cli/" }, { path: "^src/sidecar/" }),
   ...rule("nothing-imports-main", "main.ts is the process entry", { path: "^src/" }, { path: "^src/main\\.ts$" }),
