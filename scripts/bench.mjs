@@ -499,7 +499,7 @@ function valueOf(bytes, seed) {
 /** Fills `count` filler secrets over the tenants, continuing each tenant's numbering. */
 async function fill(tenants, count, pids) {
   const per = tenants.map((_, i) => Math.floor(count / tenants.length) + (i < count % tenants.length ? 1 : 0));
-  const jobs = Array.from({ length: FILL_PROCS }, (_, p) => ({
+  const jobs = Array.from({ length: FILL_PROCS }, () => ({
     mode: "create",
     port: serverPort,
     connections: FILL_CONNECTIONS_PER_PROC,

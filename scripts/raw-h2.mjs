@@ -164,7 +164,7 @@ export class RawConnection {
   }
 
   #onData(chunk) {
-    let buf = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
+    const buf = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
     let at = 0;
     let writable = false;
     while (buf.length - at >= 9) {

@@ -1,7 +1,7 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
 import cluster from "node:cluster";
 import path from "node:path";
-import { listAuditEvents } from "./audit/audit-events.js";
+import { listAuditEvents } from "./domain/audit-events.js";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
@@ -11,7 +11,7 @@ import type { Keyring, KeyringSource } from "./crypto/keyring.js";
 import type { KeyringHolder } from "./crypto/keyring-holder.js";
 import { AnswerCache } from "./transport/grpc/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
-import { openServerKeyring } from "./crypto/server-keyring.js";
+import { openServerKeyring } from "./domain/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
 import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";

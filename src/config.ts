@@ -222,7 +222,7 @@ function readYaml(file: string): Partial<Record<keyof RawSettings, string>> {
 }
 
 function parseListen(key: string, v: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(v);
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(v);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };

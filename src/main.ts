@@ -7,7 +7,7 @@ import { registerSecretsCommands } from "./cli/secrets-commands.js";
 import { registerGrantsCommands } from "./cli/grants-commands.js";
 import { registerProject } from "./cli/project-command.js";
 import { registerKeys } from "./cli/keys.js";
-import { exitCodeOf, formatCommanderError, printError } from "./cli/cli-errors.js";
+import { exitCodeOf, formatCommanderError, printError } from "./client/cli-errors.js";
 import { installStdio } from "./cli/stdio.js";
 import { registerConsumers } from "./cli/consumers-command.js";
 import { registerSidecar } from "./sidecar/sidecar-command.js";
@@ -16,7 +16,6 @@ import { registerApply } from "./cli/apply-command.js";
 import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
 import { registerAudit } from "./cli/audit-command.js";
-import { SecretdError } from "./errors.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.

@@ -1,6 +1,6 @@
 /** `secretd token mint`: HS256 tokens the verifier accepts, and the --ttl syntax. */
 import { SignJWT, type JWTPayload } from "jose";
-import { invalid, SecretdError } from "../errors.js";
+import { invalid } from "../errors.js";
 
 export interface MintOptions {
   secret: Uint8Array;

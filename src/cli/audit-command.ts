@@ -7,7 +7,7 @@ import { Option, type Command } from "commander";
 import { parseDuration } from "../duration.js";
 import { SecretdError, invalid } from "../errors.js";
 import { ListAuditEventsRequest, type AuditEvent, type ListAuditEventsResponse } from "../gen/secrets/v1/secrets.js";
-import { runClient, withClientOptions } from "./client.js";
+import { runClient, withClientOptions } from "../client/client.js";
 import { auditTable, auditView, renderDoc, type DocFormat } from "./output.js";
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;

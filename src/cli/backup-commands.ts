@@ -17,9 +17,9 @@ import { SecretdError, invalid } from "../errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
 import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
-import { printError } from "./cli-errors.js";
+import { printError } from "../client/cli-errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
-import { withExample } from "./help.js";
+import { withExample } from "../client/help.js";
 
 function describeCounts(c: DatabaseCounts): string {
   return `${c.secrets} secrets, ${c.versions} versions, ${c.grants} grants (schema ${c.schema})`;

@@ -1,8 +1,8 @@
 /** `secretd consumers NAME`: the live watches of one secret (who would break if it were deleted). */
 import type { Command } from "commander";
 import { ListConsumersRequest, type Consumer } from "../gen/secrets/v1/secrets.js";
-import { outputOption, runClient, withClientOptions } from "./client.js";
-import { withExample } from "./help.js";
+import { outputOption, runClient, withClientOptions } from "../client/client.js";
+import { withExample } from "../client/help.js";
 import { consumersTable, consumerView, renderDoc, type DocFormat } from "./output.js";
 
 export function registerConsumers(program: Command): void {

@@ -4,8 +4,8 @@
  */
 import type { Command } from "commander";
 import { GrantAccessRequest, ListGrantsRequest, RevokeAccessRequest, Permission } from "../gen/secrets/v1/secrets.js";
-import { withExample } from "./help.js";
-import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions } from "./client.js";
+import { withExample } from "../client/help.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions } from "../client/client.js";
 import { grantsTable, grantView, parsePermission, permissionName, renderDoc, type DocFormat } from "./output.js";
 
 function registerGrant(program: Command): void {

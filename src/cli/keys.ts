@@ -11,14 +11,14 @@ import type { Command } from "commander";
 import { DB_FILE } from "../app.js";
 import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
 import { createKeyring, rotateKeyring } from "../crypto/keyring.js";
-import { rewrapAll } from "../crypto/rotation.js";
+import { rewrapAll } from "../domain/kek-rewrap.js";
 import { SecretdError, invalid } from "../errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
 import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../storage/storage.js";
 import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
-import { withExample } from "./help.js";
+import { withExample } from "../client/help.js";
 import { progress } from "./progress.js";
 
 /** Servers poll the keyring file every KEYRING_POLL_MS; give them a few polls to notice. */

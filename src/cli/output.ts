@@ -6,22 +6,11 @@
  */
 import { stringify } from "yaml";
 import { SecretdError } from "../errors.js";
+import { showValue } from "../client/value-text.js";
 import { Permission, type AuditEvent, type Consumer, type Grant, type Projection, type Secret } from "../gen/secrets/v1/secrets.js";
 
 export type DocFormat = "yaml" | "json";
 
-/** Text when the bytes are valid UTF-8, else a (plain) Uint8Array the renderers mark as binary. */
-export type ShownValue = string | Uint8Array;
-
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-export function showValue(bytes: Uint8Array): ShownValue {
-  try {
-    return UTF8.decode(bytes);
-  } catch {
-    return new Uint8Array(bytes);
-  }
-}
 
 /** RFC 3339 in UTC, whole seconds unless the time has milliseconds. */
 export function formatTime(d: Date | undefined): string | undefined {
@@ -199,13 +188,4 @@ export function shellQuote(s: string): string {
 /** One `NAME=value` line per checked pair (projected-env.ts), the value shell-quoted, so `eval "$(secretd …)"` or `set -a; . file` reproduce it. */
 export function envLines(pairs: ReadonlyArray<readonly [string, string]>): string {
   return pairs.map(([name, value]) => `${name}=${shellQuote(value)}\n`).join("");
-}
-
-/** A value as environment text: UTF-8 without NUL, else FAILED_PRECONDITION naming `what`. */
-export function envValue(value: Uint8Array, what: string, hint = ""): string {
-  const shown = showValue(value);
-  if (typeof shown !== "string" || shown.includes("\0")) {
-    throw new SecretdError("FAILED_PRECONDITION", `${what}: the value is binary and cannot be an environment variable${hint}`);
-  }
-  return shown;
 }

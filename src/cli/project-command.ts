@@ -5,11 +5,11 @@
  */
 import type { Command } from "commander";
 import { envLines, renderDoc, projectionView, type DocFormat } from "./output.js";
-import { outputOption, runClient, withClientOptions } from "./client.js";
-import { withExample } from "./help.js";
-import { readProjectionFile } from "./projection-file.js";
+import { outputOption, runClient, withClientOptions } from "../client/client.js";
+import { withExample } from "../client/help.js";
+import { readProjectionFile } from "../client/projection-file.js";
 import { projectionLayoutTable, projectionLayoutView } from "./projection-layout.js";
-import { checkedEnv, envCandidates } from "./projected-env.js";
+import { checkedEnv, envCandidates } from "../client/projected-env.js";
 
 export function registerProject(program: Command): void {
   const cmd = program

@@ -18,9 +18,9 @@ import {
   type ListSecretsResponse,
   type Secret,
 } from "../gen/secrets/v1/secrets.js";
-import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions, type Connection } from "./client.js";
-import { checkedEnv } from "./projected-env.js";
-import { withExample } from "./help.js";
+import { expireTimeFrom, outputOption, repeatable, runClient, SCOPED, withClientOptions, withExpiryOptions, type Connection } from "../client/client.js";
+import { checkedEnv } from "../client/projected-env.js";
+import { withExample } from "../client/help.js";
 import { updateMask } from "./update-mask.js";
 import { envLines, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 

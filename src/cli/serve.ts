@@ -3,7 +3,7 @@ import cluster from "node:cluster";
 import type { Command } from "commander";
 import type { Config } from "../config.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
-import { withExample } from "./help.js";
+import { withExample } from "../client/help.js";
 import { mintFromConfig } from "./token.js";
 
 const DEV_TENANT = "dev";

@@ -6,8 +6,8 @@ import { mintToken } from "../auth/mint.js";
 import { splitList, type Config } from "../config.js";
 import { SecretdError, invalid } from "../errors.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
-import { withExample } from "./help.js";
-import { ttlSeconds } from "./ttl-flag.js";
+import { withExample } from "../client/help.js";
+import { ttlSeconds } from "../client/ttl-flag.js";
 
 function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : splitList(v);

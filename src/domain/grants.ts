@@ -6,7 +6,7 @@
  * reach another tenant because access is only ever computed for principals of the
  * secret's own tenant.
  */
-import { Permission, type GrantAccessRequest, type ListGrantsRequest, type RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
+import type { GrantAccessRequest, ListGrantsRequest, RevokeAccessRequest } from "../gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
 import { denied, grantsChanged, invalid, notFound, SecretdError } from "../errors.js";
@@ -21,17 +21,13 @@ export interface GrantsDeps {
   readonly now?: () => number;
 }
 
-const LEVEL_OF: Partial<Record<Permission, Level>> = {
-  [Permission.PERMISSION_PROJECT]: Level.PROJECT,
-  [Permission.PERMISSION_READ]: Level.READ,
-  [Permission.PERMISSION_WRITE]: Level.WRITE,
-  [Permission.PERMISSION_ADMIN]: Level.ADMIN,
-};
-
-export function permissionOf(level: number): Permission {
-  const hit = Object.entries(LEVEL_OF).find(([, l]) => l === level);
-  return hit ? (Number(hit[0]) as Permission) : Permission.PERMISSION_UNSPECIFIED;
-}
+/**
+ * The domain speaks Level only; the transport maps the wire permission to it
+ * (transport/grpc/convert.ts): NONE for an unspecified one, undefined for a number
+ * that names no permission.
+ */
+export type GrantInput = Omit<GrantAccessRequest, "permission"> & { readonly level: Level | undefined };
+export type RevokeInput = Omit<RevokeAccessRequest, "permission"> & { readonly level: Level | undefined };
 
 const SUBJECT = /^(user|role):[^\s\p{C}]{1,256}$/u;
 const MAX_GRANT_KEYS = 256;
@@ -83,10 +79,10 @@ export class Grants {
     return { secret, access, adminKeys: keysAt(access, Level.ADMIN), grants: found?.grants ?? [] };
   }
 
-  async grant(p: Principal, req: GrantAccessRequest): Promise<GrantView> {
+  async grant(p: Principal, req: GrantInput): Promise<GrantView> {
     validateSubject(req.subject);
-    const level = LEVEL_OF[req.permission];
-    if (level === undefined) throw invalid("permission", "must be PERMISSION_READ, PERMISSION_PROJECT, PERMISSION_WRITE or PERMISSION_ADMIN");
+    const level = req.level;
+    if (level === undefined || level === Level.NONE) throw invalid("permission", "must be PERMISSION_READ, PERMISSION_PROJECT, PERMISSION_WRITE or PERMISSION_ADMIN");
     const keys = [...new Set(req.keys)].sort();
     if (keys.length > MAX_GRANT_KEYS) throw invalid("keys", `at most ${MAX_GRANT_KEYS} keys`);
     keys.forEach((k, i) => validateDataKey(k, `keys[${i}]`));
@@ -132,10 +128,10 @@ export class Grants {
    * removes only grants within its keys; the others stay, as if absent (ListGrants does
    * not show them to it either).
    */
-  async revoke(p: Principal, req: RevokeAccessRequest): Promise<void> {
+  async revoke(p: Principal, req: RevokeInput): Promise<void> {
     validateSubject(req.subject);
-    const level = req.permission === Permission.PERMISSION_UNSPECIFIED ? undefined : LEVEL_OF[req.permission];
-    if (req.permission !== Permission.PERMISSION_UNSPECIFIED && level === undefined) throw invalid("permission", "is not a permission");
+    if (req.level === undefined) throw invalid("permission", "is not a permission");
+    const level = req.level === Level.NONE ? undefined : req.level;
     const { secret, adminKeys, grants } = await this.administered(p, req.mesh, req.name);
     let removed: number;
     if (adminKeys === undefined) {

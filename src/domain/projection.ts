@@ -41,7 +41,7 @@ const DEFAULT_MODE = 0o400;
 /**
  * An explicit KeyMapping.env is checked with the request (it is the operator's text). A
  * derived name (env_prefix + key) is answered as it is, never judged here: whether it may
- * become an environment variable is decided where env is produced (src/cli/projected-env.ts),
+ * become an environment variable is decided where env is produced (src/client/projected-env.ts),
  * so a key name a writer chooses cannot make the server refuse a file-only consumer.
  */
 function validateEnv(env: string, field: string): void {

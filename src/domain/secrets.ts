@@ -36,6 +36,9 @@ import {
   validateType,
 } from "./validation.js";
 
+/** A secret row with the version read, as the answer cache stamps it (the transport's view of a source). */
+export type SourceRow = SecretWithVersion;
+
 export interface SecretsDeps {
   readonly storage: Storage;
   /** Asked per call: a KEK rotation may change it while the server runs. */

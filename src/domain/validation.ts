@@ -25,8 +25,8 @@ const DNS1123_SUBDOMAIN_RE = new RegExp(`^${DNS1123_LABEL}(\\.${DNS1123_LABEL})*
 const DATA_KEY_RE = /^[-._a-zA-Z0-9]+$/;
 const QUALIFIED_NAME_PART_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const CUSTOM_TYPE_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[-._a-zA-Z0-9]+$/;
-// C0 and C1 control characters except tab (\u0009) and newline (\u000A).
-const FORBIDDEN_CONTROL_RE = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/;
+// C0 and C1 control characters (Cc: U+0000–U+001F, U+007F–U+009F) except tab and newline.
+const FORBIDDEN_CONTROL_RE = /[^\P{Cc}\t\n]/u;
 
 const SUBDOMAIN_RULE =
   "must be a DNS-1123 subdomain: lower-case alphanumerics, '-' and '.', each dot-separated part starting and ending with an alphanumeric";

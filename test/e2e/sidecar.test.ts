@@ -276,7 +276,7 @@ describe("secretd sidecar (watching)", () => {
       const s = setup(twoKeys);
       await create(s.name, { a: "w-a-1", b: "w-b-1" });
       const marker = path.join(work, `${s.name}.marker`);
-      const p = sidecar(s, ["--exec-on-change", `echo "$SECRETD_REVISION \${SECRETD_TOKEN:-no-token}" >> ${marker}`]);
+      sidecar(s, ["--exec-on-change", `echo "$SECRETD_REVISION \${SECRETD_TOKEN:-no-token}" >> ${marker}`]);
       await waitFor("the first set", () => read(s, `${s.name}/a`) === "w-a-1");
       const first = setOf(s);
       await update(s.name, { a: "w-a-2", b: "w-b-2" });

@@ -20,7 +20,7 @@ import { openWatch } from "../helpers/watch.js";
 const MAIN = path.resolve("dist/main.js");
 let dir: string;
 let child: ChildProcessWithoutNullStreams;
-let lines: string[] = [];
+const lines: string[] = [];
 let port: number;
 let token: string;
 const clients: SecretServiceClient[] = [];

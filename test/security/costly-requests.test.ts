@@ -24,14 +24,12 @@ const M = "costly";
 const CANARY = "canary-value-77d1";
 
 let s: TestServer;
-let admin: string;
 let developer: string;
 let outsider: string;
 let canaryToken: string;
 
 beforeAll(async () => {
   s = await startTestServer();
-  admin = await s.token({ tenant: "acme", sub: "alice", roles: ["tenant-admin"] });
   developer = await s.token({ tenant: "acme", sub: "dev", roles: ["data-developer"] });
   // A role-less token of another tenant: may not create anything anywhere.
   outsider = await s.token({ tenant: "evil", sub: "mallory", roles: [] });

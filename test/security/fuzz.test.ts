@@ -74,7 +74,7 @@ function returnsOrInvalid(fn: () => unknown): void {
   try {
     fn();
   } catch (err) {
-    if (!(err instanceof SecretdError)) throw new Error(`threw a non-SecretdError: ${String(err)}`);
+    if (!(err instanceof SecretdError)) throw new Error(`threw a non-SecretdError: ${String(err)}`, { cause: err });
     expect(err.code).toBe("INVALID_ARGUMENT");
     expect(err.message).not.toContain(VALUE_MARK);
     expect(err.message).not.toContain(Buffer.from(VALUE_MARK).toString("base64"));

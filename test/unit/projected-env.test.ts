@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkedEnv, type EnvCandidate } from "../../src/cli/projected-env.js";
+import { checkedEnv, type EnvCandidate } from "../../src/client/projected-env.js";
 import { deniedEnvFamily } from "../../src/domain/env-names.js";
 
 const value = Buffer.from("v");

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseMode, parseProjection, readProjectionFile } from "../../src/cli/projection-file.js";
+import { parseMode, parseProjection, readProjectionFile } from "../../src/client/projection-file.js";
 import { SecretdError } from "../../src/errors.js";
 
 /** The INVALID_ARGUMENT message a parse must fail with. */

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { kekIdOf } from "../../src/crypto/envelope.js";
 import { KeyringHolder } from "../../src/crypto/keyring-holder.js";
 import { loadKeyring, rotateKeyring } from "../../src/crypto/keyring.js";
-import { rewrapPass } from "../../src/crypto/rotation.js";
+import { rewrapPass } from "../../src/domain/kek-rewrap.js";
 import { openData, sealData } from "../../src/domain/barrier.js";
 import { SecretdError } from "../../src/errors.js";
 import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SERVER } from "../../src/cli/client.js";
-import { parseServerAddress } from "../../src/cli/server-address.js";
+import { DEFAULT_SERVER } from "../../src/client/client.js";
+import { parseServerAddress } from "../../src/client/server-address.js";
 import { SecretdError } from "../../src/errors.js";
 
 function refusal(v: string): string {

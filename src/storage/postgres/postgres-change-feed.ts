@@ -235,7 +235,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       return this.#pumping;
     }
     this.#pumping = (async () => {
-      let waiting = false;
+      let waiting: boolean;
       try {
         do {
           this.#again = false;

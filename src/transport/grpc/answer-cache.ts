@@ -24,7 +24,11 @@
  * feed when any of its sources changes (a write on any worker or replica).
  */
 import { UidLru } from "../../uid-lru.js";
-import type { Keyring } from "../../crypto/keyring.js";
+
+/** The keyring in force, compared by identity only: a reloaded KEK file misses every entry. */
+export interface KeyGeneration {
+  current(): object;
+}
 
 export interface AnswerSource {
   /** The secret's uid, for invalidation on the change feed. */
@@ -33,7 +37,7 @@ export interface AnswerSource {
 
 interface Entry<M> {
   readonly uid: readonly string[];
-  readonly ring: Keyring;
+  readonly ring: object;
   /** One stamp per source, in order ("" for a source that was missing). */
   readonly stamps: readonly string[];
   readonly validUntil: number;
@@ -77,7 +81,7 @@ export class AnswerCache<M> {
    * A copy of the answer under `key` when it was built from rows with exactly these
    * stamps, under this keyring, and `now` is before its first expiry; else undefined.
    */
-  answer(key: string, ring: Keyring, stamps: readonly string[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
+  answer(key: string, ring: object, stamps: readonly string[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
     const e = this.#entries.peek(key);
     if (e === undefined) return undefined;
     if (e.ring !== ring || now >= e.validUntil) {
@@ -96,7 +100,7 @@ export class AnswerCache<M> {
    * `sources`, valid until `validUntil`, and returns true; or returns false when it is
    * not kept (off, or too large). The caller answers with a copy when it was kept.
    */
-  add(key: string, ring: Keyring, stamps: readonly string[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
+  add(key: string, ring: object, stamps: readonly string[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
     if (!this.on) return false;
     const bytes = ENTRY_OVERHEAD + encoded.length + 2 * key.length + stamps.reduce((n, t) => n + 2 * t.length, 0) + sources.reduce((n, s) => n + 2 * s.uid.length, 0);
     if (bytes > this.maxEntryBytes) return false;

@@ -8,14 +8,12 @@
  * The handler then returns an EncodedAnswer: the response serializer writes its bytes as
  * they are and the audit takes its targets.
  */
-import type { Keyring, KeyringSource } from "../../crypto/keyring.js";
 import { nextTimeChange } from "../../domain/access.js";
 import type { Principal } from "../../domain/principal.js";
 import { readProjection, readSources, type ProjectionDeps } from "../../domain/projection.js";
-import type { Secrets } from "../../domain/secrets.js";
+import type { Secrets, SourceRow } from "../../domain/secrets.js";
 import type { GetSecretRequest, Projection, ProjectSecretsRequest, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { SecretWithVersion } from "../../storage/storage.js";
-import type { AnswerCache, AnswerSource } from "./answer-cache.js";
+import type { AnswerCache, AnswerSource, KeyGeneration } from "./answer-cache.js";
 import { auditGet, auditProject } from "./audit-targets.js";
 import type { AuditTarget } from "./call.js";
 import { toSecretMessage } from "./convert.js";
@@ -39,7 +37,7 @@ function keyOf(method: string, p: Principal, req: unknown): string {
  * keeps no MACs). Any write of the secret changes its etag and MAC, any grant write its
  * grants MAC; a missing source is "".
  */
-export function stampOf(r: SecretWithVersion | undefined): string {
+export function stampOf(r: SourceRow | undefined): string {
   if (r === undefined) return "";
   const s = r.secret;
   const grants = s.grantsMac === undefined ? JSON.stringify(r.grants) : base64(s.grantsMac);
@@ -54,12 +52,12 @@ function base64(b: Uint8Array): string {
 export interface AnswerDeps {
   readonly secrets: Secrets;
   readonly projection: ProjectionDeps;
-  readonly keyring: KeyringSource;
+  readonly keyring: KeyGeneration;
   readonly now?: () => number;
 }
 
 /** The rows read again for the entry under `key`, when there is one. */
-async function rowsAgain(deps: AnswerDeps, p: Principal, meta: AnswerMeta): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+async function rowsAgain(deps: AnswerDeps, p: Principal, meta: AnswerMeta): Promise<ReadonlyArray<SourceRow | undefined>> {
   return meta.kind === "get" ? [await deps.secrets.source(p, meta.mesh, meta.name, meta.version)] : readSources(deps.projection, p, meta.mesh, meta.names);
 }
 
@@ -72,7 +70,7 @@ async function cached(cache: Answers, deps: AnswerDeps, key: string, p: Principa
 }
 
 /** Keeps `encoded` (made from `rows` at `now`) and returns what to answer: a copy when kept. */
-function keep(cache: Answers, key: string, ring: Keyring, rows: ReadonlyArray<SecretWithVersion | undefined>, now: number, encoded: Buffer, meta: AnswerMeta): EncodedAnswer {
+function keep(cache: Answers, key: string, ring: object, rows: ReadonlyArray<SourceRow | undefined>, now: number, encoded: Buffer, meta: AnswerMeta): EncodedAnswer {
   let validUntil = Infinity;
   const sources: AnswerSource[] = [];
   for (const r of rows) {

@@ -1,8 +1,28 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
-import { permissionOf, type GrantView } from "../../domain/grants.js";
-import type { AuditEvent, Consumer, Grant, Secret } from "../../gen/secrets/v1/secrets.js";
+import { Level } from "../../domain/access.js";
+import type { GrantView } from "../../domain/grants.js";
+import { Permission, type AuditEvent, type Consumer, type Grant, type Secret } from "../../gen/secrets/v1/secrets.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 import { emittedTime } from "./timestamps.js";
+
+/** The one mapping between the wire Permission and the domain's ordered Level. */
+const LEVEL_OF: ReadonlyMap<Permission, Level> = new Map([
+  [Permission.PERMISSION_UNSPECIFIED, Level.NONE],
+  [Permission.PERMISSION_PROJECT, Level.PROJECT],
+  [Permission.PERMISSION_READ, Level.READ],
+  [Permission.PERMISSION_WRITE, Level.WRITE],
+  [Permission.PERMISSION_ADMIN, Level.ADMIN],
+]);
+const PERMISSION_OF: ReadonlyMap<Level, Permission> = new Map([...LEVEL_OF].map(([p, l]) => [l, p]));
+
+/** NONE for PERMISSION_UNSPECIFIED; undefined for a number that names no permission. */
+export function levelOf(permission: Permission): Level | undefined {
+  return LEVEL_OF.get(permission);
+}
+
+export function permissionOf(level: Level): Permission {
+  return PERMISSION_OF.get(level) ?? Permission.PERMISSION_UNSPECIFIED;
+}
 
 /**
  * The message only goes to the serializer (and the audit, which reads it): labels and

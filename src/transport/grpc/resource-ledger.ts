@@ -130,15 +130,17 @@ export class ResourceLedger {
   constructor(limits: LedgerLimits, now: () => number = Date.now) {
     this.limits = limits;
     this.#now = now;
-    const ledger = this;
+    const received = this.received.bind(this);
+    const bodyEnded = this.bodyEnded.bind(this);
+    const closed = this.closed.bind(this);
     this.#onData = function (chunk) {
-      ledger.received(this, chunk.length);
+      received(this, chunk.length);
     };
     this.#onEnd = function () {
-      ledger.bodyEnded(this);
+      bodyEnded(this);
     };
     this.#onClose = function () {
-      ledger.closed(this);
+      closed(this);
     };
   }
 

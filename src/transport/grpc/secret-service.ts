@@ -1,5 +1,5 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import type { AuditPage } from "../../audit/audit-events.js";
+import type { AuditPage } from "../../domain/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
@@ -21,7 +21,7 @@ import {
 } from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
 import { answerGet, answerProjection, type AnswerDeps, type Answers } from "./answers.js";
-import { toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
 import type { WatchCall } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
@@ -73,12 +73,12 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
     updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watch,
-    grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, req)), auditGrant),
+    grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, { ...req, level: levelOf(req.permission) })), auditGrant),
     revokeAccess: unary(
       deps,
       "RevokeAccess",
       async (req, { principal }) => {
-        await grants.revoke(principal, req);
+        await grants.revoke(principal, { ...req, level: levelOf(req.permission) });
         return {};
       },
       auditRevoke,

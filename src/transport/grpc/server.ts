@@ -17,7 +17,7 @@ import { withFastResponses } from "./response-encoding.js";
 import { routeStreams } from "./stream-router.js";
 import { watchProjectionHandler } from "./watch-projection.js";
 import { addReflection } from "./reflection.js";
-import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
+import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../../tls-material.js";
 import { listenRefused } from "../listen-refused.js";
 import { secretServiceHandlers, type SecretServiceDeps } from "./secret-service.js";
 

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { SecretdError } from "../errors.js";
 import type { Storage } from "../storage/storage.js";
-import { KeyringHolder, type KeyringHolderOptions } from "./keyring-holder.js";
+import { KeyringHolder, type KeyringHolderOptions } from "../crypto/keyring-holder.js";
 
 export interface ServerKeyringOptions extends Omit<KeyringHolderOptions, "create"> {
   readonly file: string;

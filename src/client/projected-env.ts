@@ -13,7 +13,7 @@
 import { invalid } from "../errors.js";
 import { deniedEnvFamily, ENV_NAME_RULE, isEnvName } from "../domain/env-names.js";
 import type { Projection, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
-import { envValue } from "./output.js";
+import { envValue } from "./value-text.js";
 
 export interface EnvCandidate {
   readonly secret: string;

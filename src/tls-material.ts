@@ -7,7 +7,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { SecretdError, invalid } from "../errors.js";
+import { SecretdError, invalid } from "./errors.js";
 
 /** A file a flag names; INVALID_ARGUMENT naming the flag when it cannot be read. */
 export function readFlagFile(file: string, flag: string): Buffer {

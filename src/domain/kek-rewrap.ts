@@ -11,9 +11,9 @@
  */
 import { SecretdError } from "../errors.js";
 import type { DekReplacement, Storage, VersionKeyRow } from "../storage/storage.js";
-import { secretAad } from "./aad.js";
-import { kekIdOf, rewrapDek } from "./envelope.js";
-import type { KeyringSource } from "./keyring.js";
+import { secretAad } from "../crypto/aad.js";
+import { kekIdOf, rewrapDek } from "../crypto/envelope.js";
+import type { KeyringSource } from "../crypto/keyring.js";
 
 export type RewrapStorage = Pick<Storage, "listVersionKeys" | "replaceDeks">;
 

@@ -3,13 +3,13 @@
  * name, sub and time, in (time, id) order with keyset paging. The tenant is the
  * token's; a token limited to some meshes sees their events and the global scope's.
  */
-import { TENANT_ADMIN } from "../domain/access.js";
+import { TENANT_ADMIN } from "./access.js";
 import { denied, invalid } from "../errors.js";
-import { auditEntryBytes, PAGE_BYTES } from "../domain/page-budget.js";
-import { decodePageToken, encodePageToken } from "../domain/page-token.js";
-import { hasRole, type Principal } from "../domain/principal.js";
-import { scopeFor } from "../domain/secrets.js";
-import { validateName } from "../domain/validation.js";
+import { auditEntryBytes, PAGE_BYTES } from "./page-budget.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import { hasRole, type Principal } from "./principal.js";
+import { scopeFor } from "./secrets.js";
+import { validateName } from "./validation.js";
 import type { ListAuditEventsRequest } from "../gen/secrets/v1/secrets.js";
 import type { AuditQuery, Storage, StoredAuditRow } from "../storage/storage.js";
 

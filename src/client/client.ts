@@ -16,7 +16,7 @@ import { parseDuration } from "../duration.js";
 import { SecretdError, invalid } from "../errors.js";
 import { SecretServiceClient } from "../gen/secrets/v1/secrets.js";
 import { isServiceError, printError } from "./cli-errors.js";
-import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../transport/tls-material.js";
+import { checkCaBundle, checkCertKeyPair, readFlagFile } from "../tls-material.js";
 import { describeConnectionFailure, type Dialled } from "./connection-failure.js";
 import { DEFAULT_PORT, parseServerAddress, type ServerAddress } from "./server-address.js";
 import { ttlSeconds } from "./ttl-flag.js";
