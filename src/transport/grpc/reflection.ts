@@ -15,6 +15,8 @@
 import type * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { SecretdError } from "../../errors.js";
+import { toStatus } from "./status.js";
 import {
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
@@ -241,8 +243,11 @@ function decodeError(bytes: Uint8Array): { errorCode: number; errorMessage: stri
 // Descriptor index
 // ---------------------------------------------------------------------------------------
 
-const NOT_FOUND = 5;
-const INVALID_ARGUMENT = 3;
+/** A reflection error answer carries its status as status.ts gives it for a SecretdError. */
+function errorAnswer(err: SecretdError): { errorCode: number; errorMessage: string } {
+  const s = toStatus(err, "");
+  return { errorCode: s.code, errorMessage: s.details };
+}
 
 interface IndexedFile {
   name: string;
@@ -375,7 +380,7 @@ export class ReflectionIndex {
       message,
     });
     const notFound = (what: string): ReflectionResponse =>
-      res({ case: "errorResponse", value: { errorCode: NOT_FOUND, errorMessage: `${what} not found` } });
+      res({ case: "errorResponse", value: errorAnswer(new SecretdError("NOT_FOUND", `${what} not found`)) });
     const m = req.message;
     switch (m.case) {
       case "fileByFilename":
@@ -402,7 +407,7 @@ export class ReflectionIndex {
       case undefined:
         return res({
           case: "errorResponse",
-          value: { errorCode: INVALID_ARGUMENT, errorMessage: "ServerReflectionRequest has no message_request set" },
+          value: errorAnswer(new SecretdError("INVALID_ARGUMENT", "ServerReflectionRequest has no message_request set")),
         });
     }
   }
