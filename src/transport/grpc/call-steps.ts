@@ -12,7 +12,7 @@ import { bearerToken } from "../../auth/bearer.js";
 import type { TokenVerifier } from "../../auth/verifier.js";
 import type { SecretdError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
-import { http2StreamOf } from "./grpc-internals.js";
+import { http2StreamOf } from "./adapter/grpc-internals.js";
 import { compose, type AuditTarget, type Pipeline, type PipelineCall, type Step } from "./pipeline.js";
 
 /** Told about every call (the metrics); `tenant` is undefined before authentication. */

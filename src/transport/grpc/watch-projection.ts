@@ -14,7 +14,7 @@ import { auditProject } from "./audit-targets.js";
 import { requestIdTrailer } from "./call.js";
 import { callPipeline, type CallDeps } from "./call-steps.js";
 import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
-import type { ServerStreamCall } from "./h2-server-stream.js";
+import type { ServerStreamCall } from "./adapter/h2-server-stream.js";
 import { PipelineCall, type Pipeline } from "./pipeline.js";
 import { toStatus } from "./status.js";
 
