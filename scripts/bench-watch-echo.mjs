@@ -2,13 +2,13 @@
 // WatchProjection writes one fixed projection (one 1 KiB value) and keeps the stream open,
 // with the same server options as secretd, and nothing else (no auth, no storage, no
 // hub). With WATCH_ECHO_ROUTE=h2 (--bare=h2) the stream goes through secretd's node:http2
-// route (dist/transport/grpc/stream-router.js) instead, as secretd's own does.
+// route (dist/transport/grpc/adapter/stream-router.js) instead, as secretd's own does.
 // IPC as bench-server.mjs: → { ready, port, pid }; ← { cmd: "mem" } → { mem }; ← { cmd: "stop" }.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { SecretServiceService } from "../dist/gen/secrets/v1/secrets.js";
 import { SERVER_OPTIONS, STREAM_LIMITS } from "../dist/transport/grpc/server.js";
-import { serverStreamRoute } from "../dist/transport/grpc/h2-server-stream.js";
-import { routeStreams } from "../dist/transport/grpc/stream-router.js";
+import { serverStreamRoute } from "../dist/transport/grpc/adapter/h2-server-stream.js";
+import { routeStreams } from "../dist/transport/grpc/adapter/stream-router.js";
 
 const projection = { values: [{ secret: "idle", key: "v", env: "V", path: "idle/v", mode: 0o400, value: Buffer.alloc(1024, 118) }], sources: [{ mesh: "default", name: "idle", version: 1 }], revision: "0".repeat(64) };
 const open = new Set();

@@ -148,7 +148,7 @@ export interface Config {
   readonly maxWatchesPerTenant: number;
   /** Server processes (1 = this process serves; more: a primary forks that many workers). */
   readonly workers: number;
-  /** Per server process (transport/grpc/connection-guard.ts); 0 = no cap. */
+  /** Per server process (transport/grpc/adapter/connection-guard.ts); 0 = no cap. */
   readonly connections: { readonly max: number; readonly maxPerPeer: number; readonly writeStallMs: number };
   /** The resource ledger's bounds (transport/grpc/resource-ledger.ts), per server process; bytes and ms. */
   readonly resources: {

@@ -7,8 +7,8 @@
 import { connectivityState, credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { GetSecretRequest, ProjectSecretsRequest, SecretServiceClient, SecretServiceService, type Projection } from "../../src/gen/secrets/v1/secrets.js";
-import { serverStreamRoute, type ServerStreamCall } from "../../src/transport/grpc/h2-server-stream.js";
-import { routeStreams } from "../../src/transport/grpc/stream-router.js";
+import { serverStreamRoute, type ServerStreamCall } from "../../src/transport/grpc/adapter/h2-server-stream.js";
+import { routeStreams } from "../../src/transport/grpc/adapter/stream-router.js";
 
 const IDLE_MS = 300;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

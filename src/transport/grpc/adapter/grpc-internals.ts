@@ -2,7 +2,9 @@
  * What secretd reads of grpc-js beyond its public API, in one place: the node:http2
  * servers a bound Server made (`http2Servers`, a private field) and the spelling of a
  * peer address (`call.getPeer()`). Each reader throws at start when a grpc-js upgrade
- * removes what it needs, rather than silently doing nothing.
+ * removes what it needs, rather than silently doing nothing. These reads were checked
+ * against @grpc/grpc-js 1.14.7, which package.json pins exactly (not a caret range). This
+ * folder (adapter/) holds every tie to grpc-js and node:http2 internals.
  */
 import type http2 from "node:http2";
 import type net from "node:net";

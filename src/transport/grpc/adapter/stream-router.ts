@@ -22,7 +22,7 @@
 import type http2 from "node:http2";
 import type { Server } from "@grpc/grpc-js";
 import { http2ServersOf } from "./grpc-internals.js";
-import { CHUNK_COST, type ResourceLedger } from "./resource-ledger.js";
+import { CHUNK_COST, type ResourceLedger } from "../resource-ledger.js";
 
 export type StreamRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
 

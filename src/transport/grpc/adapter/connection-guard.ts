@@ -16,7 +16,7 @@ import type http2 from "node:http2";
 import type net from "node:net";
 import type { Server } from "@grpc/grpc-js";
 import { http2ServersOf } from "./grpc-internals.js";
-import type { ResourceLedger } from "./resource-ledger.js";
+import type { ResourceLedger } from "../resource-ledger.js";
 
 export interface ConnectionLimits {
   /** Open connections of this process; 0 = no cap. */
