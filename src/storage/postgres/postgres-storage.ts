@@ -32,6 +32,7 @@ import type {
   WatchLease,
 } from "../storage.js";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
+import { SECRET_COLUMNS, blob, num, sameBytes, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
@@ -51,27 +52,6 @@ export interface PostgresOptions {
 /** Any advisory-lock key will do as long as every replica uses the same one. */
 const MIGRATION_LOCK = 0x5ec7e7d;
 
-interface SecretRecord {
-  uid: string;
-  tenant: string;
-  mesh: string;
-  name: string;
-  type: string;
-  description: string;
-  owner: string;
-  labels: string;
-  annotations: string;
-  immutable: boolean;
-  version: string;
-  etag: string;
-  keys: string;
-  create_time: string;
-  update_time: string;
-  expire_time: string | null;
-  mac: Buffer | null;
-  grants_mac: Buffer | null;
-}
-
 interface VersionRecord {
   v_version: string | null;
   v_keys: string | null;
@@ -86,20 +66,6 @@ interface LatestVersion {
   latest_version: string;
 }
 
-/** A grant row as json_build_object gives it (bigints as JSON numbers). */
-interface GrantRecord {
-  secret_uid: string;
-  subject: string;
-  permission: number;
-  keys: string;
-  expire_time: number | null;
-  granted_by: string;
-  create_time: number;
-}
-
-const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
-
 /** A backwards index scan on the primary key (uid, version). */
 const LATEST_VERSION = "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version";
 
@@ -108,13 +74,6 @@ const GRANTS_JSON = `(SELECT COALESCE(json_agg(json_build_object('secret_uid', g
            'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
          ORDER BY g.subject, g.permission), '[]'::json)
     FROM grants g WHERE g.secret_uid = s.uid)`;
-
-const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
-
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
-  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
-  return Buffer.compare(a, b) === 0;
-}
 
 
 /** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
@@ -165,45 +124,6 @@ function openError(err: unknown): SecretdError {
   return new SecretdError(code, `cannot open the PostgreSQL database: ${message}`, { cause: err });
 }
 
-function num(v: string | number): number {
-  return typeof v === "number" ? v : Number(v);
-}
-
-function toSecret(r: SecretRecord): SecretRow {
-  return {
-    uid: r.uid,
-    tenant: r.tenant,
-    mesh: r.mesh,
-    name: r.name,
-    type: r.type,
-    description: r.description,
-    owner: r.owner,
-    labels: JSON.parse(r.labels) as Record<string, string>,
-    annotations: JSON.parse(r.annotations) as Record<string, string>,
-    immutable: r.immutable,
-    version: num(r.version),
-    etag: r.etag,
-    keys: JSON.parse(r.keys) as string[],
-    createTime: num(r.create_time),
-    updateTime: num(r.update_time),
-    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
-    mac: r.mac ?? undefined,
-    grantsMac: r.grants_mac ?? undefined,
-  };
-}
-
-function toGrant(r: GrantRecord): GrantRow {
-  return {
-    secretUid: r.secret_uid,
-    subject: r.subject,
-    level: r.permission,
-    keys: JSON.parse(r.keys) as string[],
-    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
-    grantedBy: r.granted_by,
-    createTime: num(r.create_time),
-  };
-}
-
 type Queryable = Pick<pg.PoolClient, "query">;
 
 /**
@@ -211,66 +131,6 @@ type Queryable = Pick<pg.PoolClient, "query">;
  * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
  */
 const PRUNE_WATCHES = 4;
-
-interface LeaseRecord {
-  watch_id: string;
-  secret_uid: string;
-  tenant: string;
-  sub: string;
-  roles: string;
-  revision: string;
-  since: string;
-  last_seen: string;
-  expire_time: string;
-  replica: string;
-}
-
-function toLease(r: LeaseRecord): LeaseRow {
-  return {
-    watchId: r.watch_id,
-    secretUid: r.secret_uid,
-    tenant: r.tenant,
-    sub: r.sub,
-    roles: JSON.parse(r.roles) as string[],
-    revision: r.revision,
-    since: num(r.since),
-    lastSeen: num(r.last_seen),
-    expireTime: num(r.expire_time),
-    replica: r.replica,
-  };
-}
-
-interface AuditRecord {
-  id: string;
-  tenant: string;
-  time: string;
-  request_id: string;
-  method: string;
-  sub: string;
-  mesh: string;
-  name: string;
-  version: string;
-  keys: string;
-  code: string;
-  peer: string;
-}
-
-function toAudit(r: AuditRecord): StoredAuditRow {
-  return {
-    id: num(r.id),
-    tenant: r.tenant,
-    time: num(r.time),
-    requestId: r.request_id,
-    method: r.method,
-    sub: r.sub,
-    mesh: r.mesh,
-    name: r.name,
-    version: num(r.version),
-    keys: JSON.parse(r.keys) as string[],
-    code: r.code,
-    peer: r.peer,
-  };
-}
 
 type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
 

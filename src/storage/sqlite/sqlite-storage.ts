@@ -33,6 +33,7 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
+import { SECRET_COLUMNS, blob, sameBytes, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "./read-cache.js";
@@ -47,37 +48,6 @@ type Db = Database.Database;
  * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
  */
 const PRUNE_WATCHES = 4;
-
-interface SecretRecord {
-  uid: string;
-  tenant: string;
-  mesh: string;
-  name: string;
-  type: string;
-  description: string;
-  owner: string;
-  labels: string;
-  annotations: string;
-  immutable: number;
-  version: number;
-  etag: string;
-  keys: string;
-  create_time: number;
-  update_time: number;
-  expire_time: number | null;
-  mac: Buffer | null;
-  grants_mac: Buffer | null;
-}
-
-interface GrantRecord {
-  secret_uid: string;
-  subject: string;
-  permission: number;
-  keys: string;
-  expire_time: number | null;
-  granted_by: string;
-  create_time: number;
-}
 
 interface LatestVersion {
   latest_version: number | null;
@@ -108,19 +78,6 @@ interface RequestRecord {
   mac: Buffer | null;
 }
 
-interface LeaseRecord {
-  watch_id: string;
-  secret_uid: string;
-  tenant: string;
-  sub: string;
-  roles: string;
-  revision: string;
-  since: number;
-  last_seen: number;
-  expire_time: number;
-  replica: string;
-}
-
 interface ListParams {
   tenant: string;
   mesh: string;
@@ -128,21 +85,6 @@ interface ListParams {
   type: string | null;
   expire_before: number | null;
   limit: number;
-}
-
-interface AuditRecord {
-  id: number;
-  tenant: string;
-  time: number;
-  request_id: string;
-  method: string;
-  sub: string;
-  mesh: string;
-  name: string;
-  version: number;
-  keys: string;
-  code: string;
-  peer: string;
 }
 
 interface AuditParams {
@@ -176,9 +118,6 @@ export function listAuditSql(by: "time" | "sub" | "name"): string {
       AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
     ORDER BY time, id LIMIT @limit`;
 }
-
-const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
 /** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
 const BUSY_TIMEOUT_MS = 5000;
@@ -229,80 +168,6 @@ export function migrate(db: Db, only?: ReadonlySet<number>): void {
       db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, Date.now());
     }).immediate();
   }
-}
-
-function toSecret(r: SecretRecord): SecretRow {
-  return {
-    uid: r.uid,
-    tenant: r.tenant,
-    mesh: r.mesh,
-    name: r.name,
-    type: r.type,
-    description: r.description,
-    owner: r.owner,
-    labels: JSON.parse(r.labels) as Record<string, string>,
-    annotations: JSON.parse(r.annotations) as Record<string, string>,
-    immutable: r.immutable === 1,
-    version: r.version,
-    etag: r.etag,
-    keys: JSON.parse(r.keys) as string[],
-    createTime: r.create_time,
-    updateTime: r.update_time,
-    expireTime: r.expire_time ?? undefined,
-    mac: r.mac ?? undefined,
-    grantsMac: r.grants_mac ?? undefined,
-  };
-}
-
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
-  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
-  return Buffer.compare(a, b) === 0;
-}
-
-const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
-
-function toAudit(r: AuditRecord): StoredAuditRow {
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    time: r.time,
-    requestId: r.request_id,
-    method: r.method,
-    sub: r.sub,
-    mesh: r.mesh,
-    name: r.name,
-    version: r.version,
-    keys: JSON.parse(r.keys) as string[],
-    code: r.code,
-    peer: r.peer,
-  };
-}
-
-function toGrant(r: GrantRecord): GrantRow {
-  return {
-    secretUid: r.secret_uid,
-    subject: r.subject,
-    level: r.permission,
-    keys: JSON.parse(r.keys) as string[],
-    expireTime: r.expire_time ?? undefined,
-    grantedBy: r.granted_by,
-    createTime: r.create_time,
-  };
-}
-
-function toLease(r: LeaseRecord): LeaseRow {
-  return {
-    watchId: r.watch_id,
-    secretUid: r.secret_uid,
-    tenant: r.tenant,
-    sub: r.sub,
-    roles: JSON.parse(r.roles) as string[],
-    revision: r.revision,
-    since: r.since,
-    lastSeen: r.last_seen,
-    expireTime: r.expire_time,
-    replica: r.replica,
-  };
 }
 
 export interface SqliteStorageOptions {
