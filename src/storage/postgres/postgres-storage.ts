@@ -33,6 +33,7 @@ import type {
 } from "../storage.js";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import { SECRET_COLUMNS, blob, num, sameBytes, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
+import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
@@ -389,7 +390,7 @@ export class PostgresStorage implements Storage {
       );
       if (r.rowCount === 0) {
         const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
-        return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+        return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
       }
       await this.insertVersion(c, version);
       await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
@@ -403,7 +404,7 @@ export class PostgresStorage implements Storage {
       const gone = r.rows[0];
       if (gone) return { value: "ok" as const, changes: [change("secret-deleted", gone)] };
       const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [uid], c);
-      return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+      return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
     });
   }
 
@@ -419,8 +420,8 @@ export class PostgresStorage implements Storage {
   async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
       const s = await this.lockGrants(c, g.secretUid);
-      if (!s) return { value: "missing" as const, changes: [] };
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return { value: "conflict" as const, changes: [] };
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return { value: decision === "write" ? ("missing" as const) : decision, changes: [] };
       await this.q(
         `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -438,8 +439,8 @@ export class PostgresStorage implements Storage {
     return this.write(async (c) => {
       const none = (value: number | "conflict") => ({ value, changes: [] });
       const s = await this.lockGrants(c, secretUid);
-      if (!s) return none(0);
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return none("conflict");
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return none(decision === "conflict" ? "conflict" : 0);
       const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
       const removed = r.rowCount ?? 0;
       if (removed === 0) return none(0);
@@ -493,11 +494,9 @@ export class PostgresStorage implements Storage {
    * secret whose secret, grant-set or version MAC changed gets one "secret-rekeyed" change.
    */
   private async applyMacs(c: Queryable, replacements: readonly MacReplacement[]): Promise<{ value: number; changes: ChangeInput[] }> {
-    let applied = 0;
-    const touched = new Set<string>();
+    const touched = new Rekeyed();
     for (const r of replacements) {
-      const old = blob(r.old);
-      const next = Buffer.from(r.next);
+      const { old, next } = macSwap(r);
       let res;
       if (r.kind === "request") {
         res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND sub = $5 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old, r.sub], c);
@@ -507,16 +506,18 @@ export class PostgresStorage implements Storage {
         const column = r.kind === "grants" ? "grants_mac" : "mac";
         res = await this.q(`UPDATE secrets SET ${column} = $2 WHERE uid = $1 AND ${column} IS NOT DISTINCT FROM $3::bytea`, [r.uid, next, old], c);
       }
-      const n = res.rowCount ?? 0;
-      applied += n;
-      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+      touched.note(macUid(r), res.rowCount ?? 0);
     }
+    return { value: touched.applied, changes: await this.rekeyedChanges(c, touched) };
+  }
+
+  private async rekeyedChanges(c: Queryable, rekeyed: Rekeyed): Promise<ChangeInput[]> {
     const changes: ChangeInput[] = [];
-    for (const uid of touched) {
+    for (const uid of rekeyed.uids) {
       const s = await this.uidIdentity(c, uid);
       if (s) changes.push(change("secret-rekeyed", s));
     }
-    return { value: applied, changes };
+    return changes;
   }
 
   async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
@@ -532,19 +533,13 @@ export class PostgresStorage implements Storage {
       if (mark.rowCount === 0) return { value: "none", changes: [] };
       // Writers of any other process (an older secretd still running) wait until this commits.
       await this.q("LOCK TABLE secrets, grants, secret_versions, create_requests IN SHARE ROW EXCLUSIVE MODE", [], c);
-      // The mark is plain SQL anyone with the database could re-create: it is honoured
-      // only while no row is authenticated yet (as migration 3 leaves a database).
-      const any = await this.q<{ any: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL) AS any`,
-        [],
-        c,
-      );
-      if (any.rows[0]!.any) return { value: "refused", changes: [] };
+      // Migration 3 leaves the mark (see backfillGate).
+      const any = await this.q<{ any: boolean }>(`${ANY_MAC_SQL} AS any`, [], c);
+      const gate = backfillGate(true, any.rows[0]!.any);
+      if (gate !== "backfill") return { value: gate, changes: [] };
       const replacements = compute(await this.macRowsAfter(c, "", null));
       const out = await this.applyMacs(c, replacements);
-      if (out.value !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      assertBackfillApplied(out.value, replacements);
       await this.q("DELETE FROM mac_backfill", [], c);
       return out;
     });
@@ -567,20 +562,13 @@ export class PostgresStorage implements Storage {
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     if (replacements.length === 0) return 0;
     return this.write(async (c) => {
-      let applied = 0;
-      const rekeyed = new Set<string>();
+      const rekeyed = new Rekeyed();
       for (const r of replacements) {
-        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [r.uid, r.version, Buffer.from(r.oldDek), Buffer.from(r.newDek)], c);
-        const n = res.rowCount ?? 0;
-        applied += n;
-        if (n > 0) rekeyed.add(r.uid);
+        const d = dekSwap(r);
+        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [d.uid, d.version, d.oldDek, d.newDek], c);
+        rekeyed.note(r.uid, res.rowCount ?? 0);
       }
-      const changes: ChangeInput[] = [];
-      for (const uid of rekeyed) {
-        const s = await this.uidIdentity(c, uid);
-        if (s) changes.push(change("secret-rekeyed", s));
-      }
-      return { value: applied, changes };
+      return { value: rekeyed.applied, changes: await this.rekeyedChanges(c, rekeyed) };
     });
   }
 
@@ -707,7 +695,8 @@ export class PostgresStorage implements Storage {
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
     // The row comparison (time, id) > (…) and the time bounds ride the (tenant, time, id) index.
     // A sub or name filter leads with an equality its (tenant, sub|name, time, id) index seeks (#27 item 6).
-    const lead = q.sub !== undefined ? "AND sub = $8" : q.name !== undefined ? "AND name = $7" : "";
+    const b = auditBounds(q);
+    const lead = b.by === "sub" ? "AND sub = $8" : b.by === "name" ? "AND name = $7" : "";
     const r = await this.q<AuditRecord>(
       `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
        WHERE tenant = $1 ${lead} AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
@@ -716,15 +705,15 @@ export class PostgresStorage implements Storage {
        ORDER BY time, id LIMIT $10`,
       [
         tenant,
-        q.after?.time ?? -1,
-        q.after?.id ?? -1,
-        q.since ?? 0,
-        q.until ?? Number.MAX_SAFE_INTEGER,
-        q.mesh ?? null,
-        q.name ?? null,
-        q.sub ?? null,
-        q.meshes === undefined ? null : [...q.meshes],
-        q.limit,
+        b.afterTime,
+        b.afterId,
+        b.lo,
+        b.hi,
+        b.mesh,
+        b.name,
+        b.sub,
+        b.meshes,
+        b.limit,
       ],
     );
     return r.rows.map(toAudit);
