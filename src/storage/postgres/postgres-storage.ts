@@ -34,6 +34,7 @@ import type {
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import { SECRET_COLUMNS, blob, num, sameBytes, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
 import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
+import { migrate as runMigrations, schemaMigrationsSql } from "../sql/migrate.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 
@@ -779,20 +780,23 @@ async function migrate(pool: pg.Pool): Promise<void> {
     // Session-level lock: replicas starting together wait here, then find the work done.
     await c.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
-      await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time BIGINT NOT NULL)");
-      const done = new Set((await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id));
-      for (const m of PG_MIGRATIONS) {
-        if (done.has(m.id)) continue;
-        await c.query("BEGIN");
-        try {
-          await c.query(m.sql);
-          await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, Date.now()]);
-          await c.query("COMMIT");
-        } catch (err) {
-          await c.query("ROLLBACK");
-          throw err;
-        }
-      }
+      await runMigrations(PG_MIGRATIONS, {
+        applied: async () => {
+          await c.query(schemaMigrationsSql("BIGINT"));
+          return (await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id);
+        },
+        apply: async (m, appliedTime) => {
+          await c.query("BEGIN");
+          try {
+            await c.query(m.sql);
+            await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, appliedTime]);
+            await c.query("COMMIT");
+          } catch (err) {
+            await c.query("ROLLBACK");
+            throw err;
+          }
+        },
+      });
     } finally {
       await c.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
     }

@@ -35,6 +35,7 @@ import type {
 } from "../storage.js";
 import { SECRET_COLUMNS, blob, sameBytes, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
 import { ALL_ROWS, ANY_MAC_SQL, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
+import { migrateSync, schemaMigrationsSql, type MigrationPort } from "../sql/migrate.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "./read-cache.js";
@@ -160,15 +161,18 @@ export function openSqliteDatabase(file: string): Db {
  * checker rebuilds, in memory, the schema a database with that history must have).
  */
 export function migrate(db: Db, only?: ReadonlySet<number>): void {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
-  const applied = new Set(db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[]);
-  for (const m of MIGRATIONS) {
-    if (applied.has(m.id) || (only !== undefined && !only.has(m.id))) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, Date.now());
-    }).immediate();
-  }
+  const port: MigrationPort<void> = {
+    applied: () => {
+      db.exec(schemaMigrationsSql("INTEGER"));
+      return db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[];
+    },
+    apply: (m, appliedTime) =>
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, appliedTime);
+      }).immediate(),
+  };
+  migrateSync(MIGRATIONS, port, only);
 }
 
 export interface SqliteStorageOptions {
