@@ -5,7 +5,7 @@ import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
 import type { Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
-import type { Storage } from "../../storage/storage.js";
+import type { AuditStore } from "../../storage/storage.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
 import {
   auditCreate,
@@ -33,7 +33,7 @@ export interface SecretServiceDeps extends CallDeps {
   readonly watches: WatchHub;
   readonly consumers: Consumers;
   /** Where ListAuditEvents reads the trail. */
-  readonly auditStorage: Pick<Storage, "listAudit">;
+  readonly auditStorage: Pick<AuditStore, "listAudit">;
 }
 
 /** `watch` serves WatchProjection (watch-projection.ts): grpc-js's calls here, node:http2's through the stream router. */
