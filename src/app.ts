@@ -1,6 +1,5 @@
 /** Wires configuration → keys → storage → domain → transport, and tears it down. */
 import cluster from "node:cluster";
-import path from "node:path";
 import { listAuditEvents } from "./domain/audit-events.js";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
@@ -22,8 +21,7 @@ import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
 import { rateLimited } from "./rate-limited.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/metrics-server.js";
-import { PostgresStorage } from "./storage/postgres/postgres-storage.js";
-import { SqliteStorage } from "./storage/sqlite/sqlite-storage.js";
+import { openAuditWriter, openStorage } from "./storage/open-storage.js";
 import type { Storage } from "./storage/storage.js";
 import type { AnswerMeta, Answers } from "./transport/grpc/answers.js";
 import { startGrpcServer, type RunningServer } from "./transport/grpc/server.js";
@@ -50,8 +48,6 @@ export interface App {
   /** Ends watches with UNAVAILABLE, drains in-flight calls (at most graceMs), flushes the audit queue, then closes the database. */
   close(graceMs?: number): Promise<void>;
 }
-
-export const DB_FILE = "secretd.db";
 
 export function verifierOptions(config: Config, warn: (msg: string) => void, onDevKeyCreated: () => void = () => undefined): VerifierOptions {
   const j = config.jwt;
@@ -137,17 +133,13 @@ function watchDatabase(storage: Storage, server: RunningServer, logger: Logger):
 /** Reconnects are retried every 250 ms: their failures are logged once, then at most once per this, with a count. */
 const DB_LOST_LOG_MS = 30_000;
 
-/** SQLite in the data dir, or PostgreSQL when --database-url is set; `onCommit` is told each write transaction's duration. */
-async function openStorage(config: Config, logger: Logger, onCommit: ((seconds: number) => void) | undefined): Promise<Storage> {
-  const timing = onCommit === undefined ? {} : { onCommit };
-  if (config.databaseUrl === "") return new SqliteStorage(path.join(config.dataDir, DB_FILE), timing);
-  return PostgresStorage.open(config.databaseUrl, {
-    poolSize: config.database.poolSize,
-    statementTimeoutMs: config.database.statementTimeoutMs,
+/** The configured back-end; `onCommit` is told each write transaction's duration. */
+async function openServerStorage(config: Config, logger: Logger, onCommit: ((seconds: number) => void) | undefined): Promise<Storage> {
+  return openStorage(config, {
     onError: rateLimited(DB_LOST_LOG_MS, (suppressed, err: unknown) =>
       logger.warn({ err: { message: err instanceof Error ? err.message : String(err) }, ...(suppressed > 0 ? { suppressed } : {}) }, "database connection lost"),
     ),
-    ...timing,
+    ...(onCommit === undefined ? {} : { onCommit }),
   });
 }
 
@@ -170,7 +162,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
     });
   }
   const m0 = metrics;
-  const backend = await openStorage(config, logger, m0 ? (s) => m0.storageCommitted(s) : undefined);
+  const backend = await openServerStorage(config, logger, m0 ? (s) => m0.storageCommitted(s) : undefined);
   let keyring: KeyringHolder;
   try {
     // Refuses a keyring that lacks a KEK id stored data keys name. Watched, so a
@@ -204,7 +196,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
   const st = storage;
   const m = metrics;
   // On SQLite the flushes run on a thread of their own, off the event loop.
-  const auditWriter = backend instanceof SqliteStorage ? backend.openAuditWriter() : undefined;
+  const auditWriter = openAuditWriter(backend);
   const audit = new AuditTrail({
     storage: auditWriter ?? st,
     logger,

@@ -19,7 +19,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import path from "node:path";
-import { DB_FILE } from "./app.js";
+import { DB_FILE } from "./storage/open-storage.js";
 import type { Config } from "./config.js";
 import type { LoggerHandle } from "./logger.js";
 import { holdDatabase } from "./storage/sqlite/sqlite-maintenance.js";

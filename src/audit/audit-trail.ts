@@ -15,7 +15,7 @@
  * holding the most, so one tenant's flood never costs another tenant's events.
  */
 import type { Logger } from "../logger.js";
-import type { AuditRow, Storage } from "../storage/storage.js";
+import type { AuditRow, AuditStore } from "../storage/storage.js";
 import { AuditFile } from "./audit-file.js";
 
 export interface AuditSink {
@@ -23,7 +23,7 @@ export interface AuditSink {
 }
 
 export interface AuditTrailOptions {
-  readonly storage: Pick<Storage, "appendAudit" | "pruneAudit" | "pruneAuditBytes">;
+  readonly storage: Pick<AuditStore, "appendAudit" | "pruneAudit" | "pruneAuditBytes">;
   readonly logger: Logger;
   readonly retentionMs: number;
   /** JSON-lines copy; "" or undefined = none. */

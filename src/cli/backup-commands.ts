@@ -11,7 +11,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSy
 import { makeDirs } from "../make-dirs.js";
 import path from "node:path";
 import type { Command } from "commander";
-import { DB_FILE } from "../app.js";
+import { DB_FILE } from "../storage/open-storage.js";
 import { maskUrl, type Config } from "../config.js";
 import { SecretdError, invalid } from "../errors.js";
 import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";

@@ -12,7 +12,7 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { Option, type Command } from "commander";
-import { DB_FILE } from "../app.js";
+import { DB_FILE, openStorage } from "../storage/open-storage.js";
 import { effectiveSettings, maskUrl, type Config } from "../config.js";
 import { secretAad } from "../crypto/aad.js";
 import { decodeData } from "../crypto/data-codec.js";
@@ -21,10 +21,8 @@ import { loadKeyring } from "../crypto/keyring.js";
 import { SecretdError } from "../errors.js";
 import type { Keyring } from "../crypto/keyring.js";
 import { openPostgresSnapshot } from "../storage/postgres/postgres-maintenance.js";
-import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
 import { MIGRATIONS } from "../storage/sqlite/migrations.js";
 import { databaseCounts, integrityProblems, sealedVersions, type SealedVersionRow } from "../storage/sqlite/sqlite-maintenance.js";
-import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
 import { checkRowMacs, type RowMacResult } from "./doctor-row-macs.js";
 import { configFrom, withConfigOptions } from "./config-options.js";
@@ -166,7 +164,7 @@ async function checkSqlite(r: Report, config: Config): Promise<void> {
     r.say("warn", `database ${dbFile}: schema ${schema}, this build's is ${known}: row MACs not checked (a server of this build migrates it at start)`);
     return;
   }
-  const storage = new SqliteStorage(dbFile);
+  const storage = await openStorage(config, { poolSize: 2 });
   try {
     reportMacs(r, await checkRowMacs(storage, keyring));
   } finally {
@@ -203,7 +201,7 @@ async function checkPostgres(r: Report, config: Config): Promise<void> {
     if (keyring === undefined) return;
     await checkBlobs(r, keyring, snap.versionsIn(), snap.versions);
     if (newer !== "") return;
-    const storage = await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs });
+    const storage = await openStorage(config, { poolSize: 2 });
     try {
       reportMacs(r, await checkRowMacs(storage, keyring));
     } finally {

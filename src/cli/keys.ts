@@ -8,14 +8,12 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { DB_FILE } from "../app.js";
+import { DB_FILE, openStorage } from "../storage/open-storage.js";
 import { KEYRING_POLL_MS, KeyringHolder } from "../crypto/keyring-holder.js";
 import { createKeyring, rotateKeyring } from "../crypto/keyring.js";
 import { rewrapAll } from "../domain/kek-rewrap.js";
 import { SecretdError, invalid } from "../errors.js";
 import { backfillRowMacs, rekeyRowMacs } from "../domain/row-mac-maintenance.js";
-import { PostgresStorage } from "../storage/postgres/postgres-storage.js";
-import { SqliteStorage } from "../storage/sqlite/sqlite-storage.js";
 import type { Storage } from "../storage/storage.js";
 import { configFrom, withConfigOptions, type SettingKey } from "./config-options.js";
 import { withExample } from "../client/help.js";
@@ -50,10 +48,7 @@ async function rewrapCommand(opts: Record<string, string | undefined>, rotate: b
   const warn = (msg: string): void => void process.stderr.write(`secretd: ${msg}\n`);
   const keys = new KeyringHolder(config.kekFile, { create: false, watch: false, info: () => {}, warn });
   // Every replica must share this keyring file (or get the same one) for the rotation to reach it.
-  const storage: Storage =
-    config.databaseUrl !== ""
-      ? await PostgresStorage.open(config.databaseUrl, { poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs })
-      : new SqliteStorage(dbFile);
+  const storage: Storage = await openStorage(config, { poolSize: 2 });
   const bar = progress("rewrapping data keys");
   try {
     const r = await rewrapAll(storage, keys, {

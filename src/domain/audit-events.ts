@@ -11,7 +11,7 @@ import { hasRole, type Principal } from "./principal.js";
 import { scopeFor } from "./secrets.js";
 import { validateName } from "./validation.js";
 import type { ListAuditEventsRequest } from "../gen/secrets/v1/secrets.js";
-import type { AuditQuery, Storage, StoredAuditRow } from "../storage/storage.js";
+import type { AuditQuery, AuditStore, StoredAuditRow } from "../storage/storage.js";
 
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -39,7 +39,7 @@ function positionOf(token: string, query: readonly string[]): AuditQuery["after"
   return { time: Number(m[1]), id: Number(m[2]) };
 }
 
-export async function listAuditEvents(storage: Pick<Storage, "listAudit">, p: Principal, req: ListAuditEventsRequest): Promise<AuditPage> {
+export async function listAuditEvents(storage: Pick<AuditStore, "listAudit">, p: Principal, req: ListAuditEventsRequest): Promise<AuditPage> {
   if (!hasRole(p, TENANT_ADMIN)) throw denied(`listing audit events needs the ${TENANT_ADMIN} role`);
   if (req.mesh !== "") scopeFor(p, req.mesh);
   if (req.name !== "") validateName(req.name);

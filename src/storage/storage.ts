@@ -244,7 +244,13 @@ export interface AuditQuery {
   readonly until?: number | undefined;
 }
 
-export interface Storage {
+/**
+ * The storage contract, in roles: each consumer can name the one it needs (the audit trail
+ * an AuditStore, key rotation a KeyMaintenance), and a back-end implements `Storage`,
+ * their union. Both SQL back-ends share their rows and write rules (storage/sql/).
+ */
+/** Secrets and their versions, with the change feed their writes append to. */
+export interface SecretStore {
   /** Every committed write, in revision order, for this and every other process on the data (change-feed.ts). */
   readonly changes: ChangeFeed;
   /**
@@ -269,6 +275,10 @@ export interface Storage {
   updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict">;
   /** Deletes a secret with every version, when its uid (and etag, if given) still match. */
   deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict">;
+}
+
+/** The grants of a secret, each set written under its grants MAC guard. */
+export interface GrantStore {
   /**
    * Inserts or replaces the grant (secret, subject, level). "missing" when the secret is
    * gone; "conflict" when a guard is given and the stored grants MAC is not its `expect`.
@@ -281,6 +291,10 @@ export interface Storage {
   deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict">;
   /** A secret's grants with their MAC, undefined when the secret is gone. */
   readGrants(secretUid: string): Promise<GrantSet | undefined>;
+}
+
+/** Row MAC maintenance: re-keying after a KEK rotation, and the one-time backfill. */
+export interface MacMaintenance {
   /** Secrets in uid order strictly after `afterUid` ("" to start), at most `limit`, with every MAC-covered row. */
   listMacRows(afterUid: string, limit: number): Promise<MacRows[]>;
   /** Applies the replacements in one transaction, each a compare-and-set; returns how many applied. */
@@ -292,6 +306,10 @@ export interface Storage {
    * Returns how many rows got a MAC ("none" when there was nothing to do).
    */
   backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused">;
+}
+
+/** Data-key maintenance: the KEKs in use and rewrapping data keys (keys rotate / rewrap). */
+export interface KeyMaintenance {
   /**
    * Wrapped data keys of every version in (uid, version) order, strictly after the given
    * position ("" and 0 to start), at most `limit`. Each call is its own short read.
@@ -309,6 +327,10 @@ export interface Storage {
    * so a version changed or destroyed meanwhile is left alone. Returns how many applied.
    */
   replaceDeks(replacements: readonly DekReplacement[]): Promise<number>;
+}
+
+/** Consumer leases: which replicas' watches read which secrets. */
+export interface LeaseStore {
   /**
    * Starts the heartbeat of a replica name never used before: its leases live until
    * `expireTime`, and on while renewLeases renews it. Callers never start a name twice:
@@ -336,8 +358,10 @@ export interface Storage {
   deleteReplicaLeases(replica: string): Promise<void>;
   /** Live leases on a secret (their replica's heartbeat unexpired at `now`), oldest first. */
   listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
-  /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
-  ping?(): Promise<boolean>;
+}
+
+/** The audit trail's rows: appends, per-tenant listing, and both retentions. */
+export interface AuditStore {
   /** Appends audit events in one transaction (a batch of the audit queue). */
   appendAudit(events: readonly AuditRow[]): Promise<void>;
   /** One tenant's events in (time, id) order after the query's position, filtered, at most `limit`. */
@@ -349,6 +373,11 @@ export interface Storage {
    * more than `maxBytes`, deletes the oldest (any tenant), at most `limit`; returns how many.
    */
   pruneAuditBytes(maxBytes: number, limit: number): Promise<number>;
+}
+
+export interface Storage extends SecretStore, GrantStore, MacMaintenance, KeyMaintenance, LeaseStore, AuditStore {
+  /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
+  ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */
   close(): Promise<void>;
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { DB_FILE } from "../../src/app.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
 import { kekIdOf } from "../../src/crypto/envelope.js";
 import { macKekId } from "../../src/crypto/row-mac.js";
 import type { Secret } from "../../src/gen/secrets/v1/secrets.js";

@@ -9,7 +9,7 @@ import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DB_FILE } from "../../src/app.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
 import type { ListSecretsResponse, Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { hasOpenssl } from "../helpers/openssl.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";

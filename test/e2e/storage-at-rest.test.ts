@@ -8,7 +8,7 @@ import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { DB_FILE } from "../../src/app.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
 import type { Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer } from "../helpers/server.js";
 

@@ -9,44 +9,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALICE, BOB, MALLORY, M, codeOf, listed, read, sleep } from "./row-integrity-suite.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
-const M = "rows";
-const ALICE = { tenant: "acme", sub: "alice", roles: ["data-developer"] };
-const MALLORY = { tenant: "acme", sub: "mallory", roles: ["data-developer"] };
-const BOB = { tenant: "acme", sub: "bob", roles: [] };
-const DATA_LOSS_MESSAGE = "stored secret data failed to authenticate";
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function read(s: TestServer, token: string, name: string, opts: { version?: number; key?: string } = {}): Promise<string | number> {
-  try {
-    const got = await s.call<Secret>("getSecret", { mesh: M, name, version: opts.version ?? 0 }, token);
-    return Buffer.from(got.data[opts.key ?? "v"] ?? new Uint8Array()).toString("utf8");
-  } catch (e) {
-    const err = e as ServiceError;
-    if (err.code === status.DATA_LOSS) expect(err.details).toBe(DATA_LOSS_MESSAGE);
-    return err.code;
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return status.OK;
-  } catch (e) {
-    return (e as ServiceError).code;
-  }
-}
-
-async function listed(s: TestServer, token: string): Promise<string[]> {
-  return (await s.call<{ secrets: Secret[] }>("listSecrets", { mesh: M }, token)).secrets.map((x) => x.name);
-}
 
 let cluster: PostgresCluster;
 beforeAll(async () => {

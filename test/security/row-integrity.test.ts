@@ -10,32 +10,15 @@
 import { mkdtempSync, rmSync, unlinkSync, existsSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DB_FILE } from "../../src/app.js";
+import { ALICE, BOB, MALLORY, M, codeOf, listed, read } from "./row-integrity-suite.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { runCli } from "../helpers/cli.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-
-const M = "rows";
-const ALICE = { tenant: "acme", sub: "alice", roles: ["data-developer"] };
-const MALLORY = { tenant: "acme", sub: "mallory", roles: ["data-developer"] };
-const BOB = { tenant: "acme", sub: "bob", roles: [] };
-const DATA_LOSS_MESSAGE = "stored secret data failed to authenticate";
-
-/** The value of key `k` (default "v") read by GetSecret, or the status code. */
-async function read(s: TestServer, token: string, name: string, opts: { version?: number; key?: string } = {}): Promise<string | number> {
-  try {
-    const got = await s.call<Secret>("getSecret", { mesh: M, name, version: opts.version ?? 0 }, token);
-    return Buffer.from(got.data[opts.key ?? "v"] ?? new Uint8Array()).toString("utf8");
-  } catch (e) {
-    const err = e as ServiceError;
-    if (err.code === status.DATA_LOSS) expect(err.details).toBe(DATA_LOSS_MESSAGE);
-    return err.code;
-  }
-}
 
 /**
  * The log lines matching `pred`, once there is one: a --workers server (SECRETD_E2E_WORKERS)
@@ -46,19 +29,6 @@ async function logged(s: TestServer, pred: (line: string) => boolean): Promise<s
     if (s.logs.some(pred)) break;
   }
   return s.logs.filter(pred);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return status.OK;
-  } catch (e) {
-    return (e as ServiceError).code;
-  }
-}
-
-async function listed(s: TestServer, token: string): Promise<string[]> {
-  return (await s.call<{ secrets: Secret[] }>("listSecrets", { mesh: M }, token)).secrets.map((x) => x.name);
 }
 
 describe("plain SQL edits of metadata rows", () => {

@@ -13,7 +13,7 @@ import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DB_FILE } from "../../src/app.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
 import type { Projection, Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 

@@ -31,6 +31,9 @@ import type {
   WatchLease,
 } from "../storage.js";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
+import { SECRET_COLUMNS, blob, num, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
+import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
+import { migrate as runMigrations, schemaMigrationsSql } from "../sql/migrate.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "../read-cache.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
@@ -51,27 +54,6 @@ export interface PostgresOptions {
 /** Any advisory-lock key will do as long as every replica uses the same one. */
 const MIGRATION_LOCK = 0x5ec7e7d;
 
-interface SecretRecord {
-  uid: string;
-  tenant: string;
-  mesh: string;
-  name: string;
-  type: string;
-  description: string;
-  owner: string;
-  labels: string;
-  annotations: string;
-  immutable: boolean;
-  version: string;
-  etag: string;
-  keys: string;
-  create_time: string;
-  update_time: string;
-  expire_time: string | null;
-  mac: Buffer | null;
-  grants_mac: Buffer | null;
-}
-
 interface VersionRecord {
   v_version: string | null;
   v_keys: string | null;
@@ -86,20 +68,6 @@ interface LatestVersion {
   latest_version: string;
 }
 
-/** A grant row as json_build_object gives it (bigints as JSON numbers). */
-interface GrantRecord {
-  secret_uid: string;
-  subject: string;
-  permission: number;
-  keys: string;
-  expire_time: number | null;
-  granted_by: string;
-  create_time: number;
-}
-
-const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
-
 /** A backwards index scan on the primary key (uid, version). */
 const LATEST_VERSION = "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version";
 
@@ -108,13 +76,6 @@ const GRANTS_JSON = `(SELECT COALESCE(json_agg(json_build_object('secret_uid', g
            'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
          ORDER BY g.subject, g.permission), '[]'::json)
     FROM grants g WHERE g.secret_uid = s.uid)`;
-
-const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
-
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
-  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
-  return Buffer.compare(a, b) === 0;
-}
 
 
 /** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
@@ -165,45 +126,6 @@ function openError(err: unknown): SecretdError {
   return new SecretdError(code, `cannot open the PostgreSQL database: ${message}`, { cause: err });
 }
 
-function num(v: string | number): number {
-  return typeof v === "number" ? v : Number(v);
-}
-
-function toSecret(r: SecretRecord): SecretRow {
-  return {
-    uid: r.uid,
-    tenant: r.tenant,
-    mesh: r.mesh,
-    name: r.name,
-    type: r.type,
-    description: r.description,
-    owner: r.owner,
-    labels: JSON.parse(r.labels) as Record<string, string>,
-    annotations: JSON.parse(r.annotations) as Record<string, string>,
-    immutable: r.immutable,
-    version: num(r.version),
-    etag: r.etag,
-    keys: JSON.parse(r.keys) as string[],
-    createTime: num(r.create_time),
-    updateTime: num(r.update_time),
-    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
-    mac: r.mac ?? undefined,
-    grantsMac: r.grants_mac ?? undefined,
-  };
-}
-
-function toGrant(r: GrantRecord): GrantRow {
-  return {
-    secretUid: r.secret_uid,
-    subject: r.subject,
-    level: r.permission,
-    keys: JSON.parse(r.keys) as string[],
-    expireTime: r.expire_time === null ? undefined : num(r.expire_time),
-    grantedBy: r.granted_by,
-    createTime: num(r.create_time),
-  };
-}
-
 type Queryable = Pick<pg.PoolClient, "query">;
 
 /**
@@ -211,66 +133,6 @@ type Queryable = Pick<pg.PoolClient, "query">;
  * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
  */
 const PRUNE_WATCHES = 4;
-
-interface LeaseRecord {
-  watch_id: string;
-  secret_uid: string;
-  tenant: string;
-  sub: string;
-  roles: string;
-  revision: string;
-  since: string;
-  last_seen: string;
-  expire_time: string;
-  replica: string;
-}
-
-function toLease(r: LeaseRecord): LeaseRow {
-  return {
-    watchId: r.watch_id,
-    secretUid: r.secret_uid,
-    tenant: r.tenant,
-    sub: r.sub,
-    roles: JSON.parse(r.roles) as string[],
-    revision: r.revision,
-    since: num(r.since),
-    lastSeen: num(r.last_seen),
-    expireTime: num(r.expire_time),
-    replica: r.replica,
-  };
-}
-
-interface AuditRecord {
-  id: string;
-  tenant: string;
-  time: string;
-  request_id: string;
-  method: string;
-  sub: string;
-  mesh: string;
-  name: string;
-  version: string;
-  keys: string;
-  code: string;
-  peer: string;
-}
-
-function toAudit(r: AuditRecord): StoredAuditRow {
-  return {
-    id: num(r.id),
-    tenant: r.tenant,
-    time: num(r.time),
-    requestId: r.request_id,
-    method: r.method,
-    sub: r.sub,
-    mesh: r.mesh,
-    name: r.name,
-    version: num(r.version),
-    keys: JSON.parse(r.keys) as string[],
-    code: r.code,
-    peer: r.peer,
-  };
-}
 
 type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
 
@@ -570,7 +432,7 @@ export class PostgresStorage implements Storage {
       );
       if (r.rowCount === 0) {
         const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
-        return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+        return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
       }
       await this.insertVersion(c, version);
       await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
@@ -584,7 +446,7 @@ export class PostgresStorage implements Storage {
       const gone = r.rows[0];
       if (gone) return { value: "ok" as const, changes: [change("secret-deleted", gone)] };
       const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [uid], c);
-      return { value: e.rowCount ? ("conflict" as const) : ("missing" as const), changes: [] };
+      return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
     });
   }
 
@@ -600,8 +462,8 @@ export class PostgresStorage implements Storage {
   async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
       const s = await this.lockGrants(c, g.secretUid);
-      if (!s) return { value: "missing" as const, changes: [] };
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return { value: "conflict" as const, changes: [] };
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return { value: decision === "write" ? ("missing" as const) : decision, changes: [] };
       await this.q(
         `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -619,8 +481,8 @@ export class PostgresStorage implements Storage {
     return this.write(async (c) => {
       const none = (value: number | "conflict") => ({ value, changes: [] });
       const s = await this.lockGrants(c, secretUid);
-      if (!s) return none(0);
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return none("conflict");
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return none(decision === "conflict" ? "conflict" : 0);
       const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
       const removed = r.rowCount ?? 0;
       if (removed === 0) return none(0);
@@ -674,11 +536,9 @@ export class PostgresStorage implements Storage {
    * secret whose secret, grant-set or version MAC changed gets one "secret-rekeyed" change.
    */
   private async applyMacs(c: Queryable, replacements: readonly MacReplacement[]): Promise<{ value: number; changes: ChangeInput[] }> {
-    let applied = 0;
-    const touched = new Set<string>();
+    const touched = new Rekeyed();
     for (const r of replacements) {
-      const old = blob(r.old);
-      const next = Buffer.from(r.next);
+      const { old, next } = macSwap(r);
       let res;
       if (r.kind === "request") {
         res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND sub = $5 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old, r.sub], c);
@@ -688,16 +548,18 @@ export class PostgresStorage implements Storage {
         const column = r.kind === "grants" ? "grants_mac" : "mac";
         res = await this.q(`UPDATE secrets SET ${column} = $2 WHERE uid = $1 AND ${column} IS NOT DISTINCT FROM $3::bytea`, [r.uid, next, old], c);
       }
-      const n = res.rowCount ?? 0;
-      applied += n;
-      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+      touched.note(macUid(r), res.rowCount ?? 0);
     }
+    return { value: touched.applied, changes: await this.rekeyedChanges(c, touched) };
+  }
+
+  private async rekeyedChanges(c: Queryable, rekeyed: Rekeyed): Promise<ChangeInput[]> {
     const changes: ChangeInput[] = [];
-    for (const uid of touched) {
+    for (const uid of rekeyed.uids) {
       const s = await this.uidIdentity(c, uid);
       if (s) changes.push(change("secret-rekeyed", s));
     }
-    return { value: applied, changes };
+    return changes;
   }
 
   async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
@@ -713,19 +575,13 @@ export class PostgresStorage implements Storage {
       if (mark.rowCount === 0) return { value: "none", changes: [] };
       // Writers of any other process (an older secretd still running) wait until this commits.
       await this.q("LOCK TABLE secrets, grants, secret_versions, create_requests IN SHARE ROW EXCLUSIVE MODE", [], c);
-      // The mark is plain SQL anyone with the database could re-create: it is honoured
-      // only while no row is authenticated yet (as migration 3 leaves a database).
-      const any = await this.q<{ any: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL) AS any`,
-        [],
-        c,
-      );
-      if (any.rows[0]!.any) return { value: "refused", changes: [] };
+      // Migration 3 leaves the mark (see backfillGate).
+      const any = await this.q<{ any: boolean }>(`${ANY_MAC_SQL} AS any`, [], c);
+      const gate = backfillGate(true, any.rows[0]!.any);
+      if (gate !== "backfill") return { value: gate, changes: [] };
       const replacements = compute(await this.macRowsAfter(c, "", null));
       const out = await this.applyMacs(c, replacements);
-      if (out.value !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      assertBackfillApplied(out.value, replacements);
       await this.q("DELETE FROM mac_backfill", [], c);
       return out;
     });
@@ -748,20 +604,13 @@ export class PostgresStorage implements Storage {
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     if (replacements.length === 0) return 0;
     return this.write(async (c) => {
-      let applied = 0;
-      const rekeyed = new Set<string>();
+      const rekeyed = new Rekeyed();
       for (const r of replacements) {
-        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [r.uid, r.version, Buffer.from(r.oldDek), Buffer.from(r.newDek)], c);
-        const n = res.rowCount ?? 0;
-        applied += n;
-        if (n > 0) rekeyed.add(r.uid);
+        const d = dekSwap(r);
+        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [d.uid, d.version, d.oldDek, d.newDek], c);
+        rekeyed.note(r.uid, res.rowCount ?? 0);
       }
-      const changes: ChangeInput[] = [];
-      for (const uid of rekeyed) {
-        const s = await this.uidIdentity(c, uid);
-        if (s) changes.push(change("secret-rekeyed", s));
-      }
-      return { value: applied, changes };
+      return { value: rekeyed.applied, changes: await this.rekeyedChanges(c, rekeyed) };
     });
   }
 
@@ -888,7 +737,8 @@ export class PostgresStorage implements Storage {
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
     // The row comparison (time, id) > (…) and the time bounds ride the (tenant, time, id) index.
     // A sub or name filter leads with an equality its (tenant, sub|name, time, id) index seeks (#27 item 6).
-    const lead = q.sub !== undefined ? "AND sub = $8" : q.name !== undefined ? "AND name = $7" : "";
+    const b = auditBounds(q);
+    const lead = b.by === "sub" ? "AND sub = $8" : b.by === "name" ? "AND name = $7" : "";
     const r = await this.q<AuditRecord>(
       `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
        WHERE tenant = $1 ${lead} AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
@@ -897,15 +747,15 @@ export class PostgresStorage implements Storage {
        ORDER BY time, id LIMIT $10`,
       [
         tenant,
-        q.after?.time ?? -1,
-        q.after?.id ?? -1,
-        q.since ?? 0,
-        q.until ?? Number.MAX_SAFE_INTEGER,
-        q.mesh ?? null,
-        q.name ?? null,
-        q.sub ?? null,
-        q.meshes === undefined ? null : [...q.meshes],
-        q.limit,
+        b.afterTime,
+        b.afterId,
+        b.lo,
+        b.hi,
+        b.mesh,
+        b.name,
+        b.sub,
+        b.meshes,
+        b.limit,
       ],
     );
     return r.rows.map(toAudit);
@@ -972,20 +822,23 @@ async function migrate(pool: pg.Pool): Promise<void> {
     // Session-level lock: replicas starting together wait here, then find the work done.
     await c.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
-      await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time BIGINT NOT NULL)");
-      const done = new Set((await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id));
-      for (const m of PG_MIGRATIONS) {
-        if (done.has(m.id)) continue;
-        await c.query("BEGIN");
-        try {
-          await c.query(m.sql);
-          await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, Date.now()]);
-          await c.query("COMMIT");
-        } catch (err) {
-          await c.query("ROLLBACK");
-          throw err;
-        }
-      }
+      await runMigrations(PG_MIGRATIONS, {
+        applied: async () => {
+          await c.query(schemaMigrationsSql("BIGINT"));
+          return (await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id);
+        },
+        apply: async (m, appliedTime) => {
+          await c.query("BEGIN");
+          try {
+            await c.query(m.sql);
+            await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, appliedTime]);
+            await c.query("COMMIT");
+          } catch (err) {
+            await c.query("ROLLBACK");
+            throw err;
+          }
+        },
+      });
     } finally {
       await c.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
     }

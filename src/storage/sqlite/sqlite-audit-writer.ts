@@ -12,7 +12,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { AuditRow, Storage } from "../storage.js";
+import type { AuditRow, AuditStore } from "../storage.js";
 
 type Request =
   | { readonly op: "append"; readonly events: readonly AuditRow[] }
@@ -44,7 +44,7 @@ function threadScript(): string {
   return path.join(path.dirname(src), "dist", path.relative(src, dir), "sqlite-audit-thread.js");
 }
 
-export class SqliteAuditWriter implements Pick<Storage, "appendAudit" | "pruneAudit" | "pruneAuditBytes"> {
+export class SqliteAuditWriter implements Pick<AuditStore, "appendAudit" | "pruneAudit" | "pruneAuditBytes"> {
   #thread: Thread | undefined;
   #seq = 0;
   #closed = false;

@@ -33,6 +33,9 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
+import { SECRET_COLUMNS, blob, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
+import { ALL_ROWS, ANY_MAC_SQL, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
+import { migrateSync, schemaMigrationsSql, type MigrationPort } from "../sql/migrate.js";
 import { GroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "../read-cache.js";
@@ -47,37 +50,6 @@ type Db = Database.Database;
  * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
  */
 const PRUNE_WATCHES = 4;
-
-interface SecretRecord {
-  uid: string;
-  tenant: string;
-  mesh: string;
-  name: string;
-  type: string;
-  description: string;
-  owner: string;
-  labels: string;
-  annotations: string;
-  immutable: number;
-  version: number;
-  etag: string;
-  keys: string;
-  create_time: number;
-  update_time: number;
-  expire_time: number | null;
-  mac: Buffer | null;
-  grants_mac: Buffer | null;
-}
-
-interface GrantRecord {
-  secret_uid: string;
-  subject: string;
-  permission: number;
-  keys: string;
-  expire_time: number | null;
-  granted_by: string;
-  create_time: number;
-}
 
 interface LatestVersion {
   latest_version: number | null;
@@ -108,19 +80,6 @@ interface RequestRecord {
   mac: Buffer | null;
 }
 
-interface LeaseRecord {
-  watch_id: string;
-  secret_uid: string;
-  tenant: string;
-  sub: string;
-  roles: string;
-  revision: string;
-  since: number;
-  last_seen: number;
-  expire_time: number;
-  replica: string;
-}
-
 interface ListParams {
   tenant: string;
   mesh: string;
@@ -128,21 +87,6 @@ interface ListParams {
   type: string | null;
   expire_before: number | null;
   limit: number;
-}
-
-interface AuditRecord {
-  id: number;
-  tenant: string;
-  time: number;
-  request_id: string;
-  method: string;
-  sub: string;
-  mesh: string;
-  name: string;
-  version: number;
-  keys: string;
-  code: string;
-  peer: string;
 }
 
 interface AuditParams {
@@ -176,9 +120,6 @@ export function listAuditSql(by: "time" | "sub" | "name"): string {
       AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
     ORDER BY time, id LIMIT @limit`;
 }
-
-const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
 
 /** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
 const BUSY_TIMEOUT_MS = 5000;
@@ -220,89 +161,18 @@ export function openSqliteDatabase(file: string): Db {
  * checker rebuilds, in memory, the schema a database with that history must have).
  */
 export function migrate(db: Db, only?: ReadonlySet<number>): void {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
-  const applied = new Set(db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[]);
-  for (const m of MIGRATIONS) {
-    if (applied.has(m.id) || (only !== undefined && !only.has(m.id))) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, Date.now());
-    }).immediate();
-  }
-}
-
-function toSecret(r: SecretRecord): SecretRow {
-  return {
-    uid: r.uid,
-    tenant: r.tenant,
-    mesh: r.mesh,
-    name: r.name,
-    type: r.type,
-    description: r.description,
-    owner: r.owner,
-    labels: JSON.parse(r.labels) as Record<string, string>,
-    annotations: JSON.parse(r.annotations) as Record<string, string>,
-    immutable: r.immutable === 1,
-    version: r.version,
-    etag: r.etag,
-    keys: JSON.parse(r.keys) as string[],
-    createTime: r.create_time,
-    updateTime: r.update_time,
-    expireTime: r.expire_time ?? undefined,
-    mac: r.mac ?? undefined,
-    grantsMac: r.grants_mac ?? undefined,
+  const port: MigrationPort<void> = {
+    applied: () => {
+      db.exec(schemaMigrationsSql("INTEGER"));
+      return db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[];
+    },
+    apply: (m, appliedTime) =>
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, appliedTime);
+      }).immediate(),
   };
-}
-
-function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | undefined): boolean {
-  if (a === null || a === undefined || b === undefined) return (a ?? undefined) === b;
-  return Buffer.compare(a, b) === 0;
-}
-
-const blob = (b: Uint8Array | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
-
-function toAudit(r: AuditRecord): StoredAuditRow {
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    time: r.time,
-    requestId: r.request_id,
-    method: r.method,
-    sub: r.sub,
-    mesh: r.mesh,
-    name: r.name,
-    version: r.version,
-    keys: JSON.parse(r.keys) as string[],
-    code: r.code,
-    peer: r.peer,
-  };
-}
-
-function toGrant(r: GrantRecord): GrantRow {
-  return {
-    secretUid: r.secret_uid,
-    subject: r.subject,
-    level: r.permission,
-    keys: JSON.parse(r.keys) as string[],
-    expireTime: r.expire_time ?? undefined,
-    grantedBy: r.granted_by,
-    createTime: r.create_time,
-  };
-}
-
-function toLease(r: LeaseRecord): LeaseRow {
-  return {
-    watchId: r.watch_id,
-    secretUid: r.secret_uid,
-    tenant: r.tenant,
-    sub: r.sub,
-    roles: JSON.parse(r.roles) as string[],
-    revision: r.revision,
-    since: r.since,
-    lastSeen: r.last_seen,
-    expireTime: r.expire_time,
-    replica: r.replica,
-  };
+  migrateSync(MIGRATIONS, port, only);
 }
 
 export interface SqliteStorageOptions {
@@ -412,11 +282,7 @@ export class SqliteStorage implements Storage {
       replaceVersionMac: db.prepare("UPDATE secret_versions SET mac = @next WHERE uid = @uid AND version = @version AND mac IS @old"),
       replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND sub = @sub AND request_id = @request_id AND mac IS @old"),
       backfillPending: db.prepare<[], number>("SELECT count(*) FROM mac_backfill").pluck(),
-      anyMac: db.prepare<[], number>(
-        `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL)`,
-      ).pluck(),
+      anyMac: db.prepare<[], number>(ANY_MAC_SQL).pluck(),
       clearBackfill: db.prepare("DELETE FROM mac_backfill"),
       pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
       deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
@@ -625,7 +491,7 @@ export class SqliteStorage implements Storage {
         expire_time: next.expireTime ?? null,
         mac: blob(next.mac),
       });
-      if (r.changes === 0) return this.stmt.secretByUid.get(next.uid) ? "conflict" : "missing";
+      if (r.changes === 0) return conflictOrMissing(this.stmt.secretByUid.get(next.uid) !== undefined);
       this.insertVersion(version);
       this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
       this.record("secret-updated", next);
@@ -646,8 +512,8 @@ export class SqliteStorage implements Storage {
   async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
     return this.commit((): "ok" | "missing" | "conflict" => {
       const s = this.stmt.grantsMacOf.get(g.secretUid);
-      if (!s) return "missing";
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return "conflict";
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return decision === "write" ? "missing" : decision;
       if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), g.secretUid);
       this.stmt.putGrant.run({
         secret_uid: g.secretUid,
@@ -666,8 +532,8 @@ export class SqliteStorage implements Storage {
   async deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict"> {
     return this.commit((): number | "conflict" => {
       const s = this.stmt.grantsMacOf.get(secretUid);
-      if (!s) return 0;
-      if (guard && !sameBytes(s.grants_mac, guard.expect)) return "conflict";
+      const decision = grantGuard(s, guard);
+      if (decision !== "write" || s === undefined) return decision === "conflict" ? "conflict" : 0;
       const removed = this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
       if (removed === 0) return 0;
       if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), secretUid);
@@ -716,24 +582,25 @@ export class SqliteStorage implements Storage {
    * watch) re-reads it; request MACs are not cached.
    */
   private applyMacs(replacements: readonly MacReplacement[]): number {
-    let applied = 0;
-    const touched = new Set<string>();
+    const touched = new Rekeyed();
     for (const r of replacements) {
-      const old = blob(r.old);
-      const next = Buffer.from(r.next);
+      const { old, next } = macSwap(r);
       let n: number;
       if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, sub: r.sub, request_id: r.requestId, old, next }).changes;
       else if (r.kind === "version") n = this.stmt.replaceVersionMac.run({ uid: r.uid, version: r.version, old, next }).changes;
       else if (r.kind === "grants") n = this.stmt.replaceGrantsMac.run({ uid: r.uid, old, next }).changes;
       else n = this.stmt.replaceSecretMac.run({ uid: r.uid, old, next }).changes;
-      applied += n;
-      if (n > 0 && r.kind !== "request") touched.add(r.uid);
+      touched.note(macUid(r), n);
     }
-    for (const uid of touched) {
+    this.recordRekeyed(touched);
+    return touched.applied;
+  }
+
+  private recordRekeyed(rekeyed: Rekeyed): void {
+    for (const uid of rekeyed.uids) {
       const s = this.stmt.secretByUid.get(uid);
       if (s) this.record("secret-rekeyed", s);
     }
-    return applied;
   }
 
   async replaceMacs(replacements: readonly MacReplacement[]): Promise<number> {
@@ -743,14 +610,12 @@ export class SqliteStorage implements Storage {
 
   async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
     return this.commit((): number | "none" | "refused" => {
-      if (this.stmt.backfillPending.get() === 0) return "none";
-      // The mark is plain SQL anyone with the file could re-create: it is honoured only
-      // while no row is authenticated yet (as migration 7 leaves a database).
-      if (this.stmt.anyMac.get() !== 0) return "refused";
-      const rows = this.macRowsAfter("", Number.MAX_SAFE_INTEGER);
-      const replacements = compute(rows);
+      // Migration 7 leaves the mark (see backfillGate).
+      const gate = backfillGate(this.stmt.backfillPending.get() !== 0, this.stmt.anyMac.get() !== 0);
+      if (gate !== "backfill") return gate;
+      const replacements = compute(this.macRowsAfter("", ALL_ROWS));
       const applied = this.applyMacs(replacements);
-      if (applied !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
+      assertBackfillApplied(applied, replacements);
       this.stmt.clearBackfill.run();
       return applied;
     });
@@ -767,19 +632,13 @@ export class SqliteStorage implements Storage {
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     if (replacements.length === 0) return 0;
     return this.commit((): number => {
-      let applied = 0;
-      const rekeyed = new Set<string>();
+      const rekeyed = new Rekeyed();
       for (const r of replacements) {
-        const params = { uid: r.uid, version: r.version, old_dek: Buffer.from(r.oldDek), new_dek: Buffer.from(r.newDek) };
-        const n = this.stmt.replaceDek.run(params).changes;
-        applied += n;
-        if (n > 0) rekeyed.add(r.uid);
+        const d = dekSwap(r);
+        rekeyed.note(r.uid, this.stmt.replaceDek.run({ uid: d.uid, version: d.version, old_dek: d.oldDek, new_dek: d.newDek }).changes);
       }
-      for (const uid of rekeyed) {
-        const s = this.stmt.secretByUid.get(uid);
-        if (s) this.record("secret-rekeyed", s);
-      }
-      return applied;
+      this.recordRekeyed(rekeyed);
+      return rekeyed.applied;
     });
   }
 
@@ -854,19 +713,20 @@ export class SqliteStorage implements Storage {
   }
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
+    const b = auditBounds(q);
     const params: AuditParams = {
       tenant,
-      lo: Math.max(q.since ?? 0, q.after?.time ?? 0),
-      hi: q.until ?? Number.MAX_SAFE_INTEGER,
-      after_time: q.after?.time ?? -1,
-      after_id: q.after?.id ?? -1,
-      mesh: q.mesh ?? null,
-      name: q.name ?? null,
-      sub: q.sub ?? null,
-      meshes: q.meshes === undefined ? null : JSON.stringify(q.meshes),
-      limit: q.limit,
+      lo: b.lo,
+      hi: b.hi,
+      after_time: b.afterTime,
+      after_id: b.afterId,
+      mesh: b.mesh,
+      name: b.name,
+      sub: b.sub,
+      meshes: b.meshes === null ? null : JSON.stringify(b.meshes),
+      limit: b.limit,
     };
-    const stmt = q.sub !== undefined ? this.stmt.listAuditBySub : q.name !== undefined ? this.stmt.listAuditByName : this.stmt.listAudit;
+    const stmt = b.by === "sub" ? this.stmt.listAuditBySub : b.by === "name" ? this.stmt.listAuditByName : this.stmt.listAudit;
     return stmt.all(params).map(toAudit);
   }
 
