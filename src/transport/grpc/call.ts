@@ -214,28 +214,34 @@ export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req,
       const e: Partial<ServiceError> = { code: s.code, details: s.details, metadata: trailer };
       callback(e);
     };
+    // Whether the ledger lets this tenant's answer out on this call's stream now (#27).
+    const ledger = deps.ledger;
+    let stream: http2.ServerHttp2Stream | undefined;
+    const refusal = (): unknown => {
+      if (ledger === undefined) return undefined;
+      try {
+        stream = http2StreamOf(call);
+        return ledger.admit(stream, rec.principal!.tenant);
+      } catch (err) {
+        return err;
+      }
+    };
     authenticate(deps.verifier, call.metadata)
       .then((p) => {
         rec.principal = p;
+        // Asked before the answer is built (rows read, values decrypted, encoded): a tenant
+        // or connection already past its share of unread answers costs no work (#27).
+        const early = refusal();
+        if (early !== undefined) throw early;
         return fn(decodedRequest(call.request), { principal: p, requestId });
       })
       .then((res) => {
-        // Checked when the answer is ready: a tenant whose clients read nothing must not
-        // make the server hold ever more of them (#27).
-        const ledger = deps.ledger;
-        let stream: http2.ServerHttp2Stream | undefined;
-        if (ledger !== undefined) {
-          let refused: unknown;
-          try {
-            stream = http2StreamOf(call);
-            refused = ledger.admit(stream, rec.principal!.tenant);
-          } catch (err) {
-            refused = err;
-          }
-          if (refused !== undefined) {
-            fail(refused);
-            return;
-          }
+        // And again when the answer is ready: a tenant whose clients read nothing must not
+        // make the server hold ever more of them.
+        const refused = refusal();
+        if (refused !== undefined) {
+          fail(refused);
+          return;
         }
         log(rec, Status.OK, undefined, res);
         callback(null, res, trailer);
