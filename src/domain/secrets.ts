@@ -71,7 +71,7 @@ const MAX_LIST_SCAN = 5000;
  */
 export const LIST_SLICE_BYTES = 256 * 1024;
 /** Rows asked for in a listing's first slice, before the rows' size is known. */
-const FIRST_SLICE_ROWS = 4;
+const FIRST_SLICE_ROWS = 1;
 
 export function newEtag(): string {
   return randomBytes(12).toString("base64url");
