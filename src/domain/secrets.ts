@@ -67,6 +67,14 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 /** Rows examined per ListSecrets call when a selector filters most of them out. */
 const MAX_LIST_SCAN = 5000;
+/**
+ * Bytes of rows read (parsed and MAC-checked) per slice of a listing before the event
+ * loop is yielded (#27): a page of fat rows is read a few rows at a time, other callers'
+ * work runs between the slices, and at most one slice is read past the page's end.
+ */
+export const LIST_SLICE_BYTES = 256 * 1024;
+/** Rows asked for in a listing's first slice, before the rows' size is known. */
+const FIRST_SLICE_ROWS = 1;
 
 export function newEtag(): string {
   return randomBytes(12).toString("base64url");
@@ -327,20 +335,26 @@ export class Secrets {
     let after = decodePageToken(req.pageToken, query).after;
 
     const visibleTo = hasRole(p, TENANT_ADMIN) ? undefined : { owner: p.sub, subjects: subjectsOf(p), now: this.now() };
-    const batch = pageSize + 1;
     const out: SecretRow[] = [];
     let scanned = 0;
     let bytes = 0;
     let full = false;
     let more = true;
+    // Each slice asks for as many rows as LIST_SLICE_BYTES holds at the size of the rows
+    // read so far (at least one, at most what the page can still take plus one).
+    let limit = Math.min(FIRST_SLICE_ROWS, pageSize + 1);
+    let slices = 0;
     while (!full && more && scanned < MAX_LIST_SCAN) {
-      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit: batch, type: req.type || undefined, expireBefore, visibleTo });
-      more = rows.length === batch;
+      if (slices++ > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit, type: req.type || undefined, expireBefore, visibleTo });
+      more = rows.length === limit;
+      let sliceBytes = 0;
       for (const [i, row] of rows.entries()) {
+        const size = secretEntryBytes(row);
+        sliceBytes += size;
         if (matchesSelector(selector, row.labels)) {
           // A page ends at page_size entries or PAGE_BYTES encoded, whichever comes first
           // (#16 item 4); a row that does not fit starts the next page.
-          const size = secretEntryBytes(row);
           if (out.length > 0 && bytes + size > PAGE_BYTES) {
             full = true;
             more = true;
@@ -357,6 +371,8 @@ export class Secrets {
           break;
         }
       }
+      const perRow = rows.length > 0 ? sliceBytes / rows.length : 1;
+      limit = Math.max(1, Math.min(pageSize - out.length + 1, Math.floor(LIST_SLICE_BYTES / perRow)));
     }
     return { secrets: out, nextPageToken: more ? encodePageToken(after, query) : "" };
   }

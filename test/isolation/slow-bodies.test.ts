@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetSecretRequest, ProjectSecretsRequest, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch } from "../helpers/watch.js";
+import { SMALL_CHUNKS_PER_BODY, SMALL_FRAME_STRIKES } from "../../src/transport/grpc/resource-ledger.js";
 import { FRAME, frame, grpcHeaders, RawConnection } from "../security/raw-http2.js";
 import { connect, h2Request, MiB, S, until, vmRss, type Outcome } from "./harness.js";
 
@@ -89,6 +90,33 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
       expect(c.ends.get(1)).toEqual({ kind: "reset", code: NGHTTP2_ENHANCE_YOUR_CALM });
     } finally {
       c.close();
+    }
+    await victimServed();
+  });
+
+  it("when one connection keeps sending bodies in thousands of 1-byte frames, then each stream is reset with ENHANCE_YOUR_CALM, the connection is closed, the peer's next connection too, and the victim is served", async () => {
+    const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.6" });
+    try {
+      // SMALL_FRAME_STRIKES streams of SMALL_CHUNKS_PER_BODY + 50 frames: ~150 KB of heap each, under every byte bound.
+      const streams = Array.from({ length: SMALL_FRAME_STRIKES }, (_, i) => 2 * i + 1);
+      for (const id of streams) {
+        c.headers(id, grpcHeaders(s.address, `${S}/GetSecret`));
+        const frames: Buffer[] = [];
+        for (const b of unfinished(0)) frames.push(frame(FRAME.DATA, 0, id, Buffer.from([b])));
+        for (let i = 0; i < SMALL_CHUNKS_PER_BODY + 50; i++) frames.push(frame(FRAME.DATA, 0, id, Buffer.from([0x41])));
+        c.write(Buffer.concat(frames));
+        await c.until(() => c.ends.has(id) || c.closed);
+      }
+      await c.until(() => c.closed);
+      for (const id of streams.slice(0, -1)) expect(c.ends.get(id)).toEqual({ kind: "reset", code: NGHTTP2_ENHANCE_YOUR_CALM });
+    } finally {
+      c.close();
+    }
+    const again = await RawConnection.open(s.app.port, { localAddress: "127.0.0.6" });
+    try {
+      await again.until(() => again.closed);
+    } finally {
+      again.close();
     }
     await victimServed();
   });

@@ -6,7 +6,7 @@
  * is a drain rate, not "a byte". The server runs in this process: its VmRSS stays bounded.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { GetSecretRequest, ProjectSecretsRequest, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch } from "../helpers/watch.js";
@@ -65,6 +65,22 @@ describe.skipIf(E2E_WORKERS > 1)("unread answers", () => {
       expect(outcomes.every((o) => o.status === undefined || o.status === RESOURCE_EXHAUSTED)).toBe(true);
       // At most the share (4 MiB: 4 or 5 answers) is held, whichever connection asked.
       expect(outcomes.filter((o) => o.status === undefined).length).toBeLessThanOrEqual(6);
+      // Once past its share, the tenant's next calls are refused before their answer is built: no row is read for them.
+      const storage = s.app.storage;
+      const read = storage.readSecret.bind(storage);
+      let reads = 0;
+      const spy = vi.spyOn(storage, "readSecret").mockImplementation(async (scope, ...rest) => {
+        if (scope.tenant === "evil-unary") reads++;
+        return read(scope, ...rest);
+      });
+      try {
+        const more = Array.from({ length: 8 }, () => h2Request(sessions[0]!, `${S}/GetSecret`, getBig, { token, read: false }).outcome);
+        await until(() => more.every((o) => o.status !== undefined), "the calls past the share refused");
+        expect(more.every((o) => o.status === RESOURCE_EXHAUSTED)).toBe(true);
+        expect(reads).toBe(0);
+      } finally {
+        spy.mockRestore();
+      }
       await victimServed();
       expect(vmRss() - before).toBeLessThan(96 * MiB);
     } finally {

@@ -10,7 +10,7 @@ import { EventEmitter } from "node:events";
 import http2 from "node:http2";
 import { describe, expect, it } from "vitest";
 import { SecretdError } from "../../src/errors.js";
-import { ResourceLedger, type LedgerLimits } from "../../src/transport/grpc/resource-ledger.js";
+import { PENALTY_MS, ResourceLedger, SMALL_CHUNKS_PER_BODY, SMALL_FRAME_STRIKES, type LedgerLimits } from "../../src/transport/grpc/resource-ledger.js";
 
 class FakeStream extends EventEmitter {
   writableLength = 0;
@@ -62,6 +62,34 @@ function setup(limits: Partial<LedgerLimits> = {}) {
 }
 
 describe("inbound", () => {
+  it("when a body comes in small frames past the bound, then the stream is reset, a connection that keeps doing it is closed, and its peer's new connections too for a while", () => {
+    const big = { inboundPerStream: 1e9, inboundPerConnection: 1e9, inboundPerPeer: 1e9 };
+    const { ledger, connect, destroyed, advance } = setup(big);
+    const c = connect("10.0.0.9");
+    // 16 KiB frames (an honest client) and a streaming request's small messages are not counted.
+    const honest = c.stream();
+    for (let i = 0; i < 4 * SMALL_CHUNKS_PER_BODY; i++) honest.data(16 * 1024);
+    const open = c.stream(0, true);
+    for (let i = 0; i < 2 * SMALL_CHUNKS_PER_BODY; i++) open.data(1);
+    expect(honest.resetCode).toBeUndefined();
+    expect(open.resetCode).toBeUndefined();
+    for (let k = 0; k < SMALL_FRAME_STRIKES; k++) {
+      const s = c.stream();
+      for (let i = 0; i < SMALL_CHUNKS_PER_BODY; i++) s.data(1);
+      expect(s.resetCode).toBeUndefined();
+      s.data(1);
+      expect(s.resetCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+    expect(ledger.stats.smallFrameResets).toBe(SMALL_FRAME_STRIKES);
+    expect(destroyed.has(c.key)).toBe(true);
+    ledger.disconnect(c.key);
+    // The peer's next connection is closed at once; another peer's is not; after the penalty it is served again.
+    expect(destroyed.has(connect("10.0.0.9").key)).toBe(true);
+    expect(destroyed.has(connect("10.0.0.10").key)).toBe(false);
+    advance(PENALTY_MS);
+    expect(destroyed.has(connect("10.0.0.9").key)).toBe(false);
+  });
+
   it("when one stream buffers more than its bound, then it is reset with ENHANCE_YOUR_CALM and its bytes released", () => {
     const { ledger, connect } = setup();
     const s = connect().stream();

@@ -76,11 +76,18 @@ export function authenticationStep(verifier: TokenVerifier): Step {
 }
 
 /**
- * Checked when an answer is ready: a tenant whose clients read nothing must not make the
- * server hold ever more of them (#27). Refuses with the ledger's SecretdError.
+ * Checked twice (#27), refusing with the ledger's SecretdError: once authenticated, before
+ * the handler builds anything (rows read, values decrypted, encoded), so a tenant or
+ * connection already past its share of unread answers costs no work; and when an answer
+ * is ready, so a tenant whose clients read nothing cannot make the server hold ever more.
  */
 export function ledgerStep(ledger: AnswerLedger): Step {
   return {
+    open(call, next) {
+      const refused = ledger.admit(http2StreamOf(call.transport), call.principal!.tenant);
+      if (refused !== undefined) throw refused;
+      return next();
+    },
     answer(call, _message, next) {
       const stream = http2StreamOf(call.transport);
       const refused = ledger.admit(stream, call.principal!.tenant);

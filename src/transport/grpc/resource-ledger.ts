@@ -57,6 +57,17 @@ export interface LedgerSocket {
 
 /** Heap a buffered DATA chunk costs beyond its bytes (a Buffer object and its slot). */
 export const CHUNK_COST = 128;
+/**
+ * Small frames cost CPU per frame, not only heap: a request body (not a streaming one)
+ * may arrive in at most SMALL_CHUNKS_PER_BODY chunks shorter than SMALL_CHUNK bytes
+ * (an honest client sends 16 KiB frames: a 2 MiB body is ~128 of them); past it the
+ * stream is reset with ENHANCE_YOUR_CALM. A connection with SMALL_FRAME_STRIKES such
+ * resets is closed, and its peer's new connections are closed at once for PENALTY_MS.
+ */
+export const SMALL_CHUNK = 1024;
+export const SMALL_CHUNKS_PER_BODY = 1024;
+export const SMALL_FRAME_STRIKES = 4;
+export const PENALTY_MS = 60_000;
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -74,6 +85,8 @@ class Tenant {
 
 class LedgerConnection {
   inbound = 0;
+  /** Streams reset for small frames. */
+  strikes = 0;
   /** Sum of its streams' outbound bytes as last seen. */
   outbound = 0;
   readonly streams = new Set<Entry>();
@@ -91,6 +104,7 @@ class LedgerConnection {
 
 class Entry {
   inbound = 0;
+  smallChunks = 0;
   outbound = 0;
   tenant: Tenant | undefined = undefined;
   bodyDone = false;
@@ -108,6 +122,9 @@ class Entry {
 export interface LedgerStats {
   overBudgetResets: number;
   deadlineResets: number;
+  smallFrameResets: number;
+  /** Connections closed for small frames, and new ones of a penalised peer. */
+  smallFrameClosed: number;
   slowConnectionsClosed: number;
 }
 
@@ -115,12 +132,14 @@ const ignore = (): void => undefined;
 
 export class ResourceLedger {
   readonly limits: LedgerLimits;
-  readonly stats: LedgerStats = { overBudgetResets: 0, deadlineResets: 0, slowConnectionsClosed: 0 };
+  readonly stats: LedgerStats = { overBudgetResets: 0, deadlineResets: 0, smallFrameResets: 0, smallFrameClosed: 0, slowConnectionsClosed: 0 };
   readonly #streams = new Map<LedgerStream, Entry>();
   /** By the session they belong to (any object in unit tests). */
   readonly #connections = new Map<object, LedgerConnection>();
   readonly #peers = new Map<string, Peer>();
   readonly #tenants = new Map<string, Tenant>();
+  /** Peer addresses whose new connections are closed, until when. */
+  readonly #penalised = new Map<string, number>();
   readonly #now: () => number;
   // Shared listeners: `this` is the stream, found in #streams.
   readonly #onData: (this: LedgerStream, chunk: Buffer) => void;
@@ -146,6 +165,15 @@ export class ResourceLedger {
 
   /** The connection `key` (its session) from `address` (an IP address); `destroy` closes it. */
   connect(key: object, socket: LedgerSocket, address: string, destroy: () => void): void {
+    const until = this.#penalised.get(address);
+    if (until !== undefined) {
+      if (this.#now() < until) {
+        this.stats.smallFrameClosed++;
+        destroy();
+        return;
+      }
+      this.#penalised.delete(address);
+    }
     let peer = this.#peers.get(address);
     if (peer === undefined) {
       peer = new Peer(address);
@@ -184,8 +212,18 @@ export class ResourceLedger {
   received(stream: LedgerStream, bytes: number): boolean {
     const e = this.#streams.get(stream);
     if (e === undefined || e.bodyDone) return true;
-    const cost = bytes + e.chunkCost;
     const conn = e.conn;
+    if (!e.openRequest && bytes < SMALL_CHUNK && ++e.smallChunks > SMALL_CHUNKS_PER_BODY) {
+      this.stats.smallFrameResets++;
+      this.#reset(e, NGHTTP2_ENHANCE_YOUR_CALM);
+      if (++conn.strikes >= SMALL_FRAME_STRIKES) {
+        this.#penalised.set(conn.peer.address, this.#now() + PENALTY_MS);
+        this.stats.smallFrameClosed++;
+        conn.destroy();
+      }
+      return false;
+    }
+    const cost = bytes + e.chunkCost;
     e.inbound += cost;
     conn.inbound += cost;
     conn.peer.inbound += cost;
