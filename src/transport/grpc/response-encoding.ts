@@ -6,9 +6,46 @@
  * Buffer.from. A message holding anything unusual (a negative number, a non-integer)
  * goes to the generated encoder, so the fast path only ever sees values it encodes the
  * same way; test/unit/response-encoding.test.ts compares the two byte for byte.
+ * Field tags come from the descriptor set buf generated (src/gen/descriptor-set.ts), not
+ * from numbers written here: a renumbered field changes them, and a field whose tag
+ * would no longer fit the width this file writes it in stops the server at start-up.
  */
+import { createFileRegistry, fromBinary, ScalarType } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
 import { Projection, Secret, SecretServiceService } from "../../gen/secrets/v1/secrets.js";
 import type { AuditTarget } from "./call.js";
+
+const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64")));
+
+/** Each field's tag (number << 3 | wire type) in message `typeName`, checked to be `bytes` long on the wire. */
+function tagsOf<F extends string>(typeName: string, fields: Record<F, 1 | 2>): Record<F, number> {
+  const message = registry.getMessage(typeName);
+  if (!message) throw new Error(`response-encoding: ${typeName} is not in the descriptor set`);
+  const out = {} as Record<F, number>;
+  for (const [name, width] of Object.entries(fields) as [F, 1 | 2][]) {
+    const f = message.fields.find((x) => x.localName === name);
+    if (!f) throw new Error(`response-encoding: ${typeName} has no field ${name}`);
+    const varint = f.fieldKind === "scalar" && f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES;
+    const tag = (f.number << 3) | (varint ? 0 : 2);
+    if ((tag < 0x80 ? 1 : 2) !== width || tag >= 0x4000) throw new Error(`response-encoding: ${typeName}.${name}'s tag ${tag} is not ${width} byte(s)`);
+    out[name] = tag;
+  }
+  return out;
+}
+
+const SECRET = tagsOf("secrets.v1.Secret", {
+  uid: 1, mesh: 1, name: 1, type: 1, description: 1, owner: 1, data: 1, labels: 1, annotations: 1,
+  immutable: 1, version: 1, etag: 1, createTime: 1, updateTime: 1, expireTime: 1, keys: 2,
+});
+const PROJECTION = tagsOf("secrets.v1.Projection", { values: 1, sources: 1, revision: 1 });
+const VALUE = tagsOf("secrets.v1.ProjectedValue", { secret: 1, key: 1, env: 1, path: 1, mode: 1, value: 1 });
+const REF = tagsOf("secrets.v1.SecretRef", { mesh: 1, name: 1, version: 1 });
+/** Map entries (key = 1, value = 2) and google.protobuf.Timestamp (seconds = 1, nanos = 2) are fixed by protobuf itself. */
+const ENTRY_KEY = 10;
+const ENTRY_VALUE = 18;
+const SECONDS = 8;
+const NANOS = 16;
 
 /** A non-negative safe integer: the only numbers the fast path writes. */
 function plain(n: number): boolean {
@@ -80,11 +117,11 @@ class Out {
     this.buf[this.pos++] = tag;
     this.varint(body);
     if (s !== 0) {
-      this.buf[this.pos++] = 8;
+      this.buf[this.pos++] = SECONDS;
       this.varint(s);
     }
     if (ns !== 0) {
-      this.buf[this.pos++] = 16;
+      this.buf[this.pos++] = NANOS;
       this.varint(ns);
     }
   }
@@ -141,39 +178,39 @@ export function encodeSecret(m: Secret | EncodedAnswer): Buffer {
   const o = new Out(Buffer.allocUnsafe(size));
   SECRET_STRINGS.forEach((f, i) => {
     const len = lens[i]!;
-    if (len !== 0) o.str(((i + 1) << 3) | 2, m[f], len);
+    if (len !== 0) o.str(SECRET[f], m[f], len);
   });
   let e = 0;
   for (const k of dataKeys) {
     const v = m.data[k]!;
-    o.buf[o.pos++] = 58;
+    o.buf[o.pos++] = SECRET.data;
     o.varint(entrySizes[e++]!);
-    if (k !== "") o.str(10, k, Buffer.byteLength(k, "utf8"));
-    if (v.length !== 0) o.bytes(18, v);
+    if (k !== "") o.str(ENTRY_KEY, k, Buffer.byteLength(k, "utf8"));
+    if (v.length !== 0) o.bytes(ENTRY_VALUE, v);
   }
-  for (const [tag, map] of [[66, m.labels], [74, m.annotations]] as const) {
+  for (const [tag, map] of [[SECRET.labels, m.labels], [SECRET.annotations, m.annotations]] as const) {
     for (const [k, v] of Object.entries(map)) {
       o.buf[o.pos++] = tag;
       o.varint(entrySizes[e++]!);
-      if (k !== "") o.str(10, k, Buffer.byteLength(k, "utf8"));
-      if (v !== "") o.str(18, v, Buffer.byteLength(v, "utf8"));
+      if (k !== "") o.str(ENTRY_KEY, k, Buffer.byteLength(k, "utf8"));
+      if (v !== "") o.str(ENTRY_VALUE, v, Buffer.byteLength(v, "utf8"));
     }
   }
   if (m.immutable) {
-    o.buf[o.pos++] = 80;
+    o.buf[o.pos++] = SECRET.immutable;
     o.buf[o.pos++] = 1;
   }
   if (m.version !== 0) {
-    o.buf[o.pos++] = 88;
+    o.buf[o.pos++] = SECRET.version;
     o.varint(m.version);
   }
-  if (etagLen !== 0) o.str(98, m.etag, etagLen);
+  if (etagLen !== 0) o.str(SECRET.etag, m.etag, etagLen);
+  const timeTags = [SECRET.createTime, SECRET.updateTime, SECRET.expireTime];
   times.forEach((t, i) => {
-    if (t !== undefined) o.timestamp(106 + 8 * i, t, bodies[i]!);
+    if (t !== undefined) o.timestamp(timeTags[i]!, t, bodies[i]!);
   });
   m.keys.forEach((k, i) => {
-    o.buf[o.pos++] = 130;
-    o.buf[o.pos++] = 1;
+    o.varint(SECRET.keys);
     o.varint(keyLens[i]!);
     o.pos += o.buf.write(k, o.pos, keyLens[i]!, "utf8");
   });
@@ -193,6 +230,8 @@ export class EncodedAnswer {
     readonly audit: readonly AuditTarget[],
   ) {}
 }
+
+const VALUE_STRINGS = [VALUE.secret, VALUE.key, VALUE.env, VALUE.path];
 
 /** Projection.encode(m).finish(), as a Buffer (an EncodedAnswer's own bytes). */
 export function encodeProjection(m: Projection | EncodedAnswer): Buffer {
@@ -232,31 +271,31 @@ export function encodeProjection(m: Projection | EncodedAnswer): Buffer {
   let l = 0;
   let b = 0;
   for (const v of m.values) {
-    o.buf[o.pos++] = 10;
+    o.buf[o.pos++] = PROJECTION.values;
     o.varint(bodies[b++]!);
     [v.secret, v.key, v.env, v.path].forEach((s, i) => {
       const len = lens[l++]!;
-      if (len !== 0) o.str(((i + 1) << 3) | 2, s, len);
+      if (len !== 0) o.str(VALUE_STRINGS[i]!, s, len);
     });
     if (v.mode !== 0) {
-      o.buf[o.pos++] = 40;
+      o.buf[o.pos++] = VALUE.mode;
       o.varint(v.mode);
     }
-    if (v.value.length !== 0) o.bytes(50, v.value);
+    if (v.value.length !== 0) o.bytes(VALUE.value, v.value);
   }
   for (const r of m.sources) {
-    o.buf[o.pos++] = 18;
+    o.buf[o.pos++] = PROJECTION.sources;
     o.varint(bodies[b++]!);
     [r.mesh, r.name].forEach((s, i) => {
       const len = lens[l++]!;
-      if (len !== 0) o.str(((i + 1) << 3) | 2, s, len);
+      if (len !== 0) o.str(i === 0 ? REF.mesh : REF.name, s, len);
     });
     if (r.version !== 0) {
-      o.buf[o.pos++] = 24;
+      o.buf[o.pos++] = REF.version;
       o.varint(r.version);
     }
   }
-  if (revLen !== 0) o.str(26, m.revision, revLen);
+  if (revLen !== 0) o.str(PROJECTION.revision, m.revision, revLen);
   if (o.pos !== size) throw new Error(`encodeProjection wrote ${o.pos} of ${size} bytes`);
   return o.buf;
 }
