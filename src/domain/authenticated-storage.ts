@@ -105,6 +105,7 @@ export class AuthenticatedStorage implements Storage {
 
   async listSecrets(scope: Scope, query: ListQuery): Promise<ListedSecret[]> {
     const rows = await this.inner.listSecrets(scope, query);
+    query.onRead?.(rows.length, rows.at(-1)?.name);
     const v = query.visibleTo;
     return rows.filter((row) => {
       try {

@@ -346,8 +346,12 @@ export class Secrets {
     let slices = 0;
     while (!full && more && scanned < MAX_LIST_SCAN) {
       if (slices++ > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit, type: req.type || undefined, expireBefore, visibleTo });
-      more = rows.length === limit;
+      let read: { count: number; lastName: string | undefined } | undefined;
+      const onRead = (count: number, lastName: string | undefined): void => void (read = { count, lastName });
+      const rows = await this.deps.storage.listSecrets(scope, { afterName: after, limit, type: req.type || undefined, expireBefore, visibleTo, onRead });
+      // What the back-end read, rows left out above it included (a tampered row is skipped, not an end).
+      const { count, lastName } = read ?? { count: rows.length, lastName: rows.at(-1)?.name };
+      more = count === limit;
       let sliceBytes = 0;
       for (const [i, row] of rows.entries()) {
         const size = secretEntryBytes(row);
@@ -370,6 +374,10 @@ export class Secrets {
           more ||= i < rows.length - 1;
           break;
         }
+      }
+      if (!full) {
+        scanned += count - rows.length;
+        if (lastName !== undefined) after = lastName;
       }
       const perRow = rows.length > 0 ? sliceBytes / rows.length : 1;
       limit = Math.max(1, Math.min(pageSize - out.length + 1, Math.floor(LIST_SLICE_BYTES / perRow)));

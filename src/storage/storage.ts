@@ -149,6 +149,12 @@ export interface ListQuery {
   readonly expireBefore?: number | undefined;
   /** Only secrets this principal owns or holds a grant on, when set. */
   readonly visibleTo?: Visibility | undefined;
+  /**
+   * Told what the back-end read before rows were left out above it (a row failing its MAC,
+   * or not visible after all): how many, and the last one's name, so a keyset scan moves
+   * past them and knows whether more may follow.
+   */
+  readonly onRead?: ((count: number, lastName: string | undefined) => void) | undefined;
 }
 
 export type WriteResult = "ok" | "exists" | "missing" | "conflict";

@@ -30,6 +30,26 @@ export interface KeyGeneration {
   current(): object;
 }
 
+/**
+ * What a source row is, for deciding a hit: `text` names its uid, versions, etag and MACs;
+ * `payload` and `dek` are its stored ciphertext and wrapped key, compared byte for byte
+ * (no MAC covers them: their AEAD does, so a swapped blob must miss and be decrypted).
+ */
+export interface Stamp {
+  readonly text: string;
+  readonly payload?: Uint8Array | undefined;
+  readonly dek?: Uint8Array | undefined;
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === b) return true;
+  return a !== undefined && b !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a.text === b.text && sameBytes(a.payload, b.payload) && sameBytes(a.dek, b.dek);
+}
+
 export interface AnswerSource {
   /** The secret's uid, for invalidation on the change feed. */
   readonly uid: string;
@@ -38,8 +58,8 @@ export interface AnswerSource {
 interface Entry<M> {
   readonly uid: readonly string[];
   readonly ring: object;
-  /** One stamp per source, in order ("" for a source that was missing). */
-  readonly stamps: readonly string[];
+  /** One stamp per source, in order (text "" for a source that was missing). */
+  readonly stamps: readonly Stamp[];
   readonly validUntil: number;
   readonly encoded: Buffer;
   readonly meta: M;
@@ -81,7 +101,7 @@ export class AnswerCache<M> {
    * A copy of the answer under `key` when it was built from rows with exactly these
    * stamps, under this keyring, and `now` is before its first expiry; else undefined.
    */
-  answer(key: string, ring: object, stamps: readonly string[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
+  answer(key: string, ring: object, stamps: readonly Stamp[], now: number): { readonly encoded: Buffer; readonly meta: M } | undefined {
     const e = this.#entries.peek(key);
     if (e === undefined) return undefined;
     if (e.ring !== ring || now >= e.validUntil) {
@@ -89,20 +109,20 @@ export class AnswerCache<M> {
       return undefined;
     }
     if (stamps.length !== e.stamps.length) return undefined;
-    for (let i = 0; i < stamps.length; i++) if (stamps[i] !== e.stamps[i]) return undefined;
+    for (let i = 0; i < stamps.length; i++) if (!sameStamp(stamps[i]!, e.stamps[i]!)) return undefined;
     this.#entries.touch(key, e);
     return { encoded: Buffer.from(e.encoded), meta: e.meta };
   }
 
   /**
    * Takes ownership of `encoded` (zeroed when its entry leaves) as the answer for `key`,
-   * built from rows with `stamps` ("" for a source that was missing) whose secrets are
+   * built from rows with `stamps` (text "" for a source that was missing) whose secrets are
    * `sources`, valid until `validUntil`, and returns true; or returns false when it is
    * not kept (off, or too large). The caller answers with a copy when it was kept.
    */
-  add(key: string, ring: object, stamps: readonly string[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
+  add(key: string, ring: object, stamps: readonly Stamp[], sources: readonly AnswerSource[], validUntil: number, encoded: Buffer, meta: M): boolean {
     if (!this.on) return false;
-    const bytes = ENTRY_OVERHEAD + encoded.length + 2 * key.length + stamps.reduce((n, t) => n + 2 * t.length, 0) + sources.reduce((n, s) => n + 2 * s.uid.length, 0);
+    const bytes = ENTRY_OVERHEAD + encoded.length + 2 * key.length + stamps.reduce((n, t) => n + 2 * t.text.length + (t.payload?.length ?? 0) + (t.dek?.length ?? 0), 0) + sources.reduce((n, s) => n + 2 * s.uid.length, 0);
     if (bytes > this.maxEntryBytes) return false;
     const uid = sources.map((s) => s.uid);
     this.#entries.set(key, { uid, ring, stamps, validUntil, encoded, meta, bytes });

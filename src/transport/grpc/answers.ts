@@ -13,7 +13,7 @@ import type { Principal } from "../../domain/principal.js";
 import { readProjection, readSources, type ProjectionDeps } from "../../domain/projection.js";
 import type { Secrets, SourceRow } from "../../domain/secrets.js";
 import type { GetSecretRequest, Projection, ProjectSecretsRequest, Secret } from "../../gen/secrets/v1/secrets.js";
-import type { AnswerCache, AnswerSource, KeyGeneration } from "./answer-cache.js";
+import type { AnswerCache, AnswerSource, KeyGeneration, Stamp } from "./answer-cache.js";
 import { auditGet, auditProject } from "./audit-targets.js";
 import type { AuditTarget } from "./call.js";
 import { toSecretMessage } from "./convert.js";
@@ -37,11 +37,17 @@ function keyOf(method: string, p: Principal, req: unknown): string {
  * keeps no MACs). Any write of the secret changes its etag and MAC, any grant write its
  * grants MAC; a missing source is "".
  */
-export function stampOf(r: SourceRow | undefined): string {
-  if (r === undefined) return "";
+export function stampOf(r: SourceRow | undefined): Stamp {
+  if (r === undefined) return { text: "" };
   const s = r.secret;
+  const v = r.version;
   const grants = s.grantsMac === undefined ? JSON.stringify(r.grants) : base64(s.grantsMac);
-  return `${s.uid}\0${s.version}\0${s.etag}\0${r.version?.version ?? ""}\0${grants}\0${s.mac === undefined ? "" : base64(s.mac)}`;
+  const versionMac = v?.mac === undefined ? "" : base64(v.mac);
+  return {
+    text: `${s.uid}\0${s.version}\0${s.etag}\0${v?.version ?? ""}\0${versionMac}\0${grants}\0${s.mac === undefined ? "" : base64(s.mac)}`,
+    payload: v?.payload,
+    dek: v?.dek,
+  };
 }
 
 function base64(b: Uint8Array): string {
