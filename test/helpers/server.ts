@@ -4,6 +4,8 @@
  * With SECRETD_E2E_WORKERS=N (N > 1) in the environment, the server is instead the real
  * `secretd serve --workers N` process tree (dist/, built by the global setup); `app` then
  * only has `port` and `close` (suites that reach into the app run in-process only).
+ * With SECRETD_E2E_STORAGE=postgres, every server uses `--database-url` (a fresh database
+ * in one cluster per run, test/helpers/global-setup.ts).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,6 +20,7 @@ import { mintToken } from "../../src/auth/mint.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { REDACT_PATHS } from "../../src/logger.js";
 import { parseServingLine } from "../../scripts/serving-line.mjs";
+import { createE2eDatabase, E2E_STORAGE } from "./postgres.js";
 import {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -141,6 +144,8 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
 }
 
 export async function startTestServer(flags: Record<string, string> = {}): Promise<TestServer> {
+  // SECRETD_E2E_STORAGE=postgres: every server gets its own database in the run's cluster.
+  if (E2E_STORAGE === "postgres" && flags.databaseUrl === undefined) flags = { ...flags, databaseUrl: await createE2eDatabase() };
   const dataDir = flags.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-e2e-"));
   const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", ...flags }, {});
   const logs: string[] = [];
