@@ -10,6 +10,10 @@ export interface CrashTestOptions {
   maxRunMs?: number;
   /** `serve --workers N` (default 1); the whole process tree is killed each round. */
   serverWorkers?: number;
+  /** PostgreSQL instead of SQLite: every replica serves from this (empty) database. */
+  databaseUrl?: string;
+  /** `secretd serve` processes on that one database (default 1; more need databaseUrl), all killed at once. */
+  replicas?: number;
   /** Kept when given; else a temp dir, removed at the end. */
   dataDir?: string;
   log?: (line: string) => void;

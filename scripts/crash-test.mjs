@@ -14,6 +14,8 @@
 //   npm run crash-test                   10 rounds
 //   npm run crash-test -- --rounds 50    more
 //
+// With a PostgreSQL URL (runCrashTest({ databaseUrl, replicas: 2 })), several replicas on that
+// one database take the load and are all SIGKILLed at once; the check then reads the database.
 // Plain ESM over the built dist/ (no TypeScript runner needed); test/e2e/crash.test.ts
 // imports runCrashTest() for a short form in the test suite.
 import { spawn } from "node:child_process";
@@ -25,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { DB_FILE } from "../dist/app.js";
 import { CreateSecretRequest, GetSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
 
@@ -43,6 +46,8 @@ const CREATE_SHARE = 0.3;
  * @param {number} [opts.minRunMs] earliest kill after the load starts (default 100)
  * @param {number} [opts.maxRunMs] latest kill after the load starts (default 1500)
  * @param {number} [opts.serverWorkers] `serve --workers N` (default 1); the whole process tree is killed
+ * @param {string} [opts.databaseUrl] PostgreSQL instead of SQLite: every replica serves from this (empty) database
+ * @param {number} [opts.replicas] `secretd serve` processes on that one database (default 1), all killed at once
  * @param {string} [opts.dataDir]  kept when given; else a temp dir, removed at the end
  * @param {(line: string) => void} [opts.log]
  */
@@ -52,6 +57,9 @@ export async function runCrashTest(opts = {}) {
   const minRunMs = opts.minRunMs ?? 100;
   const maxRunMs = opts.maxRunMs ?? 1500;
   const serverWorkers = opts.serverWorkers ?? 1;
+  const databaseUrl = opts.databaseUrl ?? "";
+  const replicas = opts.replicas ?? 1;
+  if (replicas > 1 && databaseUrl === "") throw new Error("replicas share a PostgreSQL database: give databaseUrl");
   const log = opts.log ?? (() => {});
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-crash-"));
   const result = {
@@ -72,7 +80,7 @@ export async function runCrashTest(opts = {}) {
   };
   /** name → { name, worker, acked, etag, values: Map<version, value> } */
   const model = new Map();
-  let server = await startServer(dataDir, serverWorkers);
+  let server = await startReplicas(dataDir, serverWorkers, databaseUrl, replicas);
   try {
     for (let round = 1; round <= rounds; round++) {
       const load = startLoad({ server, model, round, workers, result, problem });
@@ -80,7 +88,7 @@ export async function runCrashTest(opts = {}) {
       load.killing();
       await server.kill();
       await load.done;
-      const db = checkDatabase(path.join(dataDir, DB_FILE));
+      const db = databaseUrl === "" ? checkDatabase(path.join(dataDir, DB_FILE)) : await checkPostgres(databaseUrl);
       if (db.integrity !== "ok") {
         result.integrity = db.integrity;
         problem(`round ${round}: integrity_check: ${db.integrity}`);
@@ -89,7 +97,7 @@ export async function runCrashTest(opts = {}) {
         result.halfPresent += db.halfWritten;
         problem(`round ${round}: ${db.halfWritten} rows without their counterpart (secret without current version, or the reverse)`);
       }
-      server = await startServer(dataDir, serverWorkers);
+      server = await startReplicas(dataDir, serverWorkers, databaseUrl, replicas);
       await verify(server, model, result, problem, round);
       result.rounds = round;
       result.secrets = model.size;
@@ -105,9 +113,29 @@ export async function runCrashTest(opts = {}) {
   return result;
 }
 
-async function startServer(dataDir, serverWorkers) {
+/** `replicas` servers on one data dir (one key source) and one database; calls go round all of them. */
+async function startReplicas(dataDir, serverWorkers, databaseUrl, replicas) {
+  const servers = [];
+  try {
+    // One after the other: the first creates the keys the others read.
+    for (let i = 0; i < replicas; i++) servers.push(await startServer(dataDir, serverWorkers, databaseUrl));
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.kill()));
+    throw e;
+  }
+  if (servers.length === 1) return servers[0];
+  let next = 0;
+  return {
+    call: (method, req) => servers[next++ % servers.length].call(method, req),
+    kill: () => Promise.all(servers.map((s) => s.kill())),
+    stop: () => Promise.all(servers.map((s) => s.stop())),
+  };
+}
+
+async function startServer(dataDir, serverWorkers, databaseUrl) {
   // --dev-token always: restarts on the same data dir print the banner too (address and token).
   const args = [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--workers", String(serverWorkers), "--dev-token", "always"];
+  if (databaseUrl !== "") args.push("--database-url", databaseUrl);
   // Its own process group: a kill takes the primary and every worker at once, as a power loss would.
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let stderr = "";
@@ -236,6 +264,20 @@ function checkDatabase(file) {
     return { integrity, halfWritten: headless + orphans + badKeys };
   } finally {
     db.close();
+  }
+}
+
+/** The same look at a PostgreSQL database the killed replicas left (its own recovery is PostgreSQL's). */
+async function checkPostgres(url) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const one = async (sql) => Number((await c.query(sql)).rows[0].n);
+    const headless = await one("SELECT count(*) AS n FROM secrets s WHERE NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.uid = s.uid AND v.version = s.version)");
+    const orphans = await one("SELECT count(*) AS n FROM secret_versions v WHERE NOT EXISTS (SELECT 1 FROM secrets s WHERE s.uid = v.uid)");
+    return { integrity: "ok", halfWritten: headless + orphans };
+  } finally {
+    await c.end();
   }
 }
 

@@ -134,7 +134,9 @@ interface Child {
 
 async function serveSecond(dataDir: string): Promise<Child> {
   const main = path.resolve("dist/main.js");
-  const child = spawn(process.execPath, [main, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--dev-token", "always"], { env: { ...process.env, SECRETD_LOG_LEVEL: "warn" } });
+  // On PostgreSQL (test:postgres), the second process is a replica on the first one's database.
+  const db = s.config.databaseUrl === "" ? [] : ["--database-url", s.config.databaseUrl];
+  const child = spawn(process.execPath, [main, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--dev-token", "always", ...db], { env: { ...process.env, SECRETD_LOG_LEVEL: "warn" } });
   let err = "";
   child.stderr.on("data", (b: Buffer) => (err += b.toString()));
   child.stdout.resume();
@@ -146,7 +148,7 @@ async function serveSecond(dataDir: string): Promise<Child> {
   return { child, client: new SecretServiceClient(address, credentials.createInsecure()) };
 }
 
-describe("two server processes on one SQLite file", () => {
+describe("two server processes on one SQLite file (or one PostgreSQL database)", () => {
   it("when a secret is written through one, then a watch on the other sees it, and each one's watchers are consumers on both", async () => {
     const second = await serveSecond(s.dataDir);
     try {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DB_FILE } from "../../src/storage/open-storage.js";
 import type { ListSecretsResponse, Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { hasOpenssl } from "../helpers/openssl.js";
+import pg from "pg";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 let s: TestServer;
@@ -27,6 +28,27 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.stop();
 });
+
+/** One column of what the server stored, from its SQLite file or its PostgreSQL database (`?` placeholders). */
+async function storedColumn(sql: string, ...params: unknown[]): Promise<unknown[]> {
+  if (s.config.databaseUrl === "") {
+    const db = new Database(path.join(s.dataDir, DB_FILE), { readonly: true });
+    try {
+      return db.prepare(sql).pluck().all(...params);
+    } finally {
+      db.close();
+    }
+  }
+  let n = 0;
+  const c = new pg.Client({ connectionString: s.config.databaseUrl });
+  await c.connect();
+  try {
+    const r = await c.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params, rowMode: "array" });
+    return r.rows.map((row: unknown[]) => row[0]);
+  } finally {
+    await c.end();
+  }
+}
 
 const create = (name: string, req: object = {}): Promise<Secret> => s.call<Secret>("createSecret", { mesh: M, name, stringData: { k: "v1" }, ...req }, t);
 const get = (name: string, req: object = {}): Promise<Secret> => s.call<Secret>("getSecret", { mesh: M, name, ...req }, t);
@@ -105,10 +127,8 @@ describe("UpdateSecret", () => {
     expect(cur.version).toBe(6);
     for (const v of [4, 5, 6]) expect(text((await get("many", { version: v })).data.k)).toBe(`v${v}`);
     for (const v of [1, 2, 3]) expect(await codeOf(get("many", { version: v }))).toBe(status.NOT_FOUND);
-    const db = new Database(path.join(s.dataDir, DB_FILE), { readonly: true });
-    const versions = db.prepare("SELECT version FROM secret_versions WHERE uid = ? ORDER BY version").pluck().all(cur.uid);
-    db.close();
-    expect(versions).toEqual([4, 5, 6]);
+    const versions = await storedColumn("SELECT version FROM secret_versions WHERE uid = ? ORDER BY version", cur.uid);
+    expect(versions.map(Number)).toEqual([4, 5, 6]);
   });
 });
 
@@ -159,9 +179,7 @@ describe("idempotent CreateSecret", () => {
 
   it("when the fingerprint is stored, then it does not contain the value or a plain hash of it", async () => {
     await create("idem-secret", { stringData: { pw: "hunter2" }, requestId: "req-fp" });
-    const db = new Database(path.join(s.dataDir, DB_FILE), { readonly: true });
-    const fp = db.prepare("SELECT fingerprint FROM create_requests WHERE request_id = 'req-fp'").pluck().get() as string;
-    db.close();
+    const [fp] = (await storedColumn("SELECT fingerprint FROM create_requests WHERE request_id = 'req-fp'")) as string[];
     expect(fp).toMatch(/^[\w-]+:[0-9a-f]{64}$/);
     expect(fp).not.toContain("hunter2");
   });

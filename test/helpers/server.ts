@@ -5,6 +5,8 @@
  * `secretd serve --workers N` process tree (dist/, built by the global setup); `app` then
  * only has `port` and `close` (suites that reach into the app run in-process only).
  * Each server has its own clock (TestClock): tests move it instead of sleeping.
+ * With SECRETD_E2E_STORAGE=postgres, every server uses `--database-url` (a fresh database
+ * in one cluster per run, test/helpers/global-setup.ts).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,6 +22,7 @@ import { mintToken } from "../../src/auth/mint.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { REDACT_PATHS } from "../../src/logger.js";
 import { parseServingLine } from "../../scripts/serving-line.mjs";
+import { createE2eDatabase, E2E_STORAGE } from "./postgres.js";
 import {
   CreateSecretRequest,
   DeleteSecretRequest,
@@ -174,7 +177,19 @@ async function startWorkers(config: Config, workers: number, flags: Record<strin
   } as App;
 }
 
+/** SECRETD_E2E_STORAGE=postgres: the database of each data dir of this test file. */
+const e2eDatabases = new Map<string, string>();
+
 export async function startTestServer(flags: Record<string, string> = {}): Promise<TestServer> {
+  // SECRETD_E2E_STORAGE=postgres: every data dir gets its own database in the run's cluster;
+  // a server restarted on a data dir (flags.dataDir) finds its data again.
+  const ownDataDir = flags.dataDir === undefined;
+  if (E2E_STORAGE === "postgres" && flags.databaseUrl === undefined) {
+    const dir = flags.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-e2e-"));
+    let url = e2eDatabases.get(dir);
+    if (url === undefined) e2eDatabases.set(dir, (url = await createE2eDatabase()));
+    flags = { ...flags, dataDir: dir, databaseUrl: url };
+  }
   const dataDir = flags.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "secretd-e2e-"));
   const config = loadConfig({ listen: "127.0.0.1:0", dataDir, logLevel: "info", ...flags }, {});
   const logs: string[] = [];
@@ -219,7 +234,7 @@ export async function startTestServer(flags: Record<string, string> = {}): Promi
     async stop() {
       client.close();
       await app.close(1000);
-      if (!flags.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

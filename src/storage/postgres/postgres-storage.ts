@@ -303,7 +303,15 @@ export class PostgresStorage implements Storage {
         ],
         c,
       );
-      if (r.rowCount === 0) return none("exists");
+      if (r.rowCount === 0) {
+        // A racing retry with the same id may have taken the name: ON CONFLICT waited for its
+        // commit, and this new statement (READ COMMITTED) sees its create_requests row.
+        if (request) {
+          const raced = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId], c);
+          if (raced.rowCount) return none("request-exists");
+        }
+        return none("exists");
+      }
       await this.insertVersion(c, version);
       if (request) {
         // Two racing retries with one id: the unique key lets one in; the other rolls back.
