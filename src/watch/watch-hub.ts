@@ -137,6 +137,9 @@ export class WatchHub {
 
   #kick(w: Watch): void {
     if (w.ended) return;
+    // A change that comes after the token's exp (its timer late on a loaded loop, or the
+    // clock moved) ends the watch instead of being evaluated for an expired caller.
+    if (this.#tokenExpired(w)) return;
     w.dirty = true;
     if (w.running || w.inFlight || w.queued) return;
     w.queued = true;
@@ -216,13 +219,16 @@ export class WatchHub {
 
   #armTokenTimer(w: Watch): void {
     const exp = w.principal.exp;
-    if (exp === undefined) return;
-    const left = exp * 1000 - this.#now();
-    if (left <= 0) {
-      this.#end(w, new SecretdError("UNAUTHENTICATED", "the token expired; reconnect with a fresh token"));
-      return;
-    }
-    w.tokenTimer = setTimeout(() => this.#armTokenTimer(w), Math.min(MAX_TIMER_MS, left));
+    if (exp === undefined || this.#tokenExpired(w)) return;
+    w.tokenTimer = setTimeout(() => this.#armTokenTimer(w), Math.min(MAX_TIMER_MS, exp * 1000 - this.#now()));
+  }
+
+  /** True, and the watch ended UNAUTHENTICATED, when its token's exp has passed. */
+  #tokenExpired(w: Watch): boolean {
+    const exp = w.principal.exp;
+    if (exp === undefined || exp * 1000 - this.#now() > 0) return false;
+    this.#end(w, new SecretdError("UNAUTHENTICATED", "the token expired; reconnect with a fresh token"));
+    return true;
   }
 
   #end(w: Watch, err: unknown): void {

@@ -455,18 +455,22 @@ describe("secretd sidecar (watching)", () => {
   it(
     "when the token expires, then the watch ends; when the token file is rotated, then updates flow again",
     async () => {
-      const s = setup(twoKeys, await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"], ttlSec: 3 }));
+      // The token outlives any start-up on a loaded box; the server's clock then moves past it.
+      const ttlSec = 30;
+      const s = setup(twoKeys, await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"], ttlSec }));
       secrets.add(readFileSync(s.tokenFile, "utf8").trim());
       await create(s.name, { a: "t-a-1", b: "t-b-1" });
       const p = sidecar(s);
       await waitFor("the first set", () => read(s, `${s.name}/a`) === "t-a-1");
+      await server.clock.advance((ttlSec + 1) * 1000);
+      // A change after the token's exp ends the watch; the expired caller is never sent it.
+      await update(s.name, { a: "t-a-2", b: "t-b-2" });
       await waitFor("the expiry", () => p.logs().some((l) => l.code === "UNAUTHENTICATED"), 20_000);
       expect(read(s, `${s.name}/a`)).toBe("t-a-1");
-      const fresh = await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
+      const fresh = await server.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"], ttlSec: 3600 });
       secrets.add(fresh);
       writeFileSync(s.tokenFile, `${fresh}\n`);
-      await update(s.name, { a: "t-a-2", b: "t-b-2" });
-      await waitFor("the update with the new token", () => read(s, `${s.name}/a`) === "t-a-2");
+      await waitFor("the values with the new token", () => read(s, `${s.name}/a`) === "t-a-2");
     },
     SLOW,
   );
