@@ -79,16 +79,11 @@ async function authenticatedStorage(backend: Storage, keyring: KeyringSource, lo
   const storage = new AuthenticatedStorage(backend, keyring, (row, err) =>
     logger.error({ uid: row.uid, tenant: row.tenant, mesh: row.mesh, name: row.name, err }, "a stored secret row failed to authenticate; left out of the listing"),
   );
-  try {
-    const backfilled = await backfillRowMacs(storage, keyring);
-    if (typeof backfilled === "number" && backfilled > 0) {
-      logger.warn({ rows: backfilled }, "gave every row of a database made before row MACs its MAC (once, on upgrade; a second time would mean the file was tampered with)");
-    } else if (backfilled === "refused") {
-      logger.error("the database asks for a row-MAC backfill but already holds MACs: refused (tampering?); rows without a MAC answer DATA_LOSS");
-    }
-  } catch (err) {
-    await storage.close();
-    throw err;
+  const backfilled = await backfillRowMacs(storage, keyring);
+  if (typeof backfilled === "number" && backfilled > 0) {
+    logger.warn({ rows: backfilled }, "gave every row of a database made before row MACs its MAC (once, on upgrade; a second time would mean the file was tampered with)");
+  } else if (backfilled === "refused") {
+    logger.error("the database asks for a row-MAC backfill but already holds MACs: refused (tampering?); rows without a MAC answer DATA_LOSS");
   }
   return storage;
 }
@@ -143,8 +138,49 @@ async function openServerStorage(config: Config, logger: Logger, onCommit: ((sec
   });
 }
 
+/**
+ * What start-up opened, released in reverse order, once: by App.close, or when a later
+ * step of start-up fails. A closer that fails is logged and the rest still run; run()
+ * resolves to the errors.
+ */
+interface Closers {
+  push(what: string, close: (graceMs: number) => unknown): void;
+  run(graceMs: number): Promise<unknown[]>;
+}
+
+function closers(logger: Logger): Closers {
+  const stack: { what: string; close: (graceMs: number) => unknown }[] = [];
+  let done: Promise<unknown[]> | undefined;
+  return {
+    push: (what, close) => void stack.push({ what, close }),
+    run: (graceMs) =>
+      (done ??= (async () => {
+        const errors: unknown[] = [];
+        for (const { what, close } of [...stack].reverse()) {
+          try {
+            await close(graceMs);
+          } catch (err) {
+            logger.error({ err }, `closing the ${what} failed`);
+            errors.push(err);
+          }
+        }
+        return errors;
+      })()),
+  };
+}
+
 /** `clock` is the time secrets, grants, leases and the audit trail are judged by (tests pass a ManualClock). */
 export async function startApp(config: Config, logger: Logger, clock: Clock = realClock): Promise<App> {
+  const opened = closers(logger);
+  try {
+    return await openApp(config, logger, clock, opened);
+  } catch (err) {
+    await opened.run(0);
+    throw err;
+  }
+}
+
+async function openApp(config: Config, logger: Logger, clock: Clock, opened: Closers): Promise<App> {
   const now = (): number => clock.now();
   const warn = (msg: string): void => logger.warn(msg);
   let metrics: Metrics | undefined;
@@ -163,40 +199,23 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
   }
   const m0 = metrics;
   const backend = await openServerStorage(config, logger, m0 ? (s) => m0.storageCommitted(s) : undefined);
-  let keyring: KeyringHolder;
-  try {
-    // Refuses a keyring that lacks a KEK id stored data keys name. Watched, so a
-    // `secretd keys rotate` run against this data dir takes effect here too.
-    keyring = await openServerKeyring(backend, { file: config.kekFile, isDefaultFile: config.kekFileIsDefault, watch: true, info: (msg) => logger.info(msg), warn });
-  } catch (err) {
-    await backend.close();
-    throw err;
-  }
+  // Closed last. The row-MAC layer over it (st) closes through to it: one closer for both.
+  opened.push("database", () => backend.close());
+  // Refuses a keyring that lacks a KEK id stored data keys name. Watched, so a
+  // `secretd keys rotate` run against this data dir takes effect here too.
+  const keyring = await openServerKeyring(backend, { file: config.kekFile, isDefaultFile: config.kekFileIsDefault, watch: true, info: (msg) => logger.info(msg), warn });
+  opened.push("keyring", () => keyring.close());
   kek = keyring;
-  let storage: Storage;
-  try {
-    storage = await authenticatedStorage(backend, keyring, logger);
-  } catch (err) {
-    keyring.close();
-    await backend.close();
-    throw err;
-  }
+  const st = await authenticatedStorage(backend, keyring, logger);
   // The dev signing key is made once the database and its keyring were accepted, so a
   // refused start leaves no jwt-dev.key behind.
   let devKeyCreated = false;
-  let verifier: ReturnType<typeof createVerifier>;
-  try {
-    verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
-  } catch (err) {
-    keyring.close();
-    await storage.close();
-    throw err;
-  }
+  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
   warnLooseKeyFiles(config, logger);
-  const st = storage;
   const m = metrics;
   // On SQLite the flushes run on a thread of their own, off the event loop.
   const auditWriter = openAuditWriter(backend);
+  if (auditWriter) opened.push("audit writer", () => auditWriter.close());
   const audit = new AuditTrail({
     storage: auditWriter ?? st,
     logger,
@@ -207,6 +226,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
     now,
     ...(m ? { onFlush: (s: number, n: number) => m.auditFlushed(s, n) } : {}),
   });
+  // Closed after the server drained: every call that finished has recorded its event.
+  opened.push("audit trail", () => audit.close());
   trail = audit;
   // --value-cache-mb is shared: half for opened payloads, half for encoded answers.
   const plaintexts = new PlaintextCache(Math.ceil(config.valueCacheBytes / 2));
@@ -225,6 +246,11 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
       answers.clear();
     }
   });
+  opened.push("value caches", () => {
+    dropPlaintexts.close();
+    plaintexts.clear();
+    answers.clear();
+  });
   const secrets = new Secrets({ storage: st, keyring, plaintexts, creatorRoles: config.creatorRoles, maxVersions: config.maxVersions, now });
   const grants = new Grants({ storage: st, secrets, now });
   const consumers = new Consumers({ storage: st, secrets, now });
@@ -235,44 +261,38 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
   watches = hub;
   let server: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
-  try {
-    server = await startGrpcServer(config, {
-      verifier,
-      logger,
-      secrets,
-      grants,
-      projection,
-      answers,
-      watches: hub,
-      consumers,
-      audit,
-      observer: m,
-      listAuditEvents: (p, req) => listAuditEvents(st, p, req),
-      now,
-    });
-    // A --workers worker hands its series to the primary, which alone listens (a shared
-    // port would deal each scrape to one worker and show that worker's counts only).
-    if (m && cluster.isWorker) m.serveToPrimary();
-    else if (m && config.metricsListen) {
-      metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
-        logger.error({ err }, "metrics collection failed"),
-      );
-    }
-  } catch (err) {
-    dropPlaintexts.close();
-    plaintexts.clear();
-    answers.clear();
-    keyring.close();
-    await hub.shutdown();
-    await server?.shutdown(0);
-    await audit.close();
-    await auditWriter?.close();
-    await st.close();
-    throw err;
+  // Pushed before they start, in this order, so a close ends streams first (clients
+  // reconnect elsewhere, and the drain waits only for unary calls), then drains the
+  // server (graceMs), then stops /metrics.
+  opened.push("metrics server", () => metricsServer?.close());
+  opened.push("gRPC server", (graceMs) => server?.shutdown(graceMs));
+  opened.push("watches", () => hub.shutdown());
+  server = await startGrpcServer(config, {
+    verifier,
+    logger,
+    secrets,
+    grants,
+    projection,
+    answers,
+    watches: hub,
+    consumers,
+    audit,
+    observer: m,
+    listAuditEvents: (p, req) => listAuditEvents(st, p, req),
+    now,
+  });
+  // A --workers worker hands its series to the primary, which alone listens (a shared
+  // port would deal each scrape to one worker and show that worker's counts only).
+  if (m && cluster.isWorker) m.serveToPrimary();
+  else if (m && config.metricsListen) {
+    metricsServer = await startMetricsServer(m.registry, config.metricsListen.host, config.metricsListen.port, (err) =>
+      logger.error({ err }, "metrics collection failed"),
+    );
   }
   const running = server;
   const metricsAt = metricsServer;
   const stopWatching = watchDatabase(st, running, logger);
+  opened.push("database check", stopWatching);
   logger.info(
     {
       listen: `${config.listen.host}:${running.port}`,
@@ -294,19 +314,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = re
     plaintexts,
     answers,
     async close(graceMs = 10_000) {
-      stopWatching();
-      keyring.close();
-      // Streams first (clients reconnect elsewhere), so the drain below waits only for unary calls.
-      await hub.shutdown();
-      await running.shutdown(graceMs);
-      dropPlaintexts.close();
-      plaintexts.clear();
-      answers.clear();
-      await metricsAt?.close();
-      // After the drain: every call that finished has recorded its event.
-      await audit.close();
-      await auditWriter?.close();
-      await st.close();
+      const errors = await opened.run(graceMs);
+      if (errors.length > 0) throw errors[0];
     },
   };
 }

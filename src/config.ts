@@ -10,8 +10,11 @@ import { YAMLError, parse as parseYaml } from "yaml";
 import { parseDuration } from "./duration.js";
 import { SecretdError } from "./errors.js";
 
-interface Setting {
-  readonly key: keyof RawSettings;
+/** A setting's raw value (flag, env, file or default) → its typed value; `fail` throws the error naming the setting. */
+type Parser<T> = (v: string, fail: (problem: string) => never) => T;
+
+export interface Setting<K extends string = string, T = unknown> {
+  readonly key: K;
   readonly flag: string;
   readonly env: string;
   readonly default: string;
@@ -20,91 +23,151 @@ interface Setting {
   readonly url?: true;
   /** A switch: the bare flag means "true". */
   readonly boolean?: true;
+  readonly parse: Parser<T>;
 }
 
-type RawSettings = {
-  listen: string;
-  dataDir: string;
-  databaseUrl: string;
-  databasePoolSize: string;
-  databaseStatementTimeout: string;
-  kekFile: string;
-  jwtHs256SecretFile: string;
-  jwtJwksFile: string;
-  jwtJwksUrl: string;
-  jwtIssuer: string;
-  jwtAudience: string;
-  jwtAlgorithms: string;
-  jwtMaxTtl: string;
-  tenantClaim: string;
-  creatorRoles: string;
-  maxVersions: string;
-  tlsCert: string;
-  tlsKey: string;
-  tlsClientCa: string;
-  logLevel: string;
-  metricsListen: string;
-  metricsTenantLabels: string;
-  auditRetention: string;
-  auditFile: string;
-  auditMaxBytes: string;
-  auditMaxEventsPerTenant: string;
-  maxWatchesPerTenant: string;
-  workers: string;
-  maxConnections: string;
-  maxConnectionsPerPeer: string;
-  writeStallTimeout: string;
-  maxRequestBytesPerConnection: string;
-  maxRequestBytesPerPeer: string;
-  requestBodyTimeout: string;
-  maxUnreadBytesPerTenant: string;
-  maxUnreadBytesPerConnection: string;
-  minDrainRate: string;
-  valueCacheMb: string;
-  devToken: string;
+/** One row of the table, its key and value types kept. */
+function setting<K extends string, T>(s: Setting<K, T>): Setting<K, T> {
+  return s;
+}
+
+// The parsers a row names. Numbers go through Number(), so " 5 " and "1e3" pass as before.
+
+const text = (): Parser<string> => (v) => v;
+
+/** "a, b,,c" → ["a", "b", "c"]. */
+const list = (): Parser<string[]> => (v) => splitList(v);
+
+/** "" = unset (undefined); anything else goes to `p`. */
+const optional =
+  <T>(p: Parser<T>): Parser<T | undefined> =>
+  (v, fail) =>
+    v === "" ? undefined : p(v, fail);
+
+/** "" = unset (kept as ""); anything else goes to `p`. */
+const orEmpty =
+  (p: Parser<string>): Parser<string> =>
+  (v, fail) =>
+    v === "" ? "" : p(v, fail);
+
+const matching =
+  (re: RegExp, problem: string): Parser<string> =>
+  (v, fail) =>
+    re.test(v) ? v : fail(problem);
+
+/** An absolute path; "" stays "" (the caller's default) unless required. */
+const filePath =
+  ({ required = false } = {}): Parser<string> =>
+  (v, fail) => {
+    if (v !== "") return path.resolve(v);
+    return required ? fail("must not be empty") : "";
+  };
+
+const int =
+  ({ min, max, says = `must be an integer from ${min} to ${max}` }: { min: number; max: number; says?: string }): Parser<number> =>
+  (v, fail) => {
+    const n = Number(v);
+    return Number.isInteger(n) && n >= min && n <= max ? n : fail(says);
+  };
+
+/** auto = one per available CPU (still at most 64). */
+const workerCount = (): Parser<number> => (v, fail) => {
+  const n = v === "auto" ? os.availableParallelism() : Number(v);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : fail(`"${v}" must be auto or an integer from 1 to 64`);
 };
 
-export const SETTINGS: readonly Setting[] = [
-  { key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port" },
-  { key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys" },
-  { key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL", url: true },
-  { key: "databasePoolSize", flag: "database-pool-size", env: "SECRETD_DATABASE_POOL_SIZE", default: "10", doc: "PostgreSQL: connections per server process" },
-  { key: "databaseStatementTimeout", flag: "database-statement-timeout", env: "SECRETD_DATABASE_STATEMENT_TIMEOUT", default: "5s", doc: "PostgreSQL: statement_timeout (0 = none)" },
-  { key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)" },
-  { key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)" },
-  { key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens" },
-  { key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens", url: true },
-  { key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)" },
-  { key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)" },
-  { key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA with a JWKS)" },
-  { key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)" },
-  { key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant" },
-  { key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets" },
-  { key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret" },
-  { key: "tlsCert", flag: "tls-cert", env: "SECRETD_TLS_CERT", default: "", doc: "server certificate (PEM); plaintext when empty" },
-  { key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)" },
-  { key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it" },
-  { key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent" },
-  { key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address host:port, serving /metrics (off when empty)" },
-  { key: "metricsTenantLabels", flag: "metrics-tenant-labels", env: "SECRETD_METRICS_TENANT_LABELS", default: "false", doc: "also count calls per tenant (tenant names become label values)", boolean: true },
-  { key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d" },
-  { key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)" },
-  { key: "auditMaxBytes", flag: "audit-max-bytes", env: "SECRETD_AUDIT_MAX_BYTES", default: "4GiB", doc: "size bound on the stored audit trail, besides retention; oldest events deleted first: bytes or 512MiB, 4GiB, 1TiB (0 = none)" },
-  { key: "auditMaxEventsPerTenant", flag: "audit-max-events-per-tenant", env: "SECRETD_AUDIT_MAX_EVENTS_PER_TENANT", default: "50000", doc: "audit events one tenant may queue per second and server process; the rest are counted in one AuditEventsSuppressed event" },
-  { key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU" },
-  { key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB per server process of decrypted values and encoded answers kept for hot reads, half each (0 = off; see SECURITY.md)" },
-  { key: "devToken", flag: "dev-token", env: "SECRETD_DEV_TOKEN", default: "auto", doc: "print a dev tenant-admin token at start (dev key only): auto = when the dev keys were just created or stderr is a terminal; always; never" },
-  { key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process" },
-  { key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)" },
-  { key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)" },
-  { key: "writeStallTimeout", flag: "write-stall-timeout", env: "SECRETD_WRITE_STALL_TIMEOUT", default: "30s", doc: "a connection holding unread answers that drains less than --min-drain-rate (or less than all it held) over this long is closed (0 = never)" },
-  { key: "minDrainRate", flag: "min-drain-rate", env: "SECRETD_MIN_DRAIN_RATE", default: "16KiB", doc: "bytes per second a connection holding unread answers must take (B, KiB, MiB)" },
-  { key: "maxUnreadBytesPerTenant", flag: "max-unread-bytes-per-tenant", env: "SECRETD_MAX_UNREAD_BYTES_PER_TENANT", default: "128MiB", doc: "answer bytes one tenant's clients may leave unread per server process; past it the tenant's new answers are RESOURCE_EXHAUSTED" },
-  { key: "maxUnreadBytesPerConnection", flag: "max-unread-bytes-per-connection", env: "SECRETD_MAX_UNREAD_BYTES_PER_CONNECTION", default: "32MiB", doc: "answer bytes one connection may leave unread; past it its new answers are RESOURCE_EXHAUSTED" },
-  { key: "maxRequestBytesPerConnection", flag: "max-request-bytes-per-connection", env: "SECRETD_MAX_REQUEST_BYTES_PER_CONNECTION", default: "32MiB", doc: "request-body bytes one connection may have buffered (unfinished bodies, before authentication); a stream past it is reset" },
-  { key: "maxRequestBytesPerPeer", flag: "max-request-bytes-per-peer", env: "SECRETD_MAX_REQUEST_BYTES_PER_PEER", default: "128MiB", doc: "request-body bytes one IP address may have buffered over all its connections, per server process" },
-  { key: "requestBodyTimeout", flag: "request-body-timeout", env: "SECRETD_REQUEST_BODY_TIMEOUT", default: "30s", doc: "a request body not complete this long after its headers is reset (0 = never)" },
-];
+/** Seconds ("90s", "15m", "12h", "7d"); with `zero`, "0" is 0 (none, never). */
+const duration =
+  ({ zero = false, says }: { zero?: boolean; says: string }): Parser<number> =>
+  (v, fail) => {
+    if (zero && v === "0") return 0;
+    try {
+      return parseDuration(v);
+    } catch {
+      return fail(`"${v.slice(0, 32)}" is not a duration ${says}`);
+    }
+  };
+
+/** Bytes (parseBytes), at least `min`. */
+const bytes =
+  ({ min = 0, like = "like 65536, 512KiB or 32MiB" }: { min?: number; like?: string }): Parser<number> =>
+  (v, fail) => {
+    const n = parseBytes(v);
+    if (n !== undefined && n >= min) return n;
+    return fail(`"${v.slice(0, 32)}" is not a size ${like}${min > 0 ? ` (at least ${min} byte${min === 1 ? "" : "s"})` : ""}`);
+  };
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (v, fail) => {
+    const found = values.find((x) => x === v);
+    return found ?? fail(`must be one of ${values.join(", ")}`);
+  };
+
+const bool = (): Parser<boolean> => (v, fail) => {
+  const t = v.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(t)) return true;
+  if (["false", "0", "no", "off", ""].includes(t)) return false;
+  return fail(`"${v.slice(0, 32)}" is not true or false`);
+};
+
+/** host:port; [::1]:port for IPv6. */
+const listen = (): Parser<{ host: string; port: number }> => (v, fail) => {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) return fail(`"${v}" is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+};
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+const DEV_TOKEN_MODES = ["auto", "always", "never"] as const;
+export type DevTokenMode = (typeof DEV_TOKEN_MODES)[number];
+
+export const SETTINGS = [
+  setting({ key: "listen", flag: "listen", env: "SECRETD_LISTEN", default: "127.0.0.1:50051", doc: "gRPC listen address host:port", parse: listen() }),
+  setting({ key: "dataDir", flag: "data-dir", env: "SECRETD_DATA_DIR", default: "./data", doc: "directory for the SQLite database and dev keys", parse: filePath({ required: true }) }),
+  setting({ key: "databaseUrl", flag: "database-url", env: "SECRETD_DATABASE_URL", default: "", doc: "empty: SQLite in the data dir; postgres://user@host:5432/db?sslmode=verify-full for PostgreSQL", url: true, parse: orEmpty(matching(/^postgres(ql)?:\/\//, "must be empty (SQLite) or a postgres:// URL")) }),
+  setting({ key: "databasePoolSize", flag: "database-pool-size", env: "SECRETD_DATABASE_POOL_SIZE", default: "10", doc: "PostgreSQL: connections per server process", parse: int({ min: 1, max: 1000 }) }),
+  setting({ key: "databaseStatementTimeout", flag: "database-statement-timeout", env: "SECRETD_DATABASE_STATEMENT_TIMEOUT", default: "5s", doc: "PostgreSQL: statement_timeout (0 = none)", parse: duration({ zero: true, says: "like 5s or 1m (0 = none)" }) }),
+  setting({ key: "kekFile", flag: "kek-file", env: "SECRETD_KEK_FILE", default: "", doc: "KEK keyring (default <data-dir>/kek.json, created 0600 on first start)", parse: filePath() }),
+  setting({ key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)", parse: text() }),
+  setting({ key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens", parse: text() }),
+  setting({ key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens", url: true, parse: orEmpty(matching(/^https?:\/\//, "must be an http(s) URL")) }),
+  setting({ key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)", parse: text() }),
+  setting({ key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)", parse: text() }),
+  setting({ key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA with a JWKS)", parse: optional(list()) }),
+  setting({ key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)", parse: duration({ says: "such as 15m, 1h or 7d" }) }),
+  setting({ key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant", parse: matching(/^[A-Za-z0-9_.:/-]{1,128}$/, "must be a claim name") }),
+  setting({ key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets", parse: list() }),
+  setting({ key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret", parse: int({ min: 1, max: 1000 }) }),
+  setting({ key: "tlsCert", flag: "tls-cert", env: "SECRETD_TLS_CERT", default: "", doc: "server certificate (PEM); plaintext when empty", parse: text() }),
+  setting({ key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)", parse: text() }),
+  setting({ key: "tlsClientCa", flag: "tls-client-ca", env: "SECRETD_TLS_CLIENT_CA", default: "", doc: "CA bundle: require client certificates signed by it", parse: text() }),
+  setting({ key: "logLevel", flag: "log-level", env: "SECRETD_LOG_LEVEL", default: "info", doc: "trace, debug, info, warn, error, fatal or silent", parse: oneOf(LOG_LEVELS) }),
+  setting({ key: "metricsListen", flag: "metrics-listen", env: "SECRETD_METRICS_LISTEN", default: "", doc: "Prometheus metrics address host:port, serving /metrics (off when empty)", parse: optional(listen()) }),
+  setting({ key: "metricsTenantLabels", flag: "metrics-tenant-labels", env: "SECRETD_METRICS_TENANT_LABELS", default: "false", doc: "also count calls per tenant (tenant names become label values)", boolean: true, parse: bool() }),
+  setting({ key: "auditRetention", flag: "audit-retention", env: "SECRETD_AUDIT_RETENTION", default: "90d", doc: "how long audit events are kept: 90s, 15m, 12h, 90d", parse: duration({ says: "like 90d, 12h or 15m" }) }),
+  setting({ key: "auditFile", flag: "audit-file", env: "SECRETD_AUDIT_FILE", default: "", doc: "also append each audit event to this file as one JSON line (off when empty)", parse: filePath() }),
+  setting({ key: "auditMaxBytes", flag: "audit-max-bytes", env: "SECRETD_AUDIT_MAX_BYTES", default: "4GiB", doc: "size bound on the stored audit trail, besides retention; oldest events deleted first: bytes or 512MiB, 4GiB, 1TiB (0 = none)", parse: bytes({ like: "like 512MiB, 4GiB or a number of bytes (0 = none)" }) }),
+  setting({ key: "auditMaxEventsPerTenant", flag: "audit-max-events-per-tenant", env: "SECRETD_AUDIT_MAX_EVENTS_PER_TENANT", default: "50000", doc: "audit events one tenant may queue per second and server process; the rest are counted in one AuditEventsSuppressed event", parse: int({ min: 1, max: 10_000_000 }) }),
+  setting({ key: "workers", flag: "workers", env: "SECRETD_WORKERS", default: "1", doc: "server processes on one port (node:cluster) over the same data; auto = one per available CPU", parse: workerCount() }),
+  setting({ key: "valueCacheMb", flag: "value-cache-mb", env: "SECRETD_VALUE_CACHE_MB", default: "8", doc: "MiB per server process of decrypted values and encoded answers kept for hot reads, half each (0 = off; see SECURITY.md)", parse: int({ min: 0, max: 65536, says: "must be an integer from 0 (off) to 65536" }) }),
+  setting({ key: "devToken", flag: "dev-token", env: "SECRETD_DEV_TOKEN", default: "auto", doc: "print a dev tenant-admin token at start (dev key only): auto = when the dev keys were just created or stderr is a terminal; always; never", parse: oneOf(DEV_TOKEN_MODES) }),
+  setting({ key: "maxWatchesPerTenant", flag: "max-watches-per-tenant", env: "SECRETD_MAX_WATCHES_PER_TENANT", default: "10000", doc: "open WatchProjection streams per tenant and server process", parse: int({ min: 0, max: 10_000_000 }) }),
+  setting({ key: "maxConnections", flag: "max-connections", env: "SECRETD_MAX_CONNECTIONS", default: "10000", doc: "open client connections per server process; more are closed at once (0 = no cap)", parse: int({ min: 0, max: 1_000_000, says: "must be an integer from 0 to 1000000 (0 = no cap)" }) }),
+  setting({ key: "maxConnectionsPerPeer", flag: "max-connections-per-peer", env: "SECRETD_MAX_CONNECTIONS_PER_PEER", default: "1000", doc: "open client connections from one IP address per server process (0 = no cap; behind a proxy every client has its address)", parse: int({ min: 0, max: 1_000_000, says: "must be an integer from 0 to 1000000 (0 = no cap)" }) }),
+  setting({ key: "writeStallTimeout", flag: "write-stall-timeout", env: "SECRETD_WRITE_STALL_TIMEOUT", default: "30s", doc: "a connection holding unread answers that drains less than --min-drain-rate (or less than all it held) over this long is closed (0 = never)", parse: duration({ zero: true, says: "like 30s or 2m (0 = never)" }) }),
+  setting({ key: "minDrainRate", flag: "min-drain-rate", env: "SECRETD_MIN_DRAIN_RATE", default: "16KiB", doc: "bytes per second a connection holding unread answers must take (B, KiB, MiB)", parse: bytes({ min: 1 }) }),
+  setting({ key: "maxUnreadBytesPerTenant", flag: "max-unread-bytes-per-tenant", env: "SECRETD_MAX_UNREAD_BYTES_PER_TENANT", default: "128MiB", doc: "answer bytes one tenant's clients may leave unread per server process; past it the tenant's new answers are RESOURCE_EXHAUSTED", parse: bytes({ min: 1 }) }),
+  setting({ key: "maxUnreadBytesPerConnection", flag: "max-unread-bytes-per-connection", env: "SECRETD_MAX_UNREAD_BYTES_PER_CONNECTION", default: "32MiB", doc: "answer bytes one connection may leave unread; past it its new answers are RESOURCE_EXHAUSTED", parse: bytes({ min: 1 }) }),
+  setting({ key: "maxRequestBytesPerConnection", flag: "max-request-bytes-per-connection", env: "SECRETD_MAX_REQUEST_BYTES_PER_CONNECTION", default: "32MiB", doc: "request-body bytes one connection may have buffered (unfinished bodies, before authentication); a stream past it is reset", parse: bytes({ min: 1 }) }),
+  setting({ key: "maxRequestBytesPerPeer", flag: "max-request-bytes-per-peer", env: "SECRETD_MAX_REQUEST_BYTES_PER_PEER", default: "128MiB", doc: "request-body bytes one IP address may have buffered over all its connections, per server process", parse: bytes({ min: 1 }) }),
+  setting({ key: "requestBodyTimeout", flag: "request-body-timeout", env: "SECRETD_REQUEST_BODY_TIMEOUT", default: "30s", doc: "a request body not complete this long after its headers is reset (0 = never)", parse: duration({ zero: true, says: "like 30s or 2m (0 = never)" }) }),
+] as const;
+
+type SettingKey = (typeof SETTINGS)[number]["key"];
+type RawSettings = Record<SettingKey, string>;
 
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
@@ -165,14 +228,6 @@ export interface Config {
   readonly devToken: DevTokenMode;
 }
 
-export type DevTokenMode = "auto" | "always" | "never";
-const DEV_TOKEN_MODES: readonly string[] = ["auto", "always", "never"];
-
-function isDevTokenMode(v: string): v is DevTokenMode {
-  return DEV_TOKEN_MODES.includes(v);
-}
-
-const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 const HS_ALGS = ["HS256"];
 const JWKS_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
@@ -219,20 +274,6 @@ function readYaml(file: string): Partial<Record<keyof RawSettings, string>> {
     out[s.key] = scalarSetting(file, s.key, v);
   }
   return out;
-}
-
-function parseListen(key: string, v: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) throw bad(key, `"${v}" is not host:port`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
-}
-
-function parseBoolean(key: string, v: string): boolean {
-  const t = v.trim().toLowerCase();
-  if (["true", "1", "yes", "on"].includes(t)) return true;
-  if (["false", "0", "no", "off", ""].includes(t)) return false;
-  throw bad(key, `"${v.slice(0, 32)}" is not true or false`);
 }
 
 /** "a, b,,c" → ["a", "b", "c"]: comma-separated settings and flags. */
@@ -297,152 +338,80 @@ export function effectiveSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv): E
   return resolveSettings(flags, env).effective;
 }
 
+/** Each setting's value as its row's parser returns it. */
+type Parsed = { [S in (typeof SETTINGS)[number] as S["key"]]: ReturnType<S["parse"]> };
+
+/** Every row through its parser; the first bad value (in table order) fails naming its flag and env. */
+function parseSettings(raw: RawSettings): Parsed {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    out[s.key] = s.parse(raw[s.key], (problem) => {
+      throw bad(s.key, problem);
+    });
+  }
+  return out as Parsed;
+}
+
 export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
-  const { raw } = resolveSettings(flags, env);
+  const v = parseSettings(resolveSettings(flags, env).raw);
 
-  const listen = parseListen("listen", raw.listen);
-  if (raw.dataDir === "") throw bad("dataDir", "must not be empty");
-  const dataDir = path.resolve(raw.dataDir);
-  if (raw.databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(raw.databaseUrl)) {
-    throw bad("databaseUrl", "must be empty (SQLite) or a postgres:// URL");
-  }
-  const poolSize = Number(raw.databasePoolSize);
-  if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) throw bad("databasePoolSize", "must be an integer from 1 to 1000");
-  let statementTimeoutMs = 0;
-  if (raw.databaseStatementTimeout !== "0") {
-    try {
-      statementTimeoutMs = parseDuration(raw.databaseStatementTimeout) * 1000;
-    } catch {
-      throw bad("databaseStatementTimeout", `"${raw.databaseStatementTimeout.slice(0, 32)}" is not a duration like 5s or 1m (0 = none)`);
-    }
-  }
-  if (raw.jwtJwksUrl !== "" && !/^https?:\/\//.test(raw.jwtJwksUrl)) throw bad("jwtJwksUrl", "must be an http(s) URL");
-
-  const hasJwks = raw.jwtJwksFile !== "" || raw.jwtJwksUrl !== "";
-  const hs256IsDevKey = raw.jwtHs256SecretFile === "" && !hasJwks;
-  const hs256SecretFile = hs256IsDevKey ? path.join(dataDir, "jwt-dev.key") : raw.jwtHs256SecretFile;
-
-  const defaultAlgs = [...(hs256SecretFile ? HS_ALGS : []), ...(hasJwks ? JWKS_ALGS : [])];
-  const algorithms = raw.jwtAlgorithms === "" ? defaultAlgs : splitList(raw.jwtAlgorithms);
+  // The checks across settings.
+  const hasJwks = v.jwtJwksFile !== "" || v.jwtJwksUrl !== "";
+  const hs256IsDevKey = v.jwtHs256SecretFile === "" && !hasJwks;
+  const hs256SecretFile = hs256IsDevKey ? path.join(v.dataDir, "jwt-dev.key") : v.jwtHs256SecretFile;
+  const algorithms = v.jwtAlgorithms ?? [...(hs256SecretFile ? HS_ALGS : []), ...(hasJwks ? JWKS_ALGS : [])];
   for (const a of algorithms) {
     if (![...HS_ALGS, ...JWKS_ALGS].includes(a)) throw bad("jwtAlgorithms", `unsupported algorithm "${a}"`);
     if (HS_ALGS.includes(a) && !hs256SecretFile) throw bad("jwtAlgorithms", `${a} needs --jwt-hs256-secret-file`);
     if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file or --jwt-jwks-url`);
   }
   if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
-  let maxTtlSec: number;
-  try {
-    maxTtlSec = parseDuration(raw.jwtMaxTtl);
-  } catch {
-    throw bad("jwtMaxTtl", `"${raw.jwtMaxTtl.slice(0, 32)}" is not a duration such as 15m, 1h or 7d`);
-  }
-  if (!/^[A-Za-z0-9_.:/-]{1,128}$/.test(raw.tenantClaim)) throw bad("tenantClaim", "must be a claim name");
-
-  const creatorRoles = splitList(raw.creatorRoles);
-  const maxVersions = Number(raw.maxVersions);
-  if (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 1000) throw bad("maxVersions", "must be an integer from 1 to 1000");
-
-  if ((raw.tlsCert === "") !== (raw.tlsKey === "")) throw bad(raw.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
-  if (raw.tlsClientCa !== "" && raw.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
-  if (!LOG_LEVELS.includes(raw.logLevel)) throw bad("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
-  const metricsListen = raw.metricsListen === "" ? undefined : parseListen("metricsListen", raw.metricsListen);
-  const metricsTenantLabels = parseBoolean("metricsTenantLabels", raw.metricsTenantLabels);
-  let auditRetentionSec: number;
-  try {
-    auditRetentionSec = parseDuration(raw.auditRetention);
-  } catch {
-    throw bad("auditRetention", `"${raw.auditRetention.slice(0, 32)}" is not a duration like 90d, 12h or 15m`);
-  }
-  const auditMaxBytes = parseBytes(raw.auditMaxBytes);
-  if (auditMaxBytes === undefined) throw bad("auditMaxBytes", `"${raw.auditMaxBytes.slice(0, 32)}" is not a size like 512MiB, 4GiB or a number of bytes (0 = none)`);
-  const auditMaxEventsPerTenant = Number(raw.auditMaxEventsPerTenant);
-  if (!Number.isInteger(auditMaxEventsPerTenant) || auditMaxEventsPerTenant < 1 || auditMaxEventsPerTenant > 10_000_000) {
-    throw bad("auditMaxEventsPerTenant", "must be an integer from 1 to 10000000");
-  }
-  const workers = raw.workers === "auto" ? os.availableParallelism() : Number(raw.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad("workers", `"${raw.workers}" must be auto or an integer from 1 to 64`);
-  const maxWatchesPerTenant = Number(raw.maxWatchesPerTenant);
-  if (!Number.isInteger(maxWatchesPerTenant) || maxWatchesPerTenant < 0 || maxWatchesPerTenant > 10_000_000) {
-    throw bad("maxWatchesPerTenant", "must be an integer from 0 to 10000000");
-  }
-  const connectionCap = (key: "maxConnections" | "maxConnectionsPerPeer"): number => {
-    const n = Number(raw[key]);
-    if (!Number.isInteger(n) || n < 0 || n > 1_000_000) throw bad(key, "must be an integer from 0 to 1000000 (0 = no cap)");
-    return n;
-  };
-  let writeStallMs = 0;
-  if (raw.writeStallTimeout !== "0") {
-    try {
-      writeStallMs = parseDuration(raw.writeStallTimeout) * 1000;
-    } catch {
-      throw bad("writeStallTimeout", `"${raw.writeStallTimeout.slice(0, 32)}" is not a duration like 30s or 2m (0 = never)`);
-    }
-  }
-
-  const bytes = (key: "maxRequestBytesPerConnection" | "maxRequestBytesPerPeer" | "maxUnreadBytesPerTenant" | "maxUnreadBytesPerConnection" | "minDrainRate"): number => {
-    const n = parseBytes(raw[key]);
-    if (n === undefined || n < 1) throw bad(key, `"${raw[key].slice(0, 32)}" is not a size like 65536, 512KiB or 32MiB (at least 1 byte)`);
-    return n;
-  };
-  let requestBodyTimeoutMs = 0;
-  if (raw.requestBodyTimeout !== "0") {
-    try {
-      requestBodyTimeoutMs = parseDuration(raw.requestBodyTimeout) * 1000;
-    } catch {
-      throw bad("requestBodyTimeout", `"${raw.requestBodyTimeout.slice(0, 32)}" is not a duration like 30s or 2m (0 = never)`);
-    }
-  }
-  const resources = {
-    requestBytesPerConnection: bytes("maxRequestBytesPerConnection"),
-    requestBytesPerPeer: bytes("maxRequestBytesPerPeer"),
-    requestBodyTimeoutMs,
-    unreadBytesPerTenant: bytes("maxUnreadBytesPerTenant"),
-    unreadBytesPerConnection: bytes("maxUnreadBytesPerConnection"),
-    minDrainRate: bytes("minDrainRate"),
-  };
-
-  const valueCacheMb = Number(raw.valueCacheMb);
-  if (!Number.isInteger(valueCacheMb) || valueCacheMb < 0 || valueCacheMb > 65536) throw bad("valueCacheMb", "must be an integer from 0 (off) to 65536");
-
-  const devToken = raw.devToken;
-  if (!isDevTokenMode(devToken)) throw bad("devToken", `must be one of ${DEV_TOKEN_MODES.join(", ")}`);
+  if ((v.tlsCert === "") !== (v.tlsKey === "")) throw bad(v.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
+  if (v.tlsClientCa !== "" && v.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
 
   const config: Config = {
-    listen,
-    dataDir,
-    databaseUrl: raw.databaseUrl,
-    database: { poolSize, statementTimeoutMs },
-    kekFile: raw.kekFile === "" ? path.join(dataDir, "kek.json") : path.resolve(raw.kekFile),
-    kekFileIsDefault: raw.kekFile === "",
+    listen: v.listen,
+    dataDir: v.dataDir,
+    databaseUrl: v.databaseUrl,
+    database: { poolSize: v.databasePoolSize, statementTimeoutMs: v.databaseStatementTimeout * 1000 },
+    kekFile: v.kekFile === "" ? path.join(v.dataDir, "kek.json") : v.kekFile,
+    kekFileIsDefault: v.kekFile === "",
     jwt: {
       hs256SecretFile,
       hs256IsDevKey,
-      jwksFile: raw.jwtJwksFile,
-      jwksUrl: raw.jwtJwksUrl,
-      issuer: raw.jwtIssuer,
-      audience: raw.jwtAudience,
+      jwksFile: v.jwtJwksFile,
+      jwksUrl: v.jwtJwksUrl,
+      issuer: v.jwtIssuer,
+      audience: v.jwtAudience,
       algorithms,
-      maxTtlSec,
-      tenantClaim: raw.tenantClaim,
+      maxTtlSec: v.jwtMaxTtl,
+      tenantClaim: v.tenantClaim,
     },
-    creatorRoles,
-    maxVersions,
-    tls: raw.tlsCert === "" ? undefined : { cert: raw.tlsCert, key: raw.tlsKey, clientCa: raw.tlsClientCa },
-    logLevel: raw.logLevel,
-    metricsListen,
-    metricsTenantLabels,
+    creatorRoles: v.creatorRoles,
+    maxVersions: v.maxVersions,
+    tls: v.tlsCert === "" ? undefined : { cert: v.tlsCert, key: v.tlsKey, clientCa: v.tlsClientCa },
+    logLevel: v.logLevel,
+    metricsListen: v.metricsListen,
+    metricsTenantLabels: v.metricsTenantLabels,
     audit: {
-      retentionMs: auditRetentionSec * 1000,
-      file: raw.auditFile === "" ? "" : path.resolve(raw.auditFile),
-      maxBytes: auditMaxBytes,
-      maxEventsPerTenant: auditMaxEventsPerTenant,
+      retentionMs: v.auditRetention * 1000,
+      file: v.auditFile,
+      maxBytes: v.auditMaxBytes,
+      maxEventsPerTenant: v.auditMaxEventsPerTenant,
     },
-    maxWatchesPerTenant,
-    workers,
-    connections: { max: connectionCap("maxConnections"), maxPerPeer: connectionCap("maxConnectionsPerPeer"), writeStallMs },
-    resources,
-    valueCacheBytes: valueCacheMb * 1024 * 1024,
-    devToken,
+    maxWatchesPerTenant: v.maxWatchesPerTenant,
+    workers: v.workers,
+    connections: { max: v.maxConnections, maxPerPeer: v.maxConnectionsPerPeer, writeStallMs: v.writeStallTimeout * 1000 },
+    resources: {
+      requestBytesPerConnection: v.maxRequestBytesPerConnection,
+      requestBytesPerPeer: v.maxRequestBytesPerPeer,
+      requestBodyTimeoutMs: v.requestBodyTimeout * 1000,
+      unreadBytesPerTenant: v.maxUnreadBytesPerTenant,
+      unreadBytesPerConnection: v.maxUnreadBytesPerConnection,
+      minDrainRate: v.minDrainRate,
+    },
+    valueCacheBytes: v.valueCacheMb * 1024 * 1024,
+    devToken: v.devToken,
   };
   return deepFreeze(config);
 }
