@@ -21,11 +21,10 @@
 // Every process it starts is killed on exit, failure or signal; loads only hit 127.0.0.1.
 // The last line printed is one JSON object with the results.
 import { fork, spawn } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync,  readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
-import { fileURLToPath } from "node:url";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
@@ -41,149 +40,10 @@ import {
 } from "../dist/gen/secrets/v1/secrets.js";
 import { etcdPut, etcdRange, haveEtcd, startEtcd, startWorkersServer } from "./bench-box.mjs";
 import { startPostgres } from "./postgres-cluster.mjs";
-import { connect, cpuSeconds, grpcFrame, haveOrInstall, grpcUnframe, machine, memoryMb, NODE_FLAGS, rawUnary, round, runqWaitSeconds, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { connect, cpuSeconds, grpcFrame, haveOrInstall, grpcUnframe, machine, memoryMb, rawUnary, round, runqWaitSeconds, summarize, summarizeProfile } from "./bench-lib.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(`--${name}`);
-const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-
-const QUICK = flag("quick");
-const POSTGRES = flag("postgres");
-const KEEP = flag("keep");
-const PROFILE = QUICK ? flag("profile") : !flag("no-profile");
-// --quick: 5,000 secrets, one short run per scenario (two for the one-at-a-time runs);
-// it has to finish in under 60 s
-// while CreateSecret is still one fsync per call (~450/s here).
-const BIG = Number(option("secrets") ?? (QUICK ? 5_000 : 100_000));
-const SMALL = 1_000;
-const CONCURRENCY = 64;
-const H2_CONNECTIONS = 4; // 64 concurrent calls = 4 connections × 16 streams
-const OPEN_LOOP_PER_CONNECTION = 100; // calls/s: h2load --rps sends one call per 10 ms tick at most
-const DURATION_S = Number(option("duration") ?? (QUICK ? 1.5 : 4));
-const WARMUP_S = QUICK ? 0.5 : 1;
-const REPS = Number(option("reps") ?? (QUICK ? 1 : 3));
-const QUIET_WAIT_S = QUICK ? 0.5 : 15;
-const FILL_PROCS = 2;
-const FILL_CONNECTIONS_PER_PROC = 2;
-const NODE_GEN_PROCS = 2;
-const FILLER_TENANTS = 100;
-const VALUE_BYTES = 1024;
-const PROJECT_VALUE_BYTES = 128;
-const LIST_SECRETS = 150;
-const MESH = "default";
-const DEADLINE_MS = QUICK ? 180_000 : 30 * 60_000;
-
-const SVC = "/secrets.v1.SecretService";
-/** Where a call's time goes: inclusive time of these functions in the server profiles. */
-const PROFILE_SPOTS = [
-  { label: "authenticate (bearer + verified-token cache)", fn: "authenticate", url: "/dist/transport/grpc/call.js" },
-  { label: "Secrets.get", fn: "get", url: "/dist/domain/secrets.js" },
-  { label: "Secrets.list", fn: "list", url: "/dist/domain/secrets.js" },
-  { label: "Secrets.create", fn: "create", url: "/dist/domain/secrets.js" },
-  { label: "projectSecrets", fn: "projectSecrets", url: "/dist/domain/projection.js" },
-  { label: "  storage.readSecret (read cache, else one SQLite JOIN)", fn: "readSecret", url: "/dist/storage/sqlite/" },
-  { label: "  storage.readSecrets (read cache, else one read transaction)", fn: "readSecrets", url: "/dist/storage/sqlite/" },
-  { label: "  storage.listSecrets (SQLite)", fn: "listSecrets", url: "/dist/storage/sqlite/" },
-  { label: "storage: group commit (batch transaction, COMMIT + fsync)", fn: "#flush", url: "/dist/storage/sqlite/group-commit.js" },
-  { label: "  projectionRevision (SHA-256 over the values)", fn: "projectionRevision", url: "/dist/domain/projection.js" },
-  { label: "  toSecret (row → object, JSON.parse)", fn: "toSecret", url: "/dist/storage/sqlite/" },
-  { label: "  openData (unwrap DEK + decrypt, AES-GCM)", fn: "openData", url: "/dist/domain/barrier.js" },
-  { label: "  sealData (new DEK + encrypt + wrap)", fn: "sealData", url: "/dist/domain/barrier.js" },
-  { label: "toSecretMessage (domain → proto object)", fn: "toSecretMessage", url: "/dist/transport/grpc/convert.js" },
-  { label: "log line per call (finish → pino)", fn: "finish", url: "/dist/transport/grpc/call.js" },
-  { label: "response: grpc-js sendMetadata (headers)", fn: "sendMetadata", url: "@grpc/grpc-js" },
-  { label: "response: serialize (ts-proto encode)", fn: "serializeMessage", url: "@grpc/grpc-js" },
-  { label: "request: deserialize", fn: "deserializeMessage", url: "@grpc/grpc-js" },
-  { label: "garbage collector", fn: "(garbage collector)" },
-];
-const t0 = Date.now();
-const say = (msg) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
-
-// ---------------------------------------------------------------- process hygiene
-const children = new Set();
-function track(child, what) {
-  children.add(child);
-  child.benchName = what;
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const c of children) {
-    try {
-      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-}
-let tmpDir;
-let pgCluster;
-function cleanupFiles() {
-  pgCluster?.stop();
-  if (tmpDir && !KEEP) rmSync(tmpDir, { recursive: true, force: true });
-}
-process.on("exit", () => {
-  killAll();
-  cleanupFiles();
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    say(`${sig}: stopping`);
-    process.exit(130);
-  });
-}
-const deadline = setTimeout(() => {
-  say(`deadline of ${DEADLINE_MS / 1000}s passed: aborting`);
-  process.exit(3);
-}, DEADLINE_MS);
-deadline.unref();
-
-function onceMessage(child, pred, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer in ${timeoutMs} ms`)), timeoutMs);
-    const onMsg = (m) => {
-      if (m?.error) {
-        cleanup();
-        reject(new Error(`${what}: ${m.error}`));
-      } else if (pred(m)) {
-        cleanup();
-        resolve(m);
-      }
-    };
-    const onExit = (code) => {
-      cleanup();
-      reject(new Error(`${what}: process exited (${code})`));
-    };
-    function cleanup() {
-      clearTimeout(timer);
-      child.off("message", onMsg);
-      child.off("exit", onExit);
-    }
-    child.on("message", onMsg);
-    child.once("exit", onExit);
-  });
-}
-
-/** Temp dirs of earlier runs that were killed outright (SIGKILL), and so could not clean up. */
-function removeStaleRuns() {
-  for (const d of readdirSync(os.tmpdir())) {
-    if (!d.startsWith("secretd-bench-")) continue;
-    const dir = path.join(os.tmpdir(), d);
-    let pid;
-    try {
-      pid = Number(readFileSync(path.join(dir, "owner.pid"), "utf8"));
-    } catch {
-      continue; // kept with --keep, or not ours
-    }
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if (err.code === "ESRCH") rmSync(dir, { recursive: true, force: true });
-    }
-  }
-}
+import { BIG, BOX_REPS, BOX_WARMUP_CPU_S, BOX_WARMUP_MAX_S, BOX_WARMUP_S, CONCURRENCY, CREATE_DURATION_S, CREATE_WARMUP_S, DURATION_S, FILL_CONNECTIONS_PER_PROC, FILL_PROCS, FILLER_TENANTS, H2_CONNECTIONS, KEEP, LIST_SECRETS, MESH, NODE_GEN_PROCS, OPEN_LOOP_PER_CONNECTION, option, POSTGRES, PROFILE, PROFILE_SPOTS, PROJECT_VALUE_BYTES, QUICK, QUIET_WAIT_S, REPS, say, SMALL, SVC, t0, VALUE_BYTES, WARMUP_S } from "./bench/config.mjs";
+import { clearDeadline, makeRunDir, onceMessage, ownCluster, runDir, SCRIPTS, startEcho, startServer, stopChild, track } from "./bench/process.mjs";
 
 // ---------------------------------------------------------------- CPU accounting
 function systemBusySeconds() {
@@ -260,36 +120,6 @@ function chooseGenerator() {
   return { kind: "node", why: "h2load unavailable and not installable: raw-HTTP/2 Node processes" };
 }
 
-// ---------------------------------------------------------------- processes
-async function startServer(dataDir, logFile, databaseUrl) {
-  const env = { ...process.env, DATA_DIR: dataDir, LOG_FILE: logFile, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
-  const child = track(
-    fork(path.join(HERE, "bench-server.mjs"), [], { env, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
-    "secretd",
-  );
-  const m = await onceMessage(child, (x) => x?.ready, 30_000, "secretd start");
-  return { child, port: m.port, pid: child.pid };
-}
-
-async function startEcho(responseBytes) {
-  const child = track(
-    fork(path.join(HERE, "bench-echo.mjs"), [], { env: { ...process.env, RESPONSE_BYTES: String(responseBytes) }, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
-    "echo",
-  );
-  const m = await onceMessage(child, (x) => x?.ready, 30_000, "echo start");
-  return { child, port: m.port, pid: child.pid };
-}
-
-async function stopChild(child, how) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  if (how === "ipc" && child.connected) child.send({ cmd: "stop" });
-  else child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 // ---------------------------------------------------------------- load: h2load
 function parseH2load(out) {
   const num = (re) => {
@@ -351,7 +181,7 @@ async function readLatencyLog(file) {
 // ---------------------------------------------------------------- load: Node processes
 async function nodeLoad(jobs, addPid) {
   const procs = jobs.map((job, i) => {
-    const c = track(fork(path.join(HERE, "bench-loader.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }), `loader-${i}`);
+    const c = track(fork(path.join(SCRIPTS, "bench-loader.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }), `loader-${i}`);
     addPid?.(c.pid);
     return c;
   });
@@ -417,7 +247,7 @@ async function measureOnce(name, target, { pids, concurrency = CONCURRENCY, genP
     const streams = concurrency / connections;
     // Warm-up in its own invocation: h2load's byte counters mix warm-up and main phase.
     await h2load({ ...base, seconds: WARMUP_S, connections, streams });
-    const logs = Array.from({ length: genProcs }, (_, i) => path.join(tmpDir, `h2load-${n}-${i}.log`));
+    const logs = Array.from({ length: genProcs }, (_, i) => path.join(runDir(), `h2load-${n}-${i}.log`));
     const { result, cpu } = await withCpu(pids, (addPid) =>
       Promise.all(logs.map((logFile) => h2load({ ...base, seconds: DURATION_S, connections: connections / genProcs, streams, logFile }, addPid))),
     );
@@ -524,12 +354,9 @@ async function fill(tenants, count, pids) {
 }
 
 /**
- * Durable CreateSecret in steady state (SPEC §9): the fill's processes and settings, for
- * CREATE_WARMUP_S (not counted: the loaders and the server JIT-compile their create path)
- * then CREATE_DURATION_S measured, new unique names over the tenants (prefix `label`).
+ * Durable CreateSecret in steady state (SPEC §9): the fill's processes and settings,
+ * new unique names over the tenants (prefix `label`).
  */
-const CREATE_WARMUP_S = QUICK ? 2 : 3;
-const CREATE_DURATION_S = QUICK ? 3 : 8;
 async function measureCreates(tenants, label, pids) {
   await waitQuiet(QUIET_WAIT_S);
   const jobs = Array.from({ length: FILL_PROCS }, (_, p) => ({
@@ -576,7 +403,7 @@ async function tallyLog(file) {
  */
 async function measureOpenLoop(name, target, rate, pids) {
   await waitQuiet(QUIET_WAIT_S);
-  const logFile = path.join(tmpDir, `h2load-open-${++runSeq}.log`);
+  const logFile = path.join(runDir(), `h2load-open-${++runSeq}.log`);
   const connections = Math.max(1, Math.ceil(rate / OPEN_LOOP_PER_CONNECTION));
   const rps = rate / connections;
   const base = { port: target.port, path: target.path, token: target.token, bodyFile: target.bodyFile, connections, streams: CONCURRENCY / H2_CONNECTIONS, rps };
@@ -597,7 +424,7 @@ async function rawTarget(name, port, p, token, msgBytes) {
   try {
     const r = await rawUnary(session, p, token, body);
     if (r.status !== 0) throw new Error(`${name} pre-check: grpc-status ${r.status} ${r.message}`);
-    const bodyFile = path.join(tmpDir, `${name}.bin`);
+    const bodyFile = path.join(runDir(), `${name}.bin`);
     writeFileSync(bodyFile, body);
     return { port, path: p, token, body, bodyFile, expectBytes: r.body.length, responseMessageBytes: grpcUnframe(r.body)?.length };
   } finally {
@@ -624,14 +451,6 @@ async function interleaved(peers, reps) {
   return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { best: best(v), runs: v }]));
 }
 
-/**
- * A fresh --workers server: every worker JIT-compiles its own code (V8's compiler threads
- * count in its CPU), so a warm-up by wall time is not enough on a box shared with other
- * sessions. Warm until every worker has used BOX_WARMUP_CPU_S of CPU (at most BOX_WARMUP_MAX_S).
- */
-const BOX_WARMUP_S = QUICK ? 3 : 5;
-const BOX_WARMUP_CPU_S = QUICK ? 1.5 : 3;
-const BOX_WARMUP_MAX_S = QUICK ? 15 : 40;
 async function warmUntilCpu(target, token, pids) {
   const start = new Map(pids.map((p) => [p, cpuSeconds(p)]));
   const began = performance.now();
@@ -641,7 +460,6 @@ async function warmUntilCpu(target, token, pids) {
   }
   say(`warmed secretd --workers: ${round((performance.now() - began) / 1000, 1)} s until each worker used ${round(used(), 2)} s of CPU`);
 }
-const BOX_REPS = Math.max(REPS, QUICK ? 2 : 3);
 
 /**
  * The whole box (SPEC §9): etcd's Range of a 1 KiB value, and secretd with --workers auto
@@ -653,7 +471,7 @@ async function boxStage(getValue, onePeer) {
   const peers = [onePeer];
   let etcd;
   if (haveEtcd()) {
-    etcd = await startEtcd(path.join(tmpDir, "etcd"), track);
+    etcd = await startEtcd(path.join(runDir(), "etcd"), track);
     const key = "/bench/get-1k";
     for (let i = 0; ; i++) {
       const r = await connect(etcd.port).then(
@@ -677,7 +495,7 @@ async function boxStage(getValue, onePeer) {
   }
 
   const workers = os.availableParallelism();
-  const dir = path.join(tmpDir, "data-auto");
+  const dir = path.join(runDir(), "data-auto");
   mkdirSync(dir, { mode: 0o700 });
   const srv = await startWorkersServer(dir, workers, track);
   say(`secretd --workers auto (${workers}): primary ${srv.primaryPid}, workers ${srv.workerPids.join(", ")} on 127.0.0.1:${srv.port}`);
@@ -745,15 +563,13 @@ async function main() {
   generator = chooseGenerator();
   say(`load generator: ${generator.kind} (${generator.why})`);
 
-  removeStaleRuns();
-  tmpDir = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-"));
-  writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
+  const tmpDir = makeRunDir();
   const dataDir = path.join(tmpDir, "data");
   const logFile = path.join(tmpDir, "secretd.log");
   mkdirSync(dataDir, { mode: 0o700 });
   let databaseUrl;
   if (POSTGRES) {
-    pgCluster = await startPostgres({ fsync: true });
+    const pgCluster = ownCluster(await startPostgres({ fsync: true }));
     databaseUrl = await pgCluster.createDatabase();
     say(`PostgreSQL: throw-away cluster on 127.0.0.1:${pgCluster.port} (fsync on)`);
   }
@@ -1128,7 +944,7 @@ async function main() {
     writeFileSync(path.join(tmpDir, "bench-details.json"), JSON.stringify({ machine: mach, out, small, big, fillSmall, fillBig, nodeGenEcho, profiles, log }, null, 2));
     say(`kept ${tmpDir} (details in bench-details.json)`);
   }
-  clearTimeout(deadline);
+  clearDeadline();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
