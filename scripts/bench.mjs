@@ -40,77 +40,11 @@ import {
 } from "../dist/gen/secrets/v1/secrets.js";
 import { etcdPut, etcdRange, haveEtcd, startEtcd, startWorkersServer } from "./bench-box.mjs";
 import { startPostgres } from "./postgres-cluster.mjs";
-import { connect, cpuSeconds, grpcFrame, haveOrInstall, grpcUnframe, machine, memoryMb, rawUnary, round, runqWaitSeconds, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { connect, cpuSeconds, grpcFrame, haveOrInstall, grpcUnframe, machine, memoryMb, rawUnary, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 import { BIG, BOX_REPS, BOX_WARMUP_CPU_S, BOX_WARMUP_MAX_S, BOX_WARMUP_S, CONCURRENCY, CREATE_DURATION_S, CREATE_WARMUP_S, DURATION_S, FILL_CONNECTIONS_PER_PROC, FILL_PROCS, FILLER_TENANTS, H2_CONNECTIONS, KEEP, LIST_SECRETS, MESH, NODE_GEN_PROCS, OPEN_LOOP_PER_CONNECTION, option, POSTGRES, PROFILE, PROFILE_SPOTS, PROJECT_VALUE_BYTES, QUICK, QUIET_WAIT_S, REPS, say, SMALL, SVC, t0, VALUE_BYTES, WARMUP_S } from "./bench/config.mjs";
+import { DISTURBED_CPU_PCT, waitedForQuietS, waitQuiet, withCpu } from "./bench/cpu.mjs";
 import { clearDeadline, makeRunDir, onceMessage, ownCluster, runDir, SCRIPTS, startEcho, startServer, stopChild, track } from "./bench/process.mjs";
-
-// ---------------------------------------------------------------- CPU accounting
-function systemBusySeconds() {
-  const line = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
-  return (line[0] + line[1] + line[2] + line[5] + line[6] + line[7]) / 100;
-}
-
-/** Samples CPU of the given pids (and the whole system) across fn(); pids may come later via addPid. */
-async function withCpu(pids, fn) {
-  const start = { sys: systemBusySeconds(), t: performance.now(), cpu: new Map(pids.map((p) => [p, cpuSeconds(p)])), runq: new Map(pids.map((p) => [p, runqWaitSeconds(p)])) };
-  const last = new Map();
-  const tracked = new Map(); // late pids (generators): first and last sample
-  const poll = setInterval(() => {
-    for (const [pid, first] of tracked) {
-      const v = cpuSeconds(pid);
-      if (Number.isFinite(v)) last.set(pid, { first, v });
-    }
-  }, 100);
-  const addPid = (pid) => tracked.set(pid, cpuSeconds(pid));
-  let result;
-  try {
-    result = await fn(addPid);
-  } finally {
-    clearInterval(poll);
-  }
-  const secs = (performance.now() - start.t) / 1000;
-  const pct = (x) => round((100 * x) / secs, 1);
-  const perPid = {};
-  const runqWaitPerPid = {};
-  let ours = 0;
-  for (const [pid, before] of start.cpu) {
-    const d = cpuSeconds(pid) - before;
-    perPid[pid] = pct(d);
-    runqWaitPerPid[pid] = pct(runqWaitSeconds(pid) - start.runq.get(pid));
-    ours += d;
-  }
-  let gen = 0;
-  for (const { first, v } of last.values()) gen += v - first;
-  ours += gen;
-  const sys = systemBusySeconds() - start.sys;
-  // The most any measured process's main thread waited for a CPU, in % of the run.
-  const runq = Object.values(runqWaitPerPid).filter(Number.isFinite);
-  const runq_wait_pct = runq.length > 0 ? Math.max(...runq) : undefined;
-  return { result, cpu: { perPid, runqWaitPerPid, runq_wait_pct, gen_cpu_pct: pct(gen), other_cpu_pct: pct(Math.max(0, sys - ours)) } };
-}
-
-/**
- * Other engineers' builds and tests share these 2 cores. Before a measured run, wait
- * (bounded) until the rest of the system has been near idle for half a second.
- */
-const QUIET_CPU_PCT = 20;
-const DISTURBED_CPU_PCT = 25;
-let waitedTotalS = 0;
-async function waitQuiet(maxS) {
-  const started = performance.now();
-  let other = NaN;
-  while ((performance.now() - started) / 1000 < maxS) {
-    const a = systemBusySeconds();
-    await new Promise((r) => setTimeout(r, 500));
-    other = (100 * (systemBusySeconds() - a)) / 0.5;
-    if (other < QUIET_CPU_PCT) break;
-  }
-  const waited = (performance.now() - started) / 1000 - 0.5;
-  waitedTotalS += Math.max(0, waited);
-  return round(other, 0);
-}
 
 // ---------------------------------------------------------------- generator choice
 function chooseGenerator() {
@@ -910,7 +844,7 @@ async function main() {
     create_server_cpu_pct: creates.server_cpu_pct,
     other_cpu_pct_max: Math.max(...[S, B].flatMap((st) => Object.values(st).map((x) => x.best.other_cpu_pct))),
     disturbed_runs_used: [S, B].flatMap((st, i) => Object.entries(st).filter(([, x]) => x.best.disturbed).map(([k]) => `${k}@${i === 0 ? SMALL : BIG}`)),
-    waited_for_quiet_s: round(waitedTotalS, 1),
+    waited_for_quiet_s: round(waitedForQuietS(), 1),
     log_lines: log.lines,
     log_non_ok: nonOk.reduce((s, [, n]) => s + n, 0),
     profile_get_inclusive: profiles.GetSecret?.inclusive.filter((e) => e.pct >= 0.5).map((e) => `${e.pct}% ${e.fn.trim()}`),
