@@ -23,32 +23,16 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { credentials } from "@grpc/grpc-js";
-import { readHs256Secret } from "../dist/auth/keys.js";
-import { mintToken } from "../dist/auth/mint.js";
-import {
-  CreateSecretRequest,
-  GetSecretRequest,
-  ListSecretsRequest,
-  ListSecretsResponse,
-  Projection,
-  ProjectSecretsRequest,
-  Secret,
-  SecretServiceClient,
-} from "../dist/gen/secrets/v1/secrets.js";
-
-import { startPostgres } from "./postgres-cluster.mjs";
-import { connect, grpcFrame, grpcUnframe, machine, memoryMb, rawUnary, round, summarizeProfile } from "./bench-lib.mjs";
-
-import { BIG, CONCURRENCY, CREATE_WARMUP_S, DURATION_S, FILL_PROCS, FILLER_TENANTS, KEEP, LIST_SECRETS, MESH, NODE_GEN_PROCS, POSTGRES, PROFILE, PROFILE_SPOTS, PROJECT_VALUE_BYTES, QUICK, REPS, say, SMALL, SVC, VALUE_BYTES, WARMUP_S } from "./bench/config.mjs";
-
-import { chooseGenerator, clientCall, pool } from "./bench/drivers.mjs";
-import { best, fill, measure, measureCreates, measureOpenLoop, useGenerator, valueOf } from "./bench/scenarios.mjs";
+import { machine, memoryMb, round, summarizeProfile } from "./bench-lib.mjs";
 import { boxStage } from "./bench/box.mjs";
+import { BIG, CONCURRENCY, CREATE_WARMUP_S, DURATION_S, FILL_PROCS, KEEP, NODE_GEN_PROCS, POSTGRES, PROFILE, PROFILE_SPOTS, QUICK, REPS, say, SMALL, WARMUP_S } from "./bench/config.mjs";
+import { chooseGenerator } from "./bench/drivers.mjs";
+import { clearDeadline, makeRunDir, onceMessage, ownCluster, startServer, stopChild } from "./bench/process.mjs";
 import { buildReport, databaseSize, tallyLog } from "./bench/report.mjs";
-import { clearDeadline, makeRunDir, onceMessage, ownCluster, startEcho, startServer, stopChild } from "./bench/process.mjs";
+import { best, fill, measure, measureCreates, measureOpenLoop, useGenerator } from "./bench/scenarios.mjs";
+import { makeTenants, minter, preframedTargets, seedBench, startEchoTarget } from "./bench/setup.mjs";
+import { startPostgres } from "./postgres-cluster.mjs";
 
-// ================================================================= main
 async function main() {
   const mach = machine();
   say(`machine: ${mach.nproc} CPUs (${mach.cpu}), node ${mach.node}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
@@ -69,79 +53,17 @@ async function main() {
   const server = await startServer(dataDir, logFile, databaseUrl);
   say(`secretd pid ${server.pid} on 127.0.0.1:${server.port}, data ${dataDir}, log ${logFile} (info)`);
 
-  // Tokens: the benchmark tenant and 100 filler tenants, all tenant-admin.
-  const secret = readHs256Secret(path.join(dataDir, "jwt-dev.key"));
-  const mint = (tenant) => mintToken({ secret, tenant, sub: `${tenant}-admin`, roles: ["tenant-admin"], ttlSec: 3 * 3600 });
-  const benchToken = await mint("bench");
-  const tenants = [{ name: "bench", token: benchToken, prefix: "zz-fill-", filled: 0 }];
-  for (let i = 0; i < FILLER_TENANTS; i++) {
-    const name = `t-${String(i).padStart(3, "0")}`;
-    tenants.push({ name, token: await mint(name), prefix: "fill-", filled: 0 });
-  }
-
-  // Seed the benchmark tenant with the real grpc-js client (and check its answers).
-  const client = new SecretServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
-  const getValue = valueOf(VALUE_BYTES, 1);
-  const seeds = [{ name: "get-1k", data: { value: getValue } }];
-  for (let i = 0; i < 5; i++) seeds.push({ name: `proj-${i}`, data: { user: valueOf(PROJECT_VALUE_BYTES, 10 + i), password: valueOf(PROJECT_VALUE_BYTES, 20 + i) } });
-  for (let i = 0; i < LIST_SECRETS; i++) seeds.push({ name: `list-${String(i).padStart(4, "0")}`, data: { value: valueOf(64, i) }, labels: { app: "web", tier: String(i % 3) } });
-  await pool(seeds, 16, (s) => clientCall(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, ...s }), benchToken));
-  const seeded = seeds.length;
-
-  const getReq = GetSecretRequest.fromPartial({ mesh: MESH, name: "get-1k" });
-  const projReq = ProjectSecretsRequest.fromPartial({ mesh: MESH, items: Array.from({ length: 5 }, (_, i) => ({ name: `proj-${i}`, envPrefix: `S${i}_` })) });
-  const listReq = ListSecretsRequest.fromPartial({ mesh: MESH, pageSize: 100 });
-  {
-    const g = await clientCall(client, "getSecret", getReq, benchToken);
-    if (!Buffer.from(g.data.value ?? []).equals(getValue)) throw new Error("GetSecret (real client) returned the wrong value");
-    const pr = await clientCall(client, "projectSecrets", projReq, benchToken);
-    if (pr.values.length !== 10) throw new Error(`ProjectSecrets (real client) returned ${pr.values.length} values, expected 10`);
-    const l = await clientCall(client, "listSecrets", listReq, benchToken);
-    if (l.secrets.length !== 100 || l.nextPageToken === "") throw new Error(`ListSecrets (real client) returned ${l.secrets.length} secrets`);
-  }
-  client.close();
-  say(`seeded tenant "bench": 1 × 1 KiB secret, 5 × 2 keys × ${PROJECT_VALUE_BYTES} B for ProjectSecrets, ${LIST_SECRETS} small secrets for ListSecrets; real-client answers checked`);
+  const mint = minter(dataDir);
+  const { benchToken, tenants } = await makeTenants(mint);
+  const { getValue, seeded, requests } = await seedBench(server, benchToken);
 
   // Filler to SMALL secrets in all.
   const pidsServer = [server.pid];
   const fillSmall = await fill(server, tenants, SMALL - seeded, pidsServer);
   say(`filled to ${SMALL} secrets (${fillSmall.created} creates in ${fillSmall.seconds}s)`);
 
-  // Pre-framed bodies, each checked once with a raw HTTP/2 call: grpc-status 0, decodable
-  // answer, and the exact response size h2load must then see for every call.
-  const targets = {};
-  const session = await connect(server.port);
-  async function target(name, method, msgBytes, check) {
-    const body = grpcFrame(msgBytes);
-    const r = await rawUnary(session, `${SVC}/${method}`, benchToken, body);
-    if (r.status !== 0) throw new Error(`${method} pre-check: grpc-status ${r.status} ${r.message}`);
-    const msg = grpcUnframe(r.body);
-    if (!msg) throw new Error(`${method} pre-check: not one gRPC message`);
-    check(msg);
-    const bodyFile = path.join(tmpDir, `${name}.bin`);
-    writeFileSync(bodyFile, body);
-    targets[name] = { port: server.port, path: `${SVC}/${method}`, token: benchToken, body, bodyFile, expectBytes: r.body.length, responseMessageBytes: msg.length };
-  }
-  await target("get", "GetSecret", GetSecretRequest.encode(getReq).finish(), (m) => {
-    if (!Buffer.from(Secret.decode(m).data.value ?? []).equals(getValue)) throw new Error("GetSecret pre-check: wrong value");
-  });
-  await target("project", "ProjectSecrets", ProjectSecretsRequest.encode(projReq).finish(), (m) => {
-    if (Projection.decode(m).values.length !== 10) throw new Error("ProjectSecrets pre-check: not 10 values");
-  });
-  await target("list", "ListSecrets", ListSecretsRequest.encode(listReq).finish(), (m) => {
-    if (ListSecretsResponse.decode(m).secrets.length !== 100) throw new Error("ListSecrets pre-check: not 100 secrets");
-  });
-  session.close();
-
-  // The baseline: same response size as GetSecret, same request body.
-  const echo = await startEcho(targets.get.responseMessageBytes);
-  {
-    const s = await connect(echo.port);
-    const r = await rawUnary(s, "/bench.v1.Echo/Echo", undefined, targets.get.body);
-    s.close();
-    if (r.status !== 0 || r.body.length !== targets.get.expectBytes) throw new Error(`echo pre-check failed: status ${r.status}, ${r.body.length} bytes`);
-    targets.echo = { port: echo.port, path: "/bench.v1.Echo/Echo", token: undefined, body: targets.get.body, bodyFile: targets.get.bodyFile, expectBytes: r.body.length };
-  }
+  const targets = await preframedTargets(server, benchToken, requests, getValue);
+  const echo = await startEchoTarget(targets);
   say(`echo pid ${echo.pid} on 127.0.0.1:${echo.port}; response sizes (framed): get ${targets.get.expectBytes} B, echo ${targets.echo.expectBytes} B, project ${targets.project.expectBytes} B, list ${targets.list.expectBytes} B`);
 
   // Scenarios: 64 concurrent calls, plus GetSecret and ListSecrets one call at a time

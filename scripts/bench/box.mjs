@@ -5,14 +5,14 @@ import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { credentials } from "@grpc/grpc-js";
-import { readHs256Secret } from "../../dist/auth/keys.js";
-import { mintToken } from "../../dist/auth/mint.js";
+
 import { CreateSecretRequest, GetSecretRequest, SecretServiceClient } from "../../dist/gen/secrets/v1/secrets.js";
 import { etcdPut, etcdRange, haveEtcd, startEtcd, startWorkersServer } from "../bench-box.mjs";
 import { connect, cpuSeconds, grpcFrame, memoryMb, rawUnary, round } from "../bench-lib.mjs";
 import { BOX_REPS, BOX_WARMUP_CPU_S, BOX_WARMUP_MAX_S, BOX_WARMUP_S, CONCURRENCY, H2_CONNECTIONS, MESH, say, SVC } from "./config.mjs";
 import { clientCall, h2load } from "./drivers.mjs";
 import { runDir, stopChild, track } from "./process.mjs";
+import { minter } from "./setup.mjs";
 import { best, measure, measureCreates, measureOpenLoop, rawTarget } from "./scenarios.mjs";
 
 const boxLine = (name, r) =>
@@ -82,8 +82,7 @@ export async function boxStage(getValue, onePeer) {
   mkdirSync(dir, { mode: 0o700 });
   const srv = await startWorkersServer(dir, workers, track);
   say(`secretd --workers auto (${workers}): primary ${srv.primaryPid}, workers ${srv.workerPids.join(", ")} on 127.0.0.1:${srv.port}`);
-  const secret = readHs256Secret(path.join(dir, "jwt-dev.key"));
-  const mint = (tenant) => mintToken({ secret, tenant, sub: `${tenant}-admin`, roles: ["tenant-admin"], ttlSec: 3 * 3600 });
+  const mint = minter(dir);
   const token = await mint("bench");
   const client = new SecretServiceClient(`127.0.0.1:${srv.port}`, credentials.createInsecure());
   await clientCall(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name: "get-1k", data: { value: getValue } }), token);

@@ -180,13 +180,21 @@ export async function measureOpenLoop(name, target, rate, pids) {
   return { name, offered_rps: rate, connections, rps: round(result.rps, 0), ...summarize(lat), ...cpu, server_cpu_us_per_call: round((10_000 * serverCpu) / result.rps, 1) };
 }
 
-/** A pre-framed fixed-body target, checked once with a raw call (status 0, size taken). */
-export async function rawTarget(name, port, p, token, msgBytes) {
+/**
+ * A pre-framed fixed-body target, checked once with a raw call (status 0, size taken;
+ * with `check`, the answer is one gRPC message that `check` accepts).
+ */
+export async function rawTarget(name, port, p, token, msgBytes, check) {
   const body = grpcFrame(msgBytes);
   const session = await connect(port);
   try {
     const r = await rawUnary(session, p, token, body);
     if (r.status !== 0) throw new Error(`${name} pre-check: grpc-status ${r.status} ${r.message}`);
+    if (check) {
+      const msg = grpcUnframe(r.body);
+      if (!msg) throw new Error(`${name} pre-check: not one gRPC message`);
+      check(msg);
+    }
     const bodyFile = path.join(runDir(), `${name}.bin`);
     writeFileSync(bodyFile, body);
     return { port, path: p, token, body, bodyFile, expectBytes: r.body.length, responseMessageBytes: grpcUnframe(r.body)?.length };
