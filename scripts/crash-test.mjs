@@ -28,7 +28,7 @@ import { parseArgs } from "node:util";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { DB_FILE } from "../dist/app.js";
+import { DB_FILE } from "../dist/storage/open-storage.js";
 import { CreateSecretRequest, GetSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js");
