@@ -91,8 +91,8 @@ export class AuthenticatedStorage implements Storage {
     return r;
   }
 
-  async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
-    const found = await this.inner.readSecret(scope, name, version);
+  async readSecret(scope: Scope, name: string, version: number, fresh = false): Promise<SecretWithVersion | undefined> {
+    const found = await this.inner.readSecret(scope, name, version, fresh);
     if (found !== undefined) this.check(found);
     return found;
   }

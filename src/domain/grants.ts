@@ -74,7 +74,7 @@ export class Grants {
   private async administered(p: Principal, mesh: string, name: string): Promise<Administered> {
     validateName(name);
     const scope = scopeFor(p, mesh);
-    const found = await this.deps.storage.readSecret(scope, name, 0);
+    const found = await this.deps.storage.readSecret(scope, name, 0, true);
     const { secret, access } = this.deps.secrets.authorize(p, found, name, Level.ADMIN);
     return { secret, access, adminKeys: keysAt(access, Level.ADMIN), grants: found?.grants ?? [] };
   }

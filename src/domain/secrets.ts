@@ -277,7 +277,7 @@ export class Secrets {
     if (!sameRequest(this.deps.keyring, prior.fingerprint, input)) {
       throw invalid("request_id", "was already used for a different CreateSecret request");
     }
-    const found = await this.deps.storage.readSecret(scope, input.name, 0);
+    const found = await this.deps.storage.readSecret(scope, input.name, 0, true);
     if (found?.secret.uid !== prior.secretUid) return undefined;
     return found.secret;
   }
@@ -397,7 +397,7 @@ export class Secrets {
     const newData = set.data ? mergeData(req.data, req.stringData) : undefined;
     const expireTime = set.expireTime ? expireTimeOf(req.expireTime, now, "expire_time") : undefined;
 
-    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const found = await this.deps.storage.readSecret(scope, req.name, 0, true);
     const { secret, access } = this.authorize(p, found, req.name, Level.WRITE);
     if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable`);
     if (req.etag !== secret.etag) throw staleEtag(req.name);
@@ -433,7 +433,7 @@ export class Secrets {
   async delete(p: Principal, req: DeleteSecretRequest): Promise<void> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
-    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const found = await this.deps.storage.readSecret(scope, req.name, 0, true);
     const { secret, access } = this.authorize(p, found, req.name, Level.ADMIN);
     if (!holdsWhole(access, Level.ADMIN)) throw denied(`deleting secret "${req.name}" needs ADMIN on every key; your grant is limited to some keys`);
     if (!req.force) {

@@ -268,7 +268,12 @@ export interface SecretStore {
   /** The secret a caller's create request id produced, while that secret exists. */
   findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined>;
   /** The secret and the given version of it (0 = current), from one read. */
-  readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined>;
+  /**
+   * `fresh`: read from the database itself, past any read cache. Write paths ask for it:
+   * the etag they compare and the version they build on must be the stored ones, even
+   * when another replica wrote a moment ago and the feed has not told this one yet.
+   */
+  readSecret(scope: Scope, name: string, version: number, fresh?: boolean): Promise<SecretWithVersion | undefined>;
   /** Current versions of several secrets of one scope, from one read transaction. */
   readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>>;
   /** Metadata of one scope in name order, from afterName on. */

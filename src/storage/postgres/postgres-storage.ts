@@ -368,7 +368,8 @@ export class PostgresStorage implements Storage {
     return out;
   }
 
-  async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
+  async readSecret(scope: Scope, name: string, version: number, fresh = false): Promise<SecretWithVersion | undefined> {
+    if (fresh) return (await this.readMany(scope, [name], version)).get(name);
     const live = this.cacheLive();
     const hit = live ? this.cache.get(scope, name, version) : undefined;
     if (hit !== undefined) return hit;
