@@ -23,6 +23,8 @@ export interface ProjectionResult {
   readonly values: ProjectedValue[];
   readonly sources: SecretRef[];
   readonly revision: string;
+  /** The watch's id on WatchProjection messages (what AckProjection names); "" otherwise. */
+  readonly consumerId: string;
 }
 
 export interface ProjectionDeps {
@@ -177,5 +179,5 @@ function project(
       sources.push({ mesh, name: item.name, version: found.secret.version });
     }
   }
-  return { values, sources, revision: projectionRevision(sources, values) };
+  return { values, sources, revision: projectionRevision(sources, values), consumerId: "" };
 }

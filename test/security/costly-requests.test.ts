@@ -205,7 +205,7 @@ describe("item 3: ProjectSecrets decrypts each source once, and counts what it d
         mesh: M,
         knownRevision: "",
         items: [..."abab".split("").entries()].flatMap(([i, name]) => [0, 1].map((j) => ({
-          name, optional: false, envPrefix: `P${i}${j}_`, keys: [{ key: `k${(i >> 1) * 2 + j}`, env: "", path: `${i}/${j}`, mode: 0 }],
+          name, optional: false, stage: "", envPrefix: `P${i}${j}_`, keys: [{ key: `k${(i >> 1) * 2 + j}`, env: "", path: `${i}/${j}`, mode: 0 }],
         }))),
       };
       const got = await projectSecrets(deps, principal, req);

@@ -90,7 +90,7 @@ describe("checkProjectedValues", () => {
 
 describe("auditProject", () => {
   it("when a refused request holds 400,000 items, then it has ONE target, with the counts", () => {
-    const items = Array.from({ length: 400_000 }, () => ({ name: "a", keys: [], optional: false, envPrefix: "" }));
+    const items = Array.from({ length: 400_000 }, () => ({ name: "a", keys: [], optional: false, envPrefix: "", stage: "" }));
     const targets = auditProject({ mesh: "m", items, knownRevision: "" } as ProjectSecretsRequest, undefined);
     expect(targets).toEqual([{ mesh: "m", name: "", version: 0, keys: ["items: 400000", "mappings: 0"] }]);
   });
@@ -109,6 +109,7 @@ describe("auditProject", () => {
       sources: [{ mesh: "m", name: "a", version: 3 }, { mesh: "m", name: "b", version: 1 }],
       values: [value("a", "z"), value("b", "k"), value("a", "c")],
       revision: "r",
+      consumerId: "",
     };
     expect(auditProject(req([]), res)).toEqual([
       { mesh: "m", name: "a", version: 3, keys: ["c", "z"] },

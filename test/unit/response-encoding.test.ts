@@ -32,12 +32,14 @@ const secret = fc.record({
   updateTime: date,
   expireTime: date,
   keys: fc.array(str, { maxLength: 5 }),
+  stage: fc.oneof(fc.constant(""), str),
 });
 
 const projection = fc.record({
   values: fc.array(fc.record({ secret: str, key: str, env: str, path: str, mode: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0o777 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })), value: buf }), { maxLength: 12 }),
   sources: fc.array(fc.record({ mesh: str, name: str, version: fc.oneof(uint, fc.integer({ min: -3, max: -1 })) }), { maxLength: 6 }),
   revision: str,
+  consumerId: fc.oneof(fc.constant(""), str),
 });
 
 const generic = (u: Uint8Array): string => Buffer.from(u).toString("hex");
@@ -81,6 +83,7 @@ describe("response encoding", () => {
       updateTime: new Date(1764760000000),
       expireTime: undefined,
       keys: ["value"],
+      stage: "",
     };
     expect(encodeSecret(m).equals(Buffer.from(Secret.encode(m).finish()))).toBe(true);
   });

@@ -12,7 +12,7 @@ import { routeStreams } from "../../src/transport/grpc/adapter/stream-router.js"
 
 const IDLE_MS = 300;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const projection = (from: string): Projection => ({ values: [{ secret: "s", key: "k", env: "K", path: "s/k", mode: 0o400, value: Buffer.from(from) }], sources: [], revision: from });
+const projection = (from: string): Projection => ({ values: [{ secret: "s", key: "k", env: "K", path: "s/k", mode: 0o400, value: Buffer.from(from) }], sources: [], revision: from, consumerId: "" });
 
 let server: Server | undefined;
 let client: SecretServiceClient | undefined;

@@ -46,6 +46,7 @@ export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffe
     updateTime: emittedTime(row.updateTime),
     expireTime: row.expireTime === undefined ? undefined : emittedTime(row.expireTime),
     keys: [...row.keys],
+    stage: "",
   };
 }
 
@@ -71,6 +72,10 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
     since: emittedTime(l.since),
     lastSeen: emittedTime(l.lastSeen),
     replica: l.replica,
+    consumerId: "",
+    appliedRevision: "",
+    appliedTime: undefined,
+    applied: [],
   };
 }
 

@@ -36,9 +36,9 @@ function tagsOf<F extends string>(typeName: string, fields: Record<F, 1 | 2>): R
 
 const SECRET = tagsOf("secrets.v1.Secret", {
   uid: 1, mesh: 1, name: 1, type: 1, description: 1, owner: 1, data: 1, labels: 1, annotations: 1,
-  immutable: 1, version: 1, etag: 1, createTime: 1, updateTime: 1, expireTime: 1, keys: 2,
+  immutable: 1, version: 1, etag: 1, createTime: 1, updateTime: 1, expireTime: 1, keys: 2, stage: 2,
 });
-const PROJECTION = tagsOf("secrets.v1.Projection", { values: 1, sources: 1, revision: 1 });
+const PROJECTION = tagsOf("secrets.v1.Projection", { values: 1, sources: 1, revision: 1, consumerId: 1 });
 const VALUE = tagsOf("secrets.v1.ProjectedValue", { secret: 1, key: 1, env: 1, path: 1, mode: 1, value: 1 });
 const REF = tagsOf("secrets.v1.SecretRef", { mesh: 1, name: 1, version: 1 });
 /** Map entries (key = 1, value = 2) and google.protobuf.Timestamp (seconds = 1, nanos = 2) are fixed by protobuf itself. */
@@ -174,6 +174,8 @@ export function encodeSecret(m: Secret | EncodedAnswer): Buffer {
   }
   const keyLens = m.keys.map((k) => Buffer.byteLength(k, "utf8"));
   for (const len of keyLens) size += 2 + varintSize(len) + len;
+  const stageLen = Buffer.byteLength(m.stage, "utf8");
+  if (stageLen !== 0) size += 2 + varintSize(stageLen) + stageLen;
 
   const o = new Out(Buffer.allocUnsafe(size));
   SECRET_STRINGS.forEach((f, i) => {
@@ -214,6 +216,11 @@ export function encodeSecret(m: Secret | EncodedAnswer): Buffer {
     o.varint(keyLens[i]!);
     o.pos += o.buf.write(k, o.pos, keyLens[i]!, "utf8");
   });
+  if (stageLen !== 0) {
+    o.varint(SECRET.stage);
+    o.varint(stageLen);
+    o.pos += o.buf.write(m.stage, o.pos, stageLen, "utf8");
+  }
   if (o.pos !== size) throw new Error(`encodeSecret wrote ${o.pos} of ${size} bytes`);
   return o.buf;
 }
@@ -266,6 +273,8 @@ export function encodeProjection(m: Projection | EncodedAnswer): Buffer {
   }
   const revLen = Buffer.byteLength(m.revision, "utf8");
   if (revLen !== 0) size += 1 + varintSize(revLen) + revLen;
+  const idLen = Buffer.byteLength(m.consumerId, "utf8");
+  if (idLen !== 0) size += 1 + varintSize(idLen) + idLen;
 
   const o = new Out(Buffer.allocUnsafe(size));
   let l = 0;
@@ -296,6 +305,7 @@ export function encodeProjection(m: Projection | EncodedAnswer): Buffer {
     }
   }
   if (revLen !== 0) o.str(PROJECTION.revision, m.revision, revLen);
+  if (idLen !== 0) o.str(PROJECTION.consumerId, m.consumerId, idLen);
   if (o.pos !== size) throw new Error(`encodeProjection wrote ${o.pos} of ${size} bytes`);
   return o.buf;
 }

@@ -1,4 +1,5 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
+import { SecretdError } from "../../errors.js";
 import type { AuditPage } from "../../domain/audit-events.js";
 import type { Consumers } from "../../domain/consumers.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
@@ -103,5 +104,13 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       const page = await deps.listAuditEvents(principal, req);
       return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
+    // #30: declared in the proto, served once acknowledged delivery and rotation land.
+    ackProjection: unary(deps, "AckProjection", notYet("AckProjection")),
+    getRollout: unary(deps, "GetRollout", notYet("GetRollout")),
+    rotateSecret: unary(deps, "RotateSecret", notYet("RotateSecret")),
   };
+}
+
+function notYet(method: string): () => Promise<never> {
+  return () => Promise.reject(new SecretdError("UNIMPLEMENTED", `${method} is not served by this version`));
 }

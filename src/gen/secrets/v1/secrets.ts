@@ -85,6 +85,104 @@ export function permissionToJSON(object: Permission): string {
   }
 }
 
+export enum RotationState {
+  /** ROTATION_STATE_NONE - No rotation of this version is recorded. */
+  ROTATION_STATE_NONE = 0,
+  ROTATION_STATE_WAITING_FOR_ACKS = 1,
+  ROTATION_STATE_RETIRING = 2,
+  ROTATION_STATE_DONE = 3,
+  ROTATION_STATE_TIMED_OUT = 4,
+  ROTATION_STATE_FAILED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function rotationStateFromJSON(object: any): RotationState {
+  switch (object) {
+    case 0:
+    case "ROTATION_STATE_NONE":
+      return RotationState.ROTATION_STATE_NONE;
+    case 1:
+    case "ROTATION_STATE_WAITING_FOR_ACKS":
+      return RotationState.ROTATION_STATE_WAITING_FOR_ACKS;
+    case 2:
+    case "ROTATION_STATE_RETIRING":
+      return RotationState.ROTATION_STATE_RETIRING;
+    case 3:
+    case "ROTATION_STATE_DONE":
+      return RotationState.ROTATION_STATE_DONE;
+    case 4:
+    case "ROTATION_STATE_TIMED_OUT":
+      return RotationState.ROTATION_STATE_TIMED_OUT;
+    case 5:
+    case "ROTATION_STATE_FAILED":
+      return RotationState.ROTATION_STATE_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RotationState.UNRECOGNIZED;
+  }
+}
+
+export function rotationStateToJSON(object: RotationState): string {
+  switch (object) {
+    case RotationState.ROTATION_STATE_NONE:
+      return "ROTATION_STATE_NONE";
+    case RotationState.ROTATION_STATE_WAITING_FOR_ACKS:
+      return "ROTATION_STATE_WAITING_FOR_ACKS";
+    case RotationState.ROTATION_STATE_RETIRING:
+      return "ROTATION_STATE_RETIRING";
+    case RotationState.ROTATION_STATE_DONE:
+      return "ROTATION_STATE_DONE";
+    case RotationState.ROTATION_STATE_TIMED_OUT:
+      return "ROTATION_STATE_TIMED_OUT";
+    case RotationState.ROTATION_STATE_FAILED:
+      return "ROTATION_STATE_FAILED";
+    case RotationState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum Retire {
+  /** RETIRE_AFTER_ACK - Retire the previous version once every live consumer acked the new one. */
+  RETIRE_AFTER_ACK = 0,
+  RETIRE_IMMEDIATE = 1,
+  RETIRE_NEVER = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function retireFromJSON(object: any): Retire {
+  switch (object) {
+    case 0:
+    case "RETIRE_AFTER_ACK":
+      return Retire.RETIRE_AFTER_ACK;
+    case 1:
+    case "RETIRE_IMMEDIATE":
+      return Retire.RETIRE_IMMEDIATE;
+    case 2:
+    case "RETIRE_NEVER":
+      return Retire.RETIRE_NEVER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Retire.UNRECOGNIZED;
+  }
+}
+
+export function retireToJSON(object: Retire): string {
+  switch (object) {
+    case Retire.RETIRE_AFTER_ACK:
+      return "RETIRE_AFTER_ACK";
+    case Retire.RETIRE_IMMEDIATE:
+      return "RETIRE_IMMEDIATE";
+    case Retire.RETIRE_NEVER:
+      return "RETIRE_NEVER";
+    case Retire.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A secret: metadata, and values only where the RPC returns them. */
 export interface Secret {
   uid: string;
@@ -108,6 +206,11 @@ export interface Secret {
     | undefined;
   /** Names of the data keys, also present in List responses. */
   keys: string[];
+  /**
+   * "current", or "previous" while a rotation keeps the old version readable; "" for
+   * a version that holds no stage.
+   */
+  stage: string;
 }
 
 export interface Secret_DataEntry {
@@ -171,6 +274,8 @@ export interface GetSecretRequest {
   version: number;
   /** Restricts the returned data to these keys; empty means all. */
   keys: string[];
+  /** "" or "current" (default), or "previous" during a rotation. Not with version. */
+  stage: string;
 }
 
 export interface ListSecretsRequest {
@@ -259,6 +364,8 @@ export interface ProjectionItem {
   /** A missing secret is skipped instead of failing the projection. */
   optional: boolean;
   envPrefix: string;
+  /** "" or "current" (default), or "previous" (dual-credential clients). */
+  stage: string;
 }
 
 export interface KeyMapping {
@@ -276,6 +383,8 @@ export interface Projection {
   sources: SecretRef[];
   /** Hex SHA-256 over sources and values: the same input gives the same revision. */
   revision: string;
+  /** Set on WatchProjection messages: the watch's id, what AckProjection names. */
+  consumerId: string;
 }
 
 export interface ProjectedValue {
@@ -354,6 +463,79 @@ export interface Consumer {
     | undefined;
   /** The server process (replica or worker) holding the watch. */
   replica: string;
+  /** The watch's id, as on its WatchProjection messages. */
+  consumerId: string;
+  /** The last revision the consumer acked as applied, and when. */
+  appliedRevision: string;
+  appliedTime:
+    | Date
+    | undefined;
+  /** Per source, the version the consumer applied. */
+  applied: SecretRef[];
+}
+
+export interface AckProjectionRequest {
+  consumerId: string;
+  revision: string;
+}
+
+export interface AckProjectionResponse {
+}
+
+export interface GetRolloutRequest {
+  mesh: string;
+  name: string;
+  /** 0 means the current version. */
+  version: number;
+}
+
+export interface Rollout {
+  mesh: string;
+  name: string;
+  version: number;
+  /** Live consumers of the secret, and how many of them applied this version. */
+  consumers: number;
+  applied: number;
+  /** The live consumers that have not applied this version. */
+  behind: Consumer[];
+  converged: boolean;
+  state: RotationState;
+  previousVersion: number;
+  started: Date | undefined;
+  finished:
+    | Date
+    | undefined;
+  /** What happened (who never acked, a rotator's outcome). Never a value. */
+  detail: string;
+}
+
+export interface GeneratedValue {
+  key: string;
+  length: number;
+  /** Default: letters and digits. */
+  alphabet: string;
+}
+
+export interface RotateSecretRequest {
+  mesh: string;
+  name: string;
+  etag: string;
+  data: { [key: string]: Buffer };
+  stringData: { [key: string]: string };
+  generate: GeneratedValue[];
+  retire: Retire;
+  /** How long to wait for every consumer's ack before retiring anyway (AFTER_ACK). */
+  ackTimeout: Duration | undefined;
+}
+
+export interface RotateSecretRequest_DataEntry {
+  key: string;
+  value: Buffer;
+}
+
+export interface RotateSecretRequest_StringDataEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListConsumersRequest {
@@ -422,6 +604,7 @@ function createBaseSecret(): Secret {
     updateTime: undefined,
     expireTime: undefined,
     keys: [],
+    stage: "",
   };
 }
 
@@ -474,6 +657,9 @@ export const Secret: MessageFns<Secret> = {
     }
     for (const v of message.keys) {
       writer.uint32(130).string(v!);
+    }
+    if (message.stage !== "") {
+      writer.uint32(138).string(message.stage);
     }
     return writer;
   },
@@ -628,6 +814,14 @@ export const Secret: MessageFns<Secret> = {
             message.keys.push(reader.string());
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -711,6 +905,7 @@ export const Secret: MessageFns<Secret> = {
       keys: globalThis.Array.isArray(object?.keys)
         ? object.keys.map((e: any) => globalThis.String(e))
         : [],
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
     };
   },
 
@@ -782,6 +977,9 @@ export const Secret: MessageFns<Secret> = {
     if (message.keys?.length) {
       obj.keys = message.keys;
     }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -830,6 +1028,7 @@ export const Secret: MessageFns<Secret> = {
     message.updateTime = object.updateTime ?? undefined;
     message.expireTime = object.expireTime ?? undefined;
     message.keys = object.keys?.map((e) => e) || [];
+    message.stage = object.stage ?? "";
     return message;
   },
 };
@@ -1812,7 +2011,7 @@ export const CreateSecretRequest_AnnotationsEntry: MessageFns<CreateSecretReques
 };
 
 function createBaseGetSecretRequest(): GetSecretRequest {
-  return { mesh: "", name: "", version: 0, keys: [] };
+  return { mesh: "", name: "", version: 0, keys: [], stage: "" };
 }
 
 export const GetSecretRequest: MessageFns<GetSecretRequest> = {
@@ -1828,6 +2027,9 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     }
     for (const v of message.keys) {
       writer.uint32(34).string(v!);
+    }
+    if (message.stage !== "") {
+      writer.uint32(42).string(message.stage);
     }
     return writer;
   },
@@ -1877,6 +2079,14 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
             message.keys.push(reader.string());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1895,6 +2105,7 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
       keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
     };
   },
 
@@ -1912,6 +2123,9 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     if (message.keys?.length) {
       obj.keys = message.keys;
     }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -1924,6 +2138,7 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     message.name = object.name ?? "";
     message.version = object.version ?? 0;
     message.keys = object.keys?.map((e) => e) || [];
+    message.stage = object.stage ?? "";
     return message;
   },
 };
@@ -3164,7 +3379,7 @@ export const ProjectSecretsRequest: MessageFns<ProjectSecretsRequest> = {
 };
 
 function createBaseProjectionItem(): ProjectionItem {
-  return { name: "", keys: [], optional: false, envPrefix: "" };
+  return { name: "", keys: [], optional: false, envPrefix: "", stage: "" };
 }
 
 export const ProjectionItem: MessageFns<ProjectionItem> = {
@@ -3180,6 +3395,9 @@ export const ProjectionItem: MessageFns<ProjectionItem> = {
     }
     if (message.envPrefix !== "") {
       writer.uint32(34).string(message.envPrefix);
+    }
+    if (message.stage !== "") {
+      writer.uint32(42).string(message.stage);
     }
     return writer;
   },
@@ -3229,6 +3447,14 @@ export const ProjectionItem: MessageFns<ProjectionItem> = {
             message.envPrefix = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3251,6 +3477,7 @@ export const ProjectionItem: MessageFns<ProjectionItem> = {
         : isSet(object.env_prefix)
         ? globalThis.String(object.env_prefix)
         : "",
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
     };
   },
 
@@ -3268,6 +3495,9 @@ export const ProjectionItem: MessageFns<ProjectionItem> = {
     if (message.envPrefix !== "") {
       obj.envPrefix = message.envPrefix;
     }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -3280,6 +3510,7 @@ export const ProjectionItem: MessageFns<ProjectionItem> = {
     message.keys = object.keys?.map((e) => KeyMapping.fromPartial(e)) || [];
     message.optional = object.optional ?? false;
     message.envPrefix = object.envPrefix ?? "";
+    message.stage = object.stage ?? "";
     return message;
   },
 };
@@ -3402,7 +3633,7 @@ export const KeyMapping: MessageFns<KeyMapping> = {
 };
 
 function createBaseProjection(): Projection {
-  return { values: [], sources: [], revision: "" };
+  return { values: [], sources: [], revision: "", consumerId: "" };
 }
 
 export const Projection: MessageFns<Projection> = {
@@ -3415,6 +3646,9 @@ export const Projection: MessageFns<Projection> = {
     }
     if (message.revision !== "") {
       writer.uint32(26).string(message.revision);
+    }
+    if (message.consumerId !== "") {
+      writer.uint32(34).string(message.consumerId);
     }
     return writer;
   },
@@ -3456,6 +3690,14 @@ export const Projection: MessageFns<Projection> = {
             message.revision = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.consumerId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3473,6 +3715,11 @@ export const Projection: MessageFns<Projection> = {
       values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => ProjectedValue.fromJSON(e)) : [],
       sources: globalThis.Array.isArray(object?.sources) ? object.sources.map((e: any) => SecretRef.fromJSON(e)) : [],
       revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
+      consumerId: isSet(object.consumerId)
+        ? globalThis.String(object.consumerId)
+        : isSet(object.consumer_id)
+        ? globalThis.String(object.consumer_id)
+        : "",
     };
   },
 
@@ -3487,6 +3734,9 @@ export const Projection: MessageFns<Projection> = {
     if (message.revision !== "") {
       obj.revision = message.revision;
     }
+    if (message.consumerId !== "") {
+      obj.consumerId = message.consumerId;
+    }
     return obj;
   },
 
@@ -3498,6 +3748,7 @@ export const Projection: MessageFns<Projection> = {
     message.values = object.values?.map((e) => ProjectedValue.fromPartial(e)) || [];
     message.sources = object.sources?.map((e) => SecretRef.fromPartial(e)) || [];
     message.revision = object.revision ?? "";
+    message.consumerId = object.consumerId ?? "";
     return message;
   },
 };
@@ -4448,7 +4699,18 @@ export const ListGrantsResponse: MessageFns<ListGrantsResponse> = {
 };
 
 function createBaseConsumer(): Consumer {
-  return { sub: "", roles: [], revision: "", since: undefined, lastSeen: undefined, replica: "" };
+  return {
+    sub: "",
+    roles: [],
+    revision: "",
+    since: undefined,
+    lastSeen: undefined,
+    replica: "",
+    consumerId: "",
+    appliedRevision: "",
+    appliedTime: undefined,
+    applied: [],
+  };
 }
 
 export const Consumer: MessageFns<Consumer> = {
@@ -4470,6 +4732,18 @@ export const Consumer: MessageFns<Consumer> = {
     }
     if (message.replica !== "") {
       writer.uint32(50).string(message.replica);
+    }
+    if (message.consumerId !== "") {
+      writer.uint32(58).string(message.consumerId);
+    }
+    if (message.appliedRevision !== "") {
+      writer.uint32(66).string(message.appliedRevision);
+    }
+    if (message.appliedTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.appliedTime), writer.uint32(74).fork()).join();
+    }
+    for (const v of message.applied) {
+      SecretRef.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -4535,6 +4809,38 @@ export const Consumer: MessageFns<Consumer> = {
             message.replica = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.consumerId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.appliedRevision = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.appliedTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.applied.push(SecretRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4559,6 +4865,24 @@ export const Consumer: MessageFns<Consumer> = {
         ? fromJsonTimestamp(object.last_seen)
         : undefined,
       replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      consumerId: isSet(object.consumerId)
+        ? globalThis.String(object.consumerId)
+        : isSet(object.consumer_id)
+        ? globalThis.String(object.consumer_id)
+        : "",
+      appliedRevision: isSet(object.appliedRevision)
+        ? globalThis.String(object.appliedRevision)
+        : isSet(object.applied_revision)
+        ? globalThis.String(object.applied_revision)
+        : "",
+      appliedTime: isSet(object.appliedTime)
+        ? fromJsonTimestamp(object.appliedTime)
+        : isSet(object.applied_time)
+        ? fromJsonTimestamp(object.applied_time)
+        : undefined,
+      applied: globalThis.Array.isArray(object?.applied)
+        ? object.applied.map((e: any) => SecretRef.fromJSON(e))
+        : [],
     };
   },
 
@@ -4582,6 +4906,18 @@ export const Consumer: MessageFns<Consumer> = {
     if (message.replica !== "") {
       obj.replica = message.replica;
     }
+    if (message.consumerId !== "") {
+      obj.consumerId = message.consumerId;
+    }
+    if (message.appliedRevision !== "") {
+      obj.appliedRevision = message.appliedRevision;
+    }
+    if (message.appliedTime !== undefined) {
+      obj.appliedTime = message.appliedTime.toISOString();
+    }
+    if (message.applied?.length) {
+      obj.applied = message.applied.map((e) => SecretRef.toJSON(e));
+    }
     return obj;
   },
 
@@ -4596,6 +4932,1047 @@ export const Consumer: MessageFns<Consumer> = {
     message.since = object.since ?? undefined;
     message.lastSeen = object.lastSeen ?? undefined;
     message.replica = object.replica ?? "";
+    message.consumerId = object.consumerId ?? "";
+    message.appliedRevision = object.appliedRevision ?? "";
+    message.appliedTime = object.appliedTime ?? undefined;
+    message.applied = object.applied?.map((e) => SecretRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAckProjectionRequest(): AckProjectionRequest {
+  return { consumerId: "", revision: "" };
+}
+
+export const AckProjectionRequest: MessageFns<AckProjectionRequest> = {
+  encode(message: AckProjectionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.consumerId !== "") {
+      writer.uint32(10).string(message.consumerId);
+    }
+    if (message.revision !== "") {
+      writer.uint32(18).string(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckProjectionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckProjectionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.revision = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AckProjectionRequest {
+    return {
+      consumerId: isSet(object.consumerId)
+        ? globalThis.String(object.consumerId)
+        : isSet(object.consumer_id)
+        ? globalThis.String(object.consumer_id)
+        : "",
+      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
+    };
+  },
+
+  toJSON(message: AckProjectionRequest): unknown {
+    const obj: any = {};
+    if (message.consumerId !== "") {
+      obj.consumerId = message.consumerId;
+    }
+    if (message.revision !== "") {
+      obj.revision = message.revision;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AckProjectionRequest>): AckProjectionRequest {
+    return AckProjectionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AckProjectionRequest>): AckProjectionRequest {
+    const message = createBaseAckProjectionRequest();
+    message.consumerId = object.consumerId ?? "";
+    message.revision = object.revision ?? "";
+    return message;
+  },
+};
+
+function createBaseAckProjectionResponse(): AckProjectionResponse {
+  return {};
+}
+
+export const AckProjectionResponse: MessageFns<AckProjectionResponse> = {
+  encode(_: AckProjectionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckProjectionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckProjectionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AckProjectionResponse {
+    return {};
+  },
+
+  toJSON(_: AckProjectionResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<AckProjectionResponse>): AckProjectionResponse {
+    return AckProjectionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AckProjectionResponse>): AckProjectionResponse {
+    const message = createBaseAckProjectionResponse();
+    return message;
+  },
+};
+
+function createBaseGetRolloutRequest(): GetRolloutRequest {
+  return { mesh: "", name: "", version: 0 };
+}
+
+export const GetRolloutRequest: MessageFns<GetRolloutRequest> = {
+  encode(message: GetRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mesh !== "") {
+      writer.uint32(10).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).int64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRolloutRequest {
+    return {
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: GetRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetRolloutRequest>): GetRolloutRequest {
+    return GetRolloutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetRolloutRequest>): GetRolloutRequest {
+    const message = createBaseGetRolloutRequest();
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseRollout(): Rollout {
+  return {
+    mesh: "",
+    name: "",
+    version: 0,
+    consumers: 0,
+    applied: 0,
+    behind: [],
+    converged: false,
+    state: 0,
+    previousVersion: 0,
+    started: undefined,
+    finished: undefined,
+    detail: "",
+  };
+}
+
+export const Rollout: MessageFns<Rollout> = {
+  encode(message: Rollout, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mesh !== "") {
+      writer.uint32(10).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).int64(message.version);
+    }
+    if (message.consumers !== 0) {
+      writer.uint32(32).int32(message.consumers);
+    }
+    if (message.applied !== 0) {
+      writer.uint32(40).int32(message.applied);
+    }
+    for (const v of message.behind) {
+      Consumer.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.converged !== false) {
+      writer.uint32(56).bool(message.converged);
+    }
+    if (message.state !== 0) {
+      writer.uint32(64).int32(message.state);
+    }
+    if (message.previousVersion !== 0) {
+      writer.uint32(72).int64(message.previousVersion);
+    }
+    if (message.started !== undefined) {
+      Timestamp.encode(toTimestamp(message.started), writer.uint32(82).fork()).join();
+    }
+    if (message.finished !== undefined) {
+      Timestamp.encode(toTimestamp(message.finished), writer.uint32(90).fork()).join();
+    }
+    if (message.detail !== "") {
+      writer.uint32(98).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Rollout {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRollout();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.consumers = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.applied = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.behind.push(Consumer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.converged = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.previousVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.started = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.finished = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Rollout {
+    return {
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      consumers: isSet(object.consumers) ? globalThis.Number(object.consumers) : 0,
+      applied: isSet(object.applied) ? globalThis.Number(object.applied) : 0,
+      behind: globalThis.Array.isArray(object?.behind) ? object.behind.map((e: any) => Consumer.fromJSON(e)) : [],
+      converged: isSet(object.converged) ? globalThis.Boolean(object.converged) : false,
+      state: isSet(object.state) ? rotationStateFromJSON(object.state) : 0,
+      previousVersion: isSet(object.previousVersion)
+        ? globalThis.Number(object.previousVersion)
+        : isSet(object.previous_version)
+        ? globalThis.Number(object.previous_version)
+        : 0,
+      started: isSet(object.started) ? fromJsonTimestamp(object.started) : undefined,
+      finished: isSet(object.finished) ? fromJsonTimestamp(object.finished) : undefined,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: Rollout): unknown {
+    const obj: any = {};
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.consumers !== 0) {
+      obj.consumers = Math.round(message.consumers);
+    }
+    if (message.applied !== 0) {
+      obj.applied = Math.round(message.applied);
+    }
+    if (message.behind?.length) {
+      obj.behind = message.behind.map((e) => Consumer.toJSON(e));
+    }
+    if (message.converged !== false) {
+      obj.converged = message.converged;
+    }
+    if (message.state !== 0) {
+      obj.state = rotationStateToJSON(message.state);
+    }
+    if (message.previousVersion !== 0) {
+      obj.previousVersion = Math.round(message.previousVersion);
+    }
+    if (message.started !== undefined) {
+      obj.started = message.started.toISOString();
+    }
+    if (message.finished !== undefined) {
+      obj.finished = message.finished.toISOString();
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Rollout>): Rollout {
+    return Rollout.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Rollout>): Rollout {
+    const message = createBaseRollout();
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? 0;
+    message.consumers = object.consumers ?? 0;
+    message.applied = object.applied ?? 0;
+    message.behind = object.behind?.map((e) => Consumer.fromPartial(e)) || [];
+    message.converged = object.converged ?? false;
+    message.state = object.state ?? 0;
+    message.previousVersion = object.previousVersion ?? 0;
+    message.started = object.started ?? undefined;
+    message.finished = object.finished ?? undefined;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseGeneratedValue(): GeneratedValue {
+  return { key: "", length: 0, alphabet: "" };
+}
+
+export const GeneratedValue: MessageFns<GeneratedValue> = {
+  encode(message: GeneratedValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.length !== 0) {
+      writer.uint32(16).uint32(message.length);
+    }
+    if (message.alphabet !== "") {
+      writer.uint32(26).string(message.alphabet);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeneratedValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeneratedValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.length = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.alphabet = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GeneratedValue {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+      alphabet: isSet(object.alphabet) ? globalThis.String(object.alphabet) : "",
+    };
+  },
+
+  toJSON(message: GeneratedValue): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    if (message.alphabet !== "") {
+      obj.alphabet = message.alphabet;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GeneratedValue>): GeneratedValue {
+    return GeneratedValue.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GeneratedValue>): GeneratedValue {
+    const message = createBaseGeneratedValue();
+    message.key = object.key ?? "";
+    message.length = object.length ?? 0;
+    message.alphabet = object.alphabet ?? "";
+    return message;
+  },
+};
+
+function createBaseRotateSecretRequest(): RotateSecretRequest {
+  return { mesh: "", name: "", etag: "", data: {}, stringData: {}, generate: [], retire: 0, ackTimeout: undefined };
+}
+
+export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
+  encode(message: RotateSecretRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mesh !== "") {
+      writer.uint32(10).string(message.mesh);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.etag !== "") {
+      writer.uint32(26).string(message.etag);
+    }
+    globalThis.Object.entries(message.data).forEach(([key, value]: [string, Buffer]) => {
+      RotateSecretRequest_DataEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    globalThis.Object.entries(message.stringData).forEach(([key, value]: [string, string]) => {
+      RotateSecretRequest_StringDataEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    for (const v of message.generate) {
+      GeneratedValue.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.retire !== 0) {
+      writer.uint32(56).int32(message.retire);
+    }
+    if (message.ackTimeout !== undefined) {
+      Duration.encode(message.ackTimeout, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSecretRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSecretRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mesh = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = RotateSecretRequest_DataEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.data[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = RotateSecretRequest_StringDataEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.stringData[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.generate.push(GeneratedValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retire = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.ackTimeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSecretRequest {
+    return {
+      mesh: isSet(object.mesh) ? globalThis.String(object.mesh) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
+      data: isObject(object.data)
+        ? (globalThis.Object.entries(object.data) as [string, any][]).reduce(
+          (acc: { [key: string]: Buffer }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: Buffer.from(bytesFromBase64(value as string)),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      stringData: isObject(object.stringData)
+        ? (globalThis.Object.entries(object.stringData) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.string_data)
+        ? (globalThis.Object.entries(object.string_data) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      generate: globalThis.Array.isArray(object?.generate)
+        ? object.generate.map((e: any) => GeneratedValue.fromJSON(e))
+        : [],
+      retire: isSet(object.retire) ? retireFromJSON(object.retire) : 0,
+      ackTimeout: isSet(object.ackTimeout)
+        ? Duration.fromJSON(object.ackTimeout)
+        : isSet(object.ack_timeout)
+        ? Duration.fromJSON(object.ack_timeout)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotateSecretRequest): unknown {
+    const obj: any = {};
+    if (message.mesh !== "") {
+      obj.mesh = message.mesh;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.etag !== "") {
+      obj.etag = message.etag;
+    }
+    if (message.data) {
+      const entries = globalThis.Object.entries(message.data) as [string, Buffer][];
+      if (entries.length > 0) {
+        obj.data = {};
+        entries.forEach(([k, v]) => {
+          obj.data[k] = base64FromBytes(v);
+        });
+      }
+    }
+    if (message.stringData) {
+      const entries = globalThis.Object.entries(message.stringData) as [string, string][];
+      if (entries.length > 0) {
+        obj.stringData = {};
+        entries.forEach(([k, v]) => {
+          obj.stringData[k] = v;
+        });
+      }
+    }
+    if (message.generate?.length) {
+      obj.generate = message.generate.map((e) => GeneratedValue.toJSON(e));
+    }
+    if (message.retire !== 0) {
+      obj.retire = retireToJSON(message.retire);
+    }
+    if (message.ackTimeout !== undefined) {
+      obj.ackTimeout = Duration.toJSON(message.ackTimeout);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateSecretRequest>): RotateSecretRequest {
+    return RotateSecretRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateSecretRequest>): RotateSecretRequest {
+    const message = createBaseRotateSecretRequest();
+    message.mesh = object.mesh ?? "";
+    message.name = object.name ?? "";
+    message.etag = object.etag ?? "";
+    message.data = (globalThis.Object.entries(object.data ?? {}) as [string, Buffer][]).reduce(
+      (acc: { [key: string]: Buffer }, [key, value]: [string, Buffer]) => {
+        if (value !== undefined) {
+          acc[key] = value;
+        }
+        return acc;
+      },
+      {},
+    );
+    message.stringData = (globalThis.Object.entries(object.stringData ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.generate = object.generate?.map((e) => GeneratedValue.fromPartial(e)) || [];
+    message.retire = object.retire ?? 0;
+    message.ackTimeout = (object.ackTimeout !== undefined && object.ackTimeout !== null)
+      ? Duration.fromPartial(object.ackTimeout)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRotateSecretRequest_DataEntry(): RotateSecretRequest_DataEntry {
+  return { key: "", value: Buffer.alloc(0) };
+}
+
+export const RotateSecretRequest_DataEntry: MessageFns<RotateSecretRequest_DataEntry> = {
+  encode(message: RotateSecretRequest_DataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSecretRequest_DataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSecretRequest_DataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSecretRequest_DataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: RotateSecretRequest_DataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateSecretRequest_DataEntry>): RotateSecretRequest_DataEntry {
+    return RotateSecretRequest_DataEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateSecretRequest_DataEntry>): RotateSecretRequest_DataEntry {
+    const message = createBaseRotateSecretRequest_DataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRotateSecretRequest_StringDataEntry(): RotateSecretRequest_StringDataEntry {
+  return { key: "", value: "" };
+}
+
+export const RotateSecretRequest_StringDataEntry: MessageFns<RotateSecretRequest_StringDataEntry> = {
+  encode(message: RotateSecretRequest_StringDataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSecretRequest_StringDataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSecretRequest_StringDataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSecretRequest_StringDataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RotateSecretRequest_StringDataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateSecretRequest_StringDataEntry>): RotateSecretRequest_StringDataEntry {
+    return RotateSecretRequest_StringDataEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateSecretRequest_StringDataEntry>): RotateSecretRequest_StringDataEntry {
+    const message = createBaseRotateSecretRequest_StringDataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -5439,6 +6816,37 @@ export const SecretServiceService = {
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
   },
+  /** A watcher confirms the revision it has applied (files swapped, hooks run). */
+  ackProjection: {
+    path: "/secrets.v1.SecretService/AckProjection" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AckProjectionRequest): Buffer => Buffer.from(AckProjectionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AckProjectionRequest => AckProjectionRequest.decode(value),
+    responseSerialize: (value: AckProjectionResponse): Buffer =>
+      Buffer.from(AckProjectionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AckProjectionResponse => AckProjectionResponse.decode(value),
+  },
+  /** Who has applied which version of a secret, and the running rotation. */
+  getRollout: {
+    path: "/secrets.v1.SecretService/GetRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRolloutRequest): Buffer => Buffer.from(GetRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRolloutRequest => GetRolloutRequest.decode(value),
+    responseSerialize: (value: Rollout): Buffer => Buffer.from(Rollout.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Rollout => Rollout.decode(value),
+  },
+  /** Makes a new version current; the previous one is retired after every consumer acked. */
+  rotateSecret: {
+    path: "/secrets.v1.SecretService/RotateSecret" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateSecretRequest): Buffer => Buffer.from(RotateSecretRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateSecretRequest => RotateSecretRequest.decode(value),
+    responseSerialize: (value: Rollout): Buffer => Buffer.from(Rollout.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Rollout => Rollout.decode(value),
+  },
 } as const;
 
 export interface SecretServiceServer extends UntypedServiceImplementation {
@@ -5466,6 +6874,12 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
   listConsumers: handleUnaryCall<ListConsumersRequest, ListConsumersResponse>;
   /** Lists audit events of the caller's tenant: tenant-admin only, paged. */
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /** A watcher confirms the revision it has applied (files swapped, hooks run). */
+  ackProjection: handleUnaryCall<AckProjectionRequest, AckProjectionResponse>;
+  /** Who has applied which version of a secret, and the running rotation. */
+  getRollout: handleUnaryCall<GetRolloutRequest, Rollout>;
+  /** Makes a new version current; the previous one is retired after every consumer acked. */
+  rotateSecret: handleUnaryCall<RotateSecretRequest, Rollout>;
 }
 
 export interface SecretServiceClient extends Client {
@@ -5651,6 +7065,54 @@ export interface SecretServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  /** A watcher confirms the revision it has applied (files swapped, hooks run). */
+  ackProjection(
+    request: AckProjectionRequest,
+    callback: (error: ServiceError | null, response: AckProjectionResponse) => void,
+  ): ClientUnaryCall;
+  ackProjection(
+    request: AckProjectionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AckProjectionResponse) => void,
+  ): ClientUnaryCall;
+  ackProjection(
+    request: AckProjectionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AckProjectionResponse) => void,
+  ): ClientUnaryCall;
+  /** Who has applied which version of a secret, and the running rotation. */
+  getRollout(
+    request: GetRolloutRequest,
+    callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  getRollout(
+    request: GetRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  getRollout(
+    request: GetRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  /** Makes a new version current; the previous one is retired after every consumer acked. */
+  rotateSecret(
+    request: RotateSecretRequest,
+    callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  rotateSecret(
+    request: RotateSecretRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  rotateSecret(
+    request: RotateSecretRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Rollout) => void,
   ): ClientUnaryCall;
 }
 
