@@ -6,9 +6,6 @@
  * imports count too: a type names the layer it comes from. The one exception is the
  * generated API messages: the domain and watch/ may name their types (erased at run
  * time), never load them, since loading src/gen loads @grpc/grpc-js.
- *
- * `known` lists arrows that other branches of #28 remove; each rule allows exactly
- * those (from, to) pairs and nothing else from the same file.
  */
 
 /** Top-level modules every layer may import: they import nothing above themselves. */
@@ -16,28 +13,8 @@ const GROUND = "^src/(errors|duration|uid-lru|rate-limited|make-dirs|key-file-mo
 const GEN = "^src/gen/";
 const GRPC = "(^|/)node_modules/(@grpc/grpc-js|grpc-health-check)/";
 
-/** Arrows tolerated for now, as [from, to] path patterns, each with a TODO naming its issue: none today. */
-const known = [];
-
-const or = (x) => [].concat(x ?? []).map((r) => `(?:${r})`).join("|");
-
-/**
- * One forbidden rule, with the known pairs carved out: the main rule skips their source
- * files, and each such file gets the same rule (where the rule covers it) minus its
- * known targets.
- */
-function rule(name, comment, from, to) {
-  const sources = [...new Set(known.map(([f]) => f))];
-  const base = { name, comment, severity: "error", from: { ...from, pathNot: [...[].concat(from.pathNot ?? []), ...sources] }, to };
-  const carved = sources.map((f) => ({
-    name,
-    comment: `${comment} (less a known arrow: TODO(#28) in .dependency-cruiser.cjs)`,
-    severity: "error",
-    from: { ...from, path: `(?=${or(from.path)})${f}` },
-    to: { ...to, pathNot: [...[].concat(to.pathNot ?? []), ...known.filter(([g]) => g === f).map(([, t]) => t)] },
-  }));
-  return [base, ...carved];
-}
+/** One forbidden arrow: no exceptions are carved out (#28 removed the last tolerated one). */
+const rule = (name, comment, from, to) => [{ name, comment, severity: "error", from, to }];
 
 const rules = [
   ...rule("ground-floor", "the ground floor (errors, duration, small helpers) imports only itself", { path: GROUND }, { path: "^src/", pathNot: GROUND }),
