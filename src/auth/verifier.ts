@@ -292,12 +292,14 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
     if (!allowed.has(alg)) throw rejected("algorithm not allowed");
     // Exactly the header's algorithm, already checked against the allow-list.
     const options: JWTVerifyOptions = { ...base, algorithms: [alg], currentDate: new Date(nowMs) };
+    // Only the OIDC issuer's keys sign for it: not the HS256 secret, not another JWKS.
+    const fromOidc = oidc !== undefined && claimedIssuer(token) === oidc.issuer;
     try {
       if (HMAC_ALG.test(alg)) {
-        if (hmacSecret === undefined) throw rejected("algorithm not allowed");
+        if (hmacSecret === undefined || fromOidc) throw rejected("algorithm not allowed");
         return (await jwtVerify(token, hmacSecret, options)).payload;
       }
-      if (oidc !== undefined && claimedIssuer(token) === oidc.issuer) {
+      if (fromOidc) {
         return await verifyWithKeySet(token, oidc.getKey, { ...options, issuer: oidc.issuer });
       }
       if (getKey === undefined) throw rejected(oidc !== undefined ? "wrong issuer" : "algorithm not allowed");

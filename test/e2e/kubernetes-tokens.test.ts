@@ -117,6 +117,7 @@ describe.skipIf(E2E_WORKERS > 1)("Kubernetes service-account tokens", () => {
   let key1: Key;
   let s: TestServer;
   let admin: string;
+  let hs: Buffer;
 
   const get = (token: string, mesh = MESH): Promise<Secret> => s.call<Secret>("getSecret", { mesh, name: "db" }, token);
 
@@ -124,7 +125,7 @@ describe.skipIf(E2E_WORKERS > 1)("Kubernetes service-account tokens", () => {
     issuer = await startIssuer();
     key1 = await newKey("k1");
     issuer.keys = [key1.jwk];
-    const hs = randomBytes(32);
+    hs = randomBytes(32);
     writeFileSync(hsFile, hs, { mode: 0o600 });
     writeFileSync(mappingFile, mappingYaml(issuer.url));
     s = await startTestServer({ jwtHs256SecretFile: hsFile, jwtOidcIssuer: issuer.url, jwtAudience: AUD, claimsMapping: mappingFile });
@@ -175,6 +176,9 @@ describe.skipIf(E2E_WORKERS > 1)("Kubernetes service-account tokens", () => {
       expect(e.code, reason).toBe(status.UNAUTHENTICATED);
       expect(e.details, reason).toContain(reason);
     }
+    // The HS256 secret cannot sign for the OIDC issuer (the mapping would read it).
+    const forged = await mintToken({ secret: hs, tenant: "acme", sub: "system:serviceaccount:payments:api", issuer: issuer.url, audience: AUD, ttlSec: 600 });
+    expect((await refusal(get(forged))).details).toContain("algorithm not allowed");
     // A token of the issuer signed by a key it never published.
     const stranger = await newKey("k1");
     expect((await refusal(get(await saToken(stranger, issuer.url, "payments", "api")))).code).toBe(status.UNAUTHENTICATED);
