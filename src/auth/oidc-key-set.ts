@@ -11,7 +11,6 @@
  */
 import { createLocalJWKSet, errors, type JWTVerifyGetKey } from "jose";
 import { SecretdError } from "../errors.js";
-import { maskUrl } from "../config.js";
 import { publicJwks } from "./keys.js";
 
 export interface OidcKeySetOptions {
@@ -36,30 +35,40 @@ function unavailable(message: string, cause?: unknown): SecretdError {
   return new SecretdError("FAILED_PRECONDITION", message, cause === undefined ? undefined : { cause });
 }
 
+/** A URL as messages show it: origin and path, never credentials or a query. */
+function shown(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return "(not a URL)";
+  }
+}
+
 /** The discovery URL: the issuer without a trailing "/", then the well-known path (OIDC Discovery §4). */
 export function discoveryUrl(issuer: string): string {
   return `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
 }
 
 async function getJson(url: string, what: string, timeoutMs: number): Promise<unknown> {
-  const shown = maskUrl(url);
+  const where = shown(url);
   let res: Response;
   try {
     res = await fetch(url, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
   } catch (cause) {
     const why = cause instanceof Error && cause.name === "TimeoutError" ? "timed out" : "unreachable";
-    throw unavailable(`cannot fetch the ${what} ${shown}: ${why}`, cause);
+    throw unavailable(`cannot fetch the ${what} ${where}: ${why}`, cause);
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw unavailable(`cannot fetch the ${what} ${shown}: HTTP ${res.status}`);
+    throw unavailable(`cannot fetch the ${what} ${where}: HTTP ${res.status}`);
   }
   const body = await res.arrayBuffer();
-  if (body.byteLength > MAX_DOCUMENT_BYTES) throw unavailable(`the ${what} ${shown} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+  if (body.byteLength > MAX_DOCUMENT_BYTES) throw unavailable(`the ${what} ${where} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
   try {
     return JSON.parse(Buffer.from(body).toString("utf8"));
   } catch {
-    throw unavailable(`the ${what} ${shown} is not valid JSON`);
+    throw unavailable(`the ${what} ${where} is not valid JSON`);
   }
 }
 
@@ -67,17 +76,17 @@ async function getJson(url: string, what: string, timeoutMs: number): Promise<un
 async function load(issuer: string, timeoutMs: number): Promise<JWTVerifyGetKey> {
   const url = discoveryUrl(issuer);
   const doc = await getJson(url, "OIDC discovery document", timeoutMs);
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw unavailable(`the OIDC discovery document ${maskUrl(url)} is not a JSON object`);
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw unavailable(`the OIDC discovery document ${shown(url)} is not a JSON object`);
   const { issuer: said, jwks_uri: jwksUri } = doc as Record<string, unknown>;
   if (said !== issuer) {
-    throw unavailable(`the OIDC discovery document ${maskUrl(url)} names another issuer (${typeof said === "string" ? JSON.stringify(said.slice(0, 200)) : "none"}); --jwt-oidc-issuer must be exactly its "issuer"`);
+    throw unavailable(`the OIDC discovery document ${shown(url)} names another issuer (${typeof said === "string" ? JSON.stringify(said.slice(0, 200)) : "none"}); --jwt-oidc-issuer must be exactly its "issuer"`);
   }
-  if (typeof jwksUri !== "string" || !/^https?:\/\//.test(jwksUri)) throw unavailable(`the OIDC discovery document ${maskUrl(url)} has no http(s) "jwks_uri"`);
-  const jwks = publicJwks(await getJson(jwksUri, "OIDC JWKS", timeoutMs), `the OIDC JWKS ${maskUrl(jwksUri)}`);
+  if (typeof jwksUri !== "string" || !/^https?:\/\//.test(jwksUri)) throw unavailable(`the OIDC discovery document ${shown(url)} has no http(s) "jwks_uri"`);
+  const jwks = publicJwks(await getJson(jwksUri, "OIDC JWKS", timeoutMs), `the OIDC JWKS ${shown(jwksUri)}`);
   try {
     return createLocalJWKSet(jwks);
   } catch (cause) {
-    throw unavailable(`the OIDC JWKS ${maskUrl(jwksUri)} is malformed`, cause);
+    throw unavailable(`the OIDC JWKS ${shown(jwksUri)} is malformed`, cause);
   }
 }
 
