@@ -3,6 +3,8 @@ import cluster from "node:cluster";
 import { listAuditEvents } from "./domain/audit-events.js";
 import { AuditTrail } from "./audit/audit-trail.js";
 import { ensureDevHs256Secret, readHs256Secret, readJwksFile } from "./auth/keys.js";
+import { readClaimsMapping } from "./auth/claims-mapping.js";
+import { OidcKeySet } from "./auth/oidc-key-set.js";
 import { createVerifier, type VerifierOptions } from "./auth/verifier.js";
 import { realClock, type Clock } from "./clock.js";
 import type { Config } from "./config.js";
@@ -69,6 +71,18 @@ export function verifierOptions(config: Config, warn: (msg: string) => void, onD
   if (j.issuer !== "") opts.issuer = j.issuer;
   if (j.audience !== "") opts.audience = j.audience;
   return opts;
+}
+
+/**
+ * The OIDC issuer's keys, fetched before anything is created on disk, so a start refused
+ * for an unreachable or mismatched issuer leaves nothing behind.
+ */
+async function oidcKeys(config: Config, now: () => number, logger: Logger): Promise<VerifierOptions["oidc"]> {
+  const issuer = config.jwt.oidcIssuer;
+  if (issuer === "") return undefined;
+  const set = await OidcKeySet.open({ issuer, now, onRefreshError: rateLimited(60_000, (suppressed, msg: string) => logger.warn(suppressed > 0 ? { suppressed } : {}, msg)) });
+  logger.info({ issuer }, "OIDC issuer keys fetched");
+  return { issuer, getKey: set.getKey };
 }
 
 /**
@@ -198,6 +212,9 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     });
   }
   const m0 = metrics;
+  // Read before the database is opened: a bad file or issuer refuses the start with nothing created.
+  const claimsMapping = config.jwt.claimsMapping === "" ? undefined : readClaimsMapping(config.jwt.claimsMapping);
+  const oidc = await oidcKeys(config, now, logger);
   const backend = await openServerStorage(config, logger, m0 ? (s) => m0.storageCommitted(s) : undefined);
   // Closed last. The row-MAC layer over it (st) closes through to it: one closer for both.
   opened.push("database", () => backend.close());
@@ -210,7 +227,11 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   // The dev signing key is made once the database and its keyring were accepted, so a
   // refused start leaves no jwt-dev.key behind.
   let devKeyCreated = false;
-  const verifier = createVerifier(verifierOptions(config, warn, () => (devKeyCreated = true)));
+  const verifier = createVerifier({
+    ...verifierOptions(config, warn, () => (devKeyCreated = true)),
+    ...(oidc !== undefined ? { oidc } : {}),
+    ...(claimsMapping !== undefined ? { claimsMapping } : {}),
+  });
   warnLooseKeyFiles(config, logger);
   const m = metrics;
   // On SQLite the flushes run on a thread of their own, off the event loop.

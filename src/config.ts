@@ -134,6 +134,8 @@ export const SETTINGS = [
   setting({ key: "jwtHs256SecretFile", flag: "jwt-hs256-secret-file", env: "SECRETD_JWT_HS256_SECRET_FILE", default: "", doc: "HS256 secret (default <data-dir>/jwt-dev.key when no other key source is set)", parse: text() }),
   setting({ key: "jwtJwksFile", flag: "jwt-jwks-file", env: "SECRETD_JWT_JWKS_FILE", default: "", doc: "JWKS file for RS256/ES256/EdDSA tokens", parse: text() }),
   setting({ key: "jwtJwksUrl", flag: "jwt-jwks-url", env: "SECRETD_JWT_JWKS_URL", default: "", doc: "JWKS URL for RS256/ES256/EdDSA tokens", url: true, parse: orEmpty(matching(/^https?:\/\//, "must be an http(s) URL")) }),
+  setting({ key: "jwtOidcIssuer", flag: "jwt-oidc-issuer", env: "SECRETD_JWT_OIDC_ISSUER", default: "", doc: "OIDC issuer whose <issuer>/.well-known/openid-configuration names the jwks_uri (a Kubernetes API server's service-account issuer); needs --jwt-audience", url: true, parse: orEmpty(matching(/^https?:\/\/[^\s]+$/, "must be an http(s) URL")) }),
+  setting({ key: "claimsMapping", flag: "claims-mapping", env: "SECRETD_CLAIMS_MAPPING", default: "", doc: "YAML file mapping an issuer's tokens to principals: tenant fixed or from a claim, mesh from a claim such as kubernetes.io.namespace, roles from a binding list", parse: filePath() }),
   setting({ key: "jwtIssuer", flag: "jwt-issuer", env: "SECRETD_JWT_ISSUER", default: "", doc: "required iss (unchecked when empty)", parse: text() }),
   setting({ key: "jwtAudience", flag: "jwt-audience", env: "SECRETD_JWT_AUDIENCE", default: "", doc: "required aud (unchecked when empty)", parse: text() }),
   setting({ key: "jwtAlgorithms", flag: "jwt-algorithms", env: "SECRETD_JWT_ALGORITHMS", default: "", doc: "allowed algorithms (default HS256 with a secret; RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA with a JWKS)", parse: optional(list()) }),
@@ -183,6 +185,10 @@ export interface Config {
     readonly hs256IsDevKey: boolean;
     readonly jwksFile: string;
     readonly jwksUrl: string;
+    /** "" = none. */
+    readonly oidcIssuer: string;
+    /** The claims-mapping file; "" = none. */
+    readonly claimsMapping: string;
     readonly issuer: string;
     readonly audience: string;
     readonly algorithms: readonly string[];
@@ -356,16 +362,17 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   const v = parseSettings(resolveSettings(flags, env).raw);
 
   // The checks across settings.
-  const hasJwks = v.jwtJwksFile !== "" || v.jwtJwksUrl !== "";
+  const hasJwks = v.jwtJwksFile !== "" || v.jwtJwksUrl !== "" || v.jwtOidcIssuer !== "";
   const hs256IsDevKey = v.jwtHs256SecretFile === "" && !hasJwks;
   const hs256SecretFile = hs256IsDevKey ? path.join(v.dataDir, "jwt-dev.key") : v.jwtHs256SecretFile;
   const algorithms = v.jwtAlgorithms ?? [...(hs256SecretFile ? HS_ALGS : []), ...(hasJwks ? JWKS_ALGS : [])];
   for (const a of algorithms) {
     if (![...HS_ALGS, ...JWKS_ALGS].includes(a)) throw bad("jwtAlgorithms", `unsupported algorithm "${a}"`);
     if (HS_ALGS.includes(a) && !hs256SecretFile) throw bad("jwtAlgorithms", `${a} needs --jwt-hs256-secret-file`);
-    if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file or --jwt-jwks-url`);
+    if (JWKS_ALGS.includes(a) && !hasJwks) throw bad("jwtAlgorithms", `${a} needs --jwt-jwks-file, --jwt-jwks-url or --jwt-oidc-issuer`);
   }
   if (algorithms.length === 0) throw bad("jwtAlgorithms", "no algorithm allowed");
+  if (v.jwtOidcIssuer !== "" && v.jwtAudience === "") throw bad("jwtAudience", "required with --jwt-oidc-issuer (an issuer such as a Kubernetes API server mints tokens for many audiences)");
   if ((v.tlsCert === "") !== (v.tlsKey === "")) throw bad(v.tlsCert ? "tlsKey" : "tlsCert", "--tls-cert and --tls-key go together");
   if (v.tlsClientCa !== "" && v.tlsCert === "") throw bad("tlsClientCa", "needs --tls-cert and --tls-key");
 
@@ -381,6 +388,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
       hs256IsDevKey,
       jwksFile: v.jwtJwksFile,
       jwksUrl: v.jwtJwksUrl,
+      oidcIssuer: v.jwtOidcIssuer,
+      claimsMapping: v.claimsMapping,
       issuer: v.jwtIssuer,
       audience: v.jwtAudience,
       algorithms,

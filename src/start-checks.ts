@@ -5,6 +5,7 @@
  * INVALID_ARGUMENT naming it (exit 2), a missing file the start needs FAILED_PRECONDITION.
  */
 import net from "node:net";
+import { readClaimsMapping } from "./auth/claims-mapping.js";
 import { readHs256Secret, readJwksFile } from "./auth/keys.js";
 import type { Config } from "./config.js";
 import { loadKeyring } from "./crypto/keyring.js";
@@ -27,6 +28,7 @@ export async function checkStart(config: Config): Promise<void> {
   const j = config.jwt;
   if (j.hs256SecretFile !== "" && !j.hs256IsDevKey) readHs256Secret(j.hs256SecretFile);
   if (j.jwksFile !== "") readJwksFile(j.jwksFile);
+  if (j.claimsMapping !== "") readClaimsMapping(j.claimsMapping);
   // A named keyring must exist and parse (only the default path is ever created).
   if (!config.kekFileIsDefault) loadKeyring(config.kekFile, { create: false, warn: () => undefined });
   await checkAddressFree("--listen", config.listen.host, config.listen.port);

@@ -102,16 +102,21 @@ export function readJwksFile(path: string): { keys: JWK[] } {
   } catch {
     throw precondition(`JWKS file ${path} is not valid JSON`);
   }
+  return publicJwks(parsed, `JWKS file ${path}`);
+}
+
+/** A parsed JWKS document checked as readJwksFile does; `where` names it in messages. */
+export function publicJwks(parsed: unknown, where: string): { keys: JWK[] } {
   if (!isObject(parsed) || !Array.isArray(parsed.keys)) {
-    throw precondition(`JWKS file ${path} must be a JSON object {"keys": [...]}`);
+    throw precondition(`${where} must be a JSON object {"keys": [...]}`);
   }
   const keys: JWK[] = [];
   for (const [i, key] of parsed.keys.entries()) {
     if (!isObject(key) || typeof key.kty !== "string") {
-      throw precondition(`JWKS file ${path}: keys[${i}] must be a JSON object with a string "kty"`);
+      throw precondition(`${where}: keys[${i}] must be a JSON object with a string "kty"`);
     }
     if (key.kty === "oct" || "d" in key || "k" in key || "priv" in key) {
-      throw precondition(`JWKS file ${path}: keys[${i}] is a private or symmetric key; a JWKS must hold public keys only`);
+      throw precondition(`${where}: keys[${i}] is a private or symmetric key; a JWKS must hold public keys only`);
     }
     keys.push(key as JWK);
   }

@@ -4,12 +4,15 @@
  * Contract: every rejection is UNAUTHENTICATED with a short generic reason; messages
  * never hold the token, a claim value or key material (the jose error is the cause).
  * HS* tokens are verified only with the HS256 secret and every other algorithm only
- * with the JWKS, so a token cannot pick a public key as its HMAC secret.
+ * with the JWKS, so a token cannot pick a public key as its HMAC secret. A token
+ * naming the OIDC issuer (--jwt-oidc-issuer) is verified with that issuer's keys only,
+ * so no other key source can sign for it.
  */
 import { hash } from "node:crypto";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
@@ -21,12 +24,20 @@ import {
 import { SecretdError } from "../errors.js";
 import type { Principal } from "../domain/principal.js";
 import { isCleanIdentifier } from "../domain/text.js";
+import { mappedPrincipal, type ClaimsMapping } from "./claims-mapping.js";
 
 export interface VerifierOptions {
   hs256Secret?: Uint8Array;
   /** A local JWKS (public keys). */
   jwks?: { keys: JWK[] };
   jwksUrl?: string;
+  /**
+   * An OIDC issuer's keys (oidc-key-set.ts): a token whose `iss` is this issuer is
+   * verified with these keys only, its `iss` and `aud` (audience, then required) checked.
+   */
+  oidc?: { issuer: string; getKey: JWTVerifyGetKey };
+  /** Tokens whose verified `iss` it maps become Principals through it (claims-mapping.ts). */
+  claimsMapping?: ClaimsMapping;
   issuer?: string;
   audience?: string;
   algorithms: readonly string[];
@@ -240,7 +251,22 @@ export function principalFrom(payload: JWTPayload, tenantClaim: string): Princip
   });
 }
 
+/** The unverified `iss`: it only picks the key set, whose verification then pins `iss` to it. */
+function claimedIssuer(token: string): string | undefined {
+  try {
+    const iss = decodeJwt(token).iss;
+    return typeof iss === "string" ? iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createVerifier(opts: VerifierOptions): TokenVerifier {
+  if (opts.oidc !== undefined && (opts.audience === undefined || opts.audience === "")) {
+    throw new SecretdError("FAILED_PRECONDITION", "an OIDC issuer needs an audience (--jwt-audience): its tokens are minted for many audiences");
+  }
+  const oidc = opts.oidc;
+  const mapping = opts.claimsMapping;
   // "none" is dropped whatever its spelling: an unsigned token is never a credential.
   const allowed = new Set(opts.algorithms.filter((a) => a.toLowerCase() !== "none"));
   const getKey = keySet(opts);
@@ -266,12 +292,17 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
     if (!allowed.has(alg)) throw rejected("algorithm not allowed");
     // Exactly the header's algorithm, already checked against the allow-list.
     const options: JWTVerifyOptions = { ...base, algorithms: [alg], currentDate: new Date(nowMs) };
+    // Only the OIDC issuer's keys sign for it: not the HS256 secret, not another JWKS.
+    const fromOidc = oidc !== undefined && claimedIssuer(token) === oidc.issuer;
     try {
       if (HMAC_ALG.test(alg)) {
-        if (hmacSecret === undefined) throw rejected("algorithm not allowed");
+        if (hmacSecret === undefined || fromOidc) throw rejected("algorithm not allowed");
         return (await jwtVerify(token, hmacSecret, options)).payload;
       }
-      if (getKey === undefined) throw rejected("algorithm not allowed");
+      if (fromOidc) {
+        return await verifyWithKeySet(token, oidc.getKey, { ...options, issuer: oidc.issuer });
+      }
+      if (getKey === undefined) throw rejected(oidc !== undefined ? "wrong issuer" : "algorithm not allowed");
       return await verifyWithKeySet(token, getKey, options);
     } catch (err) {
       if (err instanceof SecretdError) throw err;
@@ -286,7 +317,8 @@ export function createVerifier(opts: VerifierOptions): TokenVerifier {
       if (hit !== undefined) return hit;
       const payload = await verifyUncached(token, nowMs);
       requireBoundedLifetime(payload, nowMs, maxTtlSec);
-      const principal = principalFrom(payload, opts.tenantClaim);
+      const mapped = typeof payload.iss === "string" ? mapping?.issuers.get(payload.iss) : undefined;
+      const principal = mapped !== undefined ? mappedPrincipal(mapped, payload) : principalFrom(payload, opts.tenantClaim);
       cache.set(token, principal, payload.nbf, nowMs);
       return principal;
     },
