@@ -14,6 +14,8 @@
  *     - name: api
  *       envPrefix: APP_          # env_prefix is accepted too
  *       optional: true           # a missing secret is skipped
+ *     - name: db-password
+ *       stage: previous          # during a rotation, the version before current (dual credentials)
  *     - feature-flags            # shorthand for {name: feature-flags}
  *
  * Contract: every structural mistake is INVALID_ARGUMENT naming the field by its path
@@ -107,13 +109,15 @@ function parseItem(v: unknown, at: string): ProjectionItem {
     return ProjectionItem.fromPartial({ name: v });
   }
   if (!isMapping(v)) throw invalid(at, `must be a secret name or a mapping with name, keys, optional, envPrefix; not ${describe(v)}`);
-  onlyFields(v, ["name", "keys", "optional", "envPrefix", "env_prefix"], at);
+  onlyFields(v, ["name", "keys", "optional", "envPrefix", "env_prefix", "stage"], at);
   const name = optionalString(v, "name", at);
   if (name === undefined || name === "") throw invalid(`${at}.name`, "is required");
   const camel = optionalString(v, "envPrefix", at);
   const snake = optionalString(v, "env_prefix", at);
   if (camel !== undefined && snake !== undefined) throw invalid(`${at}.envPrefix`, "give envPrefix or env_prefix, not both");
   if (v.optional !== undefined && typeof v.optional !== "boolean") throw invalid(`${at}.optional`, `must be true or false, not ${describe(v.optional)}`);
+  const stage = optionalString(v, "stage", at) ?? "";
+  if (stage !== "" && stage !== "current" && stage !== "previous") throw invalid(`${at}.stage`, `must be current or previous, not ${describe(stage)}`);
   const keys = v.keys ?? [];
   if (!Array.isArray(keys)) throw invalid(`${at}.keys`, `must be a list, not ${describe(keys)}`);
   return ProjectionItem.fromPartial({
@@ -121,6 +125,7 @@ function parseItem(v: unknown, at: string): ProjectionItem {
     keys: keys.map((k: unknown, j) => parseKeyMapping(k, `${at}.keys[${j}]`)),
     optional: v.optional === true,
     envPrefix: camel ?? snake ?? "",
+    stage,
   });
 }
 

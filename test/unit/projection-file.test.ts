@@ -38,8 +38,8 @@ describe("projection file parsing", () => {
     expect(req).toEqual({
       mesh: "default",
       items: [
-        { name: "db", keys: [{ key: "password", env: "DB_PASSWORD", path: "db/pw", mode: 0o440 }], optional: true, envPrefix: "DB_" },
-        { name: "api", keys: [], optional: false, envPrefix: "APP_" },
+        { name: "db", keys: [{ key: "password", env: "DB_PASSWORD", path: "db/pw", mode: 0o440 }], optional: true, envPrefix: "DB_", stage: "" },
+        { name: "api", keys: [], optional: false, envPrefix: "APP_", stage: "" },
       ],
       knownRevision: "",
     });
@@ -87,7 +87,11 @@ describe("projection file parsing", () => {
     expect(failure("items:\n  - name: a\n    keys:\n      - env: X\n")).toMatch(/^items\[0\]\.keys\[0\]\.key: is required/);
     expect(failure("items:\n  - name: a\n    keys:\n      - key: k\n        mdoe: 1\n")).toMatch(/^items\[0\]\.keys\[0\]\.mdoe: unknown field/);
     expect(failure("items:\n  - name: a\n    envPrefix: A_\n    env_prefix: B_\n")).toMatch(/^items\[0\]\.envPrefix: give envPrefix or env_prefix, not both/);
-    expect(failure("items:\n  - [a]\n")).toMatch(/^items\[0\]: must be a secret name or a mapping/);
+    expect(failure("items:\n  - [a]\n")).toMatch(/^items\[0\]: must be a secret name or a mapping/);    expect(failure("items:\n  - name: a\n    stage: pending\n")).toMatch(/^items\[0\]\.stage: must be current or previous/);
+  });
+
+  it("when an item names a stage, then it lands in the request", () => {
+    expect(parseProjection("items:\n  - name: db\n    stage: previous\n").items[0]!.stage).toBe("previous");
   });
 
   it("when the text is not YAML, then the error says so", () => {
