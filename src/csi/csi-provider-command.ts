@@ -2,7 +2,8 @@
  * `secretd csi-provider --socket PATH`: the Secrets Store CSI Driver provider (SPEC §8),
  * serving `v1alpha1.CSIDriverProvider` on a Unix socket in the driver's provider
  * directory until SIGTERM/SIGINT, which drain the calls in flight and remove the socket.
- * A bad flag, or a socket path another provider holds, exits 2 with a message naming it.
+ * A bad flag exits 2 with a message naming it; a socket path another provider serves on
+ * (or that is not a socket) exits 1, and is left alone.
  * Logs are JSON lines on stderr that never hold a value or token.
  */
 import { Server } from "@grpc/grpc-js";
