@@ -67,23 +67,24 @@ export function providerService(opts: ProviderOptions): ProviderService {
     return client;
   }
 
-  function project(address: ServerAddress, request: ProjectSecretsRequest, token: string): Promise<Projection> {
+  /** `driverDeadline`: the driver's own deadline for the Mount (ms since epoch; Infinity when none). */
+  function project(address: ServerAddress, request: ProjectSecretsRequest, token: string, driverDeadline: number): Promise<Projection> {
     const md = new Metadata();
     md.set("authorization", `Bearer ${token}`);
     const client = clientFor(address);
     return new Promise((resolve, reject) => {
-      client.projectSecrets(request, md, { deadline: Date.now() + opts.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+      client.projectSecrets(request, md, { deadline: Math.min(Date.now() + opts.timeoutMs, driverDeadline) }, (err, res) => (err ? reject(err) : resolve(res)));
     });
   }
 
-  async function mount(req: MountRequest): Promise<{ response: MountResponse; changed: boolean; sources: string[] }> {
+  async function mount(req: MountRequest, driverDeadline: number): Promise<{ response: MountResponse; changed: boolean; sources: string[] }> {
     const attrs = step("InvalidAttributes", () => parseAttributes(req.attributes));
     const permission = step("InvalidAttributes", () => parsePermission(req.permission));
     step("InvalidPath", () => checkProjectionPaths(attrs.projection, "attributes.objects"));
     const address = attrs.server ?? opts.server;
     let projection: Projection;
     try {
-      projection = await project(address, attrs.projection, attrs.token);
+      projection = await project(address, attrs.projection, attrs.token, driverDeadline);
     } catch (err) {
       throw await explainCallError(err, { ...opts.dialled, address });
     }
@@ -101,7 +102,8 @@ export function providerService(opts: ProviderOptions): ProviderService {
     mount(call: ServerUnaryCall<MountRequest, MountResponse>, callback: sendUnaryData<MountResponse>) {
       const pod = podOf(call.request.attributes);
       const who = { pod: `${pod.namespace}/${pod.name}`, podUid: pod.uid, serviceAccount: pod.serviceAccount };
-      mount(call.request).then(
+      const deadline = call.getDeadline();
+      mount(call.request, deadline instanceof Date ? deadline.getTime() : deadline).then(
         ({ response, changed, sources }) => {
           opts.log.info({ ...who, files: response.files.length, sources, changed }, changed ? "mounted" : "mounted: unchanged, no files sent");
           callback(null, response);
