@@ -30,11 +30,12 @@ const rules = [
   ...rule("transport-no-storage-handle", "only convert.ts names storage rows; handlers get the domain", { path: "^src/transport/", pathNot: "^src/transport/grpc/convert\\.ts$" }, { path: "^src/storage/" }),
   ...rule("client-is-client-side", "client/ (shared by cli/ and sidecar/) talks to a server; it never loads server layers or the commands that use it", { path: "^src/client/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/client/", "^src/domain/(env-names|validation|secret-types)\\.ts$"] }),
   ...rule("sidecar-not-cli", "sidecar/ uses client/, never cli/ or the server", { path: "^src/sidecar/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/(sidecar|client)/"] }),
+  ...rule("csi-is-client-side", "csi/ (the CSI driver's provider) uses client/ and the sidecar's layout rules, never cli/ or the server", { path: "^src/csi/" }, { path: "^src/", pathNot: [GROUND, GEN, "^src/(csi|client)/", "^src/sidecar/(atomic-writer|projected-files)\\.ts$"] }),
   ...rule("cli-not-sidecar", "cli/ and sidecar/ are separate entry points", { path: "^src/cli/" }, { path: "^src/sidecar/" }),
   ...rule("nothing-imports-main", "main.ts is the process entry", { path: "^src/" }, { path: "^src/main\\.ts$" }),
   ...rule("app-is-the-top", "only the serve verb starts the app", { path: "^src/", pathNot: "^src/(main|cli/serve)\\.ts$" }, { path: "^src/app\\.ts$" }),
   ...rule("domain-loads-no-gen", "the domain and watch/ may name generated types, never load src/gen (it loads @grpc/grpc-js)", { path: "^src/(domain|watch|storage|crypto|audit)/" }, { path: GEN, dependencyTypesNot: ["type-only"] }),
-  ...rule("grpc-in-transport-and-client", "@grpc/grpc-js belongs to the transport and the client side", { path: "^src/", pathNot: ["^src/gen/", "^src/(transport|client|cli|sidecar)/"] }, { path: GRPC }),
+  ...rule("grpc-in-transport-and-client", "@grpc/grpc-js belongs to the transport and the client side", { path: "^src/", pathNot: ["^src/gen/", "^src/(transport|client|cli|sidecar|csi)/"] }, { path: GRPC }),
   ...rule("config-at-the-top", "config is read once at start and passed down as values", { path: "^src/(domain|storage|crypto|audit|watch|auth|client)/" }, { path: "^src/config\\.ts$" }),
 ];
 

@@ -131,7 +131,8 @@ function resolveToken(cmd: Command, flags: ClientFlags): string {
   return token;
 }
 
-function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tls: boolean; clientCert: boolean; customCa: boolean } {
+/** The channel credentials of the TLS flags (--ca, --cert/--cert-key, --tls); plaintext without them. */
+export function channelCredentials(flags: ClientFlags): { creds: ChannelCredentials; tls: boolean; clientCert: boolean; customCa: boolean } {
   const caFile = flags.ca ?? flags.tlsCa;
   if ((flags.cert === undefined) !== (flags.certKey === undefined)) {
     throw invalid(flags.cert === undefined ? "--cert-key" : "--cert", "--cert and --cert-key go together");

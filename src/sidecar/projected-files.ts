@@ -6,15 +6,16 @@ import { validateFilePath, type ProjectedFile } from "./atomic-writer.js";
 /**
  * The paths a projection file gives, checked as the writer will check them, before the
  * server is asked: a path escaping DIR is the file's mistake (exit 2), not a refusal.
+ * `where` names the projection in the message: `projection file app.yaml`, `attributes.objects`.
  */
-export function checkProjectionPaths(request: ProjectSecretsRequest, file: string): void {
+export function checkProjectionPaths(request: ProjectSecretsRequest, where: string): void {
   request.items.forEach((item, i) =>
     item.keys.forEach((k, j) => {
       if (k.path === "") return;
       try {
         validateFilePath(k.path);
       } catch (err) {
-        if (err instanceof SecretdError) throw new SecretdError(err.code, `projection file ${file}: items[${i}].keys[${j}].${err.message}`);
+        if (err instanceof SecretdError) throw new SecretdError(err.code, `${where}: items[${i}].keys[${j}].${err.message}`);
         throw err;
       }
     }),

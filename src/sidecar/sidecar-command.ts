@@ -91,7 +91,7 @@ export function registerSidecar(program: Command): void {
       const action = changeAction(f);
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
       const request = readProjectionFile(f.projection, f.mesh !== undefined ? { mesh: f.mesh } : {});
-      checkProjectionPaths(request, f.projection);
+      checkProjectionPaths(request, `projection file ${f.projection}`);
       opened = connect(self, WATCH_CHANNEL_OPTIONS); // flags checked; nothing dialled yet
       token = opened.token;
       const writer = new AtomicWriter(f.dir);
