@@ -3,8 +3,11 @@
  * exactly as the Secrets Store CSI Driver's MountContent calls it
  * (pkg/secrets-store/provider_client.go: authority "localhost", the driver's 4 MiB
  * receive limit, attributes as nodeserver.go builds them, permission "420"), against the
- * real server verifying RS256 pod tokens of the Kubernetes claim shape from a JWKS that
- * a local HTTP server publishes, as the API server's discovery endpoint does.
+ * real server verifying RS256 pod tokens of the Kubernetes claim shape as a cluster's
+ * secretd does: --jwt-oidc-issuer names a local HTTP server playing the API server's
+ * service-account issuer (/.well-known/openid-configuration → jwks_uri), and
+ * --claims-mapping turns the token into a principal (tenant fixed, mesh from
+ * kubernetes.io.namespace, roles from a binding of the namespace).
  * No value and no token may ever reach the provider's output.
  */
 import { createServer, type Server as HttpServer } from "node:http";
@@ -17,11 +20,14 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from "j
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CSIDriverProviderClient, MountRequest, type MountResponse, type ObjectVersion, type VersionResponse } from "../../src/gen/csi/provider/v1alpha1/service.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { mintToken } from "../../src/auth/mint.js";
+import { OIDC_COOLDOWN_MS } from "../../src/auth/oidc-key-set.js";
 import { startCli, waitFor, type CliProcess } from "../helpers/cli-process.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const AUDIENCE = "secretd";
-const ISSUER = "https://kubernetes.default.svc.cluster.local";
+/** The local issuer's URL, as its discovery document names it. */
+let ISSUER = "";
 const NS = "shop";
 const SLOW = 60_000;
 /** The driver's default --max-call-recv-msg-size. */
@@ -47,7 +53,7 @@ async function newKey(kid: string): Promise<{ key: CryptoKey; jwk: JWK }> {
 
 interface TokenShape {
   sub?: string;
-  tenant?: string;
+  iss?: string;
   namespace?: string;
   roles?: string[];
   aud?: string;
@@ -56,20 +62,17 @@ interface TokenShape {
   iat?: number;
 }
 
-/** A projected service-account token as the kubelet gets it from the API server, plus secretd's tenant claim. */
+/** A projected service-account token as the kubelet gets it from the API server's TokenRequest. */
 async function podToken(t: TokenShape = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const namespace = t.namespace ?? NS;
   const claims: Record<string, unknown> = {
-    tenant: t.tenant ?? "acme",
     "kubernetes.io": { namespace, pod: { name: "web-0", uid: "1b4e28ba-2fa1-11d2-883f-0016d3cca427" }, serviceaccount: { name: "web", uid: "6e3c6f4e-0f1d-4b7e-9a35-1d2c3b4a5f60" } },
-    // Until the claims mapping (#31 item 2) derives it from kubernetes.io.namespace.
-    meshes: [namespace],
   };
   if (t.roles) claims.roles = t.roles;
   const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: "RS256", kid: signing.kid, typ: "JWT" })
-    .setIssuer(ISSUER)
+    .setIssuer(t.iss ?? ISSUER)
     .setSubject(t.sub ?? `system:serviceaccount:${namespace}:web`)
     .setAudience(t.aud ?? AUDIENCE)
     .setIssuedAt(now + (t.iat ?? 0))
@@ -183,18 +186,22 @@ beforeAll(async () => {
   signing = { key: first.key, kid: "k1" };
   jwks = { keys: [first.jwk] };
   jwksServer = createServer((req, res) => {
-    if (req.url !== "/openid/v1/jwks") {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(jwks));
+    const json = (body: unknown): void => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+    if (req.url === "/.well-known/openid-configuration") json({ issuer: ISSUER, jwks_uri: `${ISSUER}/openid/v1/jwks`, id_token_signing_alg_values_supported: ["RS256"] });
+    else if (req.url === "/openid/v1/jwks") json(jwks);
+    else res.writeHead(404).end();
   });
   await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
-  const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/openid/v1/jwks`;
+  ISSUER = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}`;
+  const hsSecret = Buffer.from("an-hs256-secret-for-the-operator-0123456789");
   const hs = path.join(work, "hs256.key");
-  writeFileSync(hs, "an-hs256-secret-the-suite-never-uses-0123456789", { mode: 0o600 });
-  server = await startTestServer({ jwtJwksUrl: jwksUrl, jwtAudience: AUDIENCE, jwtIssuer: ISSUER, jwtHs256SecretFile: hs, tenantClaim: "tenant" });
-  owner = await podToken({ sub: "olivia", roles: ["data-developer"] });
+  writeFileSync(hs, hsSecret, { mode: 0o600 });
+  const mapping = path.join(work, "claims-mapping.yaml");
+  writeFileSync(mapping, `issuers:\n  - issuer: ${ISSUER}\n    tenant: acme\n    meshClaim: kubernetes.io.namespace\n    bindings:\n      - namespace: ${NS}\n        roles: [workload]\n`);
+  server = await startTestServer({ jwtOidcIssuer: ISSUER, jwtAudience: AUDIENCE, claimsMapping: mapping, jwtHs256SecretFile: hs });
+  // The operator creates and grants with a dev token; pods come with their own.
+  owner = await mintToken({ secret: hsSecret, tenant: "acme", sub: "olivia", roles: ["data-developer"], meshes: [NS], audience: AUDIENCE, ttlSec: 600 });
+  secrets.add(owner);
   ({ p: provider, socket } = startProvider());
   running.splice(running.indexOf(provider), 1);
   await serving(provider);
@@ -279,13 +286,14 @@ describe("Mount", () => {
     expect(codeOf(await mount("items: [a]", { tokens: {} }))).toBe("InvalidAttributes");
   });
 
-  it("when the token is expired, for another audience, another namespace or another tenant, then Mount is refused with the server's code", async () => {
+  it("when the token is expired, for another audience, another namespace or another issuer, then Mount is refused with the server's code", async () => {
     const name = await granted({ password: "ref-Yt5" });
     const objects = `items: [${name}]`;
     expect(codeOf(await mount(objects, { token: await podToken({ iat: -700, exp: -60 }) }))).toBe("Unauthenticated");
     expect(codeOf(await mount(objects, { token: await podToken({ aud: "vault" }) }))).toBe("Unauthenticated");
     expect(codeOf(await mount(objects, { token: await podToken({ namespace: "other" }) }))).toBe("PermissionDenied");
-    expect(codeOf(await mount(objects, { token: await podToken({ tenant: "evil" }) }))).toBe("NotFound");
+    // Another issuer (another cluster) is no issuer this server trusts.
+    expect(codeOf(await mount(objects, { token: await podToken({ iss: "https://evil.example" }) }))).toBe("Unauthenticated");
     // The same projection with the pod's own token still mounts.
     expect(codeOf(await mount(objects))).toBe("");
   });
@@ -318,16 +326,10 @@ describe("Mount", () => {
     const next = await newKey("k2");
     jwks = { keys: [next.jwk] };
     signing = { key: next.key, kid: "k2" };
-    // jose refetches the JWKS for an unknown kid at most every 30 s: wait for it, never for a fixed time.
-    await waitFor(
-      "the new kid to be accepted",
-      async () => {
-        if (codeOf(await mount(objects)) === "") return true;
-        await new Promise((r) => setTimeout(r, 500)); // spare the shared box 600 refused mounts
-        return false;
-      },
-      50_000,
-    );
+    // The server refetches the issuer's keys for an unknown kid once its cooldown has passed (on its clock).
+    expect(codeOf(await mount(objects))).toBe("Unauthenticated");
+    await server.clock.advance(OIDC_COOLDOWN_MS);
+    expect(codeOf(await mount(objects))).toBe("");
   }, SLOW);
 });
 
