@@ -28,7 +28,7 @@ export function permissionOf(level: Level): Permission {
  * The message only goes to the serializer (and the audit, which reads it): labels and
  * annotations are passed as they are (read-cache rows are frozen), not copied per call.
  */
-export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
+export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>, stage = ""): Secret {
   return {
     uid: row.uid,
     mesh: row.mesh,
@@ -46,7 +46,7 @@ export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffe
     updateTime: emittedTime(row.updateTime),
     expireTime: row.expireTime === undefined ? undefined : emittedTime(row.expireTime),
     keys: [...row.keys],
-    stage: "",
+    stage,
   };
 }
 

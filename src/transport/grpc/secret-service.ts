@@ -43,7 +43,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
   const now = deps.projection.now;
   const answerDeps: AnswerDeps = { secrets, projection: deps.projection, keyring: deps.projection.keyring, ...(now ? { now } : {}) };
   return {
-    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req)), auditCreate),
+    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req), undefined, "current"), auditCreate),
     getSecret: unary(
       deps,
       "GetSecret",
@@ -56,7 +56,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       "ListSecrets",
       async (req, { principal }) => {
         const page = await secrets.list(principal, req);
-        return { secrets: page.secrets.map((s) => toSecretMessage(s)), nextPageToken: page.nextPageToken };
+        return { secrets: page.secrets.map((s) => toSecretMessage(s, undefined, "current")), nextPageToken: page.nextPageToken };
       },
       auditList,
     ),
@@ -71,7 +71,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
     ),
     // An EncodedAnswer again (see GetSecret).
     projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(answerDeps, deps.answers, principal, req)) as Projection, auditProject),
-    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
+    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req), undefined, "current"), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watch,
     grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, { ...req, level: levelOf(req.permission) })), auditGrant),
