@@ -16,6 +16,9 @@ import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
+import { leaseProbe } from "./domain/rollout-probe.js";
+import { RotationDriver } from "./domain/rotation-driver.js";
+import { Rotations, stateName } from "./domain/rotations.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
@@ -255,7 +258,19 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   const grants = new Grants({ storage: st, secrets, now });
   const consumers = new Consumers({ storage: st, secrets, now });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
-  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError, now });
+  const replica = defaultReplicaName();
+  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica, onError: onWatchError, now });
+  // Every process runs a driver; a claim on each rotation's row picks the one that drives it.
+  const probe = leaseProbe(st, now);
+  const driver = new RotationDriver({
+    storage: st,
+    probe,
+    driver: replica,
+    now,
+    onFinished: (r, state, detail) => logger.info({ secretUid: r.secretUid, version: r.version, previousVersion: r.previousVersion, state: stateName(state), detail }, "rotation finished"),
+    onError: (err) => logger.warn({ err }, "rotation driver pass failed"),
+  });
+  const rotations = new Rotations({ storage: st, keyring, plaintexts, secrets, maxVersions: config.maxVersions, probe, onStarted: () => driver.kick(), now });
   const projection = { storage: st, keyring, plaintexts, now };
   const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError, now });
   watches = hub;
@@ -267,6 +282,8 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   opened.push("metrics server", () => metricsServer?.close());
   opened.push("gRPC server", (graceMs) => server?.shutdown(graceMs));
   opened.push("watches", () => hub.shutdown());
+  // Stopped before the database closes; its claims released so another process resumes at once.
+  opened.push("rotation driver", () => driver.stop());
   server = await startGrpcServer(config, {
     verifier,
     logger,
@@ -276,6 +293,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     answers,
     watches: hub,
     consumers,
+    rotations,
     audit,
     observer: m,
     listAuditEvents: (p, req) => listAuditEvents(st, p, req),
@@ -292,6 +310,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   const running = server;
   const metricsAt = metricsServer;
   const stopWatching = watchDatabase(st, running, logger);
+  driver.start();
   opened.push("database check", stopWatching);
   logger.info(
     {

@@ -159,7 +159,7 @@ function updatedFields(req: UpdateSecretRequest): FieldsSet {
   };
 }
 
-function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
+export function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
   return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
 }
 
@@ -199,7 +199,7 @@ function unchanged(before: SecretRow, after: SecretRow, beforeData: ReadonlyMap<
 }
 
 /** An update or delete named an etag that is not (any longer) the current version's. */
-function staleEtag(name: string): SecretdError {
+export function staleEtag(name: string): SecretdError {
   return new SecretdError("ABORTED", `etag does not match the current version of secret "${name}"`);
 }
 
