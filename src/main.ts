@@ -16,6 +16,7 @@ import { registerApply } from "./cli/apply-command.js";
 import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
 import { registerAudit } from "./cli/audit-command.js";
+import { registerRotate } from "./cli/rotate-command.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.
@@ -37,6 +38,7 @@ registerApply(program);
 registerBackupCommands(program);
 registerDoctor(program);
 registerAudit(program);
+registerRotate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // commander has already printed its own usage errors (and help) in the one format.
