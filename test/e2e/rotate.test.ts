@@ -154,6 +154,23 @@ describe("RotateSecret", () => {
     expect(await codeOf(get(name, { version: 1 }))).toBe(status.NOT_FOUND);
   });
 
+  it("a watch with an optional previous-stage item gets both versions, and drops the previous one when a rotation retires it", async () => {
+    const name = fresh("watched-stages");
+    const c = await create(name, { pw: "one" });
+    await rotate(name, c.etag, { stringData: { pw: "two" }, retire: Retire.RETIRE_NEVER });
+    const w = openWatch(
+      s.client,
+      { mesh: MESH, items: [{ name, keys: [{ key: "pw", env: "PW" }] }, { name, stage: "previous", optional: true, keys: [{ key: "pw", env: "PW_PREVIOUS", path: "previous/pw" }] }] },
+      owner,
+    );
+    const env = (p: Projection): Record<string, string> => Object.fromEntries(p.values.map((v) => [v.env, Buffer.from(v.value).toString()]));
+    expect(env(await w.next())).toEqual({ PW: "two", PW_PREVIOUS: "one" });
+    const now = await get(name);
+    await rotate(name, now.etag, { stringData: { pw: "three" }, retire: Retire.RETIRE_IMMEDIATE });
+    expect(env(await w.next())).toEqual({ PW: "three" });
+    w.cancel();
+  });
+
   it("AFTER_ACK with no consumers converges: the driver retires the previous version and records DONE", async () => {
     const name = fresh("converges");
     const c = await create(name);
