@@ -870,7 +870,7 @@ export class PostgresStorage implements Storage {
       const r = await this.q<{ previous_version: string }>(
         `UPDATE rotations SET state = $4, finished = $5, detail = $6, driver = '', driver_expire = 0,
            previous_readable = CASE WHEN $7 THEN FALSE ELSE previous_readable END
-         WHERE secret_uid = $1 AND version = $2 AND driver = $3 AND state IN (1, 2) RETURNING previous_version`,
+         WHERE secret_uid = $1 AND version = $2 AND driver = $3 AND driver <> '' AND state IN (1, 2) RETURNING previous_version`,
         [secretUid, version, driver, o.state, o.finished, o.detail, o.retirePrevious],
         c,
       );

@@ -21,7 +21,7 @@ export function rotationStatements(db: Database.Database) {
     finish: db.prepare(
       `UPDATE rotations SET state = @state, finished = @finished, detail = @detail, driver = '', driver_expire = 0,
          previous_readable = CASE WHEN @retire = 1 THEN 0 ELSE previous_readable END
-       WHERE secret_uid = @uid AND version = @version AND driver = @driver AND ${ACTIVE}`,
+       WHERE secret_uid = @uid AND version = @version AND driver = @driver AND driver <> '' AND ${ACTIVE}`,
     ),
     previousOf: db.prepare<[string, number], { previous_version: number }>("SELECT previous_version FROM rotations WHERE secret_uid = ? AND version = ?"),
     release: db.prepare("UPDATE rotations SET driver_expire = 0 WHERE driver = ?"),
