@@ -22,6 +22,7 @@ interface RotateFlags extends DataFlags {
   ackTimeout?: string;
   etag?: string;
   wait?: boolean;
+  rotator?: string;
   output: DocFormat;
 }
 
@@ -74,6 +75,7 @@ export function registerRotate(program: Command): void {
     .addOption(repeatable("--generate <key[:length]>", "the server makes this value: letters and digits, length default 32 (repeatable)"))
     .addOption(new Option("--retire <when>", "when the previous version stops being readable").choices(["after-ack", "immediate", "never"]).default("after-ack"))
     .option("--ack-timeout <duration>", "after-ack: retire anyway after this long (default 10m), recording who never confirmed")
+    .addOption(new Option("--rotator <name>", "exec: the server's --rotator-exec command accepts the new values first, and retires the old").choices(["exec"]))
     .option("--etag <etag>", "rotate only if this is still the current version (default: the current one)")
     .option("--wait", "follow the rotation until it ends: exit 0 done, 1 timed out or failed");
   withClientOptions(cmd).addOption(outputOption(["yaml", "json"], "yaml"));
@@ -84,7 +86,7 @@ export function registerRotate(program: Command): void {
       // Built before any call, so a bad flag fails without touching the server.
       const ackTimeout = f.ackTimeout === undefined ? undefined : { seconds: parseDuration(f.ackTimeout), nanos: 0 };
       if (ackTimeout !== undefined && f.retire !== "after-ack") throw invalid("--ack-timeout", "applies to --retire after-ack only");
-      const fields = { mesh: conn.mesh, name, data: dataFrom(f), generate: generateFrom(f.generate), retire: RETIRE[f.retire], ackTimeout };
+      const fields = { mesh: conn.mesh, name, data: dataFrom(f), generate: generateFrom(f.generate), retire: RETIRE[f.retire], ackTimeout, rotator: f.rotator ?? "" };
       const etag = f.etag ?? (await conn.unary(conn.client.getSecret, GetSecretRequest.fromPartial({ mesh: conn.mesh, name, keys: [] }))).etag;
       let rollout = await conn.unary(conn.client.rotateSecret, RotateSecretRequest.fromPartial({ ...fields, etag }));
       if (f.wait === true) {

@@ -10,6 +10,7 @@
  */
 import { RotationState } from "../gen/secrets/v1/secrets.js";
 import type { RotationRow, Storage } from "../storage/storage.js";
+import type { RotatorOutcome } from "./exec-rotator.js";
 import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";
 
 export interface RotationDriverOptions {
@@ -20,6 +21,10 @@ export interface RotationDriverOptions {
   readonly now: () => number;
   readonly intervalMs?: number;
   readonly claimTtlMs?: number;
+  /** Runs a rotation's retire hook (its rotator's "retire") before the previous version goes; none: no hooks. */
+  readonly retireHook?: (r: RotationRow) => Promise<RotatorOutcome>;
+  /** The longest a retire hook may run (the claim is extended by it first, so no other process starts the hook too). */
+  readonly hookBoundMs?: number;
   /** Told of each rotation this process finished (for the log): identifiers only. */
   readonly onFinished?: (r: RotationRow, state: number, detail: string) => void;
   readonly onError?: (err: unknown) => void;
@@ -97,13 +102,27 @@ export class RotationDriver {
     const probed = await this.o.probe(r.secretUid, r.version);
     let state: number;
     let detail: string;
-    if (probed.converged) {
+    if (r.state === RotationState.ROTATION_STATE_RETIRING) {
+      // IMMEDIATE with a rotator: retired now, through the hook.
+      state = RotationState.ROTATION_STATE_DONE;
+      detail = `version ${r.previousVersion} retired at once (IMMEDIATE)`;
+    } else if (probed.converged) {
       state = RotationState.ROTATION_STATE_DONE;
       detail = `every live consumer (${probed.consumers}) applied version ${r.version}; version ${r.previousVersion} retired`;
     } else if (this.o.now() >= r.deadline) {
       state = RotationState.ROTATION_STATE_TIMED_OUT;
       detail = timedOutDetail(r.version, r.deadline - r.started, probed.behind);
     } else return;
+    if (r.rotator !== "" && this.o.retireHook !== undefined) {
+      const t = this.o.now();
+      if (!(await storage.claimRotation(r.secretUid, r.version, driver, t, t + this.claimTtlMs + (this.o.hookBoundMs ?? 0)))) return;
+      const hook = await this.o.retireHook(r);
+      if (hook.ok) detail += `; ${r.rotator} retire hook ran`;
+      else {
+        state = RotationState.ROTATION_STATE_FAILED;
+        detail += `; ${r.rotator} retire hook failed (${hook.reason})`;
+      }
+    }
     const finished = this.o.now();
     if (await storage.finishRotation(r.secretUid, r.version, driver, { state, finished, detail, retirePrevious: true })) this.o.onFinished?.(r, state, detail);
   }

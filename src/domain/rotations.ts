@@ -15,6 +15,7 @@ import type { RotationRow, SecretRow, Storage } from "../storage/storage.js";
 import { keysAt, Level } from "./access.js";
 import { openData, sealData } from "./barrier.js";
 import { generatedValues } from "./generated-values.js";
+import type { Rotator } from "./exec-rotator.js";
 import type { Principal } from "./principal.js";
 import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";
 import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
@@ -47,6 +48,10 @@ export interface RotationsDeps {
   readonly secrets: Secrets;
   readonly maxVersions: number;
   readonly probe: RolloutProbe;
+  /** The exec rotator, when the server has one (--rotator-exec). */
+  readonly rotator?: Rotator | undefined;
+  /** Told when the rotator refused a rotation (for the log): identifiers and the reason only. */
+  readonly onRotatorRefused?: (target: { tenant: string; mesh: string; name: string; version: number }, reason: string) => void;
   /** Told when a rotation was recorded that the driver has to finish (it looks at once). */
   readonly onStarted?: () => void;
   readonly now?: () => number;
@@ -106,6 +111,8 @@ export class Rotations {
       throw invalid("retire", "must be AFTER_ACK, IMMEDIATE or NEVER");
     }
     const ackTimeout = ackTimeoutOf(req);
+    if (req.rotator !== "" && req.rotator !== "exec") throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", exec)`);
+    if (req.rotator === "exec" && this.deps.rotator === undefined) throw new SecretdError("FAILED_PRECONDITION", "this server has no exec rotator (start it with --rotator-exec)");
     const given = mergeData(req.data, req.stringData);
     const made = generatedValues(req.generate);
     for (const k of made.keys()) if (given.has(k)) throw invalid("generate", `key "${k}" is also given in data or string_data`);
@@ -134,22 +141,41 @@ export class Rotations {
       keys: [...data.keys()].sort(),
       updateTime: now,
     };
+    const rotator = req.rotator === "exec" ? this.deps.rotator : undefined;
+    if (rotator !== undefined) {
+      // The command acts outside secretd: refuse what the write would refuse before it runs.
+      const active = await this.deps.storage.readRotation(secret.uid, 0);
+      if (active !== undefined && active.state <= RotationState.ROTATION_STATE_RETIRING && active.state > 0) throw runningRefusal(req.name, active);
+      const target = { tenant: secret.tenant, mesh: secret.mesh, name: secret.name, version: next.version };
+      const outcome = await rotator("rotate", target, data);
+      if (!outcome.ok) {
+        this.deps.onRotatorRefused?.(target, outcome.reason);
+        throw new SecretdError("FAILED_PRECONDITION", `the exec rotator refused version ${next.version} of secret "${req.name}" (${outcome.reason}): the secret is unchanged`);
+      }
+    }
     const version = sealData(this.deps.keyring, next, next.version, data, now);
     for (const v of made.values()) v.fill(0);
-    const waits = req.retire === Retire.RETIRE_AFTER_ACK;
+    // With a rotator, retiring runs its hook: IMMEDIATE goes to the driver at once (RETIRING) instead of in this write.
+    const hooked = rotator !== undefined && req.retire === Retire.RETIRE_IMMEDIATE;
+    const waits = req.retire === Retire.RETIRE_AFTER_ACK || hooked;
     const rotation: RotationRow = {
       secretUid: secret.uid,
       tenant: secret.tenant,
+      mesh: secret.mesh,
+      name: secret.name,
+      rotator: req.rotator,
       version: next.version,
       previousVersion: secret.version,
       retire: req.retire,
-      state: waits ? RotationState.ROTATION_STATE_WAITING_FOR_ACKS : RotationState.ROTATION_STATE_DONE,
+      state: hooked ? RotationState.ROTATION_STATE_RETIRING : waits ? RotationState.ROTATION_STATE_WAITING_FOR_ACKS : RotationState.ROTATION_STATE_DONE,
       started: now,
-      deadline: waits ? now + ackTimeout : now,
+      deadline: hooked ? now : waits ? now + ackTimeout : now,
       finished: waits ? undefined : now,
-      previousReadable: req.retire !== Retire.RETIRE_IMMEDIATE,
+      previousReadable: req.retire !== Retire.RETIRE_IMMEDIATE || hooked,
       detail:
-        req.retire === Retire.RETIRE_IMMEDIATE
+        hooked
+          ? ""
+          : req.retire === Retire.RETIRE_IMMEDIATE
           ? `version ${secret.version} retired at once (IMMEDIATE)`
           : req.retire === Retire.RETIRE_NEVER
             ? `version ${secret.version} stays readable as stage "previous" until the next rotation (NEVER)`

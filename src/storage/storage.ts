@@ -396,6 +396,11 @@ export interface AuditStore {
 export interface RotationRow {
   readonly secretUid: string;
   readonly tenant: string;
+  /** Where the secret is (a secret is never renamed): for the retire hook and the log. */
+  readonly mesh: string;
+  readonly name: string;
+  /** "" or "exec": the rotator whose retire hook runs before the previous version goes. */
+  readonly rotator: string;
   readonly version: number;
   readonly previousVersion: number;
   /** Retire's number: 0 after ack, 1 immediate, 2 never. */

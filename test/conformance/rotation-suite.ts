@@ -11,7 +11,7 @@ const scope = { tenant: "t1", mesh: "m1" };
 
 function rotation(uid: string, version: number, over: Partial<RotationRow> = {}): RotationRow {
   return {
-    secretUid: uid, tenant: "t1", version, previousVersion: version - 1, retire: 0, state: 1, started: 1000, deadline: 61_000,
+    secretUid: uid, tenant: "t1", mesh: "m1", name: "s", rotator: "", version, previousVersion: version - 1, retire: 0, state: 1, started: 1000, deadline: 61_000,
     finished: undefined, previousReadable: true, detail: "", driver: "", driverExpire: 0, ...over,
   };
 }

@@ -7,7 +7,8 @@
  * input, and no generated value in any log line, audit event, record or the database.
  * SECRETD_E2E_STORAGE=postgres runs the same file on PostgreSQL.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -387,5 +388,105 @@ describe("restart and workers", () => {
     } finally {
       await w.stop();
     }
+  });
+});
+
+describe("exec rotator", () => {
+  let x: TestServer;
+  let tok: string;
+  let dir: string;
+  const decoded = (file: string): Record<string, string> =>
+    Object.fromEntries(Object.entries((JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { data: Record<string, string> }).data).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]));
+  const flag = (name: string, on: boolean): void => {
+    if (on) writeFileSync(path.join(dir, name), "");
+    else rmSync(path.join(dir, name), { force: true });
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "secretd-rotator-"));
+    // rotate|retire TENANT MESH NAME VERSION, the values on stdin: kept per action and version; "fail-<action>" / "hang" files steer it.
+    const script = path.join(dir, "rotator.sh");
+    writeFileSync(
+      script,
+      `#!/bin/sh\nD=${JSON.stringify(dir)}\n[ -f "$D/hang" ] && sleep 30\ncat > "$D/$1-$4-$5.json"\n[ -f "$D/fail-$1" ] && exit 3\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    x = await startTestServer({ rotatorExec: script, rotatorTimeout: "1s" });
+    tok = await x.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
+  });
+  afterAll(async () => {
+    await x.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const make = async (name: string): Promise<Secret> => x.call<Secret>("createSecret", { mesh: MESH, name, stringData: { user: "app", pw: "one" } }, tok);
+  const roll = async (name: string): Promise<Rollout> => x.call<Rollout>("getRollout", { mesh: MESH, name }, tok);
+
+  it("AFTER_ACK: the command accepts the new values before they are stored, and its retire hook gets the previous ones before they go", async () => {
+    const c = await make("xa");
+    const r = await x.call<Rollout>("rotateSecret", { mesh: MESH, name: "xa", etag: c.etag, stringData: { pw: "two" }, rotator: "exec" }, tok);
+    expect(r.version).toBe(2);
+    expect(decoded("rotate-xa-2.json")).toEqual({ user: "app", pw: "two" });
+    await eventually(async () => (await roll("xa")).state === RotationState.ROTATION_STATE_DONE);
+    expect((await roll("xa")).detail).toContain("exec retire hook ran");
+    expect(decoded("retire-xa-1.json")).toEqual({ user: "app", pw: "one" });
+  });
+
+  it("IMMEDIATE with a rotator retires through the hook at once (RETIRING, then DONE)", async () => {
+    const c = await make("xi");
+    const r = await x.call<Rollout>("rotateSecret", { mesh: MESH, name: "xi", etag: c.etag, stringData: { pw: "two" }, rotator: "exec", retire: Retire.RETIRE_IMMEDIATE }, tok);
+    expect(r.state).toBe(RotationState.ROTATION_STATE_RETIRING);
+    await eventually(async () => (await roll("xi")).state === RotationState.ROTATION_STATE_DONE);
+    expect(decoded("retire-xi-1.json")).toEqual({ user: "app", pw: "one" });
+    expect(await codeOf(x.call("getSecret", { mesh: MESH, name: "xi", version: 1 }, tok))).toBe(status.NOT_FOUND);
+  });
+
+  it("a command that refuses (exit 3) or hangs (killed at --rotator-timeout) leaves the secret unchanged: FAILED_PRECONDITION, logged without a value", async () => {
+    const c = await make("xf");
+    flag("fail-rotate", true);
+    try {
+      const e = await errorOf(x.call("rotateSecret", { mesh: MESH, name: "xf", etag: c.etag, generate: [{ key: "pw", length: 24, alphabet: "" }], rotator: "exec" }, tok));
+      expect(e.code).toBe(status.FAILED_PRECONDITION);
+      expect(e.details).toContain("exited with status 3");
+      expect(e.details).toContain("unchanged");
+      const offered = decoded("rotate-xf-2.json").pw!;
+      expect(offered).toMatch(/^[A-Za-z0-9]{24}$/);
+      expect(x.logs.join("\n")).not.toContain(offered);
+      expect(x.logs.some((l) => l.includes("the exec rotator refused") && l.includes("exited with status 3"))).toBe(true);
+    } finally {
+      flag("fail-rotate", false);
+    }
+    flag("hang", true);
+    try {
+      const e = await errorOf(x.call("rotateSecret", { mesh: MESH, name: "xf", etag: c.etag, stringData: { pw: "two" }, rotator: "exec" }, tok));
+      expect(e.code).toBe(status.FAILED_PRECONDITION);
+      expect(e.details).toContain("timed out after 1s");
+    } finally {
+      flag("hang", false);
+    }
+    const now = await x.call<Secret>("getSecret", { mesh: MESH, name: "xf" }, tok);
+    expect(now.version).toBe(1);
+    expect(text(now, "pw")).toBe("one");
+    expect((await roll("xf")).state).toBe(RotationState.ROTATION_STATE_NONE);
+  });
+
+  it("a retire hook that fails is recorded (FAILED, the reason in the detail); the previous version is retired all the same", async () => {
+    const c = await make("xh");
+    flag("fail-retire", true);
+    try {
+      await x.call("rotateSecret", { mesh: MESH, name: "xh", etag: c.etag, stringData: { pw: "two" }, rotator: "exec" }, tok);
+      await eventually(async () => (await roll("xh")).state === RotationState.ROTATION_STATE_FAILED);
+      expect((await roll("xh")).detail).toContain("exec retire hook failed (exited with status 3)");
+      expect(await codeOf(x.call("getSecret", { mesh: MESH, name: "xh", stage: "previous" }, tok))).toBe(status.NOT_FOUND);
+    } finally {
+      flag("fail-retire", false);
+    }
+  });
+
+  it("rotator exec on a server without one is FAILED_PRECONDITION; an unknown rotator INVALID_ARGUMENT", async () => {
+    const name = fresh("norotator");
+    const c = await create(name);
+    expect(await codeOf(rotate(name, c.etag, { stringData: { pw: "two" }, rotator: "exec" }))).toBe(status.FAILED_PRECONDITION);
+    expect(await codeOf(x.call("rotateSecret", { mesh: MESH, name: "xa", etag: "e", stringData: { pw: "two" }, rotator: "lambda" }, tok))).toBe(status.INVALID_ARGUMENT);
   });
 });

@@ -28,7 +28,7 @@ async function rotated(file: string, now: number): Promise<SqliteStorage> {
   const st = new SqliteStorage(file);
   await st.insertSecret(secret, version(1));
   const rotation: RotationRow = {
-    secretUid: secret.uid, tenant: "t", version: 2, previousVersion: 1, retire: 0, state: RotationState.ROTATION_STATE_WAITING_FOR_ACKS,
+    secretUid: secret.uid, tenant: "t", mesh: "m", name: "db", rotator: "", version: 2, previousVersion: 1, retire: 0, state: RotationState.ROTATION_STATE_WAITING_FOR_ACKS,
     started: now, deadline: now + 60_000, finished: undefined, previousReadable: true, detail: "", driver: "", driverExpire: 0,
   };
   expect(await st.rotateSecret({ ...secret, version: 2, etag: "e2" }, version(2), "e1", 10, rotation)).toBe("ok");

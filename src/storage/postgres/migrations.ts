@@ -241,6 +241,9 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE TABLE rotations (
         secret_uid         TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
         tenant             TEXT NOT NULL,
+        mesh               TEXT NOT NULL,
+        name               TEXT NOT NULL,
+        rotator            TEXT NOT NULL,
         version            BIGINT NOT NULL,
         previous_version   BIGINT NOT NULL,
         retire             INTEGER NOT NULL,

@@ -9,6 +9,9 @@ import { num, type Int } from "./rows.js";
 export interface RotationRecord {
   secret_uid: string;
   tenant: string;
+  mesh: string;
+  name: string;
+  rotator: string;
   version: Int;
   previous_version: Int;
   retire: number;
@@ -22,17 +25,20 @@ export interface RotationRecord {
   driver_expire: Int;
 }
 
-export const ROTATION_COLUMNS = "secret_uid, tenant, version, previous_version, retire, state, started, deadline, finished, previous_readable, detail, driver, driver_expire";
+export const ROTATION_COLUMNS = "secret_uid, tenant, mesh, name, rotator, version, previous_version, retire, state, started, deadline, finished, previous_readable, detail, driver, driver_expire";
 
 /** The rotation's bind values, in ROTATION_COLUMNS order. */
 export function rotationValues(r: RotationRow, readable: (b: boolean) => number | boolean): unknown[] {
-  return [r.secretUid, r.tenant, r.version, r.previousVersion, r.retire, r.state, r.started, r.deadline, r.finished ?? null, readable(r.previousReadable), r.detail, r.driver, r.driverExpire];
+  return [r.secretUid, r.tenant, r.mesh, r.name, r.rotator, r.version, r.previousVersion, r.retire, r.state, r.started, r.deadline, r.finished ?? null, readable(r.previousReadable), r.detail, r.driver, r.driverExpire];
 }
 
 export function toRotation(r: RotationRecord): RotationRow {
   return {
     secretUid: r.secret_uid,
     tenant: r.tenant,
+    mesh: r.mesh,
+    name: r.name,
+    rotator: r.rotator,
     version: num(r.version),
     previousVersion: num(r.previous_version),
     retire: r.retire,

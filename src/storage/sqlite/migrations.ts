@@ -276,6 +276,9 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE TABLE rotations (
         secret_uid         TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
         tenant             TEXT NOT NULL,
+        mesh               TEXT NOT NULL,
+        name               TEXT NOT NULL,
+        rotator            TEXT NOT NULL,
         version            INTEGER NOT NULL,
         previous_version   INTEGER NOT NULL,
         retire             INTEGER NOT NULL,
