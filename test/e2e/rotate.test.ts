@@ -334,7 +334,7 @@ describe("CLI", () => {
     expect(bad.status).toBe(2);
     const badGen = await runCli(["rotate", name, "--mesh", MESH, "--generate", "pw:abc"], { env });
     expect(badGen.status).toBe(2);
-  });
+  }, 90_000); // seven CLI processes: each start costs seconds on a loaded box
 });
 
 describe("restart and workers", () => {
