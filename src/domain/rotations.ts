@@ -189,7 +189,9 @@ export class Rotations {
     if (result === "missing") throw notFound(`secret "${req.name}"`);
     if (result !== "ok") throw runningRefusal(req.name, result.running);
     if (waits) this.deps.onStarted?.();
-    return this.view(scope.mesh, req.name, rotation);
+    const view = await this.view(scope.mesh, req.name, rotation);
+    // Who consumes the secret is for those who may see ListConsumers (ADMIN): a WRITE-only caller gets the counts.
+    return access.level >= Level.ADMIN ? view : { ...view, behind: [] };
   }
 
   /** GetRollout as this branch serves it from the rotation record and the probe (the acks' handler replaces it). */

@@ -276,6 +276,13 @@ describe("faults", () => {
     expect(await codeOf(rotate(name, c.etag, { stringData: { pw: "y" } }, rita))).toBe(status.PERMISSION_DENIED);
     const sam = await s.token({ tenant: "acme", sub: "sam", roles: ["data-developer"] });
     expect(await codeOf(rotate(name, c.etag, { stringData: { pw: "y" } }, sam))).toBe(status.NOT_FOUND);
+    // A WRITE grantee rotates, and sees how many consume the secret but not who (that is ListConsumers', ADMIN).
+    await s.call("grantAccess", { mesh: MESH, name, subject: "user:wes", permission: Permission.PERMISSION_WRITE }, owner);
+    const wes = await s.token({ tenant: "acme", sub: "wes", roles: [] });
+    await watcher(name);
+    const r = await rotate(name, c.etag, { stringData: { pw: "y" }, retire: Retire.RETIRE_NEVER }, wes);
+    expect(r).toMatchObject({ version: 2, consumers: 1, behind: [] });
+    expect(await codeOf(s.call("getRollout", { mesh: MESH, name }, wes))).toBe(status.PERMISSION_DENIED);
   });
 
   it("two rotations at once: one wins, the other is FAILED_PRECONDITION naming the running one", async () => {
