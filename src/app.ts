@@ -18,6 +18,11 @@ import { Consumers } from "./domain/consumers.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
+import { leaseProbe } from "./domain/rollout-probe.js";
+import { RotationDriver } from "./domain/rotation-driver.js";
+import { Rotations, stateName } from "./domain/rotations.js";
+import { execRotator } from "./domain/exec-rotator.js";
+import { retireHookOf } from "./domain/retire-hook.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
@@ -276,7 +281,32 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   const grants = new Grants({ storage: st, secrets, now });
   const consumers = new Consumers({ storage: st, secrets, now });
   const onWatchError = (err: unknown): void => logger.warn({ err }, "watch bookkeeping failed");
-  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: defaultReplicaName(), onError: onWatchError, now });
+  const replica = defaultReplicaName();
+  const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica, onError: onWatchError, now });
+  // Every process runs a driver; a claim on each rotation's row picks the one that drives it.
+  const probe = leaseProbe(st, now);
+  const rotator = config.rotator.exec === "" ? undefined : execRotator(config.rotator.exec, config.rotator.timeoutMs);
+  const driver = new RotationDriver({
+    storage: st,
+    probe,
+    driver: replica,
+    now,
+    ...(rotator === undefined ? {} : { retireHook: retireHookOf(st, keyring, rotator), hookBoundMs: config.rotator.timeoutMs }),
+    onFinished: (r, state, detail) => logger.info({ secretUid: r.secretUid, version: r.version, previousVersion: r.previousVersion, state: stateName(state), detail }, "rotation finished"),
+    onError: (err) => logger.warn({ err }, "rotation driver pass failed"),
+  });
+  const rotations = new Rotations({
+    storage: st,
+    keyring,
+    plaintexts,
+    secrets,
+    maxVersions: config.maxVersions,
+    probe,
+    rotator,
+    onRotatorRefused: (t, reason) => logger.warn({ tenant: t.tenant, mesh: t.mesh, name: t.name, version: t.version, reason }, "the exec rotator refused a rotation; the secret is unchanged"),
+    onStarted: () => driver.kick(),
+    now,
+  });
   const projection = { storage: st, keyring, plaintexts, now };
   const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError, now });
   watches = hub;
@@ -288,6 +318,8 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   opened.push("metrics server", () => metricsServer?.close());
   opened.push("gRPC server", (graceMs) => server?.shutdown(graceMs));
   opened.push("watches", () => hub.shutdown());
+  // Stopped before the database closes; its claims released so another process resumes at once.
+  opened.push("rotation driver", () => driver.stop());
   server = await startGrpcServer(config, {
     verifier,
     logger,
@@ -297,6 +329,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     answers,
     watches: hub,
     consumers,
+    rotations,
     audit,
     observer: m,
     listAuditEvents: (p, req) => listAuditEvents(st, p, req),
@@ -313,6 +346,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   const running = server;
   const metricsAt = metricsServer;
   const stopWatching = watchDatabase(st, running, logger);
+  driver.start();
   opened.push("database check", stopWatching);
   logger.info(
     {

@@ -142,6 +142,8 @@ export const SETTINGS = [
   setting({ key: "jwtMaxTtl", flag: "jwt-max-ttl", env: "SECRETD_JWT_MAX_TTL", default: "24h", doc: "longest token lifetime accepted (exp - iat; tokens without exp are refused)", parse: duration({ says: "such as 15m, 1h or 7d" }) }),
   setting({ key: "tenantClaim", flag: "tenant-claim", env: "SECRETD_TENANT_CLAIM", default: "tenant", doc: "JWT claim holding the tenant", parse: matching(/^[A-Za-z0-9_.:/-]{1,128}$/, "must be a claim name") }),
   setting({ key: "creatorRoles", flag: "creator-roles", env: "SECRETD_CREATOR_ROLES", default: "tenant-admin,data-admin,data-developer", doc: "roles that may create secrets", parse: list() }),
+  setting({ key: "rotatorExec", flag: "rotator-exec", env: "SECRETD_ROTATOR_EXEC", default: "", doc: "RotateSecret rotator \"exec\": this executable gets the new values (JSON) on stdin and must exit 0 before they are stored; run again to retire the previous version (off when empty)", parse: text() }),
+  setting({ key: "rotatorTimeout", flag: "rotator-timeout", env: "SECRETD_ROTATOR_TIMEOUT", default: "30s", doc: "how long a --rotator-exec run may take before it is killed and the rotation fails", parse: duration({ says: "like 30s or 2m" }) }),
   setting({ key: "maxVersions", flag: "max-versions", env: "SECRETD_MAX_VERSIONS", default: "10", doc: "versions kept readable per secret", parse: int({ min: 1, max: 1000 }) }),
   setting({ key: "tlsCert", flag: "tls-cert", env: "SECRETD_TLS_CERT", default: "", doc: "server certificate (PEM); plaintext when empty", parse: text() }),
   setting({ key: "tlsKey", flag: "tls-key", env: "SECRETD_TLS_KEY", default: "", doc: "server private key (PEM)", parse: text() }),
@@ -198,6 +200,8 @@ export interface Config {
   };
   readonly creatorRoles: readonly string[];
   readonly maxVersions: number;
+  /** RotateSecret's exec rotator: an executable path ("" = none) and its time bound. */
+  readonly rotator: { readonly exec: string; readonly timeoutMs: number };
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string } | undefined;
   readonly logLevel: string;
   /** Where /metrics is served; undefined = off. */
@@ -398,6 +402,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
     },
     creatorRoles: v.creatorRoles,
     maxVersions: v.maxVersions,
+    rotator: { exec: v.rotatorExec, timeoutMs: v.rotatorTimeout * 1000 },
     tls: v.tlsCert === "" ? undefined : { cert: v.tlsCert, key: v.tlsKey, clientCa: v.tlsClientCa },
     logLevel: v.logLevel,
     metricsListen: v.metricsListen,

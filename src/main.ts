@@ -17,6 +17,7 @@ import { registerBackupCommands } from "./cli/backup-commands.js";
 import { registerDoctor } from "./cli/doctor.js";
 import { registerAudit } from "./cli/audit-command.js";
 import { registerCsiProvider } from "./csi/csi-provider-command.js";
+import { registerRotate } from "./cli/rotate-command.js";
 
 installStdio();
 // Set before any command is added: commander copies these settings into every subcommand.
@@ -39,6 +40,7 @@ registerBackupCommands(program);
 registerDoctor(program);
 registerAudit(program);
 registerCsiProvider(program);
+registerRotate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // commander has already printed its own usage errors (and help) in the one format.

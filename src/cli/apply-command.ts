@@ -111,6 +111,7 @@ function outcomeView(o: Outcome, dryRun: boolean): Record<string, unknown> {
     type: d.type,
     uid: s?.uid ?? "",
     version: s?.version ?? 0,
+    ...(s !== undefined && s.stage !== "" ? { stage: s.stage } : {}),
     keys: s !== undefined && !dryRun ? s.keys : [...desiredData(d).keys()].sort(),
     changed: o.plan.changed,
   };

@@ -53,6 +53,7 @@ export function secretView(s: Secret, withData = false): Record<string, unknown>
     uid: s.uid,
     type: s.type,
     version: s.version,
+    stage: s.stage !== "" ? s.stage : undefined,
     etag: s.etag,
     owner: s.owner,
     description: s.description !== "" ? s.description : undefined,

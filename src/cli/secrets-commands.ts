@@ -24,7 +24,7 @@ import { withExample } from "../client/help.js";
 import { updateMask } from "./update-mask.js";
 import { envLines, renderDoc, secretsTable, secretView, type DocFormat } from "./output.js";
 
-interface DataFlags {
+export interface DataFlags {
   fromLiteral?: string[];
   fromFile?: string[];
   label?: string[];
@@ -67,7 +67,7 @@ function stringMap(args: readonly string[] = [], flag: string): Record<string, s
 }
 
 /** The data map from --from-literal and --from-file; a key may come from one flag only. */
-function dataFrom(flags: DataFlags): Record<string, Buffer> {
+export function dataFrom(flags: DataFlags): Record<string, Buffer> {
   const data: Record<string, Buffer> = {};
   const put = (k: string, v: Buffer, flag: string): void => {
     if (k in data) throw invalid(flag, `data key "${k.slice(0, 64)}" given twice`);
@@ -134,6 +134,7 @@ function registerCreate(program: Command): void {
 
 interface GetFlags {
   version?: string;
+  stage?: string;
   key?: string[];
   output: DocFormat | "env" | "raw";
 }
@@ -151,6 +152,7 @@ function registerGet(program: Command): void {
     .description("read a secret with its values (text when UTF-8, else base64 marked as binary)")
     .argument("<name>", "secret name")
     .option("--version <n>", "version number (default: the latest)")
+    .option("--stage <stage>", "current (default) or previous: the version a rotation keeps readable (not with --version)")
     .addOption(repeatable("--key <key>", "only this data key (repeatable)"))
     .addOption(outputOption(["yaml", "json", "env", "raw"], "yaml"));
   withExample(cmd, "secretd get db --mesh default --key password -o raw > /run/pw");
@@ -159,7 +161,7 @@ function registerGet(program: Command): void {
       const f = self.opts<GetFlags>();
       const keys = f.key ?? [];
       if (f.output === "raw" && keys.length !== 1) throw invalid("--output raw", "needs exactly one --key: it writes that value's bytes and nothing else");
-      const req = GetSecretRequest.fromPartial({ mesh: conn.mesh, name, version: f.version === undefined ? 0 : nonNegativeInt(f.version, "--version"), keys });
+      const req = GetSecretRequest.fromPartial({ mesh: conn.mesh, name, version: f.version === undefined ? 0 : nonNegativeInt(f.version, "--version"), keys, stage: f.stage ?? "" });
       const secret = await conn.unary(conn.client.getSecret, req);
       if (f.output === "raw") {
         const key = keys[0] ?? "";

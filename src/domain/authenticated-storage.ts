@@ -36,6 +36,8 @@ import type {
   ListQuery,
   MacReplacement,
   MacRows,
+  RotationOutcome,
+  RotationRow,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -133,6 +135,33 @@ export class AuthenticatedStorage implements Storage {
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
     return this.inner.deleteSecret(uid, etag);
+  }
+
+  /** Signed as updateSecret; the rotation record itself names versions and outcomes only (not MAC'd). */
+  async rotateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    const s: SecretRow = { ...next, mac: signSecret(this.keys, next) };
+    const v: VersionRow = { ...version, mac: signVersion(this.keys, version) };
+    return this.inner.rotateSecret(s, v, expectEtag, maxVersions, rotation);
+  }
+
+  async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
+    return this.inner.readRotation(secretUid, version);
+  }
+
+  async listActiveRotations(limit: number): Promise<RotationRow[]> {
+    return this.inner.listActiveRotations(limit);
+  }
+
+  async claimRotation(secretUid: string, version: number, driver: string, now: number, expireTime: number): Promise<boolean> {
+    return this.inner.claimRotation(secretUid, version, driver, now, expireTime);
+  }
+
+  async finishRotation(secretUid: string, version: number, driver: string, outcome: RotationOutcome): Promise<boolean> {
+    return this.inner.finishRotation(secretUid, version, driver, outcome);
+  }
+
+  async releaseRotations(driver: string): Promise<void> {
+    return this.inner.releaseRotations(driver);
   }
 
   /** Extends the checked grant set by the grant, as a compare-and-set on the set's MAC. */

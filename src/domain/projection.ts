@@ -18,6 +18,7 @@ import { SecretdError, invalid } from "../errors.js";
 import type { Principal } from "./principal.js";
 import { requireUnexpired, scopeFor } from "./secrets.js";
 import { validateDataKey, validateName, validateRevision } from "./validation.js";
+import { parseStage, previousVersionOf } from "./stages.js";
 
 export interface ProjectionResult {
   readonly values: ProjectedValue[];
@@ -69,6 +70,7 @@ export function validateRequest(req: ProjectSecretsRequest): void {
   let mappings = 0;
   req.items.forEach((item, i) => {
     validateName(item.name, `items[${i}].name`);
+    parseStage(item.stage, `items[${i}].stage`);
     mappings += item.keys.length;
     if (mappings > MAX_MAPPINGS) throw invalid("items", `at most ${MAX_MAPPINGS} key mappings in all`);
     if (item.envPrefix.length > MAX_ENV_NAME_LENGTH || !/^[A-Za-z0-9_]*$/.test(item.envPrefix)) {
@@ -101,6 +103,8 @@ export interface ProjectionRead {
   readonly projection: ProjectionResult;
   /** The rows of every item's secret, by name (undefined: missing). */
   readonly rows: ReadonlyMap<string, SecretWithVersion | undefined>;
+  /** For names an item asks the previous stage of: that version's row (undefined: none kept). */
+  readonly previous: ReadonlyMap<string, SecretWithVersion | undefined>;
   readonly now: number;
 }
 
@@ -117,7 +121,14 @@ export async function readProjection(deps: ProjectionDeps, p: Principal, req: Pr
   const rows = await deps.storage.readSecrets(scope, names);
   const byName = new Map(names.map((n, i) => [n, rows[i]]));
   checkProjectedValues(p, req, byName, now);
-  return { projection: project(deps, p, req, scope.mesh, byName, now), rows: byName, now };
+  const previous = new Map<string, SecretWithVersion | undefined>();
+  for (const name of new Set(req.items.filter((i) => i.stage === "previous").map((i) => i.name))) {
+    const current = byName.get(name);
+    const v = current ? await previousVersionOf(deps.storage, current.secret.uid) : undefined;
+    const row = v === undefined ? undefined : await deps.storage.readSecret(scope, name, v);
+    previous.set(name, row?.secret.uid === current?.secret.uid ? row : undefined);
+  }
+  return { projection: project(deps, p, req, scope.mesh, byName, previous, now), rows: byName, previous, now };
 }
 
 function project(
@@ -126,6 +137,7 @@ function project(
   req: ProjectSecretsRequest,
   mesh: string,
   byName: ReadonlyMap<string, SecretWithVersion | undefined>,
+  previous: ReadonlyMap<string, SecretWithVersion | undefined>,
   now: number,
 ): ProjectionResult {
 
@@ -148,12 +160,20 @@ function project(
     }
     requireLevel(access, Level.PROJECT, item.name);
     requireUnexpired(found.secret, now);
-    let data = opened.get(item.name);
+    // Access is decided on the secret; the previous stage's row only gives the version read.
+    const isPrevious = item.stage === "previous";
+    const version = isPrevious ? previous.get(item.name)?.version : found.version;
+    if (version === undefined) {
+      if (item.optional) continue;
+      throw new SecretdError("NOT_FOUND", `secret "${item.name}" has no stage "previous" (no rotation keeps a previous version)`);
+    }
+    const source = isPrevious ? `${item.name}\0previous` : item.name;
+    let data = opened.get(source);
     if (data === undefined) {
-      decrypted += found.version.payload.byteLength;
+      decrypted += version.payload.byteLength;
       if (decrypted > MAX_TOTAL_BYTES) throw new SecretdError("RESOURCE_EXHAUSTED", `projection sources exceed ${MAX_TOTAL_BYTES} bytes`);
-      data = deps.open ? deps.open(found.secret, found.version) : openData(deps.keyring, found.secret, found.version, deps.plaintexts);
-      opened.set(item.name, data);
+      data = deps.open ? deps.open(found.secret, version) : openData(deps.keyring, found.secret, version, deps.plaintexts);
+      opened.set(source, data);
     }
     const allowed = keysAt(access, Level.PROJECT);
     const mappings = item.keys.length > 0 ? item.keys : [...data.keys()].sort().map((key) => ({ key, env: "", path: "", mode: 0 }));
@@ -174,9 +194,9 @@ function project(
       if (total > MAX_TOTAL_BYTES) throw new SecretdError("RESOURCE_EXHAUSTED", `projection exceeds ${MAX_TOTAL_BYTES} bytes`);
       values.push({ secret: item.name, key: m.key, env, path, mode: m.mode || DEFAULT_MODE, value });
     }
-    if (!sourced.has(item.name)) {
-      sourced.add(item.name);
-      sources.push({ mesh, name: item.name, version: found.secret.version });
+    if (!sourced.has(source)) {
+      sourced.add(source);
+      sources.push({ mesh, name: item.name, version: version.version });
     }
   }
   return { values, sources, revision: projectionRevision(sources, values), consumerId: "" };

@@ -24,6 +24,7 @@ import { PAGE_BYTES, secretEntryBytes } from "./page-budget.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
+import { parseStage, readPrevious, stageOf, type Stage } from "./stages.js";
 import {
   matchesSelector,
   mergeData,
@@ -59,6 +60,8 @@ export interface SecretWithData {
 export interface ReadSecret extends SecretWithData {
   readonly row: SecretWithVersion;
   readonly now: number;
+  /** The stage the version read holds ("" for an older version that holds none). */
+  readonly stage: Stage | "";
 }
 
 /** Annotations the server writes; callers may not set them. */
@@ -156,7 +159,7 @@ function updatedFields(req: UpdateSecretRequest): FieldsSet {
   };
 }
 
-function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
+export function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
   return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
 }
 
@@ -196,7 +199,7 @@ function unchanged(before: SecretRow, after: SecretRow, beforeData: ReadonlyMap<
 }
 
 /** An update or delete named an etag that is not (any longer) the current version's. */
-function staleEtag(name: string): SecretdError {
+export function staleEtag(name: string): SecretdError {
   return new SecretdError("ABORTED", `etag does not match the current version of secret "${name}"`);
 }
 
@@ -298,20 +301,26 @@ export class Secrets {
     const requested = new Set(req.keys);
     if (requested.size !== req.keys.length) throw invalid("keys", "lists a key twice");
 
-    const found = await this.deps.storage.readSecret(scope, req.name, req.version);
+    const stage = parseStage(req.stage);
+    if (req.stage !== "" && req.version !== 0) throw invalid("stage", "names a version itself: give stage or version, not both");
+
+    let found = await this.deps.storage.readSecret(scope, req.name, stage === "previous" ? 0 : req.version);
     // One instant for access and expiry: an answer kept until the next change of either (answers.ts) must have been decided at it.
     const now = this.now();
     const { secret, access } = this.authorize(p, found, req.name, Level.READ, now);
     requireUnexpired(secret, now);
+    // Access is decided on the secret; only then is it told whether a previous version exists.
+    if (stage === "previous" && found) found = await readPrevious(this.deps.storage, scope, req.name, found);
     const version = found?.version;
-    if (!version) throw notFound(`version ${req.version} of secret "${req.name}"`);
+    if (!found || !version) throw notFound(`version ${req.version} of secret "${req.name}"`);
+    const held = req.version === 0 ? stage : await stageOf(this.deps.storage, secret, version.version);
     const allowed = keysAt(access, Level.READ);
     requireKeys(allowed, requested, req.name);
 
     const all = openData(this.deps.keyring, secret, version, this.deps.plaintexts);
     // Without explicit keys, everything (the opened map is the caller's own copy); a key-limited grantee gets exactly the keys granted.
     const row = found;
-    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all, row, now };
+    if (requested.size === 0 && allowed === undefined) return { secret: { ...secret, version: version.version, keys: version.keys }, data: all, row, now, stage: held };
     const wanted = requested.size > 0 ? [...requested] : [...all.keys()].filter((k) => allowed === undefined || allowed.has(k));
     const data = new Map<string, Buffer>();
     for (const k of wanted) {
@@ -319,7 +328,7 @@ export class Secrets {
       if (v === undefined) throw notFound(`key "${k}" of secret "${req.name}"`);
       data.set(k, v);
     }
-    return { secret: { ...secret, version: version.version, keys: version.keys }, data, row, now };
+    return { secret: { ...secret, version: version.version, keys: version.keys }, data, row, now, stage: held };
   }
 
   async list(p: Principal, req: ListSecretsRequest): Promise<{ secrets: SecretRow[]; nextPageToken: string }> {

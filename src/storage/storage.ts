@@ -386,7 +386,71 @@ export interface AuditStore {
   pruneAuditBytes(maxBytes: number, limit: number): Promise<number>;
 }
 
-export interface Storage extends SecretStore, GrantStore, MacMaintenance, KeyMaintenance, LeaseStore, AuditStore {
+/**
+ * A rotation (#30): RotateSecret made `version` current and `previousVersion` the
+ * `previous` stage, readable until retired. States are RotationState's numbers
+ * (1 waiting for acks, 2 retiring, 3 done, 4 timed out, 5 failed); while 1 or 2 the
+ * rotation is active, and the process whose claim (`driver` until `driverExpire`) is
+ * live drives it. Identifiers and outcomes only: never a value.
+ */
+export interface RotationRow {
+  readonly secretUid: string;
+  readonly tenant: string;
+  /** Where the secret is (a secret is never renamed): for the retire hook and the log. */
+  readonly mesh: string;
+  readonly name: string;
+  /** "" or "exec": the rotator whose retire hook runs before the previous version goes. */
+  readonly rotator: string;
+  readonly version: number;
+  readonly previousVersion: number;
+  /** Retire's number: 0 after ack, 1 immediate, 2 never. */
+  readonly retire: number;
+  readonly state: number;
+  readonly started: number;
+  /** When an AFTER_ACK rotation retires anyway (started + ack_timeout). */
+  readonly deadline: number;
+  readonly finished: number | undefined;
+  /** The previous version is still readable (by stage and by number). */
+  readonly previousReadable: boolean;
+  readonly detail: string;
+  readonly driver: string;
+  readonly driverExpire: number;
+}
+
+/** The active states of a rotation (RotationState WAITING_FOR_ACKS, RETIRING). */
+export const ACTIVE_ROTATION_STATES = [1, 2] as const;
+
+/** How a driver ends a rotation: its final state and detail, and whether the previous version is destroyed now. */
+export interface RotationOutcome {
+  readonly state: number;
+  readonly finished: number;
+  readonly detail: string;
+  readonly retirePrevious: boolean;
+}
+
+/** Rotations and the version stages they keep (#30 items 3, 4). */
+export interface RotationStore {
+  /**
+   * In one transaction: when the secret has no active rotation and still has
+   * `expectEtag`, does what updateSecret does (at least two versions kept), destroys the
+   * previous version an earlier rotation still kept, records `rotation`, and, when it is
+   * already finished without a readable previous (IMMEDIATE), destroys the version it
+   * made previous. Else "missing", "conflict", or the active rotation.
+   */
+  rotateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }>;
+  /** A secret's rotation that made `version` current; with version 0, its latest one. */
+  readRotation(secretUid: string, version: number): Promise<RotationRow | undefined>;
+  /** Active rotations of every tenant, oldest first, at most `limit`. */
+  listActiveRotations(limit: number): Promise<RotationRow[]>;
+  /** Takes or renews the claim on an active rotation, when it is free, lapsed at `now`, or already `driver`'s. */
+  claimRotation(secretUid: string, version: number, driver: string, now: number, expireTime: number): Promise<boolean>;
+  /** Ends an active rotation `driver` holds (one transaction, the retired version destroyed with it); false when it does not hold it. */
+  finishRotation(secretUid: string, version: number, driver: string, outcome: RotationOutcome): Promise<boolean>;
+  /** Lets go of every claim of `driver` (orderly shutdown), so another process resumes at once. */
+  releaseRotations(driver: string): Promise<void>;
+}
+
+export interface Storage extends SecretStore, GrantStore, MacMaintenance, KeyMaintenance, LeaseStore, AuditStore, RotationStore {
   /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
   ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */

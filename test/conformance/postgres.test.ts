@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../src/storage/postgres/postgres-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
-import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
+import { runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
+import { runRotationConformance } from "./rotation-suite.js";
 
 let cluster: PostgresCluster;
 const urls = new Map<Storage, string>();
@@ -15,7 +16,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => cluster?.stop());
 
-runStorageConformance("postgres", {
+const factory: StorageFactory = {
   async open(options) {
     const url = await cluster.createDatabase();
     const feed = options?.feedRetain === undefined ? {} : { feed: { retain: options.feedRetain, pruneEvery: 2 } };
@@ -29,7 +30,9 @@ runStorageConformance("postgres", {
   async destroy(st: Storage) {
     await st.close();
   },
-});
+};
+runStorageConformance("postgres", factory);
+runRotationConformance("postgres", factory);
 
 describe("postgres specifics", () => {
   it("when several replicas start together on an empty database, then each migration is applied exactly once", async () => {

@@ -9,11 +9,12 @@ import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.
 import { listAuditSql, SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
 import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";
 import type { Storage } from "../../src/storage/storage.js";
-import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
+import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
+import { runRotationConformance } from "./rotation-suite.js";
 
 const dirs = new Map<Storage, string>();
 
-runStorageConformance("sqlite", {
+const factory: StorageFactory = {
   async open(options) {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-conf-"));
     const feed = options?.feedRetain === undefined ? {} : { retain: options.feedRetain, pruneEvery: 2 };
@@ -28,7 +29,9 @@ runStorageConformance("sqlite", {
     await st.close();
     rmSync(dirs.get(st)!, { recursive: true, force: true });
   },
-});
+};
+runStorageConformance("sqlite", factory);
+runRotationConformance("sqlite", factory);
 
 describe("sqlite specifics", () => {
   it("when a WAL database is reopened, then synchronous is FULL, foreign keys and secure_delete are on, migrations ran once", async () => {

@@ -26,6 +26,7 @@ import { createE2eDatabase, E2E_STORAGE } from "./postgres.js";
 import {
   CreateSecretRequest,
   DeleteSecretRequest,
+  GetRolloutRequest,
   GetSecretRequest,
   GrantAccessRequest,
   ListAuditEventsRequest,
@@ -34,6 +35,7 @@ import {
   ListSecretsRequest,
   ProjectSecretsRequest,
   RevokeAccessRequest,
+  RotateSecretRequest,
   SecretServiceClient,
   UpdateSecretRequest,
 } from "../../src/gen/secrets/v1/secrets.js";
@@ -51,6 +53,8 @@ const REQUESTS = {
   listGrants: ListGrantsRequest,
   listConsumers: ListConsumersRequest,
   listAuditEvents: ListAuditEventsRequest,
+  rotateSecret: RotateSecretRequest,
+  getRollout: GetRolloutRequest,
 } as const;
 export type Method = keyof typeof REQUESTS;
 

@@ -234,4 +234,30 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE TRIGGER grants_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON grants FOR EACH STATEMENT EXECUTE FUNCTION secretd_tables_written();
     `,
   },
+  {
+    // Rotations (#30), as SQLite's migration 15. (10 is the acks' migration, 12 pgperf's.)
+    id: 11,
+    sql: `
+      CREATE TABLE rotations (
+        secret_uid         TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        tenant             TEXT NOT NULL,
+        mesh               TEXT NOT NULL,
+        name               TEXT NOT NULL,
+        rotator            TEXT NOT NULL,
+        version            BIGINT NOT NULL,
+        previous_version   BIGINT NOT NULL,
+        retire             INTEGER NOT NULL,
+        state              INTEGER NOT NULL,
+        started            BIGINT NOT NULL,
+        deadline           BIGINT NOT NULL,
+        finished           BIGINT,
+        previous_readable  BOOLEAN NOT NULL,
+        detail             TEXT NOT NULL,
+        driver             TEXT NOT NULL,
+        driver_expire      BIGINT NOT NULL,
+        PRIMARY KEY (secret_uid, version)
+      );
+      CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2);
+    `,
+  },
 ];

@@ -21,6 +21,8 @@ import type {
   ListQuery,
   MacReplacement,
   MacRows,
+  RotationOutcome,
+  RotationRow,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -34,6 +36,7 @@ import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import { SECRET_COLUMNS, blob, num, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
 import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
 import { migrate as runMigrations, schemaMigrationsSql } from "../sql/migrate.js";
+import { ROTATION_COLUMNS, rotationValues, toRotation, type RotationRecord } from "../sql/rotation-rows.js";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "../read-cache.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
@@ -421,32 +424,38 @@ export class PostgresStorage implements Storage {
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
-      const r = await this.q(
-        `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10, mac = $11
-         WHERE uid = $1 AND etag = $2`,
-        [
-          next.uid,
-          expectEtag,
-          next.description,
-          JSON.stringify(next.labels),
-          JSON.stringify(next.annotations),
-          next.version,
-          next.etag,
-          JSON.stringify(next.keys),
-          next.updateTime,
-          next.expireTime ?? null,
-          blob(next.mac),
-        ],
-        c,
-      );
-      if (r.rowCount === 0) {
-        const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
-        return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
-      }
-      await this.insertVersion(c, version);
-      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
-      return { value: "ok" as const, changes: [change("secret-updated", next)] };
+      const value = await this.applyUpdate(c, next, version, expectEtag, maxVersions);
+      return { value, changes: value === "ok" ? [change("secret-updated", next)] : [] };
     });
+  }
+
+  /** updateSecret's writes, inside the caller's transaction (RotateSecret's too). */
+  private async applyUpdate(c: Queryable, next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
+    const r = await this.q(
+      `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10, mac = $11
+       WHERE uid = $1 AND etag = $2`,
+      [
+        next.uid,
+        expectEtag,
+        next.description,
+        JSON.stringify(next.labels),
+        JSON.stringify(next.annotations),
+        next.version,
+        next.etag,
+        JSON.stringify(next.keys),
+        next.updateTime,
+        next.expireTime ?? null,
+        blob(next.mac),
+      ],
+      c,
+    );
+    if (r.rowCount === 0) {
+      const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
+      return conflictOrMissing((e.rowCount ?? 0) > 0);
+    }
+    await this.insertVersion(c, version);
+    await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
+    return "ok";
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
@@ -808,6 +817,75 @@ export class PostgresStorage implements Storage {
     } catch {
       return false;
     }
+  }
+
+  async rotateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    type R = "ok" | "missing" | "conflict" | { readonly running: RotationRow };
+    return this.write<R>(async (c) => {
+      // The secret's row lock orders rotations of one secret across replicas: the second sees the first's record.
+      await this.q("SELECT 1 FROM secrets WHERE uid = $1 FOR UPDATE", [next.uid], c);
+      const running = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 AND state IN (1, 2)`, [next.uid], c);
+      if (running.rows[0] !== undefined) return { value: { running: toRotation(running.rows[0]) }, changes: [] };
+      const updated = await this.applyUpdate(c, next, version, expectEtag, maxVersions);
+      if (updated !== "ok") return { value: updated, changes: [] };
+      // The previous version an earlier rotation kept (NEVER) loses its stage, and is retired.
+      const kept = await this.q<{ previous_version: string }>(
+        "UPDATE rotations SET previous_readable = FALSE WHERE secret_uid = $1 AND previous_readable RETURNING previous_version",
+        [next.uid],
+        c,
+      );
+      const destroy = kept.rows.map((r) => num(r.previous_version)).filter((v) => v !== rotation.previousVersion);
+      if (!rotation.previousReadable) destroy.push(rotation.previousVersion);
+      const values = rotationValues(rotation, (b) => b);
+      await this.q(`INSERT INTO rotations (${ROTATION_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})`, values, c);
+      if (destroy.length > 0) await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = ANY($2::bigint[])", [next.uid, destroy], c);
+      return { value: "ok" as const, changes: [change("secret-updated", next)] };
+    });
+  }
+
+  async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
+    const r =
+      version === 0
+        ? await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 ORDER BY version DESC LIMIT 1`, [secretUid])
+        : await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 AND version = $2`, [secretUid, version]);
+    return r.rows[0] === undefined ? undefined : toRotation(r.rows[0]);
+  }
+
+  async listActiveRotations(limit: number): Promise<RotationRow[]> {
+    const r = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE state IN (1, 2) ORDER BY started LIMIT $1`, [limit]);
+    return r.rows.map(toRotation);
+  }
+
+  async claimRotation(secretUid: string, version: number, driver: string, now: number, expireTime: number): Promise<boolean> {
+    const r = await this.q(
+      `UPDATE rotations SET driver = $3, driver_expire = $5 WHERE secret_uid = $1 AND version = $2 AND state IN (1, 2)
+         AND (driver = $3 OR driver = '' OR driver_expire <= $4)`,
+      [secretUid, version, driver, now, expireTime],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async finishRotation(secretUid: string, version: number, driver: string, o: RotationOutcome): Promise<boolean> {
+    return this.write(async (c) => {
+      const r = await this.q<{ previous_version: string }>(
+        `UPDATE rotations SET state = $4, finished = $5, detail = $6, driver = '', driver_expire = 0,
+           previous_readable = CASE WHEN $7 THEN FALSE ELSE previous_readable END
+         WHERE secret_uid = $1 AND version = $2 AND driver = $3 AND driver <> '' AND state IN (1, 2) RETURNING previous_version`,
+        [secretUid, version, driver, o.state, o.finished, o.detail, o.retirePrevious],
+        c,
+      );
+      const prev = r.rows[0];
+      if (prev === undefined) return { value: false, changes: [] };
+      if (!o.retirePrevious) return { value: true, changes: [] };
+      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = $2", [secretUid, num(prev.previous_version)], c);
+      const id = await this.uidIdentity(c, secretUid);
+      // Readers of the previous stage (caches, watches) learn it is gone.
+      return { value: true, changes: id === undefined ? [] : [change("secret-updated", id)] };
+    });
+  }
+
+  async releaseRotations(driver: string): Promise<void> {
+    await this.q("UPDATE rotations SET driver_expire = 0 WHERE driver = $1", [driver]);
   }
 
   async close(): Promise<void> {

@@ -267,4 +267,32 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       INSERT INTO audit_usage (id, bytes) SELECT 1, coalesce(sum(size), 0) FROM audit_events;
     `,
   },
+  {
+    // Rotations (#30): one row per RotateSecret, keyed by the version it made current;
+    // while active (state 1, 2) one process's claim (driver, driver_expire) drives it.
+    // Identifiers and outcomes only, never a value. (14 is the acks' migration.)
+    id: 15,
+    sql: `
+      CREATE TABLE rotations (
+        secret_uid         TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        tenant             TEXT NOT NULL,
+        mesh               TEXT NOT NULL,
+        name               TEXT NOT NULL,
+        rotator            TEXT NOT NULL,
+        version            INTEGER NOT NULL,
+        previous_version   INTEGER NOT NULL,
+        retire             INTEGER NOT NULL,
+        state              INTEGER NOT NULL,
+        started            INTEGER NOT NULL,
+        deadline           INTEGER NOT NULL,
+        finished           INTEGER,
+        previous_readable  INTEGER NOT NULL,
+        detail             TEXT NOT NULL,
+        driver             TEXT NOT NULL,
+        driver_expire      INTEGER NOT NULL,
+        PRIMARY KEY (secret_uid, version)
+      ) WITHOUT ROWID;
+      CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2);
+    `,
+  },
 ];

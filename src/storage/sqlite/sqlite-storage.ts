@@ -24,6 +24,8 @@ import type {
   ListQuery,
   MacReplacement,
   MacRows,
+  RotationOutcome,
+  RotationRow,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -42,6 +44,8 @@ import { ReadCache } from "../read-cache.js";
 import { MARK_HOUSEKEEPING_SQL, SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
 import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes.js";
 import { SqliteAuditWriter } from "./sqlite-audit-writer.js";
+import { rotationStatements } from "./sqlite-rotations.js";
+import { rotationValues, toRotation } from "../sql/rotation-rows.js";
 
 type Db = Database.Database;
 
@@ -201,6 +205,7 @@ export class SqliteStorage implements Storage {
   };
 
   private readonly onCommit: (seconds: number) => void;
+  private readonly rot: ReturnType<typeof rotationStatements>;
 
   constructor(
     private readonly file: string,
@@ -338,6 +343,7 @@ export class SqliteStorage implements Storage {
       { busyTimeoutMs: BUSY_TIMEOUT_MS },
     );
     this.auditWrites = sqliteAuditWrites(db);
+    this.rot = rotationStatements(db);
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
   }
 
@@ -477,26 +483,29 @@ export class SqliteStorage implements Storage {
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
-    return this.writes.submit((): "ok" | "missing" | "conflict" => {
-      const r = this.stmt.updateSecret.run({
-        uid: next.uid,
-        expect_etag: expectEtag,
-        description: next.description,
-        labels: JSON.stringify(next.labels),
-        annotations: JSON.stringify(next.annotations),
-        version: next.version,
-        etag: next.etag,
-        keys: JSON.stringify(next.keys),
-        update_time: next.updateTime,
-        expire_time: next.expireTime ?? null,
-        mac: blob(next.mac),
-      });
-      if (r.changes === 0) return conflictOrMissing(this.stmt.secretByUid.get(next.uid) !== undefined);
-      this.insertVersion(version);
-      this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
-      this.record("secret-updated", next);
-      return "ok";
+    return this.writes.submit(() => this.applyUpdate(next, version, expectEtag, maxVersions));
+  }
+
+  /** updateSecret's writes, inside the caller's transaction (RotateSecret's too). */
+  private applyUpdate(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): "ok" | "missing" | "conflict" {
+    const r = this.stmt.updateSecret.run({
+      uid: next.uid,
+      expect_etag: expectEtag,
+      description: next.description,
+      labels: JSON.stringify(next.labels),
+      annotations: JSON.stringify(next.annotations),
+      version: next.version,
+      etag: next.etag,
+      keys: JSON.stringify(next.keys),
+      update_time: next.updateTime,
+      expire_time: next.expireTime ?? null,
+      mac: blob(next.mac),
     });
+    if (r.changes === 0) return conflictOrMissing(this.stmt.secretByUid.get(next.uid) !== undefined);
+    this.insertVersion(version);
+    this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
+    this.record("secret-updated", next);
+    return "ok";
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
@@ -736,6 +745,53 @@ export class SqliteStorage implements Storage {
 
   async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
     return this.writes.submit(() => this.auditWrites.pruneBytes(maxBytes, limit));
+  }
+
+  async rotateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    return this.writes.submit(() => {
+      const running = this.rot.active.get(next.uid);
+      if (running !== undefined) return { running: toRotation(running) };
+      const updated = this.applyUpdate(next, version, expectEtag, maxVersions);
+      if (updated !== "ok") return updated;
+      // The previous version an earlier rotation kept (NEVER) loses its stage, and is retired.
+      for (const kept of this.rot.readablePrevious.all(next.uid)) {
+        this.rot.unmarkPrevious.run(next.uid, kept.version);
+        if (kept.previous_version !== rotation.previousVersion) this.rot.destroyVersion.run(next.uid, kept.previous_version);
+      }
+      this.rot.insert.run(...rotationValues(rotation, (b) => (b ? 1 : 0)));
+      if (!rotation.previousReadable) this.rot.destroyVersion.run(next.uid, rotation.previousVersion);
+      return "ok" as const;
+    });
+  }
+
+  async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
+    const r = version === 0 ? this.rot.latest.get(secretUid) : this.rot.read.get(secretUid, version);
+    return r === undefined ? undefined : toRotation(r);
+  }
+
+  async listActiveRotations(limit: number): Promise<RotationRow[]> {
+    return this.rot.listActive.all(limit).map(toRotation);
+  }
+
+  async claimRotation(secretUid: string, version: number, driver: string, now: number, expireTime: number): Promise<boolean> {
+    return this.writes.submit(() => this.rot.claim.run({ uid: secretUid, version, driver, now, expire: expireTime }).changes > 0);
+  }
+
+  async finishRotation(secretUid: string, version: number, driver: string, o: RotationOutcome): Promise<boolean> {
+    return this.writes.submit((): boolean => {
+      const done = this.rot.finish.run({ uid: secretUid, version, driver, state: o.state, finished: o.finished, detail: o.detail, retire: o.retirePrevious ? 1 : 0 }).changes > 0;
+      if (!done || !o.retirePrevious) return done;
+      const prev = this.rot.previousOf.get(secretUid, version);
+      const id = this.rot.identity.get(secretUid);
+      if (prev !== undefined) this.rot.destroyVersion.run(secretUid, prev.previous_version);
+      // Readers of the previous stage (caches, watches) learn it is gone.
+      if (id !== undefined) this.record("secret-updated", id);
+      return true;
+    });
+  }
+
+  async releaseRotations(driver: string): Promise<void> {
+    await this.writes.submit(() => void this.rot.release.run(driver));
   }
 
   async close(): Promise<void> {

@@ -90,22 +90,24 @@ function keep(cache: Answers, key: string, ring: object, rows: ReadonlyArray<Sou
 
 export async function answerGet(deps: AnswerDeps, cache: Answers | undefined, p: Principal, req: GetSecretRequest): Promise<Secret | EncodedAnswer> {
   const secrets = deps.secrets;
-  if (cache === undefined || !cache.on) {
-    const { secret, data } = await secrets.get(p, req);
-    return toSecretMessage(secret, data);
+  // A previous stage ends without a write to the current row (a rotation retires it), which is what a memo is checked against: never kept.
+  if (cache === undefined || !cache.on || req.stage === "previous") {
+    const { secret, data, stage } = await secrets.get(p, req);
+    return toSecretMessage(secret, data, stage);
   }
   const key = keyOf("get", p, req);
   const hit = await cached(cache, deps, key, p, deps.now ?? Date.now);
   if (hit !== undefined) return hit;
   const ring = deps.keyring.current();
   const read = await secrets.get(p, req);
-  const message = toSecretMessage(read.secret, read.data);
+  const message = toSecretMessage(read.secret, read.data, read.stage);
   const meta: AnswerMeta = { kind: "get", mesh: req.mesh, name: req.name, version: req.version, audit: auditGet(req, message) };
   return keep(cache, key, ring, [read.row], read.now, encodeSecret(message), meta);
 }
 
 export async function answerProjection(deps: AnswerDeps, cache: Answers | undefined, p: Principal, req: ProjectSecretsRequest): Promise<Projection | EncodedAnswer> {
-  if (cache === undefined || !cache.on) return (await readProjection(deps.projection, p, req)).projection;
+  // As GetSecret's previous stage: a projection that reads one is never kept.
+  if (cache === undefined || !cache.on || req.items.some((it) => it.stage === "previous")) return (await readProjection(deps.projection, p, req)).projection;
   const key = keyOf("project", p, req);
   const hit = await cached(cache, deps, key, p, deps.now ?? Date.now);
   if (hit !== undefined) return hit;

@@ -17,6 +17,9 @@ import type {
   ProjectSecretsRequest,
   Projection,
   RevokeAccessRequest,
+  Rollout,
+  RotateSecretRequest,
+  GetRolloutRequest,
   Secret,
   UpdateSecretRequest,
 } from "../../gen/secrets/v1/secrets.js";
@@ -81,3 +84,9 @@ export const auditRevoke = (req: RevokeAccessRequest): AuditTarget[] => about(re
 export const auditListGrants = (req: ListGrantsRequest): AuditTarget[] => about(req.mesh, req.name);
 
 export const auditListConsumers = (req: ListConsumersRequest): AuditTarget[] => about(req.mesh, req.name);
+
+/** The version a rotation made current (or 0 when refused), with the keys it replaced or generated. */
+export const auditRotate = (req: RotateSecretRequest, res: Rollout | undefined): AuditTarget[] =>
+  about(req.mesh, req.name, res?.version ?? 0, [...new Set([...dataKeys(req.data, req.stringData), ...req.generate.map((g) => g.key)])].sort());
+
+export const auditGetRollout = (req: GetRolloutRequest, res: Rollout | undefined): AuditTarget[] => about(req.mesh, req.name, res?.version ?? req.version);

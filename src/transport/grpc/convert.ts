@@ -1,7 +1,8 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
 import { Level } from "../../domain/access.js";
 import type { GrantView } from "../../domain/grants.js";
-import { Permission, type AuditEvent, type Consumer, type Grant, type Secret } from "../../gen/secrets/v1/secrets.js";
+import { Permission, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
+import type { RolloutView } from "../../domain/rotations.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 import { emittedTime } from "./timestamps.js";
 
@@ -28,7 +29,7 @@ export function permissionOf(level: Level): Permission {
  * The message only goes to the serializer (and the audit, which reads it): labels and
  * annotations are passed as they are (read-cache rows are frozen), not copied per call.
  */
-export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>): Secret {
+export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffer>, stage = ""): Secret {
   return {
     uid: row.uid,
     mesh: row.mesh,
@@ -46,7 +47,7 @@ export function toSecretMessage(row: SecretRow, data?: ReadonlyMap<string, Buffe
     updateTime: emittedTime(row.updateTime),
     expireTime: row.expireTime === undefined ? undefined : emittedTime(row.expireTime),
     keys: [...row.keys],
-    stage: "",
+    stage,
   };
 }
 
@@ -91,5 +92,23 @@ export function toAuditEventMessage(e: AuditRow): AuditEvent {
     keys: [...e.keys],
     code: e.code,
     peer: e.peer,
+  };
+}
+
+/** A rotation's rollout: counts, the consumers behind (identifiers only) and the record. */
+export function toRolloutMessage(r: RolloutView): Rollout {
+  return {
+    mesh: r.mesh,
+    name: r.name,
+    version: r.version,
+    consumers: r.consumers,
+    applied: r.applied,
+    behind: r.behind.map((c) => ({ sub: c.sub, roles: [], revision: "", since: undefined, lastSeen: undefined, replica: c.replica, consumerId: c.consumerId, appliedRevision: "", appliedTime: undefined, applied: [] })),
+    converged: r.converged,
+    state: r.state,
+    previousVersion: r.previousVersion,
+    started: r.started === undefined ? undefined : emittedTime(r.started),
+    finished: r.finished === undefined ? undefined : emittedTime(r.finished),
+    detail: r.detail,
   };
 }

@@ -19,10 +19,13 @@ import {
   auditProject,
   auditRevoke,
   auditUpdate,
+  auditGetRollout,
+  auditRotate,
 } from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
 import { answerGet, answerProjection, type AnswerDeps, type Answers } from "./answers.js";
-import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toRolloutMessage, toSecretMessage } from "./convert.js";
+import type { Rotations } from "../../domain/rotations.js";
 import type { WatchCall } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
@@ -33,6 +36,7 @@ export interface SecretServiceDeps extends CallDeps {
   readonly answers?: Answers | undefined;
   readonly watches: WatchHub;
   readonly consumers: Consumers;
+  readonly rotations: Rotations;
   /** ListAuditEvents' use case (audit-events.ts over the trail's storage). */
   readonly listAuditEvents: (p: Principal, req: ListAuditEventsRequest) => Promise<AuditPage>;
 }
@@ -43,7 +47,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
   const now = deps.projection.now;
   const answerDeps: AnswerDeps = { secrets, projection: deps.projection, keyring: deps.projection.keyring, ...(now ? { now } : {}) };
   return {
-    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req)), auditCreate),
+    createSecret: unary(deps, "CreateSecret", async (req, { principal }) => toSecretMessage(await secrets.create(principal, req), undefined, "current"), auditCreate),
     getSecret: unary(
       deps,
       "GetSecret",
@@ -56,7 +60,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       "ListSecrets",
       async (req, { principal }) => {
         const page = await secrets.list(principal, req);
-        return { secrets: page.secrets.map((s) => toSecretMessage(s)), nextPageToken: page.nextPageToken };
+        return { secrets: page.secrets.map((s) => toSecretMessage(s, undefined, "current")), nextPageToken: page.nextPageToken };
       },
       auditList,
     ),
@@ -71,7 +75,7 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
     ),
     // An EncodedAnswer again (see GetSecret).
     projectSecrets: unary(deps, "ProjectSecrets", async (req, { principal }) => (await answerProjection(answerDeps, deps.answers, principal, req)) as Projection, auditProject),
-    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req)), auditUpdate),
+    updateSecret: unary(deps, "UpdateSecret", async (req, { principal }) => toSecretMessage(await secrets.update(principal, req), undefined, "current"), auditUpdate),
     // Audited like ProjectSecrets, once per stream (watch-projection.ts).
     watchProjection: watch,
     grantAccess: unary(deps, "GrantAccess", async (req, { principal }) => toGrantMessage(await grants.grant(principal, { ...req, level: levelOf(req.permission) })), auditGrant),
@@ -106,8 +110,9 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
     }),
     // #30: declared in the proto, served once acknowledged delivery and rotation land.
     ackProjection: unary(deps, "AckProjection", notYet("AckProjection")),
-    getRollout: unary(deps, "GetRollout", notYet("GetRollout")),
-    rotateSecret: unary(deps, "RotateSecret", notYet("RotateSecret")),
+    // The rotation record's view (rotations.ts); the acks' GetRollout handler, with applied counts, replaces it at the merge.
+    getRollout: unary(deps, "GetRollout", async (req, { principal }) => toRolloutMessage(await deps.rotations.rollout(principal, req)), auditGetRollout),
+    rotateSecret: unary(deps, "RotateSecret", async (req, { principal }) => toRolloutMessage(await deps.rotations.rotate(principal, req)), auditRotate),
   };
 }
 

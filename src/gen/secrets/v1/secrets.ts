@@ -525,7 +525,14 @@ export interface RotateSecretRequest {
   generate: GeneratedValue[];
   retire: Retire;
   /** How long to wait for every consumer's ack before retiring anyway (AFTER_ACK). */
-  ackTimeout: Duration | undefined;
+  ackTimeout:
+    | Duration
+    | undefined;
+  /**
+   * "" (none) or "exec": the server's --rotator-exec command is run with the new values
+   * on stdin and must exit 0 before they are stored; it runs again to retire the previous.
+   */
+  rotator: string;
 }
 
 export interface RotateSecretRequest_DataEntry {
@@ -5546,7 +5553,17 @@ export const GeneratedValue: MessageFns<GeneratedValue> = {
 };
 
 function createBaseRotateSecretRequest(): RotateSecretRequest {
-  return { mesh: "", name: "", etag: "", data: {}, stringData: {}, generate: [], retire: 0, ackTimeout: undefined };
+  return {
+    mesh: "",
+    name: "",
+    etag: "",
+    data: {},
+    stringData: {},
+    generate: [],
+    retire: 0,
+    ackTimeout: undefined,
+    rotator: "",
+  };
 }
 
 export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
@@ -5574,6 +5591,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     }
     if (message.ackTimeout !== undefined) {
       Duration.encode(message.ackTimeout, writer.uint32(66).fork()).join();
+    }
+    if (message.rotator !== "") {
+      writer.uint32(74).string(message.rotator);
     }
     return writer;
   },
@@ -5661,6 +5681,14 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
             message.ackTimeout = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.rotator = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5728,6 +5756,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
         : isSet(object.ack_timeout)
         ? Duration.fromJSON(object.ack_timeout)
         : undefined,
+      rotator: isSet(object.rotator) ? globalThis.String(object.rotator) : "",
     };
   },
 
@@ -5769,6 +5798,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     if (message.ackTimeout !== undefined) {
       obj.ackTimeout = Duration.toJSON(message.ackTimeout);
     }
+    if (message.rotator !== "") {
+      obj.rotator = message.rotator;
+    }
     return obj;
   },
 
@@ -5803,6 +5835,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     message.ackTimeout = (object.ackTimeout !== undefined && object.ackTimeout !== null)
       ? Duration.fromPartial(object.ackTimeout)
       : undefined;
+    message.rotator = object.rotator ?? "";
     return message;
   },
 };

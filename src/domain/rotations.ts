@@ -1,0 +1,231 @@
+/**
+ * RotateSecret (#30 item 4): a new version becomes current and the one it replaces
+ * `previous`, in one transaction with the rotation's record; then IMMEDIATE has retired
+ * the previous version already, NEVER keeps it until the next rotation, and AFTER_ACK
+ * leaves it to the rotation driver (rotation-driver.ts), which retires it once every live
+ * consumer has applied the new version, or at ack_timeout. WRITE-level and a
+ * compare-and-set on the etag, as UpdateSecret. The record and every message name
+ * versions, subs and consumer ids, never a value.
+ */
+import type { KeyringSource } from "../crypto/keyring.js";
+import type { PlaintextCache } from "../crypto/plaintext-cache.js";
+import { SecretdError, invalid, notFound } from "../errors.js";
+import { Retire, RotationState, type GetRolloutRequest, type RotateSecretRequest } from "../gen/secrets/v1/secrets.js";
+import type { RotationRow, SecretRow, Storage } from "../storage/storage.js";
+import { keysAt, Level } from "./access.js";
+import { openData, sealData } from "./barrier.js";
+import { generatedValues } from "./generated-values.js";
+import type { Rotator } from "./exec-rotator.js";
+import type { Principal } from "./principal.js";
+import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";
+import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
+import { validateTypedData } from "./secret-types.js";
+import { mergeData, validateName } from "./validation.js";
+
+export const DEFAULT_ACK_TIMEOUT_MS = 10 * 60_000;
+export const MAX_ACK_TIMEOUT_MS = 7 * 24 * 3_600_000;
+
+/** What RotateSecret and GetRollout answer (the Rollout message's fields). */
+export interface RolloutView {
+  readonly mesh: string;
+  readonly name: string;
+  readonly version: number;
+  readonly consumers: number;
+  readonly applied: number;
+  readonly behind: readonly ProbedConsumer[];
+  readonly converged: boolean;
+  readonly state: RotationState;
+  readonly previousVersion: number;
+  readonly started: number | undefined;
+  readonly finished: number | undefined;
+  readonly detail: string;
+}
+
+export interface RotationsDeps {
+  readonly storage: Storage;
+  readonly keyring: KeyringSource;
+  readonly plaintexts?: PlaintextCache;
+  readonly secrets: Secrets;
+  readonly maxVersions: number;
+  readonly probe: RolloutProbe;
+  /** The exec rotator, when the server has one (--rotator-exec). */
+  readonly rotator?: Rotator | undefined;
+  /** Told when the rotator refused a rotation (for the log): identifiers and the reason only. */
+  readonly onRotatorRefused?: (target: { tenant: string; mesh: string; name: string; version: number }, reason: string) => void;
+  /** Told when a rotation was recorded that the driver has to finish (it looks at once). */
+  readonly onStarted?: () => void;
+  readonly now?: () => number;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
+  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
+  [RotationState.ROTATION_STATE_DONE]: "done",
+  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
+  [RotationState.ROTATION_STATE_FAILED]: "failed",
+};
+
+export function stateName(state: number): string {
+  return STATE_NAMES[state] ?? "none";
+}
+
+/** A rotation's record as GetRollout shows it (ack's GetRollout reads it here): undefined when none. */
+export async function readRotation(
+  storage: Pick<Storage, "readRotation">,
+  secretUid: string,
+  version: number,
+): Promise<Pick<RolloutView, "state" | "previousVersion" | "started" | "finished" | "detail"> | undefined> {
+  const r = await storage.readRotation(secretUid, version);
+  return r === undefined ? undefined : { state: r.state, previousVersion: r.previousVersion, started: r.started, finished: r.finished, detail: r.detail };
+}
+
+function ackTimeoutOf(req: RotateSecretRequest): number {
+  const d = req.ackTimeout;
+  if (d === undefined) return DEFAULT_ACK_TIMEOUT_MS;
+  if (req.retire !== Retire.RETIRE_AFTER_ACK) throw invalid("ack_timeout", "applies to retire AFTER_ACK only");
+  const ms = d.seconds * 1000 + Math.floor(d.nanos / 1e6);
+  if (!Number.isFinite(ms) || d.seconds < 0 || d.nanos < 0 || ms <= 0) throw invalid("ack_timeout", "must be positive");
+  if (ms > MAX_ACK_TIMEOUT_MS) throw invalid("ack_timeout", "must be at most 7 days");
+  return ms;
+}
+
+function runningRefusal(name: string, r: RotationRow): SecretdError {
+  return new SecretdError(
+    "FAILED_PRECONDITION",
+    `secret "${name}" is already being rotated: the rotation to version ${r.version} (from version ${r.previousVersion}, started ${new Date(r.started).toISOString()}, state ${stateName(r.state)}) is still running`,
+  );
+}
+
+export class Rotations {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: RotationsDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async rotate(p: Principal, req: RotateSecretRequest): Promise<RolloutView> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    if (req.etag === "") throw invalid("etag", "is required: pass the etag of the version you are rotating");
+    if (req.retire !== Retire.RETIRE_AFTER_ACK && req.retire !== Retire.RETIRE_IMMEDIATE && req.retire !== Retire.RETIRE_NEVER) {
+      throw invalid("retire", "must be AFTER_ACK, IMMEDIATE or NEVER");
+    }
+    const ackTimeout = ackTimeoutOf(req);
+    if (req.rotator !== "" && req.rotator !== "exec") throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", exec)`);
+    if (req.rotator === "exec" && this.deps.rotator === undefined) throw new SecretdError("FAILED_PRECONDITION", "this server has no exec rotator (start it with --rotator-exec)");
+    const given = mergeData(req.data, req.stringData);
+    const made = generatedValues(req.generate);
+    for (const k of made.keys()) if (given.has(k)) throw invalid("generate", `key "${k}" is also given in data or string_data`);
+    if (given.size + made.size === 0) throw invalid("data", "give the new values: data, string_data or generate");
+
+    const found = await this.deps.storage.readSecret(scope, req.name, 0, true);
+    const { secret, access } = this.deps.secrets.authorize(p, found, req.name, Level.WRITE);
+    if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable: it cannot be rotated`);
+    if (req.etag !== secret.etag) throw staleEtag(req.name);
+    if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
+    const writable = keysAt(access, Level.WRITE);
+    for (const k of [...given.keys(), ...made.keys()]) {
+      if (writable !== undefined && !writable.has(k)) throw new SecretdError("PERMISSION_DENIED", `key "${k}" of secret "${req.name}" is not granted for writing`);
+    }
+
+    // The keys named are replaced; every other key of the current version is kept.
+    const current = openData(this.deps.keyring, secret, found.version, this.deps.plaintexts);
+    const data = new Map([...current, ...given, ...made]);
+    const typed = validateTypedData(secret.type, data);
+    const now = this.now();
+    const next: SecretRow = {
+      ...secret,
+      annotations: { ...withoutReserved(secret.annotations), ...typed.annotations },
+      version: secret.version + 1,
+      etag: newEtag(),
+      keys: [...data.keys()].sort(),
+      updateTime: now,
+    };
+    const rotator = req.rotator === "exec" ? this.deps.rotator : undefined;
+    if (rotator !== undefined) {
+      // The command acts outside secretd: refuse what the write would refuse before it runs.
+      const active = await this.deps.storage.readRotation(secret.uid, 0);
+      if (active !== undefined && active.state <= RotationState.ROTATION_STATE_RETIRING && active.state > 0) throw runningRefusal(req.name, active);
+      const target = { tenant: secret.tenant, mesh: secret.mesh, name: secret.name, version: next.version };
+      const outcome = await rotator("rotate", target, data);
+      if (!outcome.ok) {
+        this.deps.onRotatorRefused?.(target, outcome.reason);
+        throw new SecretdError("FAILED_PRECONDITION", `the exec rotator refused version ${next.version} of secret "${req.name}" (${outcome.reason}): the secret is unchanged`);
+      }
+    }
+    const version = sealData(this.deps.keyring, next, next.version, data, now);
+    for (const v of made.values()) v.fill(0);
+    // With a rotator, retiring runs its hook: IMMEDIATE goes to the driver at once (RETIRING) instead of in this write.
+    const hooked = rotator !== undefined && req.retire === Retire.RETIRE_IMMEDIATE;
+    const waits = req.retire === Retire.RETIRE_AFTER_ACK || hooked;
+    const rotation: RotationRow = {
+      secretUid: secret.uid,
+      tenant: secret.tenant,
+      mesh: secret.mesh,
+      name: secret.name,
+      rotator: req.rotator,
+      version: next.version,
+      previousVersion: secret.version,
+      retire: req.retire,
+      state: hooked ? RotationState.ROTATION_STATE_RETIRING : waits ? RotationState.ROTATION_STATE_WAITING_FOR_ACKS : RotationState.ROTATION_STATE_DONE,
+      started: now,
+      deadline: hooked ? now : waits ? now + ackTimeout : now,
+      finished: waits ? undefined : now,
+      previousReadable: req.retire !== Retire.RETIRE_IMMEDIATE || hooked,
+      detail:
+        hooked
+          ? ""
+          : req.retire === Retire.RETIRE_IMMEDIATE
+          ? `version ${secret.version} retired at once (IMMEDIATE)`
+          : req.retire === Retire.RETIRE_NEVER
+            ? `version ${secret.version} stays readable as stage "previous" until the next rotation (NEVER)`
+            : "",
+      driver: "",
+      driverExpire: 0,
+    };
+    // Two versions at least: the one made previous must outlive this write.
+    const result = await this.deps.storage.rotateSecret(next, version, req.etag, Math.max(2, this.deps.maxVersions), rotation);
+    if (result === "conflict") throw staleEtag(req.name);
+    if (result === "missing") throw notFound(`secret "${req.name}"`);
+    if (result !== "ok") throw runningRefusal(req.name, result.running);
+    if (waits) this.deps.onStarted?.();
+    const view = await this.view(scope.mesh, req.name, rotation);
+    // Who consumes the secret is for those who may see ListConsumers (ADMIN): a WRITE-only caller gets the counts.
+    return access.level >= Level.ADMIN ? view : { ...view, behind: [] };
+  }
+
+  /** GetRollout as this branch serves it from the rotation record and the probe (the acks' handler replaces it). */
+  async rollout(p: Principal, req: GetRolloutRequest): Promise<RolloutView> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    if (!Number.isSafeInteger(req.version) || req.version < 0) throw invalid("version", "must be 0 (current) or a version number");
+    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
+    const version = req.version === 0 ? secret.version : req.version;
+    const r = await this.deps.storage.readRotation(secret.uid, version);
+    if (r === undefined) {
+      const probed = await this.deps.probe(secret.uid, version);
+      return { ...this.counts(probed), mesh: scope.mesh, name: req.name, version, state: RotationState.ROTATION_STATE_NONE, previousVersion: 0, started: undefined, finished: undefined, detail: "" };
+    }
+    return this.view(scope.mesh, req.name, r);
+  }
+
+  private counts(probed: Awaited<ReturnType<RolloutProbe>>): Pick<RolloutView, "consumers" | "applied" | "behind" | "converged"> {
+    return { consumers: probed.consumers, applied: probed.consumers - probed.behind.length, behind: probed.behind, converged: probed.converged };
+  }
+
+  private async view(mesh: string, name: string, r: RotationRow): Promise<RolloutView> {
+    const probed = await this.deps.probe(r.secretUid, r.version);
+    return {
+      ...this.counts(probed),
+      mesh,
+      name,
+      version: r.version,
+      state: r.state,
+      previousVersion: r.previousVersion,
+      started: r.started,
+      finished: r.finished,
+      detail: r.detail,
+    };
+  }
+}

@@ -1,0 +1,30 @@
+/** The rotations table's statements on SQLite (#30); SqliteStorage runs them in its own transactions. */
+import type Database from "better-sqlite3";
+import { ROTATION_COLUMNS, type RotationRecord } from "../sql/rotation-rows.js";
+
+const ACTIVE = "state IN (1, 2)";
+
+export function rotationStatements(db: Database.Database) {
+  return {
+    insert: db.prepare(`INSERT INTO rotations (${ROTATION_COLUMNS}) VALUES (${ROTATION_COLUMNS.split(", ").map(() => "?").join(", ")})`),
+    active: db.prepare<[string], RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = ? AND ${ACTIVE}`),
+    read: db.prepare<[string, number], RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = ? AND version = ?`),
+    latest: db.prepare<[string], RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = ? ORDER BY version DESC LIMIT 1`),
+    listActive: db.prepare<[number], RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE ${ACTIVE} ORDER BY started LIMIT ?`),
+    readablePrevious: db.prepare<[string], { version: number; previous_version: number }>("SELECT version, previous_version FROM rotations WHERE secret_uid = ? AND previous_readable = 1"),
+    unmarkPrevious: db.prepare("UPDATE rotations SET previous_readable = 0 WHERE secret_uid = ? AND version = ?"),
+    destroyVersion: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version = ?"),
+    claim: db.prepare(
+      `UPDATE rotations SET driver = @driver, driver_expire = @expire WHERE secret_uid = @uid AND version = @version AND ${ACTIVE}
+         AND (driver = @driver OR driver = '' OR driver_expire <= @now)`,
+    ),
+    finish: db.prepare(
+      `UPDATE rotations SET state = @state, finished = @finished, detail = @detail, driver = '', driver_expire = 0,
+         previous_readable = CASE WHEN @retire = 1 THEN 0 ELSE previous_readable END
+       WHERE secret_uid = @uid AND version = @version AND driver = @driver AND driver <> '' AND ${ACTIVE}`,
+    ),
+    previousOf: db.prepare<[string, number], { previous_version: number }>("SELECT previous_version FROM rotations WHERE secret_uid = ? AND version = ?"),
+    release: db.prepare("UPDATE rotations SET driver_expire = 0 WHERE driver = ?"),
+    identity: db.prepare<[string], { uid: string; tenant: string; mesh: string; name: string }>("SELECT uid, tenant, mesh, name FROM secrets WHERE uid = ?"),
+  };
+}
