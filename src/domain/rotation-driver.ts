@@ -8,7 +8,7 @@
  * records who never confirmed (TIMED_OUT). Time is the server's clock; the storage is
  * looked at every `intervalMs`, and at once when this process started a rotation.
  */
-import { RotationState } from "../gen/secrets/v1/secrets.js";
+import { RotationState } from "./rotation-enums.js";
 import type { RotationRow, Storage } from "../storage/storage.js";
 import type { RotatorOutcome } from "./exec-rotator.js";
 import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";

@@ -10,7 +10,8 @@
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import { SecretdError, invalid, notFound } from "../errors.js";
-import { Retire, RotationState, type GetRolloutRequest, type RotateSecretRequest } from "../gen/secrets/v1/secrets.js";
+import type { GetRolloutRequest, RotateSecretRequest } from "../gen/secrets/v1/secrets.js";
+import { Retire, RotationState } from "./rotation-enums.js";
 import type { RotationRow, SecretRow, Storage } from "../storage/storage.js";
 import { keysAt, Level } from "./access.js";
 import { openData, sealData } from "./barrier.js";
