@@ -70,3 +70,11 @@ export const BOX_WARMUP_S = QUICK ? 3 : 5;
 export const BOX_WARMUP_CPU_S = QUICK ? 1.5 : 3;
 export const BOX_WARMUP_MAX_S = QUICK ? 15 : 40;
 export const BOX_REPS = Math.max(REPS, QUICK ? 2 : 3);
+/** #32: open-loop tails are the median of this many interleaved pairs of runs (peer, secretd, …). */
+export const OPEN_REPS = 3;
+/** #32: the latency target of the capacity search (`slo_rps_*`), and its stepping. */
+export const SLO_P99_MS = 10;
+export const SLO_STEP = 1.3;
+export const SLO_BISECT = 2;
+/** A capacity step waits at most this long for a quiet box (the measured pairs wait QUIET_WAIT_S). */
+export const SLO_QUIET_WAIT_S = QUICK ? 0.5 : 3;
