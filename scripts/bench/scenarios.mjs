@@ -214,7 +214,7 @@ export async function pairedOpenLoops(ours, peer, rate, wrap = (run) => run()) {
 /**
  * #32 capacity at a latency target: the highest offered rate whose open loop keeps p99 ≤
  * SLO_P99_MS. Steps up by SLO_STEP from `from` until a rate misses (or fails, or reaches
- * `to`), then bisects SLO_BISECT times between the last rate met and the first missed.
+ * `to`; down, when `from` already misses), then bisects SLO_BISECT times between the last rate met and the first missed.
  * The generator caps each connection's in-flight calls (h2load -m), so past saturation
  * latency is under-counted, never over-counted: a missed step is a real miss.
  */
@@ -245,6 +245,11 @@ export async function sloRate(name, target, pids, from, to) {
     }
   }
   if (bad === undefined) return { slo_rps: good, capped: true, steps };
+  // Missed from the first step: step down instead, to a tenth of `from` at most.
+  for (let rate = from / SLO_STEP; good === 0 && rate >= from / 10; rate /= SLO_STEP) {
+    if (await meets(rate)) good = Math.round(rate);
+    else bad = Math.round(rate);
+  }
   for (let i = 0; i < SLO_BISECT && good > 0; i++) {
     const mid = Math.round((good + bad) / 2);
     if (await meets(mid)) good = mid;
