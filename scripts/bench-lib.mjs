@@ -244,11 +244,11 @@ export function summarizeProfile(profile, { top = 25, inclusive = [] } = {}) {
 }
 
 /**
- * True when `cmd` runs (`cmd --version`); when it is missing and this is root on a
- * Debian-like machine, installs the package `pkg` with apt-get first.
+ * True when `cmd` runs (`cmd --version`, or `cmd ...args`); when it does not and this is
+ * root on a Debian-like machine, installs the package `pkg` with apt-get first.
  */
-export function haveOrInstall(cmd, pkg, log = () => {}) {
-  const runs = () => spawnSync(cmd, ["--version"], { stdio: "ignore", timeout: 5000 }).status === 0;
+export function haveOrInstall(cmd, pkg, log = () => {}, args = ["--version"]) {
+  const runs = () => spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 }).status === 0;
   if (runs()) return true;
   if (process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get")) return false;
   log(`${cmd} missing: apt-get install -y ${pkg}`);

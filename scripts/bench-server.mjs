@@ -6,6 +6,7 @@
 //   ← { cmd: "profile-start", intervalUs }        → { profileStarted }
 //   ← { cmd: "profile-stop", file }               → { profileWritten: file }
 //   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
+//   ← { cmd: "gc" }                               → { gcDone } after a full garbage collection (inspector)
 //   ← { cmd: "audit" }                            → { audit: { written, depth, dropped } } after a flush (the trail is on, as SPEC §9 measures)
 //   ← { cmd: "loop-start" }                       → { loopStarted }  (event-loop delay and GC pauses from now)
 //   ← { cmd: "loop-stop" }                        → { loop: { delay_p50_ms, delay_p99_ms, delay_max_ms, gc_count, gc_total_ms, gc_max_ms, gc_over_1ms, gc_major, gc_major_max_ms } }
@@ -98,6 +99,12 @@ process.on("message", (m) => {
     } else if (m?.cmd === "mem") {
       const u = process.memoryUsage();
       process.send?.({ mem: Object.fromEntries(Object.entries(u).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10])) });
+    } else if (m?.cmd === "gc") {
+      const s = new Session();
+      s.connect();
+      await new Promise((resolve, reject) => s.post("HeapProfiler.collectGarbage", (err) => (err ? reject(err) : resolve())));
+      s.disconnect();
+      process.send?.({ gcDone: true });
     } else if (m?.cmd === "audit") {
       await app.audit.flush();
       process.send?.({ audit: { written: app.audit.written, depth: app.audit.depth, dropped: app.audit.dropped } });

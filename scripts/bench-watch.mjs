@@ -1,4 +1,4 @@
-// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare[=h2]] [--idle-per-secret=N]`
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--idle-only] [--bare[=h2]] [--idle-per-secret=N] [--grpcio]`
 // (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
 //
 // SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
@@ -11,18 +11,22 @@
 //      (20,000 samples: p50, p99, max);
 //   3. across processes: a second server process on the same SQLite file; 100 watchers
 //      on it, updates through the first (the change feed's data_version path).
+// --grpcio instead: idle watches as a C-core client opens them (Python grpcio, Debian
+// python3-grpcio, installed with apt-get when missing and possible; scripts/bench-watch-grpcio.py):
+// 5,000 idle watches over 20 connections, without and with a client deadline (one hour),
+// each against a fresh server; KiB of server RSS per watch for both.
 // Every process it starts is killed on exit; loads only hit 127.0.0.1. The last line
 // printed is one JSON object with the results.
-import { fork } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { fork, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
-import { CreateSecretRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
-import { machine, memoryMb, NODE_FLAGS, round, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { CreateSecretRequest, ProjectSecretsRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
+import { haveOrInstall, machine, memoryMb, NODE_FLAGS, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -121,6 +125,15 @@ async function serverMem(server) {
   return (await m).mem;
 }
 
+/** A full GC in the server, then its RSS: what idle watches hold once the garbage of opening them is gone. */
+async function rssAfterGc(server) {
+  const done = nextMessage(server.child, (x) => x?.gcDone, 30_000, "server gc");
+  server.child.send({ cmd: "gc" });
+  await done;
+  await sleep(1000);
+  return memoryMb(server.pid).rss;
+}
+
 async function startClients(n) {
   const procs = [];
   for (let i = 0; i < n; i++) {
@@ -178,7 +191,99 @@ async function stampedUpdates(client, token, name, gapMs) {
   }
 }
 
+const GRPCIO_WATCHES = QUICK ? 1_000 : 5_000;
+const GRPCIO_CONNECTIONS = 20;
+/** After the 3 s reading (the idle phase's), this much more idle time before the settled one. */
+const GRPCIO_SETTLE_S = 30;
+/** Debian's python3-grpcio is for Debian's interpreter, whatever else is first on PATH (pyenv). */
+const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+
+/** Opens `jobs` from one Python grpcio process; resolves { opened, errors, proc } once every stream has its first message. */
+function grpcioOpen(port, jobs, timeoutS) {
+  const proc = spawn(PYTHON, [path.join(HERE, "bench-watch-grpcio.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  children.add(proc);
+  proc.once("exit", () => children.delete(proc));
+  proc.stdin.write(`${JSON.stringify({ port, connections: GRPCIO_CONNECTIONS, timeout_s: timeoutS, jobs })}\n`);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("grpcio client: no answer in 180 s")), 180_000);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      if (!out.includes("\n")) return;
+      clearTimeout(timer);
+      resolve({ ...JSON.parse(out), proc });
+    });
+    proc.once("exit", (code) => reject(new Error(`grpcio client exited (${code})`)));
+  });
+}
+
+/** --grpcio: idle watches from a C-core client, without and with a deadline, each on a fresh server. */
+async function grpcioIdle() {
+  if (!haveOrInstall(PYTHON, "python3-grpcio", say, ["-c", "import grpc"])) throw new Error("Python grpcio not available: apt-get install python3-grpcio");
+  const results = { machine: machine(), loadavg_start: os.loadavg().map((x) => round(x)), grpcio: {} };
+  const perSecret = GRPCIO_WATCHES / (TENANTS * SECRETS_PER_TENANT);
+  for (const [label, timeoutS] of [["no_deadline", 0], ["deadline", 3600]]) {
+    const server = await startServer(`secretd-grpcio-${label}`);
+    const key = readHs256Secret(path.join(tmp, "data", "jwt-dev.key"));
+    const tokens = await Promise.all([...Array(TENANTS).keys()].map((t) => mintToken({ secret: key, tenant: `t${t}`, sub: "bench", roles: ["tenant-admin"], ttlSec: 7200 })));
+    const client = new SecretServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    const jobs = [];
+    for (let t = 0; t < TENANTS; t++) {
+      for (let i = 0; i < SECRETS_PER_TENANT; i++) {
+        await unary(client, "createSecret", CreateSecretRequest.fromPartial({ mesh: MESH, name: `idle-${i}`, stringData: { v: "v".repeat(VALUE_BYTES) } }), tokens[t]);
+        const req = Buffer.from(ProjectSecretsRequest.encode(ProjectSecretsRequest.fromPartial({ mesh: MESH, items: [{ name: `idle-${i}` }] })).finish());
+        jobs.push({ token: tokens[t], request_hex: req.toString("hex"), count: perSecret });
+      }
+    }
+    client.close();
+    await sleep(2000);
+    const before = memoryMb(server.pid);
+    const memBefore = await serverMem(server);
+    const t0 = now();
+    const { opened, errors, proc } = await grpcioOpen(server.port, jobs, timeoutS);
+    const openS = (now() - t0) / 1000;
+    await sleep(3000);
+    const after = memoryMb(server.pid);
+    const mem = await serverMem(server);
+    // Idle: no forced GC, V8's own (its memory reducer runs once allocation stops).
+    await sleep(GRPCIO_SETTLE_S * 1000);
+    const settled = memoryMb(server.pid);
+    const afterGc = await rssAfterGc(server);
+    const memGc = await serverMem(server);
+    proc.stdin.end();
+    await new Promise((r) => proc.once("exit", r));
+    server.child.send({ cmd: "stop" });
+    await new Promise((r) => server.child.once("exit", r));
+    rmSync(path.join(tmp, "data"), { recursive: true, force: true });
+    const r = {
+      watches: opened,
+      errors,
+      connections: GRPCIO_CONNECTIONS,
+      timeout_s: timeoutS,
+      open_seconds: round(openS),
+      rss_before_mb: round(before.rss, 1),
+      rss_after_mb: round(after.rss, 1),
+      kib_per_watch: round(((after.rss - before.rss) * 1024) / opened, 2),
+      settle_s: GRPCIO_SETTLE_S,
+      rss_settled_mb: round(settled.rss, 1),
+      kib_per_watch_settled: round(((settled.rss - before.rss) * 1024) / opened, 2),
+      rss_after_gc_mb: round(afterGc, 1),
+      kib_per_watch_after_gc: round(((afterGc - before.rss) * 1024) / opened, 2),
+      heap_used_mb: [memBefore.heapUsed, mem.heapUsed, memGc.heapUsed],
+      external_mb: [memBefore.external, mem.external],
+    };
+    results.grpcio[label] = r;
+    say(`grpcio ${label}: ${opened} watches (${errors} errors) in ${r.open_seconds} s; server RSS ${r.rss_before_mb} → ${r.rss_after_mb} MiB: ${r.kib_per_watch} KiB a watch; idle ${GRPCIO_SETTLE_S} s more ${r.rss_settled_mb} MiB: ${r.kib_per_watch_settled} KiB; after a full GC ${r.rss_after_gc_mb} MiB: ${r.kib_per_watch_after_gc} KiB`);
+    if (opened !== GRPCIO_WATCHES) throw new Error(`opened ${opened} of ${GRPCIO_WATCHES}`);
+  }
+  results.loadavg_end = os.loadavg().map((x) => round(x));
+  // The budget reads RSS once the server has idled (no forced GC); the 3 s reading is kept for comparison with the idle phase.
+  results.budgets = { grpcio_idle_le_10kib_per_watch: Object.values(results.grpcio).every((r) => r.kib_per_watch_settled <= 10) };
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+}
+
 async function main() {
+  if (argv.includes("--grpcio")) return grpcioIdle();
   say(`machine: ${JSON.stringify(machine())}; load average ${os.loadavg().map((x) => round(x)).join(" ")}`);
   const a = await startServer("secretd-a");
   const key = BARE ? Buffer.alloc(32, 1) : readHs256Secret(path.join(tmp, "data", "jwt-dev.key"));
@@ -216,6 +321,7 @@ async function main() {
   await sleep(3000);
   const after = memoryMb(a.pid);
   const memAfter = await serverMem(a);
+  const afterGc = BARE ? NaN : await rssAfterGc(a);
   results.idle = {
     watches: opened,
     open_seconds: round(openS),
@@ -223,6 +329,7 @@ async function main() {
     rss_after_mb: round(after.rss, 1),
     extra_rss_mb: round(after.rss - before.rss, 1),
     extra_kb_per_watch: round(((after.rss - before.rss) * 1024) / opened, 2),
+    extra_kb_per_watch_after_gc: BARE ? undefined : round(((afterGc - before.rss) * 1024) / opened, 2),
     heap_used_mb: [memBefore.heapUsed, memAfter.heapUsed],
     heap_total_mb: [memBefore.heapTotal, memAfter.heapTotal],
     external_mb: [memBefore.external, memAfter.external],

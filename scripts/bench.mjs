@@ -29,7 +29,7 @@ import { BIG, CONCURRENCY, CREATE_WARMUP_S, DURATION_S, FILL_PROCS, KEEP, NODE_G
 import { chooseGenerator } from "./bench/drivers.mjs";
 import { clearDeadline, makeRunDir, onceMessage, ownCluster, startServer, stopChild } from "./bench/process.mjs";
 import { buildReport, databaseSize, tallyLog } from "./bench/report.mjs";
-import { best, fill, measure, measureCreates, measureOpenLoop, useGenerator } from "./bench/scenarios.mjs";
+import { best, fill, measure, measureCreates, measureOpenLoop, median, pairedOpenLoops, useGenerator } from "./bench/scenarios.mjs";
 import { makeTenants, minter, preframedTargets, seedBench, startEchoTarget } from "./bench/setup.mjs";
 import { startPostgres } from "./postgres-cluster.mjs";
 
@@ -75,6 +75,7 @@ async function main() {
     project: { target: "project", pids: [server.pid] },
     list: { target: "list", pids: [server.pid] },
     get_c1: { target: "get", pids: [server.pid], concurrency: 1 },
+    echo_c1: { target: "echo", pids: [echo.pid], concurrency: 1 },
     list_c1: { target: "list", pids: [server.pid], concurrency: 1 },
     echo_2gen: { target: "echo", pids: [echo.pid], genProcs: 2 },
   };
@@ -108,7 +109,7 @@ async function main() {
     `fill (cold loaders, creates from the first call): ${fillBig.rps}/s (p50 ${fillBig.p50_ms} ms, p99 ${fillBig.p99_ms} ms), ${BIG} secrets after ${fillBig.seconds}s; server CPU ${fillBig.perPid[server.pid]}%, loaders ${fillBig.gen_cpu_pct}%, other ${fillBig.other_cpu_pct}%; RSS ${round(memFull.rss, 1)} MB (peak so far ${round(memFull.hwm, 1)} MB; V8 heap used ${memBreakdown.heapUsed} of ${memBreakdown.heapTotal} MB, external ${memBreakdown.external} MB)`,
   );
 
-  const big = await stage(`@${BIG}`, ["echo", "get", "project", "list", "get_c1", "list_c1", "echo_2gen"], REPS);
+  const big = await stage(`@${BIG}`, ["echo", "get", "project", "list", "get_c1", "echo_c1", "list_c1", "echo_2gen"], REPS);
 
   // The create generator (Node processes) is not the bottleneck either: the same two
   // processes with 64 calls against the echo server.
@@ -133,12 +134,14 @@ async function main() {
     r.loop = (await onceMessage(server.child, (m) => m?.loop, 10_000, "loop monitor stop")).loop;
     return r;
   };
-  const openLoop = await monitored(() => measureOpenLoop("get (open loop)", targets.get, Math.round(big.get.best.rps / 2), [server.pid]));
+  // #32: the median of OPEN_REPS interleaved pairs (echo, secretd) at that rate.
+  const openPair = await pairedOpenLoops({ name: "get", target: targets.get, pids: [server.pid] }, { name: "echo", target: targets.echo, pids: [echo.pid] }, Math.round(big.get.best.rps / 2), monitored);
+  const openLoop = openPair.ours;
   say(`get open loop at ${openLoop.offered_rps}/s offered (half of the peak, ${openLoop.connections} connections): ${openLoop.rps} served/s, p50 ${openLoop.p50_ms} ms, p99 ${openLoop.p99_ms} ms, max ${openLoop.max_ms} ms`);
   say(`   server during it: run-queue wait ${openLoop.runq_wait_pct}% of the time; event-loop delay p99 ${openLoop.loop.delay_p99_ms} ms, max ${openLoop.loop.delay_max_ms} ms; GC ${openLoop.loop.gc_count} pauses, max ${openLoop.loop.gc_max_ms} ms, ${openLoop.loop.gc_over_1ms} over 1 ms, ${openLoop.loop.gc_major} major (max ${openLoop.loop.gc_major_max_ms} ms)`);
   // The same offered rate against the bare grpc-js echo: the tail that the transport, the
   // generator and the box give any Node server here, the baseline for the p99 budget.
-  const openEcho = await measureOpenLoop("echo (open loop)", targets.echo, openLoop.offered_rps, [echo.pid]);
+  const openEcho = openPair.peer;
   say(`echo open loop at ${openEcho.offered_rps}/s offered (the same rate): p50 ${openEcho.p50_ms} ms, p99 ${openEcho.p99_ms} ms, max ${openEcho.max_ms} ms (run-queue wait ${openEcho.runq_wait_pct}%)`);
   // Where the knee is: the same open loop at a tenth and a quarter of the peak, secretd
   // and echo at each rate. Calls that arrive one by one cost more CPU than the closed
@@ -208,7 +211,9 @@ async function main() {
   const nonOk = Object.entries(log.byCode).filter(([k]) => !k.endsWith(":OK"));
   if (nonOk.length > 0) say(`WARNING: non-OK calls in the server log: ${JSON.stringify(Object.fromEntries(nonOk))}`);
 
-  const out = buildReport({ generator, small, big, creates, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openCurve, box, nodeGenEcho, log, nonOk, profiles, audit });
+  const c1p99 = (name) => median(big[name].runs.map((r) => r.p99_ms));
+  const c1 = { get_p99_ms: c1p99("get_c1"), echo_p99_ms: c1p99("echo_c1") };
+  const out = buildReport({ generator, small, big, creates, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openPair, openCurve, c1, box, nodeGenEcho, log, nonOk, profiles, audit });
   if (KEEP) {
     rmSync(path.join(tmpDir, "owner.pid"), { force: true });
     writeFileSync(path.join(tmpDir, "bench-details.json"), JSON.stringify({ machine: mach, out, small, big, fillSmall, fillBig, nodeGenEcho, profiles, log }, null, 2));

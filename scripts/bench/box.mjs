@@ -13,7 +13,7 @@ import { BOX_REPS, BOX_WARMUP_CPU_S, BOX_WARMUP_MAX_S, BOX_WARMUP_S, CONCURRENCY
 import { clientCall, h2load } from "./drivers.mjs";
 import { runDir, stopChild, track } from "./process.mjs";
 import { minter } from "./setup.mjs";
-import { best, measure, measureCreates, measureOpenLoop, rawTarget } from "./scenarios.mjs";
+import { best, measure, measureCreates, measureOpenLoop, pairedOpenLoops, rawTarget, sloRate } from "./scenarios.mjs";
 
 const boxLine = (name, r) =>
   say(`box ${name.padEnd(9)} ${String(r.rps).padStart(6)} calls/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  CPU of its processes ${r.server_cpu_pct}% (${r.server_cpu_us_per_call} µs/call, run-queue wait ${r.runq_wait_pct}%)  generator CPU ${r.gen_cpu_pct}%  other CPU ${r.other_cpu_pct}%${r.disturbed ? "  DISTURBED" : ""}`);
@@ -98,14 +98,25 @@ export async function boxStage(getValue, onePeer) {
   out.getAuto = runs.get_auto.best;
   out.getOne = runs.get_one.best;
   out.runs = runs;
-  out.openAuto = await measureOpenLoop("get_auto (open loop)", t, Math.round(out.getAuto.rps / 2), pids);
-  say(`box get_auto open loop at ${out.openAuto.offered_rps}/s offered (${out.openAuto.connections} connections): p50 ${out.openAuto.p50_ms} ms, p99 ${out.openAuto.p99_ms} ms (run-queue wait ${out.openAuto.runq_wait_pct}%)`);
+  const auto = peers.find((p) => p.name === "get_auto");
+  const half = Math.round(out.getAuto.rps / 2);
   if (etcd) {
+    // #32: at half of secretd's closed-loop box peak, --workers auto's p99 against etcd's
+    // (median of OPEN_REPS interleaved pairs); then each one's capacity at p99 ≤ 10 ms.
     const et = peers.find((p) => p.name === "etcd");
-    out.openEtcd = await measureOpenLoop("etcd (open loop)", et.target, out.openAuto.offered_rps, et.pids);
-    say(`box etcd open loop at the same ${out.openEtcd.offered_rps}/s: p50 ${out.openEtcd.p50_ms} ms, p99 ${out.openEtcd.p99_ms} ms (run-queue wait ${out.openEtcd.runq_wait_pct}%)`);
+    out.openPair = await pairedOpenLoops(auto, et, half);
+    out.openAuto = out.openPair.ours;
+    out.openEtcd = out.openPair.peer;
+    say(`box open loop at ${half}/s: get_auto p99 ${out.openPair.ours_p99_ms.join(", ")} ms; etcd ${out.openPair.peer_p99_ms.join(", ")} ms; median ratio ${out.openPair.p99_ratio}`);
+    out.sloAuto = await sloRate("get_auto", t, pids, Math.round(0.2 * out.getAuto.rps), 1.5 * out.getAuto.rps);
+    out.sloEtcd = await sloRate("etcd", et.target, et.pids, Math.round(0.2 * out.etcd.rps), 1.5 * out.etcd.rps);
+    say(`box capacity at p99 ≤ 10 ms: get_auto ${out.sloAuto.slo_rps}/s, etcd ${out.sloEtcd.slo_rps}/s`);
     await stopChild(etcd.child, "signal");
+  } else {
+    out.openAuto = await measureOpenLoop("get_auto (open loop)", t, half, pids);
+    out.sloAuto = await sloRate("get_auto", t, pids, Math.round(0.2 * out.getAuto.rps), 1.5 * out.getAuto.rps);
   }
+  say(`box get_auto open loop at ${out.openAuto.offered_rps}/s offered (${out.openAuto.connections} connections): p50 ${out.openAuto.p50_ms} ms, p99 ${out.openAuto.p99_ms} ms (run-queue wait ${out.openAuto.runq_wait_pct}%)`);
 
   const tenants = [];
   for (let i = 0; i < 10; i++) tenants.push({ name: `a-${i}`, token: await mint(`a-${i}`), prefix: "fill-", filled: 0 });

@@ -28,7 +28,8 @@ export const VALUE_BYTES = 1024;
 export const PROJECT_VALUE_BYTES = 128;
 export const LIST_SECRETS = 150;
 export const MESH = "default";
-export const DEADLINE_MS = QUICK ? 180_000 : 30 * 60_000;
+// #32 added open-loop pairs and a capacity search: a quick run on a loaded box needs ~5 min.
+export const DEADLINE_MS = QUICK ? 420_000 : 40 * 60_000;
 
 export const SVC = "/secrets.v1.SecretService";
 /** Where a call's time goes: inclusive time of these functions in the server profiles. */
@@ -70,3 +71,11 @@ export const BOX_WARMUP_S = QUICK ? 3 : 5;
 export const BOX_WARMUP_CPU_S = QUICK ? 1.5 : 3;
 export const BOX_WARMUP_MAX_S = QUICK ? 15 : 40;
 export const BOX_REPS = Math.max(REPS, QUICK ? 2 : 3);
+/** #32: open-loop tails are the median of this many interleaved pairs of runs (peer, secretd, …). */
+export const OPEN_REPS = 3;
+/** #32: the latency target of the capacity search (`slo_rps_*`), and its stepping. */
+export const SLO_P99_MS = 10;
+export const SLO_STEP = 1.3;
+export const SLO_BISECT = QUICK ? 1 : 2;
+/** A capacity step waits at most this long for a quiet box (the measured pairs wait QUIET_WAIT_S). */
+export const SLO_QUIET_WAIT_S = QUICK ? 0.5 : 3;

@@ -4,7 +4,7 @@
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connect, grpcFrame, grpcUnframe, memoryMb, rawUnary, round, summarize } from "../bench-lib.mjs";
-import { CONCURRENCY, CREATE_DURATION_S, CREATE_WARMUP_S, DURATION_S, FILL_CONNECTIONS_PER_PROC, FILL_PROCS, H2_CONNECTIONS, MESH, NODE_GEN_PROCS, OPEN_LOOP_PER_CONNECTION, QUIET_WAIT_S, VALUE_BYTES, WARMUP_S } from "./config.mjs";
+import { CONCURRENCY, CREATE_DURATION_S, CREATE_WARMUP_S, DURATION_S, FILL_CONNECTIONS_PER_PROC, FILL_PROCS, H2_CONNECTIONS, MESH, NODE_GEN_PROCS, OPEN_LOOP_PER_CONNECTION, OPEN_REPS, QUIET_WAIT_S, say, SLO_BISECT, SLO_P99_MS, SLO_QUIET_WAIT_S, SLO_STEP, VALUE_BYTES, WARMUP_S } from "./config.mjs";
 import { DISTURBED_CPU_PCT, waitQuiet, withCpu } from "./cpu.mjs";
 import { h2load, nodeLoad, readLatencyLog } from "./drivers.mjs";
 import { runDir } from "./process.mjs";
@@ -164,8 +164,8 @@ export async function measureCreates(server, tenants, label, pids) {
  * arrivals need at most 100/s per connection (one call per tick), connections opened 1 ms
  * apart, so that their ticks fall in different milliseconds.
  */
-export async function measureOpenLoop(name, target, rate, pids) {
-  await waitQuiet(QUIET_WAIT_S);
+export async function measureOpenLoop(name, target, rate, pids, quietS = QUIET_WAIT_S) {
+  await waitQuiet(quietS);
   const logFile = path.join(runDir(), `h2load-open-${++runSeq}.log`);
   const connections = Math.max(1, Math.ceil(rate / OPEN_LOOP_PER_CONNECTION));
   const rps = rate / connections;
@@ -178,6 +178,84 @@ export async function measureOpenLoop(name, target, rate, pids) {
   if (result.failed > 0 || non200 > 0 || lat.length !== requests) throw new Error(`${name}: failures in the open loop (failed=${result.failed}, non-200=${non200}, logged ${lat.length} of ${requests})`);
   const serverCpu = pids.reduce((sum, p) => sum + (cpu.perPid[p] ?? 0), 0);
   return { name, offered_rps: rate, connections, rps: round(result.rps, 0), ...summarize(lat), ...cpu, server_cpu_us_per_call: round((10_000 * serverCpu) / result.rps, 1) };
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? undefined : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * #32: OPEN_REPS interleaved pairs of open loops at one offered rate, `peer` then `ours`
+ * ({ name, target, pids }), so each pair meets the same box. Per pair the ratios of p99
+ * and of server CPU per call (ours ÷ peer); the medians of those, and the run of each
+ * side with the median p99. `wrap` runs around each of our runs (the loop monitor).
+ */
+export async function pairedOpenLoops(ours, peer, rate, wrap = (run) => run()) {
+  const pairs = [];
+  for (let i = 0; i < OPEN_REPS; i++) {
+    const p = await measureOpenLoop(`${peer.name} (open loop ${i + 1})`, peer.target, rate, peer.pids);
+    const o = await wrap(() => measureOpenLoop(`${ours.name} (open loop ${i + 1})`, ours.target, rate, ours.pids));
+    pairs.push({ ours: o, peer: p });
+    say(`open loop ${i + 1}/${OPEN_REPS} at ${rate}/s: ${ours.name} p99 ${o.p99_ms} ms (${o.server_cpu_us_per_call} µs/call), ${peer.name} p99 ${p.p99_ms} ms (${p.server_cpu_us_per_call} µs/call)`);
+  }
+  const medianRun = (side) => [...pairs.map((x) => x[side])].sort((a, b) => a.p99_ms - b.p99_ms)[(pairs.length - 1) >> 1];
+  return {
+    offered_rps: rate,
+    ours: medianRun("ours"),
+    peer: medianRun("peer"),
+    p99_ratio: round(median(pairs.map((x) => x.ours.p99_ms / x.peer.p99_ms)), 3),
+    cpu_ratio: round(median(pairs.map((x) => x.ours.server_cpu_us_per_call / x.peer.server_cpu_us_per_call)), 3),
+    ours_p99_ms: pairs.map((x) => x.ours.p99_ms),
+    peer_p99_ms: pairs.map((x) => x.peer.p99_ms),
+  };
+}
+
+/**
+ * #32 capacity at a latency target: the highest offered rate whose open loop keeps p99 ≤
+ * SLO_P99_MS. Steps up by SLO_STEP from `from` until a rate misses (or fails, or reaches
+ * `to`; down, when `from` already misses), then bisects SLO_BISECT times between the last rate met and the first missed.
+ * The generator caps each connection's in-flight calls (h2load -m), so past saturation
+ * latency is under-counted, never over-counted: a missed step is a real miss.
+ */
+export async function sloRate(name, target, pids, from, to) {
+  const steps = [];
+  const meets = async (rate) => {
+    rate = Math.round(rate);
+    let r;
+    try {
+      r = await measureOpenLoop(`${name} (capacity ${rate}/s)`, target, rate, pids, SLO_QUIET_WAIT_S);
+    } catch (err) {
+      steps.push({ rate, failed: String(err?.message ?? err).slice(0, 120) });
+      say(`capacity ${name} at ${rate}/s: failed`);
+      return false;
+    }
+    const ok = r.p99_ms <= SLO_P99_MS && r.rps >= 0.95 * rate;
+    steps.push({ rate, served_rps: r.rps, p99_ms: r.p99_ms, ok });
+    say(`capacity ${name} at ${rate}/s: served ${r.rps}/s, p99 ${r.p99_ms} ms ${ok ? "≤" : ">"} ${SLO_P99_MS} ms`);
+    return ok;
+  };
+  let good = 0;
+  let bad;
+  for (let rate = from; rate <= to; rate *= SLO_STEP) {
+    if (await meets(rate)) good = Math.round(rate);
+    else {
+      bad = Math.round(rate);
+      break;
+    }
+  }
+  if (bad === undefined) return { slo_rps: good, capped: true, steps };
+  // Missed from the first step: step down instead, to a tenth of `from` at most.
+  for (let rate = from / SLO_STEP; good === 0 && rate >= from / 10; rate /= SLO_STEP) {
+    if (await meets(rate)) good = Math.round(rate);
+    else bad = Math.round(rate);
+  }
+  for (let i = 0; i < SLO_BISECT && good > 0; i++) {
+    const mid = Math.round((good + bad) / 2);
+    if (await meets(mid)) good = mid;
+    else bad = mid;
+  }
+  return { slo_rps: good, steps };
 }
 
 /**

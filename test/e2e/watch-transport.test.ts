@@ -1,16 +1,19 @@
 /**
  * The transport of WatchProjection (stream-router.ts, h2-server-stream.ts): a plain
- * stream is served by node:http2 directly, one with a deadline or a compressed request by
- * grpc-js, and both behave the same for a client. The protocol edges are driven with a raw
- * HTTP/2 client: a missing, second, compressed, oversized or malformed request message,
+ * stream is served by node:http2 directly, deadlines included (grpc-timeout.ts), one with
+ * a compressed request by grpc-js, and both behave the same for a client. Which one served
+ * a stream shows in the router's counts (this server runs in the test's process), and in
+ * its response headers: grpc-js always sends grpc-accept-encoding, the route never does.
+ * The protocol edges are driven with a raw HTTP/2 client: a missing, second, compressed, oversized or malformed request message,
  * a client reset, and the order of authentication and decoding.
  */
 import http2 from "node:http2";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProjectSecretsRequest, type Projection } from "../../src/gen/secrets/v1/secrets.js";
+import { GetSecretRequest, ProjectSecretsRequest, type Projection } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch } from "../helpers/watch.js";
+import { routerCounts } from "../../src/transport/grpc/adapter/stream-router.js";
 import { waitFor } from "../helpers/cli-process.js";
 
 const PATH = "/secrets.v1.SecretService/WatchProjection";
@@ -78,14 +81,14 @@ function raw(body: Buffer, headers: http2.OutgoingHttpHeaders = {}, untilMessage
 }
 
 describe("WatchProjection on node:http2", () => {
-  it("when a plain stream comes, then node:http2 serves it; with a deadline or a compressed request, grpc-js does", async () => {
+  it("when a plain stream comes, with or without a deadline, then node:http2 serves it; with a compressed request, grpc-js does", async () => {
     // grpc-js always answers with grpc-accept-encoding; the routed stream does not.
     const plain = await raw(frame(request()));
     expect(plain.messages).toBe(1);
     expect(plain.headers["grpc-accept-encoding"]).toBeUndefined();
     const timed = await raw(frame(request()), { "grpc-timeout": "5S" });
     expect(timed.messages).toBe(1);
-    expect(timed.headers["grpc-accept-encoding"]).toBeDefined();
+    expect(timed.headers["grpc-accept-encoding"]).toBeUndefined();
     const gzip = await raw(frame(request()), { "grpc-encoding": "gzip" });
     expect(gzip.messages).toBe(1);
     expect(gzip.headers["grpc-accept-encoding"]).toBeDefined();
@@ -95,6 +98,8 @@ describe("WatchProjection on node:http2", () => {
     const w = openWatch(s.client, { mesh: MESH, items: [{ name: "db" }] }, token);
     expect(Buffer.from((await w.next()).values[0]!.value).toString()).toBe("hunter2-wt");
     w.cancel();
+    await waitFor("first watch forgotten", () => s.app.watches.openWatches === 0);
+    const counted = { ...routerCounts };
     const md = new Metadata();
     md.set("authorization", `Bearer ${token}`);
     const call = s.client.watchProjection(ProjectSecretsRequest.fromPartial({ mesh: MESH, items: [{ name: "db" }] }), md, { deadline: Date.now() + 1500 });
@@ -102,6 +107,71 @@ describe("WatchProjection on node:http2", () => {
     const first = await new Promise<Projection>((resolve) => call.once("data", resolve));
     expect(Buffer.from(first.values[0]!.value).toString()).toBe("hunter2-wt");
     expect((await ended).code).toBe(status.DEADLINE_EXCEEDED);
+    expect([routerCounts.routed - counted.routed, routerCounts.grpcJs - counted.grpcJs]).toEqual([1, 0]); // the route, not grpc-js
+    await waitFor("watch forgotten", () => s.app.watches.openWatches === 0);
+  });
+
+  it("when a raw stream's deadline passes, then the route ends it DEADLINE_EXCEEDED in trailers, and the watch is forgotten", async () => {
+    await waitFor("no watch open", () => s.app.watches.openWatches === 0);
+    const r = await raw(frame(request()), { "grpc-timeout": "300m" }, 0);
+    expect(r.headers["grpc-accept-encoding"]).toBeUndefined();
+    expect(r.messages).toBe(1);
+    expect(r.trailers?.["grpc-status"]).toBe(String(status.DEADLINE_EXCEEDED));
+    expect(r.details).toBe("Deadline exceeded");
+    // The client never reset this stream: only the server's deadline can have closed the watch.
+    await waitFor("watch forgotten", () => s.app.watches.openWatches === 0);
+  });
+
+  it("when the deadline passes before the request is whole, then the answer is DEADLINE_EXCEEDED, trailers-only", async () => {
+    const counted = { ...routerCounts };
+    const r = await new Promise<RawResult>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${token}`, "grpc-timeout": "100m" });
+      req.on("response", (h) => {
+        resolve({ headers: h, trailers: undefined, messages: 0, code: Number(h["grpc-status"] ?? -1), details: decodeURIComponent(String(h["grpc-message"] ?? "")) });
+        req.close(http2.constants.NGHTTP2_CANCEL);
+      });
+      req.on("error", reject);
+      req.write(frame(request()).subarray(0, 3)); // never ended
+    });
+    expect([r.code, r.details]).toEqual([status.DEADLINE_EXCEEDED, "Deadline exceeded"]);
+    expect([routerCounts.routed - counted.routed, routerCounts.grpcJs - counted.grpcJs]).toEqual([1, 0]);
+  });
+
+  it("when grpc-timeout is malformed, then the route answers as grpc-js does; a value grpc-js accepts is a deadline", async () => {
+    // grpc-js's own answer, on a unary method it serves, is the reference.
+    const unary = (value: string): Promise<RawResult> =>
+      new Promise((resolve, reject) => {
+        const body = Buffer.from(GetSecretRequest.encode(GetSecretRequest.fromPartial({ mesh: MESH, name: "db" })).finish());
+        const req = session.request({ ":method": "POST", ":path": "/secrets.v1.SecretService/GetSecret", "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${token}`, "grpc-timeout": value });
+        let got: http2.IncomingHttpHeaders = {};
+        let trailers: http2.IncomingHttpHeaders | undefined;
+        req.on("response", (h) => (got = h));
+        req.on("trailers", (t) => (trailers = t));
+        req.on("data", () => undefined);
+        req.on("end", () => {
+          const st = trailers ?? got;
+          resolve({ headers: got, trailers, messages: 0, code: Number(st["grpc-status"] ?? -1), details: decodeURIComponent(String(st["grpc-message"] ?? "")) });
+        });
+        req.on("error", reject);
+        req.end(frame(body));
+      });
+    for (const value of ["soon", "5", "5x", "123456789", "S5", "-"]) {
+      const counted = { ...routerCounts };
+      const routed = await raw(frame(request()), { "grpc-timeout": value }, 0);
+      expect([routerCounts.routed - counted.routed, routerCounts.grpcJs - counted.grpcJs]).toEqual([1, 0]);
+      const reference = await unary(value);
+      expect(reference.code).toBe(status.INTERNAL);
+      expect([routed.code, routed.details]).toEqual([reference.code, reference.details]);
+      expect(routed.details).toBe(`Invalid grpc-timeout value "${value}"`);
+      expect(routed.headers["grpc-accept-encoding"]).toBeUndefined();
+      expect(routed.trailers).toBeUndefined();
+    }
+    // grpc-js finds its pattern anywhere in the value: "123456789S" is 23,456,789 seconds, " 2 H" two hours.
+    for (const value of ["123456789S", "x 2 H", "99999999n"]) {
+      const r = await raw(frame(request()), { "grpc-timeout": value }, value === "99999999n" ? 0 : 1);
+      if (value === "99999999n") expect(r.code).toBe(status.DEADLINE_EXCEEDED); // ~0.1 ms
+      else expect(r.messages).toBe(1);
+    }
   });
 
   it("when the raw request is well formed, then the first message comes framed, uncompressed", async () => {

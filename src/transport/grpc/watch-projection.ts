@@ -4,7 +4,7 @@
  * the pipeline's answer steps (ledger admission, an audit event per message, so the trail
  * shows every value that left, hours into a watch). The call ends once: by the server,
  * with its status, or by the client (CANCELLED). The call is node:http2's
- * (h2-server-stream.ts, for the plain case) or grpc-js's (a deadline, a compressed request).
+ * (h2-server-stream.ts, for the plain case, deadlines included) or grpc-js's (a compressed request).
  */
 import { status as Status } from "@grpc/grpc-js";
 import type { ProjectSecretsRequest, Projection } from "../../gen/secrets/v1/secrets.js";

@@ -10,11 +10,17 @@
  * The body is read into one buffer sized from the message's length prefix (refused past
  * the receive limit before anything is allocated), not kept as a list of chunks: 1-byte
  * DATA frames cost 1 byte each. The resource ledger charges it meanwhile (stream-router.ts).
+ *
+ * A client deadline (`grpc-timeout`, grpc-timeout.ts) is served as grpc-js serves it: from
+ * the headers' arrival, the call ends DEADLINE_EXCEEDED ("Deadline exceeded") when it runs
+ * out, and the handler is told the call was cancelled; a malformed value is answered
+ * INTERNAL before the request is read. One timer a stream, cleared when the stream closes.
  */
 import type http2 from "node:http2";
 import type net from "node:net";
 import { Metadata, status as Status, type StatusObject } from "@grpc/grpc-js";
 import { peerKey } from "./grpc-internals.js";
+import { grpcTimeoutOf } from "./grpc-timeout.js";
 import type { StreamRoute } from "./stream-router.js";
 
 export interface StreamMethod<Req, Res> {
@@ -88,6 +94,10 @@ function onClose(this: http2.ServerHttp2Stream): void {
   calls.get(this)?.closed();
 }
 
+function onDeadline(call: { expired(): void }): void {
+  call.expired();
+}
+
 class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
   /** The request's metadata while the handler runs; empty afterwards. */
   metadata: Metadata = NO_METADATA;
@@ -104,6 +114,7 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
   #message: Buffer | undefined;
   #state = READING;
   #onCancelled: (() => void) | undefined;
+  #deadline: NodeJS.Timeout | undefined;
 
   constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, route: Route<Req, Res>) {
     this.#stream = stream;
@@ -184,10 +195,25 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
     }
   }
 
+  /** Ends the call DEADLINE_EXCEEDED after `ms` (as grpc-js: a negative or zero timeout ends it at once). */
+  expireIn(ms: number): void {
+    this.#deadline = setTimeout(onDeadline, ms, this);
+  }
+
+  /** The client's deadline passed: the status goes out, and a running handler learns the call is cancelled. */
+  expired(): void {
+    this.#deadline = undefined;
+    const running = this.#state === FRESH || this.#state === OPEN ? this.#onCancelled : undefined;
+    this.#end({ code: Status.DEADLINE_EXCEEDED, details: "Deadline exceeded" });
+    running?.();
+  }
+
   /** The stream closed (client reset, connection lost, shutdown) before the call ended. */
   closed(): void {
     const was = this.#state;
     this.#state = ENDED;
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
     calls.delete(this.#stream);
     if (was === FRESH || was === OPEN) this.#onCancelled?.();
     this.#onCancelled = undefined;
@@ -238,6 +264,8 @@ class H2ServerStream<Req, Res> implements ServerStreamCall<Req, Res> {
     this.#state = ENDED;
     this.#message = undefined;
     this.#onCancelled = undefined;
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
     const stream = this.#stream;
     if (stream.destroyed || stream.closed) return;
     const trailers = trailersOf(status);
@@ -264,9 +292,14 @@ export function serverStreamRoute<Req, Res>(
 ): StreamRoute {
   const route: Route<Req, Res> = { method, limits, handler };
   return (stream, headers) => {
-    calls.set(stream, new H2ServerStream(stream, headers, route) as H2ServerStream<unknown, unknown>);
+    const call = new H2ServerStream(stream, headers, route) as H2ServerStream<unknown, unknown>;
+    calls.set(stream, call);
     stream.on("data", onData);
     stream.on("end", onEnd);
     stream.on("close", onClose);
+    const timeout = grpcTimeoutOf(headers);
+    if (timeout === undefined) return;
+    if ("refused" in timeout) call.emit("error", timeout.refused);
+    else call.expireIn(timeout.ms);
   };
 }

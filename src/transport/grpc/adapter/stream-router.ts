@@ -8,9 +8,9 @@
  *
  * The router replaces the "stream" listener grpc-js put on each of its node:http2
  * servers. A stream whose `:path` has a route and whose headers are the plain case
- * (POST, content-type application/grpc…, no grpc-timeout, identity encoding) goes to
- * the route; every other stream goes to grpc-js unchanged, so a deadline or a compressed
- * request is still served, by grpc-js. Sessions stay grpc-js's: keepalive, idle and age
+ * (POST, content-type application/grpc…, identity encoding; a `grpc-timeout` is served by
+ * the route, grpc-timeout.ts) goes to the route; every other stream goes to grpc-js
+ * unchanged, so a compressed request is still served, by grpc-js. Sessions stay grpc-js's: keepalive, idle and age
  * limits, max streams and the connection guard apply to routed streams too, and each
  * routed stream is counted in grpc-js's idle accounting (`onStreamOpened`, private,
  * checked at start like `http2Servers`).
@@ -30,6 +30,9 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 
 const ignore = (): void => undefined;
 
+/** Streams handed to a route and to grpc-js, by every router of this process (tests read which one served). */
+export const routerCounts = { routed: 0, grpcJs: 0 };
+
 /** True when grpc-js would do nothing for this stream that the route does not. */
 function plainCall(headers: http2.IncomingHttpHeaders): boolean {
   const type = headers["content-type"];
@@ -38,7 +41,6 @@ function plainCall(headers: http2.IncomingHttpHeaders): boolean {
     headers[":method"] === "POST" &&
     typeof type === "string" &&
     type.startsWith("application/grpc") &&
-    headers["grpc-timeout"] === undefined &&
     (encoding === undefined || encoding === "identity")
   );
 }
@@ -69,9 +71,11 @@ export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamR
       // body into one buffer, so only the bytes cost.
       accounting?.ledger.track(stream.session ?? undefined, stream, route === undefined ? CHUNK_COST : 0, accounting.openRequestPaths.has(path));
       if (route === undefined) {
+        routerCounts.grpcJs++;
         next.call(h, stream, headers, ...rest);
         return;
       }
+      routerCounts.routed++;
       // As grpc-js does: an error always comes with a close, which the route handles.
       stream.on("error", ignore);
       opened.call(server, stream);
