@@ -49,13 +49,14 @@ function firstMessage(opts: { deadline?: number } = {}): Promise<string> {
 }
 
 describe("routeStreams", () => {
-  it("when a routed path comes, then the route serves it with the request and metadata; other paths and a deadline go to grpc-js", async () => {
+  it("when a routed path comes, then the route serves it with the request and metadata; a deadline is routed too (the route enforces it); other paths go to grpc-js", async () => {
     const { routed } = await start();
     expect(await firstMessage()).toBe("route:m:tester");
     expect(routed).toHaveLength(1);
     // The metadata is the handler's while it runs, not for the stream's life (it holds the token).
     expect(routed[0]!.metadata.get("x-who")).toEqual([]);
-    expect(await firstMessage({ deadline: Date.now() + 5_000 })).toBe("grpc-js");
+    expect(await firstMessage({ deadline: Date.now() + 5_000 })).toBe("route:m:tester");
+    expect(routed).toHaveLength(2);
     const err = await new Promise<ServiceError>((resolve) => client!.getSecret(GetSecretRequest.fromPartial({ mesh: "m", name: "n" }), (e) => resolve(e!)));
     expect([err.code, err.details]).toEqual([status.UNIMPLEMENTED, "grpc-js"]);
   });
