@@ -2,9 +2,11 @@
  * The storage conformance suite against PostgreSQL: a throw-away cluster for this file,
  * a fresh database per case. No PostgreSQL installed is a failure, never a skip.
  */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../src/storage/postgres/postgres-storage.js";
 import type { Storage } from "../../src/storage/storage.js";
+import { TABLES_CHANNEL } from "../../src/storage/postgres/postgres-change-feed.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { runStorageConformance, secretRow, versionRow } from "./storage-suite.js";
 
@@ -58,6 +60,59 @@ describe("postgres specifics", () => {
     expect(results.filter((r) => r === "exists")).toHaveLength(39);
     await a.close();
     await b.close();
+  });
+
+  it("when secrets are created, with and without a request id, then each create is one statement of secretd's pool, taken by no replica for an outside write", async () => {
+    const url = await cluster.createDatabase();
+    const st = await PostgresStorage.open(url, { poolSize: 2 });
+    const heard: string[] = [];
+    const outside = new pg.Client({ connectionString: url });
+    await outside.connect();
+    outside.on("notification", (n) => heard.push(n.payload ?? ""));
+    await outside.query(`LISTEN ${TABLES_CHANNEL}`);
+    // Statements sent by secretd's writers' pool (application_name "secretd"), as text.
+    const sent: string[] = [];
+    const realQuery = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const first = args[0];
+      const text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
+      const app = (this as unknown as { connectionParameters?: { application_name?: string } }).connectionParameters?.application_name;
+      if (app === "secretd" && typeof text === "string") sent.push(text);
+      return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof realQuery;
+    try {
+      const plain = secretRow({ name: "plain" });
+      expect(await st.insertSecret(plain, versionRow(plain))).toBe("ok");
+      expect(sent).toHaveLength(1);
+      const asked = secretRow({ name: "asked" });
+      const req = { sub: "owner", requestId: "r1", secretUid: asked.uid, fingerprint: "f" };
+      expect(await st.insertSecret(asked, versionRow(asked), req)).toBe("ok");
+      expect(sent).toHaveLength(2);
+      // Refused twice: seen before writing, and by a racing pair (one commits, the other sees or collides with it).
+      const again = secretRow({ name: "asked-again" });
+      expect(await st.insertSecret(again, versionRow(again), { ...req, secretUid: again.uid })).toBe("request-exists");
+      const racers = [secretRow({ name: "race" }), secretRow({ name: "race-2" })];
+      const raced = await Promise.all(racers.map((r) => st.insertSecret(r, versionRow(r), { ...req, requestId: "r2", secretUid: r.uid })));
+      expect(raced.sort()).toEqual(["ok", "request-exists"]);
+    } finally {
+      pg.Client.prototype.query = realQuery;
+    }
+    // Every row is there, and nothing of the refused ones.
+    const names = await outside.query<{ name: string; versions: string; changes: string }>(
+      "SELECT s.name, (SELECT count(*) FROM secret_versions v WHERE v.uid = s.uid) AS versions, (SELECT count(*) FROM changes c WHERE c.uid = s.uid) AS changes FROM secrets s ORDER BY s.name",
+    );
+    expect(names.rows.map((r) => [r.name, Number(r.versions), Number(r.changes)]).filter(([n]) => n !== "race" && n !== "race-2")).toEqual([
+      ["asked", 1, 1],
+      ["plain", 1, 1],
+    ]);
+    expect(names.rows.filter((r) => r.name.startsWith("race"))).toHaveLength(1);
+    // An outside write notifies; notifications come in commit order, so when it is heard, a
+    // notification from secretd's creates would have been heard before it.
+    await outside.query("UPDATE secrets SET description = 'edited' WHERE name = 'plain'");
+    for (let i = 0; i < 200 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(heard).toEqual(["secrets"]);
+    await outside.end();
+    await st.close();
   });
 
   it("when the database is unreachable, then calls fail with UNAVAILABLE, and work again once it is back", async () => {
