@@ -115,6 +115,32 @@ describe("postgres specifics", () => {
     await st.close();
   });
 
+  it("when 64 creates arrive together, then they commit in batches (fewer transactions than creates), each caller answered with its own outcome, each change in the feed once", async () => {
+    const url = await cluster.createDatabase();
+    const st = await PostgresStorage.open(url, { poolSize: 4 });
+    const heard: string[] = [];
+    st.changes.subscribe((ev) => {
+      if (ev.type === "changes") for (const c of ev.changes) heard.push(c.name);
+    });
+    // Two of the 64 ask for one name: one of them is ok, the other finds it taken.
+    const rows = Array.from({ length: 64 }, (_, i) => secretRow({ name: i === 63 ? "n-0" : `n-${i}` }));
+    const results = await Promise.all(rows.map((r) => st.insertSecret(r, versionRow(r))));
+    expect(results.filter((r) => r === "ok")).toHaveLength(63);
+    expect(results.filter((r) => r === "exists")).toHaveLength(1);
+    // Every ok create is stored with its version, and published before its caller was answered.
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    const stored = await probe.query<{ uid: string }>("SELECT s.uid FROM secrets s JOIN secret_versions v ON v.uid = s.uid");
+    const okUids = rows.filter((_, i) => results[i] === "ok").map((r) => r.uid);
+    expect(new Set(stored.rows.map((r) => r.uid))).toEqual(new Set(okUids));
+    expect(heard.sort()).toEqual(Array.from({ length: 63 }, (_, i) => `n-${i}`).sort());
+    const tx = await probe.query<{ n: string; changes: string }>("SELECT count(DISTINCT xid) AS n, count(*) AS changes FROM changes");
+    expect(Number(tx.rows[0]!.changes)).toBe(63);
+    expect(Number(tx.rows[0]!.n)).toBeLessThan(63);
+    await probe.end();
+    await st.close();
+  });
+
   it("when the database is unreachable, then calls fail with UNAVAILABLE, and work again once it is back", async () => {
     const url = await cluster.createDatabase();
     const st = await PostgresStorage.open(url, { poolSize: 2 });

@@ -170,10 +170,52 @@ function createSql(withRequest: boolean): string {
 const CREATE = createSql(false);
 const CREATE_WITH_REQUEST = createSql(true);
 
+/**
+ * Concurrent creates without a request id in ONE statement (one transaction, one COMMIT,
+ * one feed change each at its place in the batch): $1–$24 are the columns of createSql's
+ * $1–$24 as arrays, one element per create; $25 the changes' time. A name taken (by
+ * another replica, or earlier in the batch) is skipped by ON CONFLICT; `created` names
+ * the uids that went in.
+ */
+const CREATE_BATCH = `
+  WITH mark AS (SELECT set_config('secretd.writer', 'on', true) AS on),
+  u AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::bigint[], $12::text[],
+      $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bytea[], $18::bytea[], $19::bigint[], $20::text[], $21::bytea[], $22::bytea[], $23::bigint[], $24::bytea[])
+      WITH ORDINALITY AS u (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac,
+        v_version, v_keys, dek, payload, v_create_time, v_mac, ord)),
+  s AS (
+    INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
+    SELECT uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac FROM u
+    ON CONFLICT (tenant, mesh, name) DO NOTHING
+    RETURNING uid),
+  v AS (
+    INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac)
+    SELECT u.uid, u.v_version, u.v_keys, u.dek, u.payload, u.v_create_time, u.v_mac FROM u JOIN s ON s.uid = u.uid),
+  c AS (
+    INSERT INTO changes (xid, pos, kind, tenant, mesh, name, uid, time)
+    SELECT pg_current_xact_id(), row_number() OVER (ORDER BY u.ord), 'secret-created', u.tenant, u.mesh, u.name, u.uid, $25::bigint FROM u JOIN s ON s.uid = u.uid
+    RETURNING xid::text AS xid)
+  SELECT (SELECT coalesce(array_agg(uid), '{}') FROM s) AS created, (SELECT xid FROM c LIMIT 1) AS xid FROM mark`;
+
+/** Creates in one batch at most; batches in flight per replica at most (the rest wait for a slot). */
+const BATCH_MAX = 64;
+const BATCHES_IN_FLIGHT = 2;
+
+interface PendingCreate {
+  readonly secret: SecretRow;
+  readonly version: VersionRow;
+  readonly resolve: (r: "ok" | "exists") => void;
+  readonly reject: (err: unknown) => void;
+}
+
 export class PostgresStorage implements Storage {
   private closed = false;
   /** Hot secrets without SQL; see read-cache.ts for how it stays coherent with the feed. */
   private readonly cache = new ReadCache();
+  /** Creates without a request id waiting for a batch (insertSecret). */
+  private readonly waitingCreates: PendingCreate[] = [];
+  private readonly batchesInFlight = new Set<Promise<void>>();
   /** The feed's LISTEN connection the cached entries were heard under (see cacheLive). */
   private cacheListening = 0;
 
@@ -311,6 +353,12 @@ export class PostgresStorage implements Storage {
    */
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     if (this.closed) throw new SecretdError("UNAVAILABLE", "storage is closed");
+    if (!request) {
+      return new Promise((resolve, reject) => {
+        this.waitingCreates.push({ secret, version, resolve, reject });
+        this.startBatch();
+      });
+    }
     const started = performance.now();
     const values: unknown[] = [
       secret.uid,
@@ -362,6 +410,69 @@ export class PostgresStorage implements Storage {
     this.onCommit((performance.now() - started) / 1000);
     await this.changes.committed(row.xid);
     return "ok";
+  }
+
+  /**
+   * Group commit of creates without a request id: while BATCHES_IN_FLIGHT batches are in
+   * flight, concurrent creates wait and go together in the next (up to BATCH_MAX): one
+   * statement, one COMMIT and one fsync for all of them instead of one each. Every caller
+   * is answered with its own outcome after that COMMIT, once the feed has published the
+   * batch's changes (as a single create is); a failed batch fails each of its callers.
+   */
+  private startBatch(): void {
+    if (this.batchesInFlight.size >= BATCHES_IN_FLIGHT || this.waitingCreates.length === 0) return;
+    const batch = this.waitingCreates.splice(0, BATCH_MAX);
+    const flight: Promise<void> = this.runBatch(batch).finally(() => {
+      this.batchesInFlight.delete(flight);
+      this.startBatch();
+    });
+    this.batchesInFlight.add(flight);
+  }
+
+  private async runBatch(batch: readonly PendingCreate[]): Promise<void> {
+    try {
+      const started = performance.now();
+      const col = <T>(f: (p: PendingCreate) => T): T[] => batch.map(f);
+      const r = await this.pool.query<{ created: string[]; xid: string | null }>({
+        name: "secretd-create-batch",
+        text: CREATE_BATCH,
+        values: [
+          col((p) => p.secret.uid),
+          col((p) => p.secret.tenant),
+          col((p) => p.secret.mesh),
+          col((p) => p.secret.name),
+          col((p) => p.secret.type),
+          col((p) => p.secret.description),
+          col((p) => p.secret.owner),
+          col((p) => JSON.stringify(p.secret.labels)),
+          col((p) => JSON.stringify(p.secret.annotations)),
+          col((p) => p.secret.immutable),
+          col((p) => p.secret.version),
+          col((p) => p.secret.etag),
+          col((p) => JSON.stringify(p.secret.keys)),
+          col((p) => p.secret.createTime),
+          col((p) => p.secret.updateTime),
+          col((p) => p.secret.expireTime ?? null),
+          col((p) => blob(p.secret.mac)),
+          col((p) => blob(p.secret.grantsMac)),
+          col((p) => p.version.version),
+          col((p) => JSON.stringify(p.version.keys)),
+          col((p) => Buffer.from(p.version.dek)),
+          col((p) => Buffer.from(p.version.payload)),
+          col((p) => p.version.createTime),
+          col((p) => blob(p.version.mac)),
+          Date.now(),
+        ],
+      });
+      const { created, xid } = r.rows[0]!;
+      this.onCommit((performance.now() - started) / 1000);
+      await this.changes.committed(xid ?? undefined);
+      const ok = new Set(created);
+      for (const p of batch) p.resolve(ok.has(p.secret.uid) ? "ok" : "exists");
+    } catch (err) {
+      const e = wrap(err);
+      for (const p of batch) p.reject(e);
+    }
   }
 
   async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
@@ -851,6 +962,7 @@ export class PostgresStorage implements Storage {
     if (this.closed) return;
     this.closed = true;
     this.cache.clear();
+    await Promise.all(this.batchesInFlight);
     await this.changes.close();
     await this.pool.end();
   }
