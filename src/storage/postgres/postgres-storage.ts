@@ -420,6 +420,11 @@ export class PostgresStorage implements Storage {
    * batch's changes (as a single create is); a failed batch fails each of its callers.
    */
   private startBatch(): void {
+    if (this.closed) {
+      const e = new SecretdError("UNAVAILABLE", "storage is closed");
+      for (const p of this.waitingCreates.splice(0)) p.reject(e);
+      return;
+    }
     if (this.batchesInFlight.size >= BATCHES_IN_FLIGHT || this.waitingCreates.length === 0) return;
     const batch = this.waitingCreates.splice(0, BATCH_MAX);
     const flight: Promise<void> = this.runBatch(batch).finally(() => {
