@@ -437,7 +437,11 @@ export class PostgresStorage implements Storage {
   private async runBatch(batch: readonly PendingCreate[]): Promise<void> {
     try {
       const started = performance.now();
-      const col = <T>(f: (p: PendingCreate) => T): T[] => batch.map(f);
+      // Every batch inserts its names in one order, so two batches racing on the same
+      // names (on two replicas) wait for each other's row one way and never deadlock.
+      const key = (p: PendingCreate): string => `${p.secret.tenant}\u0000${p.secret.mesh}\u0000${p.secret.name}`;
+      const sorted = [...batch].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+      const col = <T>(f: (p: PendingCreate) => T): T[] => sorted.map(f);
       const r = await this.pool.query<{ created: string[]; xid: string | null }>({
         name: "secretd-create-batch",
         text: CREATE_BATCH,
