@@ -164,6 +164,18 @@ async function main() {
   // Durable creates in steady state (the fill above measures from cold processes).
   const creates = await measureCreates(server, tenants, "steady", pidsServer);
   say(`create (steady, after ${CREATE_WARMUP_S} s of warm-up): ${creates.rps}/s (p50 ${creates.p50_ms} ms, p99 ${creates.p99_ms} ms); server CPU ${creates.server_cpu_pct}% (${creates.server_cpu_us_per_call} µs/create, run-queue wait ${creates.runq_wait_pct}%), loaders ${creates.gen_cpu_pct}%, other ${creates.other_cpu_pct}%`);
+  // PostgreSQL: the same through two replicas of the one database (SPEC §9's budget), each
+  // loader process on its own replica; "other CPU" then includes PostgreSQL's.
+  let createsReplicas;
+  if (POSTGRES) {
+    const second = await startServer(dataDir, path.join(tmpDir, "secretd-2.log"), databaseUrl);
+    try {
+      createsReplicas = await measureCreates(server, tenants, "replicas", [server.pid, second.pid], [server.port, second.port]);
+    } finally {
+      await stopChild(second.child, "ipc");
+    }
+    say(`create through 2 replicas (steady): ${createsReplicas.rps}/s (p50 ${createsReplicas.p50_ms} ms, p99 ${createsReplicas.p99_ms} ms); both servers' CPU ${createsReplicas.server_cpu_pct}% (${createsReplicas.server_cpu_us_per_call} µs/create), loaders ${createsReplicas.gen_cpu_pct}%, other (PostgreSQL included) ${createsReplicas.other_cpu_pct}%; load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  }
 
   // Where the time goes: CPU profiles of the server under GetSecret, ProjectSecrets,
   // ListSecrets and CreateSecret load.
@@ -213,7 +225,7 @@ async function main() {
 
   const c1p99 = (name) => median(big[name].runs.map((r) => r.p99_ms));
   const c1 = { get_p99_ms: c1p99("get_c1"), echo_p99_ms: c1p99("echo_c1") };
-  const out = buildReport({ generator, small, big, creates, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openPair, openCurve, c1, box, nodeGenEcho, log, nonOk, profiles, audit });
+  const out = buildReport({ generator, small, big, creates, createsReplicas, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openPair, openCurve, c1, box, nodeGenEcho, log, nonOk, profiles, audit });
   if (KEEP) {
     rmSync(path.join(tmpDir, "owner.pid"), { force: true });
     writeFileSync(path.join(tmpDir, "bench-details.json"), JSON.stringify({ machine: mach, out, small, big, fillSmall, fillBig, nodeGenEcho, profiles, log }, null, 2));

@@ -20,4 +20,4 @@ export interface PostgresCluster {
  * With `tls` (PEM file paths), the cluster speaks TLS and refuses plaintext TCP connections.
  * With `passwords`, TCP logins other than the `postgres` superuser's need a password (SCRAM).
  */
-export function startPostgres(options?: { fsync?: boolean; tls?: { cert: string; key: string }; passwords?: boolean }): Promise<PostgresCluster>;
+export function startPostgres(options?: { fsync?: boolean; tls?: { cert: string; key: string }; passwords?: boolean; settings?: Record<string, string | number> }): Promise<PostgresCluster>;

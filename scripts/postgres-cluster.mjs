@@ -20,11 +20,12 @@ function binDir() {
 }
 
 /**
- * @param {{ fsync?: boolean, tls?: { cert: string, key: string }, passwords?: boolean }} [options] fsync off by
+ * @param {{ fsync?: boolean, tls?: { cert: string, key: string }, passwords?: boolean, settings?: Record<string, string | number> }} [options] fsync off by
  * default: a test cluster lives for one file. With `tls`, the server speaks TLS with that
  * certificate and key (PEM files) and refuses every TCP connection that does not. With
  * `passwords`, TCP logins other than the `postgres` superuser's need a password (SCRAM,
- * as a packaged PostgreSQL 15 asks for on `host` lines).
+ * as a packaged PostgreSQL 15 asks for on `host` lines). `settings` adds server settings
+ * (`-c name=value`), e.g. { commit_delay: 1000, commit_siblings: 5 } for the benchmarks.
  */
 export async function startPostgres(options = {}) {
   const bin = binDir();
@@ -43,6 +44,7 @@ export async function startPostgres(options = {}) {
   const port = await freePort();
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]);
   let opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${options.fsync ? "on" : "off"} -c max_connections=200`;
+  for (const [k, v] of Object.entries(options.settings ?? {})) opts += ` -c ${k}=${v}`;
   if (options.tls) {
     // The server reads its key as the cluster's owner and wants it owner-only.
     for (const [name, from] of [["server.crt", options.tls.cert], ["server.key", options.tls.key]]) {

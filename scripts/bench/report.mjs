@@ -34,7 +34,7 @@ export async function databaseSize(url) {
  * The JSON line of the run (docs/BENCHMARKS.md reads its fields): `small` and `big` are the
  * stages at 1,000 and at BIG secrets (scenario → { best, runs }), the rest what main() measured.
  */
-export function buildReport({ generator, small, big, creates, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openPair, openCurve, c1, box, nodeGenEcho, log, nonOk, profiles, audit }) {
+export function buildReport({ generator, small, big, creates, createsReplicas, fillBig, memFull, memMeasured, memBreakdown, dbBytes, openLoop, openEcho, openPair, openCurve, c1, box, nodeGenEcho, log, nonOk, profiles, audit }) {
   const S = small;
   const B = big;
   const v = (st, k, f) => st[k]?.best[f];
@@ -59,6 +59,7 @@ export function buildReport({ generator, small, big, creates, fillBig, memFull, 
     create_rps: creates.rps,
     create_p50_ms: creates.p50_ms,
     create_p99_ms: creates.p99_ms,
+    create_2_replicas_rps: createsReplicas?.rps,
     create_cpu_us_per_call: creates.server_cpu_us_per_call,
     // The fill to BIG secrets, from cold loader processes (warm-up included).
     fill_rps: fillBig.rps,

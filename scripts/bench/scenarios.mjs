@@ -132,13 +132,14 @@ export async function fill(server, tenants, count, pids) {
 
 /**
  * Durable CreateSecret in steady state (SPEC §9): the fill's processes and settings,
- * new unique names over the tenants (prefix `label`).
+ * new unique names over the tenants (prefix `label`). With `ports` (replicas of one
+ * PostgreSQL database), loader process p sends to ports[p % ports.length].
  */
-export async function measureCreates(server, tenants, label, pids) {
+export async function measureCreates(server, tenants, label, pids, ports = [server.port]) {
   await waitQuiet(QUIET_WAIT_S);
   const jobs = Array.from({ length: FILL_PROCS }, (_, p) => ({
     mode: "create",
-    port: server.port,
+    port: ports[p % ports.length],
     connections: FILL_CONNECTIONS_PER_PROC,
     concurrency: CONCURRENCY / FILL_PROCS,
     valueBytes: VALUE_BYTES,
