@@ -31,13 +31,13 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
-import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import * as R from "../sql/rows.js";
 import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
 import { raw, sql, type Sql } from "../sql/sql.js";
 import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
 import { ReadCache } from "../read-cache.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
+import { postgresAuditWrites } from "./postgres-audit-writes.js";
 import { openError, wrap } from "./postgres-errors.js";
 import { migrate } from "./postgres-migrate.js";
 
@@ -82,6 +82,10 @@ export class PostgresStorage implements Storage {
   private readonly cache = new ReadCache();
   /** The feed's LISTEN connection the cached entries were heard under (see cacheLive). */
   private cacheListening = 0;
+  private readonly auditWrites = postgresAuditWrites(
+    { q: (text, values, on) => this.q(text, values, on), tx: (fn) => this.tx(fn) },
+    (seconds) => this.onCommit(seconds),
+  );
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -468,37 +472,7 @@ export class PostgresStorage implements Storage {
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {
-    if (events.length === 0) return;
-    // One statement for the batch (one round trip, one commit); WITH ORDINALITY keeps the
-    // batch's order in the ids it is given.
-    const started = performance.now();
-    const keys = events.map((e) => auditKeysJson(e.keys));
-    // The sizes' sum joins audit_usage in the same statement (--audit-max-bytes).
-    await this.q(
-      `WITH ins AS (
-         INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size)
-         SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer, e.size
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[])
-           WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size, ord)
-         ORDER BY e.ord
-         RETURNING size)
-       UPDATE audit_usage SET bytes = bytes + (SELECT coalesce(sum(size), 0) FROM ins) WHERE id = 1`,
-      [
-        events.map((e) => e.tenant),
-        events.map((e) => e.time),
-        events.map((e) => e.requestId),
-        events.map((e) => e.method),
-        events.map((e) => e.sub),
-        events.map((e) => e.mesh),
-        events.map((e) => e.name),
-        events.map((e) => e.version),
-        keys,
-        events.map((e) => e.code),
-        events.map((e) => e.peer),
-        events.map((e, i) => auditRowBytes(e, keys[i]!)),
-      ],
-    );
-    this.onCommit((performance.now() - started) / 1000);
+    await this.auditWrites.append(events);
   }
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
@@ -507,33 +481,11 @@ export class PostgresStorage implements Storage {
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
-    const r = await this.q<{ n: string }>(
-      `WITH gone AS (DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < $1 ORDER BY time LIMIT $2) RETURNING size)
-       UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
-      [before, limit],
-    );
-    return Number(r.rows[0]?.n ?? 0);
+    return this.auditWrites.prune(before, limit);
   }
 
   async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
-    return this.tx(async (c) => {
-      // The usage row's lock makes replicas prune one at a time (and appends wait for it).
-      const u = await this.q<{ bytes: string }>("SELECT bytes FROM audit_usage WHERE id = 1 FOR UPDATE", [], c);
-      const excess = Number(u.rows[0]?.bytes ?? 0) - maxBytes;
-      if (excess <= 0) return 0;
-      // The oldest events whose sizes, summed in (time, id) order, first cover the excess.
-      const r = await this.q<{ n: string }>(
-        `WITH victims AS (
-           SELECT id FROM (
-             SELECT id, size, sum(size) OVER (ORDER BY time, id) AS acc FROM (SELECT id, size, time FROM audit_events ORDER BY time, id LIMIT $2) o
-           ) w WHERE acc - size < $1),
-         gone AS (DELETE FROM audit_events a USING victims v WHERE a.id = v.id RETURNING a.size)
-         UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
-        [excess, limit],
-        c,
-      );
-      return Number(r.rows[0]?.n ?? 0);
-    });
+    return this.auditWrites.pruneBytes(maxBytes, limit);
   }
 
   /** True when a trivial query answers (health checks). */
