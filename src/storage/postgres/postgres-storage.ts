@@ -210,19 +210,59 @@ export class PostgresStorage implements Storage {
   }
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
-    type Out = "ok" | "exists" | "request-exists";
-    return this.write<Out>(async (c) => {
-      const none = (value: Out) => ({ value, changes: [] });
-      const seen = () => request !== undefined && this.one(SQL.findRequest, { tenant: secret.tenant, sub: request.sub, request_id: request.requestId }, c).then((r) => r !== undefined);
-      if (await seen()) return none("request-exists");
-      if ((await this.count(SQL.insertSecret, R.secretBinds(secret), c)) === 0) {
+    type R = "ok" | "exists" | "request-exists";
+    return this.write<R>(async (c) => {
+      const none = (value: R) => ({ value, changes: [] });
+      if (request) {
+        const seen = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId], c);
+        if (seen.rowCount) return none("request-exists");
+      }
+      const r = await this.q(
+        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         ON CONFLICT (tenant, mesh, name) DO NOTHING`,
+        [
+          secret.uid,
+          secret.tenant,
+          secret.mesh,
+          secret.name,
+          secret.type,
+          secret.description,
+          secret.owner,
+          JSON.stringify(secret.labels),
+          JSON.stringify(secret.annotations),
+          secret.immutable,
+          secret.version,
+          secret.etag,
+          JSON.stringify(secret.keys),
+          secret.createTime,
+          secret.updateTime,
+          secret.expireTime ?? null,
+          R.blob(secret.mac),
+          R.blob(secret.grantsMac),
+        ],
+        c,
+      );
+      if (r.rowCount === 0) {
         // A racing retry with the same id may have taken the name: ON CONFLICT waited for its
         // commit, and this new statement (READ COMMITTED) sees its create_requests row.
-        return none((await seen()) ? "request-exists" : "exists");
+        if (request) {
+          const raced = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId], c);
+          if (raced.rowCount) return none("request-exists");
+        }
+        return none("exists");
       }
       await this.run(SQL.insertVersion, R.versionBinds(version), c);
-      // Two racing retries with one id: the unique key lets one in; the other rolls back.
-      if (request && (await this.count(SQL.insertRequest, R.requestBinds(secret, request), c)) === 0) throw new Rollback("request-exists" as const);
+      if (request) {
+        // Two racing retries with one id: the unique key lets one in; the other rolls back.
+        const ins = await this.q(
+          `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
+          [secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime, R.blob(request.mac)],
+          c,
+        );
+        if (ins.rowCount === 0) throw new Rollback("request-exists" as const);
+      }
       return { value: "ok" as const, changes: [change("secret-created", secret)] };
     });
   }
@@ -372,8 +412,8 @@ export class PostgresStorage implements Storage {
   }
 
   async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
-    type Out = number | "none" | "refused";
-    return this.write(async (c): Promise<{ value: Out; changes: ChangeInput[] }> => {
+    type R = number | "none" | "refused";
+    return this.write(async (c): Promise<{ value: R; changes: ChangeInput[] }> => {
       // Replicas starting together queue on the mark's row; the first clears it, the others find none.
       const mark = await this.q("SELECT id FROM mac_backfill FOR UPDATE", [], c);
       if (mark.rowCount === 0) return { value: "none", changes: [] };
