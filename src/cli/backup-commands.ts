@@ -14,7 +14,7 @@ import type { Command } from "commander";
 import { DB_FILE } from "../storage/open-storage.js";
 import { maskUrl, type Config } from "../config.js";
 import { SecretdError, invalid } from "../errors.js";
-import { openSqliteDatabase } from "../storage/sqlite/sqlite-storage.js";
+import { openSqliteDatabase } from "../storage/sqlite/sqlite-database.js";
 import { backupDatabase, databaseCounts, integrityProblems, isDatabaseInUse, type DatabaseCounts } from "../storage/sqlite/sqlite-maintenance.js";
 import { checkSchema } from "../storage/sqlite/sqlite-schema.js";
 import { printError } from "../client/cli-errors.js";

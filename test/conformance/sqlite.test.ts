@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
 import { ReadCache } from "../../src/storage/read-cache.js";
 import { SqliteAuditWriter } from "../../src/storage/sqlite/sqlite-audit-writer.js";
-import { listAuditSql, SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
+import { SqliteStorage } from "../../src/storage/sqlite/sqlite-storage.js";
+import { listAuditSql } from "../../src/storage/sql/statements.js";
 import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
@@ -320,9 +321,9 @@ describe("sqlite specifics", () => {
       const params = { tenant: "t1", lo: 0, hi: Number.MAX_SAFE_INTEGER, after_time: -1, after_id: -1, mesh: null, name: null, sub: null, meshes: null, limit: 10 };
       const plan = (sql: string, over: object): string =>
         db.prepare<[object], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all({ ...params, ...over }).map((r) => r.detail).join("; ");
-      expect(plan(listAuditSql("sub"), { sub: "sub-1" })).toMatch(/USING INDEX audit_events_tenant_sub_time \(tenant=\? AND sub=\? AND time>\? AND time<\?\)/);
-      expect(plan(listAuditSql("name"), { name: "name-3" })).toMatch(/USING INDEX audit_events_tenant_name_time \(tenant=\? AND name=\? AND time>\? AND time<\?\)/);
-      expect(plan(listAuditSql("sub"), { sub: "sub-1" })).not.toMatch(/TEMP B-TREE/); // the index gives the (time, id) order too
+      expect(plan(listAuditSql("sub").sqlite, { sub: "sub-1" })).toMatch(/USING INDEX audit_events_tenant_sub_time \(tenant=\? AND sub=\? AND time>\? AND time<\?\)/);
+      expect(plan(listAuditSql("name").sqlite, { name: "name-3" })).toMatch(/USING INDEX audit_events_tenant_name_time \(tenant=\? AND name=\? AND time>\? AND time<\?\)/);
+      expect(plan(listAuditSql("sub").sqlite, { sub: "sub-1" })).not.toMatch(/TEMP B-TREE/); // the index gives the (time, id) order too
       db.close();
       expect((await st.listAudit("t1", { after: undefined, limit: 100, sub: "sub-1" })).map((e) => e.time)).toEqual([1, 6, 11, 16, 21, 26, 31, 36, 41, 46]);
       expect((await st.listAudit("t1", { after: undefined, limit: 100, name: "name-3", sub: "sub-0" })).map((e) => e.time)).toEqual([10, 45]);

@@ -1,10 +1,8 @@
 /**
- * Issue #16 item 13 on PostgreSQL: someone with SQL access to the database (a DBA, a
- * leaked connection string) but no KEK edits rows behind two secretd replicas. Each edit
- * of row-integrity.test.ts, done in plain SQL on the shared database, must answer
- * DATA_LOSS for the secret touched through either replica, leave it out of listings, and
- * leave every other secret served. Then replicas starting together on a database whose
- * rows predate row MACs give every row its MAC exactly once.
+ * The row-integrity suite (row-integrity-suite.ts) on PostgreSQL: the database behind two
+ * secretd replicas, edited in plain SQL on the shared database. Then PostgreSQL's own
+ * cases: grant writes racing through both replicas, and replicas starting together on a
+ * database whose rows predate row MACs give every row its MAC exactly once.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -12,11 +10,11 @@ import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ALICE, BOB, MALLORY, M, codeOf, listed, read, sleep } from "./row-integrity-suite.js";
+import { ALICE, BOB, M, codeOf, listed, read, runRowIntegritySuite } from "./row-integrity-suite.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import type { Sql } from "../../src/storage/sql/sql.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-
 
 let cluster: PostgresCluster;
 beforeAll(async () => {
@@ -24,111 +22,36 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => cluster?.stop());
 
-describe("plain SQL edits on the PostgreSQL database behind two replicas", () => {
-  let a: TestServer;
-  let b: TestServer;
-  let sql: pg.Client;
-  let alice: string;
-  let mallory: string;
-  let bob: string;
-  let savedReplayRow: Record<string, unknown>;
-
-  const uidOf = async (name: string): Promise<string> =>
-    (await sql.query<{ uid: string }>("SELECT uid FROM secrets WHERE tenant = 'acme' AND mesh = $1 AND name = $2", [M, name])).rows[0]!.uid;
-  const create = (name: string, extra: object = {}): Promise<Secret> => a.call<Secret>("createSecret", { mesh: M, name, stringData: { v: `${name}-v1` }, ...extra }, alice);
-
-  beforeAll(async () => {
-    const url = await cluster.createDatabase();
-    a = await startTestServer({ databaseUrl: url });
-    b = await startTestServer({ databaseUrl: url, dataDir: a.dataDir }); // same KEK and JWT key
-    sql = new pg.Client({ connectionString: url });
-    await sql.connect();
-    [alice, mallory, bob] = await Promise.all([a.token(ALICE), a.token(MALLORY), a.token(BOB)]);
-    for (const n of ["keep", "owned", "granted", "nulled", "copied-mac", "deleted-grant"]) await create(n);
-    await create("frozen", { immutable: true });
-    await create("expired", { expireTime: new Date(Date.now() + 1500) });
-    await create("widened", { stringData: { a: "widened-a", b: "widened-b" } });
-    await create("revived");
-    await create("req-a", { requestId: "req-1" });
-    await create("req-b");
-    for (const n of ["rollback", "replay"]) {
-      const v1 = await create(n);
-      if (n === "replay") savedReplayRow = (await sql.query("SELECT * FROM secrets WHERE uid = $1", [await uidOf(n)])).rows[0] as Record<string, unknown>;
-      await b.call("updateSecret", { mesh: M, name: n, etag: v1.etag, stringData: { v: `${n}-v2` } }, alice);
-    }
-    const grant = (name: string, permission: Permission, extra: object = {}) => b.call("grantAccess", { mesh: M, name, subject: "user:bob", permission, ...extra }, alice);
-    await grant("widened", Permission.PERMISSION_READ, { keys: ["a"] });
-    await grant("revived", Permission.PERMISSION_READ, { expireTime: new Date(Date.now() + 1500) });
-    await grant("deleted-grant", Permission.PERMISSION_READ);
-    await sleep(1600); // "expired" and bob's grant on "revived" are past their expire_time now
-  }, 60_000);
-
-  afterAll(async () => {
-    await sql?.end();
-    await b?.stop();
-    await a?.stop();
-  });
-
-  it("when nothing was touched, then both replicas answer as the rows say", async () => {
-    for (const s of [a, b]) {
-      expect(await read(s, alice, "rollback")).toBe("rollback-v2");
-      expect(await read(s, alice, "replay")).toBe("replay-v2");
-      expect(await read(s, mallory, "owned")).toBe(status.NOT_FOUND);
-      expect(await read(s, bob, "widened", { key: "a" })).toBe("widened-a");
-      expect(await read(s, bob, "revived")).toBe(status.NOT_FOUND);
-      expect(await read(s, alice, "expired")).toBe(status.FAILED_PRECONDITION);
-      expect(await read(s, bob, "deleted-grant")).toBe("deleted-grant-v1");
-      expect(await listed(s, mallory)).toEqual([]);
-    }
-  });
-
-  it("when rows are edited by plain SQL, then DATA_LOSS for those secrets only through either replica, they leave listings, and every other secret is still served", async () => {
-    const u = uidOf;
-    await sql.query("UPDATE secrets SET version = 1 WHERE uid = $1", [await u("rollback")]);
-    // An older genuine copy of the whole row, its MAC included, while the newer version is stored.
-    const cols = Object.keys(savedReplayRow).filter((c) => c !== "uid");
-    await sql.query(`UPDATE secrets SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")} WHERE uid = $1`, [savedReplayRow.uid, ...cols.map((c) => savedReplayRow[c])]);
-    await sql.query("UPDATE secrets SET owner = 'mallory' WHERE uid = $1", [await u("owned")]);
-    await sql.query("INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time) VALUES ($1, 'user:mallory', 2, '[]', NULL, 'alice', 1)", [await u("granted")]);
-    await sql.query("UPDATE grants SET permission = 4, keys = '[]' WHERE secret_uid = $1 AND subject = 'user:bob'", [await u("widened")]);
-    await sql.query("UPDATE grants SET expire_time = NULL WHERE secret_uid = $1 AND subject = 'user:bob'", [await u("revived")]);
-    await sql.query("DELETE FROM grants WHERE secret_uid = $1", [await u("deleted-grant")]);
-    await sql.query("UPDATE secrets SET immutable = false WHERE uid = $1", [await u("frozen")]);
-    await sql.query("UPDATE secrets SET expire_time = NULL WHERE uid = $1", [await u("expired")]);
-    await sql.query("UPDATE secrets SET mac = NULL WHERE uid = $1", [await u("nulled")]);
-    // Another row's genuine MAC does not fit: it is bound to that row's uid and fields.
-    await sql.query("UPDATE secrets SET mac = (SELECT mac FROM secrets WHERE name = 'keep') WHERE uid = $1", [await u("copied-mac")]);
-    await sql.query("UPDATE create_requests SET secret_uid = $1 WHERE request_id = 'req-1'", [await u("req-b")]);
-
-    for (const s of [a, b]) {
-      expect(await read(s, alice, "rollback")).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "rollback", { version: 1 })).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "replay")).toBe(status.DATA_LOSS);
-      expect(await read(s, mallory, "owned")).toBe(status.DATA_LOSS);
-      expect(await read(s, mallory, "granted")).toBe(status.DATA_LOSS);
-      expect(await read(s, bob, "widened", { key: "b" })).toBe(status.DATA_LOSS);
-      expect(await read(s, bob, "revived")).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "deleted-grant")).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "expired")).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "nulled")).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "copied-mac")).toBe(status.DATA_LOSS);
-      expect(await codeOf(s.call("updateSecret", { mesh: M, name: "frozen", etag: "any", stringData: { v: "x" } }, alice))).toBe(status.DATA_LOSS);
-      expect(await codeOf(s.call("grantAccess", { mesh: M, name: "granted", subject: "user:eve", permission: Permission.PERMISSION_READ }, alice))).toBe(status.DATA_LOSS);
-      expect(await codeOf(s.call("createSecret", { mesh: M, name: "req-a", stringData: { v: "req-a-v1" }, requestId: "req-1" }, alice))).toBe(status.DATA_LOSS);
-      expect(await codeOf(s.call("projectSecrets", { mesh: M, items: [{ name: "revived" }] }, bob))).toBe(status.DATA_LOSS);
-      expect(await read(s, alice, "keep")).toBe("keep-v1");
-      expect(await read(s, alice, "req-b")).toBe("req-b-v1");
-      expect(await listed(s, mallory)).toEqual([]);
-      expect(await listed(s, bob)).toEqual([]);
-      const mine = await listed(s, alice);
-      expect(mine).toEqual(expect.arrayContaining(["keep", "req-a", "req-b", "granted", "widened", "revived", "deleted-grant"]));
-      for (const n of ["rollback", "replay", "frozen", "expired", "nulled", "copied-mac", "owned"]) expect(mine).not.toContain(n);
-    }
-    expect(a.logs.some((l) => l.includes("failed to authenticate") && l.includes('"name":"frozen"'))).toBe(true);
-    // Writes go on, through both.
-    await create("after");
-    expect(await read(b, alice, "after")).toBe("after-v1");
-  });
+runRowIntegritySuite("PostgreSQL, two replicas", async () => {
+  const url = await cluster.createDatabase();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "secretd-pg-rows-"));
+  // One data dir for both replicas: the same KEK and JWT key.
+  const start = (): Promise<TestServer> => startTestServer({ databaseUrl: url, dataDir });
+  const servers = [await start(), await start()];
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return {
+    servers,
+    doctorArgs: ["--data-dir", dataDir, "--database-url", url],
+    async edit(edits) {
+      await client.query("BEGIN");
+      for (const [q, binds] of edits) await client.query(q.pg, q.values(binds));
+      await client.query("COMMIT");
+    },
+    async rows<T>(q: Sql, binds: object = {}): Promise<T[]> {
+      return (await client.query(q.pg, q.values(binds))).rows as T[];
+    },
+    async restart(between) {
+      for (const s of servers.splice(0)) await s.stop();
+      await between();
+      servers.push(await start(), await start());
+    },
+    async close() {
+      await client.end();
+      for (const s of servers) await s.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 });
 
 describe("grant writes racing through two replicas", () => {

@@ -8,7 +8,7 @@
 import pg from "pg";
 import type { SealedVersionRow } from "../sqlite/sqlite-maintenance.js";
 import { PG_MIGRATIONS } from "./migrations.js";
-import { noPasswordError, wrap } from "./postgres-storage.js";
+import { noPasswordError, wrap } from "./postgres-errors.js";
 
 /** Versions fetched per round trip while walking (keyset on the primary key). */
 const PAGE = 500;

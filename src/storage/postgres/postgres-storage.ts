@@ -1,9 +1,10 @@
 /**
  * The scale-out back-end: PostgreSQL through a `pg` pool, so several stateless secretd
  * replicas serve one data set. Same contract as SQLite (the conformance suite runs
- * against both): uniqueness per scope by a unique index (INSERT … ON CONFLICT, never
- * check-then-insert), compare-and-set on etag in the UPDATE's WHERE, multi-row reads in
- * one REPEATABLE READ snapshot. A database that cannot be reached answers UNAVAILABLE.
+ * against both), and the same statements and rules (storage/sql/), run asynchronously:
+ * uniqueness per scope by a unique index (INSERT … ON CONFLICT, never check-then-insert),
+ * compare-and-set on etag in the UPDATE's WHERE, multi-row reads in one REPEATABLE READ
+ * snapshot. A database that cannot be reached answers UNAVAILABLE.
  */
 import pg from "pg";
 import { SecretdError } from "../../errors.js";
@@ -32,14 +33,18 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
-import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
-import { SECRET_COLUMNS, blob, num, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
-import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
-import { migrate as runMigrations, schemaMigrationsSql } from "../sql/migrate.js";
 import { ROTATION_COLUMNS, rotationValues, toRotation, type RotationRecord } from "../sql/rotation-rows.js";
-import { PG_MIGRATIONS } from "./migrations.js";
+import * as R from "../sql/rows.js";
+import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
+import { raw, sql, type Sql } from "../sql/sql.js";
+import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
 import { ReadCache } from "../read-cache.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
+import { postgresAuditWrites } from "./postgres-audit-writes.js";
+import { openError, wrap } from "./postgres-errors.js";
+import { migrate } from "./postgres-migrate.js";
+
+export { noPasswordError, wrap } from "./postgres-errors.js";
 
 export interface PostgresOptions {
   /** Connections in the pool (default 10). */
@@ -54,92 +59,23 @@ export interface PostgresOptions {
   readonly onCommit?: (seconds: number) => void;
 }
 
-/** Any advisory-lock key will do as long as every replica uses the same one. */
-const MIGRATION_LOCK = 0x5ec7e7d;
-
-interface VersionRecord {
-  v_version: string | null;
-  v_keys: string | null;
-  v_dek: Buffer | null;
-  v_payload: Buffer | null;
-  v_create_time: string | null;
-  v_mac: Buffer | null;
-}
-
-/** The newest stored version of the row's uid (0 when none): a current pointer below it is a rollback. */
-interface LatestVersion {
-  latest_version: string;
-}
-
-/** A backwards index scan on the primary key (uid, version). */
-const LATEST_VERSION = "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version";
-
 /** Every grant of the row's secret as one JSON array (bigints as JSON numbers). */
 const GRANTS_JSON = `(SELECT COALESCE(json_agg(json_build_object('secret_uid', g.secret_uid, 'subject', g.subject, 'permission', g.permission,
            'keys', g.keys, 'expire_time', g.expire_time, 'granted_by', g.granted_by, 'create_time', g.create_time)
          ORDER BY g.subject, g.permission), '[]'::json)
     FROM grants g WHERE g.secret_uid = s.uid)`;
 
-
-/** SQLSTATE classes that mean "the database is not there right now", not "the request is wrong". */
-function isUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e.code === "string" ? e.code : "";
-  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
-  // 08: connection exception; 57P01-03: admin shutdown, crash shutdown, cannot connect now; 53300: too many connections.
-  if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
-  const msg = typeof e.message === "string" ? e.message : "";
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
-}
-
-/** A pg error as the one vocabulary: UNAVAILABLE when the database is not there, INTERNAL otherwise (cause kept, never sent). */
-export function wrap(err: unknown): SecretdError {
-  if (err instanceof SecretdError) return err;
-  if (isUnavailable(err)) return new SecretdError("UNAVAILABLE", "the database is unreachable", { cause: err });
-  if ((err as { code?: unknown }).code === "57014") return new SecretdError("UNAVAILABLE", "the database did not answer in time", { cause: err });
-  return new SecretdError("INTERNAL", "database error", { cause: err });
-}
-
-/**
- * The server asked for a password (SCRAM, PostgreSQL's default) and the URL carries none:
- * the driver's own words ("SASL: … client password must be a string") say neither.
- */
-export function noPasswordError(err: unknown): SecretdError | undefined {
-  const message = err instanceof Error ? err.message : "";
-  if (!/client password must be a string/.test(message)) return undefined;
-  return new SecretdError(
-    "FAILED_PRECONDITION",
-    "cannot open the PostgreSQL database: the database URL has no password, and the server asks for one: " +
-      "give it in the URL (postgres://USER:PASSWORD@HOST/DB), set through SECRETD_DATABASE_URL or --config rather than on the command line",
-    { cause: err },
-  );
-}
-
-/**
- * Why the database could not be opened at start, in words an operator can act on: the
- * driver's and the server's own message (a TLS verification failure, a pg_hba refusal, an
- * unknown database), which name hosts, users and databases but never the password.
- */
-function openError(err: unknown): SecretdError {
-  if (err instanceof SecretdError) return err;
-  const missing = noPasswordError(err);
-  if (missing !== undefined) return missing;
-  const message = err instanceof Error ? err.message.slice(0, 500) : "unknown error";
-  const code = isUnavailable(err) ? "UNAVAILABLE" : "FAILED_PRECONDITION";
-  return new SecretdError(code, `cannot open the PostgreSQL database: ${message}`, { cause: err });
-}
+/** PostgreSQL's renderings of the shared reads: the secrets' grants come along in the same statement. */
+const READ_MANY = secretWithVersionSql(sql`${raw(`, ${GRANTS_JSON} AS grants`)}`);
+const LIST = listSecretsSql(false);
+/** A non-owner sees a row through a grant: its grants come along (one snapshot), so the row-MAC check can decide visibility again on the authenticated set. */
+const LIST_VISIBLE = listSecretsSql(true, sql`, CASE WHEN s.owner = ${"owner"} THEN NULL ELSE ${raw(GRANTS_JSON)} END AS grants`);
+const LIST_AUDIT = { time: listAuditSql("time"), sub: listAuditSql("sub"), name: listAuditSql("name") };
 
 type Queryable = Pick<pg.PoolClient, "query">;
+type Binds = Record<string, unknown>;
 
-/**
- * Watches of dead replicas removed per renewal, each with its sources (at most 256):
- * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
- */
-const PRUNE_WATCHES = 4;
-
-type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
-
-function change(kind: ChangeInput["kind"], s: Identity): ChangeInput {
+function change(kind: ChangeInput["kind"], s: R.Identity): ChangeInput {
   return { kind, tenant: s.tenant, mesh: s.mesh, name: s.name, uid: s.uid };
 }
 
@@ -221,6 +157,10 @@ export class PostgresStorage implements Storage {
   private readonly batchesInFlight = new Set<Promise<void>>();
   /** The feed's LISTEN connection the cached entries were heard under (see cacheLive). */
   private cacheListening = 0;
+  private readonly auditWrites = postgresAuditWrites(
+    { q: (text, values, on) => this.q(text, values, on), tx: (fn) => this.tx(fn) },
+    (seconds) => this.onCommit(seconds),
+  );
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -331,17 +271,17 @@ export class PostgresStorage implements Storage {
     return value;
   }
 
-  private async uidIdentity(c: Queryable, uid: string): Promise<Identity | undefined> {
-    const r = await this.q<Identity>("SELECT tenant, mesh, name, uid FROM secrets WHERE uid = $1", [uid], c);
-    return r.rows[0];
+  /** Runs one shared statement (pg's rendering, its values in order). */
+  private run<T extends pg.QueryResultRow = pg.QueryResultRow>(s: Sql, binds: Binds = {}, on: Queryable = this.pool): Promise<pg.QueryResult<T>> {
+    return this.q<T>(s.pg, s.values(binds), on);
   }
 
-  private async insertVersion(c: Queryable, v: VersionRow): Promise<void> {
-    await this.q(
-      "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-      [v.uid, v.version, JSON.stringify(v.keys), Buffer.from(v.dek), Buffer.from(v.payload), v.createTime, blob(v.mac)],
-      c,
-    );
+  private async one<T extends pg.QueryResultRow>(s: Sql, binds: Binds, on: Queryable = this.pool): Promise<T | undefined> {
+    return (await this.run<T>(s, binds, on)).rows[0];
+  }
+
+  private async count(s: Sql, binds: Binds, on: Queryable = this.pool): Promise<number> {
+    return (await this.run(s, binds, on)).rowCount ?? 0;
   }
 
   /**
@@ -380,17 +320,17 @@ export class PostgresStorage implements Storage {
       secret.createTime,
       secret.updateTime,
       secret.expireTime ?? null,
-      blob(secret.mac),
-      blob(secret.grantsMac),
+      R.blob(secret.mac),
+      R.blob(secret.grantsMac),
       version.version,
       JSON.stringify(version.keys),
       Buffer.from(version.dek),
       Buffer.from(version.payload),
       version.createTime,
-      blob(version.mac),
+      R.blob(version.mac),
       Date.now(),
     ];
-    if (request) values.push(request.sub, request.requestId, request.fingerprint, blob(request.mac));
+    if (request) values.push(request.sub, request.requestId, request.fingerprint, R.blob(request.mac));
     let row: { seen: boolean; xid: string | null };
     try {
       const r = await this.pool.query<{ seen: boolean; xid: string | null }>({ name: request ? "secretd-create-request" : "secretd-create", text: request ? CREATE_WITH_REQUEST : CREATE, values });
@@ -465,14 +405,14 @@ export class PostgresStorage implements Storage {
           col((p) => p.secret.createTime),
           col((p) => p.secret.updateTime),
           col((p) => p.secret.expireTime ?? null),
-          col((p) => blob(p.secret.mac)),
-          col((p) => blob(p.secret.grantsMac)),
+          col((p) => R.blob(p.secret.mac)),
+          col((p) => R.blob(p.secret.grantsMac)),
           col((p) => p.version.version),
           col((p) => JSON.stringify(p.version.keys)),
           col((p) => Buffer.from(p.version.dek)),
           col((p) => Buffer.from(p.version.payload)),
           col((p) => p.version.createTime),
-          col((p) => blob(p.version.mac)),
+          col((p) => R.blob(p.version.mac)),
           Date.now(),
         ],
       });
@@ -488,44 +428,14 @@ export class PostgresStorage implements Storage {
   }
 
   async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = await this.q<{ sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-      "SELECT sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3",
-      [tenant, sub, requestId],
-    );
-    const row = r.rows[0];
-    return row ? { sub: row.sub, requestId: row.request_id, secretUid: row.secret_uid, fingerprint: row.fingerprint, mac: row.mac ?? undefined } : undefined;
+    const r = await this.one<R.RequestRecord>(SQL.findRequest, { tenant, sub, request_id: requestId });
+    return r && R.toRequest(r);
   }
 
-  /**
-   * Secrets of one scope with one version each (0 = current) and their grants, in ONE
-   * statement: one snapshot without a transaction, one round trip (GetSecret's hot path).
-   */
+  /** Secrets of one scope with one version each (0 = current) and their grants, in ONE statement: one snapshot, one round trip. */
   private async readMany(scope: Scope, names: readonly string[], version: number): Promise<Map<string, SecretWithVersion>> {
-    const r = await this.q<SecretRecord & VersionRecord & LatestVersion & { grants: GrantRecord[] }>(
-      `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time,
-         v.mac AS v_mac, ${LATEST_VERSION}, ${GRANTS_JSON} AS grants
-       FROM secrets s LEFT JOIN secret_versions v
-         ON v.uid = s.uid AND v.version = CASE WHEN $4::bigint = 0 THEN s.version ELSE $4::bigint END
-       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name = ANY($3::text[])`,
-      [scope.tenant, scope.mesh, [...names], version],
-    );
-    const out = new Map<string, SecretWithVersion>();
-    for (const rec of r.rows) {
-      const v: VersionRow | undefined =
-        rec.v_version === null
-          ? undefined
-          : {
-              uid: rec.uid,
-              version: num(rec.v_version),
-              keys: JSON.parse(rec.v_keys!) as string[],
-              dek: rec.v_dek!,
-              payload: rec.v_payload!,
-              createTime: num(rec.v_create_time!),
-              mac: rec.v_mac ?? undefined,
-            };
-      out.set(rec.name, { secret: toSecret(rec), version: v, grants: rec.grants.map(toGrant), latestVersion: num(rec.latest_version) });
-    }
-    return out;
+    const r = await this.run<R.SecretRecord & R.JoinedVersionRecord & R.LatestVersion & { grants: R.GrantRecord[] }>(READ_MANY, { tenant: scope.tenant, mesh: scope.mesh, names: [...names], version });
+    return new Map(r.rows.map((rec) => [rec.name, R.toSecretWithVersion(rec, rec.grants)]));
   }
 
   async readSecret(scope: Scope, name: string, version: number, fresh = false): Promise<SecretWithVersion | undefined> {
@@ -554,29 +464,18 @@ export class PostgresStorage implements Storage {
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
-    const params: unknown[] = [scope.tenant, scope.mesh, q.afterName, q.type ?? null, q.expireBefore ?? null, q.limit];
-    let visible = "";
-    // A non-owner sees a row through a grant: its grants come along (one snapshot), so
-    // the row-MAC check can decide visibility again on the authenticated set.
-    let grants = "";
-    if (q.visibleTo) {
-      grants = `, CASE WHEN s.owner = $7 THEN NULL ELSE ${GRANTS_JSON} END AS grants`;
-      params.push(q.visibleTo.owner, [...q.visibleTo.subjects], q.visibleTo.now);
-      visible = `AND (s.owner = $7 OR EXISTS (
-          SELECT 1 FROM grants g WHERE g.secret_uid = s.uid AND g.subject = ANY($8::text[])
-            AND (g.expire_time IS NULL OR g.expire_time > $9)))`;
-    }
-    const r = await this.q<SecretRecord & LatestVersion & { grants?: GrantRecord[] | null }>(
-      `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION}${grants} FROM secrets s
-       WHERE s.tenant = $1 AND s.mesh = $2 AND s.name > $3 AND ($4::text IS NULL OR s.type = $4)
-         AND ($5::bigint IS NULL OR s.expire_time <= $5) ${visible}
-       ORDER BY s.name LIMIT $6`,
-      params,
-    );
-    return r.rows.map((rec): ListedSecret => {
-      const listed = { ...toSecret(rec), latestVersion: num(rec.latest_version) };
-      return rec.grants === undefined || rec.grants === null ? listed : { ...listed, grants: rec.grants.map(toGrant) };
+    const params = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
+    const v = q.visibleTo;
+    const r = await (v ? this.run(LIST_VISIBLE, { ...params, owner: v.owner, subjects: [...v.subjects], now: v.now }) : this.run(LIST, params));
+    return (r.rows as Array<R.SecretRecord & R.LatestVersion & { grants?: R.GrantRecord[] | null }>).map((rec): ListedSecret => {
+      const listed = { ...R.toSecret(rec), latestVersion: R.num(rec.latest_version ?? 0) };
+      return rec.grants === undefined || rec.grants === null ? listed : { ...listed, grants: rec.grants.map(R.toGrant) };
     });
+  }
+
+  /** A compare-and-set that matched no row: "conflict" when the row is there, "missing" when gone. */
+  private async notApplied(c: Queryable, uid: string): Promise<{ value: "conflict" | "missing"; changes: [] }> {
+    return { value: conflictOrMissing((await this.one(SQL.identity, { uid }, c)) !== undefined), changes: [] };
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
@@ -588,50 +487,23 @@ export class PostgresStorage implements Storage {
 
   /** updateSecret's writes, inside the caller's transaction (RotateSecret's too). */
   private async applyUpdate(c: Queryable, next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
-    const r = await this.q(
-      `UPDATE secrets SET description = $3, labels = $4, annotations = $5, version = $6, etag = $7, keys = $8, update_time = $9, expire_time = $10, mac = $11
-       WHERE uid = $1 AND etag = $2`,
-      [
-        next.uid,
-        expectEtag,
-        next.description,
-        JSON.stringify(next.labels),
-        JSON.stringify(next.annotations),
-        next.version,
-        next.etag,
-        JSON.stringify(next.keys),
-        next.updateTime,
-        next.expireTime ?? null,
-        blob(next.mac),
-      ],
-      c,
-    );
-    if (r.rowCount === 0) {
-      const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [next.uid], c);
-      return conflictOrMissing((e.rowCount ?? 0) > 0);
-    }
-    await this.insertVersion(c, version);
-    await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version <= $2", [next.uid, version.version - maxVersions], c);
+    if ((await this.count(SQL.updateSecret, { ...R.secretBinds(next), expect_etag: expectEtag }, c)) === 0) return (await this.notApplied(c, next.uid)).value;
+    await this.run(SQL.insertVersion, R.versionBinds(version), c);
+    await this.run(SQL.pruneVersions, { uid: next.uid, version: version.version - maxVersions }, c);
     return "ok";
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
     return this.write(async (c) => {
-      const r = await this.q<Identity>("DELETE FROM secrets WHERE uid = $1 AND ($2::text IS NULL OR etag = $2) RETURNING tenant, mesh, name, uid", [uid, etag ?? null], c);
-      const gone = r.rows[0];
+      const gone = await this.one<R.Identity>(SQL.deleteSecret, { uid, etag: etag ?? null }, c);
       if (gone) return { value: "ok" as const, changes: [change("secret-deleted", gone)] };
-      const e = await this.q("SELECT 1 FROM secrets WHERE uid = $1", [uid], c);
-      return { value: conflictOrMissing((e.rowCount ?? 0) > 0), changes: [] };
+      return this.notApplied(c, uid);
     });
   }
 
-  /**
-   * The secret row, locked for this transaction: grant writes on one secret serialize on
-   * it, so a guard's compare-and-set on grants_mac sees the last committed set.
-   */
-  private async lockGrants(c: Queryable, uid: string): Promise<(Identity & { grants_mac: Buffer | null }) | undefined> {
-    const r = await this.q<Identity & { grants_mac: Buffer | null }>("SELECT tenant, mesh, name, uid, grants_mac FROM secrets WHERE uid = $1 FOR UPDATE", [uid], c);
-    return r.rows[0];
+  /** The secret row, locked for this transaction (see SQL.grantsMacOf). */
+  private lockGrants(c: Queryable, uid: string): Promise<(R.Identity & { grants_mac: Buffer | null }) | undefined> {
+    return this.one(SQL.grantsMacOf, { uid }, c);
   }
 
   async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
@@ -639,15 +511,8 @@ export class PostgresStorage implements Storage {
       const s = await this.lockGrants(c, g.secretUid);
       const decision = grantGuard(s, guard);
       if (decision !== "write" || s === undefined) return { value: decision === "write" ? ("missing" as const) : decision, changes: [] };
-      await this.q(
-        `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
-           keys = excluded.keys, expire_time = excluded.expire_time, granted_by = excluded.granted_by, create_time = excluded.create_time`,
-        [g.secretUid, g.subject, g.level, JSON.stringify(g.keys), g.expireTime ?? null, g.grantedBy, g.createTime],
-        c,
-      );
-      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [g.secretUid, Buffer.from(guard.next)], c);
+      await this.run(SQL.putGrant, R.grantBinds(g), c);
+      if (guard) await this.run(SQL.setGrantsMac, { uid: g.secretUid, next: Buffer.from(guard.next) }, c);
       return { value: "ok" as const, changes: [change("grant-put", s)] };
     });
   }
@@ -658,72 +523,42 @@ export class PostgresStorage implements Storage {
       const s = await this.lockGrants(c, secretUid);
       const decision = grantGuard(s, guard);
       if (decision !== "write" || s === undefined) return none(decision === "conflict" ? "conflict" : 0);
-      const r = await this.q("DELETE FROM grants WHERE secret_uid = $1 AND subject = $2 AND ($3::int IS NULL OR permission = $3)", [secretUid, subject, level ?? null], c);
-      const removed = r.rowCount ?? 0;
+      const removed = await this.count(SQL.deleteGrants, { uid: secretUid, subject, level: level ?? null }, c);
       if (removed === 0) return none(0);
-      if (guard) await this.q("UPDATE secrets SET grants_mac = $2 WHERE uid = $1", [secretUid, Buffer.from(guard.next)], c);
+      if (guard) await this.run(SQL.setGrantsMac, { uid: secretUid, next: Buffer.from(guard.next) }, c);
       return { value: removed, changes: [change("grant-revoked", s)] };
     });
   }
 
   async readGrants(secretUid: string): Promise<GrantSet | undefined> {
-    const r = await this.q<{ grants_mac: Buffer | null; grants: GrantRecord[] }>(`SELECT s.grants_mac, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid = $1`, [secretUid]);
+    const r = await this.q<{ grants_mac: Buffer | null; grants: R.GrantRecord[] }>(`SELECT s.grants_mac, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid = $1`, [secretUid]);
     const row = r.rows[0];
-    return row ? { grants: row.grants.map(toGrant), grantsMac: row.grants_mac ?? undefined } : undefined;
+    return row ? { grants: row.grants.map(R.toGrant), grantsMac: row.grants_mac ?? undefined } : undefined;
   }
 
   /** Secrets after `afterUid` with every MAC-covered row, read in the caller's snapshot. */
-  private async macRowsAfter(c: Queryable, afterUid: string, limit: number | null): Promise<MacRows[]> {
-    const secrets = await this.q<SecretRecord & { grants: GrantRecord[] }>(
-      `SELECT ${SECRET_COLUMNS}, ${GRANTS_JSON} AS grants FROM secrets s WHERE s.uid > $1 ORDER BY s.uid LIMIT $2`,
-      [afterUid, limit],
-      c,
-    );
-    const uids = secrets.rows.map((r) => r.uid);
-    if (uids.length === 0) return [];
-    const versions = await this.q<{ uid: string; version: string; keys: string; create_time: string; mac: Buffer | null }>(
-      "SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ANY($1::text[]) ORDER BY uid, version",
-      [uids],
-      c,
-    );
-    const requests = await this.q<{ tenant: string; sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-      "SELECT tenant, sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ANY($1::text[]) ORDER BY tenant, sub, request_id",
-      [uids],
-      c,
-    );
-    const byUid = new Map<string, { versions: MacRows["versions"][number][]; requests: MacRows["requests"][number][] }>();
-    for (const uid of uids) byUid.set(uid, { versions: [], requests: [] });
-    for (const v of versions.rows) {
-      byUid.get(v.uid)?.versions.push({ uid: v.uid, version: num(v.version), keys: JSON.parse(v.keys) as string[], createTime: num(v.create_time), mac: v.mac ?? undefined });
-    }
-    for (const q of requests.rows) {
-      byUid.get(q.secret_uid)?.requests.push({ tenant: q.tenant, sub: q.sub, requestId: q.request_id, secretUid: q.secret_uid, fingerprint: q.fingerprint, mac: q.mac ?? undefined });
-    }
-    return secrets.rows.map((r) => ({ secret: toSecret(r), grants: r.grants.map(toGrant), ...byUid.get(r.uid)! }));
+  private async macRowsAfter(c: Queryable, afterUid: string, limit: number): Promise<MacRows[]> {
+    const secrets = (await this.run<R.SecretRecord>(SQL.secretsByUid, { after: afterUid, limit }, c)).rows;
+    if (secrets.length === 0) return [];
+    const uids = { uids: secrets.map((s) => s.uid) };
+    const [grants, versions, requests] = [
+      await this.run<R.GrantRecord>(SQL.grantsOfMany, uids, c),
+      await this.run<R.VersionMetaRecord>(SQL.versionMetasOfMany, uids, c),
+      await this.run<R.RequestRecord>(SQL.requestsOfMany, uids, c),
+    ];
+    return R.toMacRows(secrets, grants.rows, versions.rows, requests.rows);
   }
 
   async listMacRows(afterUid: string, limit: number): Promise<MacRows[]> {
     return this.tx((c) => this.macRowsAfter(c, afterUid, limit), "REPEATABLE READ");
   }
 
-  /**
-   * Inside the caller's write transaction, each a compare-and-set on the old bytes; each
-   * secret whose secret, grant-set or version MAC changed gets one "secret-rekeyed" change.
-   */
+  /** Inside the caller's write transaction: each MAC compare-and-set, then one "secret-rekeyed" change per secret re-keyed. */
   private async applyMacs(c: Queryable, replacements: readonly MacReplacement[]): Promise<{ value: number; changes: ChangeInput[] }> {
     const touched = new Rekeyed();
     for (const r of replacements) {
-      const { old, next } = macSwap(r);
-      let res;
-      if (r.kind === "request") {
-        res = await this.q("UPDATE create_requests SET mac = $3 WHERE tenant = $1 AND request_id = $2 AND sub = $5 AND mac IS NOT DISTINCT FROM $4::bytea", [r.tenant, r.requestId, next, old, r.sub], c);
-      } else if (r.kind === "version") {
-        res = await this.q("UPDATE secret_versions SET mac = $3 WHERE uid = $1 AND version = $2 AND mac IS NOT DISTINCT FROM $4::bytea", [r.uid, r.version, next, old], c);
-      } else {
-        const column = r.kind === "grants" ? "grants_mac" : "mac";
-        res = await this.q(`UPDATE secrets SET ${column} = $2 WHERE uid = $1 AND ${column} IS NOT DISTINCT FROM $3::bytea`, [r.uid, next, old], c);
-      }
-      touched.note(macUid(r), res.rowCount ?? 0);
+      const m = macStatement(r);
+      touched.note(m.uid, await this.count(m.sql, m.binds, c));
     }
     return { value: touched.applied, changes: await this.rekeyedChanges(c, touched) };
   }
@@ -731,7 +566,7 @@ export class PostgresStorage implements Storage {
   private async rekeyedChanges(c: Queryable, rekeyed: Rekeyed): Promise<ChangeInput[]> {
     const changes: ChangeInput[] = [];
     for (const uid of rekeyed.uids) {
-      const s = await this.uidIdentity(c, uid);
+      const s = await this.one<R.Identity>(SQL.identity, { uid }, c);
       if (s) changes.push(change("secret-rekeyed", s));
     }
     return changes;
@@ -751,24 +586,18 @@ export class PostgresStorage implements Storage {
       // Writers of any other process (an older secretd still running) wait until this commits.
       await this.q("LOCK TABLE secrets, grants, secret_versions, create_requests IN SHARE ROW EXCLUSIVE MODE", [], c);
       // Migration 3 leaves the mark (see backfillGate).
-      const any = await this.q<{ any: boolean }>(`${ANY_MAC_SQL} AS any`, [], c);
-      const gate = backfillGate(true, any.rows[0]!.any);
+      const gate = backfillGate(true, (await this.one<{ any: boolean }>(SQL.anyMac, {}, c))!.any);
       if (gate !== "backfill") return { value: gate, changes: [] };
-      const replacements = compute(await this.macRowsAfter(c, "", null));
+      const replacements = compute(await this.macRowsAfter(c, "", ALL_ROWS));
       const out = await this.applyMacs(c, replacements);
       assertBackfillApplied(out.value, replacements);
-      await this.q("DELETE FROM mac_backfill", [], c);
+      await this.run(SQL.clearBackfill, {}, c);
       return out;
     });
   }
 
   async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
-    const r = await this.q<{ uid: string; version: string; tenant: string; mesh: string; name: string; dek: Buffer }>(
-      `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
-       WHERE (v.uid, v.version) > ($1, $2) ORDER BY v.uid, v.version LIMIT $3`,
-      [afterUid, afterVersion, limit],
-    );
-    return r.rows.map((x) => ({ uid: x.uid, version: num(x.version), tenant: x.tenant, mesh: x.mesh, name: x.name, dek: x.dek }));
+    return (await this.run<R.VersionKeyRecord>(SQL.versionKeys, { uid: afterUid, version: afterVersion, limit })).rows.map(R.toVersionKey);
   }
 
   async kekIdsInUse(): Promise<string[]> {
@@ -780,30 +609,19 @@ export class PostgresStorage implements Storage {
     if (replacements.length === 0) return 0;
     return this.write(async (c) => {
       const rekeyed = new Rekeyed();
-      for (const r of replacements) {
-        const d = dekSwap(r);
-        const res = await this.q("UPDATE secret_versions SET dek = $4 WHERE uid = $1 AND version = $2 AND dek = $3", [d.uid, d.version, d.oldDek, d.newDek], c);
-        rekeyed.note(r.uid, res.rowCount ?? 0);
-      }
+      for (const r of replacements) rekeyed.note(r.uid, await this.count(SQL.replaceDek, dekSwap(r), c));
       return { value: rekeyed.applied, changes: await this.rekeyedChanges(c, rekeyed) };
     });
   }
 
   async openReplica(replica: string, hb: Heartbeat): Promise<void> {
-    await this.q("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES ($1, $2, $3) ON CONFLICT (replica) DO NOTHING", [replica, hb.now, hb.expireTime]);
+    await this.run(SQL.openReplica, { replica, now: hb.now, expire_time: hb.expireTime });
   }
 
   async putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean> {
     return this.tx(async (c) => {
-      // FOR KEY SHARE: a replica's row cannot be pruned while a watch of it is being added.
-      const live = await this.q("SELECT 1 FROM consumer_replicas WHERE replica = $1 AND expire_time > $2 FOR KEY SHARE", [lease.replica, now], c);
-      if (live.rowCount === 0) return false;
-      await this.q(
-        `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (watch_id) DO UPDATE SET revision = excluded.revision`,
-        [lease.watchId, lease.replica, lease.tenant, lease.sub, JSON.stringify(lease.roles), lease.revision, lease.since],
-        c,
-      );
+      if ((await this.one(SQL.replicaLive, { replica: lease.replica, now }, c)) === undefined) return false;
+      await this.run(SQL.putWatch, R.watchBinds(lease), c);
       // A secret that no longer exists is skipped (INSERT … SELECT from secrets).
       if (secretUids.length > 0) {
         await this.q(
@@ -818,19 +636,18 @@ export class PostgresStorage implements Storage {
 
   async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
     if (secretUids === undefined) {
-      await this.q("DELETE FROM consumer_watches WHERE watch_id = $1", [watchId]);
+      await this.run(SQL.deleteWatch, { watch_id: watchId });
       return;
     }
     await this.tx(async (c) => {
       await this.q("DELETE FROM consumer_watch_sources WHERE watch_id = $1 AND secret_uid = ANY($2::text[])", [watchId, [...secretUids]], c);
-      await this.q("DELETE FROM consumer_watches w WHERE w.watch_id = $1 AND NOT EXISTS (SELECT 1 FROM consumer_watch_sources s WHERE s.watch_id = w.watch_id)", [watchId], c);
+      await this.run(SQL.deleteWatchIfEmpty, { watch_id: watchId }, c);
     });
   }
 
   async renewLeases(replica: string, hb: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number> {
     const written = await this.tx(async (c) => {
-      const r = await this.q("UPDATE consumer_replicas SET last_seen = $2, expire_time = $3 WHERE replica = $1 AND expire_time > $2", [replica, hb.now, hb.expireTime], c);
-      let n = r.rowCount ?? 0;
+      let n = await this.count(SQL.heartbeat, { replica, now: hb.now, expire_time: hb.expireTime }, c);
       if (n > 0 && revisions.size > 0) {
         const u = await this.q(
           `UPDATE consumer_watches w SET revision = r.revision FROM unnest($1::text[], $2::text[]) AS r (watch_id, revision)
@@ -842,19 +659,10 @@ export class PostgresStorage implements Storage {
       }
       return n;
     });
-    // Dead replicas' rows, a bounded chunk at a time (sources by cascade), after the
-    // heartbeat's own commit: a clash with another replica's pruning never fails it.
+    // Dead replicas' rows after the heartbeat's own commit: a clash with another replica's pruning never fails it.
     try {
-      await this.q(
-        `DELETE FROM consumer_watches WHERE watch_id IN (
-           SELECT w.watch_id FROM consumer_replicas r JOIN consumer_watches w ON w.replica = r.replica
-           WHERE r.expire_time <= $1 LIMIT ${PRUNE_WATCHES} FOR UPDATE OF w SKIP LOCKED)`,
-        [hb.now],
-      );
-      await this.q(
-        "DELETE FROM consumer_replicas r WHERE r.expire_time <= $1 AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = r.replica)",
-        [hb.now],
-      );
+      await this.run(SQL.pruneDeadWatches, { now: hb.now });
+      await this.run(SQL.pruneDeadReplicas, { now: hb.now });
     } catch {
       // Pruning is garbage collection: dead leases never count; the next renewal goes on.
     }
@@ -862,108 +670,28 @@ export class PostgresStorage implements Storage {
   }
 
   async deleteReplicaLeases(replica: string): Promise<void> {
-    await this.q("UPDATE consumer_replicas SET expire_time = 0 WHERE replica = $1", [replica]);
+    await this.run(SQL.endReplica, { replica });
   }
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
-    const r = await this.q<LeaseRecord>(
-      `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
-       FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
-       WHERE s.secret_uid = $1 AND r.expire_time > $2 ORDER BY w.since, w.watch_id`,
-      [secretUid, now],
-    );
-    return r.rows.map(toLease);
+    return (await this.run<R.LeaseRecord>(SQL.listLeases, { uid: secretUid, now })).rows.map(R.toLease);
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {
-    if (events.length === 0) return;
-    // One statement for the batch (one round trip, one commit); WITH ORDINALITY keeps the
-    // batch's order in the ids it is given.
-    const started = performance.now();
-    const keys = events.map((e) => auditKeysJson(e.keys));
-    // The sizes' sum joins audit_usage in the same statement (--audit-max-bytes).
-    await this.q(
-      `WITH ins AS (
-         INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size)
-         SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer, e.size
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[])
-           WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size, ord)
-         ORDER BY e.ord
-         RETURNING size)
-       UPDATE audit_usage SET bytes = bytes + (SELECT coalesce(sum(size), 0) FROM ins) WHERE id = 1`,
-      [
-        events.map((e) => e.tenant),
-        events.map((e) => e.time),
-        events.map((e) => e.requestId),
-        events.map((e) => e.method),
-        events.map((e) => e.sub),
-        events.map((e) => e.mesh),
-        events.map((e) => e.name),
-        events.map((e) => e.version),
-        keys,
-        events.map((e) => e.code),
-        events.map((e) => e.peer),
-        events.map((e, i) => auditRowBytes(e, keys[i]!)),
-      ],
-    );
-    this.onCommit((performance.now() - started) / 1000);
+    await this.auditWrites.append(events);
   }
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
-    // The row comparison (time, id) > (…) and the time bounds ride the (tenant, time, id) index.
-    // A sub or name filter leads with an equality its (tenant, sub|name, time, id) index seeks (#27 item 6).
     const b = auditBounds(q);
-    const lead = b.by === "sub" ? "AND sub = $8" : b.by === "name" ? "AND name = $7" : "";
-    const r = await this.q<AuditRecord>(
-      `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events
-       WHERE tenant = $1 ${lead} AND (time, id) > ($2::bigint, $3::bigint) AND time >= $4::bigint AND time < $5::bigint
-         AND ($6::text IS NULL OR mesh = $6) AND ($7::text IS NULL OR name = $7) AND ($8::text IS NULL OR sub = $8)
-         AND ($9::text[] IS NULL OR mesh = ANY($9::text[]))
-       ORDER BY time, id LIMIT $10`,
-      [
-        tenant,
-        b.afterTime,
-        b.afterId,
-        b.lo,
-        b.hi,
-        b.mesh,
-        b.name,
-        b.sub,
-        b.meshes,
-        b.limit,
-      ],
-    );
-    return r.rows.map(toAudit);
+    return (await this.run<R.AuditRecord>(LIST_AUDIT[b.by], { tenant, ...b, after_time: b.afterTime, after_id: b.afterId })).rows.map(R.toAudit);
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
-    const r = await this.q<{ n: string }>(
-      `WITH gone AS (DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < $1 ORDER BY time LIMIT $2) RETURNING size)
-       UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
-      [before, limit],
-    );
-    return Number(r.rows[0]?.n ?? 0);
+    return this.auditWrites.prune(before, limit);
   }
 
   async pruneAuditBytes(maxBytes: number, limit: number): Promise<number> {
-    return this.tx(async (c) => {
-      // The usage row's lock makes replicas prune one at a time (and appends wait for it).
-      const u = await this.q<{ bytes: string }>("SELECT bytes FROM audit_usage WHERE id = 1 FOR UPDATE", [], c);
-      const excess = Number(u.rows[0]?.bytes ?? 0) - maxBytes;
-      if (excess <= 0) return 0;
-      // The oldest events whose sizes, summed in (time, id) order, first cover the excess.
-      const r = await this.q<{ n: string }>(
-        `WITH victims AS (
-           SELECT id FROM (
-             SELECT id, size, sum(size) OVER (ORDER BY time, id) AS acc FROM (SELECT id, size, time FROM audit_events ORDER BY time, id LIMIT $2) o
-           ) w WHERE acc - size < $1),
-         gone AS (DELETE FROM audit_events a USING victims v WHERE a.id = v.id RETURNING a.size)
-         UPDATE audit_usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = 1 RETURNING (SELECT count(*) FROM gone) AS n`,
-        [excess, limit],
-        c,
-      );
-      return Number(r.rows[0]?.n ?? 0);
-    });
+    return this.auditWrites.pruneBytes(maxBytes, limit);
   }
 
   /** True when a trivial query answers (health checks). */
@@ -991,7 +719,7 @@ export class PostgresStorage implements Storage {
         [next.uid],
         c,
       );
-      const destroy = kept.rows.map((r) => num(r.previous_version)).filter((v) => v !== rotation.previousVersion);
+      const destroy = kept.rows.map((r) => R.num(r.previous_version)).filter((v) => v !== rotation.previousVersion);
       if (!rotation.previousReadable) destroy.push(rotation.previousVersion);
       const values = rotationValues(rotation, (b) => b);
       await this.q(`INSERT INTO rotations (${ROTATION_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})`, values, c);
@@ -1034,8 +762,8 @@ export class PostgresStorage implements Storage {
       const prev = r.rows[0];
       if (prev === undefined) return { value: false, changes: [] };
       if (!o.retirePrevious) return { value: true, changes: [] };
-      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = $2", [secretUid, num(prev.previous_version)], c);
-      const id = await this.uidIdentity(c, secretUid);
+      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = $2", [secretUid, R.num(prev.previous_version)], c);
+      const id = await this.one<R.Identity>(SQL.identity, { uid: secretUid }, c);
       // Readers of the previous stage (caches, watches) learn it is gone.
       return { value: true, changes: id === undefined ? [] : [change("secret-updated", id)] };
     });
@@ -1058,36 +786,4 @@ export class PostgresStorage implements Storage {
 /** Thrown inside tx() to roll the transaction back and answer `value` instead. */
 class Rollback<T> {
   constructor(readonly value: T) {}
-}
-
-async function migrate(pool: pg.Pool): Promise<void> {
-  const c = await pool.connect();
-  c.on("error", () => undefined);
-  try {
-    // Session-level lock: replicas starting together wait here, then find the work done.
-    await c.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
-    try {
-      await runMigrations(PG_MIGRATIONS, {
-        applied: async () => {
-          await c.query(schemaMigrationsSql("BIGINT"));
-          return (await c.query<{ id: number }>("SELECT id FROM schema_migrations")).rows.map((r) => r.id);
-        },
-        apply: async (m, appliedTime) => {
-          await c.query("BEGIN");
-          try {
-            await c.query(m.sql);
-            await c.query("INSERT INTO schema_migrations (id, applied_time) VALUES ($1, $2)", [m.id, appliedTime]);
-            await c.query("COMMIT");
-          } catch (err) {
-            await c.query("ROLLBACK");
-            throw err;
-          }
-        },
-      });
-    } finally {
-      await c.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
-    }
-  } finally {
-    c.release();
-  }
 }

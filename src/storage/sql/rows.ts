@@ -4,7 +4,7 @@
  * numbers and booleans as 0/1; pg gives BIGINT as strings and BOOLEAN as booleans: `num`
  * and the `immutable` test take either, so the mappers are written once.
  */
-import type { GrantRow, LeaseRow, SecretRow, StoredAuditRow } from "../storage.js";
+import type { CreateRequestRow, GrantRow, LeaseRow, MacRows, SecretRow, SecretWithVersion, StoredAuditRow, VersionKeyRow, VersionRow, WatchLease } from "../storage.js";
 
 /** An integer column: a number from SQLite, a string from PostgreSQL's BIGINT. */
 export type Int = number | string;
@@ -68,8 +68,59 @@ export interface AuditRecord {
   peer: string;
 }
 
-export const SECRET_COLUMNS =
-  "s.uid, s.tenant, s.mesh, s.name, s.type, s.description, s.owner, s.labels, s.annotations, s.immutable, s.version, s.etag, s.keys, s.create_time, s.update_time, s.expire_time, s.mac, s.grants_mac";
+export interface VersionMetaRecord {
+  uid: string;
+  version: Int;
+  keys: string;
+  create_time: Int;
+  mac: Buffer | null;
+}
+
+/** A version LEFT JOINed to its secret (v_ columns): all NULL when the secret has no such version. */
+export interface JoinedVersionRecord {
+  v_version: Int | null;
+  v_keys: string | null;
+  v_dek: Buffer | null;
+  v_payload: Buffer | null;
+  v_create_time: Int | null;
+  v_mac: Buffer | null;
+}
+
+/** The newest stored version of the row's uid (NULL or 0 when none): a current pointer below it is a rollback. */
+export interface LatestVersion {
+  latest_version: Int | null;
+}
+
+export interface RequestRecord {
+  tenant: string;
+  sub: string;
+  request_id: string;
+  secret_uid: string;
+  fingerprint: string;
+  mac: Buffer | null;
+}
+
+export interface VersionKeyRecord {
+  uid: string;
+  version: Int;
+  tenant: string;
+  mesh: string;
+  name: string;
+  dek: Buffer;
+}
+
+/** A secret's identity, what a change names. */
+export type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
+
+export const SECRET_FIELDS = [
+  "uid", "tenant", "mesh", "name", "type", "description", "owner", "labels", "annotations", "immutable",
+  "version", "etag", "keys", "create_time", "update_time", "expire_time", "mac", "grants_mac",
+] as const;
+
+/** The secret row's columns, of the table aliased `s`. */
+export const SECRET_COLUMNS = SECRET_FIELDS.map((c) => `s.${c}`).join(", ");
+
+export const GRANT_FIELDS = ["secret_uid", "subject", "permission", "keys", "expire_time", "granted_by", "create_time"] as const;
 
 /** Bigint coercion: PostgreSQL's BIGINT arrives as a string (every stored value fits a double). */
 export function num(v: Int): number {
@@ -148,4 +199,86 @@ export function toAudit(r: AuditRecord): StoredAuditRow {
     code: r.code,
     peer: r.peer,
   };
+}
+
+/** The version columns of `secretWithVersion` (statements.ts) as a row, or undefined. */
+export function toJoinedVersion(uid: string, r: JoinedVersionRecord): VersionRow | undefined {
+  if (r.v_version === null) return undefined;
+  return { uid, version: num(r.v_version), keys: JSON.parse(r.v_keys!) as string[], dek: r.v_dek!, payload: r.v_payload!, createTime: num(r.v_create_time!), mac: r.v_mac ?? undefined };
+}
+
+/** One row of `secretWithVersion` with the secret's grants. */
+export function toSecretWithVersion(r: SecretRecord & JoinedVersionRecord & LatestVersion, grants: readonly GrantRecord[]): SecretWithVersion {
+  return { secret: toSecret(r), version: toJoinedVersion(r.uid, r), grants: grants.map(toGrant), latestVersion: num(r.latest_version ?? 0) };
+}
+
+export function toVersionMeta(r: VersionMetaRecord): MacRows["versions"][number] {
+  return { uid: r.uid, version: num(r.version), keys: JSON.parse(r.keys) as string[], createTime: num(r.create_time), mac: r.mac ?? undefined };
+}
+
+export function toRequest(r: RequestRecord): CreateRequestRow {
+  return { sub: r.sub, requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined };
+}
+
+export function toVersionKey(r: VersionKeyRecord): VersionKeyRow {
+  return { uid: r.uid, version: num(r.version), tenant: r.tenant, mesh: r.mesh, name: r.name, dek: r.dek };
+}
+
+/** Secrets with every MAC-covered row of theirs (grants, version metadata, create requests), grouped by uid. */
+export function toMacRows(
+  secrets: readonly SecretRecord[],
+  grants: readonly GrantRecord[],
+  versions: readonly VersionMetaRecord[],
+  requests: readonly RequestRecord[],
+): MacRows[] {
+  const by = new Map(secrets.map((s) => [s.uid, { secret: toSecret(s), grants: [] as GrantRow[], versions: [] as MacRows["versions"][number][], requests: [] as MacRows["requests"][number][] }]));
+  for (const g of grants) by.get(g.secret_uid)?.grants.push(toGrant(g));
+  for (const v of versions) by.get(v.uid)?.versions.push(toVersionMeta(v));
+  for (const q of requests) by.get(q.secret_uid)?.requests.push({ tenant: q.tenant, ...toRequest(q) });
+  return [...by.values()];
+}
+
+/*
+ * The other way: rows as the bind objects of statements.ts. Booleans go as 0/1 (SQLite
+ * binds no booleans; PostgreSQL reads '1'/'0' as a BOOLEAN), JSON as text, bytes as Buffers.
+ */
+
+export function secretBinds(s: SecretRow): Record<string, unknown> {
+  return {
+    uid: s.uid,
+    tenant: s.tenant,
+    mesh: s.mesh,
+    name: s.name,
+    type: s.type,
+    description: s.description,
+    owner: s.owner,
+    labels: JSON.stringify(s.labels),
+    annotations: JSON.stringify(s.annotations),
+    immutable: s.immutable ? 1 : 0,
+    version: s.version,
+    etag: s.etag,
+    keys: JSON.stringify(s.keys),
+    create_time: s.createTime,
+    update_time: s.updateTime,
+    expire_time: s.expireTime ?? null,
+    mac: blob(s.mac),
+    grants_mac: blob(s.grantsMac),
+  };
+}
+
+export function versionBinds(v: VersionRow): Record<string, unknown> {
+  return { uid: v.uid, version: v.version, keys: JSON.stringify(v.keys), dek: Buffer.from(v.dek), payload: Buffer.from(v.payload), create_time: v.createTime, mac: blob(v.mac) };
+}
+
+export function grantBinds(g: GrantRow): Record<string, unknown> {
+  return { secret_uid: g.secretUid, subject: g.subject, permission: g.level, keys: JSON.stringify(g.keys), expire_time: g.expireTime ?? null, granted_by: g.grantedBy, create_time: g.createTime };
+}
+
+/** A create request as stored with the secret it created (its uid, tenant and create time). */
+export function requestBinds(secret: SecretRow, r: CreateRequestRow): Record<string, unknown> {
+  return { tenant: secret.tenant, sub: r.sub, request_id: r.requestId, secret_uid: secret.uid, fingerprint: r.fingerprint, create_time: secret.createTime, mac: blob(r.mac) };
+}
+
+export function watchBinds(w: WatchLease): Record<string, unknown> {
+  return { watch_id: w.watchId, replica: w.replica, tenant: w.tenant, sub: w.sub, roles: JSON.stringify(w.roles), revision: w.revision, since: w.since };
 }

@@ -1,11 +1,13 @@
 /**
- * The decisions every SQL back-end's writes make, written once: each back-end runs its own
- * statements (better-sqlite3 synchronously, pg asynchronously) and asks these what the
- * rows it read mean. Pure: no I/O, no driver types.
+ * The decisions every SQL back-end's writes make, written once: each back-end runs the
+ * statements (better-sqlite3 synchronously, pg asynchronously) and asks these which to run
+ * and what the rows it read mean. Pure: no I/O, no driver types.
  */
 import { SecretdError } from "../../errors.js";
 import type { AuditQuery, DekReplacement, GrantsMacGuard, MacReplacement } from "../storage.js";
 import { blob, sameBytes } from "./rows.js";
+import type { Sql } from "./sql.js";
+import { SQL } from "./statements.js";
 
 /**
  * The grant MAC guard, on the secret row as read (locked) in the write's transaction:
@@ -23,14 +25,21 @@ export function conflictOrMissing(exists: boolean): "conflict" | "missing" {
   return exists ? "conflict" : "missing";
 }
 
-/** One MAC compare-and-set as bind values: the bytes expected (NULL for none) and the bytes to store. */
-export function macSwap(r: MacReplacement): { old: Buffer | null; next: Buffer } {
-  return { old: blob(r.old), next: Buffer.from(r.next) };
+/**
+ * One MAC compare-and-set: its statement, its binds (the bytes expected, NULL for none,
+ * and the bytes to store) and the uid it re-keys in the read cache (none for a
+ * create-request MAC, which is not cached).
+ */
+export function macStatement(r: MacReplacement): { sql: Sql; binds: Record<string, unknown>; uid: string | undefined } {
+  const swap = { old: blob(r.old), next: Buffer.from(r.next) };
+  if (r.kind === "request") return { sql: SQL.replaceRequestMac, binds: { ...swap, tenant: r.tenant, sub: r.sub, request_id: r.requestId }, uid: undefined };
+  if (r.kind === "version") return { sql: SQL.replaceVersionMac, binds: { ...swap, uid: r.uid, version: r.version }, uid: r.uid };
+  return { sql: r.kind === "grants" ? SQL.replaceGrantsMac : SQL.replaceSecretMac, binds: { ...swap, uid: r.uid }, uid: r.uid };
 }
 
-/** One data-key compare-and-set (a KEK rotation's rewrap) as bind values. */
-export function dekSwap(r: DekReplacement): { uid: string; version: number; oldDek: Buffer; newDek: Buffer } {
-  return { uid: r.uid, version: r.version, oldDek: Buffer.from(r.oldDek), newDek: Buffer.from(r.newDek) };
+/** One data-key compare-and-set (a KEK rotation's rewrap) as the binds of SQL.replaceDek. */
+export function dekSwap(r: DekReplacement): { uid: string; version: number; old_dek: Buffer; new_dek: Buffer } {
+  return { uid: r.uid, version: r.version, old_dek: Buffer.from(r.oldDek), new_dek: Buffer.from(r.newDek) };
 }
 
 /**
@@ -48,11 +57,6 @@ export class Rekeyed {
   }
 }
 
-/** The uid a MAC replacement re-keys in the read cache (none for a create-request MAC). */
-export function macUid(r: MacReplacement): string | undefined {
-  return r.kind === "request" ? undefined : r.uid;
-}
-
 /**
  * The backfill gate: the "backfill pending" mark is plain SQL anyone with the database
  * could re-create, so it is honoured only while no row is authenticated yet (as the
@@ -67,11 +71,6 @@ export function backfillGate(pending: boolean, anyMac: boolean): "none" | "refus
 export function assertBackfillApplied(applied: number, replacements: readonly MacReplacement[]): void {
   if (applied !== replacements.length) throw new SecretdError("INTERNAL", "row MAC backfill: a row changed during its own transaction");
 }
-
-/** Any MAC column set: the backfill gate's second question, the same SQL on both dialects. */
-export const ANY_MAC_SQL = `SELECT EXISTS (SELECT 1 FROM secrets WHERE mac IS NOT NULL OR grants_mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM secret_versions WHERE mac IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM create_requests WHERE mac IS NOT NULL)`;
 
 /** The rows the backfill hands to `compute`: all of them. */
 export const ALL_ROWS = Number.MAX_SAFE_INTEGER;

@@ -10,7 +10,7 @@
 import Database from "better-sqlite3";
 import { SecretdError } from "../../errors.js";
 import { MIGRATIONS } from "./migrations.js";
-import { migrate } from "./sqlite-storage.js";
+import { migrate } from "./sqlite-database.js";
 
 interface MasterRow {
   readonly type: string;

@@ -1,14 +1,10 @@
 /**
- * The embedded back-end: one SQLite file through better-sqlite3, WAL mode,
- * synchronous=FULL (set and read back on every open: a reopened WAL database otherwise
- * comes back NORMAL), foreign keys on, secure_delete on so destroyed ciphertext is
- * overwritten rather than left in free pages.
+ * The embedded back-end: one SQLite file through better-sqlite3 (opened by
+ * sqlite-database.ts), synchronous statements in immediate transactions, creates and
+ * updates through the group commit. The statements and the rules on what their rows
+ * mean are the SQL core's (storage/sql/), shared with PostgreSQL.
  */
-import { chmodSync, closeSync, openSync } from "node:fs";
-import { makeDirs } from "../../make-dirs.js";
-import path from "node:path";
-import Database from "better-sqlite3";
-import { SecretdError } from "../../errors.js";
+import type Database from "better-sqlite3";
 import type { FeedEvent } from "../change-feed.js";
 import type {
   AuditQuery,
@@ -35,157 +31,44 @@ import type {
   VersionRow,
   WatchLease,
 } from "../storage.js";
-import { SECRET_COLUMNS, blob, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
-import { ALL_ROWS, ANY_MAC_SQL, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
-import { migrateSync, schemaMigrationsSql, type MigrationPort } from "../sql/migrate.js";
+import * as R from "../sql/rows.js";
+import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
+import type { Sql } from "../sql/sql.js";
+import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
 import { GroupCommit } from "./group-commit.js";
-import { MIGRATIONS } from "./migrations.js";
 import { ReadCache } from "../read-cache.js";
 import { MARK_HOUSEKEEPING_SQL, SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type ChangeInput, type SqliteFeedOptions } from "./sqlite-change-feed.js";
 import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes.js";
 import { SqliteAuditWriter } from "./sqlite-audit-writer.js";
 import { rotationStatements } from "./sqlite-rotations.js";
 import { rotationValues, toRotation } from "../sql/rotation-rows.js";
+import { BUSY_TIMEOUT_MS, openSqliteDatabase } from "./sqlite-database.js";
 
 type Db = Database.Database;
+type Binds = Record<string, unknown>;
 
-/**
- * Watches of dead replicas removed per renewal, each with its sources (at most 256):
- * 16 took a renewal to 35-165 ms on SQLite (secure_delete), 4 keeps it to tens.
- */
-const PRUNE_WATCHES = 4;
+/** SQLite's own statements: where it differs from PostgreSQL in more than a fragment. */
+const LOCAL = {
+  backfillPending: "SELECT count(*) FROM mac_backfill",
+  putSource: "INSERT OR IGNORE INTO consumer_watch_sources (secret_uid, watch_id) SELECT @uid, @watch_id WHERE EXISTS (SELECT 1 FROM secrets WHERE uid = @uid)",
+  deleteSource: "DELETE FROM consumer_watch_sources WHERE secret_uid = @uid AND watch_id = @watch_id",
+  watchRevision: "UPDATE consumer_watches SET revision = @revision WHERE watch_id = @watch_id AND replica = @replica",
+  // unicode(CAST(byte AS TEXT)) is the byte's value for the id length (< 128).
+  kekIds: "SELECT DISTINCT CAST(substr(dek, 3, unicode(CAST(substr(dek, 2, 1) AS TEXT))) AS TEXT) AS id FROM secret_versions",
+  markHousekeeping: MARK_HOUSEKEEPING_SQL,
+};
 
-interface LatestVersion {
-  latest_version: number | null;
-}
-
-/** The newest stored version of the row's uid (an index seek on the primary key). */
-const LATEST_VERSION = "(SELECT l.version FROM secret_versions l WHERE l.uid = s.uid ORDER BY l.version DESC LIMIT 1) AS latest_version";
-
-type JoinedVersion = LatestVersion & (
-  | { v_version: number; v_keys: string; v_dek: Buffer; v_payload: Buffer; v_create_time: number; v_mac: Buffer | null }
-  | { v_version: null; v_keys: null; v_dek: null; v_payload: null; v_create_time: null; v_mac: null }
-);
-
-interface VersionMetaRecord {
-  uid: string;
-  version: number;
-  keys: string;
-  create_time: number;
-  mac: Buffer | null;
-}
-
-interface RequestRecord {
-  tenant: string;
-  sub: string;
-  request_id: string;
-  secret_uid: string;
-  fingerprint: string;
-  mac: Buffer | null;
-}
-
-interface ListParams {
-  tenant: string;
-  mesh: string;
-  after: string;
-  type: string | null;
-  expire_before: number | null;
-  limit: number;
-}
-
-interface AuditParams {
-  tenant: string;
-  lo: number;
-  hi: number;
-  after_time: number;
-  after_id: number;
-  mesh: string | null;
-  name: string | null;
-  sub: string | null;
-  meshes: string | null;
-  limit: number;
-}
-
-/**
- * ListAuditEvents' query, led by the index that serves it: (tenant, time), or with a sub
- * or name filter (tenant, sub, time) / (tenant, name, time), so a filter seeks instead of
- * scanning the tenant's events (#27 item 6). Bounds on time are always given (no "IS NULL
- * OR"), so the index serves the range and the (time, id) order; the other filters are
- * checked along the scan.
- */
-export function listAuditSql(by: "time" | "sub" | "name"): string {
-  const lead = by === "sub" ? "AND sub = @sub" : by === "name" ? "AND name = @name" : "";
-  // Named: without statistics the planner took (tenant, time) for a sub filter, and the scan.
-  const index = by === "time" ? "" : `INDEXED BY audit_events_tenant_${by}_time`;
-  return `SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events ${index}
-    WHERE tenant = @tenant ${lead} AND time >= @lo AND time < @hi
-      AND (time > @after_time OR (time = @after_time AND id > @after_id))
-      AND (@mesh IS NULL OR mesh = @mesh) AND (@name IS NULL OR name = @name) AND (@sub IS NULL OR sub = @sub)
-      AND (@meshes IS NULL OR mesh IN (SELECT value FROM json_each(@meshes)))
-    ORDER BY time, id LIMIT @limit`;
-}
-
-/** How long a blocking statement waits for another connection's lock (see group-commit.ts for writes). */
-const BUSY_TIMEOUT_MS = 5000;
-
-function pragma(db: Db, name: string, value: string | number, expect: string | number): void {
-  db.pragma(`${name} = ${value}`);
-  const got = db.pragma(name, { simple: true });
-  if (String(got).toLowerCase() !== String(expect)) {
-    throw new SecretdError("INTERNAL", `sqlite: ${name} is ${String(got)}, expected ${String(expect)}`);
-  }
-}
-
-export function openSqliteDatabase(file: string): Db {
-  makeDirs(path.dirname(file));
-  // Owner-only: SQLite gives the -wal and -shm files the mode of the database file.
-  closeSync(openSync(file, "a", 0o600));
-  chmodSync(file, 0o600);
-  const db = new Database(file);
-  try {
-    pragma(db, "journal_mode", "WAL", "wal");
-    pragma(db, "synchronous", "FULL", 2);
-    pragma(db, "foreign_keys", "ON", 1);
-    pragma(db, "secure_delete", "ON", 1);
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    // 4 MiB of page cache instead of the 16 MiB default: hot secrets are served from the
-    // read cache, inserts touch few pages (time-ordered uids), and the rest is in the OS
-    // page cache anyway; the 12 MiB saved count against the RSS budget.
-    db.pragma("cache_size = -4096");
-    migrate(db);
-    return db;
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-}
-
-/**
- * Applies the pending migrations in list order. With `only`, just those ids (the schema
- * checker rebuilds, in memory, the schema a database with that history must have).
- */
-export function migrate(db: Db, only?: ReadonlySet<number>): void {
-  const port: MigrationPort<void> = {
-    applied: () => {
-      db.exec(schemaMigrationsSql("INTEGER"));
-      return db.prepare("SELECT id FROM schema_migrations").pluck().all() as number[];
-    },
-    apply: (m, appliedTime) =>
-      db.transaction(() => {
-        db.exec(m.sql);
-        db.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, ?)").run(m.id, appliedTime);
-      }).immediate(),
-  };
-  migrateSync(MIGRATIONS, port, only);
-}
+/** SQLite's renderings of the shared reads with variants, made once. */
+const READ_ONE = secretWithVersionSql();
+const LIST = listSecretsSql(false);
+const LIST_VISIBLE = listSecretsSql(true);
+const LIST_AUDIT = { time: listAuditSql("time"), sub: listAuditSql("sub"), name: listAuditSql("name") };
 
 export interface SqliteStorageOptions {
   readonly feed?: Partial<SqliteFeedOptions>;
   /** Told how long each write transaction took, COMMIT included (a metric). */
   readonly onCommit?: (seconds: number) => void;
 }
-
-type Identity = Pick<SecretRow, "tenant" | "mesh" | "name" | "uid">;
 
 export class SqliteStorage implements Storage {
   private readonly db: Db;
@@ -194,7 +77,8 @@ export class SqliteStorage implements Storage {
   private readonly writes: GroupCommit;
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
   private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
-  private readonly stmt;
+  /** Each statement prepared once, by its text. */
+  private readonly prepared = new Map<string, Database.Statement<[Binds?]>>();
   private readonly auditWrites: SqliteAuditWrites;
   /** Hot secrets without a SQLite lookup; see read-cache.ts for how it stays coherent. */
   private readonly cache = new ReadCache();
@@ -220,120 +104,6 @@ export class SqliteStorage implements Storage {
       if (ev.type === "changes") for (const c of ev.changes) this.cache.invalidate(c.uid);
       else this.cache.clear();
     });
-    this.stmt = {
-      insertSecret: db.prepare(
-        `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
-         VALUES (@uid, @tenant, @mesh, @name, @type, @description, @owner, @labels, @annotations, @immutable, @version, @etag, @keys, @create_time, @update_time, @expire_time, @mac, @grants_mac)
-         ON CONFLICT (tenant, mesh, name) DO NOTHING`,
-      ),
-      insertVersion: db.prepare(
-        "INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac) VALUES (@uid, @version, @keys, @dek, @payload, @create_time, @mac)",
-      ),
-      // The secret and one version of it in one statement: one consistent snapshot
-      // without an explicit transaction (the GetSecret hot path).
-      secretWithVersion: db.prepare<[{ tenant: string; mesh: string; name: string; version: number }], SecretRecord & JoinedVersion>(
-        `SELECT ${SECRET_COLUMNS}, v.version AS v_version, v.keys AS v_keys, v.dek AS v_dek, v.payload AS v_payload, v.create_time AS v_create_time, v.mac AS v_mac,
-           ${LATEST_VERSION}
-         FROM secrets s LEFT JOIN secret_versions v
-           ON v.uid = s.uid AND v.version = CASE WHEN @version = 0 THEN s.version ELSE @version END
-         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name = @name`,
-      ),
-      list: db.prepare<[ListParams], SecretRecord & LatestVersion>(
-        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
-         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
-           AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
-         ORDER BY s.name LIMIT @limit`,
-      ),
-      listVisible: db.prepare<[ListParams & { owner: string; subjects: string; now: number }], SecretRecord & LatestVersion>(
-        `SELECT ${SECRET_COLUMNS}, ${LATEST_VERSION} FROM secrets s
-         WHERE s.tenant = @tenant AND s.mesh = @mesh AND s.name > @after AND (@type IS NULL OR s.type = @type)
-           AND (@expire_before IS NULL OR s.expire_time <= @expire_before)
-           AND (s.owner = @owner OR EXISTS (
-             SELECT 1 FROM grants g WHERE g.secret_uid = s.uid
-               AND g.subject IN (SELECT value FROM json_each(@subjects))
-               AND (g.expire_time IS NULL OR g.expire_time > @now)))
-         ORDER BY s.name LIMIT @limit`,
-      ),
-      grants: db.prepare<[string], GrantRecord>(
-        "SELECT secret_uid, subject, permission, keys, expire_time, granted_by, create_time FROM grants WHERE secret_uid = ? ORDER BY subject, permission",
-      ),
-      putGrant: db.prepare(
-        `INSERT INTO grants (secret_uid, subject, permission, keys, expire_time, granted_by, create_time)
-         VALUES (@secret_uid, @subject, @permission, @keys, @expire_time, @granted_by, @create_time)
-         ON CONFLICT (secret_uid, subject, permission) DO UPDATE SET
-           keys = excluded.keys, expire_time = excluded.expire_time,
-           granted_by = excluded.granted_by, create_time = excluded.create_time`,
-      ),
-      deleteGrants: db.prepare("DELETE FROM grants WHERE secret_uid = @uid AND subject = @subject AND (@level IS NULL OR permission = @level)"),
-      updateSecret: db.prepare(
-        `UPDATE secrets SET description = @description, labels = @labels, annotations = @annotations,
-           version = @version, etag = @etag, keys = @keys, update_time = @update_time, expire_time = @expire_time, mac = @mac
-         WHERE uid = @uid AND etag = @expect_etag`,
-      ),
-      insertRequest: db.prepare(
-        `INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, sub, request_id) DO NOTHING`,
-      ),
-      findRequest: db.prepare<[string, string, string], { sub: string; request_id: string; secret_uid: string; fingerprint: string; mac: Buffer | null }>(
-        "SELECT sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE tenant = ? AND sub = ? AND request_id = ?",
-      ),
-      grantsMacOf: db.prepare<[string], Identity & { grants_mac: Buffer | null }>("SELECT uid, tenant, mesh, name, grants_mac FROM secrets WHERE uid = ?"),
-      setGrantsMac: db.prepare("UPDATE secrets SET grants_mac = ? WHERE uid = ?"),
-      secretsByUid: db.prepare<[string, number], SecretRecord>(`SELECT ${SECRET_COLUMNS} FROM secrets s WHERE s.uid > ? ORDER BY s.uid LIMIT ?`),
-      versionMetas: db.prepare<[string], VersionMetaRecord>("SELECT uid, version, keys, create_time, mac FROM secret_versions WHERE uid = ? ORDER BY version"),
-      requestsOf: db.prepare<[string], RequestRecord>("SELECT tenant, sub, request_id, secret_uid, fingerprint, mac FROM create_requests WHERE secret_uid = ? ORDER BY tenant, sub, request_id"),
-      replaceSecretMac: db.prepare("UPDATE secrets SET mac = @next WHERE uid = @uid AND mac IS @old"),
-      replaceGrantsMac: db.prepare("UPDATE secrets SET grants_mac = @next WHERE uid = @uid AND grants_mac IS @old"),
-      replaceVersionMac: db.prepare("UPDATE secret_versions SET mac = @next WHERE uid = @uid AND version = @version AND mac IS @old"),
-      replaceRequestMac: db.prepare("UPDATE create_requests SET mac = @next WHERE tenant = @tenant AND sub = @sub AND request_id = @request_id AND mac IS @old"),
-      backfillPending: db.prepare<[], number>("SELECT count(*) FROM mac_backfill").pluck(),
-      anyMac: db.prepare<[], number>(ANY_MAC_SQL).pluck(),
-      clearBackfill: db.prepare("DELETE FROM mac_backfill"),
-      pruneVersions: db.prepare("DELETE FROM secret_versions WHERE uid = ? AND version <= ?"),
-      deleteSecret: db.prepare("DELETE FROM secrets WHERE uid = @uid AND (@etag IS NULL OR etag = @etag)"),
-      secretByUid: db.prepare<[string], Identity & { etag: string }>("SELECT uid, tenant, mesh, name, etag FROM secrets WHERE uid = ?"),
-      // Row-value keyset on the primary key of secret_versions: no sort, no offset scan.
-      versionKeys: db.prepare<[string, number, number], VersionKeyRow>(
-        `SELECT v.uid, v.version, s.tenant, s.mesh, s.name, v.dek FROM secret_versions v JOIN secrets s ON s.uid = v.uid
-         WHERE (v.uid, v.version) > (?, ?) ORDER BY v.uid, v.version LIMIT ?`,
-      ),
-      // unicode(CAST(byte AS TEXT)) is the byte's value for the id length (< 128).
-      kekIds: db.prepare<[], { id: string }>("SELECT DISTINCT CAST(substr(dek, 3, unicode(CAST(substr(dek, 2, 1) AS TEXT))) AS TEXT) AS id FROM secret_versions"),
-      replaceDek: db.prepare("UPDATE secret_versions SET dek = @new_dek WHERE uid = @uid AND version = @version AND dek = @old_dek"),
-      openReplica: db.prepare("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES (?, ?, ?) ON CONFLICT (replica) DO NOTHING"),
-      replicaLive: db.prepare<[string, number], number>("SELECT 1 FROM consumer_replicas WHERE replica = ? AND expire_time > ?").pluck(),
-      putWatch: db.prepare(
-        `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since)
-         VALUES (@watch_id, @replica, @tenant, @sub, @roles, @revision, @since)
-         ON CONFLICT (watch_id) DO UPDATE SET revision = excluded.revision`,
-      ),
-      putSource: db.prepare("INSERT OR IGNORE INTO consumer_watch_sources (secret_uid, watch_id) SELECT @uid, @watch_id WHERE EXISTS (SELECT 1 FROM secrets WHERE uid = @uid)"),
-      deleteWatch: db.prepare("DELETE FROM consumer_watches WHERE watch_id = ?"),
-      deleteSource: db.prepare("DELETE FROM consumer_watch_sources WHERE secret_uid = ? AND watch_id = ?"),
-      deleteWatchIfEmpty: db.prepare("DELETE FROM consumer_watches WHERE watch_id = @watch_id AND NOT EXISTS (SELECT 1 FROM consumer_watch_sources WHERE watch_id = @watch_id)"),
-      heartbeat: db.prepare("UPDATE consumer_replicas SET last_seen = @now, expire_time = @expire_time WHERE replica = @replica AND expire_time > @now"),
-      watchRevision: db.prepare("UPDATE consumer_watches SET revision = ? WHERE watch_id = ? AND replica = ?"),
-      endReplica: db.prepare("UPDATE consumer_replicas SET expire_time = 0 WHERE replica = ?"),
-      // Dead replicas' rows go a bounded chunk at a time (their sources by cascade), so a
-      // process that died holding 256,000 leases costs no one a long transaction.
-      pruneDeadWatches: db.prepare(
-        `DELETE FROM consumer_watches WHERE watch_id IN (
-           SELECT w.watch_id FROM consumer_replicas r JOIN consumer_watches w ON w.replica = r.replica
-           WHERE r.expire_time <= ? LIMIT ${PRUNE_WATCHES})`,
-      ),
-      pruneDeadReplicas: db.prepare(
-        "DELETE FROM consumer_replicas WHERE expire_time <= ? AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = consumer_replicas.replica)",
-      ),
-      listLeases: db.prepare<[string, number], LeaseRecord>(
-        `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
-         FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
-         WHERE s.secret_uid = ? AND r.expire_time > ? ORDER BY w.since, w.watch_id`,
-      ),
-      listAudit: db.prepare<[AuditParams], AuditRecord>(listAuditSql("time")),
-      listAuditBySub: db.prepare<[AuditParams], AuditRecord>(listAuditSql("sub")),
-      listAuditByName: db.prepare<[AuditParams], AuditRecord>(listAuditSql("name")),
-      markHousekeeping: db.prepare(MARK_HOUSEKEEPING_SQL),
-    };
     this.writes = new GroupCommit(
       db,
       (seconds) => {
@@ -345,6 +115,26 @@ export class SqliteStorage implements Storage {
     this.auditWrites = sqliteAuditWrites(db);
     this.rot = rotationStatements(db);
     this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
+  }
+
+  private stmt(s: Sql | string): Database.Statement<[Binds?]> {
+    const text = typeof s === "string" ? s : s.sqlite;
+    let st = this.prepared.get(text);
+    if (st === undefined) this.prepared.set(text, (st = this.db.prepare<[Binds?]>(text)));
+    return st;
+  }
+
+  private one<T>(s: Sql | string, binds: Binds = {}): T | undefined {
+    return this.stmt(s).get(binds) as T | undefined;
+  }
+
+  private all<T>(s: Sql | string, binds: Binds = {}): T[] {
+    return this.stmt(s).all(binds) as T[];
+  }
+
+  /** Runs a write statement; the rows it changed. */
+  private run(s: Sql | string, binds: Binds = {}): number {
+    return this.stmt(s).run(binds).changes;
   }
 
   /** Right after a COMMIT of this connection: its changes go out before its caller is answered. */
@@ -370,7 +160,7 @@ export class SqliteStorage implements Storage {
     return result;
   }
 
-  private record(kind: ChangeInput["kind"], s: Identity): void {
+  private record(kind: ChangeInput["kind"], s: R.Identity): void {
     this.changes.record({ kind, tenant: s.tenant, mesh: s.mesh, name: s.name, uid: s.uid });
   }
 
@@ -390,70 +180,25 @@ export class SqliteStorage implements Storage {
   private readOne(scope: Scope, name: string, version: number): SecretWithVersion | undefined {
     const cached = this.cache.get(scope, name, version);
     if (cached !== undefined) return cached;
-    const rec = this.stmt.secretWithVersion.get({ tenant: scope.tenant, mesh: scope.mesh, name, version });
+    const rec = this.one<R.SecretRecord & R.JoinedVersionRecord & R.LatestVersion>(READ_ONE, { tenant: scope.tenant, mesh: scope.mesh, name, version });
     if (!rec) return undefined;
-    const v: VersionRow | undefined =
-      rec.v_version === null
-        ? undefined
-        : {
-            uid: rec.uid,
-            version: rec.v_version,
-            keys: JSON.parse(rec.v_keys) as string[],
-            dek: rec.v_dek,
-            payload: rec.v_payload,
-            createTime: rec.v_create_time,
-            mac: rec.v_mac ?? undefined,
-          };
-    const grants = this.stmt.grants.all(rec.uid).map(toGrant);
-    return this.cache.put(scope, name, version, { secret: toSecret(rec), version: v, grants, latestVersion: rec.latest_version ?? 0 });
-  }
-
-  private insertVersion(v: VersionRow): void {
-    this.stmt.insertVersion.run({
-      uid: v.uid,
-      version: v.version,
-      keys: JSON.stringify(v.keys),
-      dek: Buffer.from(v.dek),
-      payload: Buffer.from(v.payload),
-      create_time: v.createTime,
-      mac: blob(v.mac),
-    });
+    return this.cache.put(scope, name, version, R.toSecretWithVersion(rec, this.all<R.GrantRecord>(SQL.grantsOf, { uid: rec.uid })));
   }
 
   async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
     return this.writes.submit((): "ok" | "exists" | "request-exists" => {
-      if (request && this.stmt.findRequest.get(secret.tenant, request.sub, request.requestId)) return "request-exists";
-      const r = this.stmt.insertSecret.run({
-        uid: secret.uid,
-        tenant: secret.tenant,
-        mesh: secret.mesh,
-        name: secret.name,
-        type: secret.type,
-        description: secret.description,
-        owner: secret.owner,
-        labels: JSON.stringify(secret.labels),
-        annotations: JSON.stringify(secret.annotations),
-        immutable: secret.immutable ? 1 : 0,
-        version: secret.version,
-        etag: secret.etag,
-        keys: JSON.stringify(secret.keys),
-        create_time: secret.createTime,
-        update_time: secret.updateTime,
-        expire_time: secret.expireTime ?? null,
-        mac: blob(secret.mac),
-        grants_mac: blob(secret.grantsMac),
-      });
-      if (r.changes === 0) return "exists";
-      this.insertVersion(version);
-      if (request) this.stmt.insertRequest.run(secret.tenant, request.sub, request.requestId, secret.uid, request.fingerprint, secret.createTime, blob(request.mac));
+      if (request && this.one(SQL.findRequest, { tenant: secret.tenant, sub: request.sub, request_id: request.requestId })) return "request-exists";
+      if (this.run(SQL.insertSecret, R.secretBinds(secret)) === 0) return "exists";
+      this.run(SQL.insertVersion, R.versionBinds(version));
+      if (request) this.run(SQL.insertRequest, R.requestBinds(secret, request));
       this.record("secret-created", secret);
       return "ok";
     });
   }
 
   async findCreateRequest(tenant: string, sub: string, requestId: string): Promise<CreateRequestRow | undefined> {
-    const r = this.stmt.findRequest.get(tenant, sub, requestId);
-    return r ? { sub: r.sub, requestId: r.request_id, secretUid: r.secret_uid, fingerprint: r.fingerprint, mac: r.mac ?? undefined } : undefined;
+    const r = this.one<R.RequestRecord>(SQL.findRequest, { tenant, sub, request_id: requestId });
+    return r && R.toRequest(r);
   }
 
   async readSecret(scope: Scope, name: string, version: number): Promise<SecretWithVersion | undefined> {
@@ -470,16 +215,17 @@ export class SqliteStorage implements Storage {
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
-    const params: ListParams = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
+    const params = { tenant: scope.tenant, mesh: scope.mesh, after: q.afterName, type: q.type ?? null, expire_before: q.expireBefore ?? null, limit: q.limit };
     const v = q.visibleTo;
-    const listed = (r: SecretRecord & LatestVersion): ListedSecret => ({ ...toSecret(r), latestVersion: r.latest_version ?? 0 });
-    if (!v) return this.stmt.list.all(params).map(listed);
-    const read = this.db.transaction(() =>
-      this.stmt.listVisible
-        .all({ ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now })
-        .map((r): ListedSecret => (r.owner === v.owner ? listed(r) : { ...listed(r), grants: this.stmt.grants.all(r.uid).map(toGrant) })),
-    );
-    return read();
+    const listed = (r: R.SecretRecord & R.LatestVersion): ListedSecret => ({ ...R.toSecret(r), latestVersion: R.num(r.latest_version ?? 0) });
+    if (!v) return this.all<R.SecretRecord & R.LatestVersion>(LIST, params).map(listed);
+    // A non-owner sees a row through a grant: its grants come along (one snapshot), so
+    // the row-MAC check can decide visibility again on the authenticated set.
+    return this.db.transaction(() =>
+      this.all<R.SecretRecord & R.LatestVersion>(LIST_VISIBLE, { ...params, owner: v.owner, subjects: JSON.stringify(v.subjects), now: v.now }).map(
+        (r): ListedSecret => (r.owner === v.owner ? listed(r) : { ...listed(r), grants: this.all<R.GrantRecord>(SQL.grantsOf, { uid: r.uid }).map(R.toGrant) }),
+      ),
+    )();
   }
 
   async updateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): Promise<"ok" | "missing" | "conflict"> {
@@ -488,51 +234,33 @@ export class SqliteStorage implements Storage {
 
   /** updateSecret's writes, inside the caller's transaction (RotateSecret's too). */
   private applyUpdate(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number): "ok" | "missing" | "conflict" {
-    const r = this.stmt.updateSecret.run({
-      uid: next.uid,
-      expect_etag: expectEtag,
-      description: next.description,
-      labels: JSON.stringify(next.labels),
-      annotations: JSON.stringify(next.annotations),
-      version: next.version,
-      etag: next.etag,
-      keys: JSON.stringify(next.keys),
-      update_time: next.updateTime,
-      expire_time: next.expireTime ?? null,
-      mac: blob(next.mac),
-    });
-    if (r.changes === 0) return conflictOrMissing(this.stmt.secretByUid.get(next.uid) !== undefined);
-    this.insertVersion(version);
-    this.stmt.pruneVersions.run(next.uid, version.version - maxVersions);
+    if (this.run(SQL.updateSecret, { ...R.secretBinds(next), expect_etag: expectEtag }) === 0) return conflictOrMissing(this.one(SQL.identity, { uid: next.uid }) !== undefined);
+    this.run(SQL.insertVersion, R.versionBinds(version));
+    this.run(SQL.pruneVersions, { uid: next.uid, version: version.version - maxVersions });
     this.record("secret-updated", next);
     return "ok";
   }
 
   async deleteSecret(uid: string, etag: string | undefined): Promise<"ok" | "missing" | "conflict"> {
     return this.commit((): "ok" | "missing" | "conflict" => {
-      const s = this.stmt.secretByUid.get(uid);
-      if (!s) return "missing";
-      if (this.stmt.deleteSecret.run({ uid, etag: etag ?? null }).changes === 0) return "conflict";
-      this.record("secret-deleted", s);
+      const gone = this.one<R.Identity>(SQL.deleteSecret, { uid, etag: etag ?? null });
+      if (!gone) return conflictOrMissing(this.one(SQL.identity, { uid }) !== undefined);
+      this.record("secret-deleted", gone);
       return "ok";
     });
   }
 
+  private grantsMacOf(uid: string): (R.Identity & { grants_mac: Buffer | null }) | undefined {
+    return this.one(SQL.grantsMacOf, { uid });
+  }
+
   async putGrant(g: GrantRow, guard?: GrantsMacGuard): Promise<"ok" | "missing" | "conflict"> {
     return this.commit((): "ok" | "missing" | "conflict" => {
-      const s = this.stmt.grantsMacOf.get(g.secretUid);
+      const s = this.grantsMacOf(g.secretUid);
       const decision = grantGuard(s, guard);
       if (decision !== "write" || s === undefined) return decision === "write" ? "missing" : decision;
-      if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), g.secretUid);
-      this.stmt.putGrant.run({
-        secret_uid: g.secretUid,
-        subject: g.subject,
-        permission: g.level,
-        keys: JSON.stringify(g.keys),
-        expire_time: g.expireTime ?? null,
-        granted_by: g.grantedBy,
-        create_time: g.createTime,
-      });
+      if (guard) this.run(SQL.setGrantsMac, { uid: g.secretUid, next: Buffer.from(guard.next) });
+      this.run(SQL.putGrant, R.grantBinds(g));
       this.record("grant-put", s);
       return "ok";
     });
@@ -540,12 +268,12 @@ export class SqliteStorage implements Storage {
 
   async deleteGrants(secretUid: string, subject: string, level: number | undefined, guard?: GrantsMacGuard): Promise<number | "conflict"> {
     return this.commit((): number | "conflict" => {
-      const s = this.stmt.grantsMacOf.get(secretUid);
+      const s = this.grantsMacOf(secretUid);
       const decision = grantGuard(s, guard);
       if (decision !== "write" || s === undefined) return decision === "conflict" ? "conflict" : 0;
-      const removed = this.stmt.deleteGrants.run({ uid: secretUid, subject, level: level ?? null }).changes;
+      const removed = this.run(SQL.deleteGrants, { uid: secretUid, subject, level: level ?? null });
       if (removed === 0) return 0;
-      if (guard) this.stmt.setGrantsMac.run(Buffer.from(guard.next), secretUid);
+      if (guard) this.run(SQL.setGrantsMac, { uid: secretUid, next: Buffer.from(guard.next) });
       this.record("grant-revoked", s);
       return removed;
     });
@@ -553,53 +281,30 @@ export class SqliteStorage implements Storage {
 
   async readGrants(secretUid: string): Promise<GrantSet | undefined> {
     return this.db.transaction((): GrantSet | undefined => {
-      const current = this.stmt.grantsMacOf.get(secretUid);
+      const current = this.grantsMacOf(secretUid);
       if (!current) return undefined;
-      return { grants: this.stmt.grants.all(secretUid).map(toGrant), grantsMac: current.grants_mac ?? undefined };
+      return { grants: this.all<R.GrantRecord>(SQL.grantsOf, { uid: secretUid }).map(R.toGrant), grantsMac: current.grants_mac ?? undefined };
     })();
   }
 
+  /** Secrets after `afterUid` with every MAC-covered row, read in the caller's transaction. */
   private macRowsAfter(afterUid: string, limit: number): MacRows[] {
-    return this.stmt.secretsByUid.all(afterUid, limit).map((r) => ({
-      secret: toSecret(r),
-      grants: this.stmt.grants.all(r.uid).map(toGrant),
-      versions: this.stmt.versionMetas.all(r.uid).map((v) => ({
-        uid: v.uid,
-        version: v.version,
-        keys: JSON.parse(v.keys) as string[],
-        createTime: v.create_time,
-        mac: v.mac ?? undefined,
-      })),
-      requests: this.stmt.requestsOf.all(r.uid).map((q) => ({
-        tenant: q.tenant,
-        sub: q.sub,
-        requestId: q.request_id,
-        secretUid: q.secret_uid,
-        fingerprint: q.fingerprint,
-        mac: q.mac ?? undefined,
-      })),
-    }));
+    const secrets = this.all<R.SecretRecord>(SQL.secretsByUid, { after: afterUid, limit });
+    if (secrets.length === 0) return [];
+    const uids = { uids: JSON.stringify(secrets.map((s) => s.uid)) };
+    return R.toMacRows(secrets, this.all(SQL.grantsOfMany, uids), this.all(SQL.versionMetasOfMany, uids), this.all(SQL.requestsOfMany, uids));
   }
 
   async listMacRows(afterUid: string, limit: number): Promise<MacRows[]> {
     return this.db.transaction(() => this.macRowsAfter(afterUid, limit))();
   }
 
-  /**
-   * Inside the caller's write transaction. Each secret whose secret, grant-set or version
-   * MAC changed gets one "secret-rekeyed" change, so every process's read cache (and any
-   * watch) re-reads it; request MACs are not cached.
-   */
+  /** Inside the caller's write transaction: each MAC compare-and-set, then one "secret-rekeyed" change per secret re-keyed. */
   private applyMacs(replacements: readonly MacReplacement[]): number {
     const touched = new Rekeyed();
     for (const r of replacements) {
-      const { old, next } = macSwap(r);
-      let n: number;
-      if (r.kind === "request") n = this.stmt.replaceRequestMac.run({ tenant: r.tenant, sub: r.sub, request_id: r.requestId, old, next }).changes;
-      else if (r.kind === "version") n = this.stmt.replaceVersionMac.run({ uid: r.uid, version: r.version, old, next }).changes;
-      else if (r.kind === "grants") n = this.stmt.replaceGrantsMac.run({ uid: r.uid, old, next }).changes;
-      else n = this.stmt.replaceSecretMac.run({ uid: r.uid, old, next }).changes;
-      touched.note(macUid(r), n);
+      const m = macStatement(r);
+      touched.note(m.uid, this.run(m.sql, m.binds));
     }
     this.recordRekeyed(touched);
     return touched.applied;
@@ -607,7 +312,7 @@ export class SqliteStorage implements Storage {
 
   private recordRekeyed(rekeyed: Rekeyed): void {
     for (const uid of rekeyed.uids) {
-      const s = this.stmt.secretByUid.get(uid);
+      const s = this.one<R.Identity>(SQL.identity, { uid });
       if (s) this.record("secret-rekeyed", s);
     }
   }
@@ -620,93 +325,83 @@ export class SqliteStorage implements Storage {
   async backfillMacs(compute: (rows: readonly MacRows[]) => readonly MacReplacement[]): Promise<number | "none" | "refused"> {
     return this.commit((): number | "none" | "refused" => {
       // Migration 7 leaves the mark (see backfillGate).
-      const gate = backfillGate(this.stmt.backfillPending.get() !== 0, this.stmt.anyMac.get() !== 0);
+      const pending = this.stmt(LOCAL.backfillPending).pluck().get() !== 0;
+      const gate = backfillGate(pending, pending && this.stmt(SQL.anyMac).pluck().get() !== 0);
       if (gate !== "backfill") return gate;
       const replacements = compute(this.macRowsAfter("", ALL_ROWS));
       const applied = this.applyMacs(replacements);
       assertBackfillApplied(applied, replacements);
-      this.stmt.clearBackfill.run();
+      this.run(SQL.clearBackfill);
       return applied;
     });
   }
 
   async listVersionKeys(afterUid: string, afterVersion: number, limit: number): Promise<VersionKeyRow[]> {
-    return this.stmt.versionKeys.all(afterUid, afterVersion, limit);
+    return this.all<R.VersionKeyRecord>(SQL.versionKeys, { uid: afterUid, version: afterVersion, limit }).map(R.toVersionKey);
   }
 
   async kekIdsInUse(): Promise<string[]> {
-    return this.stmt.kekIds.all().map((r) => r.id);
+    return this.all<{ id: string }>(LOCAL.kekIds).map((r) => r.id);
   }
 
   async replaceDeks(replacements: readonly DekReplacement[]): Promise<number> {
     if (replacements.length === 0) return 0;
     return this.commit((): number => {
       const rekeyed = new Rekeyed();
-      for (const r of replacements) {
-        const d = dekSwap(r);
-        rekeyed.note(r.uid, this.stmt.replaceDek.run({ uid: d.uid, version: d.version, old_dek: d.oldDek, new_dek: d.newDek }).changes);
-      }
+      for (const r of replacements) rekeyed.note(r.uid, this.run(SQL.replaceDek, dekSwap(r)));
       this.recordRekeyed(rekeyed);
       return rekeyed.applied;
     });
   }
 
-  async openReplica(replica: string, hb: Heartbeat): Promise<void> {
-    await this.writes.submit(() => {
-      this.stmt.openReplica.run(replica, hb.now, hb.expireTime);
-      this.stmt.markHousekeeping.run();
+  /** A lease write through the group commit, marked as housekeeping (no secret changed). */
+  private housekeeping<T>(fn: () => T): Promise<T> {
+    return this.writes.submit(() => {
+      const out = fn();
+      this.run(LOCAL.markHousekeeping);
+      return out;
     });
   }
 
+  async openReplica(replica: string, hb: Heartbeat): Promise<void> {
+    await this.housekeeping(() => this.run(SQL.openReplica, { replica, now: hb.now, expire_time: hb.expireTime }));
+  }
+
   async putLeases(lease: WatchLease, secretUids: readonly string[], now: number): Promise<boolean> {
-    return this.writes.submit((): boolean => {
-      if (this.stmt.replicaLive.get(lease.replica, now) === undefined) return false;
-      this.stmt.putWatch.run({
-        watch_id: lease.watchId,
-        replica: lease.replica,
-        tenant: lease.tenant,
-        sub: lease.sub,
-        roles: JSON.stringify(lease.roles),
-        revision: lease.revision,
-        since: lease.since,
-      });
-      for (const uid of secretUids) this.stmt.putSource.run({ uid, watch_id: lease.watchId });
-      this.stmt.markHousekeeping.run();
+    return this.housekeeping((): boolean => {
+      if (this.one(SQL.replicaLive, { replica: lease.replica, now }) === undefined) return false;
+      this.run(SQL.putWatch, R.watchBinds(lease));
+      for (const uid of secretUids) this.run(LOCAL.putSource, { uid, watch_id: lease.watchId });
       return true;
     });
   }
 
   async deleteLeases(watchId: string, secretUids?: readonly string[]): Promise<void> {
-    await this.writes.submit(() => {
-      if (secretUids === undefined) this.stmt.deleteWatch.run(watchId);
+    await this.housekeeping(() => {
+      if (secretUids === undefined) this.run(SQL.deleteWatch, { watch_id: watchId });
       else {
-        for (const uid of secretUids) this.stmt.deleteSource.run(uid, watchId);
-        this.stmt.deleteWatchIfEmpty.run({ watch_id: watchId });
+        for (const uid of secretUids) this.run(LOCAL.deleteSource, { uid, watch_id: watchId });
+        this.run(SQL.deleteWatchIfEmpty, { watch_id: watchId });
       }
-      this.stmt.markHousekeeping.run();
     });
   }
 
   async renewLeases(replica: string, hb: Heartbeat, revisions: ReadonlyMap<string, string>): Promise<number> {
-    return this.writes.submit((): number => {
-      let written = this.stmt.heartbeat.run({ replica, now: hb.now, expire_time: hb.expireTime }).changes;
-      if (written > 0) for (const [watchId, revision] of revisions) written += this.stmt.watchRevision.run(revision, watchId, replica).changes;
-      this.stmt.pruneDeadWatches.run(hb.now);
-      this.stmt.pruneDeadReplicas.run(hb.now);
-      this.stmt.markHousekeeping.run();
+    return this.housekeeping((): number => {
+      let written = this.run(SQL.heartbeat, { replica, now: hb.now, expire_time: hb.expireTime });
+      if (written > 0) for (const [watchId, revision] of revisions) written += this.run(LOCAL.watchRevision, { revision, watch_id: watchId, replica });
+      this.run(SQL.pruneDeadWatches, { now: hb.now });
+      this.run(SQL.pruneDeadReplicas, { now: hb.now });
       return written;
     });
   }
 
   async deleteReplicaLeases(replica: string): Promise<void> {
-    await this.writes.submit(() => {
-      this.stmt.endReplica.run(replica);
-      this.stmt.markHousekeeping.run();
-    });
+    await this.housekeeping(() => this.run(SQL.endReplica, { replica }));
   }
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
-    return this.stmt.listLeases.all(secretUid, now).map(toLease);
+    return this.all<R.LeaseRecord>(SQL.listLeases, { uid: secretUid, now }).map(R.toLease);
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {
@@ -723,20 +418,8 @@ export class SqliteStorage implements Storage {
 
   async listAudit(tenant: string, q: AuditQuery): Promise<StoredAuditRow[]> {
     const b = auditBounds(q);
-    const params: AuditParams = {
-      tenant,
-      lo: b.lo,
-      hi: b.hi,
-      after_time: b.afterTime,
-      after_id: b.afterId,
-      mesh: b.mesh,
-      name: b.name,
-      sub: b.sub,
-      meshes: b.meshes === null ? null : JSON.stringify(b.meshes),
-      limit: b.limit,
-    };
-    const stmt = b.by === "sub" ? this.stmt.listAuditBySub : b.by === "name" ? this.stmt.listAuditByName : this.stmt.listAudit;
-    return stmt.all(params).map(toAudit);
+    const binds = { tenant, ...b, after_time: b.afterTime, after_id: b.afterId, meshes: b.meshes === null ? null : JSON.stringify(b.meshes) };
+    return this.all<R.AuditRecord>(LIST_AUDIT[b.by], binds).map(R.toAudit);
   }
 
   async pruneAudit(before: number, limit: number): Promise<number> {
