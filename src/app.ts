@@ -12,7 +12,9 @@ import { AnswerCache } from "./transport/grpc/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { openServerKeyring } from "./domain/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
+import { Acks } from "./domain/acks.js";
 import { Consumers } from "./domain/consumers.js";
+import { Rollouts } from "./domain/rollout.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
@@ -276,6 +278,8 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     answers,
     watches: hub,
     consumers,
+    acks: new Acks({ storage: st, now }),
+    rollouts: new Rollouts({ storage: st, secrets, now }),
     audit,
     observer: m,
     listAuditEvents: (p, req) => listAuditEvents(st, p, req),

@@ -12,7 +12,7 @@ import type { Principal } from "../domain/principal.js";
 import { readProjection, validateRequest, type ProjectionDeps } from "../domain/projection.js";
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { ChangeFeed, FeedEvent, FeedSubscription } from "../storage/change-feed.js";
-import type { SecretRow, VersionRow } from "../storage/storage.js";
+import type { SecretRow, SourceVersion, VersionRow } from "../storage/storage.js";
 import { accessDeadline } from "./access-deadline.js";
 import type { ConsumerLeases } from "./consumer-leases.js";
 import { Watch, type WatchSink } from "./watch.js";
@@ -176,9 +176,16 @@ export class WatchHub {
       this.#armDeadline(w, accessDeadline(w.principal, read.rows.values(), read.now));
       if (read.projection.revision !== w.revision) {
         w.revision = read.projection.revision;
-        this.options.leases.noteRevision(w.id, w.revision);
         w.inFlight = true;
-        w.sink.send(read.projection, () => {
+        // Recorded before it goes out, so its ack may land on any replica (consumer-leases.ts).
+        const sources: SourceVersion[] = [];
+        for (const s of read.projection.sources) {
+          const uid = read.rows.get(s.name)?.secret.uid;
+          if (uid !== undefined) sources.push({ uid, version: s.version, mesh: s.mesh, name: s.name });
+        }
+        await this.options.leases.noteSent(w.id, w.revision, sources);
+        if (w.ended) return;
+        w.sink.send({ ...read.projection, consumerId: w.id }, () => {
           w.inFlight = false;
           if (w.dirty) {
             w.dirty = false;

@@ -24,7 +24,9 @@ import { REDACT_PATHS } from "../../src/logger.js";
 import { parseServingLine } from "../../scripts/serving-line.mjs";
 import { createE2eDatabase, E2E_STORAGE } from "./postgres.js";
 import {
+  AckProjectionRequest,
   CreateSecretRequest,
+  GetRolloutRequest,
   DeleteSecretRequest,
   GetSecretRequest,
   GrantAccessRequest,
@@ -51,6 +53,8 @@ const REQUESTS = {
   listGrants: ListGrantsRequest,
   listConsumers: ListConsumersRequest,
   listAuditEvents: ListAuditEventsRequest,
+  ackProjection: AckProjectionRequest,
+  getRollout: GetRolloutRequest,
 } as const;
 export type Method = keyof typeof REQUESTS;
 

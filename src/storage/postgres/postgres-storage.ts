@@ -28,10 +28,29 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchAck,
+  WatchAckView,
   WatchLease,
+  WatchSends,
 } from "../storage.js";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
-import { SECRET_COLUMNS, blob, num, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
+import {
+  SECRET_COLUMNS,
+  blob,
+  num,
+  sentJson,
+  sourcesJson,
+  toAudit,
+  toGrant,
+  toLease,
+  toSecret,
+  toWatchAckView,
+  type AuditRecord,
+  type GrantRecord,
+  type LeaseRecord,
+  type SecretRecord,
+  type WatchAckRecord,
+} from "../sql/rows.js";
 import { Rekeyed, assertBackfillApplied, auditBounds, ANY_MAC_SQL, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
 import { migrate as runMigrations, schemaMigrationsSql } from "../sql/migrate.js";
 import { PG_MIGRATIONS } from "./migrations.js";
@@ -701,12 +720,41 @@ export class PostgresStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     const r = await this.q<LeaseRecord>(
-      `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
+      `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica,
+              w.applied_revision, w.applied_time, w.applied
        FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
        WHERE s.secret_uid = $1 AND r.expire_time > $2 ORDER BY w.since, w.watch_id`,
       [secretUid, now],
     );
     return r.rows.map(toLease);
+  }
+
+  async recordSent(sends: readonly WatchSends[]): Promise<void> {
+    if (sends.length === 0) return;
+    await this.q(
+      `UPDATE consumer_watches w SET revision = r.revision, sent = r.sent
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r (watch_id, replica, revision, sent)
+       WHERE w.watch_id = r.watch_id AND w.replica = r.replica`,
+      [sends.map((s) => s.watchId), sends.map((s) => s.replica), sends.map((s) => s.sent[s.sent.length - 1]?.revision ?? ""), sends.map((s) => sentJson(s.sent))],
+    );
+  }
+
+  async readWatch(watchId: string, now: number): Promise<WatchAckView | undefined> {
+    const r = await this.q<WatchAckRecord>(
+      `SELECT w.tenant, w.sub, w.sent, w.applied_seq FROM consumer_watches w JOIN consumer_replicas r ON r.replica = w.replica
+       WHERE w.watch_id = $1 AND r.expire_time > $2`,
+      [watchId, now],
+    );
+    const row = r.rows[0];
+    return row === undefined ? undefined : toWatchAckView(row);
+  }
+
+  async recordAck(watchId: string, ack: WatchAck): Promise<boolean> {
+    const r = await this.q(
+      "UPDATE consumer_watches SET applied_seq = $2, applied_revision = $3, applied_time = $4, applied = $5 WHERE watch_id = $1 AND applied_seq < $2",
+      [watchId, ack.seq, ack.revision, ack.time, sourcesJson(ack.applied)],
+    );
+    return (r.rowCount ?? 0) > 0;
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {

@@ -267,4 +267,17 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       INSERT INTO audit_usage (id, bytes) SELECT 1, coalesce(sum(size), 0) FROM audit_events;
     `,
   },
+  {
+    // Acknowledged delivery (#30 item 1): each watch row keeps the last revisions it sent
+    // (with the source versions each carried, so any replica can check an ack), and the
+    // one its consumer acked. Written on send and on ack, never by the heartbeat renewal.
+    id: 14,
+    sql: `
+      ALTER TABLE consumer_watches ADD COLUMN sent TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE consumer_watches ADD COLUMN applied_seq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE consumer_watches ADD COLUMN applied_revision TEXT NOT NULL DEFAULT '';
+      ALTER TABLE consumer_watches ADD COLUMN applied_time INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE consumer_watches ADD COLUMN applied TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];

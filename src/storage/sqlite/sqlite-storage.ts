@@ -31,9 +31,27 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchAck,
+  WatchAckView,
   WatchLease,
+  WatchSends,
 } from "../storage.js";
-import { SECRET_COLUMNS, blob, toAudit, toGrant, toLease, toSecret, type AuditRecord, type GrantRecord, type LeaseRecord, type SecretRecord } from "../sql/rows.js";
+import {
+  SECRET_COLUMNS,
+  blob,
+  sentJson,
+  sourcesJson,
+  toAudit,
+  toGrant,
+  toLease,
+  toSecret,
+  toWatchAckView,
+  type AuditRecord,
+  type GrantRecord,
+  type LeaseRecord,
+  type SecretRecord,
+  type WatchAckRecord,
+} from "../sql/rows.js";
 import { ALL_ROWS, ANY_MAC_SQL, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macSwap, macUid } from "../sql/write-rules.js";
 import { migrateSync, schemaMigrationsSql, type MigrationPort } from "../sql/migrate.js";
 import { GroupCommit } from "./group-commit.js";
@@ -320,9 +338,19 @@ export class SqliteStorage implements Storage {
         "DELETE FROM consumer_replicas WHERE expire_time <= ? AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = consumer_replicas.replica)",
       ),
       listLeases: db.prepare<[string, number], LeaseRecord>(
-        `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
+        `SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica,
+                w.applied_revision, w.applied_time, w.applied
          FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
          WHERE s.secret_uid = ? AND r.expire_time > ? ORDER BY w.since, w.watch_id`,
+      ),
+      watchSent: db.prepare("UPDATE consumer_watches SET revision = @revision, sent = @sent WHERE watch_id = @watch_id AND replica = @replica"),
+      readWatch: db.prepare<[string, number], WatchAckRecord>(
+        `SELECT w.tenant, w.sub, w.sent, w.applied_seq FROM consumer_watches w JOIN consumer_replicas r ON r.replica = w.replica
+         WHERE w.watch_id = ? AND r.expire_time > ?`,
+      ),
+      watchAck: db.prepare(
+        `UPDATE consumer_watches SET applied_seq = @seq, applied_revision = @revision, applied_time = @time, applied = @applied
+         WHERE watch_id = @watch_id AND applied_seq < @seq`,
       ),
       listAudit: db.prepare<[AuditParams], AuditRecord>(listAuditSql("time")),
       listAuditBySub: db.prepare<[AuditParams], AuditRecord>(listAuditSql("sub")),
@@ -698,6 +726,29 @@ export class SqliteStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return this.stmt.listLeases.all(secretUid, now).map(toLease);
+  }
+
+  async recordSent(sends: readonly WatchSends[]): Promise<void> {
+    if (sends.length === 0) return;
+    await this.writes.submit(() => {
+      for (const s of sends) {
+        this.stmt.watchSent.run({ watch_id: s.watchId, replica: s.replica, revision: s.sent[s.sent.length - 1]?.revision ?? "", sent: sentJson(s.sent) });
+      }
+      this.stmt.markHousekeeping.run();
+    });
+  }
+
+  async readWatch(watchId: string, now: number): Promise<WatchAckView | undefined> {
+    const row = this.stmt.readWatch.get(watchId, now);
+    return row === undefined ? undefined : toWatchAckView(row);
+  }
+
+  async recordAck(watchId: string, ack: WatchAck): Promise<boolean> {
+    return this.writes.submit((): boolean => {
+      const written = this.stmt.watchAck.run({ watch_id: watchId, seq: ack.seq, revision: ack.revision, time: ack.time, applied: sourcesJson(ack.applied) }).changes > 0;
+      this.stmt.markHousekeeping.run();
+      return written;
+    });
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {

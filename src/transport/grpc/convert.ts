@@ -1,7 +1,8 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
 import { Level } from "../../domain/access.js";
 import type { GrantView } from "../../domain/grants.js";
-import { Permission, type AuditEvent, type Consumer, type Grant, type Secret } from "../../gen/secrets/v1/secrets.js";
+import { Permission, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
+import type { RolloutStatus } from "../../domain/rollout.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 import { emittedTime } from "./timestamps.js";
 
@@ -64,7 +65,12 @@ export function toGrantMessage(g: GrantView): Grant {
   };
 }
 
+/**
+ * A consumer of one secret. `applied` names that secret only (the version its last ack
+ * carried): the other sources of the watch may be secrets the caller cannot see.
+ */
 export function toConsumerMessage(l: LeaseRow): Consumer {
+  const applied = l.applied.filter((s) => s.uid === l.secretUid);
   return {
     sub: l.sub,
     roles: [...l.roles],
@@ -72,10 +78,27 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
     since: emittedTime(l.since),
     lastSeen: emittedTime(l.lastSeen),
     replica: l.replica,
-    consumerId: "",
-    appliedRevision: "",
-    appliedTime: undefined,
-    applied: [],
+    consumerId: l.watchId,
+    appliedRevision: l.appliedRevision,
+    appliedTime: l.appliedTime === 0 ? undefined : emittedTime(l.appliedTime),
+    applied: applied.map((s) => ({ mesh: s.mesh, name: s.name, version: s.version })),
+  };
+}
+
+export function toRolloutMessage(r: RolloutStatus): Rollout {
+  return {
+    mesh: r.mesh,
+    name: r.name,
+    version: r.version,
+    consumers: r.consumers,
+    applied: r.applied,
+    behind: r.behind.map(toConsumerMessage),
+    converged: r.converged,
+    state: r.rotation.state,
+    previousVersion: r.rotation.previousVersion,
+    started: r.rotation.started === undefined ? undefined : emittedTime(r.rotation.started),
+    finished: r.rotation.finished === undefined ? undefined : emittedTime(r.rotation.finished),
+    detail: r.rotation.detail,
   };
 }
 

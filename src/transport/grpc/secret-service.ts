@@ -1,7 +1,9 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
 import { SecretdError } from "../../errors.js";
 import type { AuditPage } from "../../domain/audit-events.js";
+import type { Acks } from "../../domain/acks.js";
 import type { Consumers } from "../../domain/consumers.js";
+import type { Rollouts } from "../../domain/rollout.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
@@ -9,7 +11,9 @@ import type { Principal } from "../../domain/principal.js";
 import type { ListAuditEventsRequest, Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
 import {
+  auditAck,
   auditCreate,
+  auditGetRollout,
   auditDelete,
   auditGet,
   auditGrant,
@@ -22,7 +26,8 @@ import {
 } from "./audit-targets.js";
 import { unary, type CallDeps } from "./call.js";
 import { answerGet, answerProjection, type AnswerDeps, type Answers } from "./answers.js";
-import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toSecretMessage } from "./convert.js";
+import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toRolloutMessage, toSecretMessage } from "./convert.js";
+import type { AckAnswer } from "./audit-targets.js";
 import type { WatchCall } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
@@ -33,6 +38,8 @@ export interface SecretServiceDeps extends CallDeps {
   readonly answers?: Answers | undefined;
   readonly watches: WatchHub;
   readonly consumers: Consumers;
+  readonly acks: Acks;
+  readonly rollouts: Rollouts;
   /** ListAuditEvents' use case (audit-events.ts over the trail's storage). */
   readonly listAuditEvents: (p: Principal, req: ListAuditEventsRequest) => Promise<AuditPage>;
 }
@@ -104,9 +111,14 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       const page = await deps.listAuditEvents(principal, req);
       return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
-    // #30: declared in the proto, served once acknowledged delivery and rotation land.
-    ackProjection: unary(deps, "AckProjection", notYet("AckProjection")),
-    getRollout: unary(deps, "GetRollout", notYet("GetRollout")),
+    ackProjection: unary(
+      deps,
+      "AckProjection",
+      async (req, { principal }): Promise<AckAnswer> => ({ acked: await deps.acks.ack(principal, req) }),
+      auditAck,
+    ),
+    getRollout: unary(deps, "GetRollout", async (req, { principal }) => toRolloutMessage(await deps.rollouts.get(principal, req)), auditGetRollout),
+    // #30: declared in the proto, served once rotation lands.
     rotateSecret: unary(deps, "RotateSecret", notYet("RotateSecret")),
   };
 }
