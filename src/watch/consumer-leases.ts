@@ -43,7 +43,7 @@ export const LEASE_DEFAULTS = { ttlMs: 25_000, renewMs: 8_000 } as const;
 /** Revisions a watch's row keeps: an ack of an older one than these is refused as never sent. */
 export const SENT_KEPT = 8;
 
-type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent">;
+type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent" | "recordAck">;
 
 interface Held {
   readonly p: Principal;
@@ -121,6 +121,22 @@ export class ConsumerLeases {
     this.#sending.add(watchId);
     this.#sendFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushSends());
     return this.#sendFlush;
+  }
+
+  /**
+   * A watch opened with known_revision equal to its projection: nothing is sent, and the
+   * revision is recorded as sent and applied (the client said it holds it; a revision
+   * cannot be known without its values).
+   */
+  async noteHeld(watchId: string, revision: string, sources: readonly SourceVersion[], now: number): Promise<void> {
+    await this.noteSent(watchId, revision, sources);
+    const held = this.#held.get(watchId);
+    if (this.#closed || held === undefined) return;
+    try {
+      await this.storage.recordAck(watchId, { seq: held.seq, revision, time: now, applied: sources });
+    } catch (err) {
+      this.options.onError?.(err);
+    }
   }
 
   async #flushSends(): Promise<void> {

@@ -51,7 +51,8 @@ it("when a process holds many watches of many sources, then each renewal is one 
   const uids = secrets.map((s) => s.uid);
   const calls: string[] = [];
   const written: number[] = [];
-  const counting: Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent"> = {
+  const counting: Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent" | "recordAck"> = {
+    recordAck: (...a) => st.recordAck(...a),
     recordSent: (...a) => (calls.push("recordSent"), st.recordSent(...a)),
     openReplica: (...a) => (calls.push("openReplica"), st.openReplica(...a)),
     putLeases: (...a) => (calls.push("putLeases"), st.putLeases(...a)),
