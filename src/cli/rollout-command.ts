@@ -14,6 +14,7 @@ import { withExample } from "../client/help.js";
 import { formatTime } from "./output.js";
 
 const POLL_MS = 500;
+const DEFAULT_WAIT = "5m";
 
 interface RolloutFlags {
   version?: string;
@@ -55,12 +56,13 @@ export function registerRollout(program: Command): void {
     .description("how many live consumers applied a version of a secret; exit 0 when converged, 1 when not (or on --timeout)")
     .argument("<name>", "secret name")
     .option("--version <n>", "the version (default: the current one)")
-    .option("--wait", "wait until converged (or --timeout)")
-    .option("--timeout <duration>", "with --wait: give up after this long (exit 1)", "5m");
+    .option("--wait", "wait until converged, at most --timeout (here default 5m; exit 1 then)");
   withExample(cmd, "secretd rollout status db --mesh default --wait --timeout 2m");
   withClientOptions(cmd).action((name: string, _opts: unknown, self: Command) =>
     runClient(self, async (conn) => {
       const f = self.opts<RolloutFlags>();
+      // --timeout is the client's own flag (each call's deadline); here it also bounds the wait.
+      if (self.getOptionValueSource("timeout") !== "cli" && self.getOptionValueSource("timeout") !== "env") f.timeout = DEFAULT_WAIT;
       if (f.version !== undefined && !/^[1-9]\d{0,15}$/.test(f.version)) throw invalid("--version", `"${f.version.slice(0, 20)}" is not a version number (1, 2, …)`);
       let timeoutMs: number;
       try {
@@ -82,7 +84,7 @@ export function registerRollout(program: Command): void {
         if (gone.length > 0) {
           const live = await liveIds(conn, name);
           for (const c of gone) {
-            if (!live.has(c.consumerId)) process.stdout.write(`consumer ${c.sub} on ${c.replica} left (its lease lapsed): no longer counted\n`);
+            if (!live.has(c.consumerId)) process.stdout.write(`consumer ${c.sub} on ${c.replica} left (its watch ended or its lease lapsed): no longer counted\n`);
           }
         }
         if (next.applied !== r.applied || next.consumers !== r.consumers || next.converged) process.stdout.write(summary(next));
