@@ -43,6 +43,9 @@ export const LEASE_DEFAULTS = { ttlMs: 25_000, renewMs: 8_000 } as const;
 /** Revisions a watch's row keeps: an ack of an older one than these is refused as never sent. */
 export const SENT_KEPT = 8;
 
+/** The longest a message waits for its send to be recorded (the write goes on; an ack of it may be refused until it lands). */
+const SEND_WAIT_MS = 1000;
+
 type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent" | "recordAck">;
 
 interface Held {
@@ -110,8 +113,9 @@ export class ConsumerLeases {
 
   /**
    * A watch is about to send `revision`, carrying these source versions: resolves once its
-   * row records it (one write for every watch that sent this turn). A failed write is
-   * reported and resolves too: the message goes out; only an ack of it would be refused.
+   * row records it (one write for every watch that sent this turn), or after SEND_WAIT_MS.
+   * A failed write is reported and resolves too: the message goes out; only an ack of it
+   * would be refused.
    */
   noteSent(watchId: string, revision: string, sources: readonly SourceVersion[]): Promise<void> {
     const held = this.#held.get(watchId);
@@ -119,7 +123,12 @@ export class ConsumerLeases {
     held.revision = revision;
     held.sent = [...held.sent.slice(1 - SENT_KEPT), { seq: ++held.seq, revision, sources }];
     this.#sending.add(watchId);
-    this.#sendFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushSends());
+    // Bounded: a database that does not answer delays the messages by at most SEND_WAIT_MS.
+    this.#sendFlush ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, SEND_WAIT_MS);
+      timer.unref();
+      setImmediate(() => void this.#flushSends().finally(() => (clearTimeout(timer), resolve())));
+    });
     return this.#sendFlush;
   }
 
