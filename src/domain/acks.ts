@@ -8,10 +8,12 @@
  */
 import type { AckProjectionRequest } from "../gen/secrets/v1/secrets.js";
 import type { SourceVersion, Storage } from "../storage/storage.js";
-import { SENT_KEPT } from "../watch/consumer-leases.js";
 import { denied, invalid, SecretdError } from "../errors.js";
 import type { Principal } from "./principal.js";
 import { validateRevision } from "./validation.js";
+
+/** Revisions a watch's row keeps (consumer-leases.ts): an ack of an older one is refused as never sent. */
+export const SENT_KEPT = 8;
 
 /** Watch ids are UUIDs (watch.ts); anything else names no watch. */
 const CONSUMER_ID_RE = /^[0-9a-f-]{1,64}$/;

@@ -5,7 +5,7 @@
  * it for the owner, an ADMIN holder or a tenant-admin (like ListConsumers); the rotation
  * driver calls countRollout itself.
  */
-import { RotationState, type GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
+import type { GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
 import type { LeaseRow, Storage } from "../storage/storage.js";
 import { invalid, notFound } from "../errors.js";
 import { Level } from "./access.js";
@@ -37,8 +37,11 @@ export async function countRollout(storage: Pick<Storage, "listLeases">, uid: st
 }
 
 /** GetRollout's part from the rotation record (state, previous version, times, detail). */
+/** Rollout.state (RotationState), by name. */
+export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed";
+
 export interface RotationSummary {
-  readonly state: RotationState;
+  readonly state: RotationStateName;
   readonly previousVersion: number;
   readonly started?: number;
   readonly finished?: number;
@@ -46,7 +49,7 @@ export interface RotationSummary {
   readonly detail: string;
 }
 
-const NO_ROTATION: RotationSummary = { state: RotationState.ROTATION_STATE_NONE, previousVersion: 0, detail: "" };
+const NO_ROTATION: RotationSummary = { state: "none", previousVersion: 0, detail: "" };
 
 /**
  * THE place where GetRollout merges the rotation record in: the rotation (if any) that

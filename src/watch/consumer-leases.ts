@@ -19,6 +19,7 @@
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { SENT_KEPT } from "../domain/acks.js";
 import type { Principal } from "../domain/principal.js";
 import type { SentRevision, SourceVersion, Storage, WatchLease, WatchSends } from "../storage/storage.js";
 
@@ -40,8 +41,6 @@ const NO_REVISIONS: ReadonlyMap<string, string> = new Map();
 
 export const LEASE_DEFAULTS = { ttlMs: 25_000, renewMs: 8_000 } as const;
 
-/** Revisions a watch's row keeps: an ack of an older one than these is refused as never sent. */
-export const SENT_KEPT = 8;
 
 /** The longest a message waits for its send to be recorded (the write goes on; an ack of it may be refused until it lands). */
 const SEND_WAIT_MS = 1000;

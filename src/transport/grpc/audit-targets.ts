@@ -27,10 +27,9 @@ import type {
 import { MAX_ITEMS, MAX_MAPPINGS } from "../../domain/projection-bounds.js";
 import { EncodedAnswer } from "./response-encoding.js";
 import type { AuditTarget } from "./call.js";
-import type { SourceVersion } from "../../storage/storage.js";
 
 /** AckProjection's (empty) answer, with what it confirmed for the audit step; the encoder writes no field of it. */
-export type AckAnswer = AckProjectionResponse & { readonly acked?: readonly SourceVersion[] };
+export type AckAnswer = AckProjectionResponse & { readonly acked?: ReadonlyArray<{ readonly mesh: string; readonly name: string; readonly version: number }> };
 
 function dataKeys(data: Record<string, unknown>, stringData: Record<string, unknown>): string[] {
   return [...new Set([...Object.keys(data), ...Object.keys(stringData)])].sort();

@@ -1,8 +1,8 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
 import { Level } from "../../domain/access.js";
 import type { GrantView } from "../../domain/grants.js";
-import { Permission, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
-import type { RolloutStatus } from "../../domain/rollout.js";
+import { Permission, RotationState, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
+import type { RolloutStatus, RotationStateName } from "../../domain/rollout.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 import { emittedTime } from "./timestamps.js";
 
@@ -85,6 +85,15 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
   };
 }
 
+const ROTATION_STATES: Record<RotationStateName, RotationState> = {
+  none: RotationState.ROTATION_STATE_NONE,
+  waiting_for_acks: RotationState.ROTATION_STATE_WAITING_FOR_ACKS,
+  retiring: RotationState.ROTATION_STATE_RETIRING,
+  done: RotationState.ROTATION_STATE_DONE,
+  timed_out: RotationState.ROTATION_STATE_TIMED_OUT,
+  failed: RotationState.ROTATION_STATE_FAILED,
+};
+
 export function toRolloutMessage(r: RolloutStatus): Rollout {
   return {
     mesh: r.mesh,
@@ -94,7 +103,7 @@ export function toRolloutMessage(r: RolloutStatus): Rollout {
     applied: r.applied,
     behind: r.behind.map(toConsumerMessage),
     converged: r.converged,
-    state: r.rotation.state,
+    state: ROTATION_STATES[r.rotation.state],
     previousVersion: r.rotation.previousVersion,
     started: r.rotation.started === undefined ? undefined : emittedTime(r.rotation.started),
     finished: r.rotation.finished === undefined ? undefined : emittedTime(r.rotation.finished),
