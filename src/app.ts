@@ -14,13 +14,16 @@ import { AnswerCache } from "./transport/grpc/answer-cache.js";
 import { PlaintextCache } from "./crypto/plaintext-cache.js";
 import { openServerKeyring } from "./domain/server-keyring.js";
 import { AuthenticatedStorage } from "./domain/authenticated-storage.js";
+import { Acks } from "./domain/acks.js";
 import { Consumers } from "./domain/consumers.js";
+import { Rollouts } from "./domain/rollout.js";
 import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
 import { leaseProbe } from "./domain/rollout-probe.js";
 import { RotationDriver } from "./domain/rotation-driver.js";
-import { Rotations, stateName } from "./domain/rotations.js";
+import { Rotations } from "./domain/rotations.js";
+import { stateName } from "./domain/rollout.js";
 import { execRotator } from "./domain/exec-rotator.js";
 import { retireHookOf } from "./domain/retire-hook.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
@@ -330,6 +333,8 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     watches: hub,
     consumers,
     rotations,
+    acks: new Acks({ storage: st, now }),
+    rollouts: new Rollouts({ storage: st, secrets, now }),
     audit,
     observer: m,
     listAuditEvents: (p, req) => listAuditEvents(st, p, req),

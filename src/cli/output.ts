@@ -90,13 +90,25 @@ export function consumerView(c: Consumer): Record<string, unknown> {
     since: formatTime(c.since),
     lastSeen: formatTime(c.lastSeen),
     replica: c.replica,
+    consumerId: c.consumerId,
+    appliedRevision: c.appliedRevision !== "" ? c.appliedRevision : undefined,
+    appliedTime: formatTime(c.appliedTime),
+    applied: c.applied.length > 0 ? c.applied.map((a) => ({ mesh: a.mesh, name: a.name, version: a.version })) : undefined,
   });
 }
 
 export function consumersTable(consumers: readonly Consumer[]): string {
   return renderTable(
-    ["SUB", "ROLES", "REVISION", "SINCE", "LAST_SEEN", "REPLICA"],
-    consumers.map((c) => [c.sub, c.roles.join(",") || "-", c.revision.slice(0, 12) || "-", formatTime(c.since) ?? "", formatTime(c.lastSeen) ?? "", c.replica]),
+    ["SUB", "ROLES", "REVISION", "APPLIED", "SINCE", "LAST_SEEN", "REPLICA"],
+    consumers.map((c) => [
+      c.sub,
+      c.roles.join(",") || "-",
+      c.revision.slice(0, 12) || "-",
+      c.applied.map((a) => `v${a.version}`).join(",") || "-",
+      formatTime(c.since) ?? "",
+      formatTime(c.lastSeen) ?? "",
+      c.replica,
+    ]),
   );
 }
 

@@ -12,7 +12,7 @@ import { parseDuration } from "../duration.js";
 import { GetRolloutRequest, GetSecretRequest, Retire, RotateSecretRequest, RotationState, type Rollout } from "../gen/secrets/v1/secrets.js";
 import { outputOption, repeatable, runClient, SCOPED, withClientOptions, type Connection } from "../client/client.js";
 import { withExample } from "../client/help.js";
-import { stateName } from "../domain/rotations.js";
+import { stateName } from "../domain/rollout.js";
 import { formatTime, renderDoc, type DocFormat } from "./output.js";
 import { dataFrom, type DataFlags } from "./secrets-commands.js";
 

@@ -44,7 +44,10 @@ import type {
   Storage,
   VersionKeyRow,
   VersionRow,
+  WatchAck,
+  WatchAckView,
   WatchLease,
+  WatchSends,
 } from "../storage/storage.js";
 import { isLive } from "./access.js";
 import { grantsChanged, SecretdError } from "../errors.js";
@@ -246,6 +249,20 @@ export class AuthenticatedStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return this.inner.listLeases(secretUid, now);
+  }
+
+  // Sends and acks ride on the lease rows, unsigned like them (SECURITY.md: a forged ack
+  // misreports a rollout, and so could let a rotation retire a version early).
+  async recordSent(sends: readonly WatchSends[]): Promise<void> {
+    return this.inner.recordSent(sends);
+  }
+
+  async readWatch(watchId: string, now: number): Promise<WatchAckView | undefined> {
+    return this.inner.readWatch(watchId, now);
+  }
+
+  async recordAck(watchId: string, ack: WatchAck): Promise<boolean> {
+    return this.inner.recordAck(watchId, ack);
   }
 
   // Audit events are an append-only record, not access state: passed through unsigned.

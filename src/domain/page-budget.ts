@@ -45,7 +45,8 @@ export function grantEntryBytes(g: GrantRow, mesh: string, name: string): number
 
 /** An upper bound of one Consumer inside its response. */
 export function consumerEntryBytes(l: LeaseRow): number {
-  return FIELD + FIXED + str(l.sub) + list(l.roles) + str(l.revision) + str(l.replica);
+  const applied = l.applied.reduce((n, a) => n + FIELD + FIXED + str(a.mesh) + str(a.name), 0);
+  return FIELD + FIXED + str(l.sub) + list(l.roles) + str(l.revision) + str(l.replica) + str(l.watchId) + str(l.appliedRevision) + FIXED + applied;
 }
 
 /** An upper bound of one AuditEvent inside its response. */

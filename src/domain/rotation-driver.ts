@@ -37,7 +37,7 @@ const NAMED = 20;
 
 /** Who never confirmed, for the record: subs, consumer ids and replicas (never a value). */
 export function timedOutDetail(version: number, timeoutMs: number, behind: readonly ProbedConsumer[]): string {
-  const named = behind.slice(0, NAMED).map((c) => `sub "${c.sub}" (consumer ${c.consumerId} on ${c.replica})`);
+  const named = behind.slice(0, NAMED).map((c) => `sub "${c.sub}" (consumer ${c.watchId} on ${c.replica})`);
   const more = behind.length > NAMED ? `, and ${behind.length - NAMED} more` : "";
   const who = behind.length === 0 ? "" : `: ${behind.length} consumer(s) never confirmed version ${version}: ${named.join(", ")}${more}`;
   return `ack_timeout (${Math.round(timeoutMs / 1000)}s) passed${who}; previous version retired anyway`;

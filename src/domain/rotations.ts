@@ -10,7 +10,7 @@
 import type { KeyringSource } from "../crypto/keyring.js";
 import type { PlaintextCache } from "../crypto/plaintext-cache.js";
 import { SecretdError, invalid, notFound } from "../errors.js";
-import type { GetRolloutRequest, RotateSecretRequest } from "../gen/secrets/v1/secrets.js";
+import type { RotateSecretRequest } from "../gen/secrets/v1/secrets.js";
 import { Retire, RotationState } from "./rotation-enums.js";
 import type { RotationRow, SecretRow, Storage } from "../storage/storage.js";
 import { keysAt, Level } from "./access.js";
@@ -18,29 +18,14 @@ import { openData, sealData } from "./barrier.js";
 import { generatedValues } from "./generated-values.js";
 import type { Rotator } from "./exec-rotator.js";
 import type { Principal } from "./principal.js";
-import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";
+import type { RolloutProbe } from "./rollout-probe.js";
+import { stateName, summaryOf, type RolloutStatus } from "./rollout.js";
 import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
 import { validateTypedData } from "./secret-types.js";
 import { mergeData, validateName } from "./validation.js";
 
 export const DEFAULT_ACK_TIMEOUT_MS = 10 * 60_000;
 export const MAX_ACK_TIMEOUT_MS = 7 * 24 * 3_600_000;
-
-/** What RotateSecret and GetRollout answer (the Rollout message's fields). */
-export interface RolloutView {
-  readonly mesh: string;
-  readonly name: string;
-  readonly version: number;
-  readonly consumers: number;
-  readonly applied: number;
-  readonly behind: readonly ProbedConsumer[];
-  readonly converged: boolean;
-  readonly state: RotationState;
-  readonly previousVersion: number;
-  readonly started: number | undefined;
-  readonly finished: number | undefined;
-  readonly detail: string;
-}
 
 export interface RotationsDeps {
   readonly storage: Storage;
@@ -56,28 +41,6 @@ export interface RotationsDeps {
   /** Told when a rotation was recorded that the driver has to finish (it looks at once). */
   readonly onStarted?: () => void;
   readonly now?: () => number;
-}
-
-const STATE_NAMES: Record<number, string> = {
-  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
-  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
-  [RotationState.ROTATION_STATE_DONE]: "done",
-  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
-  [RotationState.ROTATION_STATE_FAILED]: "failed",
-};
-
-export function stateName(state: number): string {
-  return STATE_NAMES[state] ?? "none";
-}
-
-/** A rotation's record as GetRollout shows it (ack's GetRollout reads it here): undefined when none. */
-export async function readRotation(
-  storage: Pick<Storage, "readRotation">,
-  secretUid: string,
-  version: number,
-): Promise<Pick<RolloutView, "state" | "previousVersion" | "started" | "finished" | "detail"> | undefined> {
-  const r = await storage.readRotation(secretUid, version);
-  return r === undefined ? undefined : { state: r.state, previousVersion: r.previousVersion, started: r.started, finished: r.finished, detail: r.detail };
 }
 
 function ackTimeoutOf(req: RotateSecretRequest): number {
@@ -104,7 +67,7 @@ export class Rotations {
     this.now = deps.now ?? Date.now;
   }
 
-  async rotate(p: Principal, req: RotateSecretRequest): Promise<RolloutView> {
+  async rotate(p: Principal, req: RotateSecretRequest): Promise<RolloutStatus> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
     if (req.etag === "") throw invalid("etag", "is required: pass the etag of the version you are rotating");
@@ -195,38 +158,7 @@ export class Rotations {
     return access.level >= Level.ADMIN ? view : { ...view, behind: [] };
   }
 
-  /** GetRollout as this branch serves it from the rotation record and the probe (the acks' handler replaces it). */
-  async rollout(p: Principal, req: GetRolloutRequest): Promise<RolloutView> {
-    validateName(req.name);
-    const scope = scopeFor(p, req.mesh);
-    if (!Number.isSafeInteger(req.version) || req.version < 0) throw invalid("version", "must be 0 (current) or a version number");
-    const found = await this.deps.storage.readSecret(scope, req.name, 0);
-    const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
-    const version = req.version === 0 ? secret.version : req.version;
-    const r = await this.deps.storage.readRotation(secret.uid, version);
-    if (r === undefined) {
-      const probed = await this.deps.probe(secret.uid, version);
-      return { ...this.counts(probed), mesh: scope.mesh, name: req.name, version, state: RotationState.ROTATION_STATE_NONE, previousVersion: 0, started: undefined, finished: undefined, detail: "" };
-    }
-    return this.view(scope.mesh, req.name, r);
-  }
-
-  private counts(probed: Awaited<ReturnType<RolloutProbe>>): Pick<RolloutView, "consumers" | "applied" | "behind" | "converged"> {
-    return { consumers: probed.consumers, applied: probed.consumers - probed.behind.length, behind: probed.behind, converged: probed.converged };
-  }
-
-  private async view(mesh: string, name: string, r: RotationRow): Promise<RolloutView> {
-    const probed = await this.deps.probe(r.secretUid, r.version);
-    return {
-      ...this.counts(probed),
-      mesh,
-      name,
-      version: r.version,
-      state: r.state,
-      previousVersion: r.previousVersion,
-      started: r.started,
-      finished: r.finished,
-      detail: r.detail,
-    };
+  private async view(mesh: string, name: string, r: RotationRow): Promise<RolloutStatus> {
+    return { mesh, name, ...(await this.deps.probe(r.secretUid, r.version)), rotation: summaryOf(r) };
   }
 }

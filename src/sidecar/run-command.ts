@@ -16,6 +16,7 @@ import { errorLine } from "../client/cli-errors.js";
 import { withExample } from "../client/help.js";
 import { projectedEnv } from "../client/projected-env.js";
 import { readProjectionFile } from "../client/projection-file.js";
+import { Acker } from "./acker.js";
 import { Backoff } from "./backoff.js";
 import { childEnv } from "./change-notifier.js";
 import { projectionSummary } from "./projected-files.js";
@@ -29,6 +30,7 @@ interface RunFlags extends ClientFlags {
   restartOnChange?: boolean;
   gracePeriod: string;
   maxBackoff: string;
+  ackAfter: string;
 }
 
 /** The environment CMD gets: run's own, minus SECRETD_TOKEN, plus the projected values (every name checked, projected-env.ts). */
@@ -45,6 +47,7 @@ export function registerRun(program: Command): void {
     .requiredOption("--projection <file>", "projection file (YAML mirroring ProjectSecretsRequest: mesh, items)")
     .option("--restart-on-change", "watch the projection and restart the command with the new values on each change")
     .option("--grace-period <duration>", "how long a restart waits after SIGTERM before SIGKILL", "10s")
+    .option("--ack-after <duration>", "with --restart-on-change: ack a new revision once the restarted command has stayed up this long", "2s")
     .option("--max-backoff <duration>", "longest wait between reconnects (at most 30s)", "30s");
   withExample(cmd, "secretd run --projection app.yaml --restart-on-change -- node server.js");
   withClientOptions(cmd).action(async (argv: string[], _opts: unknown, self: Command) => {
@@ -61,6 +64,12 @@ export function registerRun(program: Command): void {
       } catch {
         throw invalid("--grace-period", `"${f.gracePeriod.slice(0, 32)}" is not a duration like 10s`);
       }
+      let ackAfterMs: number;
+      try {
+        ackAfterMs = parseDuration(f.ackAfter) * 1000;
+      } catch {
+        throw invalid("--ack-after", `"${f.ackAfter.slice(0, 32)}" is not a duration like 2s`);
+      }
       const backoff = new Backoff({ maxMs: maxBackoffMs(f.maxBackoff) });
       const request = readProjectionFile(f.projection, f.mesh !== undefined ? { mesh: f.mesh } : {});
       opened = connect(self, WATCH_CHANNEL_OPTIONS);
@@ -74,11 +83,13 @@ export function registerRun(program: Command): void {
       child.start(envFor(request, p));
       let loop: WatchLoop | undefined;
       if (f.restartOnChange) {
+        const tokens = tokenSourceOf(f, token);
+        const acker = new Acker(() => conn.client, tokens, log.logger);
         loop = new WatchLoop({
           client: conn.client,
           request,
           knownRevision: p.revision,
-          token: tokenSourceOf(f, token),
+          token: tokens,
           backoff,
           log: log.logger,
           onProjection: async (next) => {
@@ -92,6 +103,11 @@ export function registerRun(program: Command): void {
             }
             log.logger.info(projectionSummary(next), "projection changed: restarting the command");
             await child.restart(env);
+            // Acked once the new child stayed up --ack-after; one that exits (or is replaced) first is not.
+            void child.stayedUp(ackAfterMs).then((up) => {
+              if (up) void acker.ack(next);
+              else if (Acker.ackable(next)) log.logger.warn({ revision: next.revision }, "not acking: the restarted command did not stay up");
+            });
           },
           onAccessGone: () => log.logger.error("access to the projection is gone; the command keeps its current values"),
           onFatal: (err) => log.logger.error({ error: err instanceof Error ? err.message : String(err) }, "watch stopped; the command keeps its current values"),

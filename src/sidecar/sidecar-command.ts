@@ -19,6 +19,7 @@ import { createLogger } from "../logger.js";
 import { connect, printCallError, withClientOptions, type ClientFlags, type Connection } from "../client/client.js";
 import { withExample } from "../client/help.js";
 import { readProjectionFile } from "../client/projection-file.js";
+import { Acker } from "./acker.js";
 import { AtomicWriter } from "./atomic-writer.js";
 import { Backoff, DEFAULT_MAX_MS } from "./backoff.js";
 import { ChangeNotifier, type ChangeAction } from "./change-notifier.js";
@@ -100,11 +101,19 @@ export function registerSidecar(program: Command): void {
       const { conn } = opened;
       const notifier = new ChangeNotifier(action, f.dir, log.logger);
 
+      const tokens = tokenSourceOf(f, token);
+      const acker = new Acker(() => conn.client, tokens, log.logger);
       const apply = (p: Projection): void => {
         const hadSet = writer.currentSet() !== undefined;
         const r = writer.write(projectedFiles(p));
         log.logger.info({ ...projectionSummary(p), set: r.set, changed: r.changed }, r.changed ? "files updated" : "files unchanged");
-        if (r.changed && hadSet) notifier.notify(p.revision);
+        // Acked once applied: the files swapped and the hook (if it runs) succeeded.
+        const done = (ok: boolean): void => {
+          if (ok) void acker.ack(p);
+          else if (Acker.ackable(p)) log.logger.warn({ revision: p.revision }, "not acking: the change hook failed");
+        };
+        if (r.changed && hadSet) notifier.notify(p.revision, done);
+        else done(true);
       };
       const removeAll = (): void => {
         const r = writer.write([]);
@@ -128,7 +137,7 @@ export function registerSidecar(program: Command): void {
         client: conn.client,
         reopen: () => conn.reopen(),
         request,
-        token: tokenSourceOf(f, token),
+        token: tokens,
         backoff,
         log: log.logger,
         onProjection: apply,

@@ -50,6 +50,26 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Resolves true when the running child is still the running one `ms` from now (it
+   * stayed up), false as soon as it ends or is replaced.
+   */
+  stayedUp(ms: number): Promise<boolean> {
+    const child = this.child;
+    if (child === undefined) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onExit = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        child.off("exit", onExit);
+        resolve(this.child === child);
+      }, ms);
+      child.once("exit", onExit);
+    });
+  }
+
   /** Sends the signal to the child; false when there is no child to send it to. */
   forward(signal: NodeJS.Signals): boolean {
     if (this.child === undefined) return false;

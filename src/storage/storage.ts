@@ -195,6 +195,50 @@ export interface LeaseRow {
   readonly lastSeen: number;
   readonly expireTime: number;
   readonly replica: string;
+  /** The revision its consumer last acked (AckProjection), "" before the first ack. */
+  readonly appliedRevision: string;
+  /** When that ack landed (ms); 0 before the first. */
+  readonly appliedTime: number;
+  /** The source versions the acked revision carried. */
+  readonly applied: readonly SourceVersion[];
+}
+
+/** One source of a projection revision: the secret (uid, and its mesh and name then) and the version it carried. */
+export interface SourceVersion {
+  readonly uid: string;
+  readonly version: number;
+  readonly mesh: string;
+  readonly name: string;
+}
+
+/** A revision one watch sent: its place in the watch's order and the source versions it carried. */
+export interface SentRevision {
+  readonly seq: number;
+  readonly revision: string;
+  readonly sources: readonly SourceVersion[];
+}
+
+/** One watch's recent sends, as written when a message goes out (the newest last). */
+export interface WatchSends {
+  readonly watchId: string;
+  readonly replica: string;
+  readonly sent: readonly SentRevision[];
+}
+
+/** A live watch as an ack checks it. */
+export interface WatchAckView {
+  readonly tenant: string;
+  readonly sub: string;
+  readonly sent: readonly SentRevision[];
+  readonly appliedSeq: number;
+}
+
+/** What an accepted ack records on its watch's row. */
+export interface WatchAck {
+  readonly seq: number;
+  readonly revision: string;
+  readonly time: number;
+  readonly applied: readonly SourceVersion[];
 }
 
 /**
@@ -202,7 +246,7 @@ export interface LeaseRow {
  * written when they change, and no time of its own: it lives while its replica's
  * heartbeat does, so one write renews every lease of a replica (#27 item 5).
  */
-export type WatchLease = Omit<LeaseRow, "secretUid" | "lastSeen" | "expireTime">;
+export type WatchLease = Omit<LeaseRow, "secretUid" | "lastSeen" | "expireTime" | "appliedRevision" | "appliedTime" | "applied">;
 
 /** A replica's heartbeat: renewed at `now`, its leases live until `expireTime`. */
 export interface Heartbeat {
@@ -369,6 +413,16 @@ export interface LeaseStore {
   deleteReplicaLeases(replica: string): Promise<void>;
   /** Live leases on a secret (their replica's heartbeat unexpired at `now`), oldest first. */
   listLeases(secretUid: string, now: number): Promise<LeaseRow[]>;
+  /**
+   * Records what watches just sent (their last revisions, newest last; `revision` becomes
+   * the newest), before the messages go out, so an ack landing on any replica finds them.
+   * Rows of another replica, or gone, are left alone. One write for the whole batch.
+   */
+  recordSent(sends: readonly WatchSends[]): Promise<void>;
+  /** A watch whose replica's heartbeat is live at `now`, as an ack checks it; undefined when none. */
+  readWatch(watchId: string, now: number): Promise<WatchAckView | undefined>;
+  /** Records an ack unless one of a later send (seq) is already there; true when written. */
+  recordAck(watchId: string, ack: WatchAck): Promise<boolean>;
 }
 
 /** The audit trail's rows: appends, per-tenant listing, and both retentions. */

@@ -11,11 +11,17 @@
  * A heartbeat that lapsed anyway (the process stalled past ttlMs, the database was out
  * of reach) is never revived, since other replicas may have begun pruning its rows: the
  * process starts a new heartbeat under a new name and records every lease it holds again.
+ *
+ * Acknowledged delivery (#30): before a message goes out, the watch's row records the
+ * revision with the source versions it carries (the last SENT_KEPT of them), in one write
+ * per event-loop turn for all watches that sent, so an AckProjection landing on any worker
+ * or replica can check it (domain/acks.ts). The heartbeat renewal writes nothing more.
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { SENT_KEPT } from "../domain/acks.js";
 import type { Principal } from "../domain/principal.js";
-import type { Storage, WatchLease } from "../storage/storage.js";
+import type { SentRevision, SourceVersion, Storage, WatchLease, WatchSends } from "../storage/storage.js";
 
 export interface LeaseOptions {
   readonly ttlMs: number;
@@ -30,22 +36,33 @@ export function defaultReplicaName(): string {
   return `${os.hostname()}/${process.pid}/${randomBytes(3).toString("hex")}`;
 }
 
+/** Revisions are written as they are sent (noteSent), never with the heartbeat. */
+const NO_REVISIONS: ReadonlyMap<string, string> = new Map();
+
 export const LEASE_DEFAULTS = { ttlMs: 25_000, renewMs: 8_000 } as const;
 
-type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases">;
+
+/** The longest a message waits for its send to be recorded (the write goes on; an ack of it may be refused until it lands). */
+const SEND_WAIT_MS = 1000;
+
+type LeaseStorage = Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent" | "recordAck">;
 
 interface Held {
   readonly p: Principal;
   readonly since: number;
   revision: string;
   readonly uids: Set<string>;
+  /** The last SENT_KEPT revisions sent, newest last. */
+  sent: SentRevision[];
+  seq: number;
 }
 
 export class ConsumerLeases {
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
-  /** Revisions sent since the last renewal, written with it (not one write per message). */
-  readonly #revisions = new Map<string, string>();
+  /** Watches that sent since the last recordSent, written together on the next turn. */
+  #sending = new Set<string>();
+  #sendFlush: Promise<void> | undefined;
   /** What this process holds, to record again under a new heartbeat. */
   readonly #held = new Map<string, Held>();
   #generation = 0;
@@ -73,7 +90,7 @@ export class ConsumerLeases {
   async hold(watchId: string, p: Principal, secretUids: readonly string[], revision: string, since: number): Promise<void> {
     if (this.#closed || secretUids.length === 0) return;
     let held = this.#held.get(watchId);
-    if (held === undefined) this.#held.set(watchId, (held = { p, since, revision, uids: new Set() }));
+    if (held === undefined) this.#held.set(watchId, (held = { p, since, revision, uids: new Set(), sent: [], seq: 0 }));
     held.revision = revision;
     for (const u of secretUids) held.uids.add(u);
     await this.#heartbeat();
@@ -83,7 +100,7 @@ export class ConsumerLeases {
   async drop(watchId: string, secretUids?: readonly string[]): Promise<void> {
     const held = this.#held.get(watchId);
     if (secretUids === undefined) {
-      this.#revisions.delete(watchId);
+      this.#sending.delete(watchId);
       this.#held.delete(watchId);
     } else if (held !== undefined) {
       for (const u of secretUids) held.uids.delete(u);
@@ -93,24 +110,72 @@ export class ConsumerLeases {
     await this.storage.deleteLeases(watchId, secretUids);
   }
 
-  noteRevision(watchId: string, revision: string): void {
-    this.#revisions.set(watchId, revision);
+  /**
+   * A watch is about to send `revision`, carrying these source versions: resolves once its
+   * row records it (one write for every watch that sent this turn), or after SEND_WAIT_MS.
+   * A failed write is reported and resolves too: the message goes out; only an ack of it
+   * would be refused.
+   */
+  noteSent(watchId: string, revision: string, sources: readonly SourceVersion[]): Promise<void> {
     const held = this.#held.get(watchId);
-    if (held !== undefined) held.revision = revision;
+    if (this.#closed || held === undefined) return Promise.resolve();
+    held.revision = revision;
+    held.sent = [...held.sent.slice(1 - SENT_KEPT), { seq: ++held.seq, revision, sources }];
+    this.#sending.add(watchId);
+    // Bounded: a database that does not answer delays the messages by at most SEND_WAIT_MS.
+    this.#sendFlush ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, SEND_WAIT_MS);
+      timer.unref();
+      setImmediate(() => void this.#flushSends().finally(() => (clearTimeout(timer), resolve())));
+    });
+    return this.#sendFlush;
   }
 
-  /** One write: the heartbeat (and the revisions sent since the last one). */
+  /**
+   * A watch opened with known_revision equal to its projection: nothing is sent, and the
+   * revision is recorded as sent and applied (the client said it holds it; a revision
+   * cannot be known without its values).
+   */
+  async noteHeld(watchId: string, revision: string, sources: readonly SourceVersion[], now: number): Promise<void> {
+    await this.noteSent(watchId, revision, sources);
+    const held = this.#held.get(watchId);
+    if (this.#closed || held === undefined) return;
+    try {
+      await this.storage.recordAck(watchId, { seq: held.seq, revision, time: now, applied: sources });
+    } catch (err) {
+      this.options.onError?.(err);
+    }
+  }
+
+  async #flushSends(): Promise<void> {
+    const ids = this.#sending;
+    this.#sending = new Set();
+    this.#sendFlush = undefined;
+    try {
+      await this.storage.recordSent(this.#sends(ids));
+    } catch (err) {
+      this.options.onError?.(err);
+    }
+  }
+
+  #sends(ids: Iterable<string>): WatchSends[] {
+    const out: WatchSends[] = [];
+    for (const id of ids) {
+      const h = this.#held.get(id);
+      if (h !== undefined && h.sent.length > 0) out.push({ watchId: id, replica: this.#name, sent: h.sent });
+    }
+    return out;
+  }
+
+  /** One write: the heartbeat. */
   async renew(): Promise<void> {
     if (this.#closed || this.#opened === undefined) return;
-    const revisions = new Map(this.#revisions);
-    this.#revisions.clear();
     try {
       await this.#opened;
       const now = this.#now();
-      const written = await this.storage.renewLeases(this.#name, { now, expireTime: now + this.options.ttlMs }, revisions);
+      const written = await this.storage.renewLeases(this.#name, { now, expireTime: now + this.options.ttlMs }, NO_REVISIONS);
       if (written === 0) await this.#restart();
     } catch (err) {
-      for (const [k, v] of revisions) if (!this.#revisions.has(k)) this.#revisions.set(k, v);
       this.options.onError?.(err);
     }
   }
@@ -157,6 +222,7 @@ export class ConsumerLeases {
       await this.#heartbeat();
       const now = this.#now();
       await Promise.all([...this.#held].map(([id, h]) => this.storage.putLeases(this.#lease(id, h), [...h.uids], now)));
+      await this.storage.recordSent(this.#sends(this.#held.keys()));
     })().finally(() => {
       this.#restarting = undefined;
     });

@@ -10,9 +10,11 @@ import { openData } from "../domain/barrier.js";
 import { SecretdError } from "../errors.js";
 import type { Principal } from "../domain/principal.js";
 import { readProjection, validateRequest, type ProjectionDeps } from "../domain/projection.js";
+
+type ProjectionRead = Awaited<ReturnType<typeof readProjection>>;
 import type { ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
 import type { ChangeFeed, FeedEvent, FeedSubscription } from "../storage/change-feed.js";
-import type { SecretRow, VersionRow } from "../storage/storage.js";
+import type { SecretRow, SourceVersion, VersionRow } from "../storage/storage.js";
 import { accessDeadline } from "./access-deadline.js";
 import type { ConsumerLeases } from "./consumer-leases.js";
 import { Watch, type WatchSink } from "./watch.js";
@@ -33,6 +35,16 @@ export interface WatchHandle {
   readonly id: string;
   /** The client went away: forget the watch and its leases. */
   close(): void;
+}
+
+/** The source versions a projection carries, by secret uid (what an ack of it records). */
+function sourcesOf(read: ProjectionRead): SourceVersion[] {
+  const out: SourceVersion[] = [];
+  for (const s of read.projection.sources) {
+    const uid = read.rows.get(s.name)?.secret.uid;
+    if (uid !== undefined) out.push({ uid, version: s.version, mesh: s.mesh, name: s.name });
+  }
+  return out;
 }
 
 /** setTimeout's limit (~24.8 days): a longer wait is re-armed when it fires. */
@@ -174,11 +186,19 @@ export class WatchHub {
       await this.#syncLeases(w, uids, read.projection.revision);
       if (w.ended) return;
       this.#armDeadline(w, accessDeadline(w.principal, read.rows.values(), read.now));
-      if (read.projection.revision !== w.revision) {
+      const first = !w.evaluated;
+      w.evaluated = true;
+      if (read.projection.revision === w.revision && first && w.revision !== "") {
+        // Reconnected holding this revision (known_revision): it counts as applied, or a
+        // consumer that reconnects would stay behind in every rollout until the next change.
+        await this.options.leases.noteHeld(w.id, w.revision, sourcesOf(read), this.#now());
+      } else if (read.projection.revision !== w.revision) {
         w.revision = read.projection.revision;
-        this.options.leases.noteRevision(w.id, w.revision);
         w.inFlight = true;
-        w.sink.send(read.projection, () => {
+        // Recorded before it goes out, so its ack may land on any replica (consumer-leases.ts).
+        await this.options.leases.noteSent(w.id, w.revision, sourcesOf(read));
+        if (w.ended) return;
+        w.sink.send({ ...read.projection, consumerId: w.id }, () => {
           w.inFlight = false;
           if (w.dirty) {
             w.dirty = false;

@@ -32,6 +32,8 @@ export class Watch {
   /** Secrets this watch holds leases on (an array: a Set's table costs ~200 bytes a watch). */
   uids: readonly string[] = [];
   dirty = false;
+  /** Its first evaluation is done (a known_revision it matched counts as applied once). */
+  evaluated = false;
   queued = false;
   running = false;
   /** A message is with the transport and not yet taken. */

@@ -47,7 +47,7 @@ function lease(over: Partial<WatchLease> = {}): WatchLease {
 
 /** As ListConsumers lists a lease: the watch, one of its secrets, its replica's heartbeat. */
 function listed(l: WatchLease, secretUid: string, lastSeen: number, expireTime: number) {
-  return { ...l, secretUid, lastSeen, expireTime };
+  return { ...l, secretUid, lastSeen, expireTime, appliedRevision: "", appliedTime: 0, applied: [] };
 }
 
 let clock = 1_700_000_000_000;
@@ -729,6 +729,29 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
         await st.putLeases({ ...w, revision: "two" }, [t.uid], 2000);
         expect((await st.listLeases(s.uid, 2000)).map((l) => l.revision)).toEqual(["two"]);
         expect((await st.listLeases(t.uid, 2000)).map((l) => l.watchId)).toEqual([w.watchId]);
+      });
+
+      it("when a watch records what it sent and an ack lands, then the row shows the applied revision and versions; an older ack is not written", async () => {
+        const s = secretRow();
+        await st.insertSecret(s, versionRow(s));
+        await st.openReplica("r1", { now: 1000, expireTime: 31_000 });
+        const w = lease({ tenant: "t1", sub: "pete" });
+        await st.putLeases(w, [s.uid], 1000);
+        const src = (version: number) => [{ uid: s.uid, version, mesh: s.mesh, name: s.name }];
+        const sent = [
+          { seq: 1, revision: "a".repeat(64), sources: src(1) },
+          { seq: 2, revision: "b".repeat(64), sources: src(2) },
+        ];
+        await st.recordSent([{ watchId: w.watchId, replica: "r1", sent }, { watchId: "gone", replica: "r1", sent }]);
+        await st.recordSent([{ watchId: w.watchId, replica: "another", sent: sent.slice(0, 1) }]); // not its replica: ignored
+        expect(await st.readWatch(w.watchId, 2000)).toEqual({ tenant: "t1", sub: "pete", sent, appliedSeq: 0 });
+        expect(await st.readWatch(w.watchId, 31_000)).toBeUndefined(); // its heartbeat lapsed
+        expect(await st.readWatch("unknown", 2000)).toBeUndefined();
+        expect((await st.listLeases(s.uid, 2000))[0]!.revision).toBe("b".repeat(64));
+        expect(await st.recordAck(w.watchId, { seq: 2, revision: "b".repeat(64), time: 2500, applied: src(2) })).toBe(true);
+        expect(await st.recordAck(w.watchId, { seq: 1, revision: "a".repeat(64), time: 2600, applied: src(1) })).toBe(false);
+        expect((await st.listLeases(s.uid, 3000))[0]).toMatchObject({ appliedRevision: "b".repeat(64), appliedTime: 2500, applied: src(2) });
+        expect((await st.readWatch(w.watchId, 3000))!.appliedSeq).toBe(2);
       });
 
       it("when a replica renews, then all its leases live on with the new revisions in one row written, however many sources; others' are untouched", async () => {

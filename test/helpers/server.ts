@@ -24,6 +24,7 @@ import { REDACT_PATHS } from "../../src/logger.js";
 import { parseServingLine } from "../../scripts/serving-line.mjs";
 import { createE2eDatabase, E2E_STORAGE } from "./postgres.js";
 import {
+  AckProjectionRequest,
   CreateSecretRequest,
   DeleteSecretRequest,
   GetRolloutRequest,
@@ -54,6 +55,7 @@ const REQUESTS = {
   listConsumers: ListConsumersRequest,
   listAuditEvents: ListAuditEventsRequest,
   rotateSecret: RotateSecretRequest,
+  ackProjection: AckProjectionRequest,
   getRollout: GetRolloutRequest,
 } as const;
 export type Method = keyof typeof REQUESTS;

@@ -33,7 +33,7 @@ it("when a replica stops renewing (it died), then its leases lapse within 30 s o
   const start = now;
   for (let t = 0; t < 4; t++) {
     now += LEASE_DEFAULTS.renewMs;
-    alive.noteRevision("w1", `rev-${t + 2}`);
+    await alive.noteSent("w1", `rev-${t + 2}`, [{ uid: s.uid, version: 1, mesh: "m", name: "s" }]);
     await alive.renew();
   }
   const live = await st.listLeases(s.uid, now);
@@ -51,7 +51,9 @@ it("when a process holds many watches of many sources, then each renewal is one 
   const uids = secrets.map((s) => s.uid);
   const calls: string[] = [];
   const written: number[] = [];
-  const counting: Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases"> = {
+  const counting: Pick<Storage, "openReplica" | "putLeases" | "deleteLeases" | "renewLeases" | "deleteReplicaLeases" | "recordSent" | "recordAck"> = {
+    recordAck: (...a) => st.recordAck(...a),
+    recordSent: (...a) => (calls.push("recordSent"), st.recordSent(...a)),
     openReplica: (...a) => (calls.push("openReplica"), st.openReplica(...a)),
     putLeases: (...a) => (calls.push("putLeases"), st.putLeases(...a)),
     deleteLeases: (...a) => (calls.push("deleteLeases"), st.deleteLeases(...a)),
@@ -84,7 +86,7 @@ it("when a process's heartbeat lapsed (it stalled past the ttl), then it starts 
   const leases = new ConsumerLeases(st, { ...LEASE_DEFAULTS, replica: "r", now: () => now });
   await leases.hold("w1", p, [s.uid, t.uid], "rev-1", now);
   await leases.hold("w2", p, [t.uid], "rev-1", now);
-  leases.noteRevision("w1", "rev-2");
+  await leases.noteSent("w1", "rev-2", [{ uid: s.uid, version: 1, mesh: "m", name: "s" }]);
   now += LEASE_DEFAULTS.ttlMs + 1;
   expect(await st.listLeases(s.uid, now)).toEqual([]);
   await leases.renew();

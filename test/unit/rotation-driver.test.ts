@@ -46,7 +46,7 @@ describe("rotation driver claims", () => {
     let converged = false;
     const probe = (who: string): RolloutProbe => async () => {
       probes.push(who);
-      return { converged, behind: [], consumers: 0 };
+      return { version: 0, converged, behind: [], consumers: 0, applied: 0 };
     };
     const finished: string[] = [];
     const opts = { now, intervalMs: 10, claimTtlMs: 1000 };
@@ -91,7 +91,7 @@ describe("rotation driver claims", () => {
     const seen: string[] = [];
     const probe = (who: string): RolloutProbe => async () => {
       seen.push(who);
-      return { converged: false, behind: [], consumers: 1 };
+      return { version: 0, converged: false, behind: [], consumers: 1, applied: 0 };
     };
     const opts = { now: () => clock, intervalMs: 10, claimTtlMs: 60_000 };
     const da = new RotationDriver({ ...opts, storage: a, probe: probe("a"), driver: "a" });
@@ -107,7 +107,7 @@ describe("rotation driver claims", () => {
   });
 
   it("a TIMED_OUT detail names subs, consumer ids and replicas, at most 20 of them, and nothing else", () => {
-    const behind = Array.from({ length: 23 }, (_, i) => ({ sub: `s${i}`, consumerId: `w${i}`, replica: "r1" }));
+    const behind = Array.from({ length: 23 }, (_, i) => ({ sub: `s${i}`, watchId: `w${i}`, replica: "r1" }));
     const d = timedOutDetail(4, 600_000, behind);
     expect(d).toContain('23 consumer(s) never confirmed version 4: sub "s0" (consumer w0 on r1)');
     expect(d).toContain("and 3 more");

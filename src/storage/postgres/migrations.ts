@@ -235,6 +235,17 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
     `,
   },
   {
+    // Acknowledged delivery (#30 item 1): each watch row keeps the last revisions it sent
+    // (with the source versions each carried, so any replica can check an ack), and the
+    // one its consumer acked. Written on send and on ack, never by the heartbeat renewal.
+    id: 10,
+    sql: `
+      ALTER TABLE consumer_watches ADD COLUMN sent TEXT NOT NULL DEFAULT '[]',
+        ADD COLUMN applied_seq BIGINT NOT NULL DEFAULT 0, ADD COLUMN applied_revision TEXT NOT NULL DEFAULT '',
+        ADD COLUMN applied_time BIGINT NOT NULL DEFAULT 0, ADD COLUMN applied TEXT NOT NULL DEFAULT '[]';
+      `,
+  },
+  {
     // Rotations (#30), as SQLite's migration 15. (10 is the acks' migration, 12 pgperf's.)
     id: 11,
     sql: `

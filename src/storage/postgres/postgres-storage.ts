@@ -31,7 +31,10 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchAck,
+  WatchAckView,
   WatchLease,
+  WatchSends,
 } from "../storage.js";
 import { ROTATION_COLUMNS, rotationValues, toRotation, type RotationRecord } from "../sql/rotation-rows.js";
 import * as R from "../sql/rows.js";
@@ -675,6 +678,25 @@ export class PostgresStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return (await this.run<R.LeaseRecord>(SQL.listLeases, { uid: secretUid, now })).rows.map(R.toLease);
+  }
+
+  async recordSent(sends: readonly WatchSends[]): Promise<void> {
+    if (sends.length === 0) return;
+    await this.q(
+      `UPDATE consumer_watches w SET revision = r.revision, sent = r.sent
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r (watch_id, replica, revision, sent)
+       WHERE w.watch_id = r.watch_id AND w.replica = r.replica`,
+      [sends.map((s) => s.watchId), sends.map((s) => s.replica), sends.map((s) => s.sent[s.sent.length - 1]?.revision ?? ""), sends.map((s) => R.sentJson(s.sent))],
+    );
+  }
+
+  async readWatch(watchId: string, now: number): Promise<WatchAckView | undefined> {
+    const row = await this.one<R.WatchAckRecord>(SQL.readWatch, { watch_id: watchId, now });
+    return row === undefined ? undefined : R.toWatchAckView(row);
+  }
+
+  async recordAck(watchId: string, ack: WatchAck): Promise<boolean> {
+    return (await this.count(SQL.watchAck, { watch_id: watchId, seq: ack.seq, revision: ack.revision, time: ack.time, applied: R.sourcesJson(ack.applied) })) > 0;
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {

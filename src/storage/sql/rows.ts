@@ -4,7 +4,7 @@
  * numbers and booleans as 0/1; pg gives BIGINT as strings and BOOLEAN as booleans: `num`
  * and the `immutable` test take either, so the mappers are written once.
  */
-import type { CreateRequestRow, GrantRow, LeaseRow, MacRows, SecretRow, SecretWithVersion, StoredAuditRow, VersionKeyRow, VersionRow, WatchLease } from "../storage.js";
+import type { CreateRequestRow, GrantRow, LeaseRow, MacRows, SecretRow, SecretWithVersion, SentRevision, SourceVersion, StoredAuditRow, VersionKeyRow, VersionRow, WatchAckView, WatchLease } from "../storage.js";
 
 /** An integer column: a number from SQLite, a string from PostgreSQL's BIGINT. */
 export type Int = number | string;
@@ -51,6 +51,16 @@ export interface LeaseRecord {
   last_seen: Int;
   expire_time: Int;
   replica: string;
+  applied_revision: string;
+  applied_time: Int;
+  applied: string;
+}
+
+export interface WatchAckRecord {
+  tenant: string;
+  sub: string;
+  sent: string;
+  applied_seq: Int;
 }
 
 export interface AuditRecord {
@@ -181,6 +191,39 @@ export function toLease(r: LeaseRecord): LeaseRow {
     lastSeen: num(r.last_seen),
     expireTime: num(r.expire_time),
     replica: r.replica,
+    appliedRevision: r.applied_revision,
+    appliedTime: num(r.applied_time),
+    applied: sourcesOf(JSON.parse(r.applied) as StoredSource[]),
+  };
+}
+
+type StoredSource = [uid: string, version: number, mesh: string, name: string];
+
+function stored(sources: readonly SourceVersion[]): StoredSource[] {
+  return sources.map((s) => [s.uid, s.version, s.mesh, s.name]);
+}
+
+function sourcesOf(rows: readonly StoredSource[]): SourceVersion[] {
+  return rows.map(([uid, version, mesh, name]) => ({ uid, version, mesh, name }));
+}
+
+/** Source versions as stored in consumer_watches (sent, applied): `[[uid, version, mesh, name], …]`. */
+export function sourcesJson(sources: readonly SourceVersion[]): string {
+  return JSON.stringify(stored(sources));
+}
+
+/** A watch's recent sends as stored: `[[seq, revision, sources], …]`, newest last. */
+export function sentJson(sent: readonly SentRevision[]): string {
+  return JSON.stringify(sent.map((s) => [s.seq, s.revision, stored(s.sources)]));
+}
+
+export function toWatchAckView(r: WatchAckRecord): WatchAckView {
+  const sent = JSON.parse(r.sent) as [number, string, StoredSource[]][];
+  return {
+    tenant: r.tenant,
+    sub: r.sub,
+    sent: sent.map(([seq, revision, sources]) => ({ seq, revision, sources: sourcesOf(sources) })),
+    appliedSeq: num(r.applied_seq),
   };
 }
 

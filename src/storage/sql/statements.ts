@@ -92,9 +92,16 @@ export const SQL = {
       WHERE r.expire_time <= ${"now"} LIMIT ${raw(String(PRUNE_WATCHES))}${pgOnly(" FOR UPDATE OF w SKIP LOCKED")})`,
   pruneDeadReplicas: sql`DELETE FROM consumer_replicas WHERE expire_time <= ${"now"}
     AND NOT EXISTS (SELECT 1 FROM consumer_watches w WHERE w.replica = consumer_replicas.replica)`,
-  listLeases: sql`SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica
+  listLeases: sql`SELECT w.watch_id, s.secret_uid, w.tenant, w.sub, w.roles, w.revision, w.since, r.last_seen, r.expire_time, w.replica,
+      w.applied_revision, w.applied_time, w.applied
     FROM consumer_watch_sources s JOIN consumer_watches w ON w.watch_id = s.watch_id JOIN consumer_replicas r ON r.replica = w.replica
     WHERE s.secret_uid = ${"uid"} AND r.expire_time > ${"now"} ORDER BY w.since, w.watch_id`,
+  // Acknowledged delivery (#30): the revisions a watch sent, read by whichever process an ack lands on, and the ack.
+  watchSent: sql`UPDATE consumer_watches SET revision = ${"revision"}, sent = ${"sent"} WHERE watch_id = ${"watch_id"} AND replica = ${"replica"}`,
+  readWatch: sql`SELECT w.tenant, w.sub, w.sent, w.applied_seq FROM consumer_watches w JOIN consumer_replicas r ON r.replica = w.replica
+    WHERE w.watch_id = ${"watch_id"} AND r.expire_time > ${"now"}`,
+  watchAck: sql`UPDATE consumer_watches SET applied_seq = ${"seq"}, applied_revision = ${"revision"}, applied_time = ${"time"}, applied = ${"applied"}
+    WHERE watch_id = ${"watch_id"} AND applied_seq < ${"seq"}`,
 };
 
 /**

@@ -268,6 +268,19 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     `,
   },
   {
+    // Acknowledged delivery (#30 item 1): each watch row keeps the last revisions it sent
+    // (with the source versions each carried, so any replica can check an ack), and the
+    // one its consumer acked. Written on send and on ack, never by the heartbeat renewal.
+    id: 14,
+    sql: `
+      ALTER TABLE consumer_watches ADD COLUMN sent TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE consumer_watches ADD COLUMN applied_seq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE consumer_watches ADD COLUMN applied_revision TEXT NOT NULL DEFAULT '';
+      ALTER TABLE consumer_watches ADD COLUMN applied_time INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE consumer_watches ADD COLUMN applied TEXT NOT NULL DEFAULT '[]';
+      `,
+  },
+  {
     // Rotations (#30): one row per RotateSecret, keyed by the version it made current;
     // while active (state 1, 2) one process's claim (driver, driver_expire) drives it.
     // Identifiers and outcomes only, never a value. (14 is the acks' migration.)

@@ -29,7 +29,10 @@ import type {
   StoredAuditRow,
   VersionKeyRow,
   VersionRow,
+  WatchAck,
+  WatchAckView,
   WatchLease,
+  WatchSends,
 } from "../storage.js";
 import * as R from "../sql/rows.js";
 import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
@@ -402,6 +405,29 @@ export class SqliteStorage implements Storage {
 
   async listLeases(secretUid: string, now: number): Promise<LeaseRow[]> {
     return this.all<R.LeaseRecord>(SQL.listLeases, { uid: secretUid, now }).map(R.toLease);
+  }
+
+  async recordSent(sends: readonly WatchSends[]): Promise<void> {
+    if (sends.length === 0) return;
+    await this.writes.submit(() => {
+      for (const s of sends) {
+        this.run(SQL.watchSent, { watch_id: s.watchId, replica: s.replica, revision: s.sent[s.sent.length - 1]?.revision ?? "", sent: R.sentJson(s.sent) });
+      }
+      this.run(LOCAL.markHousekeeping);
+    });
+  }
+
+  async readWatch(watchId: string, now: number): Promise<WatchAckView | undefined> {
+    const row = this.one<R.WatchAckRecord>(SQL.readWatch, { watch_id: watchId, now });
+    return row === undefined ? undefined : R.toWatchAckView(row);
+  }
+
+  async recordAck(watchId: string, ack: WatchAck): Promise<boolean> {
+    return this.writes.submit((): boolean => {
+      const written = this.run(SQL.watchAck, { watch_id: watchId, seq: ack.seq, revision: ack.revision, time: ack.time, applied: R.sourcesJson(ack.applied) }) > 0;
+      this.run(LOCAL.markHousekeeping);
+      return written;
+    });
   }
 
   async appendAudit(events: readonly AuditRow[]): Promise<void> {

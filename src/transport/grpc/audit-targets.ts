@@ -7,6 +7,8 @@
  * built in one pass over the values. A failed one is one event, never one per item (#27).
  */
 import type {
+  AckProjectionRequest,
+  AckProjectionResponse,
   CreateSecretRequest,
   DeleteSecretRequest,
   GetSecretRequest,
@@ -26,6 +28,9 @@ import type {
 import { MAX_ITEMS, MAX_MAPPINGS } from "../../domain/projection-bounds.js";
 import { EncodedAnswer } from "./response-encoding.js";
 import type { AuditTarget } from "./call.js";
+
+/** AckProjection's (empty) answer, with what it confirmed for the audit step; the encoder writes no field of it. */
+export type AckAnswer = AckProjectionResponse & { readonly acked?: ReadonlyArray<{ readonly mesh: string; readonly name: string; readonly version: number }> };
 
 function dataKeys(data: Record<string, unknown>, stringData: Record<string, unknown>): string[] {
   return [...new Set([...Object.keys(data), ...Object.keys(stringData)])].sort();
@@ -83,10 +88,15 @@ export const auditRevoke = (req: RevokeAccessRequest): AuditTarget[] => about(re
 
 export const auditListGrants = (req: ListGrantsRequest): AuditTarget[] => about(req.mesh, req.name);
 
+/** An answered ack is about the sources of the revision it confirmed; a refused one about nothing it could name. */
+export const auditAck = (_req: AckProjectionRequest, res: AckAnswer | undefined): AuditTarget[] =>
+  res?.acked === undefined || res.acked.length === 0 ? about("", "") : res.acked.map((s) => ({ mesh: s.mesh, name: s.name, version: s.version, keys: [] }));
+
+export const auditGetRollout = (req: GetRolloutRequest, res: Rollout | undefined): AuditTarget[] => about(req.mesh, req.name, res?.version ?? req.version);
+
 export const auditListConsumers = (req: ListConsumersRequest): AuditTarget[] => about(req.mesh, req.name);
 
 /** The version a rotation made current (or 0 when refused), with the keys it replaced or generated. */
 export const auditRotate = (req: RotateSecretRequest, res: Rollout | undefined): AuditTarget[] =>
   about(req.mesh, req.name, res?.version ?? 0, [...new Set([...dataKeys(req.data, req.stringData), ...req.generate.map((g) => g.key)])].sort());
 
-export const auditGetRollout = (req: GetRolloutRequest, res: Rollout | undefined): AuditTarget[] => about(req.mesh, req.name, res?.version ?? req.version);

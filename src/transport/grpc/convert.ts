@@ -1,8 +1,8 @@
 /** Domain rows to API messages. Values appear only where the RPC returns them; times stay in Timestamp's range. */
 import { Level } from "../../domain/access.js";
 import type { GrantView } from "../../domain/grants.js";
-import { Permission, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
-import type { RolloutView } from "../../domain/rotations.js";
+import { Permission, RotationState, type AuditEvent, type Consumer, type Grant, type Rollout, type Secret } from "../../gen/secrets/v1/secrets.js";
+import type { RolloutStatus, RotationStateName } from "../../domain/rollout.js";
 import type { AuditRow, LeaseRow, SecretRow } from "../../storage/storage.js";
 import { emittedTime } from "./timestamps.js";
 
@@ -65,7 +65,12 @@ export function toGrantMessage(g: GrantView): Grant {
   };
 }
 
+/**
+ * A consumer of one secret. `applied` names that secret only (the version its last ack
+ * carried): the other sources of the watch may be secrets the caller cannot see.
+ */
 export function toConsumerMessage(l: LeaseRow): Consumer {
+  const applied = l.applied.filter((s) => s.uid === l.secretUid);
   return {
     sub: l.sub,
     roles: [...l.roles],
@@ -73,10 +78,36 @@ export function toConsumerMessage(l: LeaseRow): Consumer {
     since: emittedTime(l.since),
     lastSeen: emittedTime(l.lastSeen),
     replica: l.replica,
-    consumerId: "",
-    appliedRevision: "",
-    appliedTime: undefined,
-    applied: [],
+    consumerId: l.watchId,
+    appliedRevision: l.appliedRevision,
+    appliedTime: l.appliedTime === 0 ? undefined : emittedTime(l.appliedTime),
+    applied: applied.map((s) => ({ mesh: s.mesh, name: s.name, version: s.version })),
+  };
+}
+
+const ROTATION_STATES: Record<RotationStateName, RotationState> = {
+  none: RotationState.ROTATION_STATE_NONE,
+  waiting_for_acks: RotationState.ROTATION_STATE_WAITING_FOR_ACKS,
+  retiring: RotationState.ROTATION_STATE_RETIRING,
+  done: RotationState.ROTATION_STATE_DONE,
+  timed_out: RotationState.ROTATION_STATE_TIMED_OUT,
+  failed: RotationState.ROTATION_STATE_FAILED,
+};
+
+export function toRolloutMessage(r: RolloutStatus): Rollout {
+  return {
+    mesh: r.mesh,
+    name: r.name,
+    version: r.version,
+    consumers: r.consumers,
+    applied: r.applied,
+    behind: r.behind.map(toConsumerMessage),
+    converged: r.converged,
+    state: ROTATION_STATES[r.rotation.state],
+    previousVersion: r.rotation.previousVersion,
+    started: r.rotation.started === undefined ? undefined : emittedTime(r.rotation.started),
+    finished: r.rotation.finished === undefined ? undefined : emittedTime(r.rotation.finished),
+    detail: r.rotation.detail,
   };
 }
 
@@ -92,23 +123,5 @@ export function toAuditEventMessage(e: AuditRow): AuditEvent {
     keys: [...e.keys],
     code: e.code,
     peer: e.peer,
-  };
-}
-
-/** A rotation's rollout: counts, the consumers behind (identifiers only) and the record. */
-export function toRolloutMessage(r: RolloutView): Rollout {
-  return {
-    mesh: r.mesh,
-    name: r.name,
-    version: r.version,
-    consumers: r.consumers,
-    applied: r.applied,
-    behind: r.behind.map((c) => ({ sub: c.sub, roles: [], revision: "", since: undefined, lastSeen: undefined, replica: c.replica, consumerId: c.consumerId, appliedRevision: "", appliedTime: undefined, applied: [] })),
-    converged: r.converged,
-    state: r.state,
-    previousVersion: r.previousVersion,
-    started: r.started === undefined ? undefined : emittedTime(r.started),
-    finished: r.finished === undefined ? undefined : emittedTime(r.finished),
-    detail: r.detail,
   };
 }

@@ -1,7 +1,8 @@
 /** Thin grpc-js handlers for secrets.v1.SecretService: decode, call the domain, encode. */
-import { SecretdError } from "../../errors.js";
 import type { AuditPage } from "../../domain/audit-events.js";
+import type { Acks } from "../../domain/acks.js";
 import type { Consumers } from "../../domain/consumers.js";
+import type { Rollouts } from "../../domain/rollout.js";
 import type { ProjectionDeps } from "../../domain/projection.js";
 import type { Grants } from "../../domain/grants.js";
 import type { Secrets } from "../../domain/secrets.js";
@@ -9,6 +10,7 @@ import type { Principal } from "../../domain/principal.js";
 import type { ListAuditEventsRequest, Projection, Secret, SecretServiceServer } from "../../gen/secrets/v1/secrets.js";
 import type { WatchHub } from "../../watch/watch-hub.js";
 import {
+  auditAck,
   auditCreate,
   auditDelete,
   auditGet,
@@ -26,6 +28,7 @@ import { unary, type CallDeps } from "./call.js";
 import { answerGet, answerProjection, type AnswerDeps, type Answers } from "./answers.js";
 import { levelOf, toAuditEventMessage, toConsumerMessage, toGrantMessage, toRolloutMessage, toSecretMessage } from "./convert.js";
 import type { Rotations } from "../../domain/rotations.js";
+import type { AckAnswer } from "./audit-targets.js";
 import type { WatchCall } from "./watch-projection.js";
 
 export interface SecretServiceDeps extends CallDeps {
@@ -37,6 +40,8 @@ export interface SecretServiceDeps extends CallDeps {
   readonly watches: WatchHub;
   readonly consumers: Consumers;
   readonly rotations: Rotations;
+  readonly acks: Acks;
+  readonly rollouts: Rollouts;
   /** ListAuditEvents' use case (audit-events.ts over the trail's storage). */
   readonly listAuditEvents: (p: Principal, req: ListAuditEventsRequest) => Promise<AuditPage>;
 }
@@ -108,14 +113,13 @@ export function secretServiceHandlers(deps: SecretServiceDeps, watch: (call: Wat
       const page = await deps.listAuditEvents(principal, req);
       return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
-    // #30: declared in the proto, served once acknowledged delivery and rotation land.
-    ackProjection: unary(deps, "AckProjection", notYet("AckProjection")),
-    // The rotation record's view (rotations.ts); the acks' GetRollout handler, with applied counts, replaces it at the merge.
-    getRollout: unary(deps, "GetRollout", async (req, { principal }) => toRolloutMessage(await deps.rotations.rollout(principal, req)), auditGetRollout),
+    ackProjection: unary(
+      deps,
+      "AckProjection",
+      async (req, { principal }): Promise<AckAnswer> => ({ acked: await deps.acks.ack(principal, req) }),
+      auditAck,
+    ),
+    getRollout: unary(deps, "GetRollout", async (req, { principal }) => toRolloutMessage(await deps.rollouts.get(principal, req)), auditGetRollout),
     rotateSecret: unary(deps, "RotateSecret", async (req, { principal }) => toRolloutMessage(await deps.rotations.rotate(principal, req)), auditRotate),
   };
-}
-
-function notYet(method: string): () => Promise<never> {
-  return () => Promise.reject(new SecretdError("UNIMPLEMENTED", `${method} is not served by this version`));
 }

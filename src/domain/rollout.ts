@@ -1,0 +1,117 @@
+/**
+ * Rollout status (#30 item 2): of the live consumers of a secret, how many have acked a
+ * projection carrying (at least) a given version of it, and who is behind. A consumer
+ * whose lease lapsed is no longer live, so it drops out of the count. GetRollout answers
+ * it for the owner, an ADMIN holder or a tenant-admin (like ListConsumers); the rotation
+ * driver calls countRollout itself.
+ */
+import type { GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
+import type { LeaseRow, RotationRow, Storage } from "../storage/storage.js";
+import { RotationState } from "./rotation-enums.js";
+import { invalid, notFound } from "../errors.js";
+import { Level } from "./access.js";
+import type { Principal } from "./principal.js";
+import { scopeFor, type Secrets } from "./secrets.js";
+import { validateName } from "./validation.js";
+
+export interface RolloutCount {
+  readonly version: number;
+  readonly consumers: number;
+  readonly applied: number;
+  readonly behind: readonly LeaseRow[];
+  readonly converged: boolean;
+}
+
+/** The version of this secret a consumer's last ack carried; 0 when it acked none (or a projection without it). */
+export function appliedVersion(l: LeaseRow): number {
+  return l.applied.find((s) => s.uid === l.secretUid)?.version ?? 0;
+}
+
+/**
+ * "converged": every live consumer of the secret acked a revision whose source version for
+ * it is ≥ version (no consumers: converged).
+ */
+export async function countRollout(storage: Pick<Storage, "listLeases">, uid: string, version: number, now: number = Date.now()): Promise<RolloutCount> {
+  const live = await storage.listLeases(uid, now);
+  const behind = live.filter((l) => appliedVersion(l) < version);
+  return { version, consumers: live.length, applied: live.length - behind.length, behind, converged: behind.length === 0 };
+}
+
+/** Rollout.state (RotationState), by name. */
+export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed";
+
+const STATE_NAMES: Record<number, RotationStateName> = {
+  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
+  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
+  [RotationState.ROTATION_STATE_DONE]: "done",
+  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
+  [RotationState.ROTATION_STATE_FAILED]: "failed",
+};
+
+/** A rotation record's state (rotation-enums.ts) by name. */
+export function stateName(state: number): RotationStateName {
+  return STATE_NAMES[state] ?? "none";
+}
+
+/** GetRollout's part from the rotation record (state, previous version, times, detail). */
+export interface RotationSummary {
+  readonly state: RotationStateName;
+  readonly previousVersion: number;
+  readonly started?: number;
+  readonly finished?: number;
+  /** Who never acked, a rotator's outcome: never a value. */
+  readonly detail: string;
+}
+
+const NO_ROTATION: RotationSummary = { state: "none", previousVersion: 0, detail: "" };
+
+/** The rotation record (rotations.ts) that made `version` of the secret `uid`, or "none". */
+export async function rotationFor(storage: Pick<Storage, "readRotation">, uid: string, version: number): Promise<RotationSummary> {
+  const r = await storage.readRotation(uid, version);
+  return r === undefined ? NO_ROTATION : summaryOf(r);
+}
+
+export function summaryOf(r: RotationRow): RotationSummary {
+  return {
+    state: stateName(r.state),
+    previousVersion: r.previousVersion,
+    started: r.started,
+    ...(r.finished !== undefined ? { finished: r.finished } : {}),
+    detail: r.detail,
+  };
+}
+
+/** A secret's rollout: the count, and the rotation that made the version (rotationFor). */
+export interface RolloutStatus extends RolloutCount {
+  readonly mesh: string;
+  readonly name: string;
+  readonly rotation: RotationSummary;
+}
+
+export interface RolloutDeps {
+  readonly storage: Storage;
+  readonly secrets: Secrets;
+  readonly now?: () => number;
+}
+
+export class Rollouts {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: RolloutDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async get(p: Principal, req: GetRolloutRequest): Promise<RolloutStatus> {
+    validateName(req.name);
+    const scope = scopeFor(p, req.mesh);
+    if (req.version < 0) throw invalid("version", "must not be negative (0 = the current version)");
+    const found = await this.deps.storage.readSecret(scope, req.name, 0);
+    const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
+    const current = secret.version;
+    const version = req.version === 0 ? current : req.version;
+    if (version > current) throw notFound(`version ${version} of secret "${req.name}"`);
+    const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
+    const rotation = await rotationFor(this.deps.storage, secret.uid, version);
+    return { mesh: scope.mesh, name: req.name, ...count, rotation };
+  }
+}
