@@ -212,6 +212,31 @@ describe("RotateSecret", () => {
     w.cancel();
   });
 
+  it("AFTER_ACK: once the watcher acks the revision carrying the new version, the rotation converges and retires previous (no timeout)", async () => {
+    const name = fresh("acked");
+    const c = await create(name);
+    await s.call("grantAccess", { mesh: MESH, name, subject: "user:ann", permission: Permission.PERMISSION_PROJECT }, owner);
+    const tok = await s.token({ tenant: "acme", sub: "ann", roles: ["sidecar"] });
+    const w = openWatch(s.client, { mesh: MESH, items: [{ name }] }, tok);
+    const first = await w.next();
+    expect(first.consumerId).not.toBe("");
+    await eventually(async () => (await s.call<ListConsumersResponse>("listConsumers", { mesh: MESH, name }, owner)).consumers.length === 1);
+    const r = await rotate(name, c.etag, { stringData: { pw: "two" }, ackTimeout: { seconds: 3600, nanos: 0 } });
+    expect(r).toMatchObject({ state: RotationState.ROTATION_STATE_WAITING_FOR_ACKS, consumers: 1, applied: 0 });
+    // Acking the old revision applies nothing new: still waiting.
+    await s.call("ackProjection", { consumerId: first.consumerId, revision: first.revision }, tok);
+    const next = await w.next();
+    expect(next.consumerId).toBe(first.consumerId);
+    await new Promise((res) => setTimeout(res, 300));
+    expect((await rollout(name)).state).toBe(RotationState.ROTATION_STATE_WAITING_FOR_ACKS);
+    expect(text(await get(name, { stage: "previous" }), "pw")).toBe("one");
+    await s.call("ackProjection", { consumerId: next.consumerId, revision: next.revision }, tok);
+    await eventually(async () => (await rollout(name)).state === RotationState.ROTATION_STATE_DONE);
+    expect(await rollout(name)).toMatchObject({ consumers: 1, applied: 1, converged: true, behind: [] });
+    expect(await codeOf(get(name, { stage: "previous" }))).toBe(status.NOT_FOUND);
+    w.cancel();
+  });
+
   it("generate: the server makes the value (length, alphabet, uniform rejection sampling) and its bytes reach no log line, audit event, record or database file", async () => {
     const name = fresh("generated");
     const c = await create(name);
