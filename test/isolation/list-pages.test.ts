@@ -60,7 +60,7 @@ describe("list pages of fat secrets", () => {
     try {
       const { names, pages } = await listAll();
       expect(names).toEqual(Array.from({ length: SECRETS }, (_, i) => `fat-${String(i).padStart(3, "0")}`));
-      expect(pages).toBeGreaterThan(1); // 4 MiB pages: ~15 of these rows apiece
+      expect(pages).toBeGreaterThan(1); // 1 MiB pages: 3 of these rows apiece
       // A page's first slice asks for 1 row, the next ones for what LIST_SLICE_BYTES holds (one of these).
       for (const rows of slices) expect(rows.length).toBeLessThanOrEqual(Math.max(4, Math.ceil(LIST_SLICE_BYTES / FAT)));
       // Rows read in all: every row once, plus at most one slice's worth per page.
