@@ -24,6 +24,7 @@ import type {
   ListQuery,
   MacReplacement,
   MacRows,
+  RowCheck,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -189,7 +190,7 @@ export class SqliteStorage implements Storage {
   /** Creates and updates share commits under concurrency (see group-commit.ts). */
   private readonly writes: GroupCommit;
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
-  private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
+  private readonly readMany: (scope: Scope, names: readonly string[], onRow: RowCheck | undefined) => Array<SecretWithVersion | undefined>;
   private readonly stmt;
   private readonly auditWrites: SqliteAuditWrites;
   /** Hot secrets without a SQLite lookup; see read-cache.ts for how it stays coherent. */
@@ -338,7 +339,13 @@ export class SqliteStorage implements Storage {
       { busyTimeoutMs: BUSY_TIMEOUT_MS },
     );
     this.auditWrites = sqliteAuditWrites(db);
-    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
+    this.readMany = db.transaction((scope: Scope, names: readonly string[], onRow: RowCheck | undefined) =>
+      names.map((n) => {
+        const row = this.readOne(scope, n, 0);
+        onRow?.(n, row);
+        return row;
+      }),
+    );
   }
 
   /** Right after a COMMIT of this connection: its changes go out before its caller is answered. */
@@ -455,12 +462,15 @@ export class SqliteStorage implements Storage {
     return this.readOne(scope, name, version);
   }
 
-  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+  async readSecrets(scope: Scope, names: readonly string[], onRow?: RowCheck): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
     this.catchUpWithOtherProcesses();
     // All cached: the cache is one consistent state already (writes invalidate in step), no transaction needed.
     const cached = names.map((n) => this.cache.get(scope, n, 0));
-    if (cached.every((c) => c !== undefined)) return cached;
-    return this.readMany(scope, names);
+    if (cached.every((c) => c !== undefined)) {
+      if (onRow) names.forEach((n, i) => onRow(n, cached[i]));
+      return cached;
+    }
+    return this.readMany(scope, names, onRow);
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
