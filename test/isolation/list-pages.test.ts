@@ -13,7 +13,7 @@ import { LIST_SLICE_BYTES, LISTINGS_PER_TENANT } from "../../src/domain/secrets.
 import type { ListSecretsResponse } from "../../src/gen/secrets/v1/secrets.js";
 import type { ListedSecret } from "../../src/storage/storage.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, startVictim, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, startVictim, type Victim } from "./harness.js";
 
 const M = "fat";
 const SECRETS = 24;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_PROJECTED_VALUES } from "../../src/domain/projection-bounds.js";
 import { ProjectSecretsRequest, type Projection } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, eventsOf, startVictim, withRequestId, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, attackerToken, eventsOf, startVictim, withRequestId, type Victim } from "./harness.js";
 
 const M = "amp";
 const SECRETS = 8;
@@ -34,7 +34,7 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 beforeAll(async () => {
   s = await startTestServer();
   victim = await startVictim(s);
-  attacker = await s.token({ tenant: "evil", sub: "mallory", roles: ["data-developer"] });
+  attacker = await attackerToken(s, ["data-developer"]);
   evilAdmin = await attackerAdmin(s);
   // The attacker's own secrets, each of 4,096 empty keys: a few KiB of data apiece.
   const empty = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`k${i}`, ""]));

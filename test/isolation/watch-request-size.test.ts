@@ -8,7 +8,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectSecretsRequest, type Projection, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, eventsOf, startVictim, VICTIM_MESH, withRequestId, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, attackerToken, eventsOf, startVictim, VICTIM_MESH, withRequestId, type Victim } from "./harness.js";
 import { openWatch } from "../helpers/watch.js";
 
 const WATCHES = 20;
@@ -22,7 +22,7 @@ let evilAdmin: string;
 beforeAll(async () => {
   s = await startTestServer();
   victim = await startVictim(s);
-  attacker = await s.token({ tenant: "evil", sub: "mallory", roles: [] });
+  attacker = await attackerToken(s);
   evilAdmin = await attackerAdmin(s);
 });
 
