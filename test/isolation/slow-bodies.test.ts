@@ -80,6 +80,22 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
     await victim.served();
   });
 
+  it("when the watch route gets a body in more than SMALL_CHUNKS_PER_BODY 1-byte frames, then it is reset with ENHANCE_YOUR_CALM too (the ledger counts frames on both paths)", async () => {
+    const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.7" });
+    try {
+      c.headers(1, grpcHeaders(s.address, `${S}/WatchProjection`));
+      const frames: Buffer[] = [];
+      for (const b of unfinished(0)) frames.push(frame(FRAME.DATA, 0, 1, Buffer.from([b])));
+      for (let i = 0; i < SMALL_CHUNKS_PER_BODY + 50; i++) frames.push(frame(FRAME.DATA, 0, 1, Buffer.from([0x41])));
+      c.write(Buffer.concat(frames));
+      await c.until(() => c.ends.has(1));
+      expect(c.ends.get(1)).toEqual({ kind: "reset", code: NGHTTP2_ENHANCE_YOUR_CALM });
+    } finally {
+      c.close();
+    }
+    await victim.served();
+  });
+
   it("when one connection keeps sending bodies in thousands of 1-byte frames, then each stream is reset with ENHANCE_YOUR_CALM, the connection is closed, the peer's next connection too, and the victim is served", async () => {
     const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.6" });
     try {
