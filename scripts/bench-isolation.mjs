@@ -24,20 +24,19 @@
 // --rss-ceiling-mb (then ok=false, rss_ceiling_hit=true: left alone it would have grown on).
 // Every process it starts is killed on exit; loads only hit 127.0.0.1. The last line
 // printed is one JSON object with the results.
-import { fork, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
 import { CreateSecretRequest, GetSecretRequest, ListSecretsRequest, ProjectSecretsRequest, SecretServiceClient } from "../dist/gen/secrets/v1/secrets.js";
 import { connect, grpcFrame, grpcHeaders, machine, memoryMb, NODE_FLAGS, rawUnary, round, summarize } from "./bench-lib.mjs";
+import { forkScript, guardRun, makeRunDir, onceMessage } from "./bench/process.mjs";
 import { grpcRequestHeaders, RawConnection } from "./raw-h2.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const CALLS = Number(option("calls") ?? 2000);
@@ -55,55 +54,9 @@ const t0 = Date.now();
 const say = (msg) => process.stderr.write(`[bench-isolation ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// ---------------------------------------------------------------- process hygiene
-const children = new Set();
-const tmp = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-isolation-"));
-process.on("exit", () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  if (!KEEP) rmSync(tmp, { recursive: true, force: true });
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => process.exit(130));
-setTimeout(() => {
-  say("deadline of 10 min passed: aborting");
-  process.exit(3);
-}, 10 * 60_000).unref();
-
-function forkTracked(script, env, execArgv = []) {
-  const child = fork(path.join(HERE, script), [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "ignore", "inherit", "ipc"] });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-function nextMessage(child, pred, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    const finish = () => {
-      clearTimeout(timer);
-      child.off("message", on);
-      child.off("exit", onExit);
-    };
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`${what}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (m) => {
-      if (m?.error) {
-        finish();
-        reject(new Error(`${what}: ${m.error}`));
-      } else if (pred(m)) {
-        finish();
-        resolve(m);
-      }
-    };
-    const onExit = (code, signal) => {
-      finish();
-      reject(new Error(`${what}: process exited (${code ?? signal})`));
-    };
-    child.on("message", on);
-    child.on("exit", onExit);
-  });
-}
-
+// ---------------------------------------------------------------- process hygiene (scripts/bench/process.mjs)
+guardRun({ deadlineMs: 10 * 60_000, keep: KEEP, say });
+const tmp = makeRunDir("secretd-bench-isolation-");
 const alive = (child) => child.exitCode === null && child.signalCode === null;
 
 // ---------------------------------------------------------------- the server and its tenants
@@ -115,8 +68,8 @@ function unary(client, method, req, token) {
 
 async function startWorld(name) {
   const dataDir = path.join(tmp, name);
-  const child = forkTracked("bench-server.mjs", { DATA_DIR: dataDir, LOG_FILE: path.join(tmp, `${name}.log`) }, NODE_FLAGS);
-  const { port, pid } = await nextMessage(child, (m) => m?.ready, 30_000, `${name} start`);
+  const child = forkScript("bench-server.mjs", { DATA_DIR: dataDir, LOG_FILE: path.join(tmp, `${name}.log`) }, { execArgv: NODE_FLAGS });
+  const { port, pid } = await onceMessage(child, (m) => m?.ready, 30_000, `${name} start`);
   const key = readHs256Secret(path.join(dataDir, "jwt-dev.key"));
   const mint = (tenant, sub, roles) => mintToken({ secret: key, tenant, sub, roles, ttlSec: 3600 });
   const tokens = {
@@ -142,7 +95,7 @@ async function stopWorld(w) {
 
 async function auditCounts(w) {
   if (!alive(w.child) || !w.child.connected) return undefined;
-  const reply = nextMessage(w.child, (m) => m?.audit !== undefined, 30_000, "audit counts");
+  const reply = onceMessage(w.child, (m) => m?.audit !== undefined, 30_000, "audit counts");
   w.child.send({ cmd: "audit" });
   return (await reply.catch(() => ({ audit: undefined }))).audit;
 }
@@ -150,7 +103,7 @@ async function auditCounts(w) {
 // ---------------------------------------------------------------- the victim
 let victim;
 async function measureVictim(w, calls) {
-  const reply = nextMessage(victim, (m) => m?.measured !== undefined, 10 * 60_000, "victim measure");
+  const reply = onceMessage(victim, (m) => m?.measured !== undefined, 10 * 60_000, "victim measure");
   victim.send({ cmd: "measure", port: w.port, token: w.tokens.victim, mesh: VICTIM_MESH, getName: "db", watchName: "watched", calls, rate: RATE, updateEveryMs: UPDATE_EVERY_MS });
   const { get, watch } = (await reply).measured;
   const g = summarize(get.lat);
@@ -614,8 +567,8 @@ async function runAttack(attack) {
 
 async function main() {
   say(`machine: ${JSON.stringify(machine())}; load average ${os.loadavg().map((x) => round(x)).join(" ")}; ${CALLS} victim calls at ${RATE}/s per measurement`);
-  victim = forkTracked("bench-isolation-victim.mjs", {});
-  await nextMessage(victim, (m) => m?.ready, 10_000, "victim start");
+  victim = forkScript("bench-isolation-victim.mjs");
+  await onceMessage(victim, (m) => m?.ready, 10_000, "victim start");
   const attacks = ATTACKS.filter((a) => !ONLY || ONLY.includes(a.name));
   const results = [];
   for (const a of attacks) results.push(await runAttack(a));

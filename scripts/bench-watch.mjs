@@ -17,18 +17,17 @@
 // each against a fresh server; KiB of server RSS per watch for both.
 // Every process it starts is killed on exit; loads only hit 127.0.0.1. The last line
 // printed is one JSON object with the results.
-import { fork, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { readHs256Secret } from "../dist/auth/keys.js";
 import { mintToken } from "../dist/auth/mint.js";
 import { CreateSecretRequest, ProjectSecretsRequest, SecretServiceClient, UpdateSecretRequest } from "../dist/gen/secrets/v1/secrets.js";
 import { haveOrInstall, machine, memoryMb, NODE_FLAGS, round, summarize, summarizeProfile } from "./bench-lib.mjs";
+import { forkScript, guardRun, makeRunDir, onceMessage, SCRIPTS, track } from "./bench/process.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
 const KEEP = argv.includes("--keep");
@@ -64,70 +63,26 @@ const say = (msg) => process.stderr.write(`[bench-watch] ${msg}\n`);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const children = new Set();
-const tmp = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-watch-"));
-process.on("exit", () => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  if (!KEEP) rmSync(tmp, { recursive: true, force: true });
-});
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
-setTimeout(() => {
-  say("deadline passed: aborting");
-  process.exit(3);
-}, 15 * 60_000).unref();
-
-function forkTracked(script, env, execArgv = []) {
-  const child = fork(path.join(HERE, script), [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-function nextMessage(child, pred, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    const finish = () => {
-      clearTimeout(timer);
-      child.off("message", on);
-      child.off("exit", onExit);
-    };
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`${what}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (m) => {
-      if (m?.error) {
-        finish();
-        reject(new Error(`${what}: ${m.error}`));
-      }
-      if (!pred(m)) return;
-      finish();
-      resolve(m);
-    };
-    const onExit = (code) => {
-      finish();
-      reject(new Error(`${what}: process exited (${code})`));
-    };
-    child.on("message", on);
-    child.on("exit", onExit);
-  });
-}
+// Process hygiene: scripts/bench/process.mjs.
+guardRun({ deadlineMs: 15 * 60_000, keep: KEEP, say });
+const tmp = makeRunDir("secretd-bench-watch-");
 
 async function startServer(name) {
   const env = { DATA_DIR: path.join(tmp, "data"), LOG_FILE: path.join(tmp, `${name}.log`), WATCH_ECHO_ROUTE: BARE_H2 ? "h2" : "" };
-  const child = forkTracked(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", env, NODE_FLAGS);
-  const m = await nextMessage(child, (x) => x?.ready, 30_000, `${name} start`);
+  const child = forkScript(BARE ? "bench-watch-echo.mjs" : "bench-server.mjs", env, { execArgv: NODE_FLAGS, stdout: "inherit" });
+  const m = await onceMessage(child, (x) => x?.ready, 30_000, `${name} start`);
   return { child, port: m.port, pid: m.pid };
 }
 
 async function serverMem(server) {
-  const m = nextMessage(server.child, (x) => x?.mem !== undefined, 10_000, "server memory");
+  const m = onceMessage(server.child, (x) => x?.mem !== undefined, 10_000, "server memory");
   server.child.send({ cmd: "mem" });
   return (await m).mem;
 }
 
 /** A full GC in the server, then its RSS: what idle watches hold once the garbage of opening them is gone. */
 async function rssAfterGc(server) {
-  const done = nextMessage(server.child, (x) => x?.gcDone, 30_000, "server gc");
+  const done = onceMessage(server.child, (x) => x?.gcDone, 30_000, "server gc");
   server.child.send({ cmd: "gc" });
   await done;
   await sleep(1000);
@@ -137,15 +92,15 @@ async function rssAfterGc(server) {
 async function startClients(n) {
   const procs = [];
   for (let i = 0; i < n; i++) {
-    const child = forkTracked("bench-watch-client.mjs", {});
-    await nextMessage(child, (x) => x?.ready, 10_000, "client start");
+    const child = forkScript("bench-watch-client.mjs", {}, { stdout: "inherit" });
+    await onceMessage(child, (x) => x?.ready, 10_000, "client start");
     procs.push(child);
   }
   return procs;
 }
 
 async function openOn(child, job) {
-  const reply = nextMessage(child, (x) => x?.opened !== undefined, 120_000, "open watches");
+  const reply = onceMessage(child, (x) => x?.opened !== undefined, 120_000, "open watches");
   child.send({ cmd: "open", perChannel: PER_CHANNEL, ...job });
   const m = await reply;
   if (m.errors > 0) throw new Error(`${m.errors} watches failed to open`);
@@ -155,7 +110,7 @@ async function openOn(child, job) {
 async function report(procs) {
   const all = await Promise.all(
     procs.map((c) => {
-      const r = nextMessage(c, (x) => x?.latencies !== undefined, 30_000, "report");
+      const r = onceMessage(c, (x) => x?.latencies !== undefined, 30_000, "report");
       c.send({ cmd: "report" });
       return r;
     }),
@@ -200,9 +155,8 @@ const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 /** Opens `jobs` from one Python grpcio process; resolves { opened, errors, proc } once every stream has its first message. */
 function grpcioOpen(port, jobs, timeoutS) {
-  const proc = spawn(PYTHON, [path.join(HERE, "bench-watch-grpcio.py")], { stdio: ["pipe", "pipe", "inherit"] });
-  children.add(proc);
-  proc.once("exit", () => children.delete(proc));
+  const proc = spawn(PYTHON, [path.join(SCRIPTS, "bench-watch-grpcio.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  track(proc, "grpcio client");
   proc.stdin.write(`${JSON.stringify({ port, connections: GRPCIO_CONNECTIONS, timeout_s: timeoutS, jobs })}\n`);
   return new Promise((resolve, reject) => {
     let out = "";
@@ -350,14 +304,14 @@ async function main() {
   await Promise.all(procs.map((c) => openOn(c, { port: a.port, token: tokens[0], req: { mesh: MESH, items: [{ name: "hot" }] }, count: per })));
   await sleep(1000);
   if (PROFILE) {
-    const started = nextMessage(a.child, (x) => x?.profileStarted, 10_000, "profile start");
+    const started = onceMessage(a.child, (x) => x?.profileStarted, 10_000, "profile start");
     a.child.send({ cmd: "profile-start", intervalUs: 250 });
     await started;
   }
   await stampedUpdates(client, tokens[0], "hot", 300);
   if (PROFILE) {
     const file = path.join(tmp, "fanout.cpuprofile");
-    const written = nextMessage(a.child, (x) => x?.profileWritten, 30_000, "profile stop");
+    const written = onceMessage(a.child, (x) => x?.profileWritten, 30_000, "profile stop");
     a.child.send({ cmd: "profile-stop", file });
     await written;
     results.fanout_profile = summarizeProfile(JSON.parse(readFileSync(file, "utf8")), { top: 15, inclusive: FANOUT_SPOTS });

@@ -25,13 +25,15 @@ import os from "node:os";
 import path from "node:path";
 import { machine, memoryMb, round, summarizeProfile } from "./bench-lib.mjs";
 import { boxStage } from "./bench/box.mjs";
-import { BIG, CONCURRENCY, CREATE_WARMUP_S, DURATION_S, FILL_PROCS, KEEP, NODE_GEN_PROCS, POSTGRES, PROFILE, PROFILE_SPOTS, QUICK, REPS, say, SMALL, WARMUP_S } from "./bench/config.mjs";
+import { BIG, CONCURRENCY, CREATE_WARMUP_S, DEADLINE_MS, DURATION_S, FILL_PROCS, KEEP, NODE_GEN_PROCS, POSTGRES, PROFILE, PROFILE_SPOTS, QUICK, REPS, say, SMALL, WARMUP_S } from "./bench/config.mjs";
 import { chooseGenerator } from "./bench/drivers.mjs";
-import { clearDeadline, makeRunDir, onceMessage, ownCluster, startServer, stopChild } from "./bench/process.mjs";
+import { clearDeadline, guardRun, makeRunDir, onceMessage, ownCluster, startServer, stopChild } from "./bench/process.mjs";
 import { buildReport, databaseSize, tallyLog } from "./bench/report.mjs";
 import { best, fill, measure, measureCreates, measureOpenLoop, median, pairedOpenLoops, useGenerator } from "./bench/scenarios.mjs";
 import { makeTenants, minter, preframedTargets, seedBench, startEchoTarget } from "./bench/setup.mjs";
 import { startPostgres } from "./postgres-cluster.mjs";
+
+guardRun({ deadlineMs: DEADLINE_MS, keep: KEEP, say });
 
 async function main() {
   const mach = machine();

@@ -1,13 +1,13 @@
-// Process hygiene of scripts/bench.mjs: every process it starts is tracked and killed on
-// exit, failure or signal; its temp dir (and a PostgreSQL cluster) goes with it unless
-// --keep; a deadline aborts a run that hangs; temp dirs of runs killed outright are removed.
+// Process hygiene of the bench scripts (bench.mjs, bench-isolation.mjs, bench-watch.mjs):
+// once guardRun() is called, every process it starts is tracked and killed on exit,
+// failure or signal; its temp dir (and a PostgreSQL cluster) goes with it unless --keep;
+// a deadline aborts a run that hangs; temp dirs of runs killed outright are removed.
 import { fork } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAGS } from "../bench-lib.mjs";
-import { DEADLINE_MS, KEEP, say } from "./config.mjs";
 
 /** The folder of the bench's scripts (bench-server.mjs, bench-echo.mjs, bench-loader.mjs). */
 export const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,25 +31,32 @@ function killAll() {
 }
 let tmpDir;
 let pgCluster;
-function cleanupFiles() {
-  pgCluster?.stop();
-  if (tmpDir && !KEEP) rmSync(tmpDir, { recursive: true, force: true });
-}
-process.on("exit", () => {
-  killAll();
-  cleanupFiles();
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    say(`${sig}: stopping`);
-    process.exit(130);
+let keepFiles = false;
+let deadline;
+
+/**
+ * Installs the hygiene for this run: children killed and files removed on exit (files
+ * kept with `keep`), signals turned into exit 130, and exit 3 after `deadlineMs`.
+ */
+export function guardRun({ deadlineMs, keep, say }) {
+  keepFiles = keep;
+  process.on("exit", () => {
+    killAll();
+    pgCluster?.stop();
+    if (tmpDir && !keepFiles) rmSync(tmpDir, { recursive: true, force: true });
   });
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, () => {
+      say(`${sig}: stopping`);
+      process.exit(130);
+    });
+  }
+  deadline = setTimeout(() => {
+    say(`deadline of ${deadlineMs / 1000}s passed: aborting`);
+    process.exit(3);
+  }, deadlineMs);
+  deadline.unref();
 }
-const deadline = setTimeout(() => {
-  say(`deadline of ${DEADLINE_MS / 1000}s passed: aborting`);
-  process.exit(3);
-}, DEADLINE_MS);
-deadline.unref();
 /** The run finished: its deadline no longer applies. */
 export const clearDeadline = () => clearTimeout(deadline);
 
@@ -60,9 +67,9 @@ export function ownCluster(cluster) {
 }
 
 /** This run's temp dir (after removing those of earlier runs killed outright), marked with our pid. */
-export function makeRunDir() {
-  removeStaleRuns();
-  tmpDir = mkdtempSync(path.join(os.tmpdir(), "secretd-bench-"));
+export function makeRunDir(prefix = "secretd-bench-") {
+  removeStaleRuns(prefix);
+  tmpDir = mkdtempSync(path.join(os.tmpdir(), prefix));
   writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
   return tmpDir;
 }
@@ -96,9 +103,9 @@ export function onceMessage(child, pred, timeoutMs, what) {
 }
 
 /** Temp dirs of earlier runs that were killed outright (SIGKILL), and so could not clean up. */
-function removeStaleRuns() {
+function removeStaleRuns(prefix) {
   for (const d of readdirSync(os.tmpdir())) {
-    if (!d.startsWith("secretd-bench-")) continue;
+    if (!d.startsWith(prefix)) continue;
     const dir = path.join(os.tmpdir(), d);
     let pid;
     try {
@@ -112,6 +119,11 @@ function removeStaleRuns() {
       if (err.code === "ESRCH") rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/** scripts/`script` forked and tracked; `env` is added to this process's; stdout is dropped unless `stdout` is "inherit". */
+export function forkScript(script, env = {}, { execArgv = [], stdout = "ignore" } = {}) {
+  return track(fork(path.join(SCRIPTS, script), [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", stdout, "inherit", "ipc"] }), script);
 }
 
 /** A forked bench process with the V8 flags of bin/secretd, once it reports { ready, port }. */

@@ -38,6 +38,7 @@ import type {
   MacRows,
   RotationOutcome,
   RotationRow,
+  RowCheck,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -102,10 +103,12 @@ export class AuthenticatedStorage implements Storage {
     return found;
   }
 
-  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
-    const found = await this.inner.readSecrets(scope, names);
-    for (const f of found) if (f !== undefined) this.check(f);
-    return found;
+  /** Each row is checked as it is read, before `onRow` sees it (and before the next row is read). */
+  async readSecrets(scope: Scope, names: readonly string[], onRow?: RowCheck): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+    return this.inner.readSecrets(scope, names, (name, row) => {
+      if (row !== undefined) this.check(row);
+      onRow?.(name, row);
+    });
   }
 
   async listSecrets(scope: Scope, query: ListQuery): Promise<ListedSecret[]> {

@@ -10,7 +10,7 @@ import type { GrantAccessRequest, ListGrantsRequest, RevokeAccessRequest } from 
 import type { GrantRow, SecretRow, Storage } from "../storage/storage.js";
 import { adminUntil, grantWithin, keysAt, Level, type Access } from "./access.js";
 import { denied, grantsChanged, invalid, notFound, SecretdError } from "../errors.js";
-import { grantEntryBytes, PAGE_BYTES } from "./page-budget.js";
+import { GRANTS_BYTES, grantEntryBytes } from "./page-budget.js";
 import type { Principal } from "./principal.js";
 import { expireTimeOf, scopeFor, type Secrets } from "./secrets.js";
 import { validateDataKey, validateName } from "./validation.js";
@@ -114,8 +114,8 @@ export class Grants {
       throw new SecretdError("RESOURCE_EXHAUSTED", `secret "${req.name}" already has ${kept.length} grants (at most ${MAX_GRANTS_PER_SECRET}): revoke some first`);
     }
     const bytes = kept.reduce((n, g) => n + grantEntryBytes(g, secret.mesh, secret.name), grantEntryBytes(row, secret.mesh, secret.name));
-    if (bytes > PAGE_BYTES) {
-      throw new SecretdError("RESOURCE_EXHAUSTED", `the grants of secret "${req.name}" would take ${bytes} bytes (at most ${PAGE_BYTES}): revoke some first`);
+    if (bytes > GRANTS_BYTES) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `the grants of secret "${req.name}" would take ${bytes} bytes (at most ${GRANTS_BYTES}): revoke some first`);
     }
     const put = await this.deps.storage.putGrant(row);
     if (put === "missing") throw notFound(`secret "${req.name}"`);

@@ -12,7 +12,7 @@ import type { ProjectSecretsRequest, ProjectedValue, SecretRef } from "../gen/se
 import type { SecretRow, SecretWithVersion, Storage, VersionRow } from "../storage/storage.js";
 import { accessTo, keysAt, Level, requireKeys, requireLevel } from "./access.js";
 import { openData } from "./barrier.js";
-import { checkProjectedValues, MAX_ITEMS, MAX_MAPPINGS, MAX_TOTAL_BYTES } from "./projection-bounds.js";
+import { MAX_ITEMS, MAX_MAPPINGS, MAX_TOTAL_BYTES, projectedValuesCheck } from "./projection-bounds.js";
 import { defaultEnvName, ENV_NAME_RULE, isEnvName, MAX_ENV_NAME_LENGTH } from "./env-names.js";
 import { SecretdError, invalid } from "../errors.js";
 import type { Principal } from "./principal.js";
@@ -118,9 +118,9 @@ export async function readProjection(deps: ProjectionDeps, p: Principal, req: Pr
   validateRequest(req);
   const now = (deps.now ?? Date.now)();
   const names = [...new Set(req.items.map((i) => i.name))];
-  const rows = await deps.storage.readSecrets(scope, names);
+  // The values bound is checked on each row as it is read: past it, no more rows are read.
+  const rows = await deps.storage.readSecrets(scope, names, projectedValuesCheck(p, req, now));
   const byName = new Map(names.map((n, i) => [n, rows[i]]));
-  checkProjectedValues(p, req, byName, now);
   const previous = new Map<string, SecretWithVersion | undefined>();
   for (const name of new Set(req.items.filter((i) => i.stage === "previous").map((i) => i.name))) {
     const current = byName.get(name);

@@ -96,6 +96,9 @@ export interface SecretWithVersion {
 }
 
 /** A listed secret; with its grants when the query had `visibleTo` and the caller is not the owner. */
+/** Sees each row of a readSecrets as it is read (see SecretStore.readSecrets); throws to stop the read. */
+export type RowCheck = (name: string, row: SecretWithVersion | undefined) => void;
+
 export type ListedSecret = SecretRow & {
   readonly grants?: readonly GrantRow[] | undefined;
   /** As SecretWithVersion.latestVersion. */
@@ -318,8 +321,13 @@ export interface SecretStore {
    * when another replica wrote a moment ago and the feed has not told this one yet.
    */
   readSecret(scope: Scope, name: string, version: number, fresh?: boolean): Promise<SecretWithVersion | undefined>;
-  /** Current versions of several secrets of one scope, from one read transaction. */
-  readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>>;
+  /**
+   * Current versions of several secrets of one scope, from one read transaction.
+   * `onRow`, when given, is called with each row (undefined: missing), in the order of
+   * `names`, as soon as it is read and before the next one is (#27): it may throw to end
+   * the read there, and the read then fails with its error.
+   */
+  readSecrets(scope: Scope, names: readonly string[], onRow?: RowCheck): Promise<ReadonlyArray<SecretWithVersion | undefined>>;
   /** Metadata of one scope in name order, from afterName on. */
   listSecrets(scope: Scope, query: ListQuery): Promise<ListedSecret[]>;
   /**

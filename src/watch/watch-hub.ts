@@ -47,13 +47,33 @@ function sourcesOf(read: ProjectionRead): SourceVersion[] {
   return out;
 }
 
+/**
+ * Bytes of watch state (the requests and principals the hub keeps, see watchStateBytes)
+ * one tenant may hold per server process (#27): the watch count alone let one role-less
+ * caller's 10,000 watches of ~2 MiB requests (optional items, long paths) keep ~20 GB.
+ */
+export const MAX_WATCH_BYTES_PER_TENANT = 64 * 1024 * 1024;
+
+/** An upper bound of what a kept watch holds: strings at 2 bytes a character, 64 bytes an object. */
+export function watchStateBytes(p: Principal, request: ProjectSecretsRequest): number {
+  let n = 512 + 2 * (p.sub.length + p.tenant.length + request.mesh.length);
+  for (const r of p.roles) n += 64 + 2 * r.length;
+  for (const m of p.meshes ?? []) n += 64 + 2 * m.length;
+  for (const item of request.items) {
+    n += 64 + 2 * (item.name.length + item.envPrefix.length + item.stage.length);
+    for (const k of item.keys) n += 64 + 2 * (k.key.length + k.env.length + k.path.length);
+  }
+  return n;
+}
+
 /** setTimeout's limit (~24.8 days): a longer wait is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class WatchHub {
   readonly #watches = new Set<Watch>();
   readonly #byKey = new Map<string, Set<Watch>>();
-  readonly #perTenant = new Map<string, number>();
+  /** Open watches and their watchStateBytes, per tenant. */
+  readonly #perTenant = new Map<string, { watches: number; bytes: number }>();
   readonly #queue: Watch[] = [];
   #drainScheduled = false;
   #closed = false;
@@ -90,13 +110,17 @@ export class WatchHub {
   open(p: Principal, request: ProjectSecretsRequest, sink: WatchSink): WatchHandle {
     if (this.#closed) throw new SecretdError("UNAVAILABLE", "the server is shutting down; reconnect to another instance or retry");
     validateRequest(request);
-    const held = this.#perTenant.get(p.tenant) ?? 0;
-    if (held >= this.options.maxWatchesPerTenant) {
-      throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant already has ${held} open watches on this server (limit ${this.options.maxWatchesPerTenant})`);
+    const held = this.#perTenant.get(p.tenant) ?? { watches: 0, bytes: 0 };
+    if (held.watches >= this.options.maxWatchesPerTenant) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant already has ${held.watches} open watches on this server (limit ${this.options.maxWatchesPerTenant})`);
     }
-    const w = new Watch(p, request, sink, this.#now());
+    const bytes = watchStateBytes(p, request);
+    if (held.bytes + bytes > MAX_WATCH_BYTES_PER_TENANT) {
+      throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant's open watches on this server already hold ${held.bytes} bytes of requests (at most ${MAX_WATCH_BYTES_PER_TENANT}): close watches, or watch with shorter requests`);
+    }
+    const w = new Watch(p, request, sink, this.#now(), bytes);
     this.#watches.add(w);
-    this.#perTenant.set(p.tenant, held + 1);
+    this.#perTenant.set(p.tenant, { watches: held.watches + 1, bytes: held.bytes + bytes });
     for (const key of w.keys) {
       let set = this.#byKey.get(key);
       if (set === undefined) this.#byKey.set(key, (set = new Set()));
@@ -262,9 +286,12 @@ export class WatchHub {
     w.ended = true;
     w.clearTimers();
     this.#watches.delete(w);
-    const held = (this.#perTenant.get(w.principal.tenant) ?? 1) - 1;
-    if (held === 0) this.#perTenant.delete(w.principal.tenant);
-    else this.#perTenant.set(w.principal.tenant, held);
+    const held = this.#perTenant.get(w.principal.tenant);
+    if (held !== undefined) {
+      held.watches--;
+      held.bytes -= w.bytes;
+      if (held.watches <= 0) this.#perTenant.delete(w.principal.tenant);
+    }
     for (const key of w.keys) {
       const set = this.#byKey.get(key);
       set?.delete(w);

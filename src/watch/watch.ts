@@ -50,6 +50,8 @@ export class Watch {
     request: ProjectSecretsRequest,
     readonly sink: WatchSink,
     now: number,
+    /** Its watchStateBytes, charged to its tenant while it is open. */
+    readonly bytes = 0,
   ) {
     this.since = now;
     this.revision = request.knownRevision;

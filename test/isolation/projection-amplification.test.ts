@@ -2,15 +2,16 @@
  * #27 item 4: a small ProjectSecrets over secrets with many keys expanded to hundreds of
  * thousands of values (hashed, audited once per source, encoded) before being refused as
  * too large. The count of values after expansion is bounded (MAX_PROJECTED_VALUES) and
- * checked on the rows as read, before that work; a projection or watch past it is
- * RESOURCE_EXHAUSTED, one audit event, and the victim is served all along.
+ * checked on each row as it is read, before that work and before the next row is read;
+ * a projection or watch past it is RESOURCE_EXHAUSTED, one audit event, and the victim
+ * is served all along.
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_PROJECTED_VALUES } from "../../src/domain/projection-bounds.js";
 import { ProjectSecretsRequest, type Projection } from "../../src/gen/secrets/v1/secrets.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, eventsOf, startVictim, withRequestId, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, attackerToken, eventsOf, startVictim, withRequestId, type Victim } from "./harness.js";
 
 const M = "amp";
 const SECRETS = 8;
@@ -33,7 +34,7 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 beforeAll(async () => {
   s = await startTestServer();
   victim = await startVictim(s);
-  attacker = await s.token({ tenant: "evil", sub: "mallory", roles: ["data-developer"] });
+  attacker = await attackerToken(s, ["data-developer"]);
   evilAdmin = await attackerAdmin(s);
   // The attacker's own secrets, each of 4,096 empty keys: a few KiB of data apiece.
   const empty = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`k${i}`, ""]));
@@ -64,6 +65,28 @@ describe("projection amplification", () => {
     for (const rid of ["amp-8", "amp-180"]) {
       const events = await eventsOf(s, evilAdmin, rid);
       expect(events.map((e) => [e.method, e.code])).toEqual([["ProjectSecrets", "RESOURCE_EXHAUSTED"]]);
+    }
+  });
+
+  it("when items without keys pass the cap on the first secret read, then the other sources are not read at all", async () => {
+    // The victim waited on this (bench:isolation, projection_amplification at +100 ms): each refused
+    // call read, parsed and MAC-checked all 8 rows of 4,096 keys (too big for the read cache) first.
+    const storage = s.app.storage;
+    const inner = storage.readSecrets.bind(storage);
+    let read = 0;
+    const spy = vi.spyOn(storage, "readSecrets").mockImplementation(async (scope, names, onRow) => {
+      if (scope.tenant !== "evil") return inner(scope, names, onRow);
+      return inner(scope, names, (name, row) => {
+        read++;
+        onRow?.(name, row);
+      });
+    });
+    try {
+      const err = await failure(s.call("projectSecrets", { mesh: M, items: wide(180) }, attacker));
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(read).toBe(1); // wide-0, named by 23 of the items: 94,208 values
+    } finally {
+      spy.mockRestore();
     }
   });
 

@@ -9,7 +9,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectSecretsRequest } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, eventsOf, startVictim, withRequestId, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, attackerToken, eventsOf, startVictim, withRequestId, type Victim } from "./harness.js";
 
 const ITEMS = 400_000;
 const items = Array.from({ length: ITEMS }, () => ({ name: "a" }));
@@ -22,7 +22,7 @@ let evilAdmin: string;
 beforeAll(async () => {
   s = await startTestServer();
   victim = await startVictim(s);
-  attacker = await s.token({ tenant: "evil", sub: "mallory", roles: [] });
+  attacker = await attackerToken(s);
   evilAdmin = await attackerAdmin(s);
 });
 

@@ -8,39 +8,25 @@
  */
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GetSecretRequest, ProjectSecretsRequest, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { GetSecretRequest, ProjectSecretsRequest } from "../../src/gen/secrets/v1/secrets.js";
 import { E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
-import { openWatch } from "../helpers/watch.js";
 import { SMALL_CHUNKS_PER_BODY, SMALL_FRAME_STRIKES } from "../../src/transport/grpc/resource-ledger.js";
 import { FRAME, frame, grpcHeaders, RawConnection } from "../security/raw-http2.js";
-import { connect, h2Request, MiB, S, until, vmRss, type Outcome } from "./harness.js";
+import { connect, h2Request, MiB, S, startVictim, until, VICTIM_MESH, vmRss, type Outcome, type Victim } from "./harness.js";
 
-const M = "victim-mesh";
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_CANCEL } = http2.constants;
 
 let s: TestServer;
-let victim: string;
+let victim: Victim;
 
 beforeAll(async () => {
   s = await startTestServer({ maxRequestBytesPerConnection: "1MiB", maxRequestBytesPerPeer: "2MiB", requestBodyTimeout: "2s" });
-  victim = await s.token({ tenant: "victim", sub: "v", roles: ["tenant-admin"] });
-  await s.call("createSecret", { mesh: M, name: "canary", stringData: { v: "ok" } }, victim);
+  victim = await startVictim(s);
 });
 
 afterAll(async () => {
   await s?.stop();
 });
-
-async function victimServed(): Promise<void> {
-  const got = await s.call<Secret>("getSecret", { mesh: M, name: "canary" }, victim);
-  expect(Buffer.from(got.data.v!).toString()).toBe("ok");
-  const w = openWatch(s.client, { mesh: M, items: [{ name: "canary" }] }, victim);
-  try {
-    expect(Buffer.from((await w.next()).values[0]!.value).toString()).toBe("ok");
-  } finally {
-    w.cancel();
-  }
-}
 
 /** A gRPC prefix announcing a 2 MiB message, then `n` bytes of it. */
 function unfinished(n: number): Buffer {
@@ -60,7 +46,7 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
         // The watch route buffers its bodies too.
         for (let i = 0; i < 4; i++) outcomes.push(h2Request(session, `${S}/WatchProjection`, unfinished(60 * 1024), { end: false }).outcome);
       }
-      await victimServed();
+      await victim.served();
       // Nothing of it is held for long: every stream ends, by the server, without a status.
       await until(() => outcomes.every((o) => o.closed), "every attacking stream reset");
       expect(outcomes.every((o) => o.status === undefined)).toBe(true);
@@ -69,7 +55,7 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
       // 144 x 60 KiB = 8.4 MiB were sent: most of it was over budget.
       expect(outcomes.filter((o) => o.rstCode === NGHTTP2_ENHANCE_YOUR_CALM).length).toBeGreaterThan(100);
       expect(outcomes.some((o) => o.rstCode === NGHTTP2_CANCEL)).toBe(true);
-      await victimServed();
+      await victim.served();
       expect(vmRss() - before).toBeLessThan(96 * MiB);
     } finally {
       for (const session of sessions) session.destroy();
@@ -91,7 +77,23 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
     } finally {
       c.close();
     }
-    await victimServed();
+    await victim.served();
+  });
+
+  it("when the watch route gets a body in more than SMALL_CHUNKS_PER_BODY 1-byte frames, then it is reset with ENHANCE_YOUR_CALM too (the ledger counts frames on both paths)", async () => {
+    const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.7" });
+    try {
+      c.headers(1, grpcHeaders(s.address, `${S}/WatchProjection`));
+      const frames: Buffer[] = [];
+      for (const b of unfinished(0)) frames.push(frame(FRAME.DATA, 0, 1, Buffer.from([b])));
+      for (let i = 0; i < SMALL_CHUNKS_PER_BODY + 50; i++) frames.push(frame(FRAME.DATA, 0, 1, Buffer.from([0x41])));
+      c.write(Buffer.concat(frames));
+      await c.until(() => c.ends.has(1));
+      expect(c.ends.get(1)).toEqual({ kind: "reset", code: NGHTTP2_ENHANCE_YOUR_CALM });
+    } finally {
+      c.close();
+    }
+    await victim.served();
   });
 
   it("when one connection keeps sending bodies in thousands of 1-byte frames, then each stream is reset with ENHANCE_YOUR_CALM, the connection is closed, the peer's next connection too, and the victim is served", async () => {
@@ -118,14 +120,14 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
     } finally {
       again.close();
     }
-    await victimServed();
+    await victim.served();
   });
 
   it("when the watch route gets its body in 1-byte frames and it never ends, then it costs its bytes only and is reset at the body deadline", async () => {
     const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.4" });
     try {
       c.headers(1, grpcHeaders(s.address, `${S}/WatchProjection`));
-      const body = Buffer.from(ProjectSecretsRequest.encode(ProjectSecretsRequest.fromPartial({ mesh: M, items: [{ name: "canary" }] })).finish());
+      const body = Buffer.from(ProjectSecretsRequest.encode(ProjectSecretsRequest.fromPartial({ mesh: VICTIM_MESH, items: [{ name: "db" }] })).finish());
       const framed = unfinished(0);
       framed.writeUInt32BE(body.length + 1000, 1); // announces more than it sends
       const frames: Buffer[] = [];
@@ -136,14 +138,14 @@ describe.skipIf(E2E_WORKERS > 1)("unfinished request bodies before authenticatio
     } finally {
       c.close();
     }
-    await victimServed();
+    await victim.served();
   });
 
   it("when a small GetSecret body comes whole in 1-byte frames, then it is served: frames are charged, not refused", async () => {
     const c = await RawConnection.open(s.app.port, { localAddress: "127.0.0.5" });
     try {
-      c.headers(1, grpcHeaders(s.address, `${S}/GetSecret`, [["authorization", `Bearer ${victim}`]]));
-      const body = Buffer.from(GetSecretRequest.encode(GetSecretRequest.fromPartial({ mesh: M, name: "canary" })).finish());
+      c.headers(1, grpcHeaders(s.address, `${S}/GetSecret`, [["authorization", `Bearer ${victim.token}`]]));
+      const body = Buffer.from(GetSecretRequest.encode(GetSecretRequest.fromPartial({ mesh: VICTIM_MESH, name: "db" })).finish());
       const framed = Buffer.concat([unfinished(0), body]);
       framed.writeUInt32BE(body.length, 1);
       const frames = [...framed].map((b, i) => frame(FRAME.DATA, i === framed.length - 1 ? 1 : 0, 1, Buffer.from([b])));

@@ -9,21 +9,19 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { GetSecretRequest, ProjectSecretsRequest, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
-import { openWatch } from "../helpers/watch.js";
 import { FRAME, frame, grpcFrame, grpcHeaders, RawConnection } from "../security/raw-http2.js";
-import { connect, h2Request, MiB, S, until, vmRss, type Outcome } from "./harness.js";
+import { connect, h2Request, MiB, S, startVictim, until, VICTIM_MESH, vmRss, type Outcome, type Victim } from "./harness.js";
 
 const M = "m";
 const RESOURCE_EXHAUSTED = "8";
 
 let s: TestServer;
-let victim: string;
+let victim: Victim;
 
 beforeAll(async () => {
   s = await startTestServer({ maxUnreadBytesPerTenant: "4MiB", maxUnreadBytesPerConnection: "3MiB", writeStallTimeout: "1s", minDrainRate: "64KiB" });
-  victim = await s.token({ tenant: "victim", sub: "v", roles: ["tenant-admin"] });
-  await s.call("createSecret", { mesh: M, name: "canary", stringData: { v: "ok" } }, victim);
-  await s.call("createSecret", { mesh: M, name: "big", data: { v: randomBytes(MiB - 64) } }, victim);
+  victim = await startVictim(s);
+  await s.call("createSecret", { mesh: VICTIM_MESH, name: "big", data: { v: randomBytes(MiB - 64) } }, victim.token);
 });
 
 afterAll(async () => {
@@ -37,16 +35,11 @@ async function attacker(tenant: string): Promise<string> {
   return token;
 }
 
-/** The victim reads its own 1 MiB secret and watches its canary. */
+/** The victim reads its own 1 MiB secret, and is served (harness.ts). */
 async function victimServed(): Promise<void> {
-  const big = await s.call<Secret>("getSecret", { mesh: M, name: "big" }, victim);
+  const big = await s.call<Secret>("getSecret", { mesh: VICTIM_MESH, name: "big" }, victim.token);
   expect(big.data.v!.length).toBe(MiB - 64);
-  const w = openWatch(s.client, { mesh: M, items: [{ name: "canary" }] }, victim);
-  try {
-    expect(Buffer.from((await w.next()).values[0]!.value).toString()).toBe("ok");
-  } finally {
-    w.cancel();
-  }
+  await victim.served();
 }
 
 const getBig = grpcFrame(GetSecretRequest.encode(GetSecretRequest.fromPartial({ mesh: M, name: "big" })).finish());

@@ -2,13 +2,14 @@
  * #27 item 3: known_revision had no length check and the hub kept the whole request for
  * the watch's life: 1,000 role-less watches with a 1.9 MB known_revision took RSS
  * 96 -> 2,046 MiB. A revision is empty or 64 lower-case hex characters (what the server
- * sends); anything else is refused before a watch is kept.
+ * sends); anything else is refused before a watch is kept. And the requests a tenant's
+ * open watches keep are bounded in bytes (MAX_WATCH_BYTES_PER_TENANT), not only in count.
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectSecretsRequest, type Projection, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
-import { attackerAdmin, eventsOf, startVictim, VICTIM_MESH, withRequestId, type Victim } from "../helpers/tenants.js";
+import { attackerAdmin, attackerToken, eventsOf, startVictim, until, VICTIM_MESH, withRequestId, type Victim } from "./harness.js";
 import { openWatch } from "../helpers/watch.js";
 
 const WATCHES = 20;
@@ -22,7 +23,7 @@ let evilAdmin: string;
 beforeAll(async () => {
   s = await startTestServer();
   victim = await startVictim(s);
-  attacker = await s.token({ tenant: "evil", sub: "mallory", roles: [] });
+  attacker = await attackerToken(s);
   evilAdmin = await attackerAdmin(s);
 });
 
@@ -70,6 +71,43 @@ describe("watch request size", () => {
     }
     expect(first.revision).toMatch(/^[0-9a-f]{64}$/);
     v.cancel();
+  });
+
+  it("when a role-less caller keeps opening watches of ~1 MiB requests, then past its tenant's watch bytes they are RESOURCE_EXHAUSTED (not at the 10,000-watch count), and the victim's watch opens", async () => {
+    // Optional items of missing secrets, with 4,096 long paths: each kept watch would hold ~2.5 MB.
+    const keys = Array.from({ length: 4096 }, (_, i) => ({ key: `k${i}`, path: `${"d".repeat(240)}/${i}` }));
+    const req = ProjectSecretsRequest.fromPartial({ mesh: "m", items: [{ name: "nothing", optional: true, keys }] });
+    const open: Array<{ cancel(): void }> = [];
+    let refused: ServiceError | undefined;
+    try {
+      for (let i = 0; i < 100 && refused === undefined; i++) {
+        const call = s.client.watchProjection(req, withRequestId(`big-${i}`, attacker));
+        const first = await new Promise<"message" | ServiceError>((resolve) => {
+          call.on("data", () => resolve("message"));
+          call.on("error", (e: ServiceError) => resolve(e));
+        });
+        if (first === "message") open.push(call);
+        else refused = first;
+      }
+      expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused?.details).toContain("bytes of requests");
+      expect(open.length).toBeGreaterThan(5);
+      expect(open.length).toBeLessThan(100);
+      expect(s.app.watches.openWatches).toBeGreaterThanOrEqual(open.length);
+      // Another tenant is not refused for it.
+      const v = openWatch(s.client, { mesh: VICTIM_MESH, items: [{ name: "db" }] }, victim.token);
+      expect((await v.next()).values.length).toBeGreaterThan(0);
+      v.cancel();
+      // Closing a watch gives its bytes back.
+      const before = s.app.watches.openWatches;
+      open.pop()!.cancel();
+      await until(() => s.app.watches.openWatches < before, "the closed watch forgotten");
+      const again = openWatch(s.client, { mesh: "m", items: [{ name: "nothing", optional: true, keys }] }, attacker);
+      await again.next();
+      open.push(again);
+    } finally {
+      for (const c of open) c.cancel();
+    }
   });
 
   it("when known_revision is not 64 lower-case hex characters, then it is INVALID_ARGUMENT naming known_revision; a well-formed one opens the watch", async () => {

@@ -24,6 +24,7 @@ import type {
   MacRows,
   RotationOutcome,
   RotationRow,
+  RowCheck,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -451,18 +452,24 @@ export class PostgresStorage implements Storage {
     return found !== undefined && live ? this.cache.put(scope, name, version, found, since) : found;
   }
 
-  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+  async readSecrets(scope: Scope, names: readonly string[], onRow?: RowCheck): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
     const live = this.cacheLive();
     if (live) {
       // All cached: each entry is current as of the feed; one SELECT for all otherwise (one snapshot).
       const cached = names.map((n) => this.cache.get(scope, n, 0));
-      if (cached.every((c) => c !== undefined)) return cached;
+      if (cached.every((c) => c !== undefined)) {
+        if (onRow) names.forEach((n, i) => onRow(n, cached[i]));
+        return cached;
+      }
     }
     const since = this.cache.epoch;
+    // One SELECT reads them all; onRow still sees each before the next is kept.
     const found = await this.readMany(scope, names, 0);
     return names.map((n) => {
       const f = found.get(n);
-      return f !== undefined && live ? this.cache.put(scope, n, 0, f, since) : f;
+      const row = f !== undefined && live ? this.cache.put(scope, n, 0, f, since) : f;
+      onRow?.(n, row);
+      return row;
     });
   }
 

@@ -22,6 +22,7 @@ import type {
   MacRows,
   RotationOutcome,
   RotationRow,
+  RowCheck,
   Scope,
   SecretRow,
   SecretWithVersion,
@@ -79,7 +80,7 @@ export class SqliteStorage implements Storage {
   /** Creates and updates share commits under concurrency (see group-commit.ts). */
   private readonly writes: GroupCommit;
   /** Several secrets from one snapshot: a deferred transaction pins the WAL read mark. */
-  private readonly readMany: (scope: Scope, names: readonly string[]) => Array<SecretWithVersion | undefined>;
+  private readonly readMany: (scope: Scope, names: readonly string[], onRow: RowCheck | undefined) => Array<SecretWithVersion | undefined>;
   /** Each statement prepared once, by its text. */
   private readonly prepared = new Map<string, Database.Statement<[Binds?]>>();
   private readonly auditWrites: SqliteAuditWrites;
@@ -117,7 +118,13 @@ export class SqliteStorage implements Storage {
     );
     this.auditWrites = sqliteAuditWrites(db);
     this.rot = rotationStatements(db);
-    this.readMany = db.transaction((scope: Scope, names: readonly string[]) => names.map((n) => this.readOne(scope, n, 0)));
+    this.readMany = db.transaction((scope: Scope, names: readonly string[], onRow: RowCheck | undefined) =>
+      names.map((n) => {
+        const row = this.readOne(scope, n, 0);
+        onRow?.(n, row);
+        return row;
+      }),
+    );
   }
 
   private stmt(s: Sql | string): Database.Statement<[Binds?]> {
@@ -209,12 +216,15 @@ export class SqliteStorage implements Storage {
     return this.readOne(scope, name, version);
   }
 
-  async readSecrets(scope: Scope, names: readonly string[]): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
+  async readSecrets(scope: Scope, names: readonly string[], onRow?: RowCheck): Promise<ReadonlyArray<SecretWithVersion | undefined>> {
     this.catchUpWithOtherProcesses();
     // All cached: the cache is one consistent state already (writes invalidate in step), no transaction needed.
     const cached = names.map((n) => this.cache.get(scope, n, 0));
-    if (cached.every((c) => c !== undefined)) return cached;
-    return this.readMany(scope, names);
+    if (cached.every((c) => c !== undefined)) {
+      if (onRow) names.forEach((n, i) => onRow(n, cached[i]));
+      return cached;
+    }
+    return this.readMany(scope, names, onRow);
   }
 
   async listSecrets(scope: Scope, q: ListQuery): Promise<ListedSecret[]> {
