@@ -8,7 +8,7 @@
  * WatchProjection re-projects through the same path, so the bounds hold per watch too.
  */
 import type { ProjectionItem, ProjectSecretsRequest } from "../gen/secrets/v1/secrets.js";
-import type { RowCheck, SecretWithVersion } from "../storage/storage.js";
+import type { RowCheck } from "../storage/storage.js";
 import { accessTo, keysAt, Level } from "./access.js";
 import { SecretdError } from "../errors.js";
 import type { Principal } from "./principal.js";
@@ -72,15 +72,4 @@ export function projectedValuesCheck(p: Principal, req: ProjectSecretsRequest, n
       }
     }
   };
-}
-
-/** projectedValuesCheck over rows already read, by name. */
-export function checkProjectedValues(
-  p: Principal,
-  req: ProjectSecretsRequest,
-  byName: ReadonlyMap<string, SecretWithVersion | undefined>,
-  now: number,
-): void {
-  const check = projectedValuesCheck(p, req, now);
-  for (const [name, row] of byName) check(name, row);
 }

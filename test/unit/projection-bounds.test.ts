@@ -5,13 +5,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { Level } from "../../src/domain/access.js";
-import { checkProjectedValues, MAX_ITEMS, MAX_PROJECTED_VALUES } from "../../src/domain/projection-bounds.js";
+import { MAX_ITEMS, MAX_PROJECTED_VALUES, projectedValuesCheck } from "../../src/domain/projection-bounds.js";
 import { validateRequest } from "../../src/domain/projection.js";
 import type { Principal } from "../../src/domain/principal.js";
 import { validateRevision } from "../../src/domain/validation.js";
 import { ProjectSecretsRequest, type Projection } from "../../src/gen/secrets/v1/secrets.js";
 import type { GrantRow, SecretWithVersion } from "../../src/storage/storage.js";
 import { auditProject } from "../../src/transport/grpc/audit-targets.js";
+
+/** The row check as readProjection applies it, over rows given by name. */
+function checkProjectedValues(p: Principal, r: ProjectSecretsRequest, byName: ReadonlyMap<string, SecretWithVersion | undefined>, now: number): void {
+  const check = projectedValuesCheck(p, r, now);
+  for (const [name, row] of byName) check(name, row);
+}
 
 const owner: Principal = { sub: "olga", tenant: "t", roles: [], meshes: undefined, exp: undefined };
 const reader: Principal = { sub: "rita", tenant: "t", roles: [], meshes: undefined, exp: undefined };
