@@ -385,7 +385,9 @@ describe("logs", () => {
     await codeOf(s.call("getSecret", { mesh: "default", name: "log-check" }, dev + "x"));
     // A server process of its own (SECRETD_E2E_WORKERS) writes its buffered log within a second.
     const ridLines = (): string[] => s.logs.slice(before).filter((l) => l.includes('"rid"'));
-    for (let i = 0; i < 40 && ridLines().length < 4; i++) await new Promise((r) => setTimeout(r, 100));
+    const getLine = (): string | undefined => ridLines().find((l) => l.includes('"method":"GetSecret"') && l.includes('"name":"log-check"'));
+    // Wait for this test's GetSecret line itself: other calls' lines (a watch ending from the test before) may fill the count first.
+    for (let i = 0; i < 40 && (ridLines().length < 4 || getLine() === undefined); i++) await new Promise((r) => setTimeout(r, 100));
     const lines = ridLines();
     expect(lines.length).toBeGreaterThanOrEqual(4);
     const all = s.logs.join("\n");
@@ -393,7 +395,7 @@ describe("logs", () => {
     expect(all).not.toContain(Buffer.from(marker).toString("base64"));
     expect(all).not.toContain(dev.split(".")[2]!);
     // Lines of other calls (a watch stream ending from the test before) may come in between.
-    const line = JSON.parse(lines.find((l) => l.includes('"method":"GetSecret"') && l.includes('"name":"log-check"'))!) as Record<string, unknown>;
+    const line = JSON.parse(getLine()!) as Record<string, unknown>;
     expect(line).toMatchObject({ method: "GetSecret", tenant: "acme", sub: "dave", mesh: "default", name: "log-check", code: "OK" });
     expect(typeof line.ms).toBe("number");
     expect(typeof line.rid).toBe("string");
