@@ -96,7 +96,7 @@ async function measureWatch({ token, mesh, watchName, updateEveryMs }, running) 
   });
   // The first message (the current value) before any update; the GetSecret measurement may end first.
   while (!firstMessage && watchError === undefined && running()) await Promise.race([firstSeen, sleep(50)]);
-  const currentEtag = () => unary("getSecret", { mesh, name: watchName, version: 0, keys: [] }, token).then((r) => r.etag, () => undefined);
+  const currentEtag = () => unary("getSecret", GetSecretRequest.fromPartial({ mesh, name: watchName }), token).then((r) => r.etag, () => undefined);
   let etag = await currentEtag();
   let updateErrors = 0;
   while (running()) {
