@@ -150,6 +150,19 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.rotateSecret(s, v, expectEtag, maxVersions, rotation);
   }
 
+  /** The pending version is signed as any version; the secret row is signed when promoted. */
+  async beginRotation(version: VersionRow, expectEtag: string, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    return this.inner.beginRotation({ ...version, mac: signVersion(this.keys, version) }, expectEtag, rotation);
+  }
+
+  async promoteRotation(next: SecretRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "gone" | "missing" | "conflict"> {
+    return this.inner.promoteRotation({ ...next, mac: signSecret(this.keys, next) }, expectEtag, maxVersions, rotation);
+  }
+
+  async discardRotation(secretUid: string, version: number, finished: number, detail: string): Promise<boolean> {
+    return this.inner.discardRotation(secretUid, version, finished, detail);
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     return this.inner.readRotation(secretUid, version);
   }

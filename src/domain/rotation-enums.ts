@@ -13,6 +13,7 @@ export const RotationState = {
   ROTATION_STATE_DONE: 3,
   ROTATION_STATE_TIMED_OUT: 4,
   ROTATION_STATE_FAILED: 5,
+  ROTATION_STATE_PENDING: 6,
 } as const satisfies Record<string, WireState>;
 export type RotationState = WireState;
 

@@ -451,7 +451,8 @@ export interface AuditStore {
 /**
  * A rotation (#30): RotateSecret made `version` current and `previousVersion` the
  * `previous` stage, readable until retired. States are RotationState's numbers
- * (1 waiting for acks, 2 retiring, 3 done, 4 timed out, 5 failed); while 1 or 2 the
+ * (1 waiting for acks, 2 retiring, 3 done, 4 timed out, 5 failed, 6 pending: the
+ * rotator's step not done, `version` stored but not current); while 1, 2 or 6 the
  * rotation is active, and the process whose claim (`driver` until `driverExpire`) is
  * live drives it. Identifiers and outcomes only: never a value.
  */
@@ -479,8 +480,8 @@ export interface RotationRow {
   readonly driverExpire: number;
 }
 
-/** The active states of a rotation (RotationState WAITING_FOR_ACKS, RETIRING). */
-export const ACTIVE_ROTATION_STATES = [1, 2] as const;
+/** The active states of a rotation (RotationState WAITING_FOR_ACKS, RETIRING, PENDING). */
+export const ACTIVE_ROTATION_STATES = [1, 2, 6] as const;
 
 /** How a driver ends a rotation: its final state and detail, and whether the previous version is destroyed now. */
 export interface RotationOutcome {
@@ -500,6 +501,23 @@ export interface RotationStore {
    * made previous. Else "missing", "conflict", or the active rotation.
    */
   rotateSecret(next: SecretRow, version: VersionRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }>;
+  /**
+   * Write-ahead rotation with a rotator (#30): in one transaction, when the secret has no
+   * active rotation and still has `expectEtag`, stores `version` (the next number, sealed
+   * but NOT current: the secret row is untouched) and records `rotation` (state PENDING).
+   * Else "missing", "conflict", or the active rotation.
+   */
+  beginRotation(version: VersionRow, expectEtag: string, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }>;
+  /**
+   * Makes a PENDING rotation's version current, in one transaction: when the rotation is
+   * still PENDING and the secret still has `expectEtag`, writes `next` (its version the
+   * pending one; versions beyond `maxVersions` pruned, a previous an earlier rotation kept
+   * retired) and the record becomes `rotation` (destroying the version made previous when
+   * it is not readable). "gone" when the rotation is no longer PENDING.
+   */
+  promoteRotation(next: SecretRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "gone" | "missing" | "conflict">;
+  /** Ends a PENDING rotation unpromoted: its sealed version destroyed, the record FAILED with `detail`; false when it is not PENDING. */
+  discardRotation(secretUid: string, version: number, finished: number, detail: string): Promise<boolean>;
   /** A secret's rotation that made `version` current; with version 0, its latest one. */
   readRotation(secretUid: string, version: number): Promise<RotationRow | undefined>;
   /** Active rotations of every tenant, oldest first, at most `limit`. */

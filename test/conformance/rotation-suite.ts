@@ -53,6 +53,44 @@ export function runRotationConformance(name: string, factory: StorageFactory): v
       expect(await st.readRotation(gone.uid, 0)).toBeUndefined();
     });
 
+    it("write-ahead: beginRotation stores the pending version aside (not current, no rollback), promote makes it current, discard destroys it", async () => {
+      const s = secretRow();
+      await st.insertSecret(s, versionRow(s));
+      const next = { ...s, version: 2, etag: "e2" };
+      const pending = rotation(s.uid, 2, { state: 6, driver: "p1", driverExpire: 9000 });
+      expect(await st.beginRotation(versionRow({ ...s, version: 3 }), s.etag, pending)).toBe("conflict");
+      expect(await st.beginRotation(versionRow(next), "stale", pending)).toBe("conflict");
+      expect(await st.beginRotation(versionRow(next), s.etag, pending)).toBe("ok");
+      const read = await st.readSecret(scope, "s", 0);
+      expect(read?.secret.version).toBe(1);
+      expect(read?.latestVersion).toBe(1);
+      expect((await st.readSecret(scope, "s", 2))?.version?.version).toBe(2);
+      expect((await st.listActiveRotations(10)).map((r) => r.state)).toEqual([6]);
+      // Active: a second rotation is refused naming it; a finish does not apply to PENDING.
+      expect(await st.beginRotation(versionRow(next), s.etag, rotation(s.uid, 2, { state: 6 }))).toEqual({ running: pending });
+      expect(await st.rotateSecret(next, versionRow(next), s.etag, 10, rotation(s.uid, 2))).toEqual({ running: pending });
+      expect(await st.claimRotation(s.uid, 2, "p1", 1000, 9500)).toBe(true);
+      expect(await st.finishRotation(s.uid, 2, "p1", { state: 3, finished: 2000, detail: "d", retirePrevious: true })).toBe(false);
+      expect(await st.promoteRotation(next, "stale", 10, rotation(s.uid, 2))).toBe("conflict");
+      expect(await st.promoteRotation(next, s.etag, 10, rotation(s.uid, 2, { deadline: 70_000 }))).toBe("ok");
+      expect((await st.readSecret(scope, "s", 0))?.secret).toMatchObject({ version: 2, etag: "e2" });
+      expect(await st.readRotation(s.uid, 2)).toEqual(rotation(s.uid, 2, { deadline: 70_000 }));
+      expect(await st.promoteRotation(next, "e2", 10, rotation(s.uid, 2))).toBe("gone");
+      expect(await st.discardRotation(s.uid, 2, 3000, "x")).toBe(false);
+      expect((await st.readSecret(scope, "s", 1))?.version?.version).toBe(1);
+
+      // Discard: the pending version goes, the record is FAILED, current untouched.
+      const t = secretRow({ name: "t" });
+      await st.insertSecret(t, versionRow(t));
+      expect(await st.beginRotation(versionRow({ ...t, version: 2 }), t.etag, rotation(t.uid, 2, { name: "t", state: 6 }))).toBe("ok");
+      expect(await st.discardRotation(t.uid, 2, 3000, "refused")).toBe(true);
+      expect(await st.readRotation(t.uid, 2)).toMatchObject({ state: 5, finished: 3000, detail: "refused", driver: "" });
+      expect((await st.readSecret(scope, "t", 2))?.version).toBeUndefined();
+      expect((await st.readSecret(scope, "t", 0))?.secret.version).toBe(1);
+      expect(await st.promoteRotation({ ...t, version: 2, etag: "e2" }, t.etag, 10, rotation(t.uid, 2))).toBe("gone");
+      expect(await st.listActiveRotations(10)).toHaveLength(1);
+    });
+
     it("IMMEDIATE destroys the previous version in the same transaction; the next rotation retires a previous that NEVER kept", async () => {
       const { s, next } = await rotated({ state: 3, finished: 1000, previousReadable: true });
       expect((await st.readSecret(scope, "s", 1))?.version?.version).toBe(1);

@@ -271,4 +271,12 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2);
     `,
   },
+  {
+    // Write-ahead rotation (#30): state 6 (PENDING, the rotator's step not done yet) is active too.
+    id: 12,
+    sql: `
+      DROP INDEX rotations_active;
+      CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2, 6);
+    `,
+  },
 ];

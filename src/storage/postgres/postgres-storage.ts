@@ -738,7 +738,7 @@ export class PostgresStorage implements Storage {
     return this.write<R>(async (c) => {
       // The secret's row lock orders rotations of one secret across replicas: the second sees the first's record.
       await this.q("SELECT 1 FROM secrets WHERE uid = $1 FOR UPDATE", [next.uid], c);
-      const running = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 AND state IN (1, 2)`, [next.uid], c);
+      const running = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 AND state IN (1, 2, 6)`, [next.uid], c);
       if (running.rows[0] !== undefined) return { value: { running: toRotation(running.rows[0]) }, changes: [] };
       const updated = await this.applyUpdate(c, next, version, expectEtag, maxVersions);
       if (updated !== "ok") return { value: updated, changes: [] };
@@ -757,6 +757,64 @@ export class PostgresStorage implements Storage {
     });
   }
 
+  async beginRotation(version: VersionRow, expectEtag: string, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    type R = "ok" | "missing" | "conflict" | { readonly running: RotationRow };
+    return this.write<R>(async (c) => {
+      // The secret's row lock orders rotations of one secret across replicas, as rotateSecret.
+      const head = await this.q<{ etag: string; version: string }>("SELECT etag, version FROM secrets WHERE uid = $1 FOR UPDATE", [rotation.secretUid], c);
+      const running = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE secret_uid = $1 AND state IN (1, 2, 6)`, [rotation.secretUid], c);
+      if (running.rows[0] !== undefined) return { value: { running: toRotation(running.rows[0]) }, changes: [] };
+      const h = head.rows[0];
+      if (h === undefined) return { value: "missing", changes: [] };
+      if (h.etag !== expectEtag || version.version !== R.num(h.version) + 1) return { value: "conflict", changes: [] };
+      await this.run(SQL.insertVersion, R.versionBinds(version), c);
+      const values = rotationValues(rotation, (b) => b);
+      await this.q(`INSERT INTO rotations (${ROTATION_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})`, values, c);
+      return { value: "ok", changes: [] };
+    });
+  }
+
+  async promoteRotation(next: SecretRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "gone" | "missing" | "conflict"> {
+    type R = "ok" | "gone" | "missing" | "conflict";
+    return this.write<R>(async (c) => {
+      await this.q("SELECT 1 FROM secrets WHERE uid = $1 FOR UPDATE", [next.uid], c);
+      const pending = await this.q("SELECT 1 FROM rotations WHERE secret_uid = $1 AND version = $2 AND state = 6 FOR UPDATE", [next.uid, next.version], c);
+      if (pending.rowCount === 0) return { value: "gone", changes: [] };
+      if ((await this.count(SQL.updateSecret, { ...R.secretBinds(next), expect_etag: expectEtag }, c)) === 0) return this.notApplied(c, next.uid);
+      await this.run(SQL.pruneVersions, { uid: next.uid, version: next.version - maxVersions }, c);
+      const kept = await this.q<{ previous_version: string }>(
+        "UPDATE rotations SET previous_readable = FALSE WHERE secret_uid = $1 AND previous_readable AND version <> $2 RETURNING previous_version",
+        [next.uid, next.version],
+        c,
+      );
+      await this.q(
+        `UPDATE rotations SET state = $3, deadline = $4, finished = $5, previous_readable = $6, detail = $7, driver = $8, driver_expire = $9
+         WHERE secret_uid = $1 AND version = $2 AND state = 6`,
+        [next.uid, next.version, rotation.state, rotation.deadline, rotation.finished ?? null, rotation.previousReadable, rotation.detail, rotation.driver, rotation.driverExpire],
+        c,
+      );
+      const destroy = kept.rows.map((r) => R.num(r.previous_version)).filter((v) => v !== rotation.previousVersion);
+      if (!rotation.previousReadable) destroy.push(rotation.previousVersion);
+      if (destroy.length > 0) await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = ANY($2::bigint[])", [next.uid, destroy], c);
+      return { value: "ok", changes: [change("secret-updated", next)] };
+    });
+  }
+
+  async discardRotation(secretUid: string, version: number, finished: number, detail: string): Promise<boolean> {
+    return this.write(async (c) => {
+      const r = await this.q(
+        "UPDATE rotations SET state = 5, finished = $3, detail = $4, driver = '', driver_expire = 0 WHERE secret_uid = $1 AND version = $2 AND state = 6",
+        [secretUid, version, finished, detail],
+        c,
+      );
+      if (r.rowCount === 0) return { value: false, changes: [] };
+      await this.q("DELETE FROM secret_versions WHERE uid = $1 AND version = $2", [secretUid, version], c);
+      const id = await this.one<R.Identity>(SQL.identity, { uid: secretUid }, c);
+      // Readers of the pending stage (caches) learn it is gone.
+      return { value: true, changes: id === undefined ? [] : [change("secret-updated", id)] };
+    });
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     const r =
       version === 0
@@ -766,13 +824,13 @@ export class PostgresStorage implements Storage {
   }
 
   async listActiveRotations(limit: number): Promise<RotationRow[]> {
-    const r = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE state IN (1, 2) ORDER BY started LIMIT $1`, [limit]);
+    const r = await this.q<RotationRecord>(`SELECT ${ROTATION_COLUMNS} FROM rotations WHERE state IN (1, 2, 6) ORDER BY started LIMIT $1`, [limit]);
     return r.rows.map(toRotation);
   }
 
   async claimRotation(secretUid: string, version: number, driver: string, now: number, expireTime: number): Promise<boolean> {
     const r = await this.q(
-      `UPDATE rotations SET driver = $3, driver_expire = $5 WHERE secret_uid = $1 AND version = $2 AND state IN (1, 2)
+      `UPDATE rotations SET driver = $3, driver_expire = $5 WHERE secret_uid = $1 AND version = $2 AND state IN (1, 2, 6)
          AND (driver = $3 OR driver = '' OR driver_expire <= $4)`,
       [secretUid, version, driver, now, expireTime],
     );
@@ -816,3 +874,4 @@ export class PostgresStorage implements Storage {
 class Rollback<T> {
   constructor(readonly value: T) {}
 }
+

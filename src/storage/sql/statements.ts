@@ -13,10 +13,17 @@ import { IS, dialect, inList, insertInto, raw, sql, type Sql } from "./sql.js";
  */
 export const PRUNE_WATCHES = 4;
 
-/** The newest stored version of the row's uid: SQLite seeks the primary key backwards, PostgreSQL's max() does (0 when none). */
+/** A version a PENDING rotation (#30) sealed ahead of its rotator's step: stored, not yet current. */
+const NOT_PENDING = "NOT EXISTS (SELECT 1 FROM rotations p WHERE p.secret_uid = l.uid AND p.version = l.version AND p.state = 6)";
+
+/**
+ * The newest stored version of the row's uid, a pending rotation's aside (it is newer
+ * than current by design, not a rollback): SQLite seeks the primary key backwards,
+ * PostgreSQL's max() does (0 when none).
+ */
 export const LATEST_VERSION = dialect(
-  "(SELECT l.version FROM secret_versions l WHERE l.uid = s.uid ORDER BY l.version DESC LIMIT 1) AS latest_version",
-  "(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid) AS latest_version",
+  `(SELECT l.version FROM secret_versions l WHERE l.uid = s.uid AND ${NOT_PENDING} ORDER BY l.version DESC LIMIT 1) AS latest_version`,
+  `(SELECT COALESCE(max(l.version), 0) FROM secret_versions l WHERE l.uid = s.uid AND ${NOT_PENDING}) AS latest_version`,
 );
 
 /** The version of secretWithVersion's join as v_ columns (JoinedVersionRecord). */

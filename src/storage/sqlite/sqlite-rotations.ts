@@ -2,7 +2,9 @@
 import type Database from "better-sqlite3";
 import { ROTATION_COLUMNS, type RotationRecord } from "../sql/rotation-rows.js";
 
-const ACTIVE = "state IN (1, 2)";
+const ACTIVE = "state IN (1, 2, 6)";
+/** Past the rotator's step (a PENDING rotation is promoted or discarded, never finished). */
+const PROMOTED = "state IN (1, 2)";
 
 export function rotationStatements(db: Database.Database) {
   return {
@@ -21,10 +23,16 @@ export function rotationStatements(db: Database.Database) {
     finish: db.prepare(
       `UPDATE rotations SET state = @state, finished = @finished, detail = @detail, driver = '', driver_expire = 0,
          previous_readable = CASE WHEN @retire = 1 THEN 0 ELSE previous_readable END
-       WHERE secret_uid = @uid AND version = @version AND driver = @driver AND driver <> '' AND ${ACTIVE}`,
+       WHERE secret_uid = @uid AND version = @version AND driver = @driver AND driver <> '' AND ${PROMOTED}`,
     ),
     previousOf: db.prepare<[string, number], { previous_version: number }>("SELECT previous_version FROM rotations WHERE secret_uid = ? AND version = ?"),
     release: db.prepare("UPDATE rotations SET driver_expire = 0 WHERE driver = ?"),
+    secretHead: db.prepare<[string], { etag: string; version: number }>("SELECT etag, version FROM secrets WHERE uid = ?"),
+    promote: db.prepare(
+      `UPDATE rotations SET state = @state, deadline = @deadline, finished = @finished, previous_readable = @readable, detail = @detail,
+         driver = @driver, driver_expire = @expire WHERE secret_uid = @uid AND version = @version AND state = 6`,
+    ),
+    discard: db.prepare("UPDATE rotations SET state = 5, finished = @finished, detail = @detail, driver = '', driver_expire = 0 WHERE secret_uid = @uid AND version = @version AND state = 6"),
     identity: db.prepare<[string], { uid: string; tenant: string; mesh: string; name: string }>("SELECT uid, tenant, mesh, name FROM secrets WHERE uid = ?"),
   };
 }

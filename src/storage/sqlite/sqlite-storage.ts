@@ -483,6 +483,50 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  async beginRotation(version: VersionRow, expectEtag: string, rotation: RotationRow): Promise<"ok" | "missing" | "conflict" | { readonly running: RotationRow }> {
+    return this.writes.submit(() => {
+      const running = this.rot.active.get(rotation.secretUid);
+      if (running !== undefined) return { running: toRotation(running) };
+      const head = this.rot.secretHead.get(rotation.secretUid);
+      if (head === undefined) return "missing" as const;
+      if (head.etag !== expectEtag || version.version !== head.version + 1) return "conflict" as const;
+      this.run(SQL.insertVersion, R.versionBinds(version));
+      this.rot.insert.run(...rotationValues(rotation, (b) => (b ? 1 : 0)));
+      return "ok" as const;
+    });
+  }
+
+  async promoteRotation(next: SecretRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "gone" | "missing" | "conflict"> {
+    return this.writes.submit((): "ok" | "gone" | "missing" | "conflict" => {
+      const pending = this.rot.read.get(next.uid, next.version);
+      if (pending?.state !== 6) return "gone";
+      if (this.run(SQL.updateSecret, { ...R.secretBinds(next), expect_etag: expectEtag }) === 0) return conflictOrMissing(this.one(SQL.identity, { uid: next.uid }) !== undefined);
+      this.run(SQL.pruneVersions, { uid: next.uid, version: next.version - maxVersions });
+      for (const kept of this.rot.readablePrevious.all(next.uid)) {
+        this.rot.unmarkPrevious.run(next.uid, kept.version);
+        if (kept.previous_version !== rotation.previousVersion) this.rot.destroyVersion.run(next.uid, kept.previous_version);
+      }
+      this.rot.promote.run({
+        uid: next.uid, version: next.version, state: rotation.state, deadline: rotation.deadline, finished: rotation.finished ?? null,
+        readable: rotation.previousReadable ? 1 : 0, detail: rotation.detail, driver: rotation.driver, expire: rotation.driverExpire,
+      });
+      if (!rotation.previousReadable) this.rot.destroyVersion.run(next.uid, rotation.previousVersion);
+      this.record("secret-updated", next);
+      return "ok";
+    });
+  }
+
+  async discardRotation(secretUid: string, version: number, finished: number, detail: string): Promise<boolean> {
+    return this.writes.submit((): boolean => {
+      if (this.rot.discard.run({ uid: secretUid, version, finished, detail }).changes === 0) return false;
+      this.rot.destroyVersion.run(secretUid, version);
+      // Readers of the pending stage (caches) learn it is gone.
+      const id = this.rot.identity.get(secretUid);
+      if (id !== undefined) this.record("secret-updated", id);
+      return true;
+    });
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     const r = version === 0 ? this.rot.latest.get(secretUid) : this.rot.read.get(secretUid, version);
     return r === undefined ? undefined : toRotation(r);

@@ -93,6 +93,11 @@ export enum RotationState {
   ROTATION_STATE_DONE = 3,
   ROTATION_STATE_TIMED_OUT = 4,
   ROTATION_STATE_FAILED = 5,
+  /**
+   * ROTATION_STATE_PENDING - A rotator's step has not succeeded yet: the new version is sealed but not current
+   * (readable only as stage "pending"); the driver retries the step with backoff.
+   */
+  ROTATION_STATE_PENDING = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -116,6 +121,9 @@ export function rotationStateFromJSON(object: any): RotationState {
     case 5:
     case "ROTATION_STATE_FAILED":
       return RotationState.ROTATION_STATE_FAILED;
+    case 6:
+    case "ROTATION_STATE_PENDING":
+      return RotationState.ROTATION_STATE_PENDING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -137,6 +145,8 @@ export function rotationStateToJSON(object: RotationState): string {
       return "ROTATION_STATE_TIMED_OUT";
     case RotationState.ROTATION_STATE_FAILED:
       return "ROTATION_STATE_FAILED";
+    case RotationState.ROTATION_STATE_PENDING:
+      return "ROTATION_STATE_PENDING";
     case RotationState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
