@@ -21,11 +21,12 @@ import { Grants } from "./domain/grants.js";
 import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
 import { leaseProbe } from "./domain/rollout-probe.js";
-import { RotationDriver } from "./domain/rotation-driver.js";
+import { ROTATION_DRIVER_DEFAULTS, RotationDriver } from "./domain/rotation-driver.js";
 import { Rotations } from "./domain/rotations.js";
 import { stateName } from "./domain/rollout.js";
 import { execRotator } from "./domain/exec-rotator.js";
 import { retireHookOf } from "./domain/retire-hook.js";
+import { RotationSteps } from "./domain/rotation-step.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics/metrics.js";
@@ -289,7 +290,20 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   // Every process runs a driver; a claim on each rotation's row picks the one that drives it.
   const probe = leaseProbe(st, now);
   const rotator = config.rotator.exec === "" ? undefined : execRotator(config.rotator.exec, config.rotator.timeoutMs);
+  const steps = new RotationSteps({
+    storage: st,
+    keyring,
+    rotators: new Map(rotator === undefined ? [] : [["exec", rotator]]),
+    maxVersions: config.maxVersions,
+    now,
+    onNotPromoted: (r, result) => {
+      const at = { tenant: r.tenant, mesh: r.mesh, name: r.name, version: r.version };
+      if (result.kind === "refused") logger.warn({ ...at, reason: result.reason }, `the ${r.rotator} rotator refused a rotation; the secret is unchanged`);
+      else if (result.kind === "retrying") logger.warn({ ...at, reason: result.reason, nextAttempt: new Date(result.at).toISOString() }, `the ${r.rotator} rotator's step failed transiently; retrying with backoff`);
+    },
+  });
   const driver = new RotationDriver({
+    steps,
     storage: st,
     probe,
     driver: replica,
@@ -306,7 +320,9 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     maxVersions: config.maxVersions,
     probe,
     rotator,
-    onRotatorRefused: (t, reason) => logger.warn({ tenant: t.tenant, mesh: t.mesh, name: t.name, version: t.version, reason }, "the exec rotator refused a rotation; the secret is unchanged"),
+    steps,
+    driverName: replica,
+    claimMs: ROTATION_DRIVER_DEFAULTS.claimTtlMs + config.rotator.timeoutMs,
     onStarted: () => driver.kick(),
     now,
   });

@@ -2,7 +2,8 @@
  * The `exec` rotator (#30 item 5): an executable the operator configures
  * (--rotator-exec), run by the server without a shell as
  * `<exec> rotate|retire <tenant> <mesh> <name> <version>`, with the version's values on
- * stdin as JSON `{"data": {"<key>": "<base64>"}}`. Exit status 0 accepts; anything else, or
+ * stdin as JSON `{"data": {"<key>": "<base64>"}}`. Exit status 0 accepts; 75 (EX_TEMPFAIL)
+ * asks to be tried again later (a rotate step is retried with backoff); anything else, or
  * running past --rotator-timeout (then it is killed), refuses. Its stdout and stderr are
  * discarded (they may echo a value) and its environment is PATH alone (no token, no key
  * file path); an outcome names only the status, signal or time bound. A timeout kills
@@ -19,8 +20,15 @@ export interface RotatorTarget {
   readonly version: number;
 }
 
-/** "ok", or why the command refused (never a value). */
-export type RotatorOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/**
+ * "ok", or why the rotator refused (never a value). `transient`: it may succeed when tried
+ * again (exec: exit status 75, EX_TEMPFAIL; postgres: the target unreachable), so a
+ * rotate step is retried with backoff instead of failing the rotation.
+ */
+export type RotatorOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly transient?: boolean };
+
+/** exec's "try again later" status (sysexits.h EX_TEMPFAIL). */
+export const EX_TEMPFAIL = 75;
 
 export type Rotator = (action: RotatorAction, target: RotatorTarget, values: ReadonlyMap<string, Buffer>) => Promise<RotatorOutcome>;
 
@@ -52,7 +60,15 @@ export function execRotator(exec: string, timeoutMs: number): Rotator {
         done({ ok: false, reason: `timed out after ${Math.round(timeoutMs / 1000)}s (killed)` });
       }, timeoutMs);
       child.on("error", (err: NodeJS.ErrnoException) => done({ ok: false, reason: `could not start (${err.code ?? "error"})` }));
-      child.on("exit", (code, signal) => done(code === 0 ? { ok: true } : { ok: false, reason: signal !== null ? `ended by ${signal}` : `exited with status ${code}` }));
+      child.on("exit", (code, signal) =>
+        done(
+          code === 0
+            ? { ok: true }
+            : code === EX_TEMPFAIL
+              ? { ok: false, reason: `exited with status ${EX_TEMPFAIL} (EX_TEMPFAIL)`, transient: true }
+              : { ok: false, reason: signal !== null ? `ended by ${signal}` : `exited with status ${code}` },
+        ),
+      );
       // A command that never reads its stdin (or exits first) must not fail the server.
       child.stdin.on("error", () => undefined);
       child.stdin.end(input);

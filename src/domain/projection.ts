@@ -70,7 +70,8 @@ export function validateRequest(req: ProjectSecretsRequest): void {
   let mappings = 0;
   req.items.forEach((item, i) => {
     validateName(item.name, `items[${i}].name`);
-    parseStage(item.stage, `items[${i}].stage`);
+    // A projection follows current (and previous for dual-credential clients); pending is GetSecret's only.
+    parseStage(item.stage, `items[${i}].stage`, ["current", "previous"]);
     mappings += item.keys.length;
     if (mappings > MAX_MAPPINGS) throw invalid("items", `at most ${MAX_MAPPINGS} key mappings in all`);
     if (item.envPrefix.length > MAX_ENV_NAME_LENGTH || !/^[A-Za-z0-9_]*$/.test(item.envPrefix)) {

@@ -38,7 +38,7 @@ export async function countRollout(storage: Pick<Storage, "listLeases">, uid: st
 }
 
 /** Rollout.state (RotationState), by name. */
-export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed";
+export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed" | "pending";
 
 const STATE_NAMES: Record<number, RotationStateName> = {
   [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
@@ -46,6 +46,7 @@ const STATE_NAMES: Record<number, RotationStateName> = {
   [RotationState.ROTATION_STATE_DONE]: "done",
   [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
   [RotationState.ROTATION_STATE_FAILED]: "failed",
+  [RotationState.ROTATION_STATE_PENDING]: "pending",
 };
 
 /** A rotation record's state (rotation-enums.ts) by name. */

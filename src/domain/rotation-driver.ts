@@ -12,6 +12,7 @@ import { RotationState } from "./rotation-enums.js";
 import type { RotationRow, Storage } from "../storage/storage.js";
 import type { RotatorOutcome } from "./exec-rotator.js";
 import type { ProbedConsumer, RolloutProbe } from "./rollout-probe.js";
+import type { RotationSteps } from "./rotation-step.js";
 
 export interface RotationDriverOptions {
   readonly storage: Storage;
@@ -23,6 +24,8 @@ export interface RotationDriverOptions {
   readonly claimTtlMs?: number;
   /** Runs a rotation's retire hook (its rotator's "retire") before the previous version goes; none: no hooks. */
   readonly retireHook?: (r: RotationRow) => Promise<RotatorOutcome>;
+  /** Runs PENDING rotations' rotator steps (write-ahead, rotation-step.ts); none: they wait. */
+  readonly steps?: RotationSteps;
   /** The longest a retire hook may run (the claim is extended by it first, so no other process starts the hook too). */
   readonly hookBoundMs?: number;
   /** Told of each rotation this process finished (for the log): identifiers only. */
@@ -93,11 +96,27 @@ export class RotationDriver {
     }
   }
 
+  /** A PENDING rotation: its rotator step again once its backoff passed (the claim extended by the step's bound first). */
+  private async step(r: RotationRow, mine: boolean): Promise<void> {
+    const steps = this.o.steps;
+    if (steps === undefined || !steps.due(r)) {
+      // Waiting out a backoff here: keep the claim, so no other process runs it sooner.
+      if (r.driver === this.o.driver && !mine) await this.o.storage.claimRotation(r.secretUid, r.version, this.o.driver, this.o.now(), this.o.now() + this.claimTtlMs);
+      return;
+    }
+    const t = this.o.now();
+    const expire = t + this.claimTtlMs + (this.o.hookBoundMs ?? 0);
+    if (!(await this.o.storage.claimRotation(r.secretUid, r.version, this.o.driver, t, expire))) return;
+    const result = await steps.run(r, { driver: this.o.driver, expire });
+    if (result.kind === "promoted") this.again = true;
+  }
+
   private async drive(r: RotationRow): Promise<void> {
     const { storage, driver } = this.o;
     const now = this.o.now();
     if (r.driver !== driver && r.driver !== "" && r.driverExpire > now) return; // another process's, and live
     const mine = r.driver === driver && r.driverExpire - now > this.claimTtlMs / 2;
+    if (r.state === RotationState.ROTATION_STATE_PENDING) return this.step(r, mine);
     if (!mine && !(await storage.claimRotation(r.secretUid, r.version, driver, now, now + this.claimTtlMs))) return;
     const probed = await this.o.probe(r.secretUid, r.version);
     let state: number;

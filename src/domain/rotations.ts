@@ -17,6 +17,7 @@ import { keysAt, Level } from "./access.js";
 import { openData, sealData } from "./barrier.js";
 import { generatedValues } from "./generated-values.js";
 import type { Rotator } from "./exec-rotator.js";
+import type { RotationSteps } from "./rotation-step.js";
 import type { Principal } from "./principal.js";
 import type { RolloutProbe } from "./rollout-probe.js";
 import { stateName, summaryOf, type RolloutStatus } from "./rollout.js";
@@ -36,8 +37,11 @@ export interface RotationsDeps {
   readonly probe: RolloutProbe;
   /** The exec rotator, when the server has one (--rotator-exec). */
   readonly rotator?: Rotator | undefined;
-  /** Told when the rotator refused a rotation (for the log): identifiers and the reason only. */
-  readonly onRotatorRefused?: (target: { tenant: string; mesh: string; name: string; version: number }, reason: string) => void;
+  /** The write-ahead step runner (rotation-step.ts) rotations with a rotator go through. */
+  readonly steps?: RotationSteps;
+  /** This process's name in rotation claims (the driver's) and how long a claim taken at RotateSecret lasts. */
+  readonly driverName?: string;
+  readonly claimMs?: number;
   /** Told when a rotation was recorded that the driver has to finish (it looks at once). */
   readonly onStarted?: () => void;
   readonly now?: () => number;
@@ -106,17 +110,7 @@ export class Rotations {
       updateTime: now,
     };
     const rotator = req.rotator === "exec" ? this.deps.rotator : undefined;
-    if (rotator !== undefined) {
-      // The command acts outside secretd: refuse what the write would refuse before it runs.
-      const active = await this.deps.storage.readRotation(secret.uid, 0);
-      if (active !== undefined && active.state <= RotationState.ROTATION_STATE_RETIRING && active.state > 0) throw runningRefusal(req.name, active);
-      const target = { tenant: secret.tenant, mesh: secret.mesh, name: secret.name, version: next.version };
-      const outcome = await rotator("rotate", target, data);
-      if (!outcome.ok) {
-        this.deps.onRotatorRefused?.(target, outcome.reason);
-        throw new SecretdError("FAILED_PRECONDITION", `the exec rotator refused version ${next.version} of secret "${req.name}" (${outcome.reason}): the secret is unchanged`);
-      }
-    }
+    if (rotator !== undefined && this.deps.steps !== undefined) return this.writeAhead(req, scope.mesh, secret, next, data, made, ackTimeout, access.level >= Level.ADMIN);
     const version = sealData(this.deps.keyring, next, next.version, data, now);
     for (const v of made.values()) v.fill(0);
     // With a rotator, retiring runs its hook: IMMEDIATE goes to the driver at once (RETIRING) instead of in this write.
@@ -156,6 +150,60 @@ export class Rotations {
     const view = await this.view(scope.mesh, req.name, rotation);
     // Who consumes the secret is for those who may see ListConsumers (ADMIN): a WRITE-only caller gets the counts.
     return access.level >= Level.ADMIN ? view : { ...view, behind: [] };
+  }
+
+  /**
+   * With a rotator (rotation-step.ts): the rotation is recorded PENDING first (the etag
+   * compare-and-set and the one-active-rotation slot decide here, before the rotator
+   * acts), claimed by this process, then the step runs on the sealed values.
+   */
+  private async writeAhead(
+    req: RotateSecretRequest,
+    mesh: string,
+    secret: SecretRow,
+    next: SecretRow,
+    data: Map<string, Buffer>,
+    made: Map<string, Buffer>,
+    ackTimeout: number,
+    admin: boolean,
+  ): Promise<RolloutStatus> {
+    const steps = this.deps.steps!;
+    const now = this.now();
+    const version = sealData(this.deps.keyring, next, next.version, data, now);
+    for (const v of made.values()) v.fill(0);
+    const claim = { driver: this.deps.driverName ?? "", expire: now + (this.deps.claimMs ?? 0) };
+    const pending: RotationRow = {
+      secretUid: secret.uid,
+      tenant: secret.tenant,
+      mesh: secret.mesh,
+      name: secret.name,
+      rotator: req.rotator,
+      version: next.version,
+      previousVersion: secret.version,
+      retire: req.retire,
+      state: RotationState.ROTATION_STATE_PENDING,
+      started: now,
+      deadline: now + ackTimeout,
+      finished: undefined,
+      previousReadable: true,
+      detail: `waiting for the ${req.rotator} rotator's rotate step`,
+      driver: claim.driver,
+      driverExpire: claim.expire,
+    };
+    const begun = await this.deps.storage.beginRotation(version, req.etag, pending);
+    if (begun === "conflict") throw staleEtag(req.name);
+    if (begun === "missing") throw notFound(`secret "${req.name}"`);
+    if (begun !== "ok") throw runningRefusal(req.name, begun.running);
+    const step = await steps.run(pending, claim);
+    if (step.kind === "refused") throw new SecretdError("FAILED_PRECONDITION", step.reason);
+    if (step.kind === "promoted") this.deps.onStarted?.();
+    const record = step.kind === "promoted" ? step.rotation : ((await this.deps.storage.readRotation(secret.uid, next.version)) ?? pending);
+    const view = await this.view(mesh, req.name, record);
+    const shown =
+      step.kind === "retrying" && record.state === RotationState.ROTATION_STATE_PENDING
+        ? { ...view, rotation: { ...view.rotation, detail: `the ${req.rotator} rotator's rotate step failed transiently (${step.reason}); retrying with backoff, next attempt at ${new Date(step.at).toISOString()}; the current version is unchanged` } }
+        : view;
+    return admin ? shown : { ...shown, behind: [] };
   }
 
   private async view(mesh: string, name: string, r: RotationRow): Promise<RolloutStatus> {

@@ -25,7 +25,7 @@ import { TenantGate } from "./tenant-gate.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
-import { parseStage, readPrevious, stageOf, type Stage } from "./stages.js";
+import { parseStage, readPending, readPrevious, stageOf, type Stage } from "./stages.js";
 import {
   matchesSelector,
   mergeData,
@@ -313,15 +313,17 @@ export class Secrets {
     const stage = parseStage(req.stage);
     if (req.stage !== "" && req.version !== 0) throw invalid("stage", "names a version itself: give stage or version, not both");
 
-    let found = await this.deps.storage.readSecret(scope, req.name, stage === "previous" ? 0 : req.version);
+    let found = await this.deps.storage.readSecret(scope, req.name, stage !== "current" ? 0 : req.version);
     // One instant for access and expiry: an answer kept until the next change of either (answers.ts) must have been decided at it.
     const now = this.now();
     const { secret, access } = this.authorize(p, found, req.name, Level.READ, now);
     requireUnexpired(secret, now);
     // Access is decided on the secret; only then is it told whether a previous version exists.
     if (stage === "previous" && found) found = await readPrevious(this.deps.storage, scope, req.name, found);
+    if (stage === "pending" && found) found = await readPending(this.deps.storage, scope, req.name, found);
     const version = found?.version;
-    if (!found || !version) throw notFound(`version ${req.version} of secret "${req.name}"`);
+    // A pending version (newer than current) is readable by its stage only, never by its number.
+    if (!found || !version || (req.version !== 0 && version.version > secret.version)) throw notFound(`version ${req.version} of secret "${req.name}"`);
     const held = req.version === 0 ? stage : await stageOf(this.deps.storage, secret, version.version);
     const allowed = keysAt(access, Level.READ);
     requireKeys(allowed, requested, req.name);

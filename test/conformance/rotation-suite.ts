@@ -89,6 +89,9 @@ export function runRotationConformance(name: string, factory: StorageFactory): v
       expect((await st.readSecret(scope, "t", 0))?.secret.version).toBe(1);
       expect(await st.promoteRotation({ ...t, version: 2, etag: "e2" }, t.etag, 10, rotation(t.uid, 2))).toBe("gone");
       expect(await st.listActiveRotations(10)).toHaveLength(1);
+      // The discarded attempt's record gives way to the next attempt at that version.
+      expect(await st.beginRotation(versionRow({ ...t, version: 2 }), t.etag, rotation(t.uid, 2, { name: "t", state: 6, started: 4000 }))).toBe("ok");
+      expect(await st.readRotation(t.uid, 2)).toMatchObject({ state: 6, started: 4000 });
     });
 
     it("IMMEDIATE destroys the previous version in the same transaction; the next rotation retires a previous that NEVER kept", async () => {

@@ -89,9 +89,12 @@ describe("stages", () => {
     const listed = await s.call<ListSecretsResponse>("listSecrets", { mesh: MESH }, owner);
     expect(listed.secrets.find((x) => x.name === name)?.stage).toBe("current");
 
-    const unknown = await errorOf(get(name, { stage: "pending" }));
+    const unknown = await errorOf(get(name, { stage: "older" }));
     expect(unknown.code).toBe(status.INVALID_ARGUMENT);
     expect(unknown.details).toContain("stage");
+    const noPending = await errorOf(get(name, { stage: "pending" }));
+    expect(noPending.code).toBe(status.NOT_FOUND);
+    expect(noPending.details).toContain('stage "pending"');
     expect((await errorOf(get(name, { stage: "previous", version: 1 }))).code).toBe(status.INVALID_ARGUMENT);
     const none = await errorOf(get(name, { stage: "previous" }));
     expect(none.code).toBe(status.NOT_FOUND);

@@ -768,6 +768,8 @@ export class PostgresStorage implements Storage {
       if (h === undefined) return { value: "missing", changes: [] };
       if (h.etag !== expectEtag || version.version !== R.num(h.version) + 1) return { value: "conflict", changes: [] };
       await this.run(SQL.insertVersion, R.versionBinds(version), c);
+      // A finished record of this version number (a discarded attempt's) gives way to the new one.
+      await this.q("DELETE FROM rotations WHERE secret_uid = $1 AND version = $2 AND state NOT IN (1, 2, 6)", [rotation.secretUid, rotation.version], c);
       const values = rotationValues(rotation, (b) => b);
       await this.q(`INSERT INTO rotations (${ROTATION_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})`, values, c);
       return { value: "ok", changes: [] };

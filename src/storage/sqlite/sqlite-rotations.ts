@@ -27,6 +27,8 @@ export function rotationStatements(db: Database.Database) {
     ),
     previousOf: db.prepare<[string, number], { previous_version: number }>("SELECT previous_version FROM rotations WHERE secret_uid = ? AND version = ?"),
     release: db.prepare("UPDATE rotations SET driver_expire = 0 WHERE driver = ?"),
+    /** A finished record of the version number a new write-ahead rotation takes (a discarded attempt's) gives way to it. */
+    dropFinished: db.prepare(`DELETE FROM rotations WHERE secret_uid = ? AND version = ? AND NOT ${ACTIVE}`),
     secretHead: db.prepare<[string], { etag: string; version: number }>("SELECT etag, version FROM secrets WHERE uid = ?"),
     promote: db.prepare(
       `UPDATE rotations SET state = @state, deadline = @deadline, finished = @finished, previous_readable = @readable, detail = @detail,

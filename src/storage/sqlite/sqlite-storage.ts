@@ -491,6 +491,7 @@ export class SqliteStorage implements Storage {
       if (head === undefined) return "missing" as const;
       if (head.etag !== expectEtag || version.version !== head.version + 1) return "conflict" as const;
       this.run(SQL.insertVersion, R.versionBinds(version));
+      this.rot.dropFinished.run(rotation.secretUid, rotation.version);
       this.rot.insert.run(...rotationValues(rotation, (b) => (b ? 1 : 0)));
       return "ok" as const;
     });

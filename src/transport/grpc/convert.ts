@@ -92,6 +92,7 @@ const ROTATION_STATES: Record<RotationStateName, RotationState> = {
   done: RotationState.ROTATION_STATE_DONE,
   timed_out: RotationState.ROTATION_STATE_TIMED_OUT,
   failed: RotationState.ROTATION_STATE_FAILED,
+  pending: RotationState.ROTATION_STATE_PENDING,
 };
 
 export function toRolloutMessage(r: RolloutStatus): Rollout {
