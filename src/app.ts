@@ -24,7 +24,8 @@ import { leaseProbe } from "./domain/rollout-probe.js";
 import { ROTATION_DRIVER_DEFAULTS, RotationDriver } from "./domain/rotation-driver.js";
 import { Rotations } from "./domain/rotations.js";
 import { stateName } from "./domain/rollout.js";
-import { execRotator } from "./domain/exec-rotator.js";
+import { execRotator, type Rotator } from "./domain/exec-rotator.js";
+import { postgresRotator } from "./domain/postgres-rotator.js";
 import { retireHookOf } from "./domain/retire-hook.js";
 import { RotationSteps } from "./domain/rotation-step.js";
 import { looseKeyFileMode } from "./key-file-mode.js";
@@ -290,10 +291,13 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   // Every process runs a driver; a claim on each rotation's row picks the one that drives it.
   const probe = leaseProbe(st, now);
   const rotator = config.rotator.exec === "" ? undefined : execRotator(config.rotator.exec, config.rotator.timeoutMs);
+  // Built in: postgres. Configured: exec (--rotator-exec).
+  const rotators = new Map<string, Rotator>([["postgres", postgresRotator(st, keyring, config.rotator.timeoutMs)]]);
+  if (rotator !== undefined) rotators.set("exec", rotator);
   const steps = new RotationSteps({
     storage: st,
     keyring,
-    rotators: new Map(rotator === undefined ? [] : [["exec", rotator]]),
+    rotators,
     maxVersions: config.maxVersions,
     now,
     onNotPromoted: (r, result) => {
@@ -308,7 +312,8 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     probe,
     driver: replica,
     now,
-    ...(rotator === undefined ? {} : { retireHook: retireHookOf(st, keyring, rotator), hookBoundMs: config.rotator.timeoutMs }),
+    retireHook: retireHookOf(st, keyring, rotators),
+    hookBoundMs: config.rotator.timeoutMs,
     onFinished: (r, state, detail) => logger.info({ secretUid: r.secretUid, version: r.version, previousVersion: r.previousVersion, state: stateName(state), detail }, "rotation finished"),
     onError: (err) => logger.warn({ err }, "rotation driver pass failed"),
   });

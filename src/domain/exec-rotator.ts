@@ -18,6 +18,8 @@ export interface RotatorTarget {
   readonly mesh: string;
   readonly name: string;
   readonly version: number;
+  /** The secret's annotations (a built-in rotator's configuration); exec ignores them. */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 /**

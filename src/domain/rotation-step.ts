@@ -59,6 +59,11 @@ export class RotationSteps {
 
   constructor(private readonly deps: RotationStepsDeps) {}
 
+  /** The rotator of that name this server has. */
+  rotator(name: string): Rotator | undefined {
+    return this.deps.rotators.get(name);
+  }
+
   /** Whether this process should try the step now: not running here, and its backoff passed. */
   due(r: RotationRow): boolean {
     const b = this.backoff.get(keyOf(r));
@@ -89,7 +94,7 @@ export class RotationSteps {
     if (rotator === undefined) return this.retry(r, `this server has no ${r.rotator} rotator`);
     const data = openData(this.deps.keyring, row.secret, row.version);
     try {
-      const outcome = await rotator("rotate", { tenant: r.tenant, mesh: r.mesh, name: r.name, version: r.version }, data);
+      const outcome = await rotator("rotate", { tenant: r.tenant, mesh: r.mesh, name: r.name, version: r.version, annotations: row.secret.annotations }, data);
       if (!outcome.ok) {
         if (outcome.transient === true) return this.retry(r, outcome.reason);
         return this.discard(r, `the ${r.rotator} rotator refused version ${r.version} of secret "${r.name}" (${outcome.reason}): the secret is unchanged`);

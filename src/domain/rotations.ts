@@ -15,7 +15,8 @@ import { Retire, RotationState } from "./rotation-enums.js";
 import type { RotationRow, SecretRow, Storage } from "../storage/storage.js";
 import { keysAt, Level } from "./access.js";
 import { openData, sealData } from "./barrier.js";
-import { generatedValues } from "./generated-values.js";
+import { DEFAULT_ALPHABET, DEFAULT_LENGTH, generate, generatedValues } from "./generated-values.js";
+import { otherRole, postgresConfigOf } from "./postgres-rotator.js";
 import type { Rotator } from "./exec-rotator.js";
 import type { RotationSteps } from "./rotation-step.js";
 import type { Principal } from "./principal.js";
@@ -79,15 +80,29 @@ export class Rotations {
       throw invalid("retire", "must be AFTER_ACK, IMMEDIATE or NEVER");
     }
     const ackTimeout = ackTimeoutOf(req);
-    if (req.rotator !== "" && req.rotator !== "exec") throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", exec)`);
+    if (req.rotator !== "" && req.rotator !== "exec" && req.rotator !== "postgres") throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", exec, postgres)`);
     if (req.rotator === "exec" && this.deps.rotator === undefined) throw new SecretdError("FAILED_PRECONDITION", "this server has no exec rotator (start it with --rotator-exec)");
     const given = mergeData(req.data, req.stringData);
     const made = generatedValues(req.generate);
     for (const k of made.keys()) if (given.has(k)) throw invalid("generate", `key "${k}" is also given in data or string_data`);
-    if (given.size + made.size === 0) throw invalid("data", "give the new values: data, string_data or generate");
+    const postgres = req.rotator === "postgres";
+    if (postgres && (given.has("username") || given.has("password") || made.has("username") || made.has("password"))) {
+      throw invalid("data", "the postgres rotator makes username and password itself: give only other keys");
+    }
+    if (given.size + made.size === 0 && !postgres) throw invalid("data", "give the new values: data, string_data or generate");
 
     const found = await this.deps.storage.readSecret(scope, req.name, 0, true);
     const { secret, access } = this.deps.secrets.authorize(p, found, req.name, Level.WRITE);
+    if (postgres) {
+      // The other role, with a password the server makes. The server reads the admin secret
+      // itself, for this rotation and its retries: the caller must be able to READ it now.
+      const config = postgresConfigOf(secret.annotations);
+      const adminRow = await this.deps.storage.readSecret(scope, config.admin, 0, true);
+      this.deps.secrets.authorize(p, adminRow, config.admin, Level.READ);
+      const current = found?.version ? openData(this.deps.keyring, secret, found.version, this.deps.plaintexts) : new Map<string, Buffer>();
+      given.set("username", Buffer.from(otherRole(config, current.get("username")?.toString())));
+      made.set("password", Buffer.from(generate(DEFAULT_LENGTH, DEFAULT_ALPHABET), "ascii"));
+    }
     if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable: it cannot be rotated`);
     if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
@@ -109,7 +124,7 @@ export class Rotations {
       keys: [...data.keys()].sort(),
       updateTime: now,
     };
-    const rotator = req.rotator === "exec" ? this.deps.rotator : undefined;
+    const rotator = req.rotator === "" ? undefined : (this.deps.steps?.rotator(req.rotator) ?? (req.rotator === "exec" ? this.deps.rotator : undefined));
     if (rotator !== undefined && this.deps.steps !== undefined) return this.writeAhead(req, scope.mesh, secret, next, data, made, ackTimeout, access.level >= Level.ADMIN);
     const version = sealData(this.deps.keyring, next, next.version, data, now);
     for (const v of made.values()) v.fill(0);

@@ -25,6 +25,7 @@ import { TenantGate } from "./tenant-gate.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
+import { validateRotatorAnnotations } from "./postgres-rotator.js";
 import { parseStage, readPending, readPrevious, stageOf, type Stage } from "./stages.js";
 import {
   matchesSelector,
@@ -107,6 +108,7 @@ export function requireUnexpired(s: SecretRow, now: number): void {
 
 function validateUserAnnotations(annotations: Record<string, string>): void {
   validateAnnotations(annotations);
+  validateRotatorAnnotations(annotations);
   for (const k of Object.keys(annotations)) {
     if (k.startsWith(RESERVED_ANNOTATION_PREFIX)) {
       throw invalid(`annotations["${k}"]`, `the ${RESERVED_ANNOTATION_PREFIX} prefix is reserved for the server`);
