@@ -75,7 +75,7 @@ export function registerRotate(program: Command): void {
     .addOption(repeatable("--generate <key[:length]>", "the server makes this value: letters and digits, length default 32 (repeatable)"))
     .addOption(new Option("--retire <when>", "when the previous version stops being readable").choices(["after-ack", "immediate", "never"]).default("after-ack"))
     .option("--ack-timeout <duration>", "after-ack: retire anyway after this long (default 10m), recording who never confirmed")
-    .addOption(new Option("--rotator <name>", "exec: the server's --rotator-exec command accepts the new values first, and retires the old").choices(["exec"]))
+    .addOption(new Option("--rotator <name>", "exec: the server's --rotator-exec command accepts the new values first, and retires the old; postgres: the built-in alternating-users rotator").choices(["exec", "postgres"]))
     .option("--etag <etag>", "rotate only if this is still the current version (default: the current one)")
     .option("--wait", "follow the rotation until it ends: exit 0 done, 1 timed out or failed");
   withClientOptions(cmd).addOption(outputOption(["yaml", "json"], "yaml"));
