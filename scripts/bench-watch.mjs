@@ -1,4 +1,4 @@
-// `node scripts/bench-watch.mjs [--quick] [--keep] [--postgres] [--idle-only] [--bare[=h2]] [--idle-per-secret=N] [--grpcio]`
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--postgres] [--cross-watchers=N] [--idle-only] [--bare[=h2]] [--idle-per-secret=N] [--grpcio]`
 // (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
 //
 // SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
@@ -60,7 +60,7 @@ const SECRETS_PER_TENANT = 10;
 const IDLE_PER_SECRET = Number(argv.find((x) => x.startsWith("--idle-per-secret="))?.split("=")[1] ?? (QUICK ? 10 : 100)); // 10,000 idle watches (1,000 with --quick)
 const FANOUT = QUICK ? 200 : 1_000;
 const UPDATES = QUICK ? 5 : 20;
-const CROSS_WATCHERS = 100;
+const CROSS_WATCHERS = Number(argv.find((x) => x.startsWith("--cross-watchers="))?.split("=")[1] ?? 100);
 /** Rounds of phase 3 (each UPDATES updates to fresh watchers); with --postgres, SQLite's and PostgreSQL's alternate. */
 const CROSS_ROUNDS = POSTGRES ? (QUICK ? 2 : 3) : 1;
 const CLIENT_PROCS = 4;
