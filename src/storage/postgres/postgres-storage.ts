@@ -43,6 +43,7 @@ import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/
 import { raw, sql, type Sql } from "../sql/sql.js";
 import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
 import { ReadCache } from "../read-cache.js";
+import { ReadFlights } from "../read-flights.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 import { postgresAuditWrites } from "./postgres-audit-writes.js";
 import { openError, wrap } from "./postgres-errors.js";
@@ -175,6 +176,8 @@ export class PostgresStorage implements Storage {
   private closed = false;
   /** Hot secrets without SQL; see read-cache.ts for how it stays coherent with the feed. */
   private readonly cache = new ReadCache();
+  /** Cache misses of the same rows at the same cache epoch share one SELECT. */
+  private readonly flights = new ReadFlights<Map<string, SecretWithVersion>>();
   /** Creates waiting for a batch (insertSecret). */
   private readonly waitingCreates: PendingCreate[] = [];
   private readonly batchesInFlight = new Set<Promise<void>>();
@@ -483,13 +486,19 @@ export class PostgresStorage implements Storage {
     return new Map(r.rows.map((rec) => [rec.name, R.toSecretWithVersion(rec, rec.grants)]));
   }
 
+  /** readMany, shared with the same read in flight while the cache is live (read-flights.ts); each caller gets its own read otherwise. */
+  private readShared(live: boolean, scope: Scope, names: readonly string[], version: number, since: number): Promise<Map<string, SecretWithVersion>> {
+    if (!live) return this.readMany(scope, names, version);
+    return this.flights.run(JSON.stringify([scope.tenant, scope.mesh, version, names]), since, () => this.readMany(scope, names, version));
+  }
+
   async readSecret(scope: Scope, name: string, version: number, fresh = false): Promise<SecretWithVersion | undefined> {
     if (fresh) return (await this.readMany(scope, [name], version)).get(name);
     const live = this.cacheLive();
     const hit = live ? this.cache.get(scope, name, version) : undefined;
     if (hit !== undefined) return hit;
     const since = this.cache.epoch;
-    const found = (await this.readMany(scope, [name], version)).get(name);
+    const found = (await this.readShared(live, scope, [name], version, since)).get(name);
     return found !== undefined && live ? this.cache.put(scope, name, version, found, since) : found;
   }
 
@@ -505,7 +514,7 @@ export class PostgresStorage implements Storage {
     }
     const since = this.cache.epoch;
     // One SELECT reads them all; onRow still sees each before the next is kept.
-    const found = await this.readMany(scope, names, 0);
+    const found = await this.readShared(live, scope, names, 0, since);
     return names.map((n) => {
       const f = found.get(n);
       const row = f !== undefined && live ? this.cache.put(scope, n, 0, f, since) : f;
