@@ -31,7 +31,8 @@ import { mintToken } from "../dist/auth/mint.js";
 import { CreateSecretRequest, GetRolloutRequest, GetSecretRequest, Retire, RotateSecretRequest, RotationState, SecretServiceClient } from "../dist/gen/secrets/v1/secrets.js";
 import { DB_FILE } from "../dist/storage/open-storage.js";
 import { startWorkersServer } from "./bench-box.mjs";
-import { cpuSeconds, machine, memoryMb, NODE_FLAGS, round, summarize } from "./bench-lib.mjs";
+import { readFileSync } from "node:fs";
+import { cpuSeconds, machine, memoryMb, NODE_FLAGS, round, summarize, summarizeProfile } from "./bench-lib.mjs";
 import { clearDeadline, forkScript, guardRun, makeRunDir, onceMessage, track } from "./bench/process.mjs";
 
 const { values: opt } = parseArgs({
@@ -42,9 +43,12 @@ const { values: opt } = parseArgs({
     workers: { type: "string", default: "0" },
     keep: { type: "boolean", default: false },
     check: { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
   },
 });
 const CHECK = opt.check;
+/** --profile: a CPU profile of the server (one process only) during the acking phase, summarised in the JSON. */
+const PROFILE = opt.profile && Number(opt.workers) === 0;
 const CONSUMERS = Number(opt.consumers ?? (CHECK ? 5 : 1000));
 const ROTATIONS = Number(opt.rotations ?? (CHECK ? 3 : 20));
 const CONNECTIONS = Number(opt.connections ?? (CHECK ? 1 : 20));
@@ -75,7 +79,7 @@ async function startServer() {
   }
   const child = forkScript("bench-server.mjs", { DATA_DIR: dataDir, LOG_FILE: path.join(tmp, "secretd.log") }, { execArgv: NODE_FLAGS, stdout: "inherit" });
   const m = await onceMessage(child, (x) => x?.ready, 30_000, "secretd start");
-  return { port: m.port, pids: [m.pid], stop: () => child.send({ cmd: "stop" }) };
+  return { child, port: m.port, pids: [m.pid], stop: () => child.send({ cmd: "stop" }) };
 }
 
 const cpuOf = (pids) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
@@ -224,7 +228,24 @@ async function main() {
 
   results.not_acking = await phase(false);
   say(`not acking: ${ROTATIONS} rotations (NEVER) delivered to all in p50 ${results.not_acking.to_delivered_everywhere.p50_ms} ms, p99 ${results.not_acking.to_delivered_everywhere.p99_ms} ms; server CPU ${results.not_acking.server_cpu_ms_per_rotation} ms a rotation; RSS ${results.not_acking.server_rss_mb.join(" → ")} MiB`);
+  if (PROFILE) await ask(server.child, { cmd: "profile-start", intervalUs: 500 }, (x) => x?.profileStarted, 10_000, "profile start");
   results.acking = await phase(true);
+  if (PROFILE) {
+    const file = path.join(tmp, "acking.cpuprofile");
+    await ask(server.child, { cmd: "profile-stop", file }, (x) => x?.profileWritten, 30_000, "profile stop");
+    results.acking_profile = summarizeProfile(JSON.parse(readFileSync(file, "utf8")), {
+      top: 20,
+      inclusive: [
+        { label: "Acks.ack", fn: "ack", url: "/dist/domain/acks.js" },
+        { label: "  readWatch", fn: "readWatch", url: "/dist/storage/sqlite/sqlite-storage.js" },
+        { label: "  recordAck", fn: "recordAck", url: "/dist/storage/sqlite/sqlite-storage.js" },
+        { label: "countRollout", fn: "countRollout", url: "/dist/domain/rollout.js" },
+        { label: "group commit flush", fn: "#flush", url: "/dist/storage/sqlite/group-commit.js" },
+        { label: "WatchHub evaluate", fn: "#evaluate", url: "/dist/watch/watch-hub.js" },
+        { label: "recordSent", fn: "recordSent", url: "/dist/storage/sqlite/sqlite-storage.js" },
+      ],
+    });
+  }
   const a = results.acking;
   say(`acking: ${ROTATIONS} rotations (AFTER_ACK): to converged p50 ${a.to_converged.p50_ms} ms, p99 ${a.to_converged.p99_ms} ms, max ${a.to_converged.max_ms} ms; to DONE p50 ${a.to_done.p50_ms} ms, p99 ${a.to_done.p99_ms} ms, max ${a.to_done.max_ms} ms; server CPU ${a.server_cpu_ms_per_rotation} ms a rotation; RSS ${a.server_rss_mb.join(" → ")} MiB`);
 
