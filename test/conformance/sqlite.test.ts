@@ -110,6 +110,46 @@ describe("sqlite specifics", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("when a database written before migration 16 is opened, then its watch rows (sent revisions, acks) and their sources survive the move to a rowid table, cascade kept", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+    for (const m of MIGRATIONS.filter((m) => m.id <= 15)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
+    }
+    const s = secretRow();
+    old.prepare(
+      `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time)
+       VALUES (?, ?, ?, ?, 'Opaque', '', 'owner', '{}', '{}', 0, 1, ?, '["k"]', 1, 1)`,
+    ).run(s.uid, s.tenant, s.mesh, s.name, s.etag);
+    old.prepare("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES ('r1', 1, ?)").run(Date.now() + 3_600_000);
+    const sent = "x".repeat(1100); // what a watch's row holds after SENT_KEPT sends: an overflow page in WITHOUT ROWID
+    old.prepare(
+      `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied)
+       VALUES ('w1', 'r1', ?, 'pete', '["sidecar"]', 'rev-2', 5, ?, 2, 'rev-2', 7, '[]')`,
+    ).run(s.tenant, sent);
+    old.prepare("INSERT INTO consumer_watch_sources (secret_uid, watch_id) VALUES (?, 'w1')").run(s.uid);
+    old.close();
+
+    const st = new SqliteStorage(file);
+    const db = (st as unknown as { db: Database.Database }).db;
+    const ddl = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'consumer_watches'").pluck().get() as string;
+    expect(ddl).not.toMatch(/WITHOUT ROWID/i);
+    expect(db.prepare("SELECT watch_id, sub, revision, since, sent, applied_seq, applied_revision, applied_time FROM consumer_watches").all()).toEqual([
+      { watch_id: "w1", sub: "pete", revision: "rev-2", since: 5, sent, applied_seq: 2, applied_revision: "rev-2", applied_time: 7 },
+    ]);
+    const leases = await st.listLeases(s.uid, Date.now());
+    expect(leases.map((l) => [l.watchId, l.sub, l.appliedRevision])).toEqual([["w1", "pete", "rev-2"]]);
+    expect(db.pragma("foreign_key_check")).toEqual([]);
+    expect(db.prepare("SELECT name FROM sqlite_temp_schema").all()).toEqual([]);
+    await st.deleteLeases("w1", undefined); // the sources go with their watch (cascade)
+    expect(db.prepare("SELECT count(*) FROM consumer_watch_sources").pluck().get()).toBe(0);
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("when a database written before migration 6 (but with 7's row MACs) is opened, then its create request ids belong to their secrets' owners, MACs kept", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
     const file = path.join(dir, "db.sqlite");

@@ -308,4 +308,45 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2);
     `,
   },
+  {
+    // Since 14 a watch row holds the revisions it sent (~1.1 KB for SENT_KEPT of them): in a
+    // WITHOUT ROWID table that spills onto an overflow page, and every seek by watch_id
+    // read overflow pages on the way down (as version rows did before 4). With 1,000
+    // watches of a secret, a rollout count (listLeases) took ~30 µs a row and every ack's
+    // read and UPDATE 3x what a rowid table costs (docs/BENCHMARKS.md, "Rotation"). The
+    // sources' table references it, so both are rebuilt, their rows kept.
+    id: 16,
+    sql: `
+      CREATE TEMP TABLE watches_copy AS SELECT watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied FROM consumer_watches;
+      CREATE TEMP TABLE watch_sources_copy AS SELECT secret_uid, watch_id FROM consumer_watch_sources;
+      DROP TABLE consumer_watch_sources;
+      DROP TABLE consumer_watches;
+      CREATE TABLE consumer_watches (
+        watch_id          TEXT PRIMARY KEY,
+        replica           TEXT NOT NULL REFERENCES consumer_replicas (replica),
+        tenant            TEXT NOT NULL,
+        sub               TEXT NOT NULL,
+        roles             TEXT NOT NULL,
+        revision          TEXT NOT NULL,
+        since             INTEGER NOT NULL,
+        sent              TEXT NOT NULL DEFAULT '[]',
+        applied_seq       INTEGER NOT NULL DEFAULT 0,
+        applied_revision  TEXT NOT NULL DEFAULT '',
+        applied_time      INTEGER NOT NULL DEFAULT 0,
+        applied           TEXT NOT NULL DEFAULT '[]'
+      );
+      CREATE INDEX consumer_watches_replica ON consumer_watches (replica);
+      CREATE TABLE consumer_watch_sources (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        watch_id     TEXT NOT NULL REFERENCES consumer_watches (watch_id) ON DELETE CASCADE,
+        PRIMARY KEY (secret_uid, watch_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
+      INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied)
+        SELECT watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied FROM temp.watches_copy;
+      INSERT INTO consumer_watch_sources (secret_uid, watch_id) SELECT secret_uid, watch_id FROM temp.watch_sources_copy;
+      DROP TABLE temp.watches_copy;
+      DROP TABLE temp.watch_sources_copy;
+    `,
+  },
 ];
