@@ -22,6 +22,7 @@ import type { RolloutProbe } from "./rollout-probe.js";
 import { stateName, summaryOf, type RolloutStatus } from "./rollout.js";
 import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
 import { validateTypedData } from "./secret-types.js";
+import { withRotationNext } from "./rotation-policy.js";
 import { mergeData, validateName } from "./validation.js";
 
 export const DEFAULT_ACK_TIMEOUT_MS = 10 * 60_000;
@@ -99,7 +100,8 @@ export class Rotations {
     const now = this.now();
     const next: SecretRow = {
       ...secret,
-      annotations: { ...withoutReserved(secret.annotations), ...typed.annotations },
+      // A rotation policy's next time counts from this rotation's start (rotation-policy.ts).
+      annotations: withRotationNext({ ...withoutReserved(secret.annotations), ...typed.annotations }, now),
       version: secret.version + 1,
       etag: newEtag(),
       keys: [...data.keys()].sort(),

@@ -10,6 +10,7 @@ import { TABLES_CHANNEL } from "../../src/storage/postgres/postgres-change-feed.
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
+import { runScheduleConformance } from "./schedule-suite.js";
 
 let cluster: PostgresCluster;
 const urls = new Map<Storage, string>();
@@ -35,6 +36,7 @@ const factory: StorageFactory = {
 };
 runStorageConformance("postgres", factory);
 runRotationConformance("postgres", factory);
+runScheduleConformance("postgres", factory);
 
 describe("postgres specifics", () => {
   it("when several replicas start together on an empty database, then each migration is applied exactly once", async () => {

@@ -12,6 +12,7 @@ import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.
 import type { Storage } from "../../src/storage/storage.js";
 import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
+import { runScheduleConformance } from "./schedule-suite.js";
 
 const dirs = new Map<Storage, string>();
 
@@ -33,6 +34,7 @@ const factory: StorageFactory = {
 };
 runStorageConformance("sqlite", factory);
 runRotationConformance("sqlite", factory);
+runScheduleConformance("sqlite", factory);
 
 describe("sqlite specifics", () => {
   it("when a WAL database is reopened, then synchronous is FULL, foreign keys and secure_delete are on, migrations ran once", async () => {

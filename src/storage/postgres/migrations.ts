@@ -271,4 +271,22 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2);
     `,
   },
+  {
+    // Scheduled rotation (#30 item 5), as SQLite's migration 17. (12 is pgrot's.)
+    id: 13,
+    sql: `
+      CREATE INDEX secrets_rotation_next ON secrets (((annotations::jsonb) ->> 'secretd.io/rotation-next'))
+        WHERE ((annotations::jsonb) ->> 'secretd.io/rotation-next') IS NOT NULL;
+      CREATE TABLE rotation_schedule (
+        secret_uid    TEXT PRIMARY KEY REFERENCES secrets (uid) ON DELETE CASCADE,
+        due           TEXT NOT NULL,
+        claimed_by    TEXT NOT NULL,
+        claim_expire  BIGINT NOT NULL,
+        failures      INTEGER NOT NULL,
+        last_error    TEXT NOT NULL,
+        failed_at     BIGINT NOT NULL,
+        retry_at      BIGINT NOT NULL
+      );
+    `,
+  },
 ];

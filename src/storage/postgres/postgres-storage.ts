@@ -11,6 +11,8 @@ import { SecretdError } from "../../errors.js";
 import type {
   AuditQuery,
   AuditRow,
+  DueSecret,
+  ScheduleRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -39,6 +41,7 @@ import type {
 } from "../storage.js";
 import { ROTATION_COLUMNS, rotationValues, toRotation, type RotationRecord } from "../sql/rotation-rows.js";
 import * as R from "../sql/rows.js";
+import { SCHEDULE_SQL, toDue, toSchedule, type DueRecord, type ScheduleRecord } from "../sql/schedule-statements.js";
 import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
 import { raw, sql, type Sql } from "../sql/sql.js";
 import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
@@ -850,6 +853,27 @@ export class PostgresStorage implements Storage {
 
   async releaseRotations(driver: string): Promise<void> {
     await this.q("UPDATE rotations SET driver_expire = 0 WHERE driver = $1", [driver]);
+  }
+
+  async listDueRotations(nowIso: string, now: number, limit: number): Promise<DueSecret[]> {
+    return (await this.run<DueRecord>(SCHEDULE_SQL.due, { now_iso: nowIso, now, limit })).rows.map(toDue);
+  }
+
+  async claimDueRotation(secretUid: string, due: string, claimer: string, now: number, expireTime: number): Promise<boolean> {
+    return (await this.count(SCHEDULE_SQL.claim, { uid: secretUid, due, claimer, expire: expireTime, now })) > 0;
+  }
+
+  async releaseDueRotation(secretUid: string, claimer: string): Promise<void> {
+    await this.run(SCHEDULE_SQL.release, { uid: secretUid, claimer });
+  }
+
+  async failDueRotation(secretUid: string, claimer: string, f: { readonly error: string; readonly failedAt: number; readonly retryAt: number }): Promise<void> {
+    await this.run(SCHEDULE_SQL.fail, { uid: secretUid, claimer, error: f.error, failed_at: f.failedAt, retry_at: f.retryAt });
+  }
+
+  async readDueRotation(secretUid: string): Promise<ScheduleRow | undefined> {
+    const r = await this.one<ScheduleRecord>(SCHEDULE_SQL.read, { uid: secretUid });
+    return r && toSchedule(r);
   }
 
   async close(): Promise<void> {

@@ -349,4 +349,24 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       DROP TABLE temp.watch_sources_copy;
     `,
   },
+  {
+    // Scheduled rotation (#30 item 5): due secrets by an index on their rotation-next
+    // annotation (kept by the database with every write of the row), and per secret the
+    // due time last tried, with its claim and failures. (16 is the rowid rebuild of consumer_watches.)
+    id: 17,
+    sql: `
+      CREATE INDEX secrets_rotation_next ON secrets (json_extract(annotations, '$."secretd.io/rotation-next"'))
+        WHERE json_extract(annotations, '$."secretd.io/rotation-next"') IS NOT NULL;
+      CREATE TABLE rotation_schedule (
+        secret_uid    TEXT PRIMARY KEY REFERENCES secrets (uid) ON DELETE CASCADE,
+        due           TEXT NOT NULL,
+        claimed_by    TEXT NOT NULL,
+        claim_expire  INTEGER NOT NULL,
+        failures      INTEGER NOT NULL,
+        last_error    TEXT NOT NULL,
+        failed_at     INTEGER NOT NULL,
+        retry_at      INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
