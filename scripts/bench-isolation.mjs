@@ -531,6 +531,8 @@ async function runAttack(attack) {
     const serverAlive = alive(w.child) && crashed === undefined;
     const victimErrors = under ? under.get.errors + (under.watch?.missed ?? 0) + (under.watch?.update_errors ?? 0) + (under.watch?.ended_with !== null ? 1 : 0) + (under.watch?.first_message ? 0 : 1) : undefined;
     const delta = under ? round(under.get.p99_ms - alone.get.p99_ms, 3) : undefined;
+    // Right after the attacker stops: the server tearing its streams down is the attacker's work too.
+    const deltaAfter = after ? round(after.get.p99_ms - alone.get.p99_ms, 3) : undefined;
     Object.assign(result, {
       alone,
       under: under ?? null,
@@ -539,6 +541,7 @@ async function runAttack(attack) {
       victim_p99_under_ms: under?.get.p99_ms ?? null,
       victim_max_under_ms: under?.get.max_ms ?? null,
       delta_p99_ms: delta ?? null,
+      delta_after_p99_ms: deltaAfter ?? null,
       watch_max_alone_ms: alone.watch?.max_ms ?? null,
       watch_max_under_ms: under?.watch?.max_ms ?? null,
       victim_errors: victimErrors ?? null,
@@ -552,14 +555,14 @@ async function runAttack(attack) {
       attacker: attackerStats ?? null,
       attack_error: attackError ?? null,
     });
-    result.ok = Boolean(under) && delta <= BUDGET_MS && serverAlive && victimErrors === 0 && !ceilingHit && attackError === undefined;
+    result.ok = Boolean(under) && delta <= BUDGET_MS && deltaAfter !== undefined && deltaAfter <= BUDGET_MS && serverAlive && victimErrors === 0 && !ceilingHit && attackError === undefined;
   } catch (err) {
     Object.assign(result, { ok: false, server_alive: alive(w.child) && crashed === undefined, server_exit: crashed ?? null, error: String(err?.message ?? err) });
   } finally {
     await stopWorld(w);
   }
   say(
-    `${attack.name}: victim p99 ${result.victim_p99_alone_ms} → ${result.victim_p99_under_ms} ms (Δ ${result.delta_p99_ms}), max ${result.victim_max_under_ms} ms, errors ${result.victim_errors}, ` +
+    `${attack.name}: victim p99 ${result.victim_p99_alone_ms} → ${result.victim_p99_under_ms} ms (Δ ${result.delta_p99_ms}; after the attack Δ ${result.delta_after_p99_ms}), max ${result.victim_max_under_ms} ms, errors ${result.victim_errors}, ` +
       `watch max ${result.watch_max_alone_ms} → ${result.watch_max_under_ms} ms, alive ${result.server_alive}, RSS ${result.rss_before_mb} → peak ${result.rss_peak_mb} MiB${result.rss_ceiling_hit ? " (ceiling hit)" : ""}: ${result.ok ? "ok" : "NOT ok"}${result.error ? ` (${result.error})` : ""}`,
   );
   return result;

@@ -27,11 +27,10 @@ import { machine, memoryMb, round, summarizeProfile } from "./bench-lib.mjs";
 import { boxStage } from "./bench/box.mjs";
 import { BIG, CONCURRENCY, CREATE_WARMUP_S, DEADLINE_MS, DURATION_S, FILL_PROCS, KEEP, NODE_GEN_PROCS, POSTGRES, PROFILE, PROFILE_SPOTS, QUICK, REPS, say, SMALL, WARMUP_S } from "./bench/config.mjs";
 import { chooseGenerator } from "./bench/drivers.mjs";
-import { clearDeadline, guardRun, makeRunDir, onceMessage, ownCluster, startServer, stopChild } from "./bench/process.mjs";
+import { benchDatabase, clearDeadline, guardRun, makeRunDir, onceMessage, startServer, stopChild } from "./bench/process.mjs";
 import { buildReport, databaseSize, tallyLog } from "./bench/report.mjs";
 import { best, fill, measure, measureCreates, measureOpenLoop, median, pairedOpenLoops, useGenerator } from "./bench/scenarios.mjs";
 import { makeTenants, minter, preframedTargets, seedBench, startEchoTarget } from "./bench/setup.mjs";
-import { startPostgres } from "./postgres-cluster.mjs";
 
 guardRun({ deadlineMs: DEADLINE_MS, keep: KEEP, say });
 
@@ -46,12 +45,7 @@ async function main() {
   const dataDir = path.join(tmpDir, "data");
   const logFile = path.join(tmpDir, "secretd.log");
   mkdirSync(dataDir, { mode: 0o700 });
-  let databaseUrl;
-  if (POSTGRES) {
-    const pgCluster = ownCluster(await startPostgres({ fsync: true }));
-    databaseUrl = await pgCluster.createDatabase();
-    say(`PostgreSQL: throw-away cluster on 127.0.0.1:${pgCluster.port} (fsync on)`);
-  }
+  const databaseUrl = POSTGRES ? await benchDatabase(say) : undefined;
   const server = await startServer(dataDir, logFile, databaseUrl);
   say(`secretd pid ${server.pid} on 127.0.0.1:${server.port}, data ${dataDir}, log ${logFile} (info)`);
 

@@ -23,6 +23,7 @@ import { Secrets } from "./domain/secrets.js";
 import { leaseProbe } from "./domain/rollout-probe.js";
 import { ROTATION_DRIVER_DEFAULTS, RotationDriver } from "./domain/rotation-driver.js";
 import { Rotations } from "./domain/rotations.js";
+import { RotationScheduler } from "./domain/rotation-scheduler.js";
 import { stateName } from "./domain/rollout.js";
 import { execRotator, type Rotator } from "./domain/exec-rotator.js";
 import { postgresRotator } from "./domain/postgres-rotator.js";
@@ -331,6 +332,19 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     onStarted: () => driver.kick(),
     now,
   });
+  // Every process runs a scheduler; a claim on each due time picks the one that rotates.
+  const scheduler = new RotationScheduler({
+    storage: st,
+    rotations,
+    audit,
+    claimer: replica,
+    now,
+    onRotated: (d, o) =>
+      "version" in o
+        ? logger.info({ tenant: d.tenant, mesh: d.mesh, name: d.name, version: o.version }, "scheduled rotation done")
+        : logger.warn({ tenant: d.tenant, mesh: d.mesh, name: d.name, code: o.failed, retryAt: new Date(o.retryAt).toISOString() }, "scheduled rotation failed; retried with backoff"),
+    onError: (err) => logger.warn({ err }, "rotation scheduler pass failed"),
+  });
   const projection = { storage: st, keyring, plaintexts, now };
   const hub = new WatchHub({ projection, feed: st.changes, leases, maxWatchesPerTenant: config.maxWatchesPerTenant, onError: onWatchError, now });
   watches = hub;
@@ -344,6 +358,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   opened.push("watches", () => hub.shutdown());
   // Stopped before the database closes; its claims released so another process resumes at once.
   opened.push("rotation driver", () => driver.stop());
+  opened.push("rotation scheduler", () => scheduler.stop());
   server = await startGrpcServer(config, {
     verifier,
     logger,
@@ -373,6 +388,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   const metricsAt = metricsServer;
   const stopWatching = watchDatabase(st, running, logger);
   driver.start();
+  scheduler.start();
   opened.push("database check", stopWatching);
   logger.info(
     {

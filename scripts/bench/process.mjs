@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAGS } from "../bench-lib.mjs";
+import { startPostgres } from "../postgres-cluster.mjs";
 
 /** The folder of the bench's scripts (bench-server.mjs, bench-echo.mjs, bench-loader.mjs). */
 export const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -60,10 +61,16 @@ export function guardRun({ deadlineMs, keep, say }) {
 /** The run finished: its deadline no longer applies. */
 export const clearDeadline = () => clearTimeout(deadline);
 
-/** A PostgreSQL cluster (scripts/postgres-cluster.mjs) stopped on exit. */
-export function ownCluster(cluster) {
-  pgCluster = cluster;
-  return cluster;
+/**
+ * --postgres: a throw-away PostgreSQL cluster (scripts/postgres-cluster.mjs, fsync on),
+ * stopped and removed on exit, and a fresh database on it; resolves to that database's URL.
+ * PostgreSQL missing is an error naming the package to install, never a silent skip.
+ */
+export async function benchDatabase(say) {
+  pgCluster = await startPostgres({ fsync: true });
+  const url = await pgCluster.createDatabase();
+  say(`PostgreSQL: throw-away cluster on 127.0.0.1:${pgCluster.port} (fsync on)`);
+  return url;
 }
 
 /** This run's temp dir (after removing those of earlier runs killed outright), marked with our pid. */

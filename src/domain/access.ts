@@ -45,6 +45,7 @@ export function isLive(g: GrantRow, now: number): boolean {
 
 export function accessTo(p: Principal, s: SecretRow, grants: readonly GrantRow[], now: number): Access {
   if (s.tenant !== p.tenant) return NONE;
+  if (p.only !== undefined) return p.only.secretUid === s.uid ? { level: p.only.level, held: [{ level: p.only.level, keys: undefined, expireTime: undefined }] } : NONE;
   if (s.owner === p.sub || hasRole(p, TENANT_ADMIN)) return FULL;
   const subjects = new Set(subjectsOf(p));
   const held: Held[] = grants

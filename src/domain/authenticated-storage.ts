@@ -38,6 +38,8 @@ import type {
   MacRows,
   RotationOutcome,
   RotationRow,
+  DueSecret,
+  ScheduleRow,
   RowCheck,
   Scope,
   SecretRow,
@@ -181,6 +183,27 @@ export class AuthenticatedStorage implements Storage {
 
   async releaseRotations(driver: string): Promise<void> {
     return this.inner.releaseRotations(driver);
+  }
+
+  /** Due secrets by their index; a scheduler rotates them through the checked reads of RotateSecret. */
+  async listDueRotations(nowIso: string, now: number, limit: number): Promise<DueSecret[]> {
+    return this.inner.listDueRotations(nowIso, now, limit);
+  }
+
+  async claimDueRotation(secretUid: string, due: string, claimer: string, now: number, expireTime: number): Promise<boolean> {
+    return this.inner.claimDueRotation(secretUid, due, claimer, now, expireTime);
+  }
+
+  async releaseDueRotation(secretUid: string, claimer: string): Promise<void> {
+    return this.inner.releaseDueRotation(secretUid, claimer);
+  }
+
+  async failDueRotation(secretUid: string, claimer: string, failure: { readonly error: string; readonly failedAt: number; readonly retryAt: number }): Promise<void> {
+    return this.inner.failDueRotation(secretUid, claimer, failure);
+  }
+
+  async readDueRotation(secretUid: string): Promise<ScheduleRow | undefined> {
+    return this.inner.readDueRotation(secretUid);
   }
 
   /** Extends the checked grant set by the grant, as a compare-and-set on the set's MAC. */

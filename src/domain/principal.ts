@@ -10,6 +10,11 @@ export interface Principal {
   readonly meshes: readonly string[] | undefined;
   /** Seconds since epoch; the token is not valid at or past it. */
   readonly exp: number | undefined;
+  /**
+   * A system principal's whole authority (the rotation scheduler's): this level on this
+   * one secret, nothing on any other. Never set from a token.
+   */
+  readonly only?: { readonly secretUid: string; readonly level: number };
 }
 
 export function hasRole(p: Principal, role: string): boolean {

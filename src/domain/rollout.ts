@@ -113,6 +113,12 @@ export class Rollouts {
     if (version > current) throw notFound(`version ${version} of secret "${req.name}"`);
     const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
     const rotation = await rotationFor(this.deps.storage, secret.uid, version);
+    // A scheduled rotation that failed since this version was made is told with the current one (rotation-scheduler.ts).
+    const failed = version === current ? await this.deps.storage.readDueRotation(secret.uid) : undefined;
+    if (failed !== undefined && failed.failures > 0 && failed.failedAt >= (rotation.started ?? secret.updateTime)) {
+      const note = `scheduled rotation failed ${failed.failures} time(s), last at ${new Date(failed.failedAt).toISOString()} (${failed.lastError}); retried at ${new Date(failed.retryAt).toISOString()}`;
+      return { mesh: scope.mesh, name: req.name, ...count, rotation: { ...rotation, detail: rotation.detail === "" ? note : `${rotation.detail}; ${note}` } };
+    }
     return { mesh: scope.mesh, name: req.name, ...count, rotation };
   }
 }

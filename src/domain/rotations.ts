@@ -24,6 +24,7 @@ import type { RolloutProbe } from "./rollout-probe.js";
 import { stateName, summaryOf, type RolloutStatus } from "./rollout.js";
 import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
 import { validateTypedData } from "./secret-types.js";
+import { ROTATOR_NAMES, withRotationNext } from "./rotation-policy.js";
 import { mergeData, validateName } from "./validation.js";
 
 export const DEFAULT_ACK_TIMEOUT_MS = 10 * 60_000;
@@ -80,7 +81,7 @@ export class Rotations {
       throw invalid("retire", "must be AFTER_ACK, IMMEDIATE or NEVER");
     }
     const ackTimeout = ackTimeoutOf(req);
-    if (req.rotator !== "" && req.rotator !== "exec" && req.rotator !== "postgres") throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", exec, postgres)`);
+    if (!ROTATOR_NAMES.includes(req.rotator)) throw invalid("rotator", `unknown rotator "${req.rotator.slice(0, 64)}" (allowed: "", ${ROTATOR_NAMES.filter((n) => n !== "").join(", ")})`);
     if (req.rotator === "exec" && this.deps.rotator === undefined) throw new SecretdError("FAILED_PRECONDITION", "this server has no exec rotator (start it with --rotator-exec)");
     const given = mergeData(req.data, req.stringData);
     const made = generatedValues(req.generate);
@@ -118,7 +119,8 @@ export class Rotations {
     const now = this.now();
     const next: SecretRow = {
       ...secret,
-      annotations: { ...withoutReserved(secret.annotations), ...typed.annotations },
+      // A rotation policy's next time counts from this rotation's start (rotation-policy.ts).
+      annotations: withRotationNext({ ...withoutReserved(secret.annotations), ...typed.annotations }, now),
       version: secret.version + 1,
       etag: newEtag(),
       keys: [...data.keys()].sort(),

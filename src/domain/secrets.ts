@@ -27,6 +27,7 @@ import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
 import { validateRotatorAnnotations } from "./postgres-rotator.js";
 import { parseStage, readPending, readPrevious, stageOf, type Stage } from "./stages.js";
+import { isServerAnnotation, NEXT, parsePolicy, withRotationNext } from "./rotation-policy.js";
 import {
   matchesSelector,
   mergeData,
@@ -106,14 +107,23 @@ export function requireUnexpired(s: SecretRow, now: number): void {
   if (isExpired(s, now)) throw new SecretdError("FAILED_PRECONDITION", `secret "${s.name}" expired`);
 }
 
-function validateUserAnnotations(annotations: Record<string, string>): void {
-  validateAnnotations(annotations);
-  validateRotatorAnnotations(annotations);
-  for (const k of Object.keys(annotations)) {
-    if (k.startsWith(RESERVED_ANNOTATION_PREFIX)) {
-      throw invalid(`annotations["${k}"]`, `the ${RESERVED_ANNOTATION_PREFIX} prefix is reserved for the server`);
+/**
+ * A caller's annotations, checked: the reserved prefix is the server's except for a
+ * rotation policy (rotation-policy.ts), which is validated here; the server's read-only
+ * rotation-next, sent back as `get -o yaml` showed it, is dropped. An immutable secret
+ * refuses a policy (it can never be rotated).
+ */
+function validateUserAnnotations(annotations: Record<string, string>, immutable: boolean): Record<string, string> {
+  const { [NEXT]: _shown, ...own } = annotations;
+  validateAnnotations(own);
+  validateRotatorAnnotations(own);
+  for (const k of Object.keys(own)) {
+    if (isServerAnnotation(k)) {
+      throw invalid(`annotations["${k}"]`, `the ${RESERVED_ANNOTATION_PREFIX} prefix is reserved for the server (a caller may set rotation-period, -generate, -rotator, -retire, -ack-timeout)`);
     }
   }
+  if (parsePolicy(own) !== undefined && immutable) throw invalid("annotations[\"secretd.io/rotation-period\"]", "an immutable secret cannot be rotated, so it takes no rotation policy");
+  return own;
 }
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -168,8 +178,9 @@ function updatedFields(req: UpdateSecretRequest): FieldsSet {
   };
 }
 
+/** The caller's annotations of a stored row: the server's own left out, a rotation policy kept. */
 export function withoutReserved(annotations: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
+  return Object.fromEntries(Object.entries(annotations).filter(([k]) => !isServerAnnotation(k)));
 }
 
 /**
@@ -235,7 +246,7 @@ export class Secrets {
     const type = validateType(req.type);
     validateDescription(req.description);
     validateLabels(req.labels);
-    validateUserAnnotations(req.annotations);
+    const annotations = validateUserAnnotations(req.annotations, req.immutable);
     const data = mergeData(req.data, req.stringData);
     const typed = validateTypedData(type, data);
     const now = this.now();
@@ -251,7 +262,7 @@ export class Secrets {
       description: req.description,
       owner: p.sub,
       labels: { ...req.labels },
-      annotations: { ...req.annotations, ...typed.annotations },
+      annotations: withRotationNext({ ...annotations, ...typed.annotations }, now),
       immutable: req.immutable,
       version: 1,
       etag: newEtag(),
@@ -417,7 +428,7 @@ export class Secrets {
     const set = updatedFields(req);
     if (set.description) validateDescription(req.description);
     if (set.labels) validateLabels(req.labels);
-    if (set.annotations) validateUserAnnotations(req.annotations);
+    const annotations = set.annotations ? validateUserAnnotations(req.annotations, false) : undefined;
     const newData = set.data ? mergeData(req.data, req.stringData) : undefined;
     const expireTime = set.expireTime ? expireTimeOf(req.expireTime, now, "expire_time") : undefined;
 
@@ -432,13 +443,16 @@ export class Secrets {
     if (writable !== undefined) requireKeyLimitedWrite(set, newData, writable, req.name);
     const data = newData === undefined ? current : writable === undefined ? newData : new Map([...current, ...newData]);
     const typed = validateTypedData(secret.type, data);
-    const userAnnotations = set.annotations ? { ...req.annotations } : withoutReserved(secret.annotations);
+    const userAnnotations = annotations ?? withoutReserved(secret.annotations);
+    const merged = { ...userAnnotations, ...typed.annotations };
+    // The next scheduled rotation counts from the last rotation's start, else from the creation.
+    const base = parsePolicy(merged) === undefined ? now : ((await this.deps.storage.readRotation(secret.uid, 0))?.started ?? secret.createTime);
 
     const next: SecretRow = {
       ...secret,
       description: set.description ? req.description : secret.description,
       labels: set.labels ? { ...req.labels } : secret.labels,
-      annotations: { ...userAnnotations, ...typed.annotations },
+      annotations: withRotationNext(merged, base),
       version: secret.version + 1,
       etag: newEtag(),
       keys: [...data.keys()].sort(),

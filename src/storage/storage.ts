@@ -530,7 +530,61 @@ export interface RotationStore {
   releaseRotations(driver: string): Promise<void>;
 }
 
-export interface Storage extends SecretStore, GrantStore, MacMaintenance, KeyMaintenance, LeaseStore, AuditStore, RotationStore {
+/**
+ * A secret whose rotation policy is due (#30 item 5): the annotation
+ * `secretd.io/rotation-next` (an RFC 3339 UTC time of fixed width, written by the domain
+ * with every version) at or before now. Back-ends find them by an index on that
+ * annotation's value, which the database keeps in the secret's own write transaction.
+ * `etag` is the one the due time was read with: a scheduler rotates with it, so a
+ * secret rotated meanwhile refuses the stale one.
+ */
+export interface DueSecret {
+  readonly uid: string;
+  readonly tenant: string;
+  readonly mesh: string;
+  readonly name: string;
+  readonly etag: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** The rotation-next annotation's value. */
+  readonly due: string;
+}
+
+/** A due time's attempts: one scheduler's claim on it, and its failures (identifiers and reasons only). */
+export interface ScheduleRow {
+  readonly secretUid: string;
+  readonly due: string;
+  readonly claimedBy: string;
+  readonly claimExpire: number;
+  readonly failures: number;
+  readonly lastError: string;
+  readonly failedAt: number;
+  /** Not before this time (ms) is the due time tried again (backoff after a failure). */
+  readonly retryAt: number;
+}
+
+/** Scheduled rotation: the due secrets, and which process tries each due time (#30 item 5). */
+export interface RotationScheduleStore {
+  /**
+   * Secrets of every tenant whose rotation-next is at or before `nowIso` (RFC 3339, as the
+   * annotation), earliest first, at most `limit`, leaving out those whose due time is
+   * claimed by a live claim or waiting for its retry at `now`.
+   */
+  listDueRotations(nowIso: string, now: number, limit: number): Promise<DueSecret[]>;
+  /**
+   * Claims the secret's due time for `claimer` until `expireTime`: when no claim is stored
+   * for that due time, or the stored one lapsed and its retry time passed (a new due time
+   * starts over: no failures). False when another holds it.
+   */
+  claimDueRotation(secretUid: string, due: string, claimer: string, now: number, expireTime: number): Promise<boolean>;
+  /** Lets go of the claimer's claim (its rotation lost a race and another will follow). */
+  releaseDueRotation(secretUid: string, claimer: string): Promise<void>;
+  /** Records a failed attempt on the claimer's claim: let go, failures counted, tried again at `retryAt`. */
+  failDueRotation(secretUid: string, claimer: string, failure: { readonly error: string; readonly failedAt: number; readonly retryAt: number }): Promise<void>;
+  /** The secret's schedule row, undefined when no due time was ever claimed. */
+  readDueRotation(secretUid: string): Promise<ScheduleRow | undefined>;
+}
+
+export interface Storage extends SecretStore, GrantStore, MacMaintenance, KeyMaintenance, LeaseStore, AuditStore, RotationStore, RotationScheduleStore {
   /** Whether the database answers now (health checks); back-ends that cannot lose it omit it. */
   ping?(): Promise<boolean>;
   /** Flushes and closes; further calls fail. */

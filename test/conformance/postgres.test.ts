@@ -10,6 +10,7 @@ import { TABLES_CHANNEL } from "../../src/storage/postgres/postgres-change-feed.
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
+import { runScheduleConformance } from "./schedule-suite.js";
 
 let cluster: PostgresCluster;
 const urls = new Map<Storage, string>();
@@ -35,6 +36,7 @@ const factory: StorageFactory = {
 };
 runStorageConformance("postgres", factory);
 runRotationConformance("postgres", factory);
+runScheduleConformance("postgres", factory);
 
 describe("postgres specifics", () => {
   it("when several replicas start together on an empty database, then each migration is applied exactly once", async () => {
@@ -140,6 +142,47 @@ describe("postgres specifics", () => {
     const tx = await probe.query<{ n: string; changes: string }>("SELECT count(DISTINCT xid) AS n, count(*) AS changes FROM changes");
     expect(Number(tx.rows[0]!.changes)).toBe(63);
     expect(Number(tx.rows[0]!.n)).toBeLessThan(63);
+    await probe.end();
+    await st.close();
+  });
+
+  it("when 64 creates with request ids arrive together, then they commit in batches, and a repeated request id answers the first create's record", async () => {
+    const url = await cluster.createDatabase();
+    const st = await PostgresStorage.open(url, { poolSize: 4 });
+    const req = (r: { uid: string }, i: number) => ({ sub: "owner", requestId: `req-${i}`, secretUid: r.uid, fingerprint: `f-${i}`, mac: Buffer.from(`m-${i}`) });
+    // The last of the 64 asks for the first one's name with a request id of its own.
+    const rows = Array.from({ length: 64 }, (_, i) => secretRow({ name: i === 63 ? "n-0" : `n-${i}` }));
+    const results = await Promise.all(rows.map((r, i) => st.insertSecret(r, versionRow(r), req(r, i))));
+    expect(results.filter((r) => r === "ok")).toHaveLength(63);
+    const taken = results.indexOf("exists");
+    expect(taken === 0 || taken === 63).toBe(true);
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    const tx = await probe.query<{ n: string; changes: string }>("SELECT count(DISTINCT xid) AS n, count(*) AS changes FROM changes");
+    expect(Number(tx.rows[0]!.changes)).toBe(63);
+    expect(Number(tx.rows[0]!.n)).toBeLessThan(63);
+    // Each ok create recorded its request (with its MAC); the refused one recorded nothing.
+    for (let i = 0; i < 64; i++) {
+      const found = await st.findCreateRequest("t1", "owner", `req-${i}`);
+      if (i === taken) expect(found).toBeUndefined();
+      else expect([found?.secretUid, found?.fingerprint, Buffer.from(found!.mac!).toString()]).toEqual([rows[i]!.uid, `f-${i}`, `m-${i}`]);
+    }
+    // Retried together, with new uids: every recorded id is refused and still names the
+    // first secret; the id whose create found its name taken runs again.
+    const again = rows.map((_, i) => secretRow({ name: `again-${i}` }));
+    const retried = await Promise.all(again.map((r, i) => st.insertSecret(r, versionRow(r), req(r, i))));
+    expect(retried.map((r, i) => (i === taken ? r === "ok" : r === "request-exists"))).toEqual(rows.map(() => true));
+    for (let i = 0; i < 64; i++) if (i !== taken) expect((await st.findCreateRequest("t1", "owner", `req-${i}`))?.secretUid).toBe(rows[i]!.uid);
+    // Two creates with one request id in one burst (one batch, or two racing ones): one is
+    // ok, the other request-exists, and the other six of the burst are written as asked.
+    const burst = Array.from({ length: 8 }, (_, i) => secretRow({ name: `burst-${i}` }));
+    const burstResults = await Promise.all(burst.map((r, i) => st.insertSecret(r, versionRow(r), { ...req(r, 100 + i), requestId: i < 2 ? "dup" : `burst-${i}` })));
+    expect(burstResults.slice(0, 2).sort()).toEqual(["ok", "request-exists"]);
+    expect(burstResults.slice(2)).toEqual(Array(6).fill("ok"));
+    const dup = burst[burstResults.indexOf("ok")]!;
+    expect((await st.findCreateRequest("t1", "owner", "dup"))?.secretUid).toBe(dup.uid);
+    const burstStored = await probe.query<{ name: string }>("SELECT name FROM secrets WHERE name LIKE 'burst-%' ORDER BY name");
+    expect(burstStored.rows.map((r) => r.name)).toEqual([dup.name, ...burst.slice(2).map((r) => r.name)].sort());
     await probe.end();
     await st.close();
   });

@@ -12,6 +12,7 @@ import { auditKeysJson, auditRowBytes } from "../../src/storage/audit-row-bytes.
 import type { Storage } from "../../src/storage/storage.js";
 import { auditRow, eventually, recorder, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
+import { runScheduleConformance } from "./schedule-suite.js";
 
 const dirs = new Map<Storage, string>();
 
@@ -33,6 +34,7 @@ const factory: StorageFactory = {
 };
 runStorageConformance("sqlite", factory);
 runRotationConformance("sqlite", factory);
+runScheduleConformance("sqlite", factory);
 
 describe("sqlite specifics", () => {
   it("when a WAL database is reopened, then synchronous is FULL, foreign keys and secure_delete are on, migrations ran once", async () => {
@@ -106,6 +108,46 @@ describe("sqlite specifics", () => {
     expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'secrets_owner'").all()).toEqual([]); // migration 5
     await st.deleteSecret(s.uid, undefined); // the cascade still reaches the versions
     expect(db.prepare("SELECT count(*) FROM secret_versions").pluck().get()).toBe(0);
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("when a database written before migration 16 is opened, then its watch rows (sent revisions, acks) and their sources survive the move to a rowid table, cascade kept", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+    for (const m of MIGRATIONS.filter((m) => m.id <= 15)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
+    }
+    const s = secretRow();
+    old.prepare(
+      `INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time)
+       VALUES (?, ?, ?, ?, 'Opaque', '', 'owner', '{}', '{}', 0, 1, ?, '["k"]', 1, 1)`,
+    ).run(s.uid, s.tenant, s.mesh, s.name, s.etag);
+    old.prepare("INSERT INTO consumer_replicas (replica, last_seen, expire_time) VALUES ('r1', 1, ?)").run(Date.now() + 3_600_000);
+    const sent = "x".repeat(1100); // what a watch's row holds after SENT_KEPT sends: an overflow page in WITHOUT ROWID
+    old.prepare(
+      `INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied)
+       VALUES ('w1', 'r1', ?, 'pete', '["sidecar"]', 'rev-2', 5, ?, 2, 'rev-2', 7, '[]')`,
+    ).run(s.tenant, sent);
+    old.prepare("INSERT INTO consumer_watch_sources (secret_uid, watch_id) VALUES (?, 'w1')").run(s.uid);
+    old.close();
+
+    const st = new SqliteStorage(file);
+    const db = (st as unknown as { db: Database.Database }).db;
+    const ddl = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'consumer_watches'").pluck().get() as string;
+    expect(ddl).not.toMatch(/WITHOUT ROWID/i);
+    expect(db.prepare("SELECT watch_id, sub, revision, since, sent, applied_seq, applied_revision, applied_time FROM consumer_watches").all()).toEqual([
+      { watch_id: "w1", sub: "pete", revision: "rev-2", since: 5, sent, applied_seq: 2, applied_revision: "rev-2", applied_time: 7 },
+    ]);
+    const leases = await st.listLeases(s.uid, Date.now());
+    expect(leases.map((l) => [l.watchId, l.sub, l.appliedRevision])).toEqual([["w1", "pete", "rev-2"]]);
+    expect(db.pragma("foreign_key_check")).toEqual([]);
+    expect(db.prepare("SELECT name FROM sqlite_temp_schema").all()).toEqual([]);
+    await st.deleteLeases("w1", undefined); // the sources go with their watch (cascade)
+    expect(db.prepare("SELECT count(*) FROM consumer_watch_sources").pluck().get()).toBe(0);
     await st.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from "@grpc/grpc-js";
@@ -13,6 +13,8 @@ import { service as healthService } from "grpc-health-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { SecretServiceClient, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { CreateSecretRequest, GetSecretRequest } from "../../src/gen/secrets/v1/secrets.js";
+import { DB_FILE } from "../../src/storage/open-storage.js";
+import { createE2eDatabase, E2E_STORAGE } from "../helpers/postgres.js";
 
 const MAIN = path.resolve("dist/main.js");
 const dirs: string[] = [];
@@ -42,8 +44,10 @@ interface Served {
   stderr: () => string;
 }
 
+/** `secretd serve` on `dataDir`; with SECRETD_E2E_STORAGE=postgres on a fresh database, its URL in the environment (as docs/scaling-out.md says). */
 async function serve(dataDir: string): Promise<Served> {
-  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], { env: { ...process.env, SECRETD_LOG_LEVEL: "info" } });
+  const database = E2E_STORAGE === "postgres" ? { SECRETD_DATABASE_URL: await createE2eDatabase() } : {};
+  const child = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], { env: { ...process.env, SECRETD_LOG_LEVEL: "info", ...database } });
   let out = "";
   let err = "";
   child.stdout.on("data", (b: Buffer) => (out += b.toString()));
@@ -70,6 +74,8 @@ describe("secretd serve", () => {
     expect(s.stderr()).toContain("grpcurl -plaintext");
     expect(statSync(path.join(dataDir, "kek.json")).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(dataDir, "jwt-dev.key")).mode & 0o777).toBe(0o600);
+    // The back-end of this run: on PostgreSQL nothing is stored in the data dir but the keys.
+    expect(existsSync(path.join(dataDir, DB_FILE))).toBe(E2E_STORAGE === "sqlite");
 
     const md = new Metadata();
     md.set("authorization", `Bearer ${s.token}`);

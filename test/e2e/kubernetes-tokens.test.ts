@@ -11,13 +11,14 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth/mint.js";
 import { OIDC_COOLDOWN_MS, OIDC_MAX_AGE_MS } from "../../src/auth/oidc-key-set.js";
 import { Permission, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { E2E_WORKERS, startTestServer, type TestServer } from "../helpers/server.js";
+import { callError } from "../helpers/errors.js";
 
 const AUD = "secretd";
 const MESH = "payments";
@@ -98,14 +99,7 @@ function mappingYaml(iss: string): string {
   ].join("\n");
 }
 
-async function refusal(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
+const refusal = callError;
 
 // The key rotation below moves the server's clock past the refetch cooldown; with
 // --workers that clock is the real one (minutes of waiting), so this file runs in process.

@@ -125,6 +125,22 @@ describe("the read cache of a PostgreSQL replica", () => {
     expect(await codeOf(a.call("getSecret", { mesh: M, name: "shared" }, alice))).toBe(status.NOT_FOUND);
   });
 
+  it("when a change through the other replica makes many readers here re-read one secret at once (its watches), then they share one SELECT", async () => {
+    const created = await a.call<Secret>("createSecret", { mesh: M, name: "watched", stringData: { v: "watched-v1" } }, alice);
+    expect(valueOf(await b.call<Secret>("getSecret", { mesh: M, name: "watched" }, alice))).toBe("watched-v1");
+    await a.call("updateSecret", { mesh: M, name: "watched", etag: created.etag, stringData: { v: "watched-v2" } }, alice);
+    await heard(b, revisionOf(a));
+    // 20 reads started together (as a change re-evaluates every watch of the secret): the
+    // first misses the cache and reads; the others join that read instead of sending their own.
+    const scope = { tenant: "acme", mesh: M };
+    let rows: Awaited<ReturnType<TestServer["app"]["storage"]["readSecret"]>>[] = [];
+    const reads = await readsDuring(async () => (rows = await Promise.all(Array.from({ length: 20 }, () => b.app.storage.readSecret(scope, "watched", 0)))));
+    expect(reads).toBe(1);
+    expect(rows.map((r) => r?.secret.etag)).toEqual(Array(20).fill(rows[0]!.secret.etag));
+    expect(rows[0]!.secret.etag).not.toBe(created.etag);
+    expect(valueOf(await b.call<Secret>("getSecret", { mesh: M, name: "watched" }, alice))).toBe("watched-v2");
+  });
+
   it("when access comes through a role, then a token without the role is not answered from the cache, and revoking the role's grant through the other replica ends it", async () => {
     await a.call("createSecret", { mesh: M, name: "by-role", stringData: { v: "by-role-v1" } }, alice);
     await b.call("grantAccess", { mesh: M, name: "by-role", subject: "role:readers", permission: Permission.PERMISSION_READ }, alice);

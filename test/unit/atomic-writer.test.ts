@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AtomicWriter, MAX_TOTAL_BYTES, setName, type ProjectedFile } from "../../src/sidecar/atomic-writer.js";
-import { SecretdError } from "../../src/errors.js";
+import { secretdErrorOf } from "../helpers/errors.js";
 
 let dir: string;
 let outside: string;
@@ -19,15 +19,7 @@ afterEach(() => {
 
 const file = (p: string, value: string, mode = 0o400): ProjectedFile => ({ path: p, mode, value: Buffer.from(value) });
 
-function errorOf(fn: () => unknown): SecretdError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SecretdError);
-    return e as SecretdError;
-  }
-  throw new Error("expected an error");
-}
+const errorOf = secretdErrorOf;
 
 function sets(): string[] {
   return readdirSync(dir).filter((n) => /^\.\.\d{4}_/.test(n));

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { claimAt, mappedPrincipal, parseClaimsMapping, readClaimsMapping, type IssuerMapping } from "../../src/auth/claims-mapping.js";
-import { SecretdError } from "../../src/errors.js";
+import { secretdErrorOf } from "../helpers/errors.js";
 
 const ISS = "https://kubernetes.default.svc.cluster.local";
 
@@ -34,15 +34,7 @@ const K8S = mapping({
   ],
 });
 
-function refusal(f: () => unknown): SecretdError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof SecretdError) return e;
-    throw e;
-  }
-  throw new Error("expected a refusal");
-}
+const refusal = secretdErrorOf;
 
 describe("claimAt", () => {
   it("walks nested claims whose keys hold dots (kubernetes.io)", () => {

@@ -83,3 +83,48 @@ describe("GroupCommit with another connection holding the write lock", () => {
     await expect(gc.submit(() => mine.prepare("INSERT INTO t (n) VALUES (2)").run().changes)).resolves.toBe(1);
   });
 });
+
+describe("GroupCommit slices a burst of writes", () => {
+  /** Holds the thread for at least `ms` (a write that costs that much CPU). */
+  const spin = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  it("stops taking writes after maxBatchMs, lets other callbacks run between batches, and commits every write once", async () => {
+    const { mine } = twoConnections();
+    let commits = 0;
+    const gc = new GroupCommit(mine, () => commits++, { maxBatchMs: 8 });
+    const insert = mine.prepare("INSERT INTO t (n) VALUES (?)");
+    const order: string[] = [];
+    // 40 writes of >= 2 ms each, all submitted in one turn: one batch would hold the loop >= 80 ms.
+    const writes = Array.from({ length: 40 }, (_, n) =>
+      gc.submit(() => {
+        spin(2);
+        return insert.run(n).changes;
+      }).then((changes) => (order.push(`w${n}`), changes)),
+    );
+    // Another caller's turn, queued just after the burst: it must run before the burst ends.
+    const other = new Promise<void>((r) => setImmediate(() => (order.push("other"), r())));
+    await expect(Promise.all(writes)).resolves.toEqual(Array(40).fill(1));
+    await other;
+    // Each batch runs at most ceil(8 / 2) + 1 writes, so at least 8 COMMITs; never one per write either.
+    expect(commits).toBeGreaterThanOrEqual(8);
+    expect(commits).toBeLessThan(40);
+    expect(order.indexOf("other")).toBeLessThan(order.indexOf("w39"));
+    expect(mine.prepare("SELECT count(*) FROM t").pluck().get()).toBe(40);
+  });
+
+  it("a single write longer than maxBatchMs still commits whole, and the write queued behind it goes to the next batch", async () => {
+    const { mine } = twoConnections();
+    let commits = 0;
+    const gc = new GroupCommit(mine, () => commits++, { maxBatchMs: 1 });
+    const insert = mine.prepare("INSERT INTO t (n) VALUES (?)");
+    const [a, b] = await Promise.all([
+      gc.submit(() => (spin(3), insert.run(1).changes + insert.run(2).changes)),
+      gc.submit(() => insert.run(3).changes),
+    ]);
+    expect([a, b]).toEqual([2, 1]);
+    expect(commits).toBe(2);
+  });
+});

@@ -1,18 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SERVER } from "../../src/client/client.js";
 import { parseServerAddress } from "../../src/client/server-address.js";
-import { SecretdError } from "../../src/errors.js";
+import { invalidMessage } from "../helpers/errors.js";
 
-function refusal(v: string): string {
-  try {
-    parseServerAddress(v);
-  } catch (err) {
-    expect(err).toBeInstanceOf(SecretdError);
-    expect((err as SecretdError).code).toBe("INVALID_ARGUMENT");
-    return (err as SecretdError).message;
-  }
-  throw new Error(`${v} was accepted`);
-}
+const refusal = (v: string): string => invalidMessage(() => parseServerAddress(v));
 
 describe("parseServerAddress", () => {
   it("when the port is omitted, then it is 50051 (not 443)", () => {

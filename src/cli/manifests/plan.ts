@@ -6,6 +6,7 @@
  */
 import { SecretdError } from "../../errors.js";
 import type { Secret } from "../../gen/secrets/v1/secrets.js";
+import { isServerAnnotation } from "../../domain/rotation-policy.js";
 import { where, type DesiredSecret } from "./manifest.js";
 
 export type Action = "created" | "configured" | "unchanged";
@@ -22,7 +23,6 @@ export interface Plan {
   readonly changed: readonly ChangedField[];
 }
 
-const RESERVED_ANNOTATION_PREFIX = "secretd.io/";
 
 /** The values the new version holds: stringData merged over data, as the server does. */
 export function desiredData(d: DesiredSecret): Map<string, Buffer> {
@@ -47,7 +47,7 @@ function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string,
 }
 
 function ownAnnotations(m: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
+  return Object.fromEntries(Object.entries(m).filter(([k]) => !isServerAnnotation(k)));
 }
 
 function refuse(d: DesiredSecret, problem: string): SecretdError {

@@ -9,6 +9,8 @@ import path from "node:path";
 import { parseAllDocuments } from "yaml";
 import { SecretdError } from "../../errors.js";
 import { validateTypedData } from "../../domain/secret-types.js";
+// Annotations the server owns (a manifest round-tripped from secretd may carry them); a rotation policy is the caller's.
+import { isServerAnnotation } from "../../domain/rotation-policy.js";
 import {
   keyField,
   mergeData,
@@ -29,8 +31,6 @@ import { isNanocl, parseNanocl } from "./nanocl.js";
 export const STDIN = "-";
 const STDIN_NAME = "<stdin>";
 const MANIFEST_EXT = /\.(ya?ml|json)$/i;
-/** Annotations the server owns; a manifest round-tripped from secretd may carry them. */
-const RESERVED_ANNOTATION_PREFIX = "secretd.io/";
 
 export interface Input {
   /** As shown in messages: the path given, or <stdin>. */
@@ -119,7 +119,7 @@ export function parseInput(input: Input): DesiredSecret[] {
 }
 
 function withoutReserved(annotations: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(RESERVED_ANNOTATION_PREFIX)));
+  return Object.fromEntries(Object.entries(annotations).filter(([k]) => !isServerAnnotation(k)));
 }
 
 /**

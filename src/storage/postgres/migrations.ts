@@ -272,8 +272,26 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
     `,
   },
   {
+    // Scheduled rotation (#30 item 5), as SQLite's migration 17.
+    id: 13,
+    sql: `
+      CREATE INDEX secrets_rotation_next ON secrets (((annotations::jsonb) ->> 'secretd.io/rotation-next'))
+        WHERE ((annotations::jsonb) ->> 'secretd.io/rotation-next') IS NOT NULL;
+      CREATE TABLE rotation_schedule (
+        secret_uid    TEXT PRIMARY KEY REFERENCES secrets (uid) ON DELETE CASCADE,
+        due           TEXT NOT NULL,
+        claimed_by    TEXT NOT NULL,
+        claim_expire  BIGINT NOT NULL,
+        failures      INTEGER NOT NULL,
+        last_error    TEXT NOT NULL,
+        failed_at     BIGINT NOT NULL,
+        retry_at      BIGINT NOT NULL
+      );
+    `,
+  },
+  {
     // Write-ahead rotation (#30): state 6 (PENDING, the rotator's step not done yet) is active too.
-    id: 12,
+    id: 14,
     sql: `
       DROP INDEX rotations_active;
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2, 6);

@@ -11,6 +11,8 @@ import { SecretdError } from "../../errors.js";
 import type {
   AuditQuery,
   AuditRow,
+  DueSecret,
+  ScheduleRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -39,10 +41,12 @@ import type {
 } from "../storage.js";
 import { ROTATION_COLUMNS, rotationValues, toRotation, type RotationRecord } from "../sql/rotation-rows.js";
 import * as R from "../sql/rows.js";
+import { SCHEDULE_SQL, toDue, toSchedule, type DueRecord, type ScheduleRecord } from "../sql/schedule-statements.js";
 import { SQL, listAuditSql, listSecretsSql, secretWithVersionSql } from "../sql/statements.js";
 import { raw, sql, type Sql } from "../sql/sql.js";
 import { ALL_ROWS, Rekeyed, assertBackfillApplied, auditBounds, backfillGate, conflictOrMissing, dekSwap, grantGuard, macStatement } from "../sql/write-rules.js";
 import { ReadCache } from "../read-cache.js";
+import { ReadFlights } from "../read-flights.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 import { postgresAuditWrites } from "./postgres-audit-writes.js";
 import { openError, wrap } from "./postgres-errors.js";
@@ -114,41 +118,60 @@ const CREATE = createSql(false);
 const CREATE_WITH_REQUEST = createSql(true);
 
 /**
- * Concurrent creates without a request id in ONE statement (one transaction, one COMMIT,
- * one feed change each at its place in the batch): $1–$24 are the columns of createSql's
- * $1–$24 as arrays, one element per create; $25 the changes' time. A name taken (by
- * another replica, or earlier in the batch) is skipped by ON CONFLICT; `created` names
- * the uids that went in.
+ * Concurrent creates in ONE statement (one transaction, one COMMIT, one feed change each
+ * at its place in the batch): $1–$24 are the columns of createSql's $1–$24 as arrays, one
+ * element per create; $25 the changes' time; $26–$29 each create's request (sub, id,
+ * fingerprint, MAC; NULL without one). A name taken (by another replica, or earlier in
+ * the batch) is skipped by ON CONFLICT; a create whose request id its caller already used
+ * (a committed create_requests row) is not written, as createSql's `seen`. `created`
+ * names the uids that went in, `seen` those refused for their request id. A request id
+ * that a racing transaction (or the same batch) records first fails the statement on
+ * create_requests_pkey: nothing of the batch is written (runBatch then retries its
+ * creates one statement each, so that racing retry fails alone).
  */
 const CREATE_BATCH = `
   WITH mark AS (SELECT set_config('secretd.writer', 'on', true) AS on),
   u AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::bigint[], $12::text[],
-      $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bytea[], $18::bytea[], $19::bigint[], $20::text[], $21::bytea[], $22::bytea[], $23::bigint[], $24::bytea[])
+      $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bytea[], $18::bytea[], $19::bigint[], $20::text[], $21::bytea[], $22::bytea[], $23::bigint[], $24::bytea[],
+      $26::text[], $27::text[], $28::text[], $29::bytea[])
       WITH ORDINALITY AS u (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac,
-        v_version, v_keys, dek, payload, v_create_time, v_mac, ord)),
+        v_version, v_keys, dek, payload, v_create_time, v_mac, r_sub, r_id, r_fingerprint, r_mac, ord)),
+  seen AS (SELECT u.uid FROM u JOIN create_requests q ON q.tenant = u.tenant AND q.sub = u.r_sub AND q.request_id = u.r_id),
   s AS (
     INSERT INTO secrets (uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac)
     SELECT uid, tenant, mesh, name, type, description, owner, labels, annotations, immutable, version, etag, keys, create_time, update_time, expire_time, mac, grants_mac FROM u
+    WHERE u.uid NOT IN (SELECT uid FROM seen)
     ON CONFLICT (tenant, mesh, name) DO NOTHING
     RETURNING uid),
   v AS (
     INSERT INTO secret_versions (uid, version, keys, dek, payload, create_time, mac)
     SELECT u.uid, u.v_version, u.v_keys, u.dek, u.payload, u.v_create_time, u.v_mac FROM u JOIN s ON s.uid = u.uid),
+  r AS (
+    INSERT INTO create_requests (tenant, sub, request_id, secret_uid, fingerprint, create_time, mac)
+    SELECT u.tenant, u.r_sub, u.r_id, u.uid, u.r_fingerprint, u.create_time, u.r_mac FROM u JOIN s ON s.uid = u.uid WHERE u.r_id IS NOT NULL),
   c AS (
     INSERT INTO changes (xid, pos, kind, tenant, mesh, name, uid, time)
     SELECT pg_current_xact_id(), row_number() OVER (ORDER BY u.ord), 'secret-created', u.tenant, u.mesh, u.name, u.uid, $25::bigint FROM u JOIN s ON s.uid = u.uid
     RETURNING xid::text AS xid)
-  SELECT (SELECT coalesce(array_agg(uid), '{}') FROM s) AS created, (SELECT xid FROM c LIMIT 1) AS xid FROM mark`;
+  SELECT (SELECT coalesce(array_agg(uid), '{}') FROM s) AS created, (SELECT coalesce(array_agg(uid), '{}') FROM seen) AS seen, (SELECT xid FROM c LIMIT 1) AS xid FROM mark`;
 
 /** Creates in one batch at most; batches in flight per replica at most (the rest wait for a slot). */
 const BATCH_MAX = 64;
 const BATCHES_IN_FLIGHT = 2;
 
+type CreateOutcome = "ok" | "exists" | "request-exists";
+
+/** A racing retry with the same request id committed its create_requests row first (or is earlier in the same statement). */
+function requestTaken(err: unknown): boolean {
+  return (err as { code?: unknown }).code === "23505" && (err as { constraint?: unknown }).constraint === "create_requests_pkey";
+}
+
 interface PendingCreate {
   readonly secret: SecretRow;
   readonly version: VersionRow;
-  readonly resolve: (r: "ok" | "exists") => void;
+  readonly request: CreateRequestRow | undefined;
+  readonly resolve: (r: CreateOutcome) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -156,7 +179,9 @@ export class PostgresStorage implements Storage {
   private closed = false;
   /** Hot secrets without SQL; see read-cache.ts for how it stays coherent with the feed. */
   private readonly cache = new ReadCache();
-  /** Creates without a request id waiting for a batch (insertSecret). */
+  /** Cache misses of the same rows at the same cache epoch share one SELECT. */
+  private readonly flights = new ReadFlights<Map<string, SecretWithVersion>>();
+  /** Creates waiting for a batch (insertSecret). */
   private readonly waitingCreates: PendingCreate[] = [];
   private readonly batchesInFlight = new Set<Promise<void>>();
   /** The feed's LISTEN connection the cached entries were heard under (see cacheLive). */
@@ -288,24 +313,26 @@ export class PostgresStorage implements Storage {
     return (await this.run(s, binds, on)).rowCount ?? 0;
   }
 
-  /**
-   * CreateSecret's write as ONE statement in its own transaction (#29 item 1's budget):
-   * one round trip and one COMMIT instead of BEGIN, three or four INSERTs, the feed's
-   * INSERT and COMMIT (six round trips, each a wake-up of this process and of a backend
-   * on a 2-core box). Same rules as a transaction: the name's unique key (ON CONFLICT
-   * waits for a racing create, then does nothing), a retry's create_requests row seen
-   * first, and a racing retry with the same id fails the whole statement on that table's
-   * key (23505): nothing of it is written. The change row is the feed's (record()'s
-   * shape: this transaction's id, position 1).
-   */
-  async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<"ok" | "exists" | "request-exists"> {
+  /** CreateSecret's write: concurrent creates, with a request id or without, go together (startBatch). */
+  async insertSecret(secret: SecretRow, version: VersionRow, request?: CreateRequestRow): Promise<CreateOutcome> {
     if (this.closed) throw new SecretdError("UNAVAILABLE", "storage is closed");
-    if (!request) {
-      return new Promise((resolve, reject) => {
-        this.waitingCreates.push({ secret, version, resolve, reject });
-        this.startBatch();
-      });
-    }
+    return new Promise((resolve, reject) => {
+      this.waitingCreates.push({ secret, version, request, resolve, reject });
+      this.startBatch();
+    });
+  }
+
+  /**
+   * One create as ONE statement in its own transaction (#29 item 1's budget): one round
+   * trip and one COMMIT instead of BEGIN, three or four INSERTs, the feed's INSERT and
+   * COMMIT (six round trips, each a wake-up of this process and of a backend on a 2-core
+   * box). Same rules as a transaction: the name's unique key (ON CONFLICT waits for a
+   * racing create, then does nothing), a retry's create_requests row seen first, and a
+   * racing retry with the same id fails the whole statement on that table's key (23505):
+   * nothing of it is written. The change row is the feed's (record()'s shape: this
+   * transaction's id, position 1). Used when a batch collided on a request id.
+   */
+  private async insertOne(secret: SecretRow, version: VersionRow, request: CreateRequestRow | undefined): Promise<CreateOutcome> {
     const started = performance.now();
     const values: unknown[] = [
       secret.uid,
@@ -340,31 +367,38 @@ export class PostgresStorage implements Storage {
       const r = await this.pool.query<{ seen: boolean; xid: string | null }>({ name: request ? "secretd-create-request" : "secretd-create", text: request ? CREATE_WITH_REQUEST : CREATE, values });
       row = r.rows[0]!;
     } catch (err) {
-      // A racing retry with the same id committed its create_requests row first.
-      if ((err as { code?: unknown; constraint?: unknown }).code === "23505" && (err as { constraint?: unknown }).constraint === "create_requests_pkey") return "request-exists";
+      if (requestTaken(err)) return "request-exists";
       throw wrap(err);
     }
     if (row.seen) return "request-exists";
-    if (row.xid === null) {
-      // A racing retry with the same id may have taken the name: ON CONFLICT waited for its
-      // commit, and this new statement (READ COMMITTED) sees its create_requests row.
-      if (request) {
-        const raced = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId]);
-        if (raced.rowCount) return "request-exists";
-      }
-      return "exists";
-    }
+    if (row.xid === null) return this.notCreated(secret, request);
     this.onCommit((performance.now() - started) / 1000);
     await this.changes.committed(row.xid);
     return "ok";
   }
 
   /**
-   * Group commit of creates without a request id: while BATCHES_IN_FLIGHT batches are in
+   * A create whose name was taken: by a racing retry with the same request id, maybe (ON
+   * CONFLICT waited for its commit, and this new statement, READ COMMITTED, sees its
+   * create_requests row), else by another create.
+   */
+  private async notCreated(secret: SecretRow, request: CreateRequestRow | undefined): Promise<CreateOutcome> {
+    if (request) {
+      const raced = await this.q("SELECT 1 FROM create_requests WHERE tenant = $1 AND sub = $2 AND request_id = $3", [secret.tenant, request.sub, request.requestId]);
+      if (raced.rowCount) return "request-exists";
+    }
+    return "exists";
+  }
+
+  /**
+   * Group commit of creates: while BATCHES_IN_FLIGHT batches are in
    * flight, concurrent creates wait and go together in the next (up to BATCH_MAX): one
    * statement, one COMMIT and one fsync for all of them instead of one each. Every caller
    * is answered with its own outcome after that COMMIT, once the feed has published the
    * batch's changes (as a single create is); a failed batch fails each of its callers.
+   * A batch that collided on a request id (a racing retry, here or on another replica)
+   * wrote nothing: its creates are retried one statement each, so only that retry fails
+   * (with "request-exists", answered as the first create was).
    */
   private startBatch(): void {
     if (this.closed) {
@@ -389,7 +423,7 @@ export class PostgresStorage implements Storage {
       const key = (p: PendingCreate): string => `${p.secret.tenant}\u0000${p.secret.mesh}\u0000${p.secret.name}`;
       const sorted = [...batch].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
       const col = <T>(f: (p: PendingCreate) => T): T[] => sorted.map(f);
-      const r = await this.pool.query<{ created: string[]; xid: string | null }>({
+      const r = await this.pool.query<{ created: string[]; seen: string[]; xid: string | null }>({
         name: "secretd-create-batch",
         text: CREATE_BATCH,
         values: [
@@ -418,14 +452,27 @@ export class PostgresStorage implements Storage {
           col((p) => p.version.createTime),
           col((p) => R.blob(p.version.mac)),
           Date.now(),
+          col((p) => p.request?.sub ?? null),
+          col((p) => p.request?.requestId ?? null),
+          col((p) => p.request?.fingerprint ?? null),
+          col((p) => R.blob(p.request?.mac)),
         ],
       });
-      const { created, xid } = r.rows[0]!;
+      const { created, seen, xid } = r.rows[0]!;
       this.onCommit((performance.now() - started) / 1000);
       await this.changes.committed(xid ?? undefined);
       const ok = new Set(created);
-      for (const p of batch) p.resolve(ok.has(p.secret.uid) ? "ok" : "exists");
+      const refused = new Set(seen);
+      for (const p of batch) {
+        if (ok.has(p.secret.uid)) p.resolve("ok");
+        else if (refused.has(p.secret.uid)) p.resolve("request-exists");
+        else this.notCreated(p.secret, p.request).then(p.resolve, (e: unknown) => p.reject(wrap(e)));
+      }
     } catch (err) {
+      if (requestTaken(err)) {
+        await Promise.all(batch.map((p) => this.insertOne(p.secret, p.version, p.request).then(p.resolve, (e: unknown) => p.reject(wrap(e)))));
+        return;
+      }
       const e = wrap(err);
       for (const p of batch) p.reject(e);
     }
@@ -442,13 +489,19 @@ export class PostgresStorage implements Storage {
     return new Map(r.rows.map((rec) => [rec.name, R.toSecretWithVersion(rec, rec.grants)]));
   }
 
+  /** readMany, shared with the same read in flight while the cache is live (read-flights.ts); each caller gets its own read otherwise. */
+  private readShared(live: boolean, scope: Scope, names: readonly string[], version: number, since: number): Promise<Map<string, SecretWithVersion>> {
+    if (!live) return this.readMany(scope, names, version);
+    return this.flights.run(JSON.stringify([scope.tenant, scope.mesh, version, names]), since, () => this.readMany(scope, names, version));
+  }
+
   async readSecret(scope: Scope, name: string, version: number, fresh = false): Promise<SecretWithVersion | undefined> {
     if (fresh) return (await this.readMany(scope, [name], version)).get(name);
     const live = this.cacheLive();
     const hit = live ? this.cache.get(scope, name, version) : undefined;
     if (hit !== undefined) return hit;
     const since = this.cache.epoch;
-    const found = (await this.readMany(scope, [name], version)).get(name);
+    const found = (await this.readShared(live, scope, [name], version, since)).get(name);
     return found !== undefined && live ? this.cache.put(scope, name, version, found, since) : found;
   }
 
@@ -464,7 +517,7 @@ export class PostgresStorage implements Storage {
     }
     const since = this.cache.epoch;
     // One SELECT reads them all; onRow still sees each before the next is kept.
-    const found = await this.readMany(scope, names, 0);
+    const found = await this.readShared(live, scope, names, 0, since);
     return names.map((n) => {
       const f = found.get(n);
       const row = f !== undefined && live ? this.cache.put(scope, n, 0, f, since) : f;
@@ -860,6 +913,27 @@ export class PostgresStorage implements Storage {
 
   async releaseRotations(driver: string): Promise<void> {
     await this.q("UPDATE rotations SET driver_expire = 0 WHERE driver = $1", [driver]);
+  }
+
+  async listDueRotations(nowIso: string, now: number, limit: number): Promise<DueSecret[]> {
+    return (await this.run<DueRecord>(SCHEDULE_SQL.due, { now_iso: nowIso, now, limit })).rows.map(toDue);
+  }
+
+  async claimDueRotation(secretUid: string, due: string, claimer: string, now: number, expireTime: number): Promise<boolean> {
+    return (await this.count(SCHEDULE_SQL.claim, { uid: secretUid, due, claimer, expire: expireTime, now })) > 0;
+  }
+
+  async releaseDueRotation(secretUid: string, claimer: string): Promise<void> {
+    await this.run(SCHEDULE_SQL.release, { uid: secretUid, claimer });
+  }
+
+  async failDueRotation(secretUid: string, claimer: string, f: { readonly error: string; readonly failedAt: number; readonly retryAt: number }): Promise<void> {
+    await this.run(SCHEDULE_SQL.fail, { uid: secretUid, claimer, error: f.error, failed_at: f.failedAt, retry_at: f.retryAt });
+  }
+
+  async readDueRotation(secretUid: string): Promise<ScheduleRow | undefined> {
+    const r = await this.one<ScheduleRecord>(SCHEDULE_SQL.read, { uid: secretUid });
+    return r && toSchedule(r);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,11 @@
  * right after each COMMIT, before any promise settles (the change feed publishes there),
  * and is told how long the transaction took (BEGIN to COMMIT, not the wait for the lock).
  *
+ * A batch also stops taking writes once it has run for `maxBatchMs` (#27): the rest wait
+ * for the next batch, and the event loop serves every other caller in between, so a
+ * burst of legal writes (a tenant dropping 1,000 watches at once: one lease delete each)
+ * costs others a slice, not the whole burst. A single write is never split.
+ *
  * Several processes on one file (`--workers N`): SQLite has one write lock. Taking it
  * with the connection's busy_timeout would make SQLite's busy handler *sleep* the whole
  * event loop (1, 2, 5, 10 … ms) while another worker commits, so reads and streams on
@@ -31,6 +36,8 @@ type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: f
 export interface GroupCommitOptions {
   /** Most writes in one transaction. */
   readonly maxBatch: number;
+  /** How long a batch keeps taking writes (ms); the rest wait for the next one. */
+  readonly maxBatchMs: number;
   /** Delay between attempts at the write lock while another connection holds it (ms). */
   readonly retryMs: number;
   /** How long to keep retrying without blocking before one blocking attempt (ms). */
@@ -39,7 +46,7 @@ export interface GroupCommitOptions {
   readonly busyTimeoutMs: number;
 }
 
-export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 256, retryMs: 1, maxWaitMs: 5_000, busyTimeoutMs: 5_000 };
+export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 256, maxBatchMs: 8, retryMs: 1, maxWaitMs: 5_000, busyTimeoutMs: 5_000 };
 
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -126,25 +133,28 @@ export class GroupCommit {
       return;
     }
     this.#waitingSince = 0;
-    const batch = this.#queue.splice(0, this.#options.maxBatch);
-    let outcomes: Outcome[];
+    const { maxBatch, maxBatchMs } = this.#options;
+    const outcomes: Outcome[] = [];
     const started = performance.now();
+    let taken = 0;
     try {
-      outcomes = batch.map((item): Outcome => {
+      while (taken < this.#queue.length && taken < maxBatch && (taken === 0 || performance.now() - started < maxBatchMs)) {
+        const item = this.#queue[taken++]!;
         try {
-          return { ok: true, value: this.#savepoint(item.run) };
+          outcomes.push({ ok: true, value: this.#savepoint(item.run) });
         } catch (error) {
-          return { ok: false, error };
+          outcomes.push({ ok: false, error });
         }
-      });
+      }
       this.#stmt.commit.run();
     } catch (error) {
       // The COMMIT itself failed: nothing of the batch landed.
       if (this.db.inTransaction) this.#stmt.rollback.run();
-      this.#settleAll(batch, error);
+      this.#settleAll(this.#queue.splice(0, taken), error);
       this.#next();
       return;
     }
+    const batch = this.#queue.splice(0, taken);
     this.#next();
     this.afterCommit((performance.now() - started) / 1000);
     batch.forEach((item, i) => {

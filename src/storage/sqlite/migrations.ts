@@ -309,8 +309,69 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
     `,
   },
   {
-    // Write-ahead rotation (#30): state 6 (PENDING, the rotator's step not done yet) is active too.
+    // Since 14 a watch row holds the revisions it sent (~1.1 KB for SENT_KEPT of them): in a
+    // WITHOUT ROWID table that spills onto an overflow page, and every seek by watch_id
+    // read overflow pages on the way down (as version rows did before 4). With 1,000
+    // watches of a secret, a rollout count (listLeases) took ~30 µs a row and every ack's
+    // read and UPDATE 3x what a rowid table costs (docs/BENCHMARKS.md, "Rotation"). The
+    // sources' table references it, so both are rebuilt, their rows kept.
     id: 16,
+    sql: `
+      CREATE TEMP TABLE watches_copy AS SELECT watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied FROM consumer_watches;
+      CREATE TEMP TABLE watch_sources_copy AS SELECT secret_uid, watch_id FROM consumer_watch_sources;
+      DROP TABLE consumer_watch_sources;
+      DROP TABLE consumer_watches;
+      CREATE TABLE consumer_watches (
+        watch_id          TEXT PRIMARY KEY,
+        replica           TEXT NOT NULL REFERENCES consumer_replicas (replica),
+        tenant            TEXT NOT NULL,
+        sub               TEXT NOT NULL,
+        roles             TEXT NOT NULL,
+        revision          TEXT NOT NULL,
+        since             INTEGER NOT NULL,
+        sent              TEXT NOT NULL DEFAULT '[]',
+        applied_seq       INTEGER NOT NULL DEFAULT 0,
+        applied_revision  TEXT NOT NULL DEFAULT '',
+        applied_time      INTEGER NOT NULL DEFAULT 0,
+        applied           TEXT NOT NULL DEFAULT '[]'
+      );
+      CREATE INDEX consumer_watches_replica ON consumer_watches (replica);
+      CREATE TABLE consumer_watch_sources (
+        secret_uid   TEXT NOT NULL REFERENCES secrets (uid) ON DELETE CASCADE,
+        watch_id     TEXT NOT NULL REFERENCES consumer_watches (watch_id) ON DELETE CASCADE,
+        PRIMARY KEY (secret_uid, watch_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX consumer_watch_sources_watch ON consumer_watch_sources (watch_id);
+      INSERT INTO consumer_watches (watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied)
+        SELECT watch_id, replica, tenant, sub, roles, revision, since, sent, applied_seq, applied_revision, applied_time, applied FROM temp.watches_copy;
+      INSERT INTO consumer_watch_sources (secret_uid, watch_id) SELECT secret_uid, watch_id FROM temp.watch_sources_copy;
+      DROP TABLE temp.watches_copy;
+      DROP TABLE temp.watch_sources_copy;
+    `,
+  },
+  {
+    // Scheduled rotation (#30 item 5): due secrets by an index on their rotation-next
+    // annotation (kept by the database with every write of the row), and per secret the
+    // due time last tried, with its claim and failures. (16 is the rowid rebuild of consumer_watches.)
+    id: 17,
+    sql: `
+      CREATE INDEX secrets_rotation_next ON secrets (json_extract(annotations, '$."secretd.io/rotation-next"'))
+        WHERE json_extract(annotations, '$."secretd.io/rotation-next"') IS NOT NULL;
+      CREATE TABLE rotation_schedule (
+        secret_uid    TEXT PRIMARY KEY REFERENCES secrets (uid) ON DELETE CASCADE,
+        due           TEXT NOT NULL,
+        claimed_by    TEXT NOT NULL,
+        claim_expire  INTEGER NOT NULL,
+        failures      INTEGER NOT NULL,
+        last_error    TEXT NOT NULL,
+        failed_at     INTEGER NOT NULL,
+        retry_at      INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // Write-ahead rotation (#30): state 6 (PENDING, the rotator's step not done yet) is active too.
+    id: 18,
     sql: `
       DROP INDEX rotations_active;
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2, 6);

@@ -9,6 +9,8 @@ import type { FeedEvent } from "../change-feed.js";
 import type {
   AuditQuery,
   AuditRow,
+  DueSecret,
+  ScheduleRow,
   CreateRequestRow,
   DekReplacement,
   GrantRow,
@@ -45,6 +47,7 @@ import { MARK_HOUSEKEEPING_SQL, SQLITE_FEED_DEFAULTS, SqliteChangeFeed, type Cha
 import { sqliteAuditWrites, type SqliteAuditWrites } from "./sqlite-audit-writes.js";
 import { SqliteAuditWriter } from "./sqlite-audit-writer.js";
 import { rotationStatements } from "./sqlite-rotations.js";
+import { SCHEDULE_SQL, toDue, toSchedule, type DueRecord, type ScheduleRecord } from "../sql/schedule-statements.js";
 import { rotationValues, toRotation } from "../sql/rotation-rows.js";
 import { BUSY_TIMEOUT_MS, openSqliteDatabase } from "./sqlite-database.js";
 
@@ -556,6 +559,27 @@ export class SqliteStorage implements Storage {
 
   async releaseRotations(driver: string): Promise<void> {
     await this.writes.submit(() => void this.rot.release.run(driver));
+  }
+
+  async listDueRotations(nowIso: string, now: number, limit: number): Promise<DueSecret[]> {
+    return this.all<DueRecord>(SCHEDULE_SQL.due, { now_iso: nowIso, now, limit }).map(toDue);
+  }
+
+  async claimDueRotation(secretUid: string, due: string, claimer: string, now: number, expireTime: number): Promise<boolean> {
+    return this.writes.submit(() => this.run(SCHEDULE_SQL.claim, { uid: secretUid, due, claimer, expire: expireTime, now }) > 0);
+  }
+
+  async releaseDueRotation(secretUid: string, claimer: string): Promise<void> {
+    await this.writes.submit(() => void this.run(SCHEDULE_SQL.release, { uid: secretUid, claimer }));
+  }
+
+  async failDueRotation(secretUid: string, claimer: string, f: { readonly error: string; readonly failedAt: number; readonly retryAt: number }): Promise<void> {
+    await this.writes.submit(() => void this.run(SCHEDULE_SQL.fail, { uid: secretUid, claimer, error: f.error, failed_at: f.failedAt, retry_at: f.retryAt }));
+  }
+
+  async readDueRotation(secretUid: string): Promise<ScheduleRow | undefined> {
+    const r = this.one<ScheduleRecord>(SCHEDULE_SQL.read, { uid: secretUid });
+    return r && toSchedule(r);
   }
 
   async close(): Promise<void> {
