@@ -7,12 +7,14 @@
 //   ← { cmd: "profile-stop", file }               → { profileWritten: file }
 //   ← { cmd: "mem" }                              → { mem: process.memoryUsage() in MiB }
 //   ← { cmd: "gc" }                               → { gcDone } after a full garbage collection (inspector)
+//   ← { cmd: "heap-snapshot", file }             → { heapSnapshot: file } (v8.writeHeapSnapshot, after a GC)
 //   ← { cmd: "audit" }                            → { audit: { written, depth, dropped } } after a flush (the trail is on, as SPEC §9 measures)
 //   ← { cmd: "loop-start" }                       → { loopStarted }  (event-loop delay and GC pauses from now)
 //   ← { cmd: "loop-stop" }                        → { loop: { delay_p50_ms, delay_p99_ms, delay_max_ms, gc_count, gc_total_ms, gc_max_ms, gc_over_1ms, gc_major, gc_major_max_ms } }
 //   ← { cmd: "stop" } or SIGTERM                  drains, flushes the log, exits 0
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
+import { writeHeapSnapshot } from "node:v8";
 import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { startApp } from "../dist/app.js";
 import { loadConfig } from "../dist/config.js";
@@ -105,6 +107,8 @@ process.on("message", (m) => {
       await new Promise((resolve, reject) => s.post("HeapProfiler.collectGarbage", (err) => (err ? reject(err) : resolve())));
       s.disconnect();
       process.send?.({ gcDone: true });
+    } else if (m?.cmd === "heap-snapshot") {
+      process.send?.({ heapSnapshot: writeHeapSnapshot(m.file) });
     } else if (m?.cmd === "audit") {
       await app.audit.flush();
       process.send?.({ audit: { written: app.audit.written, depth: app.audit.depth, dropped: app.audit.dropped } });

@@ -1,4 +1,4 @@
-// `node scripts/bench-watch.mjs [--quick] [--keep] [--postgres] [--cross-watchers=N] [--idle-only] [--bare[=h2]] [--idle-per-secret=N] [--grpcio]`
+// `node scripts/bench-watch.mjs [--quick] [--keep] [--postgres] [--cross-watchers=N] [--idle-only] [--bare[=h2]] [--idle-per-secret=N] [--grpcio] [--heap-snapshot]`
 // (after `npm run build`; `npm run bench` and `npm run bench:watch` run it)
 //
 // SPEC §9 watch budgets, against a fresh secretd (scripts/bench-server.mjs: startApp,
@@ -47,6 +47,8 @@ const BARE_H2 = argv.includes("--bare=h2");
 const BARE = BARE_H2 || argv.includes("--bare");
 /** --profile: a CPU profile of the server during the fan-out updates, summarised in the JSON. */
 const PROFILE = argv.includes("--profile");
+/** --heap-snapshot: the server's heap before the idle watches and after them (past a full GC), in the run dir (with --keep). */
+const HEAP_SNAPSHOT = argv.includes("--heap-snapshot");
 const FANOUT_SPOTS = [
   { label: "WatchHub evaluate (one watcher re-projected and sent)", fn: "#evaluate", url: "/dist/watch/watch-hub.js" },
   { label: "  readProjection", fn: "readProjection", url: "/dist/domain/projection.js" },
@@ -104,6 +106,15 @@ async function rssAfterGc(server) {
   await done;
   await sleep(1000);
   return memoryMb(server.pid).rss;
+}
+
+/** A heap snapshot of the server (bench-server.mjs writes it; V8 collects garbage first), named `label`. */
+async function heapSnapshot(server, label) {
+  const file = path.join(tmp, `${label}.heapsnapshot`);
+  const done = onceMessage(server.child, (x) => x?.heapSnapshot !== undefined, 120_000, "heap snapshot");
+  server.child.send({ cmd: "heap-snapshot", file });
+  await done;
+  say(`heap snapshot: ${file}`);
 }
 
 async function startClients(n) {
@@ -290,6 +301,7 @@ async function main() {
   // 1. idle watches
   const idleTotal = TENANTS * SECRETS_PER_TENANT * IDLE_PER_SECRET;
   await sleep(2000);
+  if (HEAP_SNAPSHOT) await heapSnapshot(a, "idle-before");
   const before = memoryMb(a.pid);
   const memBefore = await serverMem(a);
   let procs = await startClients(CLIENT_PROCS);
@@ -310,6 +322,7 @@ async function main() {
   const after = memoryMb(a.pid);
   const memAfter = await serverMem(a);
   const afterGc = BARE ? NaN : await rssAfterGc(a);
+  if (HEAP_SNAPSHOT) await heapSnapshot(a, "idle-after");
   results.idle = {
     watches: opened,
     open_seconds: round(openS),
