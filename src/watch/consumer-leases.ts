@@ -51,8 +51,9 @@ interface Held {
   readonly p: Principal;
   readonly since: number;
   revision: string;
-  readonly uids: Set<string>;
-  /** The last SENT_KEPT revisions sent, newest last. */
+  /** Arrays, not Sets: a watch reads a few secrets, and a Set's table costs ~130 bytes a watch. */
+  uids: readonly string[];
+  /** The last SENT_KEPT revisions sent, newest last (exact-size arrays: ~130 bytes a watch less than a pushed one). */
   sent: SentRevision[];
   seq: number;
 }
@@ -90,9 +91,10 @@ export class ConsumerLeases {
   async hold(watchId: string, p: Principal, secretUids: readonly string[], revision: string, since: number): Promise<void> {
     if (this.#closed || secretUids.length === 0) return;
     let held = this.#held.get(watchId);
-    if (held === undefined) this.#held.set(watchId, (held = { p, since, revision, uids: new Set(), sent: [], seq: 0 }));
+    if (held === undefined) this.#held.set(watchId, (held = { p, since, revision, uids: [], sent: [], seq: 0 }));
     held.revision = revision;
-    for (const u of secretUids) held.uids.add(u);
+    const had = held.uids;
+    held.uids = had.concat(secretUids.filter((u) => !had.includes(u)));
     await this.#heartbeat();
     if (!(await this.storage.putLeases(this.#lease(watchId, held), secretUids, this.#now()))) await this.#restart();
   }
@@ -103,8 +105,8 @@ export class ConsumerLeases {
       this.#sending.delete(watchId);
       this.#held.delete(watchId);
     } else if (held !== undefined) {
-      for (const u of secretUids) held.uids.delete(u);
-      if (held.uids.size === 0) this.#held.delete(watchId);
+      held.uids = held.uids.filter((u) => !secretUids.includes(u)).slice();
+      if (held.uids.length === 0) this.#held.delete(watchId);
     }
     if (this.#closed || secretUids?.length === 0) return;
     await this.storage.deleteLeases(watchId, secretUids);
@@ -120,7 +122,7 @@ export class ConsumerLeases {
     const held = this.#held.get(watchId);
     if (this.#closed || held === undefined) return Promise.resolve();
     held.revision = revision;
-    held.sent = [...held.sent.slice(1 - SENT_KEPT), { seq: ++held.seq, revision, sources }];
+    held.sent = held.sent.slice(1 - SENT_KEPT).concat({ seq: ++held.seq, revision, sources });
     this.#sending.add(watchId);
     // Bounded: a database that does not answer delays the messages by at most SEND_WAIT_MS.
     this.#sendFlush ??= new Promise<void>((resolve) => {
@@ -221,7 +223,7 @@ export class ConsumerLeases {
       this.#opened = undefined;
       await this.#heartbeat();
       const now = this.#now();
-      await Promise.all([...this.#held].map(([id, h]) => this.storage.putLeases(this.#lease(id, h), [...h.uids], now)));
+      await Promise.all([...this.#held].map(([id, h]) => this.storage.putLeases(this.#lease(id, h), h.uids, now)));
       await this.storage.recordSent(this.#sends(this.#held.keys()));
     })().finally(() => {
       this.#restarting = undefined;

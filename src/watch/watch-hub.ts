@@ -44,7 +44,8 @@ function sourcesOf(read: ProjectionRead): SourceVersion[] {
     const uid = read.rows.get(s.name)?.secret.uid;
     if (uid !== undefined) out.push({ uid, version: s.version, mesh: s.mesh, name: s.name });
   }
-  return out;
+  // Kept with the watch's last sends: a copy is exact-size, a pushed array has 17 slots.
+  return out.slice();
 }
 
 /**
@@ -118,7 +119,7 @@ export class WatchHub {
     if (held.bytes + bytes > MAX_WATCH_BYTES_PER_TENANT) {
       throw new SecretdError("RESOURCE_EXHAUSTED", `the tenant's open watches on this server already hold ${held.bytes} bytes of requests (at most ${MAX_WATCH_BYTES_PER_TENANT}): close watches, or watch with shorter requests`);
     }
-    const w = new Watch(p, request, sink, this.#now(), bytes);
+    const w = new Watch(p, request, sink, this.#now(), bytes, this.#forgetWatch);
     this.#watches.add(w);
     this.#perTenant.set(p.tenant, { watches: held.watches + 1, bytes: held.bytes + bytes });
     for (const key of w.keys) {
@@ -128,7 +129,7 @@ export class WatchHub {
     }
     this.#armTokenTimer(w);
     this.#kick(w);
-    return { id: w.id, close: () => this.#forget(w) };
+    return w;
   }
 
   /** Ends every watch with UNAVAILABLE (clients retry elsewhere), refuses new ones, releases the leases. */
@@ -253,18 +254,23 @@ export class WatchHub {
     if (added.length > 0) await leases.hold(w.id, w.principal, added, revision, w.since);
   }
 
+  readonly #onDeadline = (w: Watch): void => this.#kick(w);
+
   #armDeadline(w: Watch, at: number | undefined): void {
     clearTimeout(w.deadlineTimer);
     w.deadlineTimer = undefined;
     if (at === undefined) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.#now()) + 1);
-    w.deadlineTimer = setTimeout(() => this.#kick(w), delay);
+    w.deadlineTimer = setTimeout(this.#onDeadline, delay, w);
   }
+
+  /** One function for every watch's token timer (a closure apiece would cost ~100 bytes a watch). */
+  readonly #onTokenTimer = (w: Watch): void => this.#armTokenTimer(w);
 
   #armTokenTimer(w: Watch): void {
     const exp = w.principal.exp;
     if (exp === undefined || this.#tokenExpired(w)) return;
-    w.tokenTimer = setTimeout(() => this.#armTokenTimer(w), Math.min(MAX_TIMER_MS, exp * 1000 - this.#now()));
+    w.tokenTimer = setTimeout(this.#onTokenTimer, Math.min(MAX_TIMER_MS, exp * 1000 - this.#now()), w);
   }
 
   /** True, and the watch ended UNAUTHENTICATED, when its token's exp has passed. */
@@ -280,6 +286,8 @@ export class WatchHub {
     this.#forget(w);
     w.sink.end(err);
   }
+
+  readonly #forgetWatch = (w: Watch): void => this.#forget(w);
 
   #forget(w: Watch): void {
     if (w.ended) return;

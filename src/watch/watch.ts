@@ -52,11 +52,18 @@ export class Watch {
     now: number,
     /** Its watchStateBytes, charged to its tenant while it is open. */
     readonly bytes = 0,
+    /** The hub's one function that forgets a watch (the handle's close: no closure a watch). */
+    private readonly forget: (w: Watch) => void = () => undefined,
   ) {
     this.since = now;
     this.revision = request.knownRevision;
     this.request = { mesh: request.mesh, items: request.items, knownRevision: "" };
     this.keys = [...new Set(request.items.map((i) => watchKey(principal.tenant, request.mesh, i.name)))];
+  }
+
+  /** The client went away (WatchHandle): the hub forgets the watch and its leases. */
+  close(): void {
+    this.forget(this);
   }
 
   clearTimers(): void {

@@ -120,7 +120,7 @@ function recordAudit(audit: AuditSink, now: () => number, call: PipelineCall, co
   // have the declared field types: every field is checked again here.
   let targets: readonly AuditTarget[];
   try {
-    targets = call.auditOf(res);
+    targets = call.auditOf(call.request, res);
     if (!Array.isArray(targets)) throw new TypeError("targets");
   } catch {
     targets = [{ mesh: "", name: "", version: 0, keys: [] }]; // a request too malformed to read

@@ -27,8 +27,7 @@ export function requestIdTrailer(requestId: string): Metadata {
 export function unary<Req, Res>(deps: CallDeps, method: string, fn: Handler<Req, Res>, auditOf?: AuditOf<Req, Res>): handleUnaryCall<Req, Res> {
   const pipeline = callPipeline(deps);
   return (call: ServerUnaryCall<Req, Res>, callback) => {
-    const targets = auditOf === undefined ? undefined : (res: unknown) => auditOf(call.request, res as Res | undefined);
-    const pc = new PipelineCall(method, call, targets);
+    const pc = new PipelineCall(method, call, auditOf as PipelineCall["auditOf"]);
     call.on("cancelled", () => pc.cancel());
     let answered = false;
     const fail = (err: unknown): void => {

@@ -58,8 +58,11 @@ export class PipelineCall {
     readonly method: string,
     /** The transport's call: its metadata is read only while the `open` steps start. */
     readonly transport: IncomingCall,
-    /** The call's audit targets from its response (undefined when it failed); no audit when absent. */
-    readonly auditOf: ((res: unknown) => readonly AuditTarget[]) | undefined,
+    /**
+     * The call's audit targets from its request and response (undefined when it failed); no
+     * audit when absent. A method's one function, not a closure a call: a watch keeps it for hours.
+     */
+    readonly auditOf: ((req: unknown, res: unknown) => readonly AuditTarget[]) | undefined,
   ) {
     this.peer = transport.getPeer();
   }

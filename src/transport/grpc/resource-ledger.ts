@@ -46,6 +46,7 @@ export interface LedgerStream {
   readonly destroyed: boolean;
   /** "data" listeners get the chunk; "end", "close" and "error" ones ignore their arguments. */
   on(event: "data" | "end" | "close" | "error", l: (chunk: Buffer) => void): unknown;
+  off(event: "data" | "end", l: (chunk: Buffer) => void): unknown;
   close(code?: number): void;
 }
 
@@ -195,9 +196,10 @@ export class ResourceLedger {
   /**
    * Follows a new stream of connection `key` before anyone else reads it: its body is
    * charged from the first byte. `chunkCost`: what each chunk costs beyond its bytes while
-   * buffered. A stream of an unknown connection is not followed.
+   * buffered. A stream of an unknown connection is not followed. `listenClose` false: the
+   * caller's own "close" listener calls `closed`.
    */
-  track(key: object | undefined, stream: LedgerStream, chunkCost: number, openRequest: boolean): void {
+  track(key: object | undefined, stream: LedgerStream, chunkCost: number, openRequest: boolean, listenClose = true): void {
     const conn = key === undefined ? undefined : this.#connections.get(key);
     if (conn === undefined) return;
     const e = new Entry(stream, conn, chunkCost, openRequest, this.#now());
@@ -205,7 +207,7 @@ export class ResourceLedger {
     conn.streams.add(e);
     stream.on("data", this.#onData);
     stream.on("end", this.#onEnd);
-    stream.on("close", this.#onClose);
+    if (listenClose) stream.on("close", this.#onClose);
   }
 
   /** Charges `bytes` of request body; resets the stream (and returns false) past a bound. */
@@ -240,6 +242,9 @@ export class ResourceLedger {
   bodyEnded(stream: LedgerStream): void {
     const e = this.#streams.get(stream);
     if (e !== undefined) this.#release(e);
+    // Nothing more to charge: an idle watch keeps no listener arrays for a body long read.
+    stream.off("data", this.#onData);
+    stream.off("end", this.#onEnd);
   }
 
   closed(stream: LedgerStream): void {

@@ -13,7 +13,7 @@ import type { WatchSink } from "../../watch/watch.js";
 import { auditProject } from "./audit-targets.js";
 import { requestIdTrailer } from "./call.js";
 import { callPipeline, type CallDeps } from "./call-steps.js";
-import { decodedRequest, type RefusedRequest } from "./decoded-request.js";
+import { decodedRequest, RefusedRequest } from "./decoded-request.js";
 import type { ServerStreamCall } from "./adapter/h2-server-stream.js";
 import { PipelineCall, type Pipeline } from "./pipeline.js";
 import { toStatus } from "./status.js";
@@ -78,8 +78,12 @@ class WatchStream implements WatchSink {
 export function watchProjectionHandler(deps: CallDeps, hub: WatchHub): (call: WatchCall) => void {
   const shared: Shared = { hub, pipeline: callPipeline(deps) };
   return (call) => {
+    const req = call.request;
+    // The decoder pushed the items (17 slots for one); the request lives as long as the
+    // watch, so it keeps an exact-size copy.
+    if (!(req instanceof RefusedRequest)) req.items = req.items.slice();
     // A refused request is audited too: the audit step checks every field it reads.
-    const pc = new PipelineCall("WatchProjection", call, (res) => auditProject(call.request as ProjectSecretsRequest, res as Projection | undefined));
+    const pc = new PipelineCall("WatchProjection", call, auditProject as PipelineCall["auditOf"]);
     const stream = new WatchStream(shared, call, pc);
     call.on("cancelled", () => stream.cancelled());
     shared.pipeline

@@ -90,8 +90,9 @@ function onEnd(this: http2.ServerHttp2Stream): void {
   calls.get(this)?.halfClosed();
 }
 
-function onClose(this: http2.ServerHttp2Stream): void {
-  calls.get(this)?.closed();
+/** The router calls it from its one "close" listener (stream-router.ts). */
+function streamClosed(stream: http2.ServerHttp2Stream): void {
+  calls.get(stream)?.closed();
 }
 
 function onDeadline(call: { expired(): void }): void {
@@ -291,15 +292,15 @@ export function serverStreamRoute<Req, Res>(
   handler: (call: ServerStreamCall<Req, Res>) => void,
 ): StreamRoute {
   const route: Route<Req, Res> = { method, limits, handler };
-  return (stream, headers) => {
+  const open = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     const call = new H2ServerStream(stream, headers, route) as H2ServerStream<unknown, unknown>;
     calls.set(stream, call);
     stream.on("data", onData);
     stream.on("end", onEnd);
-    stream.on("close", onClose);
     const timeout = grpcTimeoutOf(headers);
     if (timeout === undefined) return;
     if ("refused" in timeout) call.emit("error", timeout.refused);
     else call.expireIn(timeout.ms);
   };
+  return { open, closed: streamClosed };
 }

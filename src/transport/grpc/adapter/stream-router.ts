@@ -24,7 +24,15 @@ import type { Server } from "@grpc/grpc-js";
 import { http2ServersOf } from "./grpc-internals.js";
 import { CHUNK_COST, type ResourceLedger } from "../resource-ledger.js";
 
-export type StreamRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+/**
+ * Serves the streams of one path: `open` takes each new stream; `closed` is told when it
+ * closes (one shared listener a route, which also tells the ledger: a third "close"
+ * listener would cost each idle watch a 19-slot listener array).
+ */
+export interface StreamRoute {
+  open(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  closed(stream: http2.ServerHttp2Stream): void;
+}
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
 
@@ -58,6 +66,16 @@ export interface StreamAccounting {
 export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamRoute>, accounting?: StreamAccounting): void {
   const opened = (server as unknown as { onStreamOpened?: unknown }).onStreamOpened;
   if (typeof opened !== "function") throw new Error("grpc-js no longer has Server.onStreamOpened: the stream router cannot attach");
+  const ledger = accounting?.ledger;
+  const onClose = new Map(
+    [...routes].map(([path, route]) => [
+      path,
+      function (this: http2.ServerHttp2Stream): void {
+        ledger?.closed(this);
+        route.closed(this);
+      },
+    ]),
+  );
   for (const h of http2ServersOf(server, "the stream router")) {
     const grpc = h.listeners("stream") as StreamListener[];
     if (grpc.length !== 1) throw new Error(`the stream router expects one grpc-js stream listener, found ${grpc.length}`);
@@ -69,7 +87,7 @@ export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamR
       if (route !== undefined && !plainCall(headers)) route = undefined;
       // grpc-js keeps each chunk of a message (a Buffer object apiece); a route copies its
       // body into one buffer, so only the bytes cost.
-      accounting?.ledger.track(stream.session ?? undefined, stream, route === undefined ? CHUNK_COST : 0, accounting.openRequestPaths.has(path));
+      accounting?.ledger.track(stream.session ?? undefined, stream, route === undefined ? CHUNK_COST : 0, accounting.openRequestPaths.has(path), route === undefined);
       if (route === undefined) {
         routerCounts.grpcJs++;
         next.call(h, stream, headers, ...rest);
@@ -78,8 +96,9 @@ export function routeStreams(server: Server, routes: ReadonlyMap<string, StreamR
       routerCounts.routed++;
       // As grpc-js does: an error always comes with a close, which the route handles.
       stream.on("error", ignore);
+      stream.on("close", onClose.get(path)!);
       opened.call(server, stream);
-      route(stream, headers);
+      route.open(stream, headers);
     });
   }
 }
