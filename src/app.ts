@@ -40,6 +40,7 @@ import type { AnswerMeta, Answers } from "./transport/grpc/answers.js";
 import { startGrpcServer, type RunningServer } from "./transport/grpc/server.js";
 import { ConsumerLeases, defaultReplicaName, LEASE_DEFAULTS } from "./watch/consumer-leases.js";
 import { WatchHub } from "./watch/watch-hub.js";
+import { startIdleGc } from "./idle-gc.js";
 
 export interface App {
   readonly port: number;
@@ -356,6 +357,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
   opened.push("metrics server", () => metricsServer?.close());
   opened.push("gRPC server", (graceMs) => server?.shutdown(graceMs));
   opened.push("watches", () => hub.shutdown());
+  opened.push("idle collection", startIdleGc());
   // Stopped before the database closes; its claims released so another process resumes at once.
   opened.push("rotation driver", () => driver.stop());
   opened.push("rotation scheduler", () => scheduler.stop());
