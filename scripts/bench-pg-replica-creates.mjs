@@ -1,6 +1,6 @@
 // Durable CreateSecret through two secretd replicas on one PostgreSQL database, with the
 // CPU each process spends per create (#29 item 1's budget, ≥ 2,000/s with 64 writers):
-//   npm run build && node scripts/bench-pg-replica-creates.mjs [--against DIR] [--rounds N] [--seconds S] [--warmup S]
+//   npm run build && node scripts/bench-pg-replica-creates.mjs [--against DIR] [--rounds N] [--seconds S] [--warmup S] [--profile]
 // One throw-away cluster (scripts/postgres-cluster.mjs, fsync on, synchronous_commit on).
 // A run: a fresh database and data dir, two servers (scripts/bench-server.mjs, the real
 // startApp with bin/secretd's V8 flags, audit on), two Node loader processes
@@ -11,12 +11,15 @@
 // window. With --against DIR (another checkout, built, e.g. `git archive main`), the
 // servers of DIR and of this checkout take turns: A B, B A, A B, … (--rounds each), so a
 // change is measured against its base on the same box under the same load.
+// --profile: a CPU profile of this checkout's first replica across the window of its last
+// run (its top functions, self and by category, are printed; the profiler costs CPU too);
+// --profile-file FILE keeps it there (.cpuprofile, for Chrome DevTools).
 // The last line is one JSON object with every run.
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { fork } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
-import { cpuSeconds, NODE_FLAGS, round } from "./bench-lib.mjs";
+import { cpuSeconds, NODE_FLAGS, round, summarizeProfile } from "./bench-lib.mjs";
 import { MESH, say, VALUE_BYTES } from "./bench/config.mjs";
 import { nodeLoad } from "./bench/drivers.mjs";
 import { guardRun, makeRunDir, onceMessage, SCRIPTS, stopChild, track } from "./bench/process.mjs";
@@ -32,9 +35,29 @@ const against = arg("against", undefined);
 const rounds = Number(arg("rounds", "3"));
 const seconds = Number(arg("seconds", "5"));
 const warmup = Number(arg("warmup", "2"));
+const profile = process.argv.includes("--profile") || arg("profile-file", undefined) !== undefined;
+const profileCopy = arg("profile-file", undefined);
 const WRITERS = 64;
 const LOADERS = 2;
 const TENANTS = 8;
+/** Inclusive time (with --profile) of the parts of a create on PostgreSQL. */
+const SPOTS = [
+  { label: "Secrets.create", fn: "create", url: "/dist/domain/secrets.js" },
+  { label: "  sealData (new DEK + encrypt + wrap)", fn: "sealData", url: "/dist/domain/barrier.js" },
+  { label: "  AuthenticatedStorage.insertSecret (row MACs)", fn: "insertSecret", url: "/dist/domain/authenticated-storage.js" },
+  { label: "  PostgresStorage.runBatch (the batch statement)", fn: "runBatch", url: "/dist/storage/postgres/" },
+  { label: "feed: #readOnce (read and publish)", fn: "#readOnce", url: "/dist/storage/postgres/" },
+  { label: "feed: publish to subscribers", fn: "publish", url: "/dist/storage/change-feed.js" },
+  { label: "feed: #notify", fn: "#notify", url: "/dist/storage/postgres/" },
+  { label: "pg: Client.query", fn: "query", url: "pg/lib/client.js" },
+  { label: "pg: parse a reply (handlePacket)", fn: "handlePacket", url: "pg-protocol" },
+  { label: "audit: record an event", fn: "record", url: "/dist/audit/" },
+  { label: "audit: append a batch (PostgreSQL)", fn: "append", url: "/dist/storage/postgres/" },
+  { label: "authenticate", fn: "authenticate", url: "/dist/transport/grpc/call.js" },
+  { label: "log line per call (finish → pino)", fn: "finish", url: "/dist/transport/grpc/call.js" },
+  { label: "writev (sockets, files)", fn: "writev" },
+  { label: "garbage collector", fn: "(garbage collector)" },
+];
 
 guardRun({ deadlineMs: 30 * 60_000, keep: false, say });
 const tmpDir = makeRunDir("secretd-pgrc-");
@@ -72,7 +95,7 @@ async function startReplica(root, env, name) {
   return { child, port: m.port, pid: child.pid };
 }
 
-async function run(cluster, label, root, seq) {
+async function run(cluster, label, root, seq, profiled) {
   const load = os.loadavg().map((x) => round(x, 2));
   const url = await cluster.createDatabase();
   const dataDir = path.join(tmpDir, `data-${seq}`);
@@ -98,11 +121,31 @@ async function run(cluster, label, root, seq) {
     let s0;
     let s1;
     const timers = [];
+    const profileFile = path.join(tmpDir, `replica-${seq}.cpuprofile`);
     const result = await nodeLoad(jobs, (pid) => loaders.push(pid), () => {
-      timers.push(setTimeout(() => (s0 = sample([a.pid, b.pid], loaders, cluster.port)), warmup * 1000));
-      timers.push(setTimeout(() => (s1 = sample([a.pid, b.pid], loaders, cluster.port)), (warmup + seconds) * 1000));
+      timers.push(
+        setTimeout(() => {
+          s0 = sample([a.pid, b.pid], loaders, cluster.port);
+          if (profiled) a.child.send({ cmd: "profile-start", intervalUs: 250 });
+        }, warmup * 1000),
+      );
+      timers.push(
+        setTimeout(() => {
+          s1 = sample([a.pid, b.pid], loaders, cluster.port);
+          if (profiled) a.child.send({ cmd: "profile-stop", file: profileFile });
+        }, (warmup + seconds) * 1000),
+      );
     });
     timers.forEach(clearTimeout);
+    if (profiled) {
+      await onceMessage(a.child, (m) => m?.profileWritten, 60_000, "profile stop");
+      if (profileCopy) copyFileSync(profileFile, profileCopy);
+      const summary = summarizeProfile(JSON.parse(readFileSync(profileFile, "utf8")), { top: 25, inclusive: SPOTS });
+      say(`profile of ${label}'s replica 0 (% of busy main-thread time)`);
+      for (const e of summary.inclusive) say(`   incl ${String(e.pct).padStart(5)}%  ${e.fn}`);
+      for (const e of summary.top_self.slice(0, 15)) say(`   self ${String(e.pct).padStart(5)}%  ${e.fn}`);
+      for (const e of summary.by_category) say(`   cat  ${String(e.pct).padStart(5)}%  ${e.cat}`);
+    }
     if (result.failed > 0) throw new Error(`${label}: ${result.failed} creates failed (${JSON.stringify(result.codes)})`);
     if (!s0 || !s1) throw new Error(`${label}: the load ended before its window`);
     const n = result.ok;
@@ -139,7 +182,7 @@ try {
   for (let r = 0; r < rounds; r++) {
     // A B, then B A: neither always goes first.
     const order = r % 2 === 0 ? variants : [...variants].reverse();
-    for (const [label, root] of order) runs.push(await run(cluster, label, root, seq++));
+    for (const [label, root] of order) runs.push(await run(cluster, label, root, seq++, profile && label === "B" && r === rounds - 1));
   }
   const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
   const summary = {};
