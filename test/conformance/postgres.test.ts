@@ -146,6 +146,49 @@ describe("postgres specifics", () => {
     await st.close();
   });
 
+  it("when a batch of creates holds every kind of field value, then each reads back byte for byte (the batch's binary arrays)", async () => {
+    const url = await cluster.createDatabase();
+    const st = await PostgresStorage.open(url, { poolSize: 2 });
+    // Characters a text array literal must quote or escape, non-ASCII, empty strings; every
+    // byte value, empty bytes; MACs present and absent; a far expiry and none; large integers.
+    const awkward = ['a,b', '{c}', '"q"', "back\\slash", "NULL", " sp ", "é∑😀", ""];
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const rows = Array.from({ length: 48 }, (_, i) => {
+      const word = awkward[i % awkward.length]!;
+      const s = secretRow({
+        name: `n-${i}`,
+        description: word,
+        owner: word === "" ? "o" : word,
+        labels: { [`k${word}`]: word },
+        annotations: { a: `${word}\n${word}` },
+        immutable: i % 2 === 0,
+        version: 1,
+        keys: [word === "" ? "k" : word, "z"],
+        expireTime: i % 3 === 0 ? undefined : 2 ** 52 + i,
+        ...(i % 4 === 0 ? {} : { mac: all.subarray(i % 7), grantsMac: i % 8 === 1 ? undefined : Buffer.from([i, 0, 255]) }),
+      });
+      const v = { ...versionRow(s), payload: i % 5 === 0 ? Buffer.alloc(0) : Buffer.concat([all, Buffer.alloc(1024, i)]), dek: all.subarray(0, 60), ...(i % 4 === 0 ? {} : { mac: all.subarray(255 - i) }) };
+      return { s, v };
+    });
+    const results = await Promise.all(rows.map(({ s, v }) => st.insertSecret(s, v)));
+    expect(results).toEqual(rows.map(() => "ok"));
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    // Fewer transactions than creates: they went in batches, not one statement each.
+    const tx = await probe.query<{ n: string }>("SELECT count(DISTINCT xid) AS n FROM changes");
+    expect(Number(tx.rows[0]!.n)).toBeLessThan(rows.length);
+    await probe.end();
+    for (const { s, v } of rows) {
+      const got = await st.readSecret({ tenant: s.tenant, mesh: s.mesh }, s.name, 0, true);
+      expect(got?.secret).toEqual(s);
+      expect(Buffer.from(got!.version!.payload).equals(v.payload)).toBe(true);
+      expect(Buffer.from(got!.version!.dek).equals(v.dek)).toBe(true);
+      expect(got!.version!.mac === undefined ? undefined : Buffer.from(got!.version!.mac).toString("hex")).toBe(v.mac === undefined ? undefined : Buffer.from(v.mac).toString("hex"));
+      expect(got!.version!.keys).toEqual(s.keys);
+    }
+    await st.close();
+  });
+
   it("when 64 creates with request ids arrive together, then they commit in batches, and a repeated request id answers the first create's record", async () => {
     const url = await cluster.createDatabase();
     const st = await PostgresStorage.open(url, { poolSize: 4 });
