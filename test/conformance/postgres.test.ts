@@ -8,7 +8,7 @@ import { PostgresStorage } from "../../src/storage/postgres/postgres-storage.js"
 import type { Storage } from "../../src/storage/storage.js";
 import { TABLES_CHANNEL } from "../../src/storage/postgres/postgres-change-feed.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
-import { runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
+import { auditRow, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
 import { runScheduleConformance } from "./schedule-suite.js";
 
@@ -186,6 +186,11 @@ describe("postgres specifics", () => {
       expect(got!.version!.mac === undefined ? undefined : Buffer.from(got!.version!.mac).toString("hex")).toBe(v.mac === undefined ? undefined : Buffer.from(v.mac).toString("hex"));
       expect(got!.version!.keys).toEqual(s.keys);
     }
+    // The audit append's arrays too.
+    const events = awkward.map((w, i) => auditRow({ time: 2 ** 52 + i, requestId: `r-${i}`, method: w, sub: w, name: w, keys: [w, "z"], version: i, peer: w, code: "OK" }));
+    await st.appendAudit(events);
+    const listed = await st.listAudit("t1", { after: undefined, limit: 100 });
+    expect(listed.map(({ id: _id, ...rest }) => rest)).toEqual(events);
     await st.close();
   });
 
