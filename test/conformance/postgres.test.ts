@@ -146,6 +146,32 @@ describe("postgres specifics", () => {
     await st.close();
   });
 
+  it("when replicas write in turn, then each hears the other's changes by notification, with no catch-up poll", async () => {
+    const url = await cluster.createDatabase();
+    // An hour between polls: only the NOTIFY (carried by the writer's feed read) can wake the peer within the test.
+    const feed = { pollMs: 3_600_000 };
+    const a = await PostgresStorage.open(url, { feed });
+    const b = await PostgresStorage.open(url, { feed });
+    const heard = (st: PostgresStorage, name: string) =>
+      new Promise<void>((resolve) => {
+        const sub = st.changes.subscribe((ev) => {
+          if (ev.type === "changes" && ev.changes.some((c) => c.name === name)) {
+            sub.close();
+            resolve();
+          }
+        });
+      });
+    for (let i = 0; i < 3; i++) {
+      const [writer, reader] = i % 2 === 0 ? [a, b] : [b, a];
+      const s = secretRow({ name: `turn-${i}` });
+      const got = heard(reader, s.name);
+      expect(await writer.insertSecret(s, versionRow(s))).toBe("ok");
+      await got;
+    }
+    await a.close();
+    await b.close();
+  }, 20_000);
+
   it("when a batch of creates holds every kind of field value, then each reads back byte for byte (the batch's binary arrays)", async () => {
     const url = await cluster.createDatabase();
     const st = await PostgresStorage.open(url, { poolSize: 2 });
