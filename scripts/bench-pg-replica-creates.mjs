@@ -1,6 +1,6 @@
 // Durable CreateSecret through two secretd replicas on one PostgreSQL database, with the
 // CPU each process spends per create (#29 item 1's budget, ≥ 2,000/s with 64 writers):
-//   npm run build && node scripts/bench-pg-replica-creates.mjs [--against DIR] [--rounds N] [--seconds S] [--warmup S] [--profile]
+//   npm run build && node scripts/bench-pg-replica-creates.mjs [--against DIR] [--rounds N] [--seconds S] [--warmup S] [--profile] [--socket]
 // One throw-away cluster (scripts/postgres-cluster.mjs, fsync on, synchronous_commit on).
 // A run: a fresh database and data dir, two servers (scripts/bench-server.mjs, the real
 // startApp with bin/secretd's V8 flags, audit on), two Node loader processes
@@ -13,7 +13,8 @@
 // change is measured against its base on the same box under the same load.
 // --profile: a CPU profile of this checkout's first replica across the window of its last
 // run (its top functions, self and by category, are printed; the profiler costs CPU too);
-// --profile-file FILE keeps it there (.cpuprofile, for Chrome DevTools).
+// --profile-file FILE keeps it there (.cpuprofile, for Chrome DevTools). --socket: the
+// replicas reach PostgreSQL through its Unix-domain socket instead of TCP on 127.0.0.1.
 // The last line is one JSON object with every run.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { fork } from "node:child_process";
@@ -37,6 +38,7 @@ const seconds = Number(arg("seconds", "5"));
 const warmup = Number(arg("warmup", "2"));
 const profile = process.argv.includes("--profile") || arg("profile-file", undefined) !== undefined;
 const profileCopy = arg("profile-file", undefined);
+const socket = process.argv.includes("--socket");
 const WRITERS = 64;
 const LOADERS = 2;
 const TENANTS = 8;
@@ -97,7 +99,8 @@ async function startReplica(root, env, name) {
 
 async function run(cluster, label, root, seq, profiled) {
   const load = os.loadavg().map((x) => round(x, 2));
-  const url = await cluster.createDatabase();
+  const tcp = await cluster.createDatabase();
+  const url = socket ? `${tcp}?host=${encodeURIComponent(cluster.socketDir)}` : tcp;
   const dataDir = path.join(tmpDir, `data-${seq}`);
   mkdirSync(dataDir, { mode: 0o700 });
   const env = (i) => ({ ...process.env, DATA_DIR: dataDir, LOG_FILE: path.join(tmpDir, `secretd-${seq}-${i}.log`), DATABASE_URL: url });
@@ -166,6 +169,7 @@ async function run(cluster, label, root, seq, profiled) {
     const c = r.cpu_us_per_create;
     c.total = c.replica_0 + c.replica_1 + c.postgres + c.loaders;
     say(`${label} (load ${load.join(" ")}): ${r.creates_per_s}/s; CPU µs/create replicas ${c.replica_0} + ${c.replica_1}, PostgreSQL ${c.postgres}, loaders ${c.loaders} = ${c.total}`);
+    r.socket = socket;
     return r;
   } finally {
     await stopChild(a.child, "ipc");
