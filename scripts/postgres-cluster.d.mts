@@ -5,6 +5,8 @@ export interface PostgresCluster {
   readonly port: number;
   /** The PostgreSQL bin directory (pg_dump, psql, …). */
   readonly bin: string;
+  /** The directory of the server's Unix-domain socket (`?host=DIR` in a URL connects through it). */
+  readonly socketDir: string;
   /** Creates an empty database and returns its URL. */
   createDatabase(): Promise<string>;
   /** Stops the server at once (as a crash would); start() brings it back on the same port. */

@@ -68,6 +68,7 @@ export async function startPostgres(options = {}) {
     url,
     port,
     bin,
+    socketDir: dir,
     async createDatabase() {
       const name = `t_${randomBytes(6).toString("hex")}`;
       // The cluster's own certificate is trusted as is here: this is the test harness, not secretd.

@@ -76,7 +76,8 @@ export async function readLatencyLog(file) {
 }
 
 // ---------------------------------------------------------------- load: Node processes
-export async function nodeLoad(jobs, addPid) {
+/** `onGo` is called when the loaders are told to start (after every one is connected and ready). */
+export async function nodeLoad(jobs, addPid, onGo) {
   const procs = jobs.map((job, i) => {
     const c = track(fork(path.join(SCRIPTS, "bench-loader.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }), `loader-${i}`);
     addPid?.(c.pid);
@@ -90,6 +91,7 @@ export async function nodeLoad(jobs, addPid) {
   }));
   const started = performance.now();
   for (const c of procs) c.send({ go: true });
+  onGo?.();
   const rs = (await Promise.all(results)).map((m) => m.result);
   const wallS = (performance.now() - started) / 1000;
   const lat = [];

@@ -8,7 +8,7 @@ import { PostgresStorage } from "../../src/storage/postgres/postgres-storage.js"
 import type { Storage } from "../../src/storage/storage.js";
 import { TABLES_CHANNEL } from "../../src/storage/postgres/postgres-change-feed.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
-import { runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
+import { auditRow, runStorageConformance, secretRow, versionRow, type StorageFactory } from "./storage-suite.js";
 import { runRotationConformance } from "./rotation-suite.js";
 import { runScheduleConformance } from "./schedule-suite.js";
 
@@ -143,6 +143,80 @@ describe("postgres specifics", () => {
     expect(Number(tx.rows[0]!.changes)).toBe(63);
     expect(Number(tx.rows[0]!.n)).toBeLessThan(63);
     await probe.end();
+    await st.close();
+  });
+
+  it("when replicas write in turn, then each hears the other's changes by notification, with no catch-up poll", async () => {
+    const url = await cluster.createDatabase();
+    // An hour between polls: only the NOTIFY (carried by the writer's feed read) can wake the peer within the test.
+    const feed = { pollMs: 3_600_000 };
+    const a = await PostgresStorage.open(url, { feed });
+    const b = await PostgresStorage.open(url, { feed });
+    const heard = (st: PostgresStorage, name: string) =>
+      new Promise<void>((resolve) => {
+        const sub = st.changes.subscribe((ev) => {
+          if (ev.type === "changes" && ev.changes.some((c) => c.name === name)) {
+            sub.close();
+            resolve();
+          }
+        });
+      });
+    for (let i = 0; i < 3; i++) {
+      const [writer, reader] = i % 2 === 0 ? [a, b] : [b, a];
+      const s = secretRow({ name: `turn-${i}` });
+      const got = heard(reader, s.name);
+      expect(await writer.insertSecret(s, versionRow(s))).toBe("ok");
+      await got;
+    }
+    await a.close();
+    await b.close();
+  }, 20_000);
+
+  it("when a batch of creates holds every kind of field value, then each reads back byte for byte (the batch's binary arrays)", async () => {
+    const url = await cluster.createDatabase();
+    const st = await PostgresStorage.open(url, { poolSize: 2 });
+    // Characters a text array literal must quote or escape, non-ASCII, empty strings; every
+    // byte value, empty bytes; MACs present and absent; a far expiry and none; large integers.
+    const awkward = ['a,b', '{c}', '"q"', "back\\slash", "NULL", " sp ", "é∑😀", ""];
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const rows = Array.from({ length: 48 }, (_, i) => {
+      const word = awkward[i % awkward.length]!;
+      const s = secretRow({
+        name: `n-${i}`,
+        description: word,
+        owner: word === "" ? "o" : word,
+        labels: { [`k${word}`]: word },
+        annotations: { a: `${word}\n${word}` },
+        immutable: i % 2 === 0,
+        version: 1,
+        keys: [word === "" ? "k" : word, "z"],
+        expireTime: i % 3 === 0 ? undefined : 2 ** 52 + i,
+        ...(i % 4 === 0 ? {} : { mac: all.subarray(i % 7), grantsMac: i % 8 === 1 ? undefined : Buffer.from([i, 0, 255]) }),
+      });
+      const v = { ...versionRow(s), payload: i % 5 === 0 ? Buffer.alloc(0) : Buffer.concat([all, Buffer.alloc(1024, i)]), dek: all.subarray(0, 60), ...(i % 4 === 0 ? {} : { mac: all.subarray(255 - i) }) };
+      return { s, v };
+    });
+    const results = await Promise.all(rows.map(({ s, v }) => st.insertSecret(s, v)));
+    expect(results).toEqual(rows.map(() => "ok"));
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    // Fewer transactions than creates: they went in batches, not one statement each.
+    const tx = await probe.query<{ n: string }>("SELECT count(DISTINCT xid) AS n FROM changes");
+    expect(Number(tx.rows[0]!.n)).toBeLessThan(rows.length);
+    await probe.end();
+    for (const { s, v } of rows) {
+      const got = await st.readSecret({ tenant: s.tenant, mesh: s.mesh }, s.name, 0, true);
+      expect(got?.secret).toEqual(s);
+      expect(Buffer.from(got!.version!.payload).equals(v.payload)).toBe(true);
+      expect(Buffer.from(got!.version!.dek).equals(v.dek)).toBe(true);
+      expect(got!.version!.mac === undefined ? undefined : Buffer.from(got!.version!.mac).toString("hex")).toBe(v.mac === undefined ? undefined : Buffer.from(v.mac).toString("hex"));
+      expect(got!.version!.keys).toEqual(s.keys);
+    }
+    // The audit append's arrays too.
+    const events = awkward.map((w, i) => auditRow({ time: 2 ** 52 + i, requestId: `r-${i}`, method: w, sub: w, name: w, keys: [w, "z"], version: i, peer: w, code: "OK" }));
+    await st.appendAudit(events);
+    const listed = await st.listAudit("t1", { after: undefined, limit: 100 });
+    expect(listed.map(({ id: _id, ...rest }) => rest)).toEqual(events);
     await st.close();
   });
 

@@ -6,6 +6,7 @@
 import type pg from "pg";
 import { auditKeysJson, auditRowBytes } from "../audit-row-bytes.js";
 import type { AuditRow } from "../storage.js";
+import { int8Array, textArray } from "./pg-binary-arrays.js";
 
 /** What the writes need of PostgresStorage: its statement runner and its transactions (errors in secretd's vocabulary). */
 export interface PgRunner {
@@ -39,19 +40,20 @@ export function postgresAuditWrites(db: PgRunner, onCommit: (seconds: number) =>
            ORDER BY e.ord
            RETURNING size)
          UPDATE audit_usage SET bytes = bytes + (SELECT coalesce(sum(size), 0) FROM ins) WHERE id = 1`,
+        // Binary arrays (pg-binary-arrays.ts): no text literal to render here and parse there.
         [
-          events.map((e) => e.tenant),
-          events.map((e) => e.time),
-          events.map((e) => e.requestId),
-          events.map((e) => e.method),
-          events.map((e) => e.sub),
-          events.map((e) => e.mesh),
-          events.map((e) => e.name),
-          events.map((e) => e.version),
-          keys,
-          events.map((e) => e.code),
-          events.map((e) => e.peer),
-          events.map((e, i) => auditRowBytes(e, keys[i]!)),
+          textArray(events.map((e) => e.tenant)),
+          int8Array(events.map((e) => e.time)),
+          textArray(events.map((e) => e.requestId)),
+          textArray(events.map((e) => e.method)),
+          textArray(events.map((e) => e.sub)),
+          textArray(events.map((e) => e.mesh)),
+          textArray(events.map((e) => e.name)),
+          int8Array(events.map((e) => e.version)),
+          textArray(keys),
+          textArray(events.map((e) => e.code)),
+          textArray(events.map((e) => e.peer)),
+          int8Array(events.map((e, i) => auditRowBytes(e, keys[i]!))),
         ],
       );
       onCommit((performance.now() - started) / 1000);

@@ -50,6 +50,7 @@ import { ReadFlights } from "../read-flights.js";
 import { POSTGRES_FEED_DEFAULTS, PostgresChangeFeed, type ChangeInput, type PostgresFeedOptions } from "./postgres-change-feed.js";
 import { postgresAuditWrites } from "./postgres-audit-writes.js";
 import { openError, wrap } from "./postgres-errors.js";
+import { boolArray, byteaArray as B, int8Array as I, textArray as T } from "./pg-binary-arrays.js";
 import { migrate } from "./postgres-migrate.js";
 
 export { noPasswordError, wrap } from "./postgres-errors.js";
@@ -426,36 +427,37 @@ export class PostgresStorage implements Storage {
       const r = await this.pool.query<{ created: string[]; seen: string[]; xid: string | null }>({
         name: "secretd-create-batch",
         text: CREATE_BATCH,
+        // Binary arrays (pg-binary-arrays.ts): no text literal to render here and parse there.
         values: [
-          col((p) => p.secret.uid),
-          col((p) => p.secret.tenant),
-          col((p) => p.secret.mesh),
-          col((p) => p.secret.name),
-          col((p) => p.secret.type),
-          col((p) => p.secret.description),
-          col((p) => p.secret.owner),
-          col((p) => JSON.stringify(p.secret.labels)),
-          col((p) => JSON.stringify(p.secret.annotations)),
-          col((p) => p.secret.immutable),
-          col((p) => p.secret.version),
-          col((p) => p.secret.etag),
-          col((p) => JSON.stringify(p.secret.keys)),
-          col((p) => p.secret.createTime),
-          col((p) => p.secret.updateTime),
-          col((p) => p.secret.expireTime ?? null),
-          col((p) => R.blob(p.secret.mac)),
-          col((p) => R.blob(p.secret.grantsMac)),
-          col((p) => p.version.version),
-          col((p) => JSON.stringify(p.version.keys)),
-          col((p) => Buffer.from(p.version.dek)),
-          col((p) => Buffer.from(p.version.payload)),
-          col((p) => p.version.createTime),
-          col((p) => R.blob(p.version.mac)),
+          T(col((p) => p.secret.uid)),
+          T(col((p) => p.secret.tenant)),
+          T(col((p) => p.secret.mesh)),
+          T(col((p) => p.secret.name)),
+          T(col((p) => p.secret.type)),
+          T(col((p) => p.secret.description)),
+          T(col((p) => p.secret.owner)),
+          T(col((p) => JSON.stringify(p.secret.labels))),
+          T(col((p) => JSON.stringify(p.secret.annotations))),
+          boolArray(col((p) => p.secret.immutable)),
+          I(col((p) => p.secret.version)),
+          T(col((p) => p.secret.etag)),
+          T(col((p) => JSON.stringify(p.secret.keys))),
+          I(col((p) => p.secret.createTime)),
+          I(col((p) => p.secret.updateTime)),
+          I(col((p) => p.secret.expireTime ?? null)),
+          B(col((p) => p.secret.mac)),
+          B(col((p) => p.secret.grantsMac)),
+          I(col((p) => p.version.version)),
+          T(col((p) => JSON.stringify(p.version.keys))),
+          B(col((p) => p.version.dek)),
+          B(col((p) => p.version.payload)),
+          I(col((p) => p.version.createTime)),
+          B(col((p) => p.version.mac)),
           Date.now(),
-          col((p) => p.request?.sub ?? null),
-          col((p) => p.request?.requestId ?? null),
-          col((p) => p.request?.fingerprint ?? null),
-          col((p) => R.blob(p.request?.mac)),
+          T(col((p) => p.request?.sub ?? null)),
+          T(col((p) => p.request?.requestId ?? null)),
+          T(col((p) => p.request?.fingerprint ?? null)),
+          B(col((p) => p.request?.mac)),
         ],
       });
       const { created, seen, xid } = r.rows[0]!;
