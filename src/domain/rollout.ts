@@ -7,7 +7,7 @@
  */
 import type { GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
 import type { LeaseRow, RotationRow, Storage } from "../storage/storage.js";
-import { RotationState } from "./rotation-enums.js";
+import { stateName, type RotationStateName } from "./rotation-enums.js";
 import { invalid, notFound } from "../errors.js";
 import { Level } from "./access.js";
 import type { Principal } from "./principal.js";
@@ -37,22 +37,7 @@ export async function countRollout(storage: Pick<Storage, "listLeases">, uid: st
   return { version, consumers: live.length, applied: live.length - behind.length, behind, converged: behind.length === 0 };
 }
 
-/** Rollout.state (RotationState), by name. */
-export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed" | "pending";
-
-const STATE_NAMES: Record<number, RotationStateName> = {
-  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
-  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
-  [RotationState.ROTATION_STATE_DONE]: "done",
-  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
-  [RotationState.ROTATION_STATE_FAILED]: "failed",
-  [RotationState.ROTATION_STATE_PENDING]: "pending",
-};
-
-/** A rotation record's state (rotation-enums.ts) by name. */
-export function stateName(state: number): RotationStateName {
-  return STATE_NAMES[state] ?? "none";
-}
+export { stateName, type RotationStateName } from "./rotation-enums.js";
 
 /** GetRollout's part from the rotation record (state, previous version, times, detail). */
 export interface RotationSummary {
