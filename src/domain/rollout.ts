@@ -7,7 +7,7 @@
  */
 import type { GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
 import type { LeaseRow, RotationRow, Storage } from "../storage/storage.js";
-import { stateName, type RotationStateName } from "./rotation-enums.js";
+import { RotationState, stateName, type RotationStateName } from "./rotation-enums.js";
 import { invalid, notFound } from "../errors.js";
 import { Level } from "./access.js";
 import type { Principal } from "./principal.js";
@@ -94,10 +94,14 @@ export class Rollouts {
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
     const current = secret.version;
-    const version = req.version === 0 ? current : req.version;
-    if (version > current) throw notFound(`version ${version} of secret "${req.name}"`);
+    // A rotator's step makes the next version before it is current: its record (PENDING, or
+    // FAILED once discarded) is shown by that number, and a PENDING one also as the latest.
+    const latest = await this.deps.storage.readRotation(secret.uid, 0);
+    const ahead = latest !== undefined && latest.version > current ? latest : undefined;
+    const version = req.version === 0 ? (ahead?.state === RotationState.ROTATION_STATE_PENDING ? ahead.version : current) : req.version;
+    if (version > current && version !== ahead?.version) throw notFound(`version ${version} of secret "${req.name}"`);
     const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
-    const rotation = await rotationFor(this.deps.storage, secret.uid, version);
+    const rotation = version === ahead?.version ? summaryOf(ahead) : await rotationFor(this.deps.storage, secret.uid, version);
     // A scheduled rotation that failed since this version was made is told with the current one (rotation-scheduler.ts).
     const failed = version === current ? await this.deps.storage.readDueRotation(secret.uid) : undefined;
     if (failed !== undefined && failed.failures > 0 && failed.failedAt >= (rotation.started ?? secret.updateTime)) {
