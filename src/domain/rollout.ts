@@ -95,10 +95,11 @@ export class Rollouts {
     const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
     const current = secret.version;
     // A rotator's step makes the next version before it is current: its record (PENDING, or
-    // FAILED once discarded) is shown by that number, and a PENDING one also as the latest.
+    // FAILED once discarded) is shown by that number, and, unless discarded, as the latest
+    // (promoted since the secret was read here, too).
     const latest = await this.deps.storage.readRotation(secret.uid, 0);
     const ahead = latest !== undefined && latest.version > current ? latest : undefined;
-    const version = req.version === 0 ? (ahead?.state === RotationState.ROTATION_STATE_PENDING ? ahead.version : current) : req.version;
+    const version = req.version === 0 ? (ahead !== undefined && ahead.state !== RotationState.ROTATION_STATE_FAILED ? ahead.version : current) : req.version;
     if (version > current && version !== ahead?.version) throw notFound(`version ${version} of secret "${req.name}"`);
     const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
     const rotation = version === ahead?.version ? summaryOf(ahead) : await rotationFor(this.deps.storage, secret.uid, version);
