@@ -2,8 +2,9 @@
  * `secretd rotate NAME`: RotateSecret from flags (#30 item 4). The new values come from
  * --from-literal / --from-file or are made by the server (--generate key[:length]), so a
  * generated password never crosses the wire on the way in. Without --etag the current
- * version's is read first. --wait follows the rotation (GetRollout) until it ends: exit 0
- * when done, 1 when it timed out or failed.
+ * version's is read first. --wait follows the rotation (GetRollout) until it ends, a
+ * rotator's step retried while PENDING included: exit 0 when done, 1 when it timed out or
+ * failed.
  */
 import type { Command } from "commander";
 import { Option } from "commander";
@@ -54,7 +55,8 @@ export function rolloutView(r: Rollout): Record<string, unknown> {
   };
 }
 
-const ACTIVE = new Set([RotationState.ROTATION_STATE_WAITING_FOR_ACKS, RotationState.ROTATION_STATE_RETIRING]);
+/** Still running: a rotator's step (PENDING, retried with backoff), waiting for acks, or retiring. */
+const ACTIVE = new Set([RotationState.ROTATION_STATE_PENDING, RotationState.ROTATION_STATE_WAITING_FOR_ACKS, RotationState.ROTATION_STATE_RETIRING]);
 
 async function waitForEnd(conn: Connection, r: Rollout): Promise<Rollout> {
   let last = r;

@@ -165,6 +165,10 @@ export class AuthenticatedStorage implements Storage {
     return this.inner.discardRotation(secretUid, version, finished, detail);
   }
 
+  async noteRotation(secretUid: string, version: number, detail: string): Promise<boolean> {
+    return this.inner.noteRotation(secretUid, version, detail);
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     return this.inner.readRotation(secretUid, version);
   }

@@ -7,7 +7,7 @@
  */
 import type { GetRolloutRequest } from "../gen/secrets/v1/secrets.js";
 import type { LeaseRow, RotationRow, Storage } from "../storage/storage.js";
-import { RotationState } from "./rotation-enums.js";
+import { RotationState, stateName, type RotationStateName } from "./rotation-enums.js";
 import { invalid, notFound } from "../errors.js";
 import { Level } from "./access.js";
 import type { Principal } from "./principal.js";
@@ -37,22 +37,7 @@ export async function countRollout(storage: Pick<Storage, "listLeases">, uid: st
   return { version, consumers: live.length, applied: live.length - behind.length, behind, converged: behind.length === 0 };
 }
 
-/** Rollout.state (RotationState), by name. */
-export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed" | "pending";
-
-const STATE_NAMES: Record<number, RotationStateName> = {
-  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
-  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
-  [RotationState.ROTATION_STATE_DONE]: "done",
-  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
-  [RotationState.ROTATION_STATE_FAILED]: "failed",
-  [RotationState.ROTATION_STATE_PENDING]: "pending",
-};
-
-/** A rotation record's state (rotation-enums.ts) by name. */
-export function stateName(state: number): RotationStateName {
-  return STATE_NAMES[state] ?? "none";
-}
+export { stateName, type RotationStateName } from "./rotation-enums.js";
 
 /** GetRollout's part from the rotation record (state, previous version, times, detail). */
 export interface RotationSummary {
@@ -109,10 +94,15 @@ export class Rollouts {
     const found = await this.deps.storage.readSecret(scope, req.name, 0);
     const { secret } = this.deps.secrets.authorize(p, found, req.name, Level.ADMIN);
     const current = secret.version;
-    const version = req.version === 0 ? current : req.version;
-    if (version > current) throw notFound(`version ${version} of secret "${req.name}"`);
+    // A rotator's step makes the next version before it is current: its record (PENDING, or
+    // FAILED once discarded) is shown by that number, and, unless discarded, as the latest
+    // (promoted since the secret was read here, too).
+    const latest = await this.deps.storage.readRotation(secret.uid, 0);
+    const ahead = latest !== undefined && latest.version > current ? latest : undefined;
+    const version = req.version === 0 ? (ahead !== undefined && ahead.state !== RotationState.ROTATION_STATE_FAILED ? ahead.version : current) : req.version;
+    if (version > current && version !== ahead?.version) throw notFound(`version ${version} of secret "${req.name}"`);
     const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
-    const rotation = await rotationFor(this.deps.storage, secret.uid, version);
+    const rotation = version === ahead?.version ? summaryOf(ahead) : await rotationFor(this.deps.storage, secret.uid, version);
     // A scheduled rotation that failed since this version was made is told with the current one (rotation-scheduler.ts).
     const failed = version === current ? await this.deps.storage.readDueRotation(secret.uid) : undefined;
     if (failed !== undefined && failed.failures > 0 && failed.failedAt >= (rotation.started ?? secret.updateTime)) {

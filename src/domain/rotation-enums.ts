@@ -19,3 +19,20 @@ export type RotationState = WireState;
 
 export const Retire = { RETIRE_AFTER_ACK: 0, RETIRE_IMMEDIATE: 1, RETIRE_NEVER: 2 } as const satisfies Record<string, WireRetire>;
 export type Retire = WireRetire;
+
+/** Rollout.state (RotationState), by name. */
+export type RotationStateName = "none" | "waiting_for_acks" | "retiring" | "done" | "timed_out" | "failed" | "pending";
+
+const STATE_NAMES: Record<number, RotationStateName> = {
+  [RotationState.ROTATION_STATE_WAITING_FOR_ACKS]: "waiting_for_acks",
+  [RotationState.ROTATION_STATE_RETIRING]: "retiring",
+  [RotationState.ROTATION_STATE_DONE]: "done",
+  [RotationState.ROTATION_STATE_TIMED_OUT]: "timed_out",
+  [RotationState.ROTATION_STATE_FAILED]: "failed",
+  [RotationState.ROTATION_STATE_PENDING]: "pending",
+};
+
+/** A rotation record's state by name. */
+export function stateName(state: number): RotationStateName {
+  return STATE_NAMES[state] ?? "none";
+}

@@ -40,6 +40,11 @@ export interface RotationStepsDeps {
   readonly onNotPromoted?: (r: RotationRow, result: StepResult) => void;
 }
 
+/** A PENDING rotation's detail while its step is retried: names the attempt, the reason (an error class, never a value) and the next try. */
+export function retryingDetail(rotator: string, attempts: number, reason: string, at: number): string {
+  return `retrying: the ${rotator} rotator's rotate step failed transiently (attempt ${attempts}: ${reason}); next attempt at ${new Date(at).toISOString()}, with backoff; the current version is unchanged`;
+}
+
 const keyOf = (r: { secretUid: string; version: number }): string => `${r.secretUid}/${r.version}`;
 
 /** The record once its version is current: what RotateSecret without a rotator step would have written. */
@@ -119,11 +124,13 @@ export class RotationSteps {
     }
   }
 
-  private retry(r: RotationRow, reason: string): StepResult {
+  /** Schedules the next attempt, and notes it on the record (GetRollout's detail, for every process). */
+  private async retry(r: RotationRow, reason: string): Promise<StepResult> {
     const key = keyOf(r);
     const attempts = (this.backoff.get(key)?.attempts ?? 0) + 1;
     const at = this.deps.now() + Math.min(BACKOFF.maxMs, BACKOFF.firstMs * 2 ** (attempts - 1));
     this.backoff.set(key, { attempts, at });
+    await this.deps.storage.noteRotation(r.secretUid, r.version, retryingDetail(r.rotator, attempts, reason, at));
     return { kind: "retrying", reason, at };
   }
 

@@ -21,7 +21,8 @@ import type { Rotator } from "./exec-rotator.js";
 import type { RotationSteps } from "./rotation-step.js";
 import type { Principal } from "./principal.js";
 import type { RolloutProbe } from "./rollout-probe.js";
-import { stateName, summaryOf, type RolloutStatus } from "./rollout.js";
+import { summaryOf, type RolloutStatus } from "./rollout.js";
+import { runningRefusal } from "./running-rotation.js";
 import { newEtag, scopeFor, staleEtag, withoutReserved, type Secrets } from "./secrets.js";
 import { validateTypedData } from "./secret-types.js";
 import { ROTATOR_NAMES, withRotationNext } from "./rotation-policy.js";
@@ -57,13 +58,6 @@ function ackTimeoutOf(req: RotateSecretRequest): number {
   if (!Number.isFinite(ms) || d.seconds < 0 || d.nanos < 0 || ms <= 0) throw invalid("ack_timeout", "must be positive");
   if (ms > MAX_ACK_TIMEOUT_MS) throw invalid("ack_timeout", "must be at most 7 days");
   return ms;
-}
-
-function runningRefusal(name: string, r: RotationRow): SecretdError {
-  return new SecretdError(
-    "FAILED_PRECONDITION",
-    `secret "${name}" is already being rotated: the rotation to version ${r.version} (from version ${r.previousVersion}, started ${new Date(r.started).toISOString()}, state ${stateName(r.state)}) is still running`,
-  );
 }
 
 export class Rotations {
@@ -215,12 +209,9 @@ export class Rotations {
     if (step.kind === "refused") throw new SecretdError("FAILED_PRECONDITION", step.reason);
     if (step.kind === "promoted") this.deps.onStarted?.();
     const record = step.kind === "promoted" ? step.rotation : ((await this.deps.storage.readRotation(secret.uid, next.version)) ?? pending);
+    // A step retried has noted so on the record (rotation-step.ts): the answer is what GetRollout shows.
     const view = await this.view(mesh, req.name, record);
-    const shown =
-      step.kind === "retrying" && record.state === RotationState.ROTATION_STATE_PENDING
-        ? { ...view, rotation: { ...view.rotation, detail: `the ${req.rotator} rotator's rotate step failed transiently (${step.reason}); retrying with backoff, next attempt at ${new Date(step.at).toISOString()}; the current version is unchanged` } }
-        : view;
-    return admin ? shown : { ...shown, behind: [] };
+    return admin ? view : { ...view, behind: [] };
   }
 
   private async view(mesh: string, name: string, r: RotationRow): Promise<RolloutStatus> {

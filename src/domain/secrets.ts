@@ -26,6 +26,7 @@ import { requestFingerprint, sameRequest, type FingerprintInput } from "./reques
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
 import { validateRotatorAnnotations } from "./postgres-rotator.js";
+import { refuseWhilePending } from "./running-rotation.js";
 import { parseStage, readPending, readPrevious, stageOf, type Stage } from "./stages.js";
 import { isServerAnnotation, NEXT, parsePolicy, withRotationNext } from "./rotation-policy.js";
 import {
@@ -437,6 +438,7 @@ export class Secrets {
     if (secret.immutable) throw new SecretdError("FAILED_PRECONDITION", `secret "${req.name}" is immutable`);
     if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
+    await refuseWhilePending(this.deps.storage, req.name, secret.uid, "cannot be updated");
 
     const current = openData(this.deps.keyring, secret, found.version, this.deps.plaintexts);
     const writable = keysAt(access, Level.WRITE);
@@ -474,6 +476,7 @@ export class Secrets {
     const found = await this.deps.storage.readSecret(scope, req.name, 0, true);
     const { secret, access } = this.authorize(p, found, req.name, Level.ADMIN);
     if (!holdsWhole(access, Level.ADMIN)) throw denied(`deleting secret "${req.name}" needs ADMIN on every key; your grant is limited to some keys`);
+    await refuseWhilePending(this.deps.storage, req.name, secret.uid, "cannot be deleted");
     if (!req.force) {
       // DataOS: "before deleting a Secret, ensure that no other Resources are using it", made a guarantee.
       const live = (await this.deps.storage.listLeases(secret.uid, this.now())).length;

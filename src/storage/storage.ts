@@ -518,6 +518,12 @@ export interface RotationStore {
   promoteRotation(next: SecretRow, expectEtag: string, maxVersions: number, rotation: RotationRow): Promise<"ok" | "gone" | "missing" | "conflict">;
   /** Ends a PENDING rotation unpromoted: its sealed version destroyed, the record FAILED with `detail`; false when it is not PENDING. */
   discardRotation(secretUid: string, version: number, finished: number, detail: string): Promise<boolean>;
+  /**
+   * Sets the detail of a PENDING rotation (a step being retried: attempt, error class,
+   * next attempt; never a value), so GetRollout tells it from any process and past a
+   * restart; false when it is not PENDING.
+   */
+  noteRotation(secretUid: string, version: number, detail: string): Promise<boolean>;
   /** A secret's rotation that made `version` current; with version 0, its latest one. */
   readRotation(secretUid: string, version: number): Promise<RotationRow | undefined>;
   /** Active rotations of every tenant, oldest first, at most `limit`. */

@@ -83,7 +83,11 @@ export function runRotationConformance(name: string, factory: StorageFactory): v
       const t = secretRow({ name: "t" });
       await st.insertSecret(t, versionRow(t));
       expect(await st.beginRotation(versionRow({ ...t, version: 2 }), t.etag, rotation(t.uid, 2, { name: "t", state: 6 }))).toBe("ok");
+      // A retried step's note is stored on the PENDING record only.
+      expect(await st.noteRotation(t.uid, 2, "retrying: attempt 1")).toBe(true);
+      expect(await st.readRotation(t.uid, 2)).toMatchObject({ state: 6, detail: "retrying: attempt 1" });
       expect(await st.discardRotation(t.uid, 2, 3000, "refused")).toBe(true);
+      expect(await st.noteRotation(t.uid, 2, "late")).toBe(false);
       expect(await st.readRotation(t.uid, 2)).toMatchObject({ state: 5, finished: 3000, detail: "refused", driver: "" });
       expect((await st.readSecret(scope, "t", 2))?.version).toBeUndefined();
       expect((await st.readSecret(scope, "t", 0))?.secret.version).toBe(1);

@@ -231,18 +231,21 @@ export async function startTestServer(flags: Record<string, string> = {}): Promi
         ...(c.meshes ? { meshes: c.meshes } : {}),
         ttlSec: c.ttlSec ?? 600,
       }),
-    call<Res>(method: Method, req: object, token?: string, md = new Metadata()) {
-      if (token !== undefined) md.set("authorization", `Bearer ${token}`);
-      const full = (REQUESTS[method] as { fromPartial(o: object): unknown }).fromPartial(req);
-      const fn = (client as unknown as Record<Method, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r: Res) => void) => void>)[method];
-      return new Promise<Res>((resolve, reject) => fn.call(client, full, md, (e, r) => (e ? reject(e) : resolve(r))));
-    },
+    call: <Res>(method: Method, req: object, token?: string, md?: Metadata) => unaryCall<Res>(client, method, req, token, md),
     async stop() {
       client.close();
       await app.close(1000);
       if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Calls a unary method of `client` with a bearer token (a partial request, defaults filled); resolves the response or rejects a ServiceError. */
+export function unaryCall<Res>(client: InstanceType<typeof SecretServiceClient>, method: Method, req: object, token?: string, md = new Metadata()): Promise<Res> {
+  if (token !== undefined) md.set("authorization", `Bearer ${token}`);
+  const full = (REQUESTS[method] as { fromPartial(o: object): unknown }).fromPartial(req);
+  const fn = (client as unknown as Record<Method, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r: Res) => void) => void>)[method];
+  return new Promise<Res>((resolve, reject) => fn.call(client, full, md, (e, r) => (e ? reject(e) : resolve(r))));
 }
 
 /** Resolves the gRPC status code of a call that must fail. */

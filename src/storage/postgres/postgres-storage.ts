@@ -872,6 +872,11 @@ export class PostgresStorage implements Storage {
     });
   }
 
+  async noteRotation(secretUid: string, version: number, detail: string): Promise<boolean> {
+    const r = await this.q("UPDATE rotations SET detail = $3 WHERE secret_uid = $1 AND version = $2 AND state = 6", [secretUid, version, detail]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     const r =
       version === 0

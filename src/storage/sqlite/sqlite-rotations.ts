@@ -35,6 +35,7 @@ export function rotationStatements(db: Database.Database) {
          driver = @driver, driver_expire = @expire WHERE secret_uid = @uid AND version = @version AND state = 6`,
     ),
     discard: db.prepare("UPDATE rotations SET state = 5, finished = @finished, detail = @detail, driver = '', driver_expire = 0 WHERE secret_uid = @uid AND version = @version AND state = 6"),
+    note: db.prepare("UPDATE rotations SET detail = @detail WHERE secret_uid = @uid AND version = @version AND state = 6"),
     identity: db.prepare<[string], { uid: string; tenant: string; mesh: string; name: string }>("SELECT uid, tenant, mesh, name FROM secrets WHERE uid = ?"),
   };
 }

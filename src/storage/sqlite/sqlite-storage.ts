@@ -531,6 +531,10 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  async noteRotation(secretUid: string, version: number, detail: string): Promise<boolean> {
+    return this.writes.submit(() => this.rot.note.run({ uid: secretUid, version, detail }).changes > 0);
+  }
+
   async readRotation(secretUid: string, version: number): Promise<RotationRow | undefined> {
     const r = version === 0 ? this.rot.latest.get(secretUid) : this.rot.read.get(secretUid, version);
     return r === undefined ? undefined : toRotation(r);
