@@ -276,7 +276,7 @@ describe("sqlite specifics", () => {
       await st.insertSecret(s, versionRow(s));
       const r = recorder();
       const sub = st.changes.subscribe(r.listener);
-      const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "" };
+      const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "", stage: "" };
       const l = { watchId: "w1", tenant: s.tenant, sub: "app", roles: [], revision: "", since: 1, replica: "r2" };
       const housekeeping = [
         () => writer.appendAudit([event, { ...event, requestId: "rid-thread-2" }]),
@@ -314,7 +314,7 @@ describe("sqlite specifics", () => {
     const file = path.join(dir, "db.sqlite");
     const st = new SqliteStorage(file);
     const writer = st.openAuditWriter();
-    const event = { tenant: "t1", time: Date.now(), requestId: "rid-1", method: "GetSecret", sub: "app", mesh: "m1", name: "s", version: 1, keys: [], code: "OK", peer: "" };
+    const event = { tenant: "t1", time: Date.now(), requestId: "rid-1", method: "GetSecret", sub: "app", mesh: "m1", name: "s", version: 1, keys: [], code: "OK", peer: "", stage: "" };
     const lock = new Database(file);
     try {
       lock.pragma("busy_timeout = 0");

@@ -15,6 +15,7 @@ const row = (version: number): AuditRow => ({
   keys: ["k"],
   code: "OK",
   peer: "ipv4:127.0.0.1:1",
+  stage: "",
 });
 
 describe("the audit event's JSON forms (#26.13)", () => {
