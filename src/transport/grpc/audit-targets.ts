@@ -126,17 +126,20 @@ export const auditGetRollout = (req: GetRolloutRequest, res: Rollout | undefined
 
 export const auditListConsumers = (req: ListConsumersRequest): AuditTarget[] => about(req.mesh, req.name);
 
+/** The keys the postgres rotator makes itself (rotations.ts). */
+const POSTGRES_ROTATOR_KEYS = ["password", "username"];
+
 /**
  * The version a rotation made current (or 0 when refused), with the keys it replaced or
- * generated; "pending" while its rotator's step has not succeeded. Retiring the previous
- * version is an event of its own (rotation-audit.ts).
+ * generated (the postgres rotator's own among them); "pending" while its rotator's step
+ * has not succeeded. Retiring the previous version is an event of its own (rotation-audit.ts).
  */
 export const auditRotate = (req: RotateSecretRequest, res: Rollout | undefined): AuditTarget[] =>
   about(
     req.mesh,
     req.name,
     res?.version ?? 0,
-    [...new Set([...dataKeys(req.data, req.stringData), ...req.generate.map((g) => g.key)])].sort(),
+    [...new Set([...dataKeys(req.data, req.stringData), ...req.generate.map((g) => g.key), ...(req.rotator === "postgres" ? POSTGRES_ROTATOR_KEYS : [])])].sort(),
     res === undefined ? "" : res.state === RotationState.ROTATION_STATE_PENDING ? "pending" : "current",
   );
 
