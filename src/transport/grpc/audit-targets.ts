@@ -78,11 +78,12 @@ function projectAttempt(req: ProjectSecretsRequest): AuditTarget[] {
 /**
  * The stage of each answered source. A projection reads a secret at most twice, current
  * and previous (projection.ts), and previous is the older version: of two sources of one
- * name the lower version is previous; a lone source is previous when no item asked
- * that secret's current stage.
+ * name the lower version is previous; a lone source is previous when its items asked
+ * for that stage only.
  */
 function sourceStages(req: ProjectSecretsRequest, res: Projection): string[] {
   const asksCurrent = new Set(req.items.filter((it) => it.stage !== "previous").map((it) => it.name));
+  const asksPrevious = new Set(req.items.filter((it) => it.stage === "previous").map((it) => it.name));
   const lowest = new Map<string, number>();
   const count = new Map<string, number>();
   for (const s of res.sources) {
@@ -91,7 +92,7 @@ function sourceStages(req: ProjectSecretsRequest, res: Projection): string[] {
   }
   return res.sources.map((s) => {
     if (count.get(s.name)! > 1) return s.version === lowest.get(s.name) ? "previous" : "current";
-    return asksCurrent.has(s.name) ? "current" : "previous";
+    return asksPrevious.has(s.name) && !asksCurrent.has(s.name) ? "previous" : "current";
   });
 }
 
