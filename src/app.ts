@@ -22,6 +22,8 @@ import { backfillRowMacs } from "./domain/row-mac-maintenance.js";
 import { Secrets } from "./domain/secrets.js";
 import { leaseProbe } from "./domain/rollout-probe.js";
 import { ROTATION_DRIVER_DEFAULTS, RotationDriver } from "./domain/rotation-driver.js";
+import { RotationState } from "./domain/rotation-enums.js";
+import { retireEvent } from "./domain/rotation-audit.js";
 import { Rotations } from "./domain/rotations.js";
 import { RotationScheduler } from "./domain/rotation-scheduler.js";
 import { stateName } from "./domain/rollout.js";
@@ -316,7 +318,10 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     now,
     retireHook: retireHookOf(st, keyring, rotators),
     hookBoundMs: config.rotator.timeoutMs,
-    onFinished: (r, state, detail) => logger.info({ secretUid: r.secretUid, version: r.version, previousVersion: r.previousVersion, state: stateName(state), detail }, "rotation finished"),
+    onFinished: (r, state, detail) => {
+      logger.info({ secretUid: r.secretUid, version: r.version, previousVersion: r.previousVersion, state: stateName(state), detail }, "rotation finished");
+      audit.record(retireEvent(r, state, now()));
+    },
     onError: (err) => logger.warn({ err }, "rotation driver pass failed"),
   });
   const rotations = new Rotations({
@@ -331,6 +336,7 @@ async function openApp(config: Config, logger: Logger, clock: Clock, opened: Clo
     driverName: replica,
     claimMs: ROTATION_DRIVER_DEFAULTS.claimTtlMs + config.rotator.timeoutMs,
     onStarted: () => driver.kick(),
+    onRetired: (r) => audit.record(retireEvent(r, RotationState.ROTATION_STATE_DONE, now())),
     now,
   });
   // Every process runs a scheduler; a claim on each due time picks the one that rotates.

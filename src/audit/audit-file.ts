@@ -8,8 +8,8 @@ import type { AuditRow } from "../storage/storage.js";
 
 /**
  * The JSON form of one event: the AuditEvent message's camelCase fields plus the tenant.
- * `version` is absent for a call that names no version (the message's 0), as in
- * `secretd audit -o json`: one form in both.
+ * `version` is absent for a call that names no version (the message's 0), and `stage`
+ * for one that names no staged version (""), as in `secretd audit -o json`: one form in both.
  */
 export function auditLine(e: AuditRow): string {
   return `${JSON.stringify({
@@ -24,6 +24,7 @@ export function auditLine(e: AuditRow): string {
     keys: e.keys,
     code: e.code,
     peer: e.peer,
+    stage: e.stage !== "" ? e.stage : undefined,
   })}\n`;
 }
 

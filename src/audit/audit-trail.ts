@@ -141,7 +141,7 @@ export class AuditTrail implements AuditSink {
     const now = this.#now();
     for (const [tenant, t] of this.#tenants) {
       if (t.suppressed > 0 && t.last !== undefined) {
-        t.events.push({ tenant, time: now, requestId: "", method: SUPPRESSED_METHOD, sub: t.last.sub, mesh: "", name: "", version: t.suppressed, keys: [], code: "RESOURCE_EXHAUSTED", peer: t.last.peer });
+        t.events.push({ tenant, time: now, requestId: "", method: SUPPRESSED_METHOD, sub: t.last.sub, mesh: "", name: "", version: t.suppressed, keys: [], code: "RESOURCE_EXHAUSTED", peer: t.last.peer, stage: "" });
         this.#size++;
         this.opts.logger.warn({ tenant, events: t.suppressed }, "audit events suppressed past the tenant's quota");
       }

@@ -124,6 +124,7 @@ export function auditView(e: AuditEvent): Record<string, unknown> {
     keys: e.keys.length > 0 ? e.keys : undefined,
     code: e.code,
     peer: e.peer,
+    stage: e.stage !== "" ? e.stage : undefined,
   });
 }
 
@@ -176,7 +177,7 @@ export function grantsTable(grants: readonly Grant[], now = Date.now()): string 
 
 export function auditTable(events: readonly AuditEvent[]): string {
   return renderTable(
-    ["TIME", "METHOD", "CODE", "SUB", "MESH", "NAME", "VERSION", "KEYS", "PEER", "REQUEST_ID"],
+    ["TIME", "METHOD", "CODE", "SUB", "MESH", "NAME", "VERSION", "STAGE", "KEYS", "PEER", "REQUEST_ID"],
     events.map((e) => [
       formatTime(e.time) ?? "",
       e.method,
@@ -185,6 +186,7 @@ export function auditTable(events: readonly AuditEvent[]): string {
       e.mesh,
       e.name,
       e.version !== 0 ? String(e.version) : "",
+      e.stage,
       e.keys.join(","),
       e.peer,
       e.requestId,

@@ -109,9 +109,12 @@ export class RotationScheduler {
     if (!(await storage.claimDueRotation(d.uid, d.due, claimer, t, t + SCHEDULER_DEFAULTS.claimTtlMs))) return;
     const req = scheduledRequest(d, policy);
     let version = 0;
+    let stage = "";
     let code = "OK";
     try {
-      version = (await this.o.rotations.rotate(schedulerPrincipal(d), req)).version;
+      const rotated = await this.o.rotations.rotate(schedulerPrincipal(d), req);
+      version = rotated.version;
+      stage = rotated.rotation.state === "pending" ? "pending" : "current";
     } catch (err) {
       if (lostRace(err)) {
         code = ""; // not this process's rotation: nothing to audit
@@ -129,7 +132,7 @@ export class RotationScheduler {
       if (!(err instanceof SecretdError)) this.o.onError?.(err);
     } finally {
       const keys = policy.generate.map((g) => g.key).sort();
-      if (code !== "") this.o.audit.record({ tenant: d.tenant, time: this.o.now(), requestId: "", method: "RotateSecret", sub: SCHEDULER_SUB, mesh: d.mesh, name: d.name, version, keys, code, peer: "" });
+      if (code !== "") this.o.audit.record({ tenant: d.tenant, time: this.o.now(), requestId: "", method: "RotateSecret", sub: SCHEDULER_SUB, mesh: d.mesh, name: d.name, version, keys, code, peer: "", stage });
     }
     if (version > 0) this.o.onRotated?.(d, { version });
   }

@@ -47,6 +47,8 @@ export interface RotationsDeps {
   readonly claimMs?: number;
   /** Told when a rotation was recorded that the driver has to finish (it looks at once). */
   readonly onStarted?: () => void;
+  /** Told when RotateSecret's own write retired the previous version (IMMEDIATE without a rotator): the audit. */
+  readonly onRetired?: (r: RotationRow) => void;
   readonly now?: () => number;
 }
 
@@ -158,6 +160,7 @@ export class Rotations {
     if (result === "missing") throw notFound(`secret "${req.name}"`);
     if (result !== "ok") throw runningRefusal(req.name, result.running);
     if (waits) this.deps.onStarted?.();
+    if (!rotation.previousReadable) this.deps.onRetired?.(rotation);
     const view = await this.view(scope.mesh, req.name, rotation);
     // Who consumes the secret is for those who may see ListConsumers (ADMIN): a WRITE-only caller gets the counts.
     return access.level >= Level.ADMIN ? view : { ...view, behind: [] };

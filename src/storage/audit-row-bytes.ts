@@ -24,6 +24,7 @@ export function auditRowBytes(e: AuditRow, keysJson: string): number {
     Buffer.byteLength(e.name) +
     Buffer.byteLength(keysJson) +
     Buffer.byteLength(e.code) +
-    Buffer.byteLength(e.peer)
+    Buffer.byteLength(e.peer) +
+    Buffer.byteLength(e.stage)
   );
 }

@@ -274,6 +274,8 @@ export interface AuditRow {
   /** The gRPC code name of the outcome: "OK", "PERMISSION_DENIED", … */
   readonly code: string;
   readonly peer: string;
+  /** The stage of the version the event names ("current", "previous", "pending"), or "" (stages.ts). */
+  readonly stage: string;
 }
 
 /** A stored audit event with its position, which orders events of equal time. */

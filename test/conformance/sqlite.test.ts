@@ -112,6 +112,44 @@ describe("sqlite specifics", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("when a database written before migration 19 is opened, then its audit events list with no stage, their stored sizes still right, and new ones keep theirs", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
+    const file = path.join(dir, "db.sqlite");
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, applied_time INTEGER NOT NULL)");
+    for (const m of MIGRATIONS.filter((m) => m.id <= 18)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (id, applied_time) VALUES (?, 0)").run(m.id);
+    }
+    const before = auditRow({ requestId: "rid-before-19", time: 5 });
+    const keys = auditKeysJson(before.keys);
+    const size = auditRowBytes(before, keys);
+    old.prepare(
+      `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(before.tenant, before.time, before.requestId, before.method, before.sub, before.mesh, before.name, before.version, keys, before.code, before.peer, size);
+    old.prepare("UPDATE audit_usage SET bytes = ? WHERE id = 1").run(size);
+    old.close();
+
+    const st = new SqliteStorage(file);
+    await st.appendAudit([auditRow({ requestId: "rid-after-19", time: 6, stage: "previous" })]);
+    const listed = await st.listAudit(before.tenant, { after: undefined, limit: 10 });
+    expect(listed.map((e) => [e.requestId, e.stage])).toEqual([
+      ["rid-before-19", ""],
+      ["rid-after-19", "previous"],
+    ]);
+    const db = (st as unknown as { db: Database.Database }).db;
+    // The sizes --audit-max-bytes sums: the old row's as stored, the new one's counting its stage.
+    const sizes = db.prepare("SELECT request_id, size FROM audit_events ORDER BY id").all() as Array<{ request_id: string; size: number }>;
+    expect(sizes).toEqual([
+      { request_id: "rid-before-19", size: auditRowBytes({ ...before, stage: "" }, keys) },
+      { request_id: "rid-after-19", size: auditRowBytes(listed[1]!, keys) },
+    ]);
+    expect(sizes[1]!.size - sizes[0]!.size).toBe(Buffer.byteLength("previous") + Buffer.byteLength("rid-after-19") - Buffer.byteLength("rid-before-19"));
+    expect(db.prepare("SELECT bytes FROM audit_usage WHERE id = 1").pluck().get()).toBe(sizes[0]!.size + sizes[1]!.size);
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("when a database written before migration 16 is opened, then its watch rows (sent revisions, acks) and their sources survive the move to a rowid table, cascade kept", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "secretd-sq-"));
     const file = path.join(dir, "db.sqlite");
@@ -276,7 +314,7 @@ describe("sqlite specifics", () => {
       await st.insertSecret(s, versionRow(s));
       const r = recorder();
       const sub = st.changes.subscribe(r.listener);
-      const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "" };
+      const event = { tenant: s.tenant, time: Date.now(), requestId: "rid-thread", method: "GetSecret", sub: "app", mesh: s.mesh, name: s.name, version: 1, keys: ["k"], code: "OK", peer: "", stage: "" };
       const l = { watchId: "w1", tenant: s.tenant, sub: "app", roles: [], revision: "", since: 1, replica: "r2" };
       const housekeeping = [
         () => writer.appendAudit([event, { ...event, requestId: "rid-thread-2" }]),
@@ -314,7 +352,7 @@ describe("sqlite specifics", () => {
     const file = path.join(dir, "db.sqlite");
     const st = new SqliteStorage(file);
     const writer = st.openAuditWriter();
-    const event = { tenant: "t1", time: Date.now(), requestId: "rid-1", method: "GetSecret", sub: "app", mesh: "m1", name: "s", version: 1, keys: [], code: "OK", peer: "" };
+    const event = { tenant: "t1", time: Date.now(), requestId: "rid-1", method: "GetSecret", sub: "app", mesh: "m1", name: "s", version: 1, keys: [], code: "OK", peer: "", stage: "" };
     const lock = new Database(file);
     try {
       lock.pragma("busy_timeout = 0");

@@ -92,6 +92,7 @@ export function auditRow(over: Partial<AuditRow> = {}): AuditRow {
     keys: ["k"],
     code: "OK",
     peer: "127.0.0.1:1234",
+    stage: "",
     ...over,
   };
 }

@@ -101,10 +101,11 @@ describe("audit through the binaries", () => {
     expect(await exited).toBe(0);
     const lines = readFileSync(auditFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.requestId)).toEqual(["rid-cli-create", "rid-cli-get", "rid-cli-missing"]);
-    expect(lines[1]).toMatchObject({ tenant: "dev", sub: "dev-admin", method: "GetSecret", name: "db-password", version: 1, keys: ["password"], code: "OK" });
+    expect(lines[1]).toMatchObject({ tenant: "dev", sub: "dev-admin", method: "GetSecret", name: "db-password", version: 1, keys: ["password"], code: "OK", stage: "current" });
     // A call that read no version has no `version`, here as in `secretd audit -o json`.
     expect(lines[2]).toMatchObject({ method: "GetSecret", name: "nope", code: "NOT_FOUND" });
     expect(lines[2]).not.toHaveProperty("version");
+    expect(lines[2]).not.toHaveProperty("stage");
     expect(readFileSync(auditFile, "utf8")).not.toContain(VALUE);
     expect(srv.stderr()).not.toContain(VALUE);
 
@@ -120,7 +121,7 @@ describe("audit through the binaries", () => {
     expect(json.status).toBe(0);
     const doc = JSON.parse(json.out) as { events: Array<Record<string, unknown>> };
     expect(doc.events.map((e) => e.requestId)).toEqual(["rid-cli-create", "rid-cli-get"]);
-    expect(doc.events[1]).toMatchObject({ method: "GetSecret", sub: "dev-admin", mesh: "default", name: "db-password", version: 1, keys: ["password"], code: "OK" });
+    expect(doc.events[1]).toMatchObject({ method: "GetSecret", sub: "dev-admin", mesh: "default", name: "db-password", version: 1, keys: ["password"], code: "OK", stage: "current" });
 
     const missing = JSON.parse((await run(["audit", "--secret", "nope", "-o", "json"], env)).out) as { events: Array<Record<string, unknown>> };
     expect(missing.events).toHaveLength(1);
@@ -133,14 +134,17 @@ describe("audit through the binaries", () => {
 
     const onePage = await run(["audit", "--page-size", "1"], env);
     expect(onePage.status).toBe(0);
-    expect(onePage.out.split("\n")[0]).toMatch(/^TIME\s+METHOD\s+CODE\s+SUB/);
+    expect(onePage.out.split("\n")[0]).toMatch(/^TIME\s+METHOD\s+CODE\s+SUB\s+MESH\s+NAME\s+VERSION\s+STAGE\s+KEYS\s+PEER\s+REQUEST_ID$/);
+    const table = await run(["audit", "--secret", "db-password"], env);
+    expect(table.status).toBe(0);
+    expect(table.out.split("\n").find((l) => l.includes("rid-cli-get"))).toMatch(/\sGetSecret\s+OK\s+dev-admin\s+default\s+db-password\s+1\s+current\s+password\s/);
     expect(onePage.out).toContain("rid-cli-create");
     expect(onePage.err).toMatch(/more events: add --all, or --page-token \S+/);
 
     const none = await run(["audit", "--secret", "other", "--until", "2000-01-01T00:00:00Z"], env);
     expect(none.status).toBe(0);
     expect(none.err).toBe("no audit events\n");
-    for (const r of [json, yaml, onePage, none]) {
+    for (const r of [json, yaml, onePage, table, none]) {
       expect(r.out + r.err).not.toContain(VALUE);
       expect(r.out + r.err).not.toContain(devToken);
     }

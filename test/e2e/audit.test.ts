@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Permission, ProjectSecretsRequest, type AuditEvent, type ListAuditEventsResponse, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { Permission, ProjectSecretsRequest, Retire, RotationState, type AuditEvent, type ListAuditEventsResponse, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { waitFor } from "../helpers/cli-process.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -218,6 +218,51 @@ describe("audit events", () => {
     expect(seen).toBe(true);
   });
 
+  it("when a secret is rotated and its previous stage read, then each event names the stage of its version, and each retirement is an event of its own", async () => {
+    const rotate = async (etag: string, password: string, retire: Retire, rid: string): Promise<Rollout> =>
+      server.call<Rollout>("rotateSecret", { mesh: MESH, name: "staged", etag, stringData: { password }, retire }, owner, withRequestId(rid));
+    const created = await server.call<Secret>("createSecret", { mesh: MESH, name: "staged", stringData: { password: "staged-pw-1" } }, owner, withRequestId("rid-stage-create"));
+    await server.call("grantAccess", { mesh: MESH, name: "staged", subject: "user:rita", permission: Permission.PERMISSION_PROJECT }, owner);
+    // NEVER: version 1 stays readable as stage previous.
+    const r2 = await rotate(created.etag, "staged-pw-2", Retire.RETIRE_NEVER, "rid-stage-rotate-2");
+    expect(r2.version).toBe(2);
+    expect((await server.call<Secret>("getSecret", { mesh: MESH, name: "staged", stage: "previous" }, owner, withRequestId("rid-stage-get-previous"))).version).toBe(1);
+    await server.call("getSecret", { mesh: MESH, name: "staged" }, owner, withRequestId("rid-stage-get-current"));
+    await codeOf(server.call("getSecret", { mesh: MESH, name: "staged", stage: "pending" }, owner, withRequestId("rid-stage-get-pending")));
+    await server.call("projectSecrets", { mesh: MESH, items: [{ name: "staged", stage: "previous", envPrefix: "OLD_" }, { name: "staged" }] }, reader, withRequestId("rid-stage-project-both"));
+    await server.call("projectSecrets", { mesh: MESH, items: [{ name: "staged", stage: "previous" }] }, reader, withRequestId("rid-stage-project-previous"));
+    // IMMEDIATE without a rotator: RotateSecret's own write retires version 2.
+    const etag2 = (await server.call<Secret>("getSecret", { mesh: MESH, name: "staged" }, owner)).etag;
+    await rotate(etag2, "staged-pw-3", Retire.RETIRE_IMMEDIATE, "rid-stage-rotate-3");
+    // AFTER_ACK with no consumer: the driver retires version 3 once it looks.
+    const etag3 = (await server.call<Secret>("getSecret", { mesh: MESH, name: "staged" }, owner)).etag;
+    await rotate(etag3, "staged-pw-4", Retire.RETIRE_AFTER_ACK, "rid-stage-rotate-4");
+    await waitFor("the driver to retire version 3", async () => (await server.call<Rollout>("getRollout", { mesh: MESH, name: "staged" }, owner)).state === RotationState.ROTATION_STATE_DONE);
+    await server.app.audit.flush();
+    const events = await allEvents(admin, { name: "staged" });
+    const by = (rid: string): AuditEvent[] => events.filter((e) => e.requestId === rid);
+    expect(by("rid-stage-create")).toMatchObject([{ method: "CreateSecret", version: 1, stage: "current" }]);
+    expect(by("rid-stage-rotate-2")).toMatchObject([{ method: "RotateSecret", version: 2, stage: "current", code: "OK" }]);
+    expect(by("rid-stage-get-previous")).toMatchObject([{ method: "GetSecret", version: 1, stage: "previous", keys: ["password"], code: "OK" }]);
+    expect(by("rid-stage-get-current")).toMatchObject([{ method: "GetSecret", version: 2, stage: "current", code: "OK" }]);
+    // A refused read names the stage it asked for.
+    expect(by("rid-stage-get-pending")).toMatchObject([{ method: "GetSecret", version: 0, stage: "pending", code: "NOT_FOUND" }]);
+    expect(by("rid-stage-project-both").map((e) => [e.method, e.version, e.stage]).sort()).toEqual([
+      ["ProjectSecrets", 1, "previous"],
+      ["ProjectSecrets", 2, "current"],
+    ]);
+    expect(by("rid-stage-project-previous")).toMatchObject([{ method: "ProjectSecrets", sub: "rita", version: 1, stage: "previous", keys: ["password"] }]);
+    expect(by("rid-stage-rotate-3")).toMatchObject([{ method: "RotateSecret", version: 3, stage: "current" }]);
+    expect(by("rid-stage-rotate-4")).toMatchObject([{ method: "RotateSecret", version: 4, stage: "current" }]);
+    const retired = events.filter((e) => e.method === "RetireVersion");
+    expect(retired.map((e) => [e.version, e.stage, e.code, e.sub, e.mesh, e.requestId, e.peer])).toEqual([
+      [2, "previous", "OK", "secretd:rotation", MESH, "", ""],
+      [3, "previous", "OK", "secretd:rotation", MESH, "", ""],
+    ]);
+    // NEVER retired nothing: version 1 has no retirement event.
+    expect(retired.some((e) => e.version === 1)).toBe(false);
+  });
+
   it("when --audit-file is set, then every stored event is also a JSON line there, with its tenant", async () => {
     await server.app.audit.flush();
     const lines = readFileSync(auditFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -226,10 +271,12 @@ describe("audit events", () => {
       // A watch has one event per message under one request id: its version tells them apart.
       const line = lines.find((l) => l.requestId === e.requestId && l.method === e.method && l.name === e.name && (l.version ?? 0) === e.version);
       expect(line, e.requestId).toMatchObject({ tenant: "acme", sub: e.sub, mesh: e.mesh, code: e.code, keys: e.keys, time: e.time!.toISOString() });
-      // No version (the message's 0): absent from the line, as from `secretd audit -o json`.
+      // No version (the message's 0) or no stage (""): absent from the line, as from `secretd audit -o json`.
       expect(line!.version, e.requestId).toBe(e.version !== 0 ? e.version : undefined);
+      expect(line!.stage, e.requestId).toBe(e.stage !== "" ? e.stage : undefined);
     }
     expect(lines.some((l) => l.tenant === "globex")).toBe(true);
+    expect(lines.filter((l) => l.method === "RetireVersion" && l.stage === "previous").map((l) => l.version)).toEqual([2, 3]);
   });
 
   it("then no value or token used by these tests is in the log lines, the audit trail, the audit file or the metrics", async () => {
@@ -244,7 +291,7 @@ describe("audit events", () => {
       metrics,
     ];
     for (const h of haystacks) {
-      for (const needle of [VALUE, VALUE2, "globex-pw", ...tokens]) expect(h).not.toContain(needle);
+      for (const needle of [VALUE, VALUE2, "globex-pw", "staged-pw-1", "staged-pw-2", "staged-pw-3", "staged-pw-4", ...tokens]) expect(h).not.toContain(needle);
       expect(h).not.toContain(Buffer.from(VALUE).toString("base64"));
     }
   });

@@ -70,3 +70,24 @@ describe("every read verb takes -o json|yaml", () => {
     }, SLOW);
   }
 });
+
+describe("stages in -o yaml (#30 item 3)", () => {
+  it("when a secret was rotated keeping its previous version, then get -o yaml names each version's stage, and apply -o yaml the stage it wrote", async () => {
+    const env = { SECRETD_SERVER: server.address, SECRETD_TOKEN: token };
+    const s = await server.call<{ etag: string }>("createSecret", { mesh: "default", name: "staged", stringData: { password: "stage-pw-1" } }, token);
+    await server.call("rotateSecret", { mesh: "default", name: "staged", etag: s.etag, stringData: { password: "stage-pw-2" }, retire: 2 /* NEVER */ }, token);
+    const yaml = async (args: string[]): Promise<Record<string, unknown>> => {
+      const r = await runCli([...args, "-o", "yaml"], { env, cwd: dir });
+      expect(r.err).toBe("");
+      expect(r.status).toBe(0);
+      return parseYaml(r.out) as Record<string, unknown>;
+    };
+    expect(await yaml(["get", "staged", "--mesh", "default"])).toMatchObject({ version: 2, stage: "current" });
+    expect(await yaml(["get", "staged", "--mesh", "default", "--stage", "previous"])).toMatchObject({ version: 1, stage: "previous" });
+    // By its number, the version the rotation keeps still says it is previous.
+    expect(await yaml(["get", "staged", "--mesh", "default", "--version", "1"])).toMatchObject({ version: 1, stage: "previous" });
+    writeFileSync(path.join(dir, "staged.yaml"), "apiVersion: v1\nkind: Secret\nmetadata:\n  name: staged\nstringData:\n  password: stage-pw-3\n");
+    const applied = await yaml(["apply", "-f", "staged.yaml", "--mesh", "default"]);
+    expect(JSON.stringify(applied)).toMatch(/"version":3,"stage":"current"/);
+  }, SLOW);
+});

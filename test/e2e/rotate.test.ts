@@ -56,6 +56,14 @@ async function rotate(name: string, etag: string, req: object, token = owner): P
 const get = (name: string, req: object = {}, token = owner): Promise<Secret> => s.call<Secret>("getSecret", { mesh: MESH, name, ...req }, token);
 const rollout = (name: string, version = 0): Promise<Rollout> => s.call<Rollout>("getRollout", { mesh: MESH, name, version }, owner);
 
+/** The RetireVersion audit events of `name` on `server` (flushed first): [version, stage, code]. */
+async function retirements(server: TestServer, name: string): Promise<Array<[number, string, string]>> {
+  await server.app.audit.flush();
+  const admin = await server.token({ tenant: "acme", sub: "auditor", roles: ["tenant-admin"] });
+  const r = await server.call<ListAuditEventsResponse>("listAuditEvents", { name, pageSize: 1000 }, admin);
+  return r.events.filter((e) => e.method === "RetireVersion").map((e) => [e.version, e.stage, e.code]);
+}
+
 /** A watcher of `name` whose lease the server has recorded (a live consumer). */
 async function watcher(name: string, sub = "pete") {
   await s.call("grantAccess", { mesh: MESH, name, subject: `user:${sub}`, permission: Permission.PERMISSION_PROJECT }, owner);
@@ -212,6 +220,8 @@ describe("RotateSecret", () => {
     expect(out.finished).toBeDefined();
     expect(await codeOf(get(name, { stage: "previous" }))).toBe(status.NOT_FOUND);
     expect(await codeOf(get(name, { version: 1 }))).toBe(status.NOT_FOUND);
+    // Retired anyway: the audit trail says the deadline passed.
+    expect(await retirements(s, name)).toEqual([[1, "previous", "DEADLINE_EXCEEDED"]]);
     w.cancel();
   });
 
@@ -513,6 +523,7 @@ describe("exec rotator", () => {
       await eventually(async () => (await roll("xh")).state === RotationState.ROTATION_STATE_FAILED);
       expect((await roll("xh")).detail).toContain("exec retire hook failed (exited with status 3)");
       expect(await codeOf(x.call("getSecret", { mesh: MESH, name: "xh", stage: "previous" }, tok))).toBe(status.NOT_FOUND);
+      expect(await retirements(x, "xh")).toEqual([[1, "previous", "UNKNOWN"]]);
     } finally {
       flag("fail-retire", false);
     }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { auditLine } from "../../src/audit/audit-file.js";
 import { auditView } from "../../src/cli/output.js";
-import type { AuditRow } from "../../src/storage/storage.js";
+import { retireEvent } from "../../src/domain/rotation-audit.js";
+import { RotationState } from "../../src/domain/rotation-enums.js";
+import type { AuditRow, RotationRow } from "../../src/storage/storage.js";
 
 const row = (version: number): AuditRow => ({
   tenant: "acme",
@@ -15,6 +17,7 @@ const row = (version: number): AuditRow => ({
   keys: ["k"],
   code: "OK",
   peer: "ipv4:127.0.0.1:1",
+  stage: "",
 });
 
 describe("the audit event's JSON forms (#26.13)", () => {
@@ -26,5 +29,38 @@ describe("the audit event's JSON forms (#26.13)", () => {
       expect("version" in view).toBe(version !== 0);
       expect(line.version).toEqual(view.version);
     }
+  });
+
+  it("when an event names no stage, then neither form has a stage field; with one, both carry it", () => {
+    for (const stage of ["", "previous"]) {
+      const line = JSON.parse(auditLine({ ...row(2), stage })) as Record<string, unknown>;
+      const view = auditView({ ...row(2), stage, keys: ["k"], time: new Date(row(2).time) });
+      expect("stage" in line).toBe(stage !== "");
+      expect("stage" in view).toBe(stage !== "");
+      expect(line.stage).toEqual(view.stage);
+    }
+  });
+});
+
+describe("the retirement event (#30 item 3)", () => {
+  const rotation = { tenant: "acme", mesh: "m", name: "db", version: 5, previousVersion: 4 } as RotationRow;
+
+  it("when a rotation ends, then its event names the retired version as stage previous, with a code for how it ended", () => {
+    const codes = [RotationState.ROTATION_STATE_DONE, RotationState.ROTATION_STATE_TIMED_OUT, RotationState.ROTATION_STATE_FAILED].map((s) => retireEvent(rotation, s, 7).code);
+    expect(codes).toEqual(["OK", "DEADLINE_EXCEEDED", "UNKNOWN"]);
+    expect(retireEvent(rotation, RotationState.ROTATION_STATE_DONE, 7)).toEqual({
+      tenant: "acme",
+      time: 7,
+      requestId: "",
+      method: "RetireVersion",
+      sub: "secretd:rotation",
+      mesh: "m",
+      name: "db",
+      version: 4,
+      keys: [],
+      code: "OK",
+      peer: "",
+      stage: "previous",
+    });
   });
 });

@@ -105,7 +105,11 @@ describe("auditProject", () => {
     const several = req([{ name: "a", keys: [{ key: "y" }] }, { name: "a" }, { name: "b", keys: [{ key: "x" }] }]);
     expect(auditProject(several, undefined)).toEqual([{ mesh: "", name: "", version: 0, keys: ["items: 3", "mappings: 2", "secrets: 2"] }]);
     const one = req([{ name: "a", keys: [{ key: "y" }] }, { name: "a", keys: [{ key: "x" }, { key: "y" }] }]);
-    expect(auditProject(one, undefined)).toEqual([{ mesh: "", name: "a", version: 0, keys: ["x", "y"] }]);
+    expect(auditProject(one, undefined)).toEqual([{ mesh: "", name: "a", version: 0, keys: ["x", "y"], stage: "" }]);
+    // The stage asked for, when every item asks the same one.
+    const previous = req([{ name: "a", stage: "previous" }]);
+    expect(auditProject(previous, undefined)).toMatchObject([{ name: "a", stage: "previous" }]);
+    expect(auditProject(req([{ name: "a", stage: "previous" }, { name: "a" }]), undefined)).toMatchObject([{ name: "a", stage: "" }]);
     expect(auditProject(req(Array.from({ length: MAX_ITEMS }, (_, i) => ({ name: `s${i}` }))), undefined)).toHaveLength(1);
   });
 
@@ -117,9 +121,20 @@ describe("auditProject", () => {
       revision: "r",
       consumerId: "",
     };
-    expect(auditProject(req([]), res)).toEqual([
-      { mesh: "m", name: "a", version: 3, keys: ["c", "z"] },
-      { mesh: "m", name: "b", version: 1, keys: ["k"] },
+    expect(auditProject(req([{ name: "a" }, { name: "b" }]), res)).toEqual([
+      { mesh: "m", name: "a", version: 3, keys: ["c", "z"], stage: "current" },
+      { mesh: "m", name: "b", version: 1, keys: ["k"], stage: "current" },
     ]);
+  });
+
+  it("when a projection read a secret's previous stage, then that source's target says previous, and of both stages the older version is previous", () => {
+    const value = (secret: string, key: string) => ({ secret, key, env: `${secret}_${key}`, path: `${secret}/${key}`, mode: 0o400, value: Buffer.alloc(0) });
+    const both: Projection = { sources: [{ mesh: "m", name: "a", version: 4 }, { mesh: "m", name: "a", version: 3 }], values: [value("a", "k")], revision: "r", consumerId: "" };
+    expect(auditProject(req([{ name: "a" }, { name: "a", stage: "previous" }]), both).map((t) => [t.version, t.stage])).toEqual([
+      [4, "current"],
+      [3, "previous"],
+    ]);
+    const previousOnly: Projection = { sources: [{ mesh: "m", name: "a", version: 3 }], values: [value("a", "k")], revision: "r", consumerId: "" };
+    expect(auditProject(req([{ name: "a", stage: "previous" }]), previousOnly)).toMatchObject([{ version: 3, stage: "previous" }]);
   });
 });

@@ -297,4 +297,9 @@ export const PG_MIGRATIONS: readonly { readonly id: number; readonly sql: string
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2, 6);
     `,
   },
+  {
+    // Version stages in the audit trail (#30 item 3), as SQLite's migration 19.
+    id: 15,
+    sql: `ALTER TABLE audit_events ADD COLUMN stage TEXT NOT NULL DEFAULT '';`,
+  },
 ];

@@ -33,10 +33,10 @@ export function postgresAuditWrites(db: PgRunner, onCommit: (seconds: number) =>
       // The sizes' sum joins audit_usage in the same statement (--audit-max-bytes).
       await db.q(
         `WITH ins AS (
-           INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size)
-           SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer, e.size
-           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[])
-             WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size, ord)
+           INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, stage, size)
+           SELECT e.tenant, e.time, e.request_id, e.method, e.sub, e.mesh, e.name, e.version, e.keys, e.code, e.peer, e.stage, e.size
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+             WITH ORDINALITY AS e (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, stage, size, ord)
            ORDER BY e.ord
            RETURNING size)
          UPDATE audit_usage SET bytes = bytes + (SELECT coalesce(sum(size), 0) FROM ins) WHERE id = 1`,
@@ -53,6 +53,7 @@ export function postgresAuditWrites(db: PgRunner, onCommit: (seconds: number) =>
           textArray(keys),
           textArray(events.map((e) => e.code)),
           textArray(events.map((e) => e.peer)),
+          textArray(events.map((e) => e.stage)),
           int8Array(events.map((e, i) => auditRowBytes(e, keys[i]!))),
         ],
       );

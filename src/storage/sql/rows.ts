@@ -76,6 +76,7 @@ export interface AuditRecord {
   keys: string;
   code: string;
   peer: string;
+  stage: string;
 }
 
 export interface VersionMetaRecord {
@@ -241,6 +242,7 @@ export function toAudit(r: AuditRecord): StoredAuditRow {
     keys: JSON.parse(r.keys) as string[],
     code: r.code,
     peer: r.peer,
+    stage: r.stage,
   };
 }
 

@@ -156,7 +156,7 @@ export function listAuditSql(by: "time" | "sub" | "name"): Sql {
     sql`AND time >= ${"lo"} AND time < ${"hi"} AND (time > ${"after_time"} OR (time = ${"after_time"} AND id > ${"after_id"}))`,
     sql`AND (time, id) > (${"after_time::bigint"}, ${"after_id::bigint"}) AND time >= ${"lo::bigint"} AND time < ${"hi::bigint"}`,
   );
-  return sql`SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer FROM audit_events ${dialect(index, "")}
+  return sql`SELECT id, tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, stage FROM audit_events ${dialect(index, "")}
     WHERE tenant = ${"tenant"} ${lead} ${after}
       AND (${"mesh::text"} IS NULL OR mesh = ${"mesh"}) AND (${"name::text"} IS NULL OR name = ${"name"}) AND (${"sub::text"} IS NULL OR sub = ${"sub"})
       AND (${"meshes::text[]"} IS NULL OR ${inList("mesh", "meshes")})

@@ -377,4 +377,11 @@ export const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[
       CREATE INDEX rotations_active ON rotations (state, started) WHERE state IN (1, 2, 6);
     `,
   },
+  {
+    // Version stages in the audit trail (#30 item 3): the stage of the version an event
+    // names. Rows written before it name none (""), and their stored sizes stay right:
+    // an empty stage adds no bytes (audit-row-bytes.ts).
+    id: 19,
+    sql: `ALTER TABLE audit_events ADD COLUMN stage TEXT NOT NULL DEFAULT '';`,
+  },
 ];

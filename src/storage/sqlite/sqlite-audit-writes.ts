@@ -20,9 +20,9 @@ export interface SqliteAuditWrites {
 
 export function sqliteAuditWrites(db: Database.Database): SqliteAuditWrites {
   // Positional parameters: no object per row on the flush path.
-  const insert = db.prepare<[string, number, string, string, string, string, string, number, string, string, string, number]>(
-    `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, size)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  const insert = db.prepare<[string, number, string, string, string, string, string, number, string, string, string, string, number]>(
+    `INSERT INTO audit_events (tenant, time, request_id, method, sub, mesh, name, version, keys, code, peer, stage, size)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const prune = db.prepare<[number, number], { size: number }>(
     "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE time < ? ORDER BY time LIMIT ?) RETURNING size",
@@ -44,7 +44,7 @@ export function sqliteAuditWrites(db: Database.Database): SqliteAuditWrites {
         const keys = auditKeysJson(e.keys);
         const size = auditRowBytes(e, keys);
         bytes += size;
-        insert.run(e.tenant, e.time, e.requestId, e.method, e.sub, e.mesh, e.name, e.version, keys, e.code, e.peer, size);
+        insert.run(e.tenant, e.time, e.requestId, e.method, e.sub, e.mesh, e.name, e.version, keys, e.code, e.peer, e.stage, size);
       }
       addUsage.run(bytes);
       mark.run();

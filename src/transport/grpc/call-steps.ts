@@ -140,6 +140,7 @@ function recordAudit(audit: AuditSink, now: () => number, call: PipelineCall, co
       keys: Array.isArray(t.keys) ? t.keys.slice(0, MAX_AUDIT_KEYS).map(clip) : [],
       code: codeName,
       peer: call.peer,
+      stage: clip(t.stage ?? ""),
     });
   }
 }

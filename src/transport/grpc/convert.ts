@@ -124,5 +124,6 @@ export function toAuditEventMessage(e: AuditRow): AuditEvent {
     keys: [...e.keys],
     code: e.code,
     peer: e.peer,
+    stage: e.stage,
   };
 }

@@ -23,6 +23,8 @@ export interface AuditTarget {
   readonly name: string;
   readonly version: number;
   readonly keys: readonly string[];
+  /** The stage `version` holds ("current", "previous", "pending"); absent or "" when none is named. */
+  readonly stage?: string;
 }
 
 /** The parts of a transport's call (grpc-js unary or stream, or the node:http2 route) a pipeline call is made from. */

@@ -585,6 +585,12 @@ export interface AuditEvent {
   code: string;
   /** The client address. */
   peer: string;
+  /**
+   * The stage of the version the event names: "current", "previous" (a read of the
+   * version a rotation keeps, or its retirement) or "pending" (a rotation whose
+   * rotator step is not done); "" when the event names no staged version.
+   */
+  stage: string;
 }
 
 export interface ListAuditEventsRequest {
@@ -6248,6 +6254,7 @@ function createBaseAuditEvent(): AuditEvent {
     keys: [],
     code: "",
     peer: "",
+    stage: "",
   };
 }
 
@@ -6282,6 +6289,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     }
     if (message.peer !== "") {
       writer.uint32(82).string(message.peer);
+    }
+    if (message.stage !== "") {
+      writer.uint32(90).string(message.stage);
     }
     return writer;
   },
@@ -6379,6 +6389,14 @@ export const AuditEvent: MessageFns<AuditEvent> = {
             message.peer = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6407,6 +6425,7 @@ export const AuditEvent: MessageFns<AuditEvent> = {
       keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
     };
   },
 
@@ -6442,6 +6461,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     if (message.peer !== "") {
       obj.peer = message.peer;
     }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -6460,6 +6482,7 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     message.keys = object.keys?.map((e) => e) || [];
     message.code = object.code ?? "";
     message.peer = object.peer ?? "";
+    message.stage = object.stage ?? "";
     return message;
   },
 };
