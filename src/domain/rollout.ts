@@ -101,7 +101,10 @@ export class Rollouts {
     const ahead = latest !== undefined && latest.version > current ? latest : undefined;
     const version = req.version === 0 ? (ahead !== undefined && ahead.state !== RotationState.ROTATION_STATE_FAILED ? ahead.version : current) : req.version;
     if (version > current && version !== ahead?.version) throw notFound(`version ${version} of secret "${req.name}"`);
-    const count = await countRollout(this.deps.storage, secret.uid, version, this.now());
+    const counted = await countRollout(this.deps.storage, secret.uid, version, this.now());
+    // A version not current yet (a rotator's step pending) or never made current (discarded)
+    // reached no consumer: not converged, even with nobody watching (`rollout status --wait`).
+    const count = version > current ? { ...counted, converged: false } : counted;
     const rotation = version === ahead?.version ? summaryOf(ahead) : await rotationFor(this.deps.storage, secret.uid, version);
     // A scheduled rotation that failed since this version was made is told with the current one (rotation-scheduler.ts).
     const failed = version === current ? await this.deps.storage.readDueRotation(secret.uid) : undefined;

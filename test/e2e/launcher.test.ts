@@ -28,11 +28,11 @@ function launch(cmd: string, args: readonly string[]): { status: number | null; 
 }
 
 describe("bin/secretd", () => {
-  it("runs dist/main.js with the young generation flag, on node's command line only", () => {
+  it("runs dist/main.js with the young generation flag and --expose-gc (the idle collection), on node's command line only", () => {
     const r = launch(LAUNCHER, ["--help"]);
     expect(r.status).toBe(0);
     expect(r.out).toContain("Usage: secretd");
-    expect(r.seen.execArgv).toEqual(["--max-semi-space-size=4"]);
+    expect(r.seen.execArgv).toEqual(["--max-semi-space-size=4", "--expose-gc"]);
     expect(r.seen.nodeOptions).toBe(`--require ${path.join(dir, "record.cjs")}`);
     expect(r.seen.argv[0]).toBe(path.resolve("dist/main.js"));
   });

@@ -107,6 +107,8 @@ describe("postgres rotator: bad input and faults", () => {
     // The note is stored: GetRollout (the latest, and version 2 by number) tells it.
     const first = await rollout("down");
     expect(first).toMatchObject({ version: 2, state: RotationState.ROTATION_STATE_PENDING, previousVersion: 1 });
+    // Nobody watches, yet a version no consumer could have been sent has not converged.
+    expect(first).toMatchObject({ consumers: 0, converged: false });
     expect(first.detail).toMatch(/^retrying: .*attempt 1: the PostgreSQL target is unreachable \(ECONNREFUSED\)\); next attempt at \d{4}-.*the current version is unchanged$/);
     expect((await rollout("down", 2)).detail).toBe(first.detail);
     // Past the backoff (1 s, then 2 s) on the server's clock: attempts 2 and 3, still PENDING.
