@@ -89,10 +89,16 @@ export function parsePolicy(annotations: Readonly<Record<string, string>>): Rota
   if (given.length === 0) return undefined;
   if (annotations[PERIOD] === undefined) throw invalid(field(PERIOD), `is required with ${given.join(", ")}`);
   const periodMs = durationOf(annotations, PERIOD, MIN_PERIOD_MS, MAX_PERIOD_MS, "at least 1m and at most 1 year (8760h)");
-  if (annotations[GENERATE] === undefined) throw invalid(field(GENERATE), "is required with a rotation period: the keys the scheduler generates (key:length[,key:length])");
-  const generate = generateOf(annotations[GENERATE]);
   const rotator = annotations[ROTATOR] ?? "";
   if (!ROTATOR_NAMES.includes(rotator)) throw invalid(field(ROTATOR), `unknown rotator "${rotator.slice(0, 64)}" (allowed: "", ${ROTATOR_NAMES.filter((n) => n !== "").join(", ")})`);
+  // The postgres rotator makes username and password itself: the policy may generate other keys only.
+  const postgres = rotator === "postgres";
+  if (annotations[GENERATE] === undefined && !postgres) {
+    throw invalid(field(GENERATE), "is required with a rotation period: the keys the scheduler generates (key:length[,key:length])");
+  }
+  const generate = annotations[GENERATE] === undefined ? [] : generateOf(annotations[GENERATE]);
+  const own = generate.find((g) => g.key === "username" || g.key === "password");
+  if (postgres && own !== undefined) throw invalid(field(GENERATE), `must not name "${own.key}": the postgres rotator makes username and password itself`);
   const retireName = annotations[RETIRE] ?? "after-ack";
   const retire = RETIRES[retireName];
   if (retire === undefined) throw invalid(field(RETIRE), `must be after-ack, immediate or never (got "${retireName.slice(0, 32)}")`);

@@ -95,7 +95,10 @@ export class Rotations {
       // itself, for this rotation and its retries: the caller must be able to READ it now.
       const config = postgresConfigOf(secret.annotations);
       const adminRow = await this.deps.storage.readSecret(scope, config.admin, 0, true);
-      this.deps.secrets.authorize(p, adminRow, config.admin, Level.READ);
+      // The scheduler (a system principal scoped to this one secret) acts on the policy,
+      // whose writer had to be able to READ the admin secret (secrets.ts); others must now.
+      if (p.only?.secretUid !== secret.uid) this.deps.secrets.authorize(p, adminRow, config.admin, Level.READ);
+      else if (adminRow === undefined) throw notFound(`secret "${config.admin}"`);
       const current = found?.version ? openData(this.deps.keyring, secret, found.version, this.deps.plaintexts) : new Map<string, Buffer>();
       given.set("username", Buffer.from(otherRole(config, current.get("username")?.toString())));
       made.set("password", Buffer.from(generate(DEFAULT_LENGTH, DEFAULT_ALPHABET), "ascii"));

@@ -25,7 +25,7 @@ import { TenantGate } from "./tenant-gate.js";
 import { requestFingerprint, sameRequest, type FingerprintInput } from "./request-fingerprint.js";
 import { validateTypedData } from "./secret-types.js";
 import { newUid } from "./uid.js";
-import { validateRotatorAnnotations } from "./postgres-rotator.js";
+import { postgresConfigOf, validateRotatorAnnotations } from "./postgres-rotator.js";
 import { refuseWhilePending } from "./running-rotation.js";
 import { parseStage, readPending, readPrevious, stageOf, type Stage } from "./stages.js";
 import { isServerAnnotation, NEXT, parsePolicy, withRotationNext } from "./rotation-policy.js";
@@ -248,6 +248,7 @@ export class Secrets {
     validateDescription(req.description);
     validateLabels(req.labels);
     const annotations = validateUserAnnotations(req.annotations, req.immutable);
+    await this.#requirePolicyAdminRead(p, scope, annotations);
     const data = mergeData(req.data, req.stringData);
     const typed = validateTypedData(type, data);
     const now = this.now();
@@ -421,6 +422,19 @@ export class Secrets {
     });
   }
 
+  /**
+   * A rotation policy with the postgres rotator has the scheduler read the admin secret its
+   * annotations name, as RotateSecret by hand would need the caller to: so whoever writes
+   * such a policy must be able to READ that admin secret now (the scheduler acts on this
+   * check; rotations.ts). Without it, WRITE on one secret would let a caller have the
+   * server set passwords, with credentials the caller cannot read, on roles it names.
+   */
+  async #requirePolicyAdminRead(p: Principal, scope: Scope, annotations: Readonly<Record<string, string>>): Promise<void> {
+    if (parsePolicy(annotations)?.rotator !== "postgres") return;
+    const { admin } = postgresConfigOf(annotations);
+    this.authorize(p, await this.deps.storage.readSecret(scope, admin, 0, true), admin, Level.READ);
+  }
+
   async update(p: Principal, req: UpdateSecretRequest): Promise<SecretRow> {
     validateName(req.name);
     const scope = scopeFor(p, req.mesh);
@@ -439,6 +453,7 @@ export class Secrets {
     if (req.etag !== secret.etag) throw staleEtag(req.name);
     if (!found?.version) throw new SecretdError("INTERNAL", "current version row missing");
     await refuseWhilePending(this.deps.storage, req.name, secret.uid, "cannot be updated");
+    if (annotations !== undefined) await this.#requirePolicyAdminRead(p, scope, annotations);
 
     const current = openData(this.deps.keyring, secret, found.version, this.deps.plaintexts);
     const writable = keysAt(access, Level.WRITE);

@@ -7,7 +7,7 @@
 import pg from "pg";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Retire, RotationState, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
+import { Permission, Retire, RotationState, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { eventually } from "../conformance/storage-suite.js";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
@@ -71,6 +71,29 @@ describe("postgres rotator", () => {
       expect(await logsIn(user === "app_a" ? "app_b" : "app_a", i === 0 ? "initial-a" : seen[i - 1]!)).toBe(false);
     }
     for (const pw of seen) expect(x.logs.join("\n")).not.toContain(pw);
+  }, 60_000);
+
+  it("a rotation policy with the postgres rotator (no rotation-generate) is rotated by the scheduler when due: the other role, a fresh password that logs in", async () => {
+    const policy = { "secretd.io/rotation-period": "1h", "secretd.io/rotation-rotator": "postgres", "secretd.io/rotation-retire": "immediate" };
+    expect(await codeOf(x.call("createSecret", { mesh: MESH, name: "sched-bad", stringData: { username: "app_a", password: "initial-a" }, annotations: { [ROLES]: "app_a,app_b", [ADMIN]: "pgadmin", ...policy, "secretd.io/rotation-generate": "password:32" } }, tok))).toBe(status.INVALID_ARGUMENT);
+    const before = await x.call<Secret>("getSecret", { mesh: MESH, name: "db" }, tok);
+    const user = text(before, "username");
+    // WRITE on db is not enough: the policy has the server use pgadmin, which the writer must be able to READ.
+    await x.call("grantAccess", { mesh: MESH, name: "db", subject: "user:wendy", permission: Permission.PERMISSION_WRITE }, tok);
+    const wendy = await x.token({ tenant: "acme", sub: "wendy", roles: [] });
+    const policyByWendy = x.call("updateSecret", { mesh: MESH, name: "db", etag: before.etag, annotations: { [ROLES]: "app_a,app_b", [ADMIN]: "pgadmin", ...policy } }, wendy);
+    expect(await codeOf(policyByWendy)).toBe(status.NOT_FOUND);
+    const s = await x.call<Secret>("updateSecret", { mesh: MESH, name: "db", etag: before.etag, annotations: { [ROLES]: "app_a,app_b", [ADMIN]: "pgadmin", ...policy } }, tok);
+    expect(s.annotations["secretd.io/rotation-next"]).toMatch(/^\d{4}-/);
+    await x.clock.advance(3_600_000 + 1000);
+    await eventually(async () => (await x.call<Secret>("getSecret", { mesh: MESH, name: "db" }, tok)).version > s.version, 15_000);
+    await eventually(async () => (await x.call<Rollout>("getRollout", { mesh: MESH, name: "db" }, tok)).state === RotationState.ROTATION_STATE_DONE, 15_000);
+    const after = await x.call<Secret>("getSecret", { mesh: MESH, name: "db" }, tok);
+    const other = user === "app_a" ? "app_b" : "app_a";
+    expect(text(after, "username")).toBe(other);
+    expect(await logsIn(other, text(after, "password"))).toBe(true);
+    expect(await logsIn(user, text(before, "password"))).toBe(false); // retired: NOLOGIN
+    expect(x.logs.join("\n")).not.toContain(text(after, "password"));
   }, 60_000);
 
   it("refuses bad configuration (INVALID_ARGUMENT), given credentials, and an admin secret of another tenant", async () => {

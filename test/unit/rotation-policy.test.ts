@@ -22,6 +22,17 @@ describe("rotation policy", () => {
     expect(isServerAnnotation("secretd.io/rotation-period")).toBe(false);
   });
 
+  it("when the rotator is postgres, then the policy needs no values to generate, and may not generate username or password (the rotator makes them)", () => {
+    const p = { "secretd.io/rotation-period": "720h", "secretd.io/rotation-rotator": "postgres" };
+    expect(parsePolicy(p)).toMatchObject({ periodMs: 720 * 3_600_000, generate: [], rotator: "postgres" });
+    expect(parsePolicy({ ...p, "secretd.io/rotation-generate": "apikey:40" })?.generate).toEqual([{ key: "apikey", length: 40, alphabet: "" }]);
+    for (const key of ["password", "username"]) {
+      expect(() => parsePolicy({ ...p, "secretd.io/rotation-generate": `${key}:32` })).toThrow(/rotation-generate.*must not name "(password|username)": the postgres rotator makes username and password itself/);
+    }
+    // Any other rotator still needs rotation-generate.
+    expect(() => parsePolicy({ "secretd.io/rotation-period": "1h", "secretd.io/rotation-rotator": "exec" })).toThrow(/rotation-generate.*is required/);
+  });
+
   it("when failures pile up, then the backoff doubles from 1m and stops at the period", () => {
     expect([1, 2, 3].map((n) => backoffMs(n, 3_600_000))).toEqual([60_000, 120_000, 240_000]);
     expect(backoffMs(30, 3_600_000)).toBe(3_600_000);
