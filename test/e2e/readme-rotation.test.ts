@@ -12,10 +12,9 @@ import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAIN, waitFor } from "../helpers/cli-process.js";
-import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const SLOW = 120_000;
@@ -99,18 +98,7 @@ async function run(script: string): Promise<string> {
   return sh.out() + sh.err();
 }
 
-async function loginWorks(user: string, password: string): Promise<boolean> {
-  const c = new pg.Client({ host: "127.0.0.1", port: cluster.port, database: "postgres", user, password });
-  c.on("error", () => undefined);
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+const loginWorks = (user: string, password: string): Promise<boolean> => logsIn(cluster.port, user, password);
 
 beforeAll(async () => {
   blocks = readmeBlocks();

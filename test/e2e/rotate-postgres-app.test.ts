@@ -21,7 +21,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Permission, Retire, RotationState, type Projection, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startCli, waitFor, type CliProcess } from "../helpers/cli-process.js";
-import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch } from "../helpers/watch.js";
 
@@ -96,17 +96,8 @@ function client(c: Credentials): pg.Client {
   return cl;
 }
 
-async function logsIn(c: Credentials): Promise<boolean> {
-  const cl = client(c);
-  try {
-    await cl.connect();
-    await cl.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await cl.end().catch(() => undefined);
-  }
+function logsIn(c: Credentials): Promise<boolean> {
+  return pgLogsIn(cluster.port, c.user, c.password);
 }
 
 async function canLogin(role: string): Promise<boolean> {

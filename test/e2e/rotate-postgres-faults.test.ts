@@ -19,7 +19,7 @@ import { Retire, RotationState, type ListAuditEventsResponse, type Rollout, type
 import { eventually } from "../conformance/storage-suite.js";
 import { runCli } from "../helpers/cli.js";
 import { callError } from "../helpers/errors.js";
-import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "m";
@@ -39,19 +39,7 @@ describe("postgres rotator: bad input and faults", () => {
     c.on("error", () => undefined);
     return c;
   };
-  const logsIn = async (user: string, password: string): Promise<boolean> => {
-    const c = new pg.Client({ host: "127.0.0.1", port: cluster.port, database: "postgres", user, password });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
+  const logsIn = (user: string, password: string): Promise<boolean> => pgLogsIn(cluster.port, user, password);
   const get = (name: string): Promise<Secret> => x.call<Secret>("getSecret", { mesh: MESH, name }, tok);
   const rollout = (name: string, version = 0): Promise<Rollout> => x.call<Rollout>("getRollout", { mesh: MESH, name, version }, tok);
   /** The stored current username/password logs in to the target. */

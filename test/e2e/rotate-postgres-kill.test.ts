@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Retire, RotationState, SecretServiceClient, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { eventually } from "../conformance/storage-suite.js";
 import { MAIN } from "../helpers/cli.js";
-import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
 import { unaryCall, type Method } from "../helpers/server.js";
 
 const MESH = "m";
@@ -55,19 +55,7 @@ describe("postgres rotator: a server killed mid-rotation", () => {
     return c;
   };
   const targetUrl = (): string => cluster.url;
-  const logsIn = async (user: string, password: string): Promise<boolean> => {
-    const c = new pg.Client({ host: "127.0.0.1", port: cluster.port, database: "postgres", user, password });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
+  const logsIn = (user: string, password: string): Promise<boolean> => pgLogsIn(cluster.port, user, password);
   /** Sessions of database `db` waiting on a lock while running a statement that starts with `prefix`. */
   let monitor: pg.Client;
   const waiting = async (db: string, prefix: string): Promise<number> => {

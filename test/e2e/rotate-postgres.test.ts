@@ -9,7 +9,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Permission, Retire, RotationState, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { eventually } from "../conformance/storage-suite.js";
-import { startPostgres, type PostgresCluster } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "m";
@@ -21,19 +21,7 @@ describe("postgres rotator", () => {
   let x: TestServer;
   let tok: string;
   const text = (s: Secret, k: string): string => Buffer.from(s.data[k] ?? []).toString();
-  const logsIn = async (user: string, password: string): Promise<boolean> => {
-    const c = new pg.Client({ host: "127.0.0.1", port: cluster.port, database: "postgres", user, password });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
+  const logsIn = (user: string, password: string): Promise<boolean> => pgLogsIn(cluster.port, user, password);
 
   beforeAll(async () => {
     cluster = await startPostgres({ passwords: true });

@@ -21,3 +21,18 @@ export async function createE2eDatabase(): Promise<string> {
   }
   return url.replace(/\/[^/]*$/, `/${name}`);
 }
+
+/** Whether `user` logs in with `password` to the `postgres` database of the cluster on 127.0.0.1:`port` and runs a query. */
+export async function logsIn(port: number, user: string, password: string): Promise<boolean> {
+  const c = new pg.Client({ host: "127.0.0.1", port, database: "postgres", user, password, connectionTimeoutMillis: 10_000 });
+  c.on("error", () => undefined);
+  try {
+    await c.connect();
+    await c.query("SELECT 1");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
