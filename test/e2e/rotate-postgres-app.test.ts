@@ -21,7 +21,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Permission, Retire, RotationState, type Projection, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { startCli, waitFor, type CliProcess } from "../helpers/cli-process.js";
-import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn, adminSecretData, createAlternatingRoles } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { openWatch } from "../helpers/watch.js";
 
@@ -183,13 +183,10 @@ async function rotate(retire: Retire, ackTimeoutSec: number | undefined, whileWa
 
 beforeAll(async () => {
   cluster = await startPostgres({ passwords: true });
-  const c = new pg.Client({ connectionString: cluster.url });
-  await c.connect();
-  await c.query("CREATE ROLE app_a LOGIN PASSWORD 'initial-a'; CREATE ROLE app_b NOLOGIN");
-  await c.end();
+  await createAlternatingRoles(cluster.url, "app", "initial-a");
   x = await startTestServer({ rotatorTimeout: "10s" });
   owner = await x.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
-  await x.call("createSecret", { mesh: MESH, name: "pgadmin", stringData: { host: "127.0.0.1", port: String(cluster.port), dbname: "postgres", username: "postgres", password: "unused" } }, owner);
+  await x.call("createSecret", { mesh: MESH, name: "pgadmin", stringData: adminSecretData(cluster.port) }, owner);
   await x.call("createSecret", { mesh: MESH, name: "db", stringData: { username: "app_a", password: "initial-a" }, annotations: { [ROLES]: "app_a,app_b", [ADMIN]: "pgadmin" } }, owner);
 
   work = mkdtempSync(path.join(os.tmpdir(), "secretd-rotapp-"));

@@ -19,7 +19,7 @@ import { Retire, RotationState, type ListAuditEventsResponse, type Rollout, type
 import { eventually } from "../conformance/storage-suite.js";
 import { runCli } from "../helpers/cli.js";
 import { callError } from "../helpers/errors.js";
-import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn, createAlternatingRoles, adminSecretData } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "m";
@@ -51,7 +51,7 @@ describe("postgres rotator: bad input and faults", () => {
   const pendingPassword = async (name: string): Promise<void> => {
     passwords.add(text(await x.call<Secret>("getSecret", { mesh: MESH, name, stage: "pending" }, tok), "password"));
   };
-  const adminData = (up: boolean): Record<string, string> => ({ host: "127.0.0.1", port: String(up ? cluster.port : closedPort), dbname: "postgres", username: "postgres", password: "unused" });
+  const adminData = (up: boolean): Record<string, string> => adminSecretData(up ? cluster.port : closedPort);
   /** An admin secret `name` to the target, or to a closed port (the target down). */
   const adminSecret = (name: string, up: boolean): Promise<Secret> => x.call<Secret>("createSecret", { mesh: MESH, name, stringData: adminData(up) }, tok);
   /** The target back: the admin secret points at it. */
@@ -61,12 +61,9 @@ describe("postgres rotator: bad input and faults", () => {
   };
   /** A secret rotated by the postgres rotator between roles `<p>_a` (current, LOGIN) and `<p>_b` (NOLOGIN). */
   const dbSecret = async (name: string, prefix: string, adminName: string): Promise<Secret> => {
-    const c = admin();
-    await c.connect();
     const initial = `initial-${prefix}-pw`;
     passwords.add(initial);
-    await c.query(`CREATE ROLE ${prefix}_a LOGIN PASSWORD '${initial}'; CREATE ROLE ${prefix}_b NOLOGIN`);
-    await c.end();
+    await createAlternatingRoles(cluster.url, prefix, initial);
     return x.call<Secret>("createSecret", { mesh: MESH, name, stringData: { username: `${prefix}_a`, password: initial }, annotations: { [ROLES]: `${prefix}_a,${prefix}_b`, [ADMIN]: adminName } }, tok);
   };
 

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Retire, RotationState, SecretServiceClient, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { eventually } from "../conformance/storage-suite.js";
 import { MAIN } from "../helpers/cli.js";
-import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn, adminSecretData, createAlternatingRoles } from "../helpers/postgres.js";
 import { unaryCall, type Method } from "../helpers/server.js";
 
 const MESH = "m";
@@ -124,12 +124,10 @@ describe("postgres rotator: a server killed mid-rotation", () => {
     storageUrl = await cluster.createDatabase();
     dataDir = mkdtempSync(path.join(os.tmpdir(), "secretd-rotkill-"));
     monitor = await session(targetUrl());
-    const c = await session(targetUrl());
-    await c.query("CREATE ROLE kill_a LOGIN PASSWORD 'initial-kill-a'; CREATE ROLE kill_b NOLOGIN");
-    await c.end();
+    await createAlternatingRoles(targetUrl(), "kill", "initial-kill-a");
     passwords.add("initial-kill-a");
     server = await startServe();
-    await s().call("createSecret", { mesh: MESH, name: "pgadmin", stringData: { host: "127.0.0.1", port: String(cluster.port), dbname: "postgres", username: "postgres", password: "unused" } });
+    await s().call("createSecret", { mesh: MESH, name: "pgadmin", stringData: adminSecretData(cluster.port) });
     await s().call("createSecret", {
       mesh: MESH,
       name: "db",

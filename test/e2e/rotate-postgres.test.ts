@@ -4,12 +4,11 @@
  * previous role NOLOGIN once retired, the stored current always logs in; bad config and
  * a cross-tenant admin secret refused; no password in any log line.
  */
-import pg from "pg";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Permission, Retire, RotationState, type Rollout, type Secret } from "../../src/gen/secrets/v1/secrets.js";
 import { eventually } from "../conformance/storage-suite.js";
-import { startPostgres, type PostgresCluster, logsIn as pgLogsIn } from "../helpers/postgres.js";
+import { startPostgres, type PostgresCluster, logsIn as pgLogsIn, adminSecretData, createAlternatingRoles } from "../helpers/postgres.js";
 import { codeOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 const MESH = "m";
@@ -25,13 +24,10 @@ describe("postgres rotator", () => {
 
   beforeAll(async () => {
     cluster = await startPostgres({ passwords: true });
-    const c = new pg.Client({ connectionString: cluster.url });
-    await c.connect();
-    await c.query("CREATE ROLE app_a LOGIN PASSWORD 'initial-a'; CREATE ROLE app_b NOLOGIN");
-    await c.end();
+    await createAlternatingRoles(cluster.url, "app", "initial-a");
     x = await startTestServer({ rotatorTimeout: "5s" });
     tok = await x.token({ tenant: "acme", sub: "olivia", roles: ["data-developer"] });
-    await x.call("createSecret", { mesh: MESH, name: "pgadmin", stringData: { host: "127.0.0.1", port: String(cluster.port), dbname: "postgres", username: "postgres", password: "unused" } }, tok);
+    await x.call("createSecret", { mesh: MESH, name: "pgadmin", stringData: adminSecretData(cluster.port) }, tok);
   }, 60_000);
   afterAll(async () => {
     await x?.stop();

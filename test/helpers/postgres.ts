@@ -36,3 +36,22 @@ export async function logsIn(port: number, user: string, password: string): Prom
     await c.end().catch(() => undefined);
   }
 }
+
+/**
+ * The alternating users a postgres rotator switches between, made in the cluster at `url`:
+ * `<prefix>_a` (LOGIN, password `initial`, the secret's first username) and `<prefix>_b` (NOLOGIN).
+ */
+export async function createAlternatingRoles(url: string, prefix: string, initial: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(`CREATE ROLE ${prefix}_a LOGIN PASSWORD '${initial}'; CREATE ROLE ${prefix}_b NOLOGIN`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The values of a postgres rotator's admin secret: the cluster's superuser on 127.0.0.1:`port` (its password unused: trust for postgres). */
+export function adminSecretData(port: number): Record<string, string> {
+  return { host: "127.0.0.1", port: String(port), dbname: "postgres", username: "postgres", password: "unused" };
+}
